@@ -1,0 +1,11 @@
+#!/usr/bin/env node
+// The `coffer` command: runs the compiled CLI (built by `npm ci` through the `prepare` script).
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const compiled = new URL('../dist/src/cli/main.js', import.meta.url);
+if (!existsSync(fileURLToPath(compiled))) {
+  process.stderr.write('coffer: not built yet; run `npm run build` (npm ci does it for you)\n');
+  process.exit(1);
+}
+await import(compiled.href);

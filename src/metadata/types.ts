@@ -1,0 +1,184 @@
+// The MetadataStore interface: the directory tree, blobs, upload sessions, users, grants, the audit log and the
+// schema version. Adapters: sqlite/ (embedded default) and mongo/ (production). One contract suite
+// (src/metadata/contract.case.ts) runs against both.
+//
+// Rules every adapter keeps (so MongoDB needs no multi-document transactions, DESIGN.md "Scale-out"):
+// - every method is a single-document atomic write or a read; no method writes two records;
+// - conditional writes (expectedVersion, fromState) are compare-and-set on one record;
+// - idempotent where stated, so a caller may retry after a crash or a timeout;
+// - errors are CofferError: NOT_FOUND, ALREADY_EXISTS (unique name per parent, blob id, audit seq),
+//   CONFLICT (version mismatch), UPLOAD_STATE (blob state mismatch), METADATA (store failure; retryable when transient).
+// The store holds no plaintext and no plaintext key: wrapped keys only, and it is not trusted (DESIGN.md).
+
+export const ROOT_ID = 'root';
+
+export type NodeType = 'dir' | 'file';
+
+/** A directory or file. The root has id ROOT_ID, parentId null and name ''. */
+export interface TreeNode {
+  id: string;
+  parentId: string | null;
+  name: string;
+  type: NodeType;
+  /** The committed blob a file points to; null for directories. */
+  blobId: string | null;
+  /** Plaintext size of the file's blob; 0 for directories. */
+  size: number;
+  owner: string;
+  createdAt: Date;
+  modifiedAt: Date;
+  /** Incremented by every update; used for compare-and-set. */
+  version: number;
+}
+
+export type BlobState = 'uploading' | 'committed' | 'deleting';
+
+/**
+ * How the blob's data key is held, as JSON. Opaque to the store. Examples:
+ * { scheme: 'keyfile', wrapped: <base64>, ... } or { scheme: 'kms', keyId, ciphertextBlob, encryptionContext }.
+ */
+export type KeyRecord = { scheme: string } & Record<string, unknown>;
+
+export interface BlobRecord {
+  /** 32 lowercase hex characters (16 random bytes), as in the chunk header. */
+  id: string;
+  state: BlobState;
+  owner: string;
+  keyGeneration: number;
+  keyRecord: KeyRecord;
+  /** Plaintext size; known at commit (null while uploading unless declared). */
+  size: number | null;
+  chunkCount: number | null;
+  /** SHA-256 (hex) of every sealed chunk file, by index; set at commit. */
+  chunkSha256: string[] | null;
+  createdAt: Date;
+  updatedAt: Date;
+  /** Free-form facts the vault keeps with the blob (e.g. the path it will be bound to at commit). */
+  attrs: Record<string, unknown>;
+}
+
+/** A chunk that is durable in the chunk store for an upload in progress. */
+export interface UploadChunkRecord {
+  blobId: string;
+  index: number;
+  plaintextLength: number;
+  final: boolean;
+  /** Size of the sealed chunk file. */
+  storedSize: number;
+  sha256: string;
+  createdAt: Date;
+}
+
+export interface User {
+  name: string;
+  createdAt: Date;
+  disabled: boolean;
+}
+
+export type Role = 'read' | 'write' | 'admin';
+
+export interface Grant {
+  nodeId: string;
+  user: string;
+  role: Role;
+  createdAt: Date;
+}
+
+/** One audit log entry. hash = SHA-256 over the canonical entry including prevHash (see src/vault/audit). */
+export interface AuditEntry {
+  seq: number;
+  at: Date;
+  actor: string;
+  action: string;
+  target: string;
+  details: Record<string, unknown>;
+  prevHash: string;
+  hash: string;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Pass as `after` to get the next page; null when there is none. */
+  next: string | null;
+}
+
+export interface MetadataStore {
+  readonly kind: 'sqlite' | 'mongo';
+
+  // ---- schema (used by migrations/) ----
+  /** Current schema version; 0 for a new, empty store. */
+  getSchemaVersion(): Promise<number>;
+
+  // ---- tree ----
+  getNode(id: string): Promise<TreeNode | null>;
+  getChild(parentId: string, name: string): Promise<TreeNode | null>;
+  /** Children ordered by name (byte order), names strictly greater than `after`; limit 1..10000. */
+  listChildren(parentId: string, options?: { after?: string; limit?: number }): Promise<Page<TreeNode>>;
+  hasChildren(parentId: string): Promise<boolean>;
+  /** Inserts a node. ALREADY_EXISTS if the id, or the name under the parent, is taken. */
+  insertNode(node: TreeNode): Promise<void>;
+  /**
+   * Compare-and-set update of one node: applies `patch` if its version is `expectedVersion`, bumping version
+   * and modifiedAt. CONFLICT on version mismatch, NOT_FOUND if absent, ALREADY_EXISTS on a name clash
+   * (move/rename). Returns the updated node.
+   */
+  updateNode(
+    id: string,
+    expectedVersion: number,
+    patch: Partial<Pick<TreeNode, 'parentId' | 'name' | 'blobId' | 'size' | 'owner'>>,
+  ): Promise<TreeNode>;
+  /** Deletes a node if its version matches (CONFLICT otherwise). Idempotent: absent is success. */
+  deleteNode(id: string, expectedVersion?: number): Promise<void>;
+  /** Every file node pointing at the blob (normally 0 or 1). */
+  findNodesByBlob(blobId: string): Promise<TreeNode[]>;
+
+  // ---- blobs ----
+  /** ALREADY_EXISTS if the id is taken. */
+  insertBlob(blob: BlobRecord): Promise<void>;
+  getBlob(id: string): Promise<BlobRecord | null>;
+  /**
+   * Compare-and-set on state: applies `patch` only if the blob is in `fromState` (UPLOAD_STATE otherwise,
+   * NOT_FOUND if absent). Idempotent when the patch's state equals the current state and fromState matches.
+   */
+  updateBlob(
+    id: string,
+    fromState: BlobState,
+    patch: Partial<Pick<BlobRecord, 'state' | 'size' | 'chunkCount' | 'chunkSha256' | 'keyRecord' | 'keyGeneration' | 'attrs'>>,
+  ): Promise<BlobRecord>;
+  /** Idempotent. */
+  deleteBlob(id: string): Promise<void>;
+  /** Blobs in `state` last updated before `updatedBefore`, oldest first (for GC). */
+  listBlobsByState(state: BlobState, updatedBefore: Date, limit: number): Promise<BlobRecord[]>;
+  /** All blobs ordered by id, ids strictly greater than `after` (for rewrap, backup, verify). */
+  listBlobs(options?: { after?: string; limit?: number }): Promise<Page<BlobRecord>>;
+
+  // ---- upload sessions ----
+  /** Records a durable chunk. Idempotent upsert on (blobId, index): the latest record wins. */
+  putUploadChunk(chunk: UploadChunkRecord): Promise<void>;
+  /** Ordered by index. */
+  listUploadChunks(blobId: string): Promise<UploadChunkRecord[]>;
+  /** Idempotent. */
+  deleteUploadChunks(blobId: string): Promise<void>;
+
+  // ---- users and grants ----
+  /** Idempotent: creating an existing user returns it unchanged. */
+  ensureUser(name: string): Promise<User>;
+  getUser(name: string): Promise<User | null>;
+  listUsers(): Promise<User[]>;
+  /** Upsert on (nodeId, user). */
+  putGrant(grant: Grant): Promise<void>;
+  /** Idempotent. */
+  deleteGrant(nodeId: string, user: string): Promise<void>;
+  /** Grants on any of the given nodes (for walking a path's ancestors in one query). */
+  listGrants(nodeIds: string[]): Promise<Grant[]>;
+
+  // ---- audit log (append-only) ----
+  /** Appends at entry.seq. ALREADY_EXISTS if that seq is taken (another writer won: re-read and retry). */
+  appendAudit(entry: AuditEntry): Promise<void>;
+  /** The entry with the highest seq, or null when the log is empty. */
+  lastAudit(): Promise<AuditEntry | null>;
+  /** Entries with seq > afterSeq, ascending. */
+  listAudit(afterSeq: number, limit: number): Promise<AuditEntry[]>;
+
+  close(): Promise<void>;
+}

@@ -1,0 +1,61 @@
+// The ChunkStore interface: where sealed chunk files live. Implementations: fs/ (local or any POSIX shared
+// filesystem) and, later, s3/. Every implementation runs the one contract suite in storage-backend/contract.case.ts.
+// A chunk store never sees plaintext or keys: it stores opaque sealed bytes and knows nothing of their format.
+import type { Readable } from 'node:stream';
+
+/** Identifies one chunk: blob id as 32 lowercase hex characters, index a u32. */
+export interface ChunkRef {
+  blobId: string;
+  index: number;
+}
+
+export interface PutOptions {
+  /** Refuse (PAYLOAD_TOO_LARGE) and leave nothing behind if the stream yields more than this many bytes. */
+  maxBytes?: number;
+  /** Refuse (CHUNK_MISMATCH) and leave nothing behind if the stream's total length differs. */
+  expectedSize?: number;
+  signal?: AbortSignal;
+}
+
+export interface PutResult {
+  /** Bytes stored. */
+  size: number;
+  /** SHA-256 of the stored bytes, lowercase hex. */
+  sha256: string;
+}
+
+export interface ChunkStat {
+  size: number;
+}
+
+/** Inclusive byte range, as in HTTP Range. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+/**
+ * Contract (checked by storage-backend/contract.case.ts):
+ * - put is atomic and durable: when it resolves, the whole chunk is on stable storage under its name; when it
+ *   rejects (bad stream, limit exceeded, abort, ENOSPC, crash), no partial chunk is visible under its name and
+ *   no temporary file is left behind (a crash may leave a temp file, which `sweepTemporary` removes).
+ *   Idempotent: putting the same bytes again succeeds; different bytes replace atomically (old or new, never mixed).
+ * - get returns the stored bytes (or the inclusive range); NOT_FOUND if absent (permanent).
+ * - delete and deleteBlob are idempotent: deleting what is absent succeeds.
+ * - Errors are CofferError: NOT_FOUND, NO_SPACE (permanent until space is freed), PAYLOAD_TOO_LARGE,
+ *   CHUNK_MISMATCH, INVALID_ARGUMENT (bad blob id / index), PATH_OUTSIDE_ROOT, INTERNAL (retryable when transient).
+ */
+export interface ChunkStore {
+  put(ref: ChunkRef, data: Readable | AsyncIterable<Uint8Array>, options?: PutOptions): Promise<PutResult>;
+  get(ref: ChunkRef, range?: ByteRange): Promise<Readable>;
+  stat(ref: ChunkRef): Promise<ChunkStat | null>;
+  delete(ref: ChunkRef): Promise<void>;
+  deleteBlob(blobId: string): Promise<void>;
+  /** Indices of the blob's stored chunks, ascending. Empty when the blob has none. */
+  list(blobId: string): Promise<number[]>;
+  /** Every blob id that has at least one chunk (order unspecified). For GC and backup. */
+  listBlobs(): AsyncIterable<string>;
+  /** Removes temporary files older than `olderThanMs` left by a crash. Returns how many were removed. */
+  sweepTemporary(olderThanMs: number): Promise<number>;
+  close(): Promise<void>;
+}
