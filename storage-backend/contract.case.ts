@@ -1,0 +1,351 @@
+// The ChunkStore conformance suite (after restic's internal/backend/test/suite.go and hono's common.case.test.ts):
+// every implementation calls runChunkStoreContract from its own *.test.ts with a factory for a fresh, empty
+// store. It checks the contract in types.ts only through the interface, so it runs unchanged against fs and S3.
+// "Nothing left behind" is checked as: stat is null / the old bytes remain, list and listBlobs do not show the
+// chunk, and sweepTemporary(0) finds no temporary file to remove.
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { CofferError, type ErrorCode } from '../src/errors.js';
+import type { ChunkRef, ChunkStore } from './types.js';
+
+export interface ChunkStoreFixture {
+  store: ChunkStore;
+  cleanup: () => Promise<void>;
+}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+export const newBlobId = (): string => randomBytes(16).toString('hex');
+export const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+/** Yields `data` in pieces of `size` bytes, as views into one buffer (non-zero byteOffset on purpose). */
+export async function* pieces(data: Uint8Array, size = 64 * KiB): AsyncGenerator<Uint8Array> {
+  for (let at = 0; at < data.byteLength; at += size) {
+    await Promise.resolve();
+    yield data.subarray(at, Math.min(at + size, data.byteLength));
+  }
+}
+
+/** Yields `good` bytes, then fails as a dropped connection would. */
+async function* failingHalfWay(good: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield* pieces(good);
+  throw new Error('connection reset by peer (simulated source failure)');
+}
+
+/** Yields `first`, then waits forever (until the consumer gives up). */
+async function* stallsAfter(first: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield first;
+  await new Promise(() => undefined);
+}
+
+export async function expectCode(p: Promise<unknown>, code: ErrorCode): Promise<CofferError> {
+  const e = await p.then(
+    () => null,
+    (err: unknown) => err,
+  );
+  expect(e, `expected a CofferError ${code}`).toBeInstanceOf(CofferError);
+  expect((e as CofferError).code).toBe(code);
+  return e as CofferError;
+}
+
+async function readAll(store: ChunkStore, ref: ChunkRef, range?: { start: number; end: number }): Promise<Buffer> {
+  return buffer(await store.get(ref, range));
+}
+
+async function collect(it: AsyncIterable<string>): Promise<string[]> {
+  const out: string[] = [];
+  for await (const x of it) out.push(x);
+  return out.sort();
+}
+
+/** Runs the ChunkStore contract against stores made by `makeStore` (one fresh, empty store per test). */
+export function runChunkStoreContract(name: string, makeStore: () => Promise<ChunkStoreFixture>): void {
+  describe(`ChunkStore contract: ${name}`, () => {
+    let store: ChunkStore;
+    let cleanup: () => Promise<void>;
+    beforeEach(async () => {
+      ({ store, cleanup } = await makeStore());
+    });
+    afterEach(async () => {
+      await store.close();
+      await cleanup();
+    });
+
+    /** Nothing of `ref` visible and no temp left; `previous` (if any) still intact under its name. */
+    async function expectLeftNothing(ref: ChunkRef, previous?: Buffer): Promise<void> {
+      if (previous === undefined) {
+        expect(await store.stat(ref)).toBeNull();
+        expect(await store.list(ref.blobId)).not.toContain(ref.index);
+        await expectCode(store.get(ref), 'NOT_FOUND');
+      } else {
+        expect(await readAll(store, ref)).toEqual(previous);
+      }
+      expect(await store.sweepTemporary(0)).toBe(0);
+    }
+
+    describe('put, get, stat', () => {
+      it('round-trips bytes and reports size and SHA-256', async () => {
+        const ref = { blobId: newBlobId(), index: 0 };
+        const data = randomBytes(300 * KiB + 17);
+        const res = await store.put(ref, pieces(data));
+        expect(res).toEqual({ size: data.byteLength, sha256: sha256(data) });
+        expect(await readAll(store, ref)).toEqual(data);
+        expect(await store.stat(ref)).toEqual({ size: data.byteLength });
+      });
+
+      it('stores a full-size sealed chunk (8 MiB + 64) sent as 64 KiB pieces', async () => {
+        const ref = { blobId: newBlobId(), index: 3 };
+        const data = randomBytes(8 * MiB + 64);
+        expect((await store.put(ref, pieces(data))).sha256).toBe(sha256(data));
+        expect(sha256(await readAll(store, ref))).toBe(sha256(data));
+      });
+
+      it('accepts a Readable, odd piece sizes and plain Uint8Arrays', async () => {
+        const data = randomBytes(200 * KiB + 3);
+        const a = { blobId: newBlobId(), index: 1 };
+        await store.put(a, Readable.from([data.subarray(0, 1), data.subarray(1, 100_001), data.subarray(100_001)]));
+        expect(await readAll(store, a)).toEqual(data);
+        const b = { blobId: newBlobId(), index: 2 };
+        await store.put(b, pieces(new Uint8Array(data), 12_345));
+        expect(await readAll(store, b)).toEqual(data);
+      });
+
+      it('stores an empty chunk', async () => {
+        const ref = { blobId: newBlobId(), index: 0 };
+        expect(await store.put(ref, pieces(new Uint8Array(0)))).toEqual({ size: 0, sha256: sha256(new Uint8Array(0)) });
+        expect(await store.stat(ref)).toEqual({ size: 0 });
+        expect((await readAll(store, ref)).byteLength).toBe(0);
+      });
+
+      it('reports an absent chunk: stat null, get NOT_FOUND', async () => {
+        const ref = { blobId: newBlobId(), index: 7 };
+        expect(await store.stat(ref)).toBeNull();
+        await expectCode(store.get(ref), 'NOT_FOUND');
+        await store.put({ blobId: ref.blobId, index: 0 }, pieces(randomBytes(10)));
+        expect(await store.stat(ref)).toBeNull(); // same blob, other index
+        await expectCode(store.get(ref), 'NOT_FOUND');
+      });
+
+      it('is idempotent: the same bytes again succeed with the same result', async () => {
+        const ref = { blobId: newBlobId(), index: 5 };
+        const data = randomBytes(70 * KiB);
+        const first = await store.put(ref, pieces(data));
+        expect(await store.put(ref, pieces(data))).toEqual(first);
+        expect(await store.list(ref.blobId)).toEqual([5]);
+        expect(await readAll(store, ref)).toEqual(data);
+      });
+
+      it('replaces a chunk with different bytes', async () => {
+        const ref = { blobId: newBlobId(), index: 0 };
+        await store.put(ref, pieces(randomBytes(100 * KiB)));
+        const next = randomBytes(3 * KiB);
+        expect((await store.put(ref, pieces(next))).size).toBe(next.byteLength);
+        expect(await readAll(store, ref)).toEqual(next);
+        expect(await store.stat(ref)).toEqual({ size: next.byteLength });
+      });
+    });
+
+    describe('ranges (inclusive, as HTTP Range)', () => {
+      const data = Buffer.from(Array.from({ length: 1000 }, (_, i) => i % 251));
+      let ref: ChunkRef;
+      beforeEach(async () => {
+        ref = { blobId: newBlobId(), index: 0 };
+        await store.put(ref, pieces(data, 100));
+      });
+
+      it('returns exactly the requested bytes', async () => {
+        expect(await readAll(store, ref, { start: 0, end: 0 })).toEqual(data.subarray(0, 1));
+        expect(await readAll(store, ref, { start: 1, end: 3 })).toEqual(data.subarray(1, 4));
+        expect(await readAll(store, ref, { start: 999, end: 999 })).toEqual(data.subarray(999));
+        expect(await readAll(store, ref, { start: 0, end: 999 })).toEqual(data);
+      });
+
+      it('clamps an end past the last byte', async () => {
+        expect(await readAll(store, ref, { start: 990, end: 5000 })).toEqual(data.subarray(990));
+      });
+
+      it('refuses a start at or past the end with RANGE_NOT_SATISFIABLE', async () => {
+        await expectCode(store.get(ref, { start: 1000, end: 1000 }), 'RANGE_NOT_SATISFIABLE');
+        const empty = { blobId: ref.blobId, index: 1 };
+        await store.put(empty, pieces(new Uint8Array(0)));
+        await expectCode(store.get(empty, { start: 0, end: 0 }), 'RANGE_NOT_SATISFIABLE');
+      });
+
+      it('refuses malformed ranges with INVALID_ARGUMENT', async () => {
+        for (const bad of [{ start: 5, end: 4 }, { start: -1, end: 3 }, { start: 0.5, end: 3 }, { start: 0, end: Number.NaN }]) {
+          await expectCode(store.get(ref, bad), 'INVALID_ARGUMENT');
+        }
+      });
+    });
+
+    describe('delete, deleteBlob, list, listBlobs', () => {
+      it('delete removes one chunk and is idempotent', async () => {
+        const blobId = newBlobId();
+        await store.put({ blobId, index: 0 }, pieces(randomBytes(10)));
+        const keep = randomBytes(20);
+        await store.put({ blobId, index: 1 }, pieces(keep));
+        await store.delete({ blobId, index: 0 });
+        expect(await store.stat({ blobId, index: 0 })).toBeNull();
+        await store.delete({ blobId, index: 0 });
+        await store.delete({ blobId: newBlobId(), index: 9 });
+        expect(await store.list(blobId)).toEqual([1]);
+        expect(await readAll(store, { blobId, index: 1 })).toEqual(keep);
+      });
+
+      it('deleteBlob removes every chunk of one blob only, idempotently', async () => {
+        const gone = newBlobId();
+        const kept = newBlobId();
+        for (const index of [0, 1, 2]) await store.put({ blobId: gone, index }, pieces(randomBytes(100)));
+        await store.put({ blobId: kept, index: 0 }, pieces(randomBytes(100)));
+        await store.deleteBlob(gone);
+        expect(await store.list(gone)).toEqual([]);
+        expect(await store.stat({ blobId: gone, index: 1 })).toBeNull();
+        await store.deleteBlob(gone);
+        await store.deleteBlob(newBlobId());
+        expect(await collect(store.listBlobs())).toEqual([kept]);
+        expect(await store.list(kept)).toEqual([0]);
+      });
+
+      it('list gives indices in ascending numeric order, [] for an unknown blob', async () => {
+        const blobId = newBlobId();
+        for (const index of [10, 2, 0xffff_ffff, 0, 256, 16]) await store.put({ blobId, index }, pieces(randomBytes(8)));
+        expect(await store.list(blobId)).toEqual([0, 2, 10, 16, 256, 0xffff_ffff]);
+        expect(await store.list(newBlobId())).toEqual([]);
+      });
+
+      it('listBlobs gives every blob with a chunk, and not one whose chunks were all deleted', async () => {
+        expect(await collect(store.listBlobs())).toEqual([]);
+        const ids = [newBlobId(), newBlobId(), newBlobId()];
+        for (const blobId of ids) await store.put({ blobId, index: 4 }, pieces(randomBytes(8)));
+        expect(await collect(store.listBlobs())).toEqual([...ids].sort());
+        await store.delete({ blobId: ids[0] as string, index: 4 });
+        expect(await collect(store.listBlobs())).toEqual(ids.slice(1).sort());
+      });
+    });
+
+    describe('refusals leave nothing behind', () => {
+      it('maxBytes: PAYLOAD_TOO_LARGE beyond the limit, accepted at it', async () => {
+        const ref = { blobId: newBlobId(), index: 0 };
+        const data = randomBytes(2 * MiB);
+        await expectCode(store.put(ref, pieces(data), { maxBytes: 1 * MiB }), 'PAYLOAD_TOO_LARGE');
+        await expectLeftNothing(ref);
+        expect((await store.put(ref, pieces(data), { maxBytes: data.byteLength })).size).toBe(data.byteLength);
+      });
+
+      it('maxBytes: a refused replacement keeps the old chunk', async () => {
+        const ref = { blobId: newBlobId(), index: 0 };
+        const old = randomBytes(1000);
+        await store.put(ref, pieces(old));
+        await expectCode(store.put(ref, pieces(randomBytes(5000)), { maxBytes: 4096 }), 'PAYLOAD_TOO_LARGE');
+        await expectLeftNothing(ref, old);
+      });
+
+      it('expectedSize: CHUNK_MISMATCH when shorter or longer, accepted when equal', async () => {
+        const ref = { blobId: newBlobId(), index: 1 };
+        const data = randomBytes(150 * KiB);
+        await expectCode(store.put(ref, pieces(data), { expectedSize: data.byteLength + 1 }), 'CHUNK_MISMATCH');
+        await expectLeftNothing(ref);
+        await expectCode(store.put(ref, pieces(data), { expectedSize: data.byteLength - 1 }), 'CHUNK_MISMATCH');
+        await expectLeftNothing(ref);
+        expect((await store.put(ref, pieces(data), { expectedSize: data.byteLength })).size).toBe(data.byteLength);
+      });
+
+      it('a source that fails half-way rejects and leaves nothing (old chunk kept)', async () => {
+        const ref = { blobId: newBlobId(), index: 2 };
+        await expect(store.put(ref, failingHalfWay(randomBytes(3 * MiB)))).rejects.toBeInstanceOf(CofferError);
+        await expectLeftNothing(ref);
+        const old = randomBytes(777);
+        await store.put(ref, pieces(old));
+        await expect(store.put(ref, failingHalfWay(randomBytes(2 * MiB)))).rejects.toBeInstanceOf(CofferError);
+        await expectLeftNothing(ref, old);
+      });
+
+      it('a Readable that errors half-way rejects and leaves nothing', async () => {
+        const ref = { blobId: newBlobId(), index: 0 };
+        const source = Readable.from(failingHalfWay(randomBytes(MiB)), { objectMode: false });
+        await expect(store.put(ref, source)).rejects.toBeInstanceOf(CofferError);
+        await expectLeftNothing(ref);
+      });
+
+      it('an already-aborted signal rejects with its reason and writes nothing', async () => {
+        const ref = { blobId: newBlobId(), index: 0 };
+        const reason = new Error('caller gave up');
+        await expect(store.put(ref, pieces(randomBytes(100)), { signal: AbortSignal.abort(reason) })).rejects.toBe(reason);
+        await expectLeftNothing(ref);
+      });
+
+      it('aborting mid-stream rejects promptly (even if the source stalls) and leaves nothing', async () => {
+        const ref = { blobId: newBlobId(), index: 0 };
+        const ctl = new AbortController();
+        const reason = new Error('client went away');
+        const put = store.put(ref, stallsAfter(randomBytes(3 * MiB)), { signal: ctl.signal });
+        setTimeout(() => ctl.abort(reason), 50);
+        await expect(put).rejects.toBe(reason);
+        await expectLeftNothing(ref);
+      });
+    });
+
+    it('stores many chunks put concurrently', async () => {
+      const blobs = [newBlobId(), newBlobId(), newBlobId(), newBlobId()];
+      const items = Array.from({ length: 64 }, (_, i) => ({
+        ref: { blobId: blobs[i % blobs.length] as string, index: Math.floor(i / blobs.length) },
+        data: randomBytes(1 + ((i * 7919) % (96 * KiB))),
+      }));
+      const results = await Promise.all(items.map(({ ref, data }) => store.put(ref, pieces(data, 16 * KiB))));
+      results.forEach((r, i) => expect(r.sha256).toBe(sha256((items[i] as (typeof items)[number]).data)));
+      for (const { ref, data } of items) expect(sha256(await readAll(store, ref))).toBe(sha256(data));
+      for (const blobId of blobs) expect(await store.list(blobId)).toEqual(Array.from({ length: 16 }, (_, i) => i));
+      expect(await collect(store.listBlobs())).toEqual([...blobs].sort());
+      expect(await store.sweepTemporary(0)).toBe(0);
+    });
+
+    describe('invalid arguments are refused with INVALID_ARGUMENT', () => {
+      const badIds: unknown[] = ['', 'ABCDEF0123456789ABCDEF0123456789', '0123456789abcdef0123456789abcde', '0123456789abcdef0123456789abcdef0',
+        '0123456789abcdef0123456789abcdeg', '../../../../../../../../etc/pass', '0123456789abcdef/123456789abcdef', 42, null, undefined];
+      const badIndices: unknown[] = [-1, 1.5, 2 ** 32, Number.NaN, Number.POSITIVE_INFINITY, '1', null];
+      const good = newBlobId();
+
+      it('bad blob ids, for every operation', async () => {
+        for (const blobId of badIds) {
+          const ref = { blobId, index: 0 } as unknown as ChunkRef;
+          await expectCode(store.put(ref, pieces(randomBytes(4))), 'INVALID_ARGUMENT');
+          await expectCode(store.get(ref), 'INVALID_ARGUMENT');
+          await expectCode(store.stat(ref), 'INVALID_ARGUMENT');
+          await expectCode(store.delete(ref), 'INVALID_ARGUMENT');
+          await expectCode(store.deleteBlob(blobId as string), 'INVALID_ARGUMENT');
+          await expectCode(store.list(blobId as string), 'INVALID_ARGUMENT');
+        }
+        expect(await collect(store.listBlobs())).toEqual([]);
+      });
+
+      it('bad indices, for every operation', async () => {
+        for (const index of badIndices) {
+          const ref = { blobId: good, index } as unknown as ChunkRef;
+          await expectCode(store.put(ref, pieces(randomBytes(4))), 'INVALID_ARGUMENT');
+          await expectCode(store.get(ref), 'INVALID_ARGUMENT');
+          await expectCode(store.stat(ref), 'INVALID_ARGUMENT');
+          await expectCode(store.delete(ref), 'INVALID_ARGUMENT');
+        }
+        expect(await store.list(good)).toEqual([]);
+      });
+
+      it('bad put options and sweep ages', async () => {
+        const ref = { blobId: good, index: 0 };
+        for (const options of [{ maxBytes: -1 }, { expectedSize: 1.5 }, { maxbytes: 10 }, { signal: 'no' }]) {
+          await expectCode(store.put(ref, pieces(randomBytes(4)), options as never), 'INVALID_ARGUMENT');
+        }
+        await expectCode(store.put(ref, 'not a stream' as never), 'INVALID_ARGUMENT');
+        await expectCode(store.sweepTemporary(-1), 'INVALID_ARGUMENT');
+        await expectLeftNothing(ref);
+      });
+    });
+
+    it('sweepTemporary on a clean store removes nothing', async () => {
+      await store.put({ blobId: newBlobId(), index: 0 }, pieces(randomBytes(10)));
+      expect(await store.sweepTemporary(0)).toBe(0);
+    });
+  });
+}

@@ -1,0 +1,236 @@
+// The filesystem ChunkStore: sealed chunks as files under one root on a local or POSIX shared filesystem
+// (NFS, Lustre, GPFS, CephFS). Layout and symlink refusal: ./layout.ts. Durable atomic writes: ./write-chunk.ts.
+// Every filesystem operation runs through one p-limit queue, so a burst of requests cannot open thousands of
+// files or flood libuv's thread pool. Contract: ../types.ts, checked by ../contract.case.ts.
+import { constants } from 'node:fs';
+import { open, readdir, rmdir, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import pLimit, { type LimitFunction } from 'p-limit';
+import { CofferError, ErrorCode } from '../../src/errors.js';
+import { assertBlobId, assertChunkRef, assertPutOptions, assertRange, assertSweepAge, chunkName, resolveRange } from '../ref.js';
+import type { ByteRange, ChunkRef, ChunkStat, ChunkStore, PutOptions, PutResult } from '../types.js';
+import { errnoOf, fsError } from './errors.js';
+import { fsyncDir, FsLayout, prepareRoot } from './layout.js';
+import { blobDirs, chunkIndices, sweepTemporaryFiles } from './walk.js';
+import { writeChunk } from './write-chunk.js';
+
+export interface FsChunkStoreOptions {
+  /** Directory holding `chunks/`; created if missing. A root that is a symbolic link is resolved once, at open. */
+  root: string;
+  /** Most filesystem operations in flight at once (default 8). */
+  concurrency?: number;
+  /** Re-read and re-hash each chunk after its fsync, before the rename (default false). */
+  verifyAfterWrite?: boolean;
+}
+
+const DEFAULT_CONCURRENCY = 8;
+const OPTION_KEYS = new Set(['root', 'concurrency', 'verifyAfterWrite']);
+
+/**
+ * Opens (creating if needed) a filesystem chunk store. Throws INVALID_ARGUMENT for bad or unknown options,
+ * PATH_OUTSIDE_ROOT if `<root>/chunks` is a symbolic link, NO_SPACE/INTERNAL if the root cannot be made.
+ */
+export async function openFsChunkStore(options: FsChunkStoreOptions): Promise<FsChunkStore> {
+  if (typeof options !== 'object' || options === null) {
+    throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'filesystem chunk store options must be an object');
+  }
+  for (const key of Object.keys(options)) {
+    if (!OPTION_KEYS.has(key)) throw new CofferError(ErrorCode.INVALID_ARGUMENT, `unknown filesystem chunk store option "${key}"`);
+  }
+  const { root, concurrency = DEFAULT_CONCURRENCY, verifyAfterWrite = false } = options;
+  if (typeof root !== 'string' || root.length === 0 || root.includes('\0')) {
+    throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'chunk store root must be a non-empty path');
+  }
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 1024) {
+    throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'concurrency must be an integer in [1, 1024]');
+  }
+  if (typeof verifyAfterWrite !== 'boolean') {
+    throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'verifyAfterWrite must be a boolean');
+  }
+  const layout = await prepareRoot(root);
+  return new FsChunkStore(layout, pLimit(concurrency), verifyAfterWrite);
+}
+
+export class FsChunkStore implements ChunkStore {
+  #closed = false;
+  readonly #inflight = new Set<Promise<unknown>>();
+
+  /** Use openFsChunkStore. */
+  constructor(
+    private readonly layout: FsLayout,
+    private readonly io: LimitFunction,
+    private readonly verifyAfterWrite: boolean,
+  ) {}
+
+  /** The canonical root directory (symbolic links resolved). */
+  get root(): string {
+    return this.layout.root;
+  }
+
+  /** Runs an operation unless closed, and remembers it so close() can wait for it. */
+  #track<T>(op: () => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(new CofferError(ErrorCode.UNAVAILABLE, 'the chunk store is closed'));
+    const p = op();
+    this.#inflight.add(p);
+    const forget = (): void => {
+      this.#inflight.delete(p);
+    };
+    p.then(forget, forget);
+    return p;
+  }
+
+  put(ref: ChunkRef, data: Readable | AsyncIterable<Uint8Array>, options?: PutOptions): Promise<PutResult> {
+    return this.#track(async () => {
+      assertChunkRef(ref);
+      assertPutOptions(options);
+      if (typeof (data as Partial<AsyncIterable<Uint8Array>> | null)?.[Symbol.asyncIterator] !== 'function') {
+        throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'chunk data must be a Readable or an AsyncIterable<Uint8Array>');
+      }
+      options?.signal?.throwIfAborted();
+      const dir = await this.layout.ensureBlobDir(ref.blobId);
+      return writeChunk({
+        root: this.layout.root,
+        dir,
+        finalName: chunkName(ref.index),
+        tempName: FsLayout.tempName(ref.index),
+        what: `chunk ${ref.blobId}/${chunkName(ref.index)}`,
+        data,
+        maxBytes: options?.maxBytes,
+        expectedSize: options?.expectedSize,
+        signal: options?.signal,
+        verifyAfterWrite: this.verifyAfterWrite,
+        io: this.io,
+      });
+    });
+  }
+
+  get(ref: ChunkRef, range?: ByteRange): Promise<Readable> {
+    return this.#track(async () => {
+      assertChunkRef(ref);
+      if (range !== undefined) assertRange(range);
+      const path = await this.#chunkPath(ref);
+      const handle = await this.io(() => open(path, constants.O_RDONLY | constants.O_NOFOLLOW)).catch((e: unknown) => {
+        throw this.#readError(e, ref, path);
+      });
+      try {
+        const st = await this.io(() => handle.stat());
+        if (!st.isFile()) throw new CofferError(ErrorCode.INTERNAL, `${path} is not a regular file`);
+        const span = range === undefined ? undefined : resolveRange(range, st.size);
+        // the open handle pins this version of the chunk even if a put replaces it while it is read
+        return handle.createReadStream(span === undefined ? {} : { start: span.start, end: span.end });
+      } catch (e) {
+        await handle.close().catch(() => undefined);
+        throw fsError(e, `reading ${path}`, this.layout.root);
+      }
+    });
+  }
+
+  stat(ref: ChunkRef): Promise<ChunkStat | null> {
+    return this.#track(async () => {
+      assertChunkRef(ref);
+      let handle;
+      try {
+        const path = await this.#chunkPath(ref);
+        handle = await this.io(() => open(path, constants.O_RDONLY | constants.O_NOFOLLOW));
+        const h = handle;
+        const st = await this.io(() => h.stat());
+        return { size: st.size };
+      } catch (e) {
+        if (e instanceof CofferError && e.code === ErrorCode.NOT_FOUND) return null;
+        if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR') return null;
+        throw fsError(e, `inspecting chunk ${ref.blobId}/${chunkName(ref.index)}`, this.layout.root);
+      } finally {
+        await handle?.close().catch(() => undefined);
+      }
+    });
+  }
+
+  delete(ref: ChunkRef): Promise<void> {
+    return this.#track(async () => {
+      assertChunkRef(ref);
+      const dir = await this.layout.existingBlobDir(ref.blobId);
+      if (dir === null) return;
+      const path = join(dir, chunkName(ref.index));
+      try {
+        await this.io(() => unlink(path)); // unlink never follows a symbolic link
+      } catch (e) {
+        if (errnoOf(e) === 'ENOENT') return;
+        throw fsError(e, `deleting ${path}`, this.layout.root);
+      }
+      await this.io(() => fsyncDir(dir, this.layout.root));
+    });
+  }
+
+  deleteBlob(blobId: string): Promise<void> {
+    return this.#track(async () => {
+      assertBlobId(blobId);
+      const dir = await this.layout.existingBlobDir(blobId);
+      if (dir === null) return;
+      const entries = await this.io(() => readdir(dir)).catch((e: unknown) => {
+        if (errnoOf(e) === 'ENOENT') return [];
+        throw fsError(e, `listing ${dir}`, this.layout.root);
+      });
+      // chunk files and temp files alike: the blob is going away (a put racing with this may lose its temp)
+      for (const name of entries) {
+        await this.io(() => unlink(join(dir, name))).catch((e: unknown) => {
+          if (errnoOf(e) !== 'ENOENT') throw fsError(e, `deleting ${join(dir, name)}`, this.layout.root);
+        });
+      }
+      try {
+        await this.io(() => rmdir(dir));
+      } catch (e) {
+        // ENOTEMPTY: a concurrent put added a chunk after we listed; that chunk stays, as if put came later
+        if (errnoOf(e) !== 'ENOENT' && errnoOf(e) !== 'ENOTEMPTY') throw fsError(e, `removing ${dir}`, this.layout.root);
+      }
+      await this.io(() => fsyncDir(dirname(dir), this.layout.root));
+    });
+  }
+
+  list(blobId: string): Promise<number[]> {
+    return this.#track(async () => {
+      assertBlobId(blobId);
+      const dir = await this.layout.existingBlobDir(blobId);
+      return dir === null ? [] : chunkIndices(dir, this.io, this.layout.root);
+    });
+  }
+
+  async *listBlobs(): AsyncIterable<string> {
+    if (this.#closed) throw new CofferError(ErrorCode.UNAVAILABLE, 'the chunk store is closed');
+    for await (const [blobId, dir] of blobDirs(this.layout, this.io)) {
+      if ((await chunkIndices(dir, this.io, this.layout.root)).length > 0) yield blobId;
+    }
+  }
+
+  sweepTemporary(olderThanMs: number): Promise<number> {
+    return this.#track(async () => {
+      assertSweepAge(olderThanMs);
+      return sweepTemporaryFiles(this.layout, this.io, olderThanMs);
+    });
+  }
+
+  /** Refuses new operations (UNAVAILABLE) and waits for those in flight. Idempotent. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.allSettled([...this.#inflight]);
+  }
+
+  /** The chunk's path, its directory checked; NOT_FOUND when the blob has no directory. */
+  async #chunkPath(ref: ChunkRef): Promise<string> {
+    const dir = await this.layout.existingBlobDir(ref.blobId);
+    if (dir === null) throw this.#notFound(ref);
+    return join(dir, chunkName(ref.index));
+  }
+
+  #notFound(ref: ChunkRef): CofferError {
+    return new CofferError(ErrorCode.NOT_FOUND, `chunk ${ref.blobId}/${chunkName(ref.index)} not found`, {
+      details: { blobId: ref.blobId, index: ref.index },
+    });
+  }
+
+  #readError(e: unknown, ref: ChunkRef, path: string): CofferError {
+    const errno = errnoOf(e);
+    if (errno === 'ENOENT' || errno === 'ENOTDIR') return this.#notFound(ref);
+    return fsError(e, `opening ${path}`, this.layout.root);
+  }
+}

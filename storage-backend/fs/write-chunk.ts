@@ -1,0 +1,210 @@
+// The write path of the filesystem chunk store: stream the chunk into a temporary file beside its final
+// name, hashing (SHA-256) as the bytes arrive, with large buffered writes (two buffers, so the next one fills
+// while the previous one is being written); then fsync the file once, optionally re-read and re-hash it,
+// rename it over the final name and fsync the directory. Any failure before the rename removes the temp
+// file, so a chunk name only ever shows a complete chunk (the old one or the new one, never a mix).
+import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import type { LimitFunction } from 'p-limit';
+import { CofferError, ErrorCode } from '../../src/errors.js';
+import type { PutResult } from '../types.js';
+import { fsError } from './errors.js';
+import { fsyncDir } from './layout.js';
+
+/** Size of each write(2). Pieces arrive as ~64 KiB from HTTP; 1 MiB writes keep syscalls and fs work low. */
+export const WRITE_BUFFER_BYTES = 1024 * 1024;
+const FILE_MODE = 0o600;
+
+export interface WriteChunkJob {
+  root: string;
+  dir: string;
+  finalName: string;
+  tempName: string;
+  /** Human description for messages, e.g. "chunk <blob>/<index>". */
+  what: string;
+  data: Readable | AsyncIterable<Uint8Array>;
+  maxBytes: number | undefined;
+  expectedSize: number | undefined;
+  signal: AbortSignal | undefined;
+  verifyAfterWrite: boolean;
+  /** Bounds concurrent filesystem operations (shared by the whole store). */
+  io: LimitFunction;
+}
+
+/** Runs the job. Throws CofferError (NO_SPACE, PAYLOAD_TOO_LARGE, CHUNK_MISMATCH, INTEGRITY, INTERNAL) or signal.reason. */
+export async function writeChunk(job: WriteChunkJob): Promise<PutResult> {
+  const { io, root } = job;
+  const tempPath = join(job.dir, job.tempName);
+  const finalPath = join(job.dir, job.finalName);
+  job.signal?.throwIfAborted();
+  let handle: FileHandle | undefined;
+  let renamed = false;
+  try {
+    const flags = constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+    handle = await io(() => open(tempPath, flags, FILE_MODE));
+    const fh = handle;
+    const { size, sha256 } = await streamInto(fh, job);
+    job.signal?.throwIfAborted();
+    await io(() => fh.sync());
+    // cheap check always; the read-back only when asked (it costs a page-cache read and a second hash)
+    const st = await io(() => fh.stat());
+    if (st.size !== size) {
+      throw new CofferError(ErrorCode.INTEGRITY, `${job.what}: wrote ${size} bytes but the file holds ${st.size}`);
+    }
+    if (job.verifyAfterWrite) await verifyReadBack(fh, size, sha256, job);
+    handle = undefined;
+    await io(() => fh.close());
+    job.signal?.throwIfAborted();
+    await io(() => rename(tempPath, finalPath));
+    renamed = true;
+    await io(() => fsyncDir(job.dir, root));
+    return { size, sha256 };
+  } catch (e) {
+    await handle?.close().catch(() => undefined);
+    if (!renamed) {
+      // best effort: if even this fails, sweepTemporary removes the file later; the original error matters more
+      await unlink(tempPath).catch(() => undefined);
+    }
+    if (job.signal?.aborted && e === job.signal.reason) throw e;
+    throw fsError(e, `writing ${job.what}`, root);
+  }
+}
+
+/** Copies the stream into the file through two alternating buffers; returns the total size and SHA-256. */
+async function streamInto(fh: FileHandle, job: WriteChunkJob): Promise<PutResult> {
+  const hash = createHash('sha256');
+  const buffers = [Buffer.allocUnsafeSlow(WRITE_BUFFER_BYTES), Buffer.allocUnsafeSlow(WRITE_BUFFER_BYTES)];
+  let current = 0;
+  let fill = 0;
+  let position = 0; // file offset of buffers[current][0]
+  let pending: Promise<void> = Promise.resolve();
+  let total = 0;
+  const flush = async (): Promise<void> => {
+    await pending; // the other buffer must be on its way to disk before we reuse anything
+    const buf = buffers[current] as Buffer;
+    const len = fill;
+    const at = position;
+    pending = job.io(() => writeAll(fh, buf, len, at));
+    pending.catch(() => undefined); // observed by the next flush or the final await
+    position += len;
+    current ^= 1;
+    fill = 0;
+  };
+  const it = job.data[Symbol.asyncIterator]();
+  let finished = false;
+  try {
+    for (;;) {
+      const step = await nextPiece(it, job.signal, job.what);
+      if (step.done === true) break;
+      const piece: unknown = step.value;
+      if (!(piece instanceof Uint8Array)) {
+        throw new CofferError(ErrorCode.INVALID_ARGUMENT, `${job.what}: chunk data must be bytes, got ${typeof piece}`);
+      }
+      total += piece.byteLength;
+      if (job.maxBytes !== undefined && total > job.maxBytes) {
+        throw new CofferError(ErrorCode.PAYLOAD_TOO_LARGE, `${job.what} is larger than the limit of ${job.maxBytes} bytes`, {
+          details: { maxBytes: job.maxBytes },
+        });
+      }
+      if (job.expectedSize !== undefined && total > job.expectedSize) {
+        throw sizeMismatch(job, total, 'more than');
+      }
+      hash.update(piece);
+      let offset = 0;
+      while (offset < piece.byteLength) {
+        const buf = buffers[current] as Buffer;
+        const n = Math.min(piece.byteLength - offset, buf.byteLength - fill);
+        buf.set(piece.subarray(offset, offset + n), fill);
+        fill += n;
+        offset += n;
+        if (fill === buf.byteLength) await flush();
+      }
+    }
+    finished = true;
+  } finally {
+    if (!finished) stopSource(job.data, it);
+    await pending.catch(() => undefined);
+  }
+  if (fill > 0) await flush();
+  await pending;
+  if (job.expectedSize !== undefined && total !== job.expectedSize) throw sizeMismatch(job, total, 'only');
+  return { size: total, sha256: hash.digest('hex') };
+}
+
+function sizeMismatch(job: WriteChunkJob, total: number, how: string): CofferError {
+  return new CofferError(ErrorCode.CHUNK_MISMATCH, `${job.what}: the data has ${how} ${total} bytes, expected ${job.expectedSize}`, {
+    details: { expectedSize: job.expectedSize, received: total },
+  });
+}
+
+/** write(2) until every byte is written: a short write (e.g. at RLIMIT_FSIZE) is continued, so its error surfaces. */
+async function writeAll(fh: FileHandle, buf: Buffer, len: number, position: number): Promise<void> {
+  let done = 0;
+  while (done < len) {
+    const { bytesWritten } = await fh.write(buf, done, len - done, position + done);
+    if (bytesWritten <= 0) throw new CofferError(ErrorCode.INTERNAL, 'write(2) made no progress', { retryable: true });
+    done += bytesWritten;
+  }
+}
+
+/** The next piece of the source, or signal.reason as soon as the signal fires (even if the source stalls). */
+function nextPiece(it: AsyncIterator<unknown>, signal: AbortSignal | undefined, what: string): Promise<IteratorResult<unknown>> {
+  const wrap = (e: unknown): never => {
+    if (e instanceof CofferError) throw e;
+    throw new CofferError(ErrorCode.INTERNAL, `${what}: reading the chunk data failed: ${e instanceof Error ? e.message : String(e)}`, {
+      cause: e,
+    });
+  };
+  if (signal === undefined) return it.next().catch(wrap);
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolveStep, rejectStep) => {
+    const onAbort = (): void => rejectStep(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    it.next().then(
+      (step) => {
+        signal.removeEventListener('abort', onAbort);
+        resolveStep(step);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        try {
+          wrap(e);
+        } catch (wrapped) {
+          rejectStep(wrapped);
+        }
+      },
+    );
+  });
+}
+
+/** We stopped early: release the source without waiting for it (it may be stalled). */
+function stopSource(data: Readable | AsyncIterable<Uint8Array>, it: AsyncIterator<unknown>): void {
+  if (data instanceof Readable) {
+    data.destroy();
+    return;
+  }
+  void Promise.resolve()
+    .then(() => it.return?.())
+    .catch(() => undefined);
+}
+
+async function verifyReadBack(fh: FileHandle, size: number, sha256: string, job: WriteChunkJob): Promise<void> {
+  const hash = createHash('sha256');
+  const buf = Buffer.allocUnsafeSlow(Math.min(WRITE_BUFFER_BYTES, Math.max(size, 1)));
+  let position = 0;
+  while (position < size) {
+    const { bytesRead } = await job.io(() => fh.read(buf, 0, Math.min(buf.byteLength, size - position), position));
+    if (bytesRead === 0) break;
+    hash.update(buf.subarray(0, bytesRead));
+    position += bytesRead;
+  }
+  const again = hash.digest('hex');
+  if (position !== size || again !== sha256) {
+    throw new CofferError(ErrorCode.INTEGRITY, `${job.what}: the bytes read back after writing differ from those written`, {
+      details: { written: sha256, readBack: again },
+    });
+  }
+}
