@@ -1,0 +1,140 @@
+// Sealing and opening one chunk (format v1, DESIGN.md "Chunk format v1"): AES-256-GCM under the blob's DEK,
+// IV = a fresh 96-bit random nonce made here, AAD = the whole 48-byte header. Uses Node's crypto (OpenSSL,
+// AES-NI) in a single pass; the output buffer header ‖ ciphertext ‖ tag is allocated once.
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { CofferError, ErrorCode } from '../errors.js';
+import {
+  CHUNK_SIZE, DEK_SIZE, HEADER_SIZE, MAX_SEALED_SIZE, NONCE_SIZE, TAG_SIZE,
+  decodeChunkHeader, encodeChunkHeaderInto, sealedSize, type ChunkHeader,
+} from './chunk-header.js';
+import { assertTestVectorMode } from './test-only.js';
+
+/** Which chunk of which blob is being sealed. */
+export interface SealParams {
+  blobId: Uint8Array;
+  index: number;
+  keyGeneration: number;
+  final: boolean;
+}
+
+/** What the reader expects the chunk to be (from the blob's manifest). Every given field is checked. */
+export interface OpenExpectation {
+  blobId: Uint8Array;
+  index: number;
+  keyGeneration: number;
+  final?: boolean;
+  plaintextLength?: number;
+}
+
+// Node's Cipher.update has no "into" form, so ciphertext is produced in slices and copied into the output;
+// slicing bounds the transient memory to one slice instead of a second 8 MiB buffer.
+const SLICE = 1024 * 1024;
+
+/** Throws KEY_INVALID unless `dek` is a 32-byte Uint8Array. */
+export function checkDek(dek: Uint8Array): void {
+  if (!(dek instanceof Uint8Array) || dek.length !== DEK_SIZE) {
+    throw new CofferError(ErrorCode.KEY_INVALID, `data key must be ${DEK_SIZE} bytes`);
+  }
+}
+
+function seal(dek: Uint8Array, params: SealParams, plaintext: Uint8Array, nonce: Uint8Array): Uint8Array {
+  checkDek(dek);
+  if (!(plaintext instanceof Uint8Array)) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'plaintext must be a Uint8Array');
+  if (plaintext.length > CHUNK_SIZE) {
+    throw new CofferError(ErrorCode.INVALID_ARGUMENT, `chunk plaintext of ${plaintext.length} bytes exceeds ${CHUNK_SIZE}`);
+  }
+  const header: ChunkHeader = { ...params, plaintextLength: plaintext.length, nonce };
+  // allocUnsafe is safe here: header, ciphertext and tag together overwrite every byte.
+  const out = Buffer.allocUnsafe(sealedSize(plaintext.length));
+  try {
+    encodeChunkHeaderInto(header, out);
+  } catch (e) {
+    // A header that no reader would accept is the caller's mistake, not a corrupt chunk.
+    if (e instanceof CofferError) throw new CofferError(ErrorCode.INVALID_ARGUMENT, e.message, { cause: e });
+    throw e;
+  }
+  const cipher = createCipheriv('aes-256-gcm', dek, nonce, { authTagLength: TAG_SIZE });
+  cipher.setAAD(out.subarray(0, HEADER_SIZE));
+  let pos = HEADER_SIZE;
+  for (let off = 0; off < plaintext.length; off += SLICE) {
+    const part = cipher.update(plaintext.subarray(off, Math.min(off + SLICE, plaintext.length)));
+    out.set(part, pos);
+    pos += part.length;
+  }
+  const rest = cipher.final(); // empty for GCM, kept for correctness
+  out.set(rest, pos);
+  pos += rest.length;
+  out.set(cipher.getAuthTag(), pos);
+  return out;
+}
+
+/**
+ * Seals one chunk with a fresh random nonce. Returns header ‖ ciphertext ‖ tag.
+ * Throws KEY_INVALID (DEK not 32 bytes), INVALID_ARGUMENT (plaintext over 8 MiB, a non-final chunk that is
+ * not exactly 8 MiB, an empty chunk other than chunk 0, bad blob id, index or key generation).
+ */
+export async function sealChunk(dek: Uint8Array, params: SealParams, plaintext: Uint8Array): Promise<Uint8Array> {
+  return seal(dek, params, plaintext, randomBytes(NONCE_SIZE));
+}
+
+/**
+ * Test vectors only: seals with a caller-chosen nonce. Refuses (INTERNAL) outside vitest and the vector
+ * generator; not exported from the package entry. Never use a nonce twice under one key.
+ */
+export function sealChunkWithFixedNonceForTestVectors(
+  dek: Uint8Array, params: SealParams, plaintext: Uint8Array, nonce: Uint8Array,
+): Uint8Array {
+  assertTestVectorMode('sealChunkWithFixedNonceForTestVectors');
+  return seal(dek, params, plaintext, nonce);
+}
+
+function mismatch(field: string, expected: unknown, found: unknown): CofferError {
+  return new CofferError(ErrorCode.CHUNK_MISMATCH, `chunk ${field} is ${String(found)}, expected ${String(expected)}`, {
+    details: { field },
+  });
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0;
+}
+
+/**
+ * Opens one sealed chunk and returns its plaintext, only after the tag verified.
+ * Order of checks: lengths, header format, header fields against `expect`, then the tag.
+ * Throws KEY_INVALID (DEK not 32 bytes), CHUNK_FORMAT (too short/long, bad magic, version, reserved bits,
+ * flags, or a size that disagrees with the header's length), CHUNK_MISMATCH (blob id, index, key generation,
+ * FINAL or length differ from `expect`), CHUNK_AUTH_FAILED (tag did not verify: wrong key or altered bytes).
+ */
+export async function openChunk(dek: Uint8Array, sealed: Uint8Array, expect: OpenExpectation): Promise<Uint8Array> {
+  checkDek(dek);
+  if (!(sealed instanceof Uint8Array)) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'sealed chunk must be a Uint8Array');
+  if (sealed.length < HEADER_SIZE + TAG_SIZE || sealed.length > MAX_SEALED_SIZE) {
+    throw new CofferError(ErrorCode.CHUNK_FORMAT, `sealed chunk of ${sealed.length} bytes is outside ${HEADER_SIZE + TAG_SIZE}..${MAX_SEALED_SIZE}`);
+  }
+  const h = decodeChunkHeader(sealed);
+  if (sealed.length !== sealedSize(h.plaintextLength)) {
+    throw new CofferError(ErrorCode.CHUNK_FORMAT, `sealed chunk is ${sealed.length} bytes but its header says ${sealedSize(h.plaintextLength)}`);
+  }
+  if (!sameBytes(h.blobId, expect.blobId)) {
+    throw mismatch('blob id', Buffer.from(expect.blobId).toString('hex'), Buffer.from(h.blobId).toString('hex'));
+  }
+  if (h.index !== expect.index) throw mismatch('index', expect.index, h.index);
+  if (h.keyGeneration !== expect.keyGeneration) throw mismatch('key generation', expect.keyGeneration, h.keyGeneration);
+  if (expect.final !== undefined && h.final !== expect.final) throw mismatch('FINAL flag', expect.final, h.final);
+  if (expect.plaintextLength !== undefined && h.plaintextLength !== expect.plaintextLength) {
+    throw mismatch('plaintext length', expect.plaintextLength, h.plaintextLength);
+  }
+  const tagStart = sealed.length - TAG_SIZE;
+  const decipher = createDecipheriv('aes-256-gcm', dek, h.nonce, { authTagLength: TAG_SIZE });
+  decipher.setAAD(sealed.subarray(0, HEADER_SIZE));
+  decipher.setAuthTag(sealed.subarray(tagStart));
+  // This buffer holds unauthenticated plaintext until final() verifies the tag; it is wiped on failure.
+  const plaintext = decipher.update(sealed.subarray(HEADER_SIZE, tagStart));
+  try {
+    decipher.final();
+  } catch (e) {
+    plaintext.fill(0);
+    throw new CofferError(ErrorCode.CHUNK_AUTH_FAILED, `chunk ${h.index}: authentication tag did not verify (wrong key or altered chunk)`, { cause: e });
+  }
+  return plaintext;
+}

@@ -1,0 +1,149 @@
+// Streaming chunker: cuts any byte stream into 8 MiB chunks and seals them (sealStream), and opens a blob's
+// sealed chunks back into plaintext while checking them against the manifest (openStream).
+// Memory stays bounded: sealStream holds at most two 8 MiB plaintext buffers (the chunk being filled and one
+// full chunk waiting for look-ahead, because FINAL can only be set once the source has ended) plus the
+// sealed chunk being handed out; openStream holds one chunk at a time.
+import { CofferError, ErrorCode } from '../errors.js';
+import { BLOB_ID_SIZE, CHUNK_SIZE, MAX_U32, expectedChunkLayout } from './chunk-header.js';
+import { checkDek, openChunk, sealChunk } from './chunk.js';
+
+export interface SealedChunk {
+  index: number;
+  final: boolean;
+  plaintextLength: number;
+  /** header ‖ ciphertext ‖ tag, ready to store as the chunk file. */
+  bytes: Uint8Array;
+}
+
+export interface SealStreamParams {
+  blobId: Uint8Array;
+  keyGeneration: number;
+}
+
+/** What the blob's metadata says about it; the chunks are checked against every field. */
+export interface BlobManifest {
+  blobId: Uint8Array;
+  keyGeneration: number;
+  chunkCount: number;
+  /** Plaintext size in bytes. */
+  size: number;
+}
+
+/** Open only chunks firstIndex..lastIndex (inclusive) of the blob, e.g. for an HTTP Range request. */
+export interface OpenStreamOptions {
+  firstIndex?: number;
+  lastIndex?: number;
+}
+
+function checkBlobParams(blobId: Uint8Array, keyGeneration: number): void {
+  if (!(blobId instanceof Uint8Array) || blobId.length !== BLOB_ID_SIZE) {
+    throw new CofferError(ErrorCode.INVALID_ARGUMENT, `blob id must be ${BLOB_ID_SIZE} bytes`);
+  }
+  if (!Number.isInteger(keyGeneration) || keyGeneration < 0 || keyGeneration > MAX_U32) {
+    throw new CofferError(ErrorCode.INVALID_ARGUMENT, `key generation ${keyGeneration} is not a u32`);
+  }
+}
+
+/**
+ * Seals a byte stream (pieces of any size, including empty ones) as the chunks of one blob, in index order.
+ * An empty stream gives exactly one empty FINAL chunk. Chunks are sealed lazily as the consumer pulls.
+ * Throws (synchronously) KEY_INVALID for a bad DEK and INVALID_ARGUMENT for a bad blob id or key generation;
+ * the iteration throws INVALID_ARGUMENT if the source yields something that is not a Uint8Array, and
+ * passes on the source's own errors.
+ */
+export function sealStream(
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, dek: Uint8Array, params: SealStreamParams,
+): AsyncIterable<SealedChunk> {
+  checkDek(dek);
+  checkBlobParams(params.blobId, params.keyGeneration);
+  const { blobId, keyGeneration } = params;
+
+  async function sealOne(plaintext: Uint8Array, index: number, final: boolean): Promise<SealedChunk> {
+    const bytes = await sealChunk(dek, { blobId, index, keyGeneration, final }, plaintext);
+    return { index, final, plaintextLength: plaintext.length, bytes };
+  }
+
+  return (async function* seal(): AsyncGenerator<SealedChunk> {
+    let fill: Buffer = Buffer.allocUnsafe(CHUNK_SIZE);
+    let used = 0;
+    let pending: Buffer | null = null; // a full chunk; final or not depends on whether any byte follows
+    let spare: Buffer | null = null; // a buffer whose chunk has been sealed, reused to avoid reallocation
+    let index = 0;
+    for await (const piece of source) {
+      if (!(piece instanceof Uint8Array)) {
+        throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'sealStream source must yield Uint8Array pieces');
+      }
+      let off = 0;
+      while (off < piece.length) {
+        if (pending !== null) {
+          // At least one more byte exists, so the pending chunk is not the last.
+          yield await sealOne(pending, index++, false);
+          spare = pending;
+          pending = null;
+        }
+        const n = Math.min(CHUNK_SIZE - used, piece.length - off);
+        fill.set(piece.subarray(off, off + n), used);
+        used += n;
+        off += n;
+        if (used === CHUNK_SIZE) {
+          pending = fill;
+          fill = spare ?? Buffer.allocUnsafe(CHUNK_SIZE);
+          spare = null;
+          used = 0;
+        }
+      }
+    }
+    // When a chunk is pending the fill buffer is empty (any further byte would have flushed it).
+    if (pending !== null) yield await sealOne(pending, index, true);
+    else yield await sealOne(fill.subarray(0, used), index, true);
+  })();
+}
+
+/**
+ * Opens a blob's sealed chunks, given in index order, and yields each chunk's plaintext once its tag verified.
+ * Each chunk must carry the manifest's blob id and key generation, the next index, the length the manifest's
+ * size implies, and FINAL exactly when it is the blob's last chunk. Nothing from a bad chunk is yielded.
+ * Throws (synchronously) KEY_INVALID, INVALID_ARGUMENT (bad manifest fields or range), CHUNK_MISMATCH (the
+ * manifest's chunkCount disagrees with its size). The iteration throws CHUNK_FORMAT, CHUNK_MISMATCH (wrong
+ * blob, index, key generation, length or FINAL; an extra chunk after the last one), CHUNK_AUTH_FAILED, or
+ * CHUNK_MISSING when the source ends before the last expected chunk (a truncated blob).
+ */
+export function openStream(
+  sealedChunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, dek: Uint8Array, manifest: BlobManifest,
+  options: OpenStreamOptions = {},
+): AsyncIterable<Uint8Array> {
+  checkDek(dek);
+  checkBlobParams(manifest.blobId, manifest.keyGeneration);
+  const layout = expectedChunkLayout(manifest.size);
+  if (manifest.chunkCount !== layout.chunkCount) {
+    throw new CofferError(ErrorCode.CHUNK_MISMATCH,
+      `manifest says ${String(manifest.chunkCount)} chunks but a blob of ${manifest.size} bytes has ${layout.chunkCount}`);
+  }
+  const first = options.firstIndex ?? 0;
+  const last = options.lastIndex ?? layout.chunkCount - 1;
+  if (!Number.isInteger(first) || !Number.isInteger(last) || first < 0 || last < first || last >= layout.chunkCount) {
+    throw new CofferError(ErrorCode.INVALID_ARGUMENT, `chunk range ${first}..${last} is outside 0..${layout.chunkCount - 1}`);
+  }
+  const { blobId, keyGeneration } = manifest;
+
+  return (async function* open(): AsyncGenerator<Uint8Array> {
+    let index = first;
+    for await (const sealed of sealedChunks) {
+      if (index > last) {
+        throw new CofferError(ErrorCode.CHUNK_MISMATCH, `extra chunk after chunk ${last} (the blob has ${layout.chunkCount})`);
+      }
+      const plaintext = await openChunk(dek, sealed, {
+        blobId, index, keyGeneration,
+        final: index === layout.chunkCount - 1,
+        plaintextLength: layout.plaintextLengthOf(index),
+      });
+      index++;
+      yield plaintext;
+    }
+    if (index <= last) {
+      throw new CofferError(ErrorCode.CHUNK_MISSING, `chunk ${index} is missing: the stream ended before chunk ${last}`, {
+        details: { index },
+      });
+    }
+  })();
+}
