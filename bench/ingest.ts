@@ -1,0 +1,213 @@
+// `coffer bench ingest`: one run, every figure measured in it. Baseline = the same bytes written as 8 MiB files
+// with fsync and no crypto; then seal + chunk store in-process; then the full path `coffer put` → HTTP →
+// `coffer serve` → store → commit, and `coffer get` against reading the chunk files raw; peak RSS of both
+// processes; and `restic backup` of the same file when restic is installed.
+import { spawnSync } from 'node:child_process';
+import { randomFillSync } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { blobIdToHex, newBlobId, newDataKey, sealStream } from '../src/crypto/index.js';
+import { openFsChunkStore } from '../storage-backend/index.js';
+import { runCliProcess, startServerProcess } from './cli-process.js';
+import { row, timed, watchPeakRss, type Timing } from './measure.js';
+
+const CHUNK = 8 * 1024 * 1024;
+
+export interface IngestOptions {
+  size: number;
+  dir?: string;
+  keep?: boolean;
+  log?: (line: string) => void;
+}
+
+export async function benchIngest(options: IngestOptions): Promise<Record<string, unknown>> {
+  const log = options.log ?? ((l: string) => process.stdout.write(`${l}\n`));
+  const work = await mkdtemp(path.join(options.dir ?? os.tmpdir(), 'coffer-bench-'));
+  const size = options.size;
+  const results: Record<string, unknown> = { size };
+  try {
+    const source = path.join(work, 'source.bin');
+    await writeRandomFile(source, size);
+    log(`ingest benchmark: ${size} bytes (${(size / 2 ** 20).toFixed(0)} MiB) in ${work}`);
+
+    const baseline = await timed(size, () => writeBaseline(source, path.join(work, 'baseline')));
+    log(row('baseline: 8 MiB files + fsync, no crypto', baseline));
+
+    const sealStore = await timed(size, () => sealAndStore(source, path.join(work, 'sealstore')));
+    log(row('seal + fs chunk store (in-process)', sealStore, baseline));
+
+    const dataDir = path.join(work, 'server');
+    const keyFile = path.join(work, 'bench.key');
+    await runOk(['keygen', '--out', keyFile]);
+    const token = (await runOk(['token', '--data-dir', dataDir, '--user', 'bench', '--admin'])).trim();
+    const server = await startServerProcess(['serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0']);
+    let putRss = 0;
+    let getRss = 0;
+    let serverRss = 0;
+    let full: Timing;
+    let download: Timing;
+    let rawRead: Timing;
+    try {
+      const env = { COFFER_SERVER: server.url, COFFER_TOKEN: token, COFFER_KEY_FILE: keyFile };
+      full = await timed(size, async () => {
+        putRss = await runWatched(['put', source, '/bench.bin', '--json'], env);
+      });
+      log(row('full path: coffer put → HTTP → store → commit', full, baseline, `client peak RSS ${mib(putRss)}`));
+
+      const stat = JSON.parse(await runOk(['stat', '/bench.bin', '--json'], env)) as { blobId: string };
+      const blobDir = path.join(dataDir, 'chunks', stat.blobId.slice(0, 2), stat.blobId.slice(2, 4), stat.blobId);
+      rawRead = await timed(size, () => readAllFiles(blobDir));
+      log(row('raw read of the chunk files (page cache)', rawRead));
+      const out = path.join(work, 'downloaded.bin');
+      download = await timed(size, async () => {
+        getRss = await runWatched(['get', '/bench.bin', out, '--json'], env);
+      });
+      log(row('download + verify + open: coffer get', download, rawRead, `client peak RSS ${mib(getRss)} (ratio to raw read)`));
+      serverRss = (await watchPeakRss(server.child.pid as number).stop()) || 0;
+      log(`storage service peak RSS: ${mib(serverRss)}`);
+      if (!(await sameFile(source, out))) throw new Error('downloaded file differs from the source');
+    } finally {
+      await server.stop();
+    }
+
+    const restic = await resticBackup(source, path.join(work, 'restic'));
+    if (restic) log(row('restic backup (same file, same disk)', restic, baseline, `coffer full path = ${(full.rate / restic.rate).toFixed(2)}× restic`));
+    else log('restic: not installed (apt-get install restic) — comparison skipped');
+
+    Object.assign(results, {
+      baselineMBps: baseline.rate / 1e6,
+      sealStoreMBps: sealStore.rate / 1e6,
+      fullPathMBps: full.rate / 1e6,
+      fullPathRatio: full.rate / baseline.rate,
+      downloadMBps: download.rate / 1e6,
+      rawReadMBps: rawRead.rate / 1e6,
+      downloadRatio: download.rate / rawRead.rate,
+      putPeakRssBytes: putRss,
+      getPeakRssBytes: getRss,
+      serverPeakRssBytes: serverRss,
+      resticMBps: restic ? restic.rate / 1e6 : null,
+      vsRestic: restic ? full.rate / restic.rate : null,
+    });
+    log(`summary: full path ${(full.rate / baseline.rate).toFixed(2)}× baseline (target ≥ 0.7), download ${(download.rate / rawRead.rate).toFixed(2)}× raw read (target ≥ 0.7), peak RSS put ${mib(putRss)} / serve ${mib(serverRss)} (target < 300 MB)${restic ? `, ${(full.rate / restic.rate).toFixed(2)}× restic (target ≥ 2)` : ''}`);
+    return results;
+  } finally {
+    if (!options.keep) await rm(work, { recursive: true, force: true });
+  }
+}
+
+function mib(n: number): string {
+  return `${(n / 2 ** 20).toFixed(0)} MiB`;
+}
+
+async function runOk(args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const r = await runCliProcess(args, env);
+  if (r.code !== 0) throw new Error(`coffer ${args[0]} failed (${r.code}): ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+async function runWatched(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let watcher: { stop(): Promise<number> } | undefined;
+  const r = await runCliProcess(args, env, (child) => {
+    watcher = watchPeakRss(child.pid as number, 20);
+  });
+  const peak = (await watcher?.stop()) ?? 0;
+  if (r.code !== 0) throw new Error(`coffer ${args[0]} failed (${r.code}): ${r.stderr.trim()}`);
+  return peak;
+}
+
+async function writeRandomFile(file: string, size: number): Promise<void> {
+  const fh = await open(file, 'w');
+  const buf = Buffer.allocUnsafe(CHUNK);
+  try {
+    for (let off = 0; off < size; off += CHUNK) {
+      const n = Math.min(CHUNK, size - off);
+      randomFillSync(buf, 0, n);
+      await fh.write(buf, 0, n);
+    }
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function writeBaseline(source: string, dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const src = await open(source, 'r');
+  const buf = Buffer.allocUnsafe(CHUNK);
+  try {
+    for (let i = 0; ; i++) {
+      const { bytesRead } = await src.read(buf, 0, CHUNK, null);
+      if (bytesRead === 0) break;
+      const fh = await open(path.join(dir, i.toString(16).padStart(8, '0')), 'w');
+      await fh.write(buf, 0, bytesRead);
+      await fh.sync();
+      await fh.close();
+    }
+    const d = await open(dir, 'r');
+    await d.sync();
+    await d.close();
+  } finally {
+    await src.close();
+  }
+}
+
+async function sealAndStore(source: string, root: string): Promise<void> {
+  const store = await openFsChunkStore({ root });
+  const blobId = newBlobId();
+  const blobIdHex = blobIdToHex(blobId);
+  const inFlight = new Set<Promise<unknown>>();
+  try {
+    for await (const chunk of sealStream(createReadStream(source, { highWaterMark: 1024 * 1024 }), newDataKey(), { blobId, keyGeneration: 1 })) {
+      const p: Promise<unknown> = store.put({ blobId: blobIdHex, index: chunk.index }, oneShot(chunk.bytes)).finally(() => inFlight.delete(p));
+      inFlight.add(p);
+      if (inFlight.size >= 4) await Promise.race(inFlight);
+    }
+    await Promise.all(inFlight);
+  } finally {
+    await store.close();
+  }
+}
+
+async function* oneShot(bytes: Uint8Array): AsyncIterable<Uint8Array> {
+  yield bytes;
+}
+
+async function readAllFiles(dir: string): Promise<void> {
+  for (const name of (await readdir(dir)).sort()) {
+    await readFile(path.join(dir, name));
+  }
+}
+
+async function sameFile(a: string, b: string): Promise<boolean> {
+  const fa = await open(a, 'r');
+  const fb = await open(b, 'r');
+  const ba = Buffer.allocUnsafe(CHUNK);
+  const bb = Buffer.allocUnsafe(CHUNK);
+  try {
+    for (;;) {
+      const ra = await fa.read(ba, 0, CHUNK, null);
+      const rb = await fb.read(bb, 0, CHUNK, null);
+      if (ra.bytesRead !== rb.bytesRead) return false;
+      if (ra.bytesRead === 0) return true;
+      if (!ba.subarray(0, ra.bytesRead).equals(bb.subarray(0, rb.bytesRead))) return false;
+    }
+  } finally {
+    await fa.close();
+    await fb.close();
+  }
+}
+
+async function resticBackup(source: string, repo: string): Promise<Timing | null> {
+  const which = spawnSync('sh', ['-c', 'command -v restic'], { encoding: 'utf8' });
+  if (which.status !== 0) return null;
+  const env = { ...process.env, RESTIC_PASSWORD: 'coffer-bench', RESTIC_REPOSITORY: repo };
+  const init = spawnSync('restic', ['init', '--quiet'], { env, encoding: 'utf8' });
+  if (init.status !== 0) throw new Error(`restic init failed: ${init.stderr}`);
+  const { size } = await import('node:fs/promises').then((m) => m.stat(source));
+  return timed(size, async () => {
+    const r = spawnSync('restic', ['backup', '--quiet', source], { env, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`restic backup failed: ${r.stderr}`);
+  });
+}

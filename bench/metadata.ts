@@ -1,0 +1,104 @@
+// `coffer bench metadata`: 10,000 file creates, listing a 100,000-entry directory page by page, and stat
+// latency (p50/p99) — on SQLite, and on MongoDB when a URI is given (or the MongoDB-wire test server is built).
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { ROOT_ID, type MetadataStore, type TreeNode } from '../src/metadata/types.js';
+import { openMetadataStore } from '../src/metadata/index.js';
+
+export interface MetadataBenchOptions {
+  creates?: number;
+  listEntries?: number;
+  stats?: number;
+  mongoUri?: string | null;
+  log?: (line: string) => void;
+}
+
+function fileNode(parentId: string, name: string): TreeNode {
+  const now = new Date();
+  return { id: randomUUID(), parentId, name, type: 'file', blobId: null, size: 0, owner: 'bench', createdAt: now, modifiedAt: now, version: 1 };
+}
+
+function dirNode(name: string): TreeNode {
+  return { ...fileNode(ROOT_ID, name), type: 'dir' };
+}
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+export async function benchMetadataStore(label: string, store: MetadataStore, options: MetadataBenchOptions): Promise<Record<string, number>> {
+  const log = options.log ?? ((l: string) => process.stdout.write(`${l}\n`));
+  const creates = options.creates ?? 10_000;
+  const listEntries = options.listEntries ?? 100_000;
+  const stats = options.stats ?? 10_000;
+
+  // 10,000 creates (one insert each, as the vault does at commit)
+  const createDir = dirNode(`creates-${randomUUID()}`);
+  await store.insertNode(createDir);
+  let t0 = performance.now();
+  for (let i = 0; i < creates; i++) await store.insertNode(fileNode(createDir.id, `file-${i.toString().padStart(6, '0')}`));
+  const createSecs = (performance.now() - t0) / 1000;
+  const createsPerSec = creates / createSecs;
+  log(`${label}: ${creates} creates in ${createSecs.toFixed(2)} s = ${createsPerSec.toFixed(0)}/s (target ≥ 2,000/s on SQLite)`);
+
+  // a 100,000-entry directory, listed page by page (1,000 per page, as the API does)
+  const bigDir = dirNode(`big-${randomUUID()}`);
+  await store.insertNode(bigDir);
+  for (let i = 0; i < listEntries; i++) await store.insertNode(fileNode(bigDir.id, `entry-${i.toString().padStart(7, '0')}`));
+  t0 = performance.now();
+  let seen = 0;
+  let after: string | undefined;
+  for (;;) {
+    const page = await store.listChildren(bigDir.id, { after, limit: 1000 });
+    seen += page.items.length;
+    if (page.next === null) break;
+    after = page.next;
+  }
+  const listSecs = (performance.now() - t0) / 1000;
+  if (seen !== listEntries) throw new Error(`listed ${seen} of ${listEntries}`);
+  log(`${label}: listed ${seen} entries page by page in ${listSecs.toFixed(2)} s (target < 2 s on SQLite)`);
+
+  // stat: look a random name up by (parent, name), as path resolution does per segment
+  const lat: number[] = [];
+  for (let i = 0; i < stats; i++) {
+    const name = `entry-${Math.floor(Math.random() * listEntries).toString().padStart(7, '0')}`;
+    const s = performance.now();
+    const node = await store.getChild(bigDir.id, name);
+    lat.push(performance.now() - s);
+    if (!node) throw new Error(`stat lost ${name}`);
+  }
+  lat.sort((a, b) => a - b);
+  const p50 = pct(lat, 50);
+  const p99 = pct(lat, 99);
+  log(`${label}: stat p50 ${p50.toFixed(3)} ms, p99 ${p99.toFixed(3)} ms over ${stats} lookups (target p99 < 2 ms on SQLite)`);
+  return { createsPerSec, listSeconds: listSecs, statP50Ms: p50, statP99Ms: p99 };
+}
+
+export async function benchMetadata(options: MetadataBenchOptions): Promise<Record<string, unknown>> {
+  const log = options.log ?? ((l: string) => process.stdout.write(`${l}\n`));
+  const results: Record<string, unknown> = {};
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'coffer-bench-meta-'));
+  try {
+    const sqlite = await openMetadataStore({ kind: 'sqlite', path: path.join(dir, 'metadata.sqlite') });
+    try {
+      results.sqlite = await benchMetadataStore('sqlite', sqlite, options);
+    } finally {
+      await sqlite.close();
+    }
+    if (options.mongoUri) {
+      const mongo = await openMetadataStore({ kind: 'mongo', uri: options.mongoUri, dbName: `coffer_bench_${Date.now()}` });
+      try {
+        results.mongo = await benchMetadataStore('mongodb', mongo, options);
+      } finally {
+        await mongo.close();
+      }
+    } else {
+      log('mongodb: skipped (pass --mongodb-uri, or build the MongoDB-wire test server: .ci/install-test-servers.sh)');
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  return results;
+}

@@ -1,0 +1,57 @@
+// `coffer bench ingest|metadata|all`: benchmarks that print figures and ratios measured in one run
+// (docs/benchmarks.md). Never used as pass/fail tests.
+import type { Command } from 'commander';
+import { benchIngest } from '../../../bench/ingest.js';
+import { benchMetadata } from '../../../bench/metadata.js';
+import { parseSize } from '../../../bench/measure.js';
+import { jsonOption, mongoUriOption } from '../options.js';
+
+interface IngestFlags {
+  size: string;
+  dir?: string;
+  keep?: boolean;
+  json?: boolean;
+}
+
+interface MetaFlags {
+  mongodbUri?: string;
+  entries: string;
+  creates: string;
+  json?: boolean;
+}
+
+export function register(program: Command): void {
+  const bench = program.command('bench').description('measure throughput, latency and memory (one run, ratios to a baseline)');
+  const ingestOpts = (c: Command): Command =>
+    c
+      .option('--size <size>', 'file size (e.g. 1GiB, 256MiB)', '1GiB')
+      .option('--dir <dir>', 'scratch directory on the disk to measure (default: the system temp dir)')
+      .option('--keep', 'keep the scratch files');
+  const metaOpts = (c: Command): Command =>
+    c
+      .addOption(mongoUriOption())
+      .option('--entries <n>', 'entries in the big directory', '100000')
+      .option('--creates <n>', 'file creates', '10000');
+
+  ingestOpts(bench.command('ingest').description('upload/download throughput vs plain fsynced writes, peak RSS, restic'))
+    .addOption(jsonOption())
+    .action(async (opts: IngestFlags) => {
+      const log = opts.json ? () => undefined : undefined;
+      const r = await benchIngest({ size: parseSize(opts.size), dir: opts.dir, keep: opts.keep, log });
+      if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    });
+
+  metaOpts(bench.command('metadata').description('creates/s, listing a big directory, stat p50/p99 on SQLite and MongoDB'))
+    .addOption(jsonOption())
+    .action(async (opts: MetaFlags) => {
+      const log = opts.json ? () => undefined : undefined;
+      const r = await benchMetadata({ mongoUri: opts.mongodbUri ?? null, listEntries: Number(opts.entries), creates: Number(opts.creates), log });
+      if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    });
+
+  metaOpts(ingestOpts(bench.command('all').description('every benchmark')))
+    .action(async (opts: IngestFlags & MetaFlags) => {
+      await benchIngest({ size: parseSize(opts.size), dir: opts.dir, keep: opts.keep });
+      await benchMetadata({ mongoUri: opts.mongodbUri ?? null, listEntries: Number(opts.entries), creates: Number(opts.creates) });
+    });
+}

@@ -1,0 +1,49 @@
+// `coffer put LOCAL VAULT_PATH`: seals a local file on this machine and uploads it; the path appears at commit.
+import path from 'node:path';
+import type { Command } from 'commander';
+import { uploadFile } from '../../client/upload.js';
+import { isCofferError } from '../../errors.js';
+import { dataKeys, joinVaultPath, withClient, withKeys, withServer, type KeyFlags, type ServerFlags } from '../connect.js';
+import { jsonOption } from '../options.js';
+import { print } from '../output.js';
+import { formatBytes, progressBar } from '../progress.js';
+import { stat } from 'node:fs/promises';
+
+interface PutFlags extends ServerFlags, KeyFlags {
+  force?: boolean;
+  json?: boolean;
+  concurrency: string;
+}
+
+export function register(program: Command): void {
+  const cmd = program
+    .command('put')
+    .description('seal a local file and upload it to the vault (a trailing / or an existing directory keeps the file name)')
+    .argument('<local>', 'local file to upload')
+    .argument('<path>', 'vault path')
+    .option('-f, --force', 'replace an existing file')
+    .option('--concurrency <n>', 'chunks in flight', '4')
+    .addOption(jsonOption());
+  withKeys(withServer(cmd)).action(async (local: string, target: string, opts: PutFlags) => {
+    const keys = await dataKeys(opts);
+    const size = (await stat(local).catch(() => null))?.size ?? 0;
+    await withClient(opts, async (client) => {
+      let vaultPath = target;
+      if (target.endsWith('/')) vaultPath = joinVaultPath(target, path.basename(local));
+      else {
+        const existing = await client.stat(target).catch((e: unknown) => (isCofferError(e, 'NOT_FOUND') ? null : Promise.reject(e)));
+        if (existing?.type === 'dir') vaultPath = joinVaultPath(target, path.basename(local));
+      }
+      const bar = progressBar(`put ${path.basename(local)}`, size);
+      const result = await uploadFile(client, local, {
+        path: vaultPath,
+        keys,
+        overwrite: opts.force === true,
+        concurrency: Number(opts.concurrency),
+        onProgress: (n) => bar.add(n),
+      });
+      bar.done();
+      print(opts, { path: result.node.path, blobId: result.blobId, size: result.size, chunkCount: result.chunkCount }, () => `${result.node.path}: ${formatBytes(result.size)} in ${result.chunkCount} chunk(s), blob ${result.blobId}`);
+    }, Number(opts.concurrency));
+  });
+}

@@ -1,0 +1,21 @@
+// `coffer token --user NAME`: mints a development bearer token signed by the data directory's dev key.
+import type { Command } from 'commander';
+import { mintDevToken } from '../../api/auth/index.js';
+import { dataDirOption, jsonOption } from '../options.js';
+import { print } from '../output.js';
+
+export function register(program: Command): void {
+  program
+    .command('token')
+    .description('mint a development token (signed with the data directory\'s development key)')
+    .addOption(dataDirOption())
+    .requiredOption('--user <name>', 'user name (the token subject)')
+    .option('--admin', 'grant admin on the whole vault')
+    .option('--ttl <seconds>', 'lifetime in seconds', '86400')
+    .addOption(jsonOption())
+    .action(async (opts: { dataDir: string; user: string; admin?: boolean; ttl: string; json?: boolean }) => {
+      const ttlSeconds = Number(opts.ttl);
+      const token = await mintDevToken(opts.dataDir, { user: opts.user, admin: opts.admin === true, ttlSeconds });
+      print(opts, { token, user: opts.user, admin: opts.admin === true, expiresIn: ttlSeconds }, () => token);
+    });
+}

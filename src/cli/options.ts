@@ -1,0 +1,20 @@
+// Shared CLI options: every flag that scripts use, each also read from its environment variable
+// (DESIGN.md "Flags that scripts use"). Subcommands pick the ones they need.
+import { Option } from 'commander';
+
+export const dataDirOption = (): Option =>
+  new Option('--data-dir <dir>', 'data directory').env('COFFER_DATA_DIR').default('./data');
+export const listenOption = (fallback: string): Option =>
+  new Option('--listen <host:port>', 'address to listen on').env('COFFER_LISTEN').default(fallback);
+export const serverOption = (): Option =>
+  new Option('--server <url>', 'storage service URL').env('COFFER_SERVER').default('http://127.0.0.1:7700');
+export const tokenOption = (): Option =>
+  new Option('--token <jwt>', 'bearer token (see `coffer token`)').env('COFFER_TOKEN');
+export const keyFileOption = (): Option =>
+  new Option('--key-file <file>', '32-byte key file for client-held keys (see `coffer keygen`)').env('COFFER_KEY_FILE');
+export const jsonOption = (): Option => new Option('--json', 'machine-readable JSON output');
+export const mongoUriOption = (): Option =>
+  new Option('--mongodb-uri <uri>', 'use MongoDB for metadata instead of SQLite in the data dir').env('COFFER_MONGODB_URI');
+
+/** Parses HOST:PORT (IPv6 as [::1]:PORT). Throws INVALID_ARGUMENT. */
+export { parseListen } from '../config.js';

@@ -1,0 +1,92 @@
+// Verified download of one file: fetch the manifest and the sealed chunks, check every chunk header against the
+// manifest and authenticate it with the DEK, write plaintext to a temporary file beside the destination, and
+// rename it into place only when every chunk verified. On any failure the destination is untouched and the
+// temporary file is removed (DESIGN.md: a failed download leaves nothing at the destination).
+import { randomBytes } from 'node:crypto';
+import { open, rename, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import pLimit from 'p-limit';
+import { blobIdFromHex, expectedChunkLayout, openChunk } from '../crypto/index.js';
+import { CofferError, ErrorCode } from '../errors.js';
+import type { DataKeyProvider } from './data-keys.js';
+import type { Manifest, NodeInfo, VaultClient } from './vault-client.js';
+
+export interface DownloadOptions {
+  keys: DataKeyProvider;
+  /** Replace an existing destination file (default false: ALREADY_EXISTS). */
+  overwrite?: boolean;
+  /** Chunks fetched and opened at once (default 4). */
+  concurrency?: number;
+  onProgress?: (plaintextBytes: number) => void;
+}
+
+export interface DownloadResult {
+  node: NodeInfo;
+  destination: string;
+  size: number;
+  chunkCount: number;
+}
+
+/** Throws CofferError: NOT_FOUND, IS_A_DIRECTORY, ALREADY_EXISTS, CHUNK_AUTH_FAILED, CHUNK_MISMATCH, INTEGRITY… */
+export async function downloadFile(client: VaultClient, vaultPath: string, destination: string, options: DownloadOptions): Promise<DownloadResult> {
+  const { node, manifest } = await client.manifestByPath(vaultPath);
+  let dest = path.resolve(destination);
+  const existing = await stat(dest).catch(() => null);
+  if (existing?.isDirectory()) dest = path.join(dest, node.name);
+  if (!options.overwrite && (await stat(dest).catch(() => null))) {
+    throw new CofferError(ErrorCode.ALREADY_EXISTS, `${dest} exists (use --force to replace it)`);
+  }
+  checkManifest(manifest);
+  const dek = await options.keys.openDataKey(manifest.keyRecord, manifest.blobId);
+  const temp = path.join(path.dirname(dest), `.${path.basename(dest)}.coffer-partial-${randomBytes(6).toString('hex')}`);
+  const fh = await open(temp, 'wx', 0o600);
+  let ok = false;
+  try {
+    const blobId = blobIdFromHex(manifest.blobId);
+    const layout = expectedChunkLayout(manifest.size);
+    const limit = pLimit(Math.max(1, options.concurrency ?? 4));
+    await Promise.all(
+      Array.from({ length: manifest.chunkCount }, (_, index) =>
+        limit(async () => {
+          const sealed = await client.getChunk(manifest.blobId, index);
+          const plaintext = await openChunk(dek, sealed, {
+            blobId,
+            index,
+            keyGeneration: manifest.keyGeneration,
+            final: index === manifest.chunkCount - 1,
+            plaintextLength: layout.plaintextLengthOf(index),
+          });
+          await fh.write(plaintext, 0, plaintext.length, layout.offsetOf(index));
+          options.onProgress?.(plaintext.length);
+        }),
+      ),
+    );
+    await fh.truncate(manifest.size);
+    await fh.sync();
+    ok = true;
+  } finally {
+    dek.fill(0);
+    await fh.close();
+    if (!ok) await unlink(temp).catch(() => undefined);
+  }
+  await rename(temp, dest);
+  await fsyncDir(path.dirname(dest));
+  return { node, destination: dest, size: manifest.size, chunkCount: manifest.chunkCount };
+}
+
+/** The manifest comes from the untrusted service: it must at least be self-consistent before we use it. */
+function checkManifest(m: Manifest): void {
+  const count = Number.isSafeInteger(m.size) && m.size >= 0 ? expectedChunkLayout(m.size).chunkCount : -1;
+  if (count < 0 || m.chunkCount !== count || m.state !== 'committed') {
+    throw new CofferError(ErrorCode.INTEGRITY, `manifest of blob ${m.blobId} is inconsistent (size ${m.size}, ${m.chunkCount} chunks, state ${m.state})`);
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const d = await open(dir, 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}

@@ -1,0 +1,132 @@
+// Minimal HTTP client for the storage service: bearer auth, JSON bodies, the service's JSON error shape turned
+// back into CofferError with the same stable code. Keep-alive connections are reused across chunk requests.
+import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { CofferError, ErrorCode } from '../errors.js';
+
+export interface ClientOptions {
+  server: string;
+  token?: string;
+  /** Parallel connections (chunk transfers). */
+  maxSockets?: number;
+  timeoutMs?: number;
+}
+
+export interface RequestOptions {
+  method?: string;
+  query?: Record<string, string | number | boolean | undefined>;
+  json?: unknown;
+  body?: Uint8Array;
+  headers?: Record<string, string>;
+  /** Statuses that are not errors (default: 2xx). */
+  okStatuses?: number[];
+}
+
+const knownCodes = new Set<string>(Object.values(ErrorCode));
+
+export class HttpClient {
+  readonly base: URL;
+  private readonly token: string | undefined;
+  private readonly agent: Agent;
+  private readonly timeoutMs: number;
+
+  constructor(options: ClientOptions) {
+    let base: URL;
+    try {
+      base = new URL(options.server);
+    } catch {
+      throw new CofferError(ErrorCode.INVALID_ARGUMENT, `invalid server URL "${options.server}"`);
+    }
+    if (base.protocol !== 'http:' && base.protocol !== 'https:') {
+      throw new CofferError(ErrorCode.INVALID_ARGUMENT, `server URL must be http(s): "${options.server}"`);
+    }
+    this.base = base;
+    this.token = options.token;
+    const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 8 };
+    this.agent = base.protocol === 'https:' ? new HttpsAgent(agentOptions) : new Agent(agentOptions);
+    this.timeoutMs = options.timeoutMs ?? 120_000;
+  }
+
+  url(pathname: string, query?: RequestOptions['query']): URL {
+    const u = new URL(pathname.replace(/^\//, ''), this.base.href.endsWith('/') ? this.base.href : `${this.base.href}/`);
+    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) u.searchParams.set(k, String(v));
+    return u;
+  }
+
+  /** Sends a request and returns the raw response (body not consumed). Throws CofferError for error statuses. */
+  async raw(pathname: string, options: RequestOptions = {}): Promise<IncomingMessage> {
+    const u = this.url(pathname, options.query);
+    const headers: Record<string, string> = { accept: 'application/json', ...options.headers };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    let body: Uint8Array | undefined = options.body;
+    if (options.json !== undefined) {
+      body = Buffer.from(JSON.stringify(options.json));
+      headers['content-type'] = 'application/json';
+    }
+    if (body) headers['content-length'] = String(body.byteLength);
+    const send = u.protocol === 'https:' ? httpsRequest : httpRequest;
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = send(u, { method: options.method ?? 'GET', headers, agent: this.agent, timeout: this.timeoutMs });
+      req.on('response', resolve);
+      req.on('timeout', () => req.destroy(new CofferError(ErrorCode.TIMEOUT, `request to ${u.host} timed out`, { retryable: true })));
+      req.on('error', (e) =>
+        reject(e instanceof CofferError ? e : new CofferError(ErrorCode.UNAVAILABLE, `cannot reach ${u.origin}: ${(e as Error).message}`, { cause: e, retryable: true })),
+      );
+      req.end(body);
+    });
+    const status = res.statusCode ?? 0;
+    const ok = options.okStatuses ? options.okStatuses.includes(status) : status >= 200 && status < 300;
+    if (!ok) throw await errorFrom(res);
+    return res;
+  }
+
+  async json<T>(pathname: string, options: RequestOptions = {}): Promise<T> {
+    const res = await this.raw(pathname, options);
+    const text = (await readAll(res)).toString('utf8');
+    try {
+      return (text ? JSON.parse(text) : null) as T;
+    } catch {
+      throw new CofferError(ErrorCode.INTERNAL, `server sent invalid JSON for ${pathname}`);
+    }
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+export async function readAll(res: IncomingMessage, limit = 64 * 1024 * 1024): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const part of res as AsyncIterable<Buffer>) {
+    n += part.length;
+    if (n > limit) {
+      res.destroy();
+      throw new CofferError(ErrorCode.PAYLOAD_TOO_LARGE, `response larger than ${limit} bytes`);
+    }
+    parts.push(part);
+  }
+  return Buffer.concat(parts, n);
+}
+
+async function errorFrom(res: IncomingMessage): Promise<CofferError> {
+  const status = res.statusCode ?? 0;
+  let text = '';
+  try {
+    text = (await readAll(res, 1024 * 1024)).toString('utf8');
+  } catch {
+    /* keep the status */
+  }
+  try {
+    const parsed = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
+    const code = parsed.error?.code;
+    const message = typeof parsed.error?.message === 'string' ? parsed.error.message : `HTTP ${status}`;
+    if (typeof code === 'string' && knownCodes.has(code)) {
+      return new CofferError(code as ErrorCode, message, { details: { status }, retryable: status >= 500 });
+    }
+  } catch {
+    /* not our JSON error shape */
+  }
+  const code = status === 401 ? ErrorCode.UNAUTHENTICATED : status === 403 ? ErrorCode.PERMISSION_DENIED : status === 404 ? ErrorCode.NOT_FOUND : status >= 500 ? ErrorCode.UNAVAILABLE : ErrorCode.INVALID_ARGUMENT;
+  return new CofferError(code, `HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ''}`, { details: { status }, retryable: status >= 500 });
+}

@@ -1,0 +1,156 @@
+// Typed client for the storage service's /v1 API (docs/http-api.md). Sends and receives only sealed chunks,
+// wrapped keys and metadata; sealing and opening happen in upload.ts and download.ts.
+import type { IncomingMessage } from 'node:http';
+import type { KeyRecord } from '../metadata/types.js';
+import { HttpClient, readAll, type ClientOptions } from './http.js';
+
+export interface NodeInfo {
+  id: string;
+  path: string;
+  name: string;
+  type: 'dir' | 'file';
+  size: number;
+  blobId: string | null;
+  owner: string;
+  createdAt: string;
+  modifiedAt: string;
+  version: number;
+}
+
+export interface ChunkInfo {
+  index: number;
+  plaintextLength: number;
+  storedSize: number;
+  sha256: string;
+  final?: boolean;
+}
+
+export interface Manifest {
+  blobId: string;
+  state: string;
+  owner: string;
+  keyGeneration: number;
+  keyRecord: KeyRecord;
+  size: number;
+  chunkCount: number;
+  chunkSize: number;
+  chunks: ChunkInfo[];
+}
+
+export interface UploadState {
+  blobId: string;
+  state: string;
+  path: string;
+  owner: string;
+  keyGeneration: number;
+  size: number | null;
+  chunks: ChunkInfo[];
+}
+
+export interface CreateUploadRequest {
+  path: string;
+  blobId: string;
+  keyGeneration: number;
+  keyRecord: KeyRecord;
+  size?: number;
+  overwrite?: boolean;
+}
+
+export class VaultClient {
+  readonly http: HttpClient;
+
+  constructor(options: ClientOptions) {
+    this.http = new HttpClient(options);
+  }
+
+  whoami(): Promise<{ user: string; admin: boolean }> {
+    return this.http.json('/v1/whoami');
+  }
+
+  stat(path: string): Promise<NodeInfo> {
+    return this.http.json('/v1/fs/stat', { query: { path } });
+  }
+
+  list(path: string, options: { after?: string; limit?: number } = {}): Promise<{ items: NodeInfo[]; next: string | null }> {
+    return this.http.json('/v1/fs/list', { query: { path, after: options.after, limit: options.limit } });
+  }
+
+  /** Iterates over every entry of a directory, page by page. */
+  async *listAll(path: string, pageSize = 1000): AsyncIterable<NodeInfo> {
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.list(path, { after, limit: pageSize });
+      yield* page.items;
+      if (page.next === null) return;
+      after = page.next;
+    }
+  }
+
+  mkdir(path: string, parents = false): Promise<NodeInfo> {
+    return this.http.json('/v1/fs/mkdir', { method: 'POST', json: { path, parents } });
+  }
+
+  move(from: string, to: string, overwrite = false): Promise<NodeInfo> {
+    return this.http.json('/v1/fs/move', { method: 'POST', json: { from, to, overwrite } });
+  }
+
+  remove(path: string, recursive = false): Promise<{ removed: number }> {
+    return this.http.json('/v1/fs/remove', { method: 'POST', json: { path, recursive } });
+  }
+
+  manifestByPath(path: string): Promise<{ node: NodeInfo; manifest: Manifest }> {
+    return this.http.json('/v1/fs/manifest', { query: { path } });
+  }
+
+  manifest(blobId: string): Promise<Manifest> {
+    return this.http.json(`/v1/blobs/${blobId}`);
+  }
+
+  createUpload(req: CreateUploadRequest): Promise<UploadState> {
+    return this.http.json('/v1/uploads', { method: 'POST', json: req });
+  }
+
+  uploadState(blobId: string): Promise<UploadState> {
+    return this.http.json(`/v1/uploads/${blobId}`);
+  }
+
+  putChunk(blobId: string, index: number, sealed: Uint8Array): Promise<ChunkInfo> {
+    return this.http.json(`/v1/uploads/${blobId}/chunks/${index}`, {
+      method: 'PUT',
+      body: sealed,
+      headers: { 'content-type': 'application/octet-stream' },
+    });
+  }
+
+  commit(blobId: string, chunkCount: number, size: number): Promise<{ node: NodeInfo; manifest: Manifest }> {
+    return this.http.json(`/v1/uploads/${blobId}/commit`, { method: 'POST', json: { chunkCount, size } });
+  }
+
+  abort(blobId: string): Promise<unknown> {
+    return this.http.json(`/v1/uploads/${blobId}`, { method: 'DELETE' });
+  }
+
+  /** One whole sealed chunk (at most 8 MiB + 64 bytes). */
+  async getChunk(blobId: string, index: number): Promise<Buffer> {
+    const res: IncomingMessage = await this.http.raw(`/v1/blobs/${blobId}/chunks/${index}`, {
+      headers: { accept: 'application/octet-stream' },
+    });
+    return readAll(res, 8 * 1024 * 1024 + 64);
+  }
+
+  grants(path: string): Promise<{ grants: Array<{ user: string; role: string; createdAt: string }> }> {
+    return this.http.json('/v1/grants', { query: { path } });
+  }
+
+  putGrant(path: string, user: string, role: string): Promise<unknown> {
+    return this.http.json('/v1/grants', { method: 'PUT', json: { path, user, role } });
+  }
+
+  deleteGrant(path: string, user: string): Promise<unknown> {
+    return this.http.json('/v1/grants', { method: 'DELETE', query: { path, user } });
+  }
+
+  close(): void {
+    this.http.close();
+  }
+}

@@ -1,0 +1,161 @@
+// End to end through the real `coffer` command: a `coffer serve` process on loopback, `coffer put/get/ls/stat/
+// mkdir/mv/rm`, exit codes and one-line errors, tamper detection that leaves nothing at the destination, and
+// `coffer keys export-dek` opened by the independent reader written from DESIGN.md alone.
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, writeFile, open } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCliProcess, startServerProcess } from '../../bench/cli-process.js';
+
+const MiB = 1024 * 1024;
+let work: string;
+let dataDir: string;
+let server: Awaited<ReturnType<typeof startServerProcess>>;
+let env: NodeJS.ProcessEnv;
+
+async function coffer(args: string[], extra: NodeJS.ProcessEnv = {}) {
+  return runCliProcess(args, { ...env, ...extra });
+}
+
+async function ok(args: string[], extra: NodeJS.ProcessEnv = {}): Promise<string> {
+  const r = await coffer(args, extra);
+  if (r.code !== 0) throw new Error(`coffer ${args.join(' ')} → ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+
+function chunkDir(blobId: string): string {
+  return path.join(dataDir, 'chunks', blobId.slice(0, 2), blobId.slice(2, 4), blobId);
+}
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(os.tmpdir(), 'coffer-e2e-'));
+  dataDir = path.join(work, 'data');
+  server = await startServerProcess(['serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--default-root-role', 'write']);
+  const keyFile = path.join(work, 'alice.key');
+  env = { COFFER_SERVER: server.url, COFFER_KEY_FILE: keyFile };
+  await ok(['keygen', '--out', keyFile]);
+  env.COFFER_TOKEN = (await ok(['token', '--data-dir', dataDir, '--user', 'alice'])).trim();
+}, 180_000);
+
+afterAll(async () => {
+  await server?.stop();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe('coffer CLI against coffer serve', () => {
+  it('puts, lists, stats, gets byte-identical files of 0 B, 1 B and 3 chunks', async () => {
+    await ok(['mkdir', '/docs']);
+    for (const size of [0, 1, 2 * 8 * MiB + 12345]) {
+      const src = path.join(work, `src-${size}.bin`);
+      const bytes = randomBytes(size);
+      await writeFile(src, bytes);
+      const put = JSON.parse(await ok(['put', src, `/docs/f-${size}.bin`, '--json'])) as { path: string; chunkCount: number; blobId: string };
+      expect(put.path).toBe(`/docs/f-${size}.bin`);
+      expect(put.chunkCount).toBe(size === 0 ? 1 : Math.ceil(size / (8 * MiB)));
+      const st = JSON.parse(await ok(['stat', `/docs/f-${size}.bin`, '--json'])) as { blobId: string; chunkCount: number; size: number };
+      expect(st).toMatchObject({ blobId: put.blobId, chunkCount: put.chunkCount, size });
+      const out = path.join(work, `out-${size}.bin`);
+      await ok(['get', `/docs/f-${size}.bin`, out]);
+      expect((await readFile(out)).equals(bytes)).toBe(true);
+      // on disk: full chunks are exactly 8 MiB + 64 bytes
+      const names = (await readdir(chunkDir(put.blobId))).filter((n) => !n.startsWith('.')).sort();
+      expect(names.length).toBe(put.chunkCount);
+    }
+    const ls = JSON.parse(await ok(['ls', '/docs', '--json'])) as Array<{ name: string }>;
+    expect(ls.map((e) => e.name)).toEqual(['f-0.bin', 'f-1.bin', `f-${2 * 8 * MiB + 12345}.bin`].sort());
+  });
+
+  it('puts into a directory by name, moves, renames and removes', async () => {
+    const src = path.join(work, 'note.txt');
+    await writeFile(src, 'hello vault\n');
+    await ok(['mkdir', '-p', '/a/b']);
+    await ok(['put', src, '/a/b/']);
+    await ok(['mv', '/a/b/note.txt', '/a/renamed.txt']);
+    const names = (JSON.parse(await ok(['ls', '/a', '--json'])) as Array<{ name: string }>).map((e) => e.name);
+    expect(names).toEqual(['b', 'renamed.txt']);
+    const rmDir = await coffer(['rm', '/a']);
+    expect(rmDir.code).not.toBe(0);
+    expect(rmDir.stderr).toMatch(/DIRECTORY_NOT_EMPTY/);
+    await ok(['rm', '-r', '/a']);
+    const gone = await coffer(['stat', '/a']);
+    expect(gone.code).toBe(3);
+    expect(gone.stderr.trim().split('\n')).toHaveLength(1);
+    expect(gone.stderr).toMatch(/^coffer: .*\[NOT_FOUND\]/);
+  });
+
+  it('refuses to overwrite without --force, on both sides', async () => {
+    const src = path.join(work, 'twice.txt');
+    await writeFile(src, 'one');
+    await ok(['put', src, '/twice.txt']);
+    const again = await coffer(['put', src, '/twice.txt']);
+    expect(again.code).toBe(4);
+    expect(again.stderr).toMatch(/ALREADY_EXISTS/);
+    await writeFile(src, 'two');
+    await ok(['put', '--force', src, '/twice.txt']);
+    const out = path.join(work, 'twice.out');
+    await writeFile(out, 'precious');
+    const get = await coffer(['get', '/twice.txt', out]);
+    expect(get.code).toBe(4);
+    expect(await readFile(out, 'utf8')).toBe('precious');
+    await ok(['get', '--force', '/twice.txt', out]);
+    expect(await readFile(out, 'utf8')).toBe('two');
+  });
+
+  it('a tampered chunk fails the download and leaves nothing at the destination', async () => {
+    const src = path.join(work, 'tamper.bin');
+    await writeFile(src, randomBytes(8 * MiB + 100));
+    const put = JSON.parse(await ok(['put', src, '/tamper.bin', '--json'])) as { blobId: string };
+    const chunk = path.join(chunkDir(put.blobId), '00000001');
+    const fh = await open(chunk, 'r+');
+    const b = Buffer.alloc(1);
+    await fh.read(b, 0, 1, 60);
+    b[0] = (b[0] as number) ^ 0x01;
+    await fh.write(b, 0, 1, 60);
+    await fh.close();
+    const out = path.join(work, 'tamper.out');
+    const r = await coffer(['get', '/tamper.bin', out]);
+    expect(r.code).toBe(6);
+    expect(r.stderr).toMatch(/CHUNK_AUTH_FAILED/);
+    expect(existsSync(out)).toBe(false);
+    expect((await readdir(work)).filter((n) => n.includes('coffer-partial'))).toEqual([]);
+  });
+
+  it('a different key file cannot open the file', async () => {
+    const src = path.join(work, 'secret.txt');
+    await writeFile(src, 'top secret');
+    await ok(['put', src, '/secret.txt']);
+    const otherKey = path.join(work, 'mallory.key');
+    await ok(['keygen', '--out', otherKey]);
+    const out = path.join(work, 'secret.out');
+    const r = await coffer(['get', '/secret.txt', out], { COFFER_KEY_FILE: otherKey });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/KEY_INVALID/);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('bad tokens and missing tokens are refused with one-line errors', async () => {
+    const r1 = await coffer(['ls', '/'], { COFFER_TOKEN: 'not-a-jwt' });
+    expect(r1.code).toBe(5);
+    expect(r1.stderr).toMatch(/UNAUTHENTICATED/);
+    const r2 = await coffer(['ls', '/'], { COFFER_TOKEN: '' });
+    expect(r2.code).toBe(5);
+  });
+
+  it('export-dek lets a reader written from DESIGN.md alone open the chunks', async () => {
+    const reader = path.resolve('test/independent-reader/open_blob.py');
+    expect(existsSync(reader)).toBe(true);
+    const src = path.join(work, 'indep.bin');
+    const bytes = randomBytes(2 * 8 * MiB + 7);
+    await writeFile(src, bytes);
+    const put = JSON.parse(await ok(['put', src, '/indep.bin', '--json'])) as { blobId: string };
+    const { dek } = JSON.parse(await ok(['keys', 'export-dek', '/indep.bin', '--json'])) as { dek: string };
+    expect(dek).toMatch(/^[0-9a-f]{64}$/);
+    const out = path.join(work, 'indep.out');
+    const r = spawnSync('python3', [reader, chunkDir(put.blobId), dek, put.blobId, '--out', out], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect((await readFile(out)).equals(bytes)).toBe(true);
+  });
+});
