@@ -1,0 +1,41 @@
+// Permissions: roles read < write < admin, inherited down the tree (docs/vault.md "Permissions").
+// Effective role on a node = max of: grants on the node or an ancestor; 'admin' if the user owns the node or an
+// ancestor; 'admin' for token admins; the server's defaultRootRole (a grant on '/' for every user).
+// Fails closed: no grant, no ownership and defaultRootRole 'none' means no access at all.
+import { CofferError, ErrorCode } from '../errors.js';
+import type { Role, TreeNode } from '../metadata/types.js';
+import type { Actor, VaultContext } from './context.js';
+
+export type EffectiveRole = 'none' | Role;
+
+const RANK: Readonly<Record<EffectiveRole, number>> = Object.freeze({ none: 0, read: 1, write: 2, admin: 3 });
+
+export function isRole(v: unknown): v is Role {
+  return v === 'read' || v === 'write' || v === 'admin';
+}
+
+function max(a: EffectiveRole, b: EffectiveRole): EffectiveRole {
+  return RANK[a] >= RANK[b] ? a : b;
+}
+
+/** The caller's role on the last node of `chain` (root first). */
+export async function effectiveRole(ctx: VaultContext, actor: Actor, chain: readonly TreeNode[]): Promise<EffectiveRole> {
+  if (actor.admin) return 'admin';
+  let role: EffectiveRole = ctx.defaultRootRole;
+  for (const node of chain) {
+    if (node.owner !== '' && node.owner === actor.user) return 'admin';
+  }
+  const grants = await ctx.store.listGrants(chain.map((n) => n.id));
+  for (const g of grants) {
+    if (g.user === actor.user && isRole(g.role)) role = max(role, g.role);
+  }
+  return role;
+}
+
+/** Throws PERMISSION_DENIED unless the caller has at least `needed` on the last node of `chain`. */
+export async function requireRole(ctx: VaultContext, actor: Actor, chain: readonly TreeNode[], needed: Role, what: string): Promise<void> {
+  const role = await effectiveRole(ctx, actor, chain);
+  if (RANK[role] < RANK[needed]) {
+    throw new CofferError(ErrorCode.PERMISSION_DENIED, `${what}: needs ${needed} permission`);
+  }
+}

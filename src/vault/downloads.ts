@@ -1,0 +1,85 @@
+// Downloads: manifests (by blob id and by path) and sealed chunk reads with an optional byte range.
+// Read access to a blob comes from read access to a file bound to it (or the token admin claim).
+import type { Readable } from 'node:stream';
+import { CofferError, ErrorCode } from '../errors.js';
+import type { ByteRange } from '../../storage-backend/types.js';
+import type { BlobRecord, TreeNode } from '../metadata/types.js';
+import { effectiveRole, requireRole } from './access.js';
+import { manifestView, nodeView, type Actor, type ManifestView, type NodeView, type VaultContext } from './context.js';
+import { formatPath, parsePath } from './paths.js';
+import { chainOf, resolveExisting } from './resolve.js';
+import { checkBlobId, checkIndex } from './uploads.js';
+
+/** Loads a committed blob the caller may read. Throws INVALID_ARGUMENT, NOT_FOUND, UPLOAD_STATE, PERMISSION_DENIED. */
+async function readableBlob(ctx: VaultContext, actor: Actor, blobId: string): Promise<BlobRecord> {
+  checkBlobId(blobId);
+  const blob = await ctx.store.getBlob(blobId);
+  if (!blob || blob.state === 'deleting') throw new CofferError(ErrorCode.NOT_FOUND, `blob ${blobId} does not exist`);
+  if (blob.state !== 'committed') {
+    if (blob.owner === actor.user || actor.admin) throw new CofferError(ErrorCode.UPLOAD_STATE, `blob ${blobId} is not committed yet`);
+    throw new CofferError(ErrorCode.PERMISSION_DENIED, `blob ${blobId}: not readable`);
+  }
+  if (actor.admin) return blob;
+  for (const node of await ctx.store.findNodesByBlob(blobId)) {
+    let chain: TreeNode[];
+    try {
+      chain = await chainOf(ctx.store, node);
+    } catch (_e) {
+      continue; // a node detached by a concurrent remove grants nothing
+    }
+    const role = await effectiveRole(ctx, actor, chain);
+    if (role !== 'none') return blob;
+  }
+  throw new CofferError(ErrorCode.PERMISSION_DENIED, `blob ${blobId}: needs read permission on a file bound to it`);
+}
+
+/** Manifest by blob id. Throws as readableBlob. */
+export async function manifestByBlob(ctx: VaultContext, actor: Actor, blobId: string): Promise<ManifestView> {
+  return manifestView(await readableBlob(ctx, actor, blobId));
+}
+
+/** Manifest by path. Throws INVALID_PATH, NOT_FOUND, IS_A_DIRECTORY, NOT_A_DIRECTORY, PERMISSION_DENIED. */
+export async function manifestByPath(ctx: VaultContext, actor: Actor, path: string): Promise<{ node: NodeView; manifest: ManifestView }> {
+  const segments = parsePath(path);
+  const chain = await resolveExisting(ctx.store, segments);
+  await requireRole(ctx, actor, chain, 'read', `read ${path}`);
+  const node = chain[chain.length - 1] as TreeNode;
+  if (node.type !== 'file' || !node.blobId) throw new CofferError(ErrorCode.IS_A_DIRECTORY, `${path} is a directory`);
+  const blob = await ctx.store.getBlob(node.blobId);
+  if (!blob || blob.state !== 'committed') throw new CofferError(ErrorCode.NOT_FOUND, `${path}: its blob is gone`);
+  return { node: nodeView(node, formatPath(segments)), manifest: manifestView(blob) };
+}
+
+export interface ChunkInfo {
+  /** Size of the sealed chunk file. */
+  size: number;
+  sha256: string;
+}
+
+/** What the caller wants once it knows the chunk's size and hash (e.g. from Range / If-None-Match). */
+export interface ChunkReadPlan {
+  range?: ByteRange;
+  /** Do not open the data (conditional request satisfied). */
+  skipBody?: boolean;
+}
+
+/**
+ * Reads a sealed chunk of a committed blob. `plan` sees the size and hash first and may pick a range or skip the
+ * body (it may throw, e.g. RANGE_NOT_SATISFIABLE). Throws as readableBlob, NOT_FOUND (index ≥ chunkCount),
+ * CHUNK_MISSING (the store lost it).
+ */
+export async function readChunk(
+  ctx: VaultContext, actor: Actor, blobId: string, index: number, plan: (info: ChunkInfo) => ChunkReadPlan = () => ({}),
+): Promise<ChunkInfo & { range?: ByteRange; stream: Readable | null }> {
+  checkIndex(index);
+  const blob = await readableBlob(ctx, actor, blobId);
+  const count = blob.chunkCount ?? 0;
+  if (index >= count) throw new CofferError(ErrorCode.NOT_FOUND, `blob ${blobId} has ${count} chunks`);
+  const st = await ctx.chunks.stat({ blobId, index });
+  if (!st) throw new CofferError(ErrorCode.CHUNK_MISSING, `chunk ${index} of blob ${blobId} is missing from the chunk store`);
+  const info: ChunkInfo = { size: st.size, sha256: blob.chunkSha256?.[index] ?? '' };
+  const p = plan(info);
+  if (p.skipBody) return { ...info, stream: null };
+  const stream = await ctx.chunks.get({ blobId, index }, p.range);
+  return { ...info, range: p.range, stream };
+}

@@ -1,0 +1,110 @@
+// Garbage collection of blobs: stale uploads ('uploading' past the grace period) and released blobs
+// ('deleting') lose their chunks, their upload-chunk records and finally their blob record — in that order,
+// each step idempotent, so a GC interrupted at any point simply redoes the rest on the next run.
+// Also: committed blobs no file points to (a commit or overwrite interrupted between its two writes) are
+// released after the grace period, chunk directories without any blob record are removed, and the chunk
+// store's crash leftovers are swept.
+import { ErrorCode, isCofferError } from '../errors.js';
+import { SYSTEM_ACTOR, type VaultContext } from './context.js';
+import { audit } from './tree.js';
+
+const PAGE = 100;
+
+export interface GcOptions {
+  /** Max committed blobs examined for orphans per run (the scan resumes where it stopped). Default 1000. */
+  orphanScanLimit?: number;
+  /** Chunk-store temporary files older than this are removed. Default 1 h. */
+  tempGraceMs?: number;
+}
+
+export interface GcReport {
+  expiredUploads: number;
+  orphanedBlobs: number;
+  purgedBlobs: number;
+  strayChunkBlobs: number;
+  temporaryFiles: number;
+  /** Blobs in 'deleting' still referenced by a file (left alone; should not happen). */
+  skipped: string[];
+}
+
+/** Per-vault GC state (the orphan scan cursor). */
+export interface GcState {
+  orphanCursor?: string;
+}
+
+/** One GC pass at time `now`. Safe to run concurrently with traffic and with itself. Throws store errors. */
+export async function runGc(ctx: VaultContext, now: Date, state: GcState = {}, options: GcOptions = {}): Promise<GcReport> {
+  const report: GcReport = { expiredUploads: 0, orphanedBlobs: 0, purgedBlobs: 0, strayChunkBlobs: 0, temporaryFiles: 0, skipped: [] };
+  const graceEdge = new Date(now.getTime() - ctx.uploadGraceMs);
+
+  // 1. stale uploads → deleting
+  for (;;) {
+    const stale = await ctx.store.listBlobsByState('uploading', graceEdge, PAGE);
+    for (const b of stale) {
+      if (await transition(ctx, b.id, 'uploading')) {
+        report.expiredUploads++;
+        await audit(ctx, SYSTEM_ACTOR, 'gc.expire-upload', b.id, { path: String(b.attrs.path ?? '') });
+      }
+    }
+    if (stale.length < PAGE) break;
+  }
+
+  // 2. orphaned committed blobs → deleting (bounded scan, resumes at the cursor)
+  let scanned = 0;
+  const scanLimit = options.orphanScanLimit ?? 1000;
+  while (scanned < scanLimit) {
+    const page = await ctx.store.listBlobs({ after: state.orphanCursor, limit: Math.min(PAGE, scanLimit - scanned) });
+    for (const b of page.items) {
+      scanned++;
+      if (b.state !== 'committed' || b.updatedAt >= graceEdge) continue;
+      if ((await ctx.store.findNodesByBlob(b.id)).length > 0) continue;
+      if (await transition(ctx, b.id, 'committed')) {
+        report.orphanedBlobs++;
+        await audit(ctx, SYSTEM_ACTOR, 'gc.orphan', b.id);
+      }
+    }
+    state.orphanCursor = page.next ?? undefined;
+    if (page.next === null) break;
+  }
+
+  // 3. deleting → chunks, upload records, blob record removed
+  const skipped = new Set<string>();
+  for (;;) {
+    const doomed = (await ctx.store.listBlobsByState('deleting', new Date(now.getTime() + 1), PAGE + skipped.size)).filter((b) => !skipped.has(b.id));
+    if (doomed.length === 0) break;
+    for (const b of doomed) {
+      if ((await ctx.store.findNodesByBlob(b.id)).length > 0) {
+        skipped.add(b.id);
+        continue;
+      }
+      await ctx.chunks.deleteBlob(b.id);
+      await ctx.store.deleteUploadChunks(b.id);
+      await ctx.store.deleteBlob(b.id);
+      report.purgedBlobs++;
+      await audit(ctx, SYSTEM_ACTOR, 'gc.purge', b.id, { previousState: b.state });
+    }
+  }
+  report.skipped = [...skipped];
+
+  // 4. chunk directories with no blob record (a chunk PUT that raced a purge)
+  for await (const id of ctx.chunks.listBlobs()) {
+    if (!(await ctx.store.getBlob(id))) {
+      await ctx.chunks.deleteBlob(id);
+      report.strayChunkBlobs++;
+    }
+  }
+
+  // 5. crash leftovers of the chunk store
+  report.temporaryFiles = await ctx.chunks.sweepTemporary(options.tempGraceMs ?? 60 * 60 * 1000);
+  return report;
+}
+
+async function transition(ctx: VaultContext, id: string, from: 'uploading' | 'committed'): Promise<boolean> {
+  try {
+    await ctx.store.updateBlob(id, from, { state: 'deleting' });
+    return true;
+  } catch (e) {
+    if (isCofferError(e, ErrorCode.UPLOAD_STATE) || isCofferError(e, ErrorCode.NOT_FOUND)) return false; // someone else moved it
+    throw e;
+  }
+}

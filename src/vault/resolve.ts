@@ -1,0 +1,72 @@
+// Path resolution: walks the tree from the root with getChild, collecting every node on the way (the chain is
+// what permission checks need: grants inherit down from ancestors).
+import { CofferError, ErrorCode, isCofferError } from '../errors.js';
+import { ROOT_ID, type MetadataStore, type TreeNode } from '../metadata/types.js';
+import { formatPath } from './paths.js';
+
+export interface Resolution {
+  /** Existing nodes from the root down, as far as the path exists. chain[0] is the root. */
+  chain: TreeNode[];
+  /** True when every segment exists (the target is chain[chain.length - 1]). */
+  found: boolean;
+}
+
+/** Creates the root directory if it is absent. Idempotent and safe to race. */
+export async function ensureRoot(store: MetadataStore, now: Date): Promise<void> {
+  if (await store.getNode(ROOT_ID)) return;
+  try {
+    await store.insertNode({
+      id: ROOT_ID, parentId: null, name: '', type: 'dir', blobId: null, size: 0,
+      owner: '', createdAt: now, modifiedAt: now, version: 1,
+    });
+  } catch (e) {
+    if (!isCofferError(e, ErrorCode.ALREADY_EXISTS)) throw e;
+  }
+}
+
+/**
+ * Walks `segments` from the root. Throws NOT_A_DIRECTORY if a file sits where a directory is needed,
+ * INTERNAL if the root is missing.
+ */
+export async function resolvePath(store: MetadataStore, segments: readonly string[]): Promise<Resolution> {
+  const root = await store.getNode(ROOT_ID);
+  if (!root) throw new CofferError(ErrorCode.INTERNAL, 'the root directory is missing');
+  const chain: TreeNode[] = [root];
+  for (let i = 0; i < segments.length; i++) {
+    const parent = chain[chain.length - 1] as TreeNode;
+    if (parent.type !== 'dir') {
+      throw new CofferError(ErrorCode.NOT_A_DIRECTORY, `${formatPath(segments.slice(0, i))} is not a directory`);
+    }
+    const child = await store.getChild(parent.id, segments[i] as string);
+    if (!child) return { chain, found: false };
+    chain.push(child);
+  }
+  return { chain, found: true };
+}
+
+/** Resolves an existing node. Throws NOT_FOUND, NOT_A_DIRECTORY. */
+export async function resolveExisting(store: MetadataStore, segments: readonly string[]): Promise<TreeNode[]> {
+  const r = await resolvePath(store, segments);
+  if (!r.found) throw new CofferError(ErrorCode.NOT_FOUND, `${formatPath(segments)} does not exist`);
+  return r.chain;
+}
+
+/** The chain root..node by walking parentId upwards (for a node found by id). Throws NOT_FOUND if detached. */
+export async function chainOf(store: MetadataStore, node: TreeNode): Promise<TreeNode[]> {
+  const chain = [node];
+  let cur = node;
+  while (cur.parentId !== null) {
+    if (chain.length > 4096) throw new CofferError(ErrorCode.INTERNAL, 'tree too deep or cyclic');
+    const parent = await store.getNode(cur.parentId);
+    if (!parent) throw new CofferError(ErrorCode.NOT_FOUND, `node ${node.id} is detached from the tree`);
+    chain.unshift(parent);
+    cur = parent;
+  }
+  if (cur.id !== ROOT_ID) throw new CofferError(ErrorCode.NOT_FOUND, `node ${node.id} is detached from the tree`);
+  return chain;
+}
+
+/** The path of a chain (root first). */
+export function pathOfChain(chain: readonly TreeNode[]): string {
+  return formatPath(chain.slice(1).map((n) => n.name));
+}

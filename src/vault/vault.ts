@@ -1,0 +1,124 @@
+// The Vault: domain logic of files, directories, blobs, uploads, permissions and audit over a MetadataStore and a
+// ChunkStore. Stateless apart from the GC cursor, so any number of service replicas can share the stores.
+// Every method takes the acting user first; see each module for what it throws.
+import type { Readable } from 'node:stream';
+import type { ChunkStore } from '../../storage-backend/types.js';
+import type { MetadataStore } from '../metadata/types.js';
+import { CofferError, ErrorCode, toCofferError } from '../errors.js';
+import { auditHead, verifyAuditChain, type AuditVerification } from './audit.js';
+import { commitUpload, type CommitInput } from './commit.js';
+import type { Actor, GrantView, ManifestView, NodeView, VaultContext, VaultOptions } from './context.js';
+import { manifestByBlob, manifestByPath, readChunk, type ChunkInfo, type ChunkReadPlan } from './downloads.js';
+import { runGc, type GcOptions, type GcReport, type GcState } from './gc.js';
+import { deleteGrant, listGrants, putGrant } from './grants.js';
+import { ensureRoot } from './resolve.js';
+import * as tree from './tree.js';
+import * as uploads from './uploads.js';
+
+export const DEFAULT_UPLOAD_GRACE_MS = 24 * 60 * 60 * 1000;
+
+export class Vault {
+  readonly store: MetadataStore;
+  readonly chunks: ChunkStore;
+  private readonly ctx: VaultContext;
+  private readonly gcState: GcState = {};
+
+  private constructor(ctx: VaultContext) {
+    this.ctx = ctx;
+    this.store = ctx.store;
+    this.chunks = ctx.chunks;
+  }
+
+  /** Opens a vault over the two stores, creating the root directory if absent (idempotent). Throws store errors. */
+  static async open(store: MetadataStore, chunks: ChunkStore, options: VaultOptions = {}): Promise<Vault> {
+    const now = options.now ?? (() => new Date());
+    const role = options.defaultRootRole ?? 'none';
+    if (role !== 'none' && role !== 'read' && role !== 'write') {
+      throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'defaultRootRole must be none, read or write');
+    }
+    const ctx: VaultContext = { store, chunks, defaultRootRole: role, uploadGraceMs: options.uploadGraceMs ?? DEFAULT_UPLOAD_GRACE_MS, now };
+    await ensureRoot(store, now());
+    return new Vault(ctx);
+  }
+
+  get defaultRootRole(): VaultContext['defaultRootRole'] {
+    return this.ctx.defaultRootRole;
+  }
+
+  // ---- tree ----
+  stat(actor: Actor, path: string): Promise<NodeView> {
+    return tree.stat(this.ctx, actor, path);
+  }
+  list(actor: Actor, path: string, options?: { after?: string; limit?: number }): Promise<{ items: NodeView[]; next: string | null }> {
+    return tree.list(this.ctx, actor, path, options);
+  }
+  mkdir(actor: Actor, path: string, options?: { parents?: boolean }): Promise<{ node: NodeView; created: boolean }> {
+    return tree.mkdir(this.ctx, actor, path, options);
+  }
+  move(actor: Actor, from: string, to: string, options?: { overwrite?: boolean }): Promise<NodeView> {
+    return tree.move(this.ctx, actor, from, to, options);
+  }
+  remove(actor: Actor, path: string, options?: { recursive?: boolean }): Promise<{ removed: number }> {
+    return tree.remove(this.ctx, actor, path, options);
+  }
+
+  // ---- grants ----
+  putGrant(actor: Actor, path: string, user: unknown, role: unknown): Promise<GrantView> {
+    return putGrant(this.ctx, actor, path, user, role);
+  }
+  deleteGrant(actor: Actor, path: string, user: unknown): Promise<void> {
+    return deleteGrant(this.ctx, actor, path, user);
+  }
+  listGrants(actor: Actor, path: string): Promise<GrantView[]> {
+    return listGrants(this.ctx, actor, path);
+  }
+
+  // ---- uploads ----
+  createUpload(actor: Actor, input: uploads.CreateUploadInput): Promise<uploads.UploadView> {
+    return uploads.createUpload(this.ctx, actor, input);
+  }
+  getUpload(actor: Actor, blobId: string): Promise<uploads.UploadView> {
+    return uploads.getUpload(this.ctx, actor, blobId);
+  }
+  putChunk(actor: Actor, blobId: string, index: number, body: AsyncIterable<Uint8Array>, contentLength?: number): Promise<uploads.UploadChunkView> {
+    return uploads.putChunk(this.ctx, actor, blobId, index, body, contentLength);
+  }
+  commitUpload(actor: Actor, blobId: string, input: CommitInput): Promise<{ node: NodeView; manifest: ManifestView }> {
+    return commitUpload(this.ctx, actor, blobId, input);
+  }
+  abortUpload(actor: Actor, blobId: string): Promise<{ blobId: string; state: 'deleting' }> {
+    return uploads.abortUpload(this.ctx, actor, blobId);
+  }
+
+  // ---- downloads ----
+  manifestByBlob(actor: Actor, blobId: string): Promise<ManifestView> {
+    return manifestByBlob(this.ctx, actor, blobId);
+  }
+  manifestByPath(actor: Actor, path: string): Promise<{ node: NodeView; manifest: ManifestView }> {
+    return manifestByPath(this.ctx, actor, path);
+  }
+  readChunk(actor: Actor, blobId: string, index: number, plan?: (info: ChunkInfo) => ChunkReadPlan): Promise<ChunkInfo & { range?: { start: number; end: number }; stream: Readable | null }> {
+    return readChunk(this.ctx, actor, blobId, index, plan);
+  }
+
+  // ---- maintenance ----
+  /** One GC pass (see gc.ts). */
+  runGc(now: Date = this.ctx.now(), options?: GcOptions): Promise<GcReport> {
+    return runGc(this.ctx, now, this.gcState, options);
+  }
+  verifyAudit(): Promise<AuditVerification> {
+    return verifyAuditChain(this.store);
+  }
+  auditHead(): Promise<{ seq: number; hash: string }> {
+    return auditHead(this.store);
+  }
+  /** Both stores answer. Throws UNAVAILABLE otherwise. */
+  async checkReady(): Promise<void> {
+    try {
+      await this.store.getNode('root');
+      await this.chunks.stat({ blobId: '0'.repeat(32), index: 0 });
+    } catch (e) {
+      throw new CofferError(ErrorCode.UNAVAILABLE, `not ready: ${toCofferError(e).message}`, { cause: e, retryable: true });
+    }
+  }
+}
