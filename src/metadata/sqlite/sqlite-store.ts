@@ -1,0 +1,330 @@
+// SqliteMetadataStore: the embedded MetadataStore on better-sqlite3. Every method is one SQL statement in its
+// own autocommit transaction (reads may add a second read to tell NOT_FOUND from CONFLICT), so it keeps the
+// same single-record rules as the MongoDB adapter. Durability choice (WAL + synchronous=NORMAL by default) is
+// explained in docs/metadata.md.
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { CofferError, ErrorCode } from '../../errors.js';
+import * as c from '../common.js';
+import type {
+  AuditEntry, BlobRecord, BlobState, Grant, MetadataStore, Page, TreeNode, UploadChunkRecord, User,
+} from '../types.js';
+import * as rows from './sqlite-rows.js';
+import { sqliteError } from './sqlite-errors.js';
+
+export interface SqliteStoreOptions {
+  /**
+   * 'normal' (default): commits survive a process crash; an OS crash or power loss may roll back the last
+   * commits but never corrupts the file. 'full': every commit is fsynced before it returns (~4x slower).
+   */
+  synchronous?: 'normal' | 'full';
+  /** How long a writer waits for another process's lock before SQLITE_BUSY (retryable METADATA). Default 5000. */
+  busyTimeoutMs?: number;
+}
+
+const NODE_COLUMNS: Record<string, string> = { parentId: 'parent_id', name: 'name', blobId: 'blob_id', size: 'size', owner: 'owner' };
+const BLOB_COLUMNS: Record<string, string> = {
+  state: 'state', size: 'size', chunkCount: 'chunk_count', chunkSha256: 'chunk_sha256',
+  keyRecord: 'key_record', keyGeneration: 'key_generation', attrs: 'attrs',
+};
+const JSON_BLOB_FIELDS = new Set(['chunkSha256', 'keyRecord', 'attrs']);
+
+export class SqliteMetadataStore implements MetadataStore {
+  readonly kind = 'sqlite' as const;
+  readonly #db: Database.Database;
+  /** Prepared statements by SQL text, prepared on first use (tables may not exist before migrations). */
+  readonly #stmts = new Map<string, Database.Statement>();
+
+  /**
+   * Opens (creating if needed, mode 0600) the database file at `path`. Does not migrate: see
+   * openMetadataStore in src/metadata/index.ts. Throws METADATA if the file cannot be opened.
+   */
+  static open(path: string, options: SqliteStoreOptions = {}): SqliteMetadataStore {
+    try {
+      if (path !== ':memory:') {
+        mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+        closeSync(openSync(path, 'a', 0o600)); // SQLite gives -wal and -shm the main file's mode
+      }
+      const db = new Database(path);
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+      db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5000)}`);
+      db.pragma('foreign_keys = OFF'); // no cross-record constraints: the same rules as MongoDB
+      return new SqliteMetadataStore(db);
+    } catch (e) {
+      throw sqliteError(e, `open ${path}`);
+    }
+  }
+
+  private constructor(db: Database.Database) {
+    this.#db = db;
+  }
+
+  #stmt(sql: string): Database.Statement {
+    let s = this.#stmts.get(sql);
+    if (s === undefined) {
+      s = this.#db.prepare(sql);
+      this.#stmts.set(sql, s);
+    }
+    return s;
+  }
+
+  /** Runs `fn`, turning driver errors into CofferError (see sqlite-errors.ts). */
+  #do<T>(what: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      throw sqliteError(e, what);
+    }
+  }
+
+  // ---- schema and migrations (adapter-specific: not on MetadataStore) ----
+
+  async getSchemaVersion(): Promise<number> {
+    return this.#do('read schema version', () => {
+      const hasMeta = this.#stmt(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'`).get();
+      if (hasMeta === undefined) return 0;
+      const row = this.#stmt(`SELECT value FROM meta WHERE key = 'schema_version'`).get() as { value: string } | undefined;
+      return row === undefined ? 0 : Number(row.value);
+    });
+  }
+
+  /**
+   * Runs one migration step and stamps `version` in the same transaction (SQLite DDL is transactional), so a
+   * crash leaves either both or neither. The stamp never lowers the version. Throws METADATA.
+   */
+  async runMigration(version: number, step: (db: Database.Database) => void): Promise<void> {
+    this.#do(`migrate to v${version}`, () => {
+      this.#db.transaction(() => {
+        step(this.#db);
+        this.#db.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID`);
+        this.#db
+          .prepare(
+            `INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE
+             SET value = excluded.value WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)`,
+          )
+          .run(String(version));
+      }).immediate();
+    });
+  }
+
+  // ---- tree ----
+
+  async getNode(id: string): Promise<TreeNode | null> {
+    const r = this.#do('get node', () => this.#stmt('SELECT * FROM nodes WHERE id = ?').get(id)) as rows.NodeRow | undefined;
+    return r === undefined ? null : rows.nodeFromRow(r);
+  }
+
+  async getChild(parentId: string, name: string): Promise<TreeNode | null> {
+    const r = this.#do('get child', () =>
+      this.#stmt('SELECT * FROM nodes WHERE parent_id = ? AND name = ?').get(parentId, name),
+    ) as rows.NodeRow | undefined;
+    return r === undefined ? null : rows.nodeFromRow(r);
+  }
+
+  async listChildren(parentId: string, options: { after?: string; limit?: number } = {}): Promise<Page<TreeNode>> {
+    const limit = c.pageLimit(options.limit);
+    const list = this.#do('list children', () =>
+      options.after === undefined
+        ? this.#stmt('SELECT * FROM nodes WHERE parent_id = ? ORDER BY name LIMIT ?').all(parentId, limit + 1)
+        : this.#stmt('SELECT * FROM nodes WHERE parent_id = ? AND name > ? ORDER BY name LIMIT ?').all(parentId, options.after, limit + 1),
+    ) as rows.NodeRow[];
+    return c.toPage(list.map(rows.nodeFromRow), limit, (n) => n.name);
+  }
+
+  async hasChildren(parentId: string): Promise<boolean> {
+    return this.#do('has children', () => this.#stmt('SELECT 1 FROM nodes WHERE parent_id = ? LIMIT 1').get(parentId) !== undefined);
+  }
+
+  async insertNode(node: TreeNode): Promise<void> {
+    c.checkVersion(node.version);
+    this.#do(`insert node ${node.id}`, () =>
+      this.#stmt(
+        `INSERT INTO nodes (id, parent_id, name, type, blob_id, size, owner, created_at, modified_at, version)
+         VALUES (@id, @parent_id, @name, @type, @blob_id, @size, @owner, @created_at, @modified_at, @version)`,
+      ).run(rows.nodeToRow(node)),
+    );
+  }
+
+  async updateNode(id: string, expectedVersion: number, patch: c.NodePatch): Promise<TreeNode> {
+    const p = c.checkNodePatch(patch);
+    const keys = Object.keys(p).sort();
+    const sets = keys.map((k) => `${NODE_COLUMNS[k]} = @${k}`).concat('version = version + 1', 'modified_at = @now');
+    const sql = `UPDATE nodes SET ${sets.join(', ')} WHERE id = @id AND version = @expected RETURNING *`;
+    const r = this.#do(`update node ${id}`, () =>
+      this.#stmt(sql).get({ ...p, id, expected: expectedVersion, now: Date.now() }),
+    ) as rows.NodeRow | undefined;
+    if (r !== undefined) return rows.nodeFromRow(r);
+    throw c.nodeCasMiss(id, expectedVersion, await this.getNode(id));
+  }
+
+  async deleteNode(id: string, expectedVersion?: number): Promise<void> {
+    if (expectedVersion === undefined) {
+      this.#do(`delete node ${id}`, () => this.#stmt('DELETE FROM nodes WHERE id = ?').run(id));
+      return;
+    }
+    const res = this.#do(`delete node ${id}`, () => this.#stmt('DELETE FROM nodes WHERE id = ? AND version = ?').run(id, expectedVersion));
+    if (res.changes === 1) return;
+    const current = await this.getNode(id);
+    if (current !== null) throw c.nodeCasMiss(id, expectedVersion, current);
+  }
+
+  async findNodesByBlob(blobId: string): Promise<TreeNode[]> {
+    const list = this.#do('find nodes by blob', () => this.#stmt('SELECT * FROM nodes WHERE blob_id = ? ORDER BY id').all(blobId)) as rows.NodeRow[];
+    return list.map(rows.nodeFromRow);
+  }
+
+  // ---- blobs ----
+
+  async insertBlob(blob: BlobRecord): Promise<void> {
+    c.checkBlobState(blob.state);
+    this.#do(`insert blob ${blob.id}`, () =>
+      this.#stmt(
+        `INSERT INTO blobs (id, state, owner, key_generation, key_record, size, chunk_count, chunk_sha256, created_at, updated_at, attrs)
+         VALUES (@id, @state, @owner, @key_generation, @key_record, @size, @chunk_count, @chunk_sha256, @created_at, @updated_at, @attrs)`,
+      ).run(rows.blobToRow(blob)),
+    );
+  }
+
+  async getBlob(id: string): Promise<BlobRecord | null> {
+    const r = this.#do('get blob', () => this.#stmt('SELECT * FROM blobs WHERE id = ?').get(id)) as rows.BlobRow | undefined;
+    return r === undefined ? null : rows.blobFromRow(r);
+  }
+
+  async updateBlob(id: string, fromState: BlobState, patch: c.BlobPatch): Promise<BlobRecord> {
+    const p = c.checkBlobPatch(fromState, patch);
+    const keys = Object.keys(p).sort();
+    const params: Record<string, unknown> = { id, fromState, now: Date.now() };
+    for (const k of keys) {
+      const v = p[k as keyof c.BlobPatch];
+      params[k] = JSON_BLOB_FIELDS.has(k) && v !== null ? JSON.stringify(v) : v;
+    }
+    const sets = keys.map((k) => `${BLOB_COLUMNS[k]} = @${k}`).concat('updated_at = @now');
+    const sql = `UPDATE blobs SET ${sets.join(', ')} WHERE id = @id AND state = @fromState RETURNING *`;
+    const r = this.#do(`update blob ${id}`, () => this.#stmt(sql).get(params)) as rows.BlobRow | undefined;
+    if (r !== undefined) return rows.blobFromRow(r);
+    return c.resolveBlobCasMiss(id, fromState, p, await this.getBlob(id));
+  }
+
+  async deleteBlob(id: string): Promise<void> {
+    this.#do(`delete blob ${id}`, () => this.#stmt('DELETE FROM blobs WHERE id = ?').run(id));
+  }
+
+  async listBlobsByState(state: BlobState, updatedBefore: Date, limit: number): Promise<BlobRecord[]> {
+    c.checkBlobState(state);
+    const n = c.countLimit(limit);
+    const list = this.#do('list blobs by state', () =>
+      this.#stmt('SELECT * FROM blobs WHERE state = ? AND updated_at < ? ORDER BY updated_at, id LIMIT ?').all(state, updatedBefore.getTime(), n),
+    ) as rows.BlobRow[];
+    return list.map(rows.blobFromRow);
+  }
+
+  async listBlobs(options: { after?: string; limit?: number } = {}): Promise<Page<BlobRecord>> {
+    const limit = c.pageLimit(options.limit);
+    const list = this.#do('list blobs', () =>
+      this.#stmt('SELECT * FROM blobs WHERE id > ? ORDER BY id LIMIT ?').all(options.after ?? '', limit + 1),
+    ) as rows.BlobRow[];
+    return c.toPage(list.map(rows.blobFromRow), limit, (b) => b.id);
+  }
+
+  // ---- upload sessions ----
+
+  async putUploadChunk(chunk: UploadChunkRecord): Promise<void> {
+    this.#do(`put upload chunk ${chunk.blobId}/${chunk.index}`, () =>
+      this.#stmt(
+        `INSERT INTO upload_chunks (blob_id, idx, plaintext_length, final, stored_size, sha256, created_at)
+         VALUES (@blob_id, @idx, @plaintext_length, @final, @stored_size, @sha256, @created_at)
+         ON CONFLICT (blob_id, idx) DO UPDATE SET plaintext_length = excluded.plaintext_length, final = excluded.final,
+           stored_size = excluded.stored_size, sha256 = excluded.sha256, created_at = excluded.created_at`,
+      ).run(rows.uploadChunkToRow(chunk)),
+    );
+  }
+
+  async listUploadChunks(blobId: string): Promise<UploadChunkRecord[]> {
+    const list = this.#do('list upload chunks', () =>
+      this.#stmt('SELECT * FROM upload_chunks WHERE blob_id = ? ORDER BY idx').all(blobId),
+    ) as rows.UploadChunkRow[];
+    return list.map(rows.uploadChunkFromRow);
+  }
+
+  async deleteUploadChunks(blobId: string): Promise<void> {
+    this.#do('delete upload chunks', () => this.#stmt('DELETE FROM upload_chunks WHERE blob_id = ?').run(blobId));
+  }
+
+  // ---- users and grants ----
+
+  async ensureUser(name: string): Promise<User> {
+    // the no-op DO UPDATE makes RETURNING yield the existing row, so this stays one statement
+    const r = this.#do(`ensure user ${name}`, () =>
+      this.#stmt(
+        `INSERT INTO users (name, created_at, disabled) VALUES (?, ?, 0)
+         ON CONFLICT (name) DO UPDATE SET name = users.name RETURNING *`,
+      ).get(name, Date.now()),
+    ) as rows.UserRow;
+    return rows.userFromRow(r);
+  }
+
+  async getUser(name: string): Promise<User | null> {
+    const r = this.#do('get user', () => this.#stmt('SELECT * FROM users WHERE name = ?').get(name)) as rows.UserRow | undefined;
+    return r === undefined ? null : rows.userFromRow(r);
+  }
+
+  async listUsers(): Promise<User[]> {
+    const list = this.#do('list users', () => this.#stmt('SELECT * FROM users ORDER BY name').all()) as rows.UserRow[];
+    return list.map(rows.userFromRow);
+  }
+
+  async putGrant(grant: Grant): Promise<void> {
+    this.#do(`put grant ${grant.nodeId}/${grant.user}`, () =>
+      this.#stmt(
+        `INSERT INTO grants (node_id, user, role, created_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (node_id, user) DO UPDATE SET role = excluded.role, created_at = excluded.created_at`,
+      ).run(grant.nodeId, grant.user, grant.role, grant.createdAt.getTime()),
+    );
+  }
+
+  async deleteGrant(nodeId: string, user: string): Promise<void> {
+    this.#do('delete grant', () => this.#stmt('DELETE FROM grants WHERE node_id = ? AND user = ?').run(nodeId, user));
+  }
+
+  async listGrants(nodeIds: string[]): Promise<Grant[]> {
+    if (nodeIds.length === 0) return [];
+    // one cached statement for any number of ids: the ids travel as one JSON array parameter
+    const list = this.#do('list grants', () =>
+      this.#stmt('SELECT * FROM grants WHERE node_id IN (SELECT value FROM json_each(?)) ORDER BY node_id, user').all(JSON.stringify(nodeIds)),
+    ) as rows.GrantRow[];
+    return list.map(rows.grantFromRow);
+  }
+
+  // ---- audit log ----
+
+  async appendAudit(entry: AuditEntry): Promise<void> {
+    if (!Number.isSafeInteger(entry.seq) || entry.seq < 0) {
+      throw new CofferError(ErrorCode.INVALID_ARGUMENT, `audit seq must be a non-negative integer, got ${entry.seq}`);
+    }
+    this.#do(`append audit seq ${entry.seq}`, () =>
+      this.#stmt(
+        `INSERT INTO audit (seq, at, actor, action, target, details, prev_hash, hash)
+         VALUES (@seq, @at, @actor, @action, @target, @details, @prev_hash, @hash)`,
+      ).run(rows.auditToRow(entry)),
+    );
+  }
+
+  async lastAudit(): Promise<AuditEntry | null> {
+    const r = this.#do('last audit', () => this.#stmt('SELECT * FROM audit ORDER BY seq DESC LIMIT 1').get()) as rows.AuditRow | undefined;
+    return r === undefined ? null : rows.auditFromRow(r);
+  }
+
+  async listAudit(afterSeq: number, limit: number): Promise<AuditEntry[]> {
+    const n = c.countLimit(limit);
+    const list = this.#do('list audit', () =>
+      this.#stmt('SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?').all(afterSeq, n),
+    ) as rows.AuditRow[];
+    return list.map(rows.auditFromRow);
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+  }
+}
