@@ -39,9 +39,11 @@ function formatError(message: string, cause?: unknown): CofferError {
 
 /** Parses one CBOR item and insists the input is exactly its canonical re-encoding. */
 function strictDecode(bytes: Uint8Array, what: string): unknown {
+  // cbor-x yields byte strings as Buffers only when given a Buffer (a view, no copy), which the shape checks rely on.
+  const input = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let value: unknown;
   try {
-    value = decoder.decode(bytes);
+    value = decoder.decode(input);
   } catch (e) {
     throw formatError(`${what} is not well-formed CBOR`, e);
   }
@@ -51,7 +53,7 @@ function strictDecode(bytes: Uint8Array, what: string): unknown {
   } catch (e) {
     throw formatError(`${what} holds values outside the Nitro format`, e);
   }
-  if (Buffer.compare(Buffer.from(again), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)) !== 0) {
+  if (Buffer.compare(Buffer.from(again), input) !== 0) {
     throw formatError(`${what} is not in the strict encoding (duplicate keys, non-minimal lengths, tags or trailing bytes)`);
   }
   return value;
@@ -207,5 +209,5 @@ export function encodeCbor(value: unknown): Uint8Array {
 
 /** Decodes any CBOR value leniently (tests use it to take documents apart). */
 export function decodeCbor(bytes: Uint8Array): unknown {
-  return decoder.decode(bytes);
+  return decoder.decode(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
 }
