@@ -1,0 +1,90 @@
+// The storage service's hono app: request id + access log + metrics, probes, bearer auth on /v1, the routes,
+// and one error handler that turns every CofferError into `{ error: { code, message } }` with its table status.
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { Hono } from 'hono';
+import { routePath } from 'hono/route';
+import { CofferError, ErrorCode } from '../errors.js';
+import { createLogger, type Logger, type ServiceMetrics } from '../telemetry/index.js';
+import type { Vault } from '../vault/index.js';
+import type { Authenticator } from './auth/index.js';
+import { errorResponse, type ApiEnv } from './http.js';
+import { downloadRoutes } from './routes/downloads.js';
+import { grantRoutes } from './routes/grants.js';
+import { treeRoutes } from './routes/tree.js';
+import { uploadRoutes } from './routes/uploads.js';
+
+export interface ApiLimits {
+  /** Max file parts in one multipart chunk upload (default 16). */
+  maxMultipartParts?: number;
+}
+
+export interface AppDeps {
+  vault: Vault;
+  auth: Authenticator;
+  logger?: Logger;
+  metrics?: ServiceMetrics;
+  limits?: ApiLimits;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+export function createApp(deps: AppDeps): Hono<ApiEnv> {
+  const { vault, auth, metrics } = deps;
+  const logger = deps.logger ?? createLogger({ level: 'silent' });
+  const app = new Hono<ApiEnv>();
+
+  app.use('*', async (c, next) => {
+    const t0 = performance.now();
+    const given = c.req.header('x-request-id');
+    const requestId = given && REQUEST_ID.test(given) ? given : randomUUID();
+    c.set('requestId', requestId);
+    c.header('X-Request-Id', requestId);
+    await next();
+    const route = routePath(c, -1);
+    const label = route.endsWith('*') ? 'unmatched' : route;
+    const seconds = (performance.now() - t0) / 1000;
+    metrics?.httpRequests.inc({ method: c.req.method, route: label, status: String(c.res.status) });
+    metrics?.httpDuration.observe({ method: c.req.method, route: label }, seconds);
+    const entry = { reqId: requestId, method: c.req.method, route: label, status: c.res.status, ms: Math.round(seconds * 1000), user: c.get('actor')?.user, code: c.get('errorCode') };
+    if (c.res.status >= 500) logger.error(entry, 'request');
+    else logger.info(entry, 'request');
+  });
+
+  app.onError((e, c) => {
+    const { status, body, error } = errorResponse(e);
+    c.set('errorCode', error.code);
+    if (status >= 500) logger.error({ reqId: c.get('requestId'), err: error, cause: error.cause }, 'request failed');
+    // The request body may be unread (refused before reading): do not reuse this connection.
+    const incoming = c.env?.incoming;
+    if (incoming && !incoming.readableEnded && c.req.method !== 'GET' && c.req.method !== 'HEAD') c.header('Connection', 'close');
+    if (error.code === ErrorCode.RANGE_NOT_SATISFIABLE && typeof error.details?.size === 'number') {
+      c.header('Content-Range', `bytes */${error.details.size}`);
+    }
+    return c.json(body, status as 400);
+  });
+
+  app.notFound((c) => c.json({ error: { code: ErrorCode.NOT_FOUND, message: `no route ${c.req.method} ${c.req.path}` } }, 404));
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', async (c) => {
+    await vault.checkReady();
+    return c.json({ status: 'ready' });
+  });
+  app.get('/metrics', async (c) => {
+    if (!metrics) throw new CofferError(ErrorCode.NOT_FOUND, 'metrics are disabled');
+    return c.body(await metrics.registry.metrics(), 200, { 'Content-Type': metrics.registry.contentType });
+  });
+
+  app.use('/v1/*', async (c, next) => {
+    c.set('actor', await auth.authenticate(c.req.header('authorization')));
+    await next();
+  });
+  app.get('/v1/whoami', (c) => c.json({ user: c.var.actor.user, admin: c.var.actor.admin, defaultRootRole: vault.defaultRootRole }));
+
+  uploadRoutes(app, vault, metrics, { maxMultipartParts: deps.limits?.maxMultipartParts ?? 16 });
+  downloadRoutes(app, vault, metrics);
+  treeRoutes(app, vault);
+  grantRoutes(app, vault);
+  return app;
+}

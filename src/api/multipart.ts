@@ -1,0 +1,91 @@
+// multipart/form-data chunk uploads for browsers (busboy). Each part is a file part whose field name is the
+// decimal chunk index; parts are handed one at a time, in order, to `onPart`, which streams them onward.
+// Limits: parts, bytes per part (a part over the limit fails with PAYLOAD_TOO_LARGE, never silently
+// truncated), total bytes, and no non-file fields.
+import type { IncomingMessage } from 'node:http';
+import busboy from 'busboy';
+import type { Readable } from 'node:stream';
+import { CofferError, ErrorCode } from '../errors.js';
+
+export interface MultipartLimits {
+  maxParts: number;
+  maxPartBytes: number;
+}
+
+function tooLarge(m: string): CofferError {
+  return new CofferError(ErrorCode.PAYLOAD_TOO_LARGE, m);
+}
+
+/** The part's bytes, failing at the end if busboy cut it at the size limit. */
+async function* checked(stream: Readable & { truncated?: boolean }, maxPartBytes: number): AsyncGenerator<Uint8Array> {
+  for await (const chunk of stream) yield chunk as Uint8Array;
+  if (stream.truncated) throw tooLarge(`a multipart part is larger than ${maxPartBytes} bytes`);
+}
+
+/**
+ * Parses the request and calls `onPart(name, bytes)` for each file part, sequentially. Resolves when every part
+ * was handled; rejects with the first error (INVALID_ARGUMENT for malformed bodies or field parts,
+ * PAYLOAD_TOO_LARGE for limits, or onPart's error) and stops reading the request.
+ */
+export function readMultipart(
+  incoming: IncomingMessage, limits: MultipartLimits, onPart: (name: string, bytes: AsyncIterable<Uint8Array>) => Promise<void>,
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let bb: busboy.Busboy;
+    try {
+      bb = busboy({
+        headers: incoming.headers,
+        limits: { files: limits.maxParts, parts: limits.maxParts, fields: 0, fileSize: limits.maxPartBytes, headerPairs: 16 },
+      });
+    } catch (e) {
+      reject(new CofferError(ErrorCode.INVALID_ARGUMENT, `not a multipart/form-data body: ${(e as Error).message}`));
+      return;
+    }
+    let failed = false;
+    let chain: Promise<void> = Promise.resolve();
+    const maxTotal = limits.maxParts * (limits.maxPartBytes + 16 * 1024);
+    let total = 0;
+    const fail = (e: unknown): void => {
+      if (failed) return;
+      failed = true;
+      incoming.unpipe(bb);
+      incoming.off('data', count);
+      reject(e);
+    };
+    const count = (chunk: Buffer): void => {
+      total += chunk.length;
+      if (total > maxTotal) fail(tooLarge(`multipart body larger than ${maxTotal} bytes`));
+    };
+    bb.on('file', (name, stream) => {
+      if (failed) {
+        stream.resume();
+        return;
+      }
+      chain = chain.then(async () => {
+        if (failed) {
+          stream.resume();
+          return;
+        }
+        try {
+          await onPart(name, checked(stream, limits.maxPartBytes));
+        } catch (e) {
+          stream.resume();
+          fail(e);
+        }
+      });
+    });
+    bb.on('field', (name) => fail(new CofferError(ErrorCode.INVALID_ARGUMENT, `multipart: field "${name}" is not a file part`)));
+    bb.on('fieldsLimit', () => fail(new CofferError(ErrorCode.INVALID_ARGUMENT, 'multipart: only file parts are allowed')));
+    bb.on('filesLimit', () => fail(tooLarge(`multipart: more than ${limits.maxParts} parts`)));
+    bb.on('partsLimit', () => fail(tooLarge(`multipart: more than ${limits.maxParts} parts`)));
+    bb.on('error', (e) => fail(new CofferError(ErrorCode.INVALID_ARGUMENT, `malformed multipart body: ${(e as Error).message}`)));
+    bb.on('close', () => {
+      void chain.then(() => {
+        if (!failed) resolve();
+      });
+    });
+    incoming.on('error', (e) => fail(new CofferError(ErrorCode.INVALID_ARGUMENT, 'request body aborted', { cause: e })));
+    incoming.on('data', count);
+    incoming.pipe(bb);
+  });
+}

@@ -1,0 +1,93 @@
+// Upload routes: create, state, raw chunk PUT, multipart chunk POST, commit, abort (docs/http-api.md "Uploads").
+// Chunk bodies stream from the Node request straight into the vault (and on into the chunk store): never
+// buffered whole; Content-Length is required and bounded before a byte is read.
+import { performance } from 'node:perf_hooks';
+import type { Hono } from 'hono';
+import { CofferError, ErrorCode, toCofferError } from '../../errors.js';
+import { MAX_SEALED_SIZE } from '../../crypto/index.js';
+import type { ServiceMetrics } from '../../telemetry/index.js';
+import type { KeyRecord } from '../../metadata/types.js';
+import type { UploadChunkView, Vault } from '../../vault/index.js';
+import { field, indexParam, readJson, type ApiEnv } from '../http.js';
+import { readMultipart } from '../multipart.js';
+
+export interface UploadRouteOptions {
+  maxMultipartParts: number;
+}
+
+async function* counted(body: AsyncIterable<Uint8Array>, metrics: ServiceMetrics | undefined): AsyncGenerator<Uint8Array> {
+  for await (const chunk of body) {
+    metrics?.bytesIn.inc(chunk.length);
+    yield chunk;
+  }
+}
+
+async function timedPut(metrics: ServiceMetrics | undefined, put: () => Promise<UploadChunkView>): Promise<UploadChunkView> {
+  const t0 = performance.now();
+  try {
+    const r = await put();
+    metrics?.chunkWrites.inc({ result: 'ok' });
+    metrics?.chunkPutDuration.observe((performance.now() - t0) / 1000);
+    return r;
+  } catch (e) {
+    metrics?.chunkWrites.inc({ result: toCofferError(e).code });
+    throw e;
+  }
+}
+
+export function uploadRoutes(app: Hono<ApiEnv>, vault: Vault, metrics: ServiceMetrics | undefined, options: UploadRouteOptions): void {
+  app.post('/v1/uploads', async (c) => {
+    const b = await readJson(c, ['path', 'blobId', 'keyGeneration', 'keyRecord', 'size', 'overwrite']);
+    const view = await vault.createUpload(c.var.actor, {
+      path: field.string(b, 'path'),
+      blobId: field.string(b, 'blobId'),
+      keyGeneration: field.int(b, 'keyGeneration'),
+      keyRecord: b.keyRecord as KeyRecord,
+      size: field.optInt(b, 'size'),
+      overwrite: field.optBool(b, 'overwrite'),
+    });
+    return c.json(view, 201);
+  });
+
+  app.get('/v1/uploads/:blobId', async (c) => c.json(await vault.getUpload(c.var.actor, c.req.param('blobId'))));
+
+  app.put('/v1/uploads/:blobId/chunks/:index', async (c) => {
+    const blobId = c.req.param('blobId');
+    const index = indexParam(c);
+    const lengthHeader = c.req.header('content-length');
+    if (lengthHeader === undefined || !/^\d{1,16}$/.test(lengthHeader)) {
+      throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'Content-Length is required (no chunked transfer encoding)');
+    }
+    const length = Number(lengthHeader);
+    if (length > MAX_SEALED_SIZE) throw new CofferError(ErrorCode.PAYLOAD_TOO_LARGE, `a sealed chunk is at most ${MAX_SEALED_SIZE} bytes`);
+    const view = await timedPut(metrics, () => vault.putChunk(c.var.actor, blobId, index, counted(c.env.incoming, metrics), length));
+    return c.json(view);
+  });
+
+  app.post('/v1/uploads/:blobId/chunks', async (c) => {
+    const blobId = c.req.param('blobId');
+    if (!/^multipart\/form-data\s*;/i.test(c.req.header('content-type') ?? '')) {
+      throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'Content-Type must be multipart/form-data');
+    }
+    const declared = Number(c.req.header('content-length') ?? '0');
+    if (declared > options.maxMultipartParts * (MAX_SEALED_SIZE + 16 * 1024)) {
+      throw new CofferError(ErrorCode.PAYLOAD_TOO_LARGE, 'multipart body too large');
+    }
+    const chunks: UploadChunkView[] = [];
+    await readMultipart(c.env.incoming, { maxParts: options.maxMultipartParts, maxPartBytes: MAX_SEALED_SIZE }, async (name, bytes) => {
+      if (!/^\d{1,10}$/.test(name) || Number(name) > 0xffff_ffff) {
+        throw new CofferError(ErrorCode.INVALID_ARGUMENT, `multipart part name "${name}" is not a chunk index`);
+      }
+      chunks.push(await timedPut(metrics, () => vault.putChunk(c.var.actor, blobId, Number(name), counted(bytes, metrics))));
+    });
+    return c.json({ chunks });
+  });
+
+  app.post('/v1/uploads/:blobId/commit', async (c) => {
+    const b = await readJson(c, ['chunkCount', 'size']);
+    const r = await vault.commitUpload(c.var.actor, c.req.param('blobId'), { chunkCount: field.int(b, 'chunkCount'), size: field.int(b, 'size') });
+    return c.json(r);
+  });
+
+  app.delete('/v1/uploads/:blobId', async (c) => c.json(await vault.abortUpload(c.var.actor, c.req.param('blobId'))));
+}

@@ -1,0 +1,97 @@
+// Starts the storage service on Node's http server through @hono/node-server, with bounded headers (431),
+// request/header timeouts, JSON answers to malformed requests, and periodic GC.
+import type { Server, IncomingMessage } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { serve } from '@hono/node-server';
+import { createLogger, createServiceMetrics, type Logger, type ServiceMetrics } from '../telemetry/index.js';
+import type { Vault } from '../vault/index.js';
+import { createApp, type ApiLimits } from './app.js';
+import type { Authenticator } from './auth/index.js';
+
+export interface ServerLimits extends ApiLimits {
+  /** Request header bytes (default 16 KiB; more → 431). */
+  maxHeaderBytes?: number;
+  /** Whole request, headers and body (default 300 s). */
+  requestTimeoutMs?: number;
+  /** Default 30 s. */
+  headersTimeoutMs?: number;
+}
+
+export interface StorageServerOptions {
+  vault: Vault;
+  auth: Authenticator;
+  listen: { host: string; port: number };
+  limits?: ServerLimits;
+  logger?: Logger;
+  metrics?: ServiceMetrics;
+  /** GC period (default 10 min; 0 disables). */
+  gcIntervalMs?: number;
+}
+
+export interface StorageServer {
+  url: string;
+  server: Server;
+  close(): Promise<void>;
+}
+
+function rawJsonResponse(status: number, reason: string, code: string, message: string): string {
+  const body = JSON.stringify({ error: { code, message } });
+  return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+}
+
+/** Starts listening; resolves once bound. Throws the listen error (EADDRINUSE…). */
+export async function startStorageServer(options: StorageServerOptions): Promise<StorageServer> {
+  const logger = options.logger ?? createLogger();
+  const metrics = options.metrics ?? createServiceMetrics();
+  const limits = options.limits ?? {};
+  const app = createApp({ vault: options.vault, auth: options.auth, logger, metrics, limits });
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = serve({
+      fetch: app.fetch,
+      hostname: options.listen.host,
+      port: options.listen.port,
+      serverOptions: {
+        maxHeaderSize: limits.maxHeaderBytes ?? 16 * 1024,
+        requestTimeout: limits.requestTimeoutMs ?? 300_000,
+        headersTimeout: limits.headersTimeoutMs ?? 30_000,
+      },
+    }, () => resolve(s as Server)) as Server;
+    s.once('error', reject);
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (!socket.writable) return void socket.destroy();
+    if (err.code === 'HPE_HEADER_OVERFLOW') socket.end(rawJsonResponse(431, 'Request Header Fields Too Large', 'HEADERS_TOO_LARGE', 'request headers too large'));
+    else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') socket.end(rawJsonResponse(408, 'Request Timeout', 'TIMEOUT', 'request timed out'));
+    else if (err.code === 'ECONNRESET') socket.destroy();
+    else socket.end(rawJsonResponse(400, 'Bad Request', 'INVALID_ARGUMENT', 'malformed HTTP request'));
+  });
+  server.on('request', (req: IncomingMessage) => req.on('error', () => undefined)); // aborted uploads are handled by the route
+
+  let gcTimer: NodeJS.Timeout | undefined;
+  let gcRunning = false;
+  const gcInterval = options.gcIntervalMs ?? 10 * 60 * 1000;
+  if (gcInterval > 0) {
+    gcTimer = setInterval(() => {
+      if (gcRunning) return;
+      gcRunning = true;
+      options.vault.runGc(new Date())
+        .then((report) => logger.info({ gc: report }, 'gc pass'))
+        .catch((e: unknown) => logger.error({ err: e }, 'gc pass failed'))
+        .finally(() => { gcRunning = false; });
+    }, gcInterval);
+    gcTimer.unref();
+  }
+
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  return {
+    url: `http://${host}:${addr.port}`,
+    server,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        if (gcTimer) clearInterval(gcTimer);
+        server.close((e) => (e ? reject(e) : resolve()));
+        server.closeAllConnections();
+      }),
+  };
+}
