@@ -87,6 +87,7 @@ async function streamInto(fh: FileHandle, job: WriteChunkJob): Promise<PutResult
     const buf = buffers[current] as Buffer;
     const len = fill;
     const at = position;
+    hash.update(buf.subarray(0, len)); // one call per buffer, not per piece: fewer crossings into OpenSSL
     pending = job.io(() => writeAll(fh, buf, len, at));
     pending.catch(() => undefined); // observed by the next flush or the final await
     position += len;
@@ -112,7 +113,6 @@ async function streamInto(fh: FileHandle, job: WriteChunkJob): Promise<PutResult
       if (job.expectedSize !== undefined && total > job.expectedSize) {
         throw sizeMismatch(job, total, 'more than');
       }
-      hash.update(piece);
       let offset = 0;
       while (offset < piece.byteLength) {
         const buf = buffers[current] as Buffer;

@@ -1,0 +1,29 @@
+// Test helper run as a separate process (node --import tsx) by fs-chunk-store.test.ts, for what needs a real
+// process boundary: writing under a lowered RLIMIT_FSIZE (prlimit), being killed mid-write (a crash), and
+// being traced by strace. Not part of the store. Usage:
+//   test-child.ts put <root> <blobId> <index> <bytes>   put <bytes> random bytes; prints {"ok":…} or {"error":…}
+//   test-child.ts stall <root> <blobId> <index>         put 2 MiB then wait forever (until killed)
+import { randomBytes } from 'node:crypto';
+import { isCofferError } from '../../src/errors.js';
+import { openFsChunkStore } from './index.js';
+
+async function* source(bytes: number, stall: boolean): AsyncGenerator<Uint8Array> {
+  for (let at = 0; at < bytes; at += 64 * 1024) yield randomBytes(Math.min(64 * 1024, bytes - at));
+  if (stall) {
+    process.stdout.write('stalled\n');
+    await new Promise(() => undefined);
+  }
+}
+
+const [mode, root, blobId, indexText, bytesText] = process.argv.slice(2);
+const store = await openFsChunkStore({ root: root ?? '' });
+const ref = { blobId: blobId ?? '', index: Number(indexText) };
+try {
+  const stall = mode === 'stall';
+  const result = await store.put(ref, source(stall ? 2 * 1024 * 1024 : Number(bytesText), stall));
+  process.stdout.write(`${JSON.stringify({ ok: result })}\n`);
+} catch (e) {
+  const error = isCofferError(e) ? { code: e.code, message: e.message } : { code: 'UNEXPECTED', message: String(e) };
+  process.stdout.write(`${JSON.stringify({ error })}\n`);
+}
+await store.close();
