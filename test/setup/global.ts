@@ -1,7 +1,14 @@
-// vitest global setup: starts the shared test servers once per run (see test/servers/README.md) and hands
-// their addresses to the tests through vitest's provide/inject.
+// vitest global setup: starts the shared test servers once per run (see docs/test-servers.md) and hands
+// their addresses to the tests through vitest's provide/inject:
+//   import { inject } from 'vitest'; const uri = inject('mongoUri'); // null → skip with inject('mongoUnavailableReason')
+// MongoDB: COFFER_TEST_MONGODB_URI (a real MongoDB) wins; otherwise the FerretDB harness is built if needed
+// and started on a free loopback port. In CI (CI=true) a server that cannot start fails the run, never skips.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import type {} from 'vitest';
 import type { TestProject } from 'vitest/node';
+import { buildMongoWireServer, startMongoWireServer } from '../servers/mongo-wire.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -12,12 +19,36 @@ declare module 'vitest' {
   }
 }
 
+type Teardown = () => Promise<void>;
+
+/** Starts (or adopts) the MongoDB-wire server; returns its URI and pushes its teardown. */
+async function startMongo(teardowns: Teardown[]): Promise<string> {
+  const external = process.env.COFFER_TEST_MONGODB_URI;
+  if (external) return external;
+  const binary = await buildMongoWireServer();
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'coffer-mongo-wire-'));
+  teardowns.push(() => rm(dataDir, { recursive: true, force: true }));
+  const server = await startMongoWireServer({ dataDir, binary });
+  teardowns.push(() => server.stop());
+  return server.uri;
+}
+
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const teardowns: Array<() => Promise<void>> = [];
-  // Filled in by test/servers (MongoDB-wire server): until then no server is available.
-  project.provide('mongoUri', process.env.COFFER_TEST_MONGODB_URI ?? null);
-  project.provide('mongoUnavailableReason', process.env.COFFER_TEST_MONGODB_URI ? null : 'no MongoDB-wire test server configured');
-  return async () => {
-    for (const t of teardowns.reverse()) await t();
+  const teardowns: Teardown[] = [];
+  const teardown = async (): Promise<void> => {
+    for (const t of teardowns.splice(0).reverse()) await t();
   };
+
+  try {
+    project.provide('mongoUri', await startMongo(teardowns));
+    project.provide('mongoUnavailableReason', null);
+  } catch (err) {
+    await teardown();
+    if (process.env.CI === 'true') throw err; // the MongoDB contract run is mandatory in CI
+    const reason = err instanceof Error ? err.message : String(err);
+    console.warn(`[test setup] MongoDB-wire tests will be skipped: ${reason}`);
+    project.provide('mongoUri', null);
+    project.provide('mongoUnavailableReason', reason);
+  }
+  return teardown;
 }
