@@ -1,0 +1,53 @@
+// Credentials of the embedded KMS: <dataDir>/kms/credentials.json (mode 0600), made on first start with one
+// administrator credential. There is no IAM: each entry maps an access key id to its secret and the principal
+// ARN that key policies name. Add entries by editing the file while the server is stopped.
+import { randomBytes } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CofferError, ErrorCode } from '../../errors.js';
+import { createFileExclusive } from './durable.js';
+import { kmsDir } from './master-key.js';
+import type { KmsCredential } from './sigv4.js';
+
+export const DEFAULT_ACCOUNT_ID = '000000000000';
+export const DEFAULT_ADMIN_ARN = `arn:aws:iam::${DEFAULT_ACCOUNT_ID}:user/coffer-admin`;
+
+/** A fresh credential in AWS's shapes (AKIA… id, 40-character secret). */
+export function newCredential(principalArn: string): KmsCredential {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  const id = 'AKIA' + Array.from(randomBytes(16), (b) => alphabet[b % 32]).join('');
+  return { accessKeyId: id, secretAccessKey: randomBytes(30).toString('base64'), principalArn };
+}
+
+/** Path of the credentials file of a data directory. */
+export const credentialsPath = (dataDir: string): string => join(dataDir, 'kms', 'credentials.json');
+
+/**
+ * Loads the credentials file, creating it with one administrator credential if missing.
+ * @throws CofferError KEY_INVALID if the file is malformed or readable by group/others.
+ */
+export async function loadOrCreateCredentials(dataDir: string): Promise<KmsCredential[]> {
+  await kmsDir(dataDir);
+  const path = credentialsPath(dataDir);
+  try {
+    await createFileExclusive(path, Buffer.from(`${JSON.stringify({ credentials: [newCredential(DEFAULT_ADMIN_ARN)] }, null, 2)}\n`), 0o600);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+  const st = await stat(path);
+  if (process.platform !== 'win32' && (st.mode & 0o077) !== 0) throw new CofferError(ErrorCode.KEY_INVALID, `${path} must not be readable by group or others (chmod 600)`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await readFile(path, 'utf8'));
+  } catch (e) {
+    throw new CofferError(ErrorCode.KEY_INVALID, `${path} is not valid JSON`, { cause: e });
+  }
+  const list = (parsed as { credentials?: unknown }).credentials;
+  if (!Array.isArray(list) || list.length === 0) throw new CofferError(ErrorCode.KEY_INVALID, `${path} must hold {"credentials": [ … ]}`);
+  return list.map((c: Partial<KmsCredential>, i) => {
+    if (typeof c?.accessKeyId !== 'string' || typeof c.secretAccessKey !== 'string' || typeof c.principalArn !== 'string' || c.secretAccessKey.length < 16) {
+      throw new CofferError(ErrorCode.KEY_INVALID, `${path}: credentials[${i}] needs accessKeyId, secretAccessKey (≥ 16 chars) and principalArn`);
+    }
+    return { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey, principalArn: c.principalArn };
+  });
+}

@@ -1,0 +1,43 @@
+// The Recipient flow: verify the attestation document (chain to the configured root, signature, age — PCRs are
+// judged by the key policy, not here), then seal the result to the RSA key inside it as CMS EnvelopedData.
+import { verifyAttestationDocument, type AttestationDocument } from '../../attestation/index.js';
+import { buildEnvelope } from '../cms/index.js';
+import { isCofferError } from '../../errors.js';
+import { accessDenied, KmsApiError, validation } from './errors.js';
+import type { ServerSettings } from './context.js';
+import type { Recipient } from './validate.js';
+
+export interface VerifiedRecipient {
+  document: AttestationDocument;
+  publicKey: Uint8Array;
+}
+
+/**
+ * @throws KmsApiError ValidationException (unsupported algorithm, not a Nitro document, no public key),
+ *   AccessDeniedException (the document does not verify: wrong root, bad signature, expired or too old).
+ */
+export function verifyRecipient(settings: ServerSettings, r: Recipient): VerifiedRecipient {
+  if (r.KeyEncryptionAlgorithm !== 'RSAES_OAEP_SHA_256') {
+    throw validation(`KeyEncryptionAlgorithm '${r.KeyEncryptionAlgorithm}' is not supported; use RSAES_OAEP_SHA_256.`);
+  }
+  let document: AttestationDocument;
+  try {
+    document = verifyAttestationDocument(r.AttestationDocument, { root: settings.attestationRoot, now: settings.now(), maxAgeMs: settings.attestationMaxAgeMs });
+  } catch (e) {
+    if (isCofferError(e, 'ATTESTATION_FORMAT')) throw validation(`The attestation document is malformed: ${e.message}`);
+    if (isCofferError(e, 'ATTESTATION_INVALID')) throw accessDenied(`The attestation document was rejected: ${e.message}`);
+    throw e;
+  }
+  if (!document.publicKey) throw validation('The attestation document carries no public key to encrypt the response to.');
+  return { document, publicKey: document.publicKey };
+}
+
+/** CiphertextForRecipient for `plaintext`. @throws KmsApiError ValidationException if the key is not RSA ≥ 2048 bits. */
+export function sealForRecipient(r: VerifiedRecipient, plaintext: Uint8Array): Buffer {
+  try {
+    return buildEnvelope(plaintext, r.publicKey);
+  } catch (e) {
+    if (isCofferError(e, 'CMS')) throw new KmsApiError('ValidationException', `The public key in the attestation document cannot be used: ${e.message}`);
+    throw e;
+  }
+}
