@@ -133,7 +133,7 @@ describe.skipIf(!uri)('MongoDB-wire server: operations the metadata adapter reli
   });
 
   it('round-trips Date, Binary, nested objects, arrays, null and 64-bit integers', async () => {
-    const col = fresh();
+    const col = fresh<{ _id: string; [field: string]: unknown }>();
     const when = new Date('2024-02-29T12:34:56.789Z');
     const bytes = randomBytes(64);
     const doc = {
