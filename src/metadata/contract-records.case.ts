@@ -173,5 +173,9 @@ export function runBlobAndRecordContract(getStore: () => MetadataStore): void {
     expect(page).toEqual([mkAudit(11), mkAudit(12)]);
     expect((await store.listAudit(0, 100)).map((a) => a.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
     expect(await store.listAudit(13, 5)).toEqual([]);
+    // racing appenders at the same seq: exactly one wins
+    const race = await Promise.allSettled([1, 2, 3].map((i) => store.appendAudit(mkAudit(14, { actor: `w${i}` }))));
+    expect(race.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    expect(race.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason.code)).toEqual(['ALREADY_EXISTS', 'ALREADY_EXISTS']);
   });
 }

@@ -90,6 +90,18 @@ export function runMetadataStoreContract(name: string, open: () => Promise<Contr
       await expectCode(store.updateNode('y', 2, { type: 'dir' } as never), 'INVALID_ARGUMENT');
     });
 
+    it('lets exactly one of several racing updates win (CAS is atomic)', async () => {
+      await store.insertNode(ROOT);
+      await store.insertNode(mkNode({ id: 'r', name: 'r' }));
+      const results = await Promise.allSettled(['r1', 'r2', 'r3', 'r4'].map((n) => store.updateNode('r', 1, { name: n })));
+      const won = results.filter((r) => r.status === 'fulfilled');
+      expect(won).toHaveLength(1);
+      for (const r of results) if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'CONFLICT' });
+      const final = await store.getNode('r');
+      expect(final?.version).toBe(2);
+      expect(final?.name).toBe((won[0] as PromiseFulfilledResult<TreeNode>).value.name);
+    });
+
     it('deletes nodes idempotently, with an optional version check', async () => {
       await store.insertNode(ROOT);
       await store.insertNode(mkNode({ id: 'a', name: 'a' }));
@@ -108,7 +120,9 @@ export function runMetadataStoreContract(name: string, open: () => Promise<Contr
       await store.insertNode(ROOT);
       const special = ['a', 'A', 'b', 'B', 'Zebra', 'zebra', 'é', 'e\u0301', 'ü', 'Ω', '日本', '\uFF5E', '😀', '~', ' lead', 'a b', '0', '00', '9', 'ab', 'aB'];
       const names = [...special];
-      for (let i = 0; i < 2500; i++) names.push(`f-${(i * 7919) % 2500}-${i % 3 === 0 ? 'X' : 'x'}`);
+      // prefixes whose byte order differs from case-insensitive and from UTF-16 order, spread over every page
+      const prefixes = ['f', 'F', 'é', 'E', '\uFF5E', '😀', 'ß'];
+      for (let i = 0; i < 2500; i++) names.push(`${prefixes[i % prefixes.length]}-${(i * 7919) % 2500}`);
       await insertMany(store, names.map((n, i) => mkNode({ id: `c${i}`, name: n, parentId: 'big', type: 'file' })));
       const expected = [...names].sort(byteOrder);
       // UTF-16 order differs from byte order here: U+FF5E sorts before U+1F600 in UTF-8, after it in UTF-16
