@@ -69,6 +69,7 @@ describe('chunk header', () => {
     throwsCode(() => encodeChunkHeader({ ...base, keyGeneration: MAX_U32 + 1 }), 'CHUNK_FORMAT');
     throwsCode(() => encodeChunkHeader({ ...base, plaintextLength: 1.5 }), 'CHUNK_FORMAT');
     throwsCode(() => encodeChunkHeader({ ...base, final: false }), 'CHUNK_FORMAT');
+    throwsCode(() => encodeChunkHeader({ ...base, final: undefined as unknown as boolean }), 'CHUNK_FORMAT');
   });
 });
 

@@ -60,6 +60,7 @@ function isU32(n: number): boolean {
 export function checkHeaderFields(h: ChunkHeader): void {
   if (!(h.blobId instanceof Uint8Array) || h.blobId.length !== BLOB_ID_SIZE) throw formatError('blob id must be 16 bytes');
   if (!(h.nonce instanceof Uint8Array) || h.nonce.length !== NONCE_SIZE) throw formatError('nonce must be 12 bytes');
+  if (typeof h.final !== 'boolean') throw formatError('final must be a boolean');
   if (!isU32(h.index)) throw formatError(`chunk index ${h.index} is not a u32`);
   if (!isU32(h.keyGeneration)) throw formatError(`key generation ${h.keyGeneration} is not a u32`);
   if (!Number.isInteger(h.plaintextLength) || h.plaintextLength < 0 || h.plaintextLength > CHUNK_SIZE) {
