@@ -1,36 +1,16 @@
 // Tests of the filesystem ChunkStore: the shared contract suite (plain, with verify-after-write, and with a
 // single-slot I/O queue), then what only a filesystem has: the exact on-disk layout, symbolic links refused,
-// crash leftovers swept, the durability syscalls (strace), and a really full filesystem (tmpfs, prlimit).
-import { execFile, spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+// temporary files swept, options checked. Crashes, full disks and the fsync sequence: fs-durability.test.ts.
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, mkdtemp, readdir, readFile, realpath, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { lstat, mkdir, readdir, readFile, realpath, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
-import { promisify } from 'node:util';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { expectCode, newBlobId, pieces, runChunkStoreContract } from '../contract.case.js';
 import { openChunkStore } from '../index.js';
 import { openFsChunkStore, type FsChunkStore } from './index.js';
-
-const run = promisify(execFile);
-const CHILD = join(import.meta.dirname, 'test-child.ts');
-const REPO = join(import.meta.dirname, '..', '..'); // the child resolves tsx from here
-const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
-
-async function tempRoot(): Promise<string> {
-  return mkdtemp(join(tmpdir(), 'coffer-fs-store-'));
-}
-
-/** Every path under `dir`, relative, sorted (lstat: links are listed, not followed). */
-async function tree(dir: string): Promise<string[]> {
-  return (await readdir(dir, { recursive: true })).sort();
-}
-
-async function tempFilesUnder(dir: string): Promise<string[]> {
-  return (await tree(dir)).filter((p) => p.split('/').some((part) => part.startsWith('.tmp-')));
-}
+import { tempFilesUnder, tempRoot, tree } from './test-util.js';
 
 for (const [label, extra] of [['fs', {}], ['fs, verifyAfterWrite', { verifyAfterWrite: true }], ['fs, concurrency 1', { concurrency: 1 }]] as const) {
   runChunkStoreContract(label, async () => {
@@ -167,24 +147,6 @@ describe('FsChunkStore on disk', () => {
     expect(await store.list(blobId)).toEqual([0]);
   });
 
-  it('a writer killed mid-put leaves only a temp file, which is swept', async () => {
-    const blobId = newBlobId();
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, 'stall', root, blobId, '0'], { stdio: ['ignore', 'pipe', 'inherit'], cwd: REPO });
-    await new Promise<void>((resolve, reject) => {
-      child.stdout.on('data', (d: Buffer) => d.toString().includes('stalled') && resolve());
-      child.on('exit', (code) => reject(new Error(`child exited early (${code})`)));
-    });
-    child.kill('SIGKILL');
-    await new Promise((resolve) => child.once('exit', resolve));
-    const temps = await tempFilesUnder(root);
-    expect(temps).toHaveLength(1);
-    expect(await store.stat({ blobId, index: 0 })).toBeNull();
-    expect(await store.list(blobId)).toEqual([]);
-    expect(await store.sweepTemporary(60_000)).toBe(0); // too young
-    expect(await store.sweepTemporary(0)).toBe(1);
-    expect(await tempFilesUnder(root)).toEqual([]);
-  });
-
   it('after close, operations are refused with UNAVAILABLE; close is idempotent', async () => {
     await store.close();
     await store.close();
@@ -219,130 +181,6 @@ describe('opening', () => {
       await expectCode(openChunkStore({ kind: 's3', bucket: 'b' }), 'UNAVAILABLE');
       await expectCode(openChunkStore({ kind: 'ftp', root } as never), 'INVALID_ARGUMENT');
       await expectCode(openChunkStore({ kind: 'fs', root, extra: 1 } as never), 'INVALID_ARGUMENT');
-    } finally {
-      await rm(root, { recursive: true, force: true });
-    }
-  });
-});
-
-/** Runs the test child under `prefix` (e.g. prlimit, strace); resolves with its JSON line and stderr. */
-interface ChildResult {
-  ok?: { size: number; sha256: string };
-  error?: { code: string; message: string };
-}
-
-async function runChild(prefix: string[], args: string[]): Promise<ChildResult> {
-  const [cmd, ...rest] = [...prefix, process.execPath, '--import', 'tsx', CHILD, ...args];
-  const { stdout } = await run(cmd as string, rest, { timeout: 60_000, cwd: REPO });
-  return JSON.parse(stdout.trim().split('\n').at(-1) as string) as ChildResult;
-}
-
-async function have(cmd: string): Promise<boolean> {
-  return run('sh', ['-c', `command -v ${cmd}`]).then(
-    () => true,
-    () => false,
-  );
-}
-
-describe('a really full filesystem', () => {
-  // A 2 MiB tmpfs is a real filesystem that really fills: ENOSPC from the kernel, no mocks. Mounting needs
-  // root (CAP_SYS_ADMIN); where that is refused the test says so and is skipped, and the prlimit test below
-  // still exercises a real kernel-enforced limit (RLIMIT_FSIZE → EFBIG) through a child process.
-  let mountPoint: string;
-  let mounted = false;
-  let whyNot = '';
-  beforeAll(async () => {
-    mountPoint = await mkdtemp(join(tmpdir(), 'coffer-tmpfs-'));
-    try {
-      await run('mount', ['-t', 'tmpfs', '-o', 'size=2m,mode=0700', 'tmpfs', mountPoint]);
-      mounted = true;
-    } catch (e) {
-      whyNot = `cannot mount a tmpfs here (${(e as Error).message.split('\n')[0]})`;
-    }
-  });
-  afterAll(async () => {
-    if (mounted) await run('umount', [mountPoint]);
-    await rm(mountPoint, { recursive: true, force: true });
-  });
-
-  it('tmpfs of 2 MiB: NO_SPACE, no partial chunk or temp file, earlier chunks intact, space reusable', async (ctx) => {
-    if (!mounted) ctx.skip(whyNot);
-    const store = await openFsChunkStore({ root: join(mountPoint, 'store') });
-    const blobId = newBlobId();
-    const committed = new Map<number, string>();
-    let failure: unknown;
-    for (let index = 0; index < 16 && failure === undefined; index++) {
-      const data = randomBytes(384 * 1024);
-      try {
-        await store.put({ blobId, index }, pieces(data));
-        committed.set(index, sha256(data));
-      } catch (e) {
-        failure = e;
-        expect(await store.stat({ blobId, index })).toBeNull();
-      }
-    }
-    expect(committed.size).toBeGreaterThan(0);
-    await expectCode(Promise.reject(failure), 'NO_SPACE');
-    expect((failure as Error).message).toMatch(/no space left .* \(ENOSPC\)/);
-    expect(await tempFilesUnder(mountPoint)).toEqual([]);
-    expect(await store.list(blobId)).toEqual([...committed.keys()]);
-    for (const [index, digest] of committed) expect(sha256(await buffer(await store.get({ blobId, index })))).toBe(digest);
-    // freeing space makes the store usable again
-    await store.delete({ blobId, index: 0 });
-    const again = randomBytes(200 * 1024);
-    await store.put({ blobId, index: 99 }, pieces(again));
-    expect(sha256(await buffer(await store.get({ blobId, index: 99 })))).toBe(sha256(again));
-    await store.close();
-  });
-
-  it('RLIMIT_FSIZE (prlimit --fsize) in a child: EFBIG maps to NO_SPACE, nothing partial left', async (ctx) => {
-    if (!(await have('prlimit'))) ctx.skip('prlimit is not installed');
-    const root = await tempRoot();
-    try {
-      const blobId = newBlobId();
-      const small = await runChild(['prlimit', '--fsize=262144'], ['put', root, blobId, '0', String(100 * 1024)]);
-      expect(small.ok?.size).toBe(100 * 1024);
-      const big = await runChild(['prlimit', '--fsize=262144'], ['put', root, blobId, '1', String(1024 * 1024)]);
-      expect(big.error?.code).toBe('NO_SPACE');
-      expect(big.error?.message).toMatch(/EFBIG/);
-      expect(await tempFilesUnder(root)).toEqual([]);
-      const store = await openFsChunkStore({ root });
-      expect(await store.list(blobId)).toEqual([0]);
-      expect(sha256(await buffer(await store.get({ blobId, index: 0 })))).toBe(small.ok?.sha256);
-      await store.close();
-    } finally {
-      await rm(root, { recursive: true, force: true });
-    }
-  });
-});
-
-describe('durability sequence (strace)', () => {
-  it('temp file created exclusively, fsynced, renamed over the name, then its directory fsynced', async (ctx) => {
-    if (!(await have('strace'))) ctx.skip('strace is not installed');
-    const root = await tempRoot();
-    const log = join(root, 'strace.log');
-    try {
-      const blobId = newBlobId();
-      const traced: ChildResult = await runChild(['strace', '-f', '-qq', '-o', log, '-e', 'trace=openat,fsync,fdatasync,rename,renameat,renameat2,close'], [
-        'put', root, blobId, '3', String(300 * 1024),
-      ]).catch((e: unknown) => ({ error: { code: 'STRACE', message: String(e) } }));
-      if (traced.error?.code === 'STRACE') ctx.skip(`strace cannot trace here: ${traced.error.message.split('\n')[0]}`);
-      expect(traced.ok?.size).toBe(300 * 1024);
-      const lines = (await readFile(log, 'utf8')).split('\n');
-      const blobDir = join(await realpath(root), 'chunks', blobId.slice(0, 2), blobId.slice(2, 4), blobId);
-      const at = (re: RegExp, from = 0): number => {
-        const i = lines.findIndex((l, n) => n >= from && re.test(l));
-        expect(i, `no syscall matching ${re} after line ${from}`).toBeGreaterThanOrEqual(0);
-        return i;
-      };
-      const esc = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-      const openTemp = at(new RegExp(`openat\\(.*"${esc(blobDir)}/\\.tmp-00000003-[0-9a-f]{16}", (?=.*O_RDWR)(?=.*O_CREAT)(?=.*O_EXCL)(?=.*O_NOFOLLOW).*= (\\d+)`));
-      const tempFd = /= (\d+)$/.exec(lines[openTemp] as string)?.[1];
-      const syncTemp = at(new RegExp(`fsync\\(${tempFd}\\)\\s+= 0`), openTemp);
-      const renamed = at(new RegExp(`rename.*"${esc(blobDir)}/\\.tmp-00000003-[0-9a-f]{16}".*"${esc(blobDir)}/00000003"`), syncTemp);
-      const openDir = at(new RegExp(`openat\\(.*"${esc(blobDir)}", (?=.*O_DIRECTORY)O_RDONLY.*= (\\d+)`), renamed);
-      const dirFd = /= (\d+)$/.exec(lines[openDir] as string)?.[1];
-      at(new RegExp(`fsync\\(${dirFd}\\)\\s+= 0`), openDir);
     } finally {
       await rm(root, { recursive: true, force: true });
     }

@@ -167,6 +167,7 @@ export class FsChunkStore implements ChunkStore {
       assertBlobId(blobId);
       const dir = await this.layout.existingBlobDir(blobId);
       if (dir === null) return;
+      this.layout.forgetDurable(blobId);
       const entries = await this.io(() => readdir(dir)).catch((e: unknown) => {
         if (errnoOf(e) === 'ENOENT') return [];
         throw fsError(e, `listing ${dir}`, this.layout.root);

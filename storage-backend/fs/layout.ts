@@ -15,7 +15,17 @@ import { errnoOf, fsError } from './errors.js';
 const TEMP_PREFIX = '.tmp-';
 const DIR_MODE = 0o700;
 
+/** How many blob directories to remember as durable before forgetting them all (memory bound). */
+const DURABLE_MEMO_MAX = 65_536;
+
 export class FsLayout {
+  /**
+   * Blob directories whose whole chain of entries this process has fsynced. Another put (or another process
+   * on a shared filesystem) may have created a directory and not yet fsynced its parent when we find it, so
+   * the first put of a blob in this process fsyncs the chain itself rather than trust that it is durable.
+   */
+  readonly #durable = new Set<string>();
+
   /** `root` must already be the canonical (realpath) root. */
   constructor(readonly root: string) {}
 
@@ -71,19 +81,20 @@ export class FsLayout {
 
   /**
    * Creates the blob's directory (and the two fan-out levels) if needed, checking each existing level is a
-   * real directory before creating anything inside it, and fsyncs the parent of every directory it created
-   * so the new entries survive a crash. Throws PATH_OUTSIDE_ROOT on a symbolic link, NO_SPACE when full.
+   * real directory before creating anything inside it, and (once per blob per process) fsyncs the parent of
+   * every level so the entries survive a crash. Throws PATH_OUTSIDE_ROOT on a symbolic link, NO_SPACE when full.
    */
   async ensureBlobDir(blobId: string): Promise<string> {
-    const existing = await this.existingBlobDir(blobId);
-    if (existing !== null) return existing;
     const dir = this.blobDir(blobId);
     const levels = [this.chunksDir, dirname(dirname(dir)), dirname(dir), dir];
-    const created: string[] = [];
+    const existing = await this.existingBlobDir(blobId);
+    if (existing !== null) {
+      if (!this.#durable.has(dir)) await this.#fsyncChain(levels);
+      return existing;
+    }
     for (const level of levels) {
       try {
         await mkdir(level, { mode: DIR_MODE });
-        created.push(level);
       } catch (e) {
         if (errnoOf(e) !== 'EEXIST') throw fsError(e, `creating directory ${level}`, this.root);
         const st = await lstat(level).catch((err: unknown) => {
@@ -92,13 +103,25 @@ export class FsLayout {
         if (!st.isDirectory()) throw this.refuse(level, st.isSymbolicLink() ? 'is a symbolic link' : 'is not a directory');
       }
     }
-    for (const level of created) await fsyncDir(dirname(level), this.root);
     // belt and braces: the whole chain must resolve to itself
     const real = await realpath(dir).catch((e: unknown) => {
       throw fsError(e, `resolving ${dir}`, this.root);
     });
     if (real !== dir) throw this.refuse(dir, `resolves to ${real} (a symbolic link)`);
+    await this.#fsyncChain(levels);
     return dir;
+  }
+
+  /** Forgets that a blob's directory chain is durable (call before removing the directory). */
+  forgetDurable(blobId: string): void {
+    this.#durable.delete(this.blobDir(blobId));
+  }
+
+  /** fsyncs the parent of every level (whoever created it), then remembers the chain as durable. */
+  async #fsyncChain(levels: string[]): Promise<void> {
+    for (const level of levels) await fsyncDir(dirname(level), this.root);
+    if (this.#durable.size >= DURABLE_MEMO_MAX) this.#durable.clear();
+    this.#durable.add(levels[levels.length - 1] as string);
   }
 }
 

@@ -1,0 +1,44 @@
+// Helpers shared by the filesystem store's tests: temp roots, tree listings, and the child-process runner.
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+export const run = promisify(execFile);
+export const CHILD = join(import.meta.dirname, 'test-child.ts');
+export const REPO = join(import.meta.dirname, '..', '..'); // the child resolves tsx from here
+export const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+export async function tempRoot(): Promise<string> {
+  return mkdtemp(join(tmpdir(), 'coffer-fs-store-'));
+}
+
+/** Every path under `dir`, relative, sorted (lstat: links are listed, not followed). */
+export async function tree(dir: string): Promise<string[]> {
+  return (await readdir(dir, { recursive: true })).sort();
+}
+
+export async function tempFilesUnder(dir: string): Promise<string[]> {
+  return (await tree(dir)).filter((p) => p.split('/').some((part) => part.startsWith('.tmp-')));
+}
+
+export interface ChildResult {
+  ok?: { size: number; sha256: string };
+  error?: { code: string; message: string };
+}
+
+/** Runs test-child.ts under `prefix` (e.g. prlimit, strace) and returns the JSON line it printed last. */
+export async function runChild(prefix: string[], args: string[]): Promise<ChildResult> {
+  const [cmd, ...rest] = [...prefix, process.execPath, '--import', 'tsx', CHILD, ...args];
+  const { stdout } = await run(cmd as string, rest, { timeout: 60_000, cwd: REPO });
+  return JSON.parse(stdout.trim().split('\n').at(-1) as string) as ChildResult;
+}
+
+export async function have(cmd: string): Promise<boolean> {
+  return run('sh', ['-c', `command -v ${cmd}`]).then(
+    () => true,
+    () => false,
+  );
+}
