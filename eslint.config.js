@@ -3,12 +3,19 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-const driverImports = {
-  paths: [
-    { name: 'mongodb', message: 'Only src/metadata/ (and test servers) may import the MongoDB driver.' },
-    { name: 'better-sqlite3', message: 'Only src/metadata/ may import better-sqlite3.' },
-  ],
-};
+const driverPaths = [
+  { name: 'mongodb', message: 'Only src/metadata/ (and test servers) may import the MongoDB driver.' },
+  { name: 'better-sqlite3', message: 'Only src/metadata/ may import better-sqlite3.' },
+];
+// The crypto internals (including the fixed-nonce helpers for test vectors) are reached only through
+// src/crypto/index.ts; only src/crypto itself and the tests import the modules directly.
+const cryptoInternals = [
+  {
+    group: ['**/crypto/chunk.js', '**/crypto/keyfile.js', '**/crypto/test-only.js', '**/crypto/chunker.js', '**/crypto/chunk-header.js'],
+    message: 'Import from src/crypto/index.js: the crypto modules are internal.',
+  },
+];
+const driverImports = { paths: driverPaths, patterns: cryptoInternals };
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'data/**', 'coverage/**', 'test/servers/**/*.go'] },
@@ -23,8 +30,17 @@ export default tseslint.config(
     },
   },
   {
-    // the metadata adapters, migrations and their tests are the only places that talk to the databases
-    files: ['src/metadata/**', 'migrations/**', 'test/**', 'bench/**'],
+    // the metadata adapters and migrations are the only product code that talks to the databases
+    files: ['src/metadata/**', 'migrations/**'],
+    rules: { 'no-restricted-imports': ['error', { patterns: cryptoInternals }] },
+  },
+  {
+    files: ['src/crypto/**'],
+    rules: { 'no-restricted-imports': ['error', { paths: driverPaths }] },
+  },
+  {
+    // tests may reach into anything they test (test servers use the driver directly)
+    files: ['test/**', '**/*.test.ts', '**/*.case.ts'],
     rules: { 'no-restricted-imports': 'off' },
   },
 );
