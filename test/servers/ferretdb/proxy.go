@@ -1,4 +1,4 @@
-// proxy.go: the wire proxy in front of the embedded FerretDB. It makes two fixes that Coffer's metadata
+// proxy.go: the wire proxy in front of the embedded FerretDB. It makes three fixes that Coffer's metadata
 // contract depends on, both measured against FerretDB v1.24 over SQLite (see docs/test-servers.md):
 //
 //  1. One command at a time. FerretDB v1 runs an update as read → change in Go → write, without a
@@ -6,7 +6,9 @@
 //     compare-and-set filter can match for several writers at once. Real MongoDB makes every
 //     single-document write atomic; serialising whole request→reply exchanges across all connections
 //     restores that (each command then runs alone, which is slow but faithful enough for tests).
-//  2. Duplicate keys on update. An update that breaks a unique index comes back as code 1
+//  2. Unacknowledged writes. FerretDB replies even to a request flagged moreToCome (w:0); the proxy
+//     drops that reply so the client's next reply is its own.
+//  3. Duplicate keys on update. An update that breaks a unique index comes back as code 1
 //     (InternalError, "UNIQUE constraint failed"); MongoDB says code 11000 (DuplicateKey). The proxy
 //     rewrites exactly that reply so callers can test `code === 11000` on every write path.
 //
@@ -119,8 +121,12 @@ func (p *proxy) exchange(header *wire.MsgHeader, body wire.MsgBody, br *bufio.Re
 		return nil, err
 	}
 
-	// A request with moreToCome (an unacknowledged w:0 write) gets no reply.
+	// A request with moreToCome (an unacknowledged w:0 write) expects no reply, but FerretDB v1 ignores
+	// the flag and replies anyway: read that reply and drop it, or every later reply would be off by one.
 	if msg, ok := body.(*wire.OpMsg); ok && msg.Flags.FlagSet(wire.OpMsgMoreToCome) {
+		if _, _, err := wire.ReadMessage(br); err != nil {
+			return nil, err
+		}
 		return nil, nil
 	}
 
