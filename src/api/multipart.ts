@@ -35,7 +35,8 @@ export function readMultipart(
     try {
       bb = busboy({
         headers: incoming.headers,
-        limits: { files: limits.maxParts, parts: limits.maxParts, fields: 0, fileSize: limits.maxPartBytes, headerPairs: 16 },
+        // busboy flags a part as truncated when it reaches fileSize exactly, so allow one byte more than the max.
+        limits: { files: limits.maxParts, parts: limits.maxParts, fields: 0, fileSize: limits.maxPartBytes + 1, headerPairs: 16 },
       });
     } catch (e) {
       reject(new CofferError(ErrorCode.INVALID_ARGUMENT, `not a multipart/form-data body: ${(e as Error).message}`));
