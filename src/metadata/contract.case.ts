@@ -169,6 +169,13 @@ export function runMetadataStoreContract(name: string, open: () => Promise<Contr
       expect((await store.findNodesByBlob(blobA)).map((n) => n.id)).toEqual(['f1']);
     });
 
+    it('fails with METADATA after close, and close is idempotent', async () => {
+      await store.close();
+      await store.close();
+      await expectCode(store.getNode(ROOT_ID), 'METADATA');
+      await expectCode(store.insertNode(ROOT), 'METADATA');
+    });
+
     runBlobAndRecordContract(() => store);
   });
 }

@@ -1,7 +1,8 @@
 // Runs the MetadataStore contract against MongoMetadataStore on the MongoDB-wire test server that
 // test/setup/global.ts provides. Mandatory in CI: without a server this file fails there, and skips elsewhere.
 import { randomBytes } from 'node:crypto';
-import { describe, expect, inject, it } from 'vitest';
+import { MongoClient } from 'mongodb';
+import { afterAll, describe, expect, inject, it } from 'vitest';
 import { runMetadataStoreContract } from '../contract.case.js';
 import { openMetadataStore } from '../index.js';
 import { MongoMetadataStore } from './index.js';
@@ -20,13 +21,17 @@ if (uri === null) {
     it.skip(`MongoDB contract suite skipped: ${reason}`, () => undefined);
   }
 } else {
+  // drops each test's database through its own client, so a test may close its store
+  const admin = new MongoClient(uri, { serverSelectionTimeoutMS: 15_000 });
+  afterAll(() => admin.close());
   runMetadataStoreContract('mongo', async () => {
-    const store = await openMetadataStore({ kind: 'mongo', uri, dbName: `${base}_${++n}` });
+    const dbName = `${base}_${++n}`;
+    const store = await openMetadataStore({ kind: 'mongo', uri, dbName });
     return {
       store,
       cleanup: async () => {
-        await store.dropDatabase();
         await store.close();
+        await admin.db(dbName).dropDatabase();
       },
     };
   });

@@ -30,6 +30,7 @@ export class MongoMetadataStore implements MetadataStore {
   readonly #grants: Collection<d.GrantDoc>;
   readonly #audit: Collection<d.AuditDoc>;
   readonly #meta: Collection<d.MetaDoc>;
+  #closed = false;
 
   /**
    * Connects to `uri` and uses database `dbName` (default: the URI's database, else 'coffer'). Does not
@@ -65,6 +66,7 @@ export class MongoMetadataStore implements MetadataStore {
 
   /** Runs `fn`, turning driver errors into CofferError (see mongo-errors.ts). */
   async #do<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    if (this.#closed) throw new CofferError(ErrorCode.METADATA, `${what}: the metadata store is closed`);
     try {
       return await fn();
     } catch (e) {
@@ -287,7 +289,9 @@ export class MongoMetadataStore implements MetadataStore {
     return docs.map(d.auditFromDoc);
   }
 
+  /** Idempotent; every later call fails with METADATA (not retryable). */
   async close(): Promise<void> {
+    this.#closed = true;
     await this.#client.close();
   }
 }

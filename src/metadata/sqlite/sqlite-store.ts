@@ -72,6 +72,7 @@ export class SqliteMetadataStore implements MetadataStore {
 
   /** Runs `fn`, turning driver errors into CofferError (see sqlite-errors.ts). */
   #do<T>(what: string, fn: () => T): T {
+    if (!this.#db.open) throw new CofferError(ErrorCode.METADATA, `${what}: the metadata store is closed`);
     try {
       return fn();
     } catch (e) {
