@@ -122,7 +122,8 @@ function encryptedBytes(ec: EncryptedContent | undefined): Buffer {
   throw new CofferError(ErrorCode.CMS, 'CMS envelope carries no encrypted content (detached content is not supported)');
 }
 
-function rsaPublicKey(spkiDer: Uint8Array): KeyObject {
+/** Parses a recipient key. @throws CofferError CMS unless it is an RSA SubjectPublicKeyInfo of at least 2048 bits. */
+export function rsaPublicKey(spkiDer: Uint8Array): KeyObject {
   let key: KeyObject;
   try {
     key = createPublicKey({ key: Buffer.from(spkiDer), format: 'der', type: 'spki' });

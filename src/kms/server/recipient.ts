@@ -1,7 +1,7 @@
 // The Recipient flow: verify the attestation document (chain to the configured root, signature, age — PCRs are
 // judged by the key policy, not here), then seal the result to the RSA key inside it as CMS EnvelopedData.
 import { verifyAttestationDocument, type AttestationDocument } from '../../attestation/index.js';
-import { buildEnvelope } from '../cms/index.js';
+import { buildEnvelope, rsaPublicKey } from '../cms/index.js';
 import { isCofferError } from '../../errors.js';
 import { accessDenied, KmsApiError, validation } from './errors.js';
 import type { ServerSettings } from './context.js';
@@ -30,6 +30,19 @@ export function verifyRecipient(settings: ServerSettings, r: Recipient): Verifie
   }
   if (!document.publicKey) throw validation('The attestation document carries no public key to encrypt the response to.');
   return { document, publicKey: document.publicKey };
+}
+
+/**
+ * Checks the document's public key can receive an envelope (RSA SPKI ≥ 2048 bits); called after authorisation,
+ * before any key material is used. @throws KmsApiError ValidationException
+ */
+export function assertUsableRecipientKey(r: VerifiedRecipient): void {
+  try {
+    rsaPublicKey(r.publicKey);
+  } catch (e) {
+    if (isCofferError(e, 'CMS')) throw validation(`The public key in the attestation document cannot be used: ${e.message}`);
+    throw e;
+  }
 }
 
 /** CiphertextForRecipient for `plaintext`. @throws KmsApiError ValidationException if the key is not RSA ≥ 2048 bits. */

@@ -47,11 +47,11 @@ export interface RouterOptions {
 export function createKmsRequestListener(opts: RouterOptions): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     void handle(req, opts).then(
-      (body) => send(res, 200, body),
+      (body) => send(res, 200, body, opts.settings.now()),
       (e: unknown) => {
-        if (e instanceof KmsApiError) return send(res, e.status, { __type: e.type, message: e.message });
+        if (e instanceof KmsApiError) return send(res, e.status, { __type: e.type, message: e.message }, opts.settings.now());
         opts.onInternalError?.(e);
-        send(res, 500, { __type: 'KMSInternalException', message: 'The request was rejected because an internal exception occurred.' });
+        send(res, 500, { __type: 'KMSInternalException', message: 'The request was rejected because an internal exception occurred.' }, opts.settings.now());
       },
     );
   };
@@ -110,13 +110,15 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
   });
 }
 
-function send(res: ServerResponse, status: number, body: Record<string, unknown>): void {
+/** `Date` comes from the server's clock: the SDK corrects its signing clock from it, as with AWS. */
+function send(res: ServerResponse, status: number, body: Record<string, unknown>, now: Date): void {
   if (res.headersSent || res.destroyed) return;
   const text = JSON.stringify(body);
   res.writeHead(status, {
     'content-type': JSON_TYPE,
     'content-length': Buffer.byteLength(text),
     'x-amzn-requestid': randomUUID(),
+    date: now.toUTCString(),
     ...(status >= 400 && typeof body.__type === 'string' ? { 'x-amzn-errortype': body.__type } : {}),
   });
   res.end(text);

@@ -18,8 +18,12 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(attestationRoot: TrustRoot = { kind: 'aws' }, extra: Partial<KmsServerOptions> = {}): Promise<Harness> {
+export async function startHarness(
+  rootFor: (dataDir: string) => TrustRoot | Promise<TrustRoot> = () => ({ kind: 'aws' }),
+  extra: Partial<KmsServerOptions> = {},
+): Promise<Harness> {
   const dataDir = mkdtempSync(join(tmpdir(), 'coffer-kms-'));
+  const attestationRoot = await rootFor(dataDir);
   const alice = newCredential(ALICE_ARN);
   const bob = newCredential(BOB_ARN);
   const server = await startKmsServer({ dataDir, listen: '127.0.0.1:0', credentials: [alice, bob], attestationRoot, ...extra });

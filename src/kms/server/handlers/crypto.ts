@@ -6,7 +6,7 @@ import { authorize, requireEnabled, type OpContext, type RequestFacts } from '..
 import { BlobFormatError, bytesToUuid, openBlob, parseBlobHeader, sealBlob, uuidToBytes } from '../ciphertext.js';
 import { KmsApiError, validation } from '../errors.js';
 import type { KmsKey } from '../key-store.js';
-import { sealForRecipient, verifyRecipient, type VerifiedRecipient } from '../recipient.js';
+import { assertUsableRecipientKey, sealForRecipient, verifyRecipient, type VerifiedRecipient } from '../recipient.js';
 import type { Input, Recipient, SCHEMAS } from '../validate.js';
 
 type In<Op extends keyof typeof SCHEMAS> = Input<(typeof SCHEMAS)[Op]>;
@@ -36,6 +36,7 @@ function authorizeWith(op: OpContext, key: KmsKey, action: string, ctx: Record<s
   const recipient = r === undefined ? undefined : verifyRecipient(op.settings, r);
   const facts: RequestFacts = { encryptionContext: ctx, attestation: recipient?.document };
   authorize(op, key, action, facts);
+  if (recipient) assertUsableRecipientKey(recipient);
   return recipient;
 }
 
