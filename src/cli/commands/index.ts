@@ -11,9 +11,10 @@ import { register as mkdir } from './mkdir.js';
 import { register as mv } from './mv.js';
 import { register as put } from './put.js';
 import { register as rm } from './rm.js';
+import { register as serve } from './serve.js';
 import { register as stat } from './stat.js';
 import { register as token } from './token.js';
 
 export function registerAll(program: Command): void {
-  for (const register of [token, keygen, put, get, ls, stat, mkdir, mv, rm, keys, migrate, audit, bench]) register(program);
+  for (const register of [serve, token, keygen, put, get, ls, stat, mkdir, mv, rm, keys, migrate, audit, bench]) register(program);
 }

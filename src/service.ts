@@ -1,0 +1,69 @@
+// Wires one storage service from configuration: metadata store (SQLite in the data dir or MongoDB; pending
+// migrations applied at start, a newer schema refused), the filesystem chunk store, the vault, auth, and the
+// HTTP server. Used by `coffer serve` and `coffer dev`.
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { createAuthenticator, startStorageServer, type AuthConfig } from './api/index.js';
+import { metadataConfig, type ListenAddress } from './config.js';
+import { openMetadataStore } from './metadata/index.js';
+import { createLogger, type Logger } from './telemetry/index.js';
+import { Vault, type RootRole } from './vault/index.js';
+import { openChunkStore } from '../storage-backend/index.js';
+
+export interface ServiceConfig {
+  dataDir: string;
+  listen: ListenAddress;
+  mongoUri?: string;
+  defaultRootRole: RootRole;
+  /** JWKS issuer for production tokens; development key in the data dir when absent. */
+  jwks?: { url: string; issuer: string; audience: string };
+  gcIntervalMs?: number;
+  uploadGraceMs?: number;
+  logger?: Logger;
+}
+
+export interface RunningService {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Starts the service. Throws SCHEMA_TOO_NEW, METADATA, NO_SPACE, listen errors. Closes what it opened on failure. */
+export async function startService(config: ServiceConfig): Promise<RunningService> {
+  const dataDir = path.resolve(config.dataDir);
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const logger = config.logger ?? createLogger();
+  const store = await openMetadataStore(metadataConfig(dataDir, config.mongoUri));
+  const closers: Array<() => Promise<void>> = [() => store.close()];
+  const closeAll = async (): Promise<void> => {
+    for (const c of closers.reverse()) await c().catch((e: unknown) => logger.error({ err: e }, 'close failed'));
+  };
+  try {
+    const chunks = await openChunkStore({ kind: 'fs', root: dataDir });
+    closers.push(() => chunks.close());
+    const vault = await Vault.open(store, chunks, { defaultRootRole: config.defaultRootRole, uploadGraceMs: config.uploadGraceMs });
+    const authConfig: AuthConfig = config.jwks
+      ? { kind: 'jwks', jwksUrl: config.jwks.url, issuer: config.jwks.issuer, audience: config.jwks.audience }
+      : { kind: 'dev', dataDir };
+    const auth = await createAuthenticator(authConfig);
+    const server = await startStorageServer({ vault, auth, listen: config.listen, logger, gcIntervalMs: config.gcIntervalMs });
+    closers.push(() => server.close());
+    logger.info({ url: server.url, metadata: store.kind, dataDir }, 'storage service started');
+    return { url: server.url, close: closeAll };
+  } catch (e) {
+    await closeAll();
+    throw e;
+  }
+}
+
+/** Resolves when the process is asked to stop (SIGINT/SIGTERM), after closing `service`. */
+export function untilSignal(close: () => Promise<void>): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      void close().finally(resolve);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
