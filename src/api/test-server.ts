@@ -39,7 +39,7 @@ export async function call(
 ): Promise<Response> {
   const h: Record<string, string> = { ...headers };
   if (token) h.authorization = `Bearer ${token}`;
-  let payload: BodyInit | undefined;
+  let payload: Uint8Array | string | undefined;
   if (body instanceof Uint8Array) {
     payload = body;
     h['content-type'] ??= 'application/octet-stream';

@@ -1,9 +1,7 @@
 // The audit hash chain over the real SQLite store, tampered with directly in the database as a host-side
 // attacker would.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-// The test edits the SQLite file behind the store's back, which is the point: eslint's driver boundary is for
-// production code.
-// eslint-disable-next-line no-restricted-imports
+// The test edits the SQLite file behind the store's back, which is the point (test files may use the driver).
 import Database from 'better-sqlite3';
 import { appendAudit, auditHash, canonicalJson, GENESIS_HASH, verifyAuditChain } from './audit.js';
 import { openTestVault, type TestVault } from './test-env.js';
