@@ -36,7 +36,7 @@ export async function benchIngest(options: IngestOptions): Promise<Record<string
     log(row('baseline: 8 MiB files + fsync, no crypto', baseline));
 
     const sealStore = await timed(size, () => sealAndStore(source, path.join(work, 'sealstore')));
-    log(row('seal + fs chunk store (in-process)', sealStore, baseline));
+    log(row('seal + fs chunk store (in-process)', sealStore, baseline, 'of baseline'));
 
     const dataDir = path.join(work, 'server');
     const keyFile = path.join(work, 'bench.key');
@@ -54,7 +54,7 @@ export async function benchIngest(options: IngestOptions): Promise<Record<string
       full = await timed(size, async () => {
         putRss = await runWatched(['put', source, '/bench.bin', '--json'], env);
       });
-      log(row('full path: coffer put → HTTP → store → commit', full, baseline, `client peak RSS ${mib(putRss)}`));
+      log(row('full path: coffer put → HTTP → store → commit', full, baseline, `of baseline, client peak RSS ${mib(putRss)}`));
 
       const stat = JSON.parse(await runOk(['stat', '/bench.bin', '--json'], env)) as { blobId: string };
       const blobDir = path.join(dataDir, 'chunks', stat.blobId.slice(0, 2), stat.blobId.slice(2, 4), stat.blobId);
@@ -64,7 +64,7 @@ export async function benchIngest(options: IngestOptions): Promise<Record<string
       download = await timed(size, async () => {
         getRss = await runWatched(['get', '/bench.bin', out, '--json'], env);
       });
-      log(row('download + verify + open: coffer get', download, rawRead, `client peak RSS ${mib(getRss)} (ratio to raw read)`));
+      log(row('download + verify + open: coffer get', download, rawRead, `of raw read, client peak RSS ${mib(getRss)}`));
       serverRss = (await watchPeakRss(server.child.pid as number).stop()) || 0;
       log(`storage service peak RSS: ${mib(serverRss)}`);
       if (!(await sameFile(source, out))) throw new Error('downloaded file differs from the source');
@@ -73,7 +73,7 @@ export async function benchIngest(options: IngestOptions): Promise<Record<string
     }
 
     const restic = await resticBackup(source, path.join(work, 'restic'));
-    if (restic) log(row('restic backup (same file, same disk)', restic, baseline, `coffer full path = ${(full.rate / restic.rate).toFixed(2)}× restic`));
+    if (restic) log(row('restic backup (same file, same disk)', restic, baseline, `of baseline; coffer full path = ${(full.rate / restic.rate).toFixed(2)}× restic`));
     else log('restic: not installed (apt-get install restic) — comparison skipped');
 
     Object.assign(results, {

@@ -60,6 +60,6 @@ export function parseSize(text: string): number {
 }
 
 export function row(label: string, t: Timing, baseline?: Timing, extra = ''): string {
-  const ratio = baseline ? `  ${(t.rate / baseline.rate).toFixed(2)}× baseline` : '';
+  const ratio = baseline ? `  ${(t.rate / baseline.rate).toFixed(2)}×` : '';
   return `${label.padEnd(44)} ${t.seconds.toFixed(2).padStart(7)} s  ${mbps(t.rate).padStart(10)}${ratio}${extra ? `  ${extra}` : ''}`;
 }

@@ -95,7 +95,27 @@ export class HttpClient {
   }
 }
 
+/** Reads a whole response body (at most `limit` bytes) into one buffer, preallocated from Content-Length. */
 export async function readAll(res: IncomingMessage, limit = 64 * 1024 * 1024): Promise<Buffer> {
+  const declared = Number(res.headers['content-length']);
+  if (Number.isSafeInteger(declared) && declared > limit) {
+    res.destroy();
+    throw new CofferError(ErrorCode.PAYLOAD_TOO_LARGE, `response larger than ${limit} bytes`);
+  }
+  if (Number.isSafeInteger(declared) && declared >= 0) {
+    const out = Buffer.allocUnsafe(declared);
+    let n = 0;
+    for await (const part of res as AsyncIterable<Buffer>) {
+      if (n + part.length > declared) {
+        res.destroy();
+        throw new CofferError(ErrorCode.INTEGRITY, 'response longer than its Content-Length');
+      }
+      part.copy(out, n);
+      n += part.length;
+    }
+    if (n !== declared) throw new CofferError(ErrorCode.UNAVAILABLE, `response ended after ${n} of ${declared} bytes`, { retryable: true });
+    return out;
+  }
   const parts: Buffer[] = [];
   let n = 0;
   for await (const part of res as AsyncIterable<Buffer>) {
