@@ -76,7 +76,10 @@ export async function writeChunk(job: WriteChunkJob): Promise<PutResult> {
 /** Copies the stream into the file through two alternating buffers; returns the total size and SHA-256. */
 async function streamInto(fh: FileHandle, job: WriteChunkJob): Promise<PutResult> {
   const hash = createHash('sha256');
-  const buffers = [Buffer.allocUnsafeSlow(WRITE_BUFFER_BYTES), Buffer.allocUnsafeSlow(WRITE_BUFFER_BYTES)];
+  // a small chunk whose size is announced gets a small buffer; the second buffer is made only when needed
+  const bound = Math.min(job.expectedSize ?? Infinity, job.maxBytes ?? Infinity);
+  const capacity = Math.max(1, Math.min(WRITE_BUFFER_BYTES, bound));
+  const buffers: Buffer[] = [Buffer.allocUnsafeSlow(capacity)];
   let current = 0;
   let fill = 0;
   let position = 0; // file offset of buffers[current][0]
@@ -92,6 +95,7 @@ async function streamInto(fh: FileHandle, job: WriteChunkJob): Promise<PutResult
     pending.catch(() => undefined); // observed by the next flush or the final await
     position += len;
     current ^= 1;
+    buffers[current] ??= Buffer.allocUnsafeSlow(capacity);
     fill = 0;
   };
   const it = job.data[Symbol.asyncIterator]();
