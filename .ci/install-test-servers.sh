@@ -31,7 +31,7 @@ if [[ -z "$go_cmd" ]]; then
   log "Go not found: install Go >= 1.24 (e.g. into /usr/local/go) and re-run"
   exit 1
 fi
-go_version="$("$go_cmd" env GOVERSION)" # e.g. go1.26.8
+go_version="$(GOTOOLCHAIN=local "$go_cmd" env GOVERSION)" # e.g. go1.26.8
 IFS=. read -r major minor _ <<<"${go_version#go}"
 if ((major < 1 || (major == 1 && minor < 24))); then
   log "$go_version is too old: the harness needs Go >= 1.24"

@@ -27,20 +27,25 @@ if [[ -z "$go_cmd" ]]; then
   fi
 fi
 
+# Never let the go command fetch a different toolchain, and build exactly what go.sum pins.
+export GOTOOLCHAIN=local GOFLAGS=-mod=readonly CGO_ENABLED=0
+
+if ! go_version="$("$go_cmd" version 2>&1)"; then
+  echo "build-mongo-wire: '$go_cmd version' failed: $go_version" >&2
+  exit 1
+fi
+
 mkdir -p "$bin_dir"
 exec 9>"$bin_dir/.build.lock"
 flock 9
 
-# Never let the go command fetch a different toolchain, and build exactly what go.sum pins.
-export GOTOOLCHAIN=local GOFLAGS=-mod=readonly CGO_ENABLED=0
-
-want="$( { cat "$src/go.mod" "$src/go.sum" "$src"/*.go; "$go_cmd" version; } | sha256sum | cut -d' ' -f1)"
+want="$( { cat "$src/go.mod" "$src/go.sum" "$src"/*.go; echo "$go_version"; } | sha256sum | cut -d' ' -f1)"
 if [[ $force -eq 0 && -x "$bin" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
   echo "$bin"
   exit 0
 fi
 
-echo "build-mongo-wire: building $bin (first build downloads modules and takes about a minute)" >&2
+echo "build-mongo-wire: building $bin (a cold build downloads modules and compiles SQLite: 1-4 minutes)" >&2
 start=$SECONDS
 tmp="$bin.tmp.$$"
 trap 'rm -f "$tmp"' EXIT

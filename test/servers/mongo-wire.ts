@@ -43,7 +43,8 @@ export async function buildMongoWireServer(timeoutMs = 15 * 60_000): Promise<str
     execFile('bash', [MONGO_WIRE_BUILD_SCRIPT], { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err) {
         const tail = stderr.slice(-STDERR_KEEP).trim();
-        reject(new CofferError(ErrorCode.UNAVAILABLE, `building the MongoDB-wire test server failed: ${err.message}${tail ? `\n${tail}` : ''}`, { cause: err }));
+        const how = err.killed ? `killed after ${timeoutMs} ms` : `exit ${String(err.code)}`;
+        reject(new CofferError(ErrorCode.UNAVAILABLE, `building the MongoDB-wire test server failed (${how})${tail ? `: ${tail}` : ''}`, { cause: err }));
         return;
       }
       resolve(stdout.trim().split('\n').at(-1) ?? MONGO_WIRE_BINARY);
