@@ -115,7 +115,7 @@ async function streamInto(fh: FileHandle, job: WriteChunkJob): Promise<PutResult
         });
       }
       if (job.expectedSize !== undefined && total > job.expectedSize) {
-        throw sizeMismatch(job, total, 'more than');
+        throw sizeMismatch(job, total, 'at least');
       }
       let offset = 0;
       while (offset < piece.byteLength) {
