@@ -119,3 +119,18 @@ describe('with defaultRootRole none', () => {
     expect(v).toMatchObject({ ok: true, head });
   });
 });
+
+describe('readiness', () => {
+  it('answers 503 UNAVAILABLE when the metadata store is gone', async () => {
+    const s = await startTestServer();
+    try {
+      expect((await fetch(`${s.url}/readyz`)).status).toBe(200);
+      await s.env.store.close();
+      const res = await fetch(`${s.url}/readyz`);
+      expect([res.status, await errorCode(res)]).toEqual([503, 'UNAVAILABLE']);
+      expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
+    } finally {
+      await s.close();
+    }
+  });
+});

@@ -131,4 +131,24 @@ describe('upload and download over HTTP', () => {
     expect(await errorCode(res)).toBe('INVALID_ARGUMENT');
     expect(await s.env.chunks.list(b2)).toEqual([]);
   });
+
+  it('enforces multipart limits: part count and part size (never silently truncated)', async () => {
+    const b = newBlobHex();
+    const dek = newDek();
+    await call(s.url, alice, 'POST', '/v1/uploads', { path: '/lim.bin', blobId: b, keyGeneration: 1, keyRecord });
+    const tiny = (await sealAll(dek, b, new Uint8Array(3)))[0]!;
+    const many = new FormData();
+    for (let i = 0; i < 17; i++) many.append('0', new Blob([tiny]), 'c'); // idempotent re-PUTs of index 0
+    let res = await fetch(`${s.url}/v1/uploads/${b}/chunks`, { method: 'POST', headers: { authorization: `Bearer ${alice}` }, body: many });
+    expect([res.status, await errorCode(res)]).toEqual([413, 'PAYLOAD_TOO_LARGE']);
+    const b3 = newBlobHex();
+    await call(s.url, alice, 'POST', '/v1/uploads', { path: '/lim3.bin', blobId: b3, keyGeneration: 1, keyRecord });
+    const full = (await sealAll(dek, b3, randomBytes(CHUNK_SIZE)))[0]!;
+    const big = new FormData();
+    big.append('0', new Blob([full, new Uint8Array(1)]), 'c');
+    res = await fetch(`${s.url}/v1/uploads/${b3}/chunks`, { method: 'POST', headers: { authorization: `Bearer ${alice}` }, body: big });
+    expect([res.status, await errorCode(res)]).toEqual([413, 'PAYLOAD_TOO_LARGE']);
+    expect(await s.env.chunks.list(b3)).toEqual([]);
+    expect(((await (await call(s.url, alice, 'GET', `/v1/uploads/${b3}`)).json()) as { chunks: unknown[] }).chunks).toEqual([]);
+  });
 });
