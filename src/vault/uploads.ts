@@ -228,6 +228,9 @@ export async function putChunk(
     sha256: stored.sha256, createdAt: ctx.now(),
   };
   await ctx.store.putUploadChunk(record);
+  // Touch the blob (updatedAt) so GC's grace period counts from the last activity, not from creation; this also
+  // reports an upload aborted or expired while the chunk was streaming (UPLOAD_STATE).
+  await ctx.store.updateBlob(blobId, 'uploading', {});
   return chunkView(record);
 }
 
