@@ -1,6 +1,7 @@
 // Builds the storage-service client and the data-key provider from the shared flags.
-import type { Command } from 'commander';
-import { KeyFileDataKeys, type DataKeyProvider } from '../client/data-keys.js';
+import { Option, type Command } from 'commander';
+import { KeyFileDataKeys, KmsDataKeys, type DataKeyProvider } from '../client/data-keys.js';
+import { AwsKeyService } from '../kms/index.js';
 import { VaultClient } from '../client/vault-client.js';
 import { CofferError, ErrorCode } from '../errors.js';
 import { keyFileOption, serverOption, tokenOption } from './options.js';
@@ -12,6 +13,9 @@ export interface ServerFlags {
 
 export interface KeyFlags {
   keyFile?: string;
+  kmsEndpoint?: string;
+  kmsKeyId?: string;
+  region?: string;
 }
 
 /** Adds --server and --token (with their environment variables) to a command. */
@@ -20,7 +24,11 @@ export function withServer(cmd: Command): Command {
 }
 
 export function withKeys(cmd: Command): Command {
-  return cmd.addOption(keyFileOption());
+  return cmd
+    .addOption(keyFileOption())
+    .addOption(new Option('--kms-endpoint <url>', 'KMS endpoint (the embedded KMS, or a custom AWS KMS endpoint)').env('COFFER_KMS_ENDPOINT'))
+    .addOption(new Option('--kms-key-id <id>', 'KMS key for new data keys (id, ARN or alias)').env('COFFER_KMS_KEY_ID'))
+    .addOption(new Option('--region <region>', 'AWS region').env('AWS_REGION'));
 }
 
 export function connect(flags: ServerFlags, concurrency = 4): VaultClient {
@@ -30,9 +38,22 @@ export function connect(flags: ServerFlags, concurrency = 4): VaultClient {
   return new VaultClient({ server: flags.server, token: flags.token, maxSockets: concurrency + 2 });
 }
 
+export const DEFAULT_KMS_KEY_ID = 'alias/coffer-vault';
+
+/**
+ * Client-held-key mode when a key file is given; otherwise KMS mode when a KMS endpoint or key id is configured
+ * (credentials from the AWS SDK's default chain: AWS_ACCESS_KEY_ID…, profiles, instance roles).
+ */
 export async function dataKeys(flags: KeyFlags): Promise<DataKeyProvider> {
   if (flags.keyFile) return KeyFileDataKeys.open(flags.keyFile);
-  throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'no key: pass --key-file or set COFFER_KEY_FILE (`coffer keygen --out FILE` creates one)');
+  if (flags.kmsEndpoint || flags.kmsKeyId) {
+    const region = flags.region ?? (flags.kmsEndpoint ? 'us-east-1' : undefined);
+    return new KmsDataKeys(new AwsKeyService({ keyId: flags.kmsKeyId ?? DEFAULT_KMS_KEY_ID, endpoint: flags.kmsEndpoint, region }));
+  }
+  throw new CofferError(
+    ErrorCode.INVALID_ARGUMENT,
+    'no key source: pass --key-file (client-held key; `coffer keygen --out FILE` creates one) or configure a KMS (COFFER_KMS_ENDPOINT / COFFER_KMS_KEY_ID)',
+  );
 }
 
 /** Runs fn with a connected client and always closes it. */

@@ -23,17 +23,21 @@ export function register(program: Command): void {
     .addOption(jsonOption());
   withKeys(withServer(cmd)).action(async (vaultPath: string, local: string, opts: GetFlags) => {
     const keys = await dataKeys(opts);
-    await withClient(opts, async (client) => {
-      const node = await client.stat(vaultPath);
-      const bar = progressBar(`get ${node.name}`, node.size);
-      const result = await downloadFile(client, vaultPath, local, {
-        keys,
-        overwrite: opts.force === true,
-        concurrency: Number(opts.concurrency),
-        onProgress: (n) => bar.add(n),
-      });
-      bar.done();
-      print(opts, { path: result.node.path, destination: result.destination, size: result.size, chunkCount: result.chunkCount, blobId: result.node.blobId }, () => `${result.destination}: ${formatBytes(result.size)} verified`);
-    }, Number(opts.concurrency));
+    try {
+      await withClient(opts, async (client) => {
+        const node = await client.stat(vaultPath);
+        const bar = progressBar(`get ${node.name}`, node.size);
+        const result = await downloadFile(client, vaultPath, local, {
+          keys,
+          overwrite: opts.force === true,
+          concurrency: Number(opts.concurrency),
+          onProgress: (n) => bar.add(n),
+        });
+        bar.done();
+        print(opts, { path: result.node.path, destination: result.destination, size: result.size, chunkCount: result.chunkCount, blobId: result.node.blobId }, () => `${result.destination}: ${formatBytes(result.size)} verified`);
+      }, Number(opts.concurrency));
+    } finally {
+      keys.close?.();
+    }
   });
 }

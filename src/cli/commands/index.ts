@@ -2,9 +2,11 @@
 import type { Command } from 'commander';
 import { register as audit } from './audit.js';
 import { register as bench } from './bench.js';
+import { register as dev } from './dev.js';
 import { register as get } from './get.js';
 import { register as keygen } from './keygen.js';
 import { register as keys } from './keys.js';
+import { register as kms } from './kms.js';
 import { register as ls } from './ls.js';
 import { register as migrate } from './migrate.js';
 import { register as mkdir } from './mkdir.js';
@@ -16,5 +18,5 @@ import { register as stat } from './stat.js';
 import { register as token } from './token.js';
 
 export function registerAll(program: Command): void {
-  for (const register of [serve, token, keygen, put, get, ls, stat, mkdir, mv, rm, keys, migrate, audit, bench]) register(program);
+  for (const register of [dev, serve, kms, token, keygen, put, get, ls, stat, mkdir, mv, rm, keys, migrate, audit, bench]) register(program);
 }

@@ -26,24 +26,28 @@ export function register(program: Command): void {
     .addOption(jsonOption());
   withKeys(withServer(cmd)).action(async (local: string, target: string, opts: PutFlags) => {
     const keys = await dataKeys(opts);
-    const size = (await stat(local).catch(() => null))?.size ?? 0;
-    await withClient(opts, async (client) => {
-      let vaultPath = target;
-      if (target.endsWith('/')) vaultPath = joinVaultPath(target, path.basename(local));
-      else {
-        const existing = await client.stat(target).catch((e: unknown) => (isCofferError(e, 'NOT_FOUND') ? null : Promise.reject(e)));
-        if (existing?.type === 'dir') vaultPath = joinVaultPath(target, path.basename(local));
-      }
-      const bar = progressBar(`put ${path.basename(local)}`, size);
-      const result = await uploadFile(client, local, {
-        path: vaultPath,
-        keys,
-        overwrite: opts.force === true,
-        concurrency: Number(opts.concurrency),
-        onProgress: (n) => bar.add(n),
-      });
-      bar.done();
-      print(opts, { path: result.node.path, blobId: result.blobId, size: result.size, chunkCount: result.chunkCount }, () => `${result.node.path}: ${formatBytes(result.size)} in ${result.chunkCount} chunk(s), blob ${result.blobId}`);
-    }, Number(opts.concurrency));
+    try {
+      const size = (await stat(local).catch(() => null))?.size ?? 0;
+      await withClient(opts, async (client) => {
+        let vaultPath = target;
+        if (target.endsWith('/')) vaultPath = joinVaultPath(target, path.basename(local));
+        else {
+          const existing = await client.stat(target).catch((e: unknown) => (isCofferError(e, 'NOT_FOUND') ? null : Promise.reject(e)));
+          if (existing?.type === 'dir') vaultPath = joinVaultPath(target, path.basename(local));
+        }
+        const bar = progressBar(`put ${path.basename(local)}`, size);
+        const result = await uploadFile(client, local, {
+          path: vaultPath,
+          keys,
+          overwrite: opts.force === true,
+          concurrency: Number(opts.concurrency),
+          onProgress: (n) => bar.add(n),
+        });
+        bar.done();
+        print(opts, { path: result.node.path, blobId: result.blobId, size: result.size, chunkCount: result.chunkCount }, () => `${result.node.path}: ${formatBytes(result.size)} in ${result.chunkCount} chunk(s), blob ${result.blobId}`);
+      }, Number(opts.concurrency));
+    } finally {
+      keys.close?.();
+    }
   });
 }
