@@ -138,8 +138,10 @@ export async function loadDevRoot(dataDir: string): Promise<DevRoot> {
     throw new CofferError(ErrorCode.NOT_FOUND, `no development attestation root in ${dir}`);
   }
   try {
-    const keyStat = await stat(join(dir, 'intermediate.key'));
-    if ((keyStat.mode & 0o077) !== 0) throw new CofferError(ErrorCode.INVALID_ARGUMENT, `${join(dir, 'intermediate.key')} must be mode 0600`);
+    for (const key of ['root.key', 'intermediate.key']) {
+      const keyStat = await stat(join(dir, key));
+      if ((keyStat.mode & 0o077) !== 0) throw new CofferError(ErrorCode.INVALID_ARGUMENT, `${join(dir, key)} must be mode 0600`);
+    }
     const rootCertPem = await readFile(join(dir, 'root.pem'), 'utf8');
     const intermediateCertPem = await readFile(join(dir, 'intermediate.pem'), 'utf8');
     const rootCert = new x509.X509Certificate(rootCertPem);

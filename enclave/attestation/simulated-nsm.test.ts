@@ -112,5 +112,6 @@ describe('PCRs from the enclave bundle', () => {
     await expect(SimulatedNsm.create({ dataDir: await tempDir() })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     await expect(SimulatedNsm.create({ dataDir: await tempDir(), pcrs: { 0: 'AB'.repeat(48) } })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     await expect(SimulatedNsm.create({ dataDir: await tempDir(), pcrs: { 40: 'ab'.repeat(48) } })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(SimulatedNsm.create({ dataDir: await tempDir(), pcrs: { 0: 'ab'.repeat(48) }, moduleId: 'a, CN=evil' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
 });

@@ -42,7 +42,7 @@ export class SimulatedNsm implements AttestationProvider {
     this.trustRoot = devRoot.trustRoot;
   }
 
-  /** Creates a simulated NSM. Throws CofferError INVALID_ARGUMENT (no or malformed PCRs) or measurement errors. */
+  /** Creates a simulated NSM. Throws CofferError INVALID_ARGUMENT (no or malformed PCRs, bad moduleId) or measurement errors. */
   static async create(opts: SimulatedNsmOptions): Promise<SimulatedNsm> {
     let given: Record<number, string> | undefined = opts.pcrs;
     if (opts.bundleDir !== undefined) {
@@ -61,6 +61,8 @@ export class SimulatedNsm implements AttestationProvider {
     }
     const devRoot = await ensureDevRoot(opts.dataDir);
     const moduleId = opts.moduleId ?? `coffer-sim-enc${randomBytes(8).toString('hex')}`;
+    // it becomes part of the leaf's subject name, so keep it to characters that need no escaping
+    if (!/^[A-Za-z0-9._-]{1,200}$/.test(moduleId)) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'moduleId may hold only letters, digits, ".", "_" and "-"');
     return new SimulatedNsm(devRoot, pcrs, moduleId, opts.clock ?? (() => new Date()), opts.leafLifetimeMs ?? DEFAULT_LEAF_LIFETIME_MS);
   }
 
