@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const compiled = new URL('../dist/src/cli/main.js', import.meta.url);
+const compiled = new URL('../dist/src/cli/run.js', import.meta.url);
 if (!existsSync(fileURLToPath(compiled))) {
   process.stderr.write('coffer: not built yet; run `npm run build` (npm ci does it for you)\n');
   process.exit(1);
