@@ -7,23 +7,27 @@ import { randomBytes } from 'node:crypto';
 import { openChunkStore } from '../../storage-backend/index.js';
 import type { ChunkStore } from '../../storage-backend/types.js';
 import { CHUNK_SIZE, blobIdFromHex, sealChunk } from '../crypto/index.js';
-import { openMetadataStore, type SqliteMetadataStore } from '../metadata/index.js';
+import { openMetadataStore } from '../metadata/index.js';
+import type { MetadataStore } from '../metadata/types.js';
 import type { VaultOptions } from './context.js';
 import { Vault } from './vault.js';
 
 export interface TestVault {
   dir: string;
   dbPath: string;
-  store: SqliteMetadataStore;
+  store: MetadataStore;
   chunks: ChunkStore;
   vault: Vault;
   close(): Promise<void>;
 }
 
-export async function openTestVault(options: VaultOptions = {}): Promise<TestVault> {
+/** With `mongoUri` the metadata lives in a fresh database on that MongoDB-wire server, else in SQLite. */
+export async function openTestVault(options: VaultOptions & { mongoUri?: string | null } = {}): Promise<TestVault> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'coffer-vault-'));
   const dbPath = path.join(dir, 'metadata.sqlite');
-  const store = await openMetadataStore({ kind: 'sqlite', path: dbPath });
+  const store = options.mongoUri
+    ? await openMetadataStore({ kind: 'mongo', uri: options.mongoUri, dbName: `coffer_vault_${randomBytes(6).toString('hex')}` })
+    : await openMetadataStore({ kind: 'sqlite', path: dbPath });
   const chunks = await openChunkStore({ kind: 'fs', root: path.join(dir, 'store') });
   const vault = await Vault.open(store, chunks, options);
   return {
