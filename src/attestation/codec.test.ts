@@ -122,6 +122,9 @@ describe('decodeAttestationDocument refuses anything else', () => {
       ['timestamp', -1, /timestamp/],
       ['timestamp', 1.5, /timestamp/],
       ['timestamp', '2024', /timestamp/],
+      ['timestamp', 1732983768387, /timestamp/], // a float64 (cbor-x encodes large numbers as floats)
+      ['timestamp', 1732983768387.5, /timestamp/],
+      ['nonce', undefined, /nonce/], // CBOR undefined is not null
       ['pcrs', new Map(), /pcrs/],
       ['pcrs', new Map([[0, Buffer.alloc(20)]]), /pcr 0/],
       ['pcrs', new Map([[32, Buffer.alloc(48)]]), /index/],

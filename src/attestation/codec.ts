@@ -81,7 +81,9 @@ function parsePayload(payload: Map<unknown, unknown>, raw: Uint8Array): Attestat
   if (payload.get('digest') !== 'SHA384') throw formatError('digest must be "SHA384"');
 
   const ts = payload.get('timestamp');
-  const tsNum = typeof ts === 'bigint' ? ts : typeof ts === 'number' && Number.isInteger(ts) ? BigInt(ts) : null;
+  // cbor-x yields a bigint for a 64-bit unsigned integer and a number for a float; a number is only
+  // trustworthy as an integer below 2^32 (the strict re-encoding check then proves it was not a float)
+  const tsNum = typeof ts === 'bigint' ? ts : typeof ts === 'number' && Number.isInteger(ts) && ts >= 0 && ts < 2 ** 32 ? BigInt(ts) : null;
   if (tsNum === null || tsNum <= 0n || tsNum > 8_640_000_000_000_000n) throw formatError('timestamp must be an unsigned integer of milliseconds');
 
   const pcrsIn = payload.get('pcrs');
@@ -100,8 +102,9 @@ function parsePayload(payload: Map<unknown, unknown>, raw: Uint8Array): Attestat
   const cabundle = bundleIn.map((c: unknown, i) => bytesField(c, `cabundle[${i}]`, 1, MAX_CERT_BYTES));
 
   const optional = (name: string): Uint8Array | null => {
+    if (!payload.has(name)) return null; // absent and null both mean "not given"; CBOR undefined does not
     const v = payload.get(name);
-    if (v === undefined || v === null) return null; // absent or null: both mean "not given" in the CDDL
+    if (v === null) return null;
     const [min, max] = BYTES_LIMITS[name] ?? [0, 0];
     return bytesField(v, name, min, max);
   };
