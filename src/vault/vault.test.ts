@@ -250,6 +250,35 @@ describe.each(backends)('metadata %s', (kind, mongoUri) => {
       expect((await t.vault.verifyAudit()).ok).toBe(true);
     });
 
+    it('GC and recursive remove finish the job after an interruption', async () => {
+      // GC interrupted after deleting the chunks but before the records
+      const { blobId } = await upload(alice, '/g', new Uint8Array([1, 2, 3]));
+      await t.vault.remove(alice, '/g');
+      await t.chunks.deleteBlob(blobId);
+      expect((await t.vault.runGc(new Date())).purgedBlobs).toBe(1);
+      expect(await t.store.getBlob(blobId)).toBeNull();
+      // chunks whose blob record is gone (a PUT that raced a purge) are swept
+      const stray = newBlobHex();
+      const c = await seal(newDek(), stray, 0, new Uint8Array(1), true);
+      await t.chunks.put({ blobId: stray, index: 0 }, once(c));
+      expect((await t.vault.runGc(new Date())).strayChunkBlobs).toBe(1);
+      expect(await t.chunks.list(stray)).toEqual([]);
+      // a recursive remove interrupted half-way (some children already gone) completes when re-run
+      await t.vault.mkdir(alice, '/tree/a/b', { parents: true });
+      await upload(alice, '/tree/a/f1', new Uint8Array([1]));
+      const { blobId: f2 } = await upload(alice, '/tree/a/b/f2', new Uint8Array([2]));
+      const b = await t.vault.stat(alice, '/tree/a/b');
+      const f2node = (await t.vault.stat(alice, '/tree/a/b/f2'));
+      await t.store.deleteNode(f2node.id); // the first step of an earlier run
+      expect((await t.vault.remove(alice, '/tree', { recursive: true })).removed).toBe(4);
+      expect(await codeOf(t.vault.stat(alice, '/tree'))).toBe('NOT_FOUND');
+      expect(await t.store.getNode(b.id)).toBeNull();
+      // f2's node vanished before its blob was released: the orphan sweep catches it after the grace period
+      const later = await t.vault.runGc(new Date(Date.now() + 25 * 3600 * 1000));
+      expect(later.orphanedBlobs).toBe(1);
+      expect(await t.store.getBlob(f2)).toBeNull();
+    });
+
     it('GC releases a committed blob no file points to (interrupted commit) after the grace period', async () => {
       const blobId = newBlobHex();
       await t.vault.createUpload(alice, { path: '/o', blobId, keyGeneration: 1, keyRecord });
