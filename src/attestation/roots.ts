@@ -39,6 +39,8 @@ export function sha256Hex(der: Uint8Array): string {
 }
 
 let awsRoot: PinnedRoot | undefined;
+// Accepted dev roots by their PEM text (a KMS verifies every request against the same one).
+const devRoots = new Map<string, PinnedRoot>();
 
 function awsPinnedRoot(): PinnedRoot {
   if (awsRoot) return awsRoot;
@@ -60,9 +62,18 @@ export function resolveTrustRoot(root: TrustRoot): PinnedRoot {
   if (root?.kind !== 'dev' || typeof root.rootCertPem !== 'string') {
     throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'trust root must be { kind: "aws" } or { kind: "dev", rootCertPem }');
   }
+  const known = devRoots.get(root.rootCertPem);
+  if (known) return known;
+  const pinned = parseDevRoot(root.rootCertPem);
+  if (devRoots.size >= 8) devRoots.delete(devRoots.keys().next().value as string);
+  devRoots.set(root.rootCertPem, pinned);
+  return pinned;
+}
+
+function parseDevRoot(rootCertPem: string): PinnedRoot {
   let cert: X509Certificate;
   try {
-    cert = new X509Certificate(root.rootCertPem);
+    cert = new X509Certificate(rootCertPem);
   } catch (e) {
     throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'development root is not a PEM certificate', { cause: e });
   }
