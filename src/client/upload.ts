@@ -37,7 +37,7 @@ export async function uploadFile(client: VaultClient, source: string, options: U
 }
 
 /** Uploads a byte stream whose size is known in advance (the service checks it at commit). */
-export async function uploadStream(client: VaultClient, stream: Readable | AsyncIterable<Uint8Array>, size: number, options: UploadOptions): Promise<UploadResult> {
+export async function uploadStream(client: VaultClient, stream: Readable | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, size: number, options: UploadOptions): Promise<UploadResult> {
   const blobId = newBlobId();
   const blobIdHex = blobIdToHex(blobId);
   const { dek, keyRecord } = await options.keys.newDataKey(blobIdHex);
@@ -49,7 +49,7 @@ export async function uploadStream(client: VaultClient, stream: Readable | Async
     let chunkCount = 0;
     let total = 0;
     try {
-      for await (const chunk of sealStream(stream as AsyncIterable<Uint8Array>, dek, { blobId, keyGeneration: 1 })) {
+      for await (const chunk of sealStream(stream, dek, { blobId, keyGeneration: 1 })) {
         if (failure !== undefined) break;
         chunkCount = chunk.index + 1;
         total += chunk.plaintextLength;

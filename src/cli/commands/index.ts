@@ -1,5 +1,6 @@
 // Registers every subcommand (one file each) on the program.
 import type { Command } from 'commander';
+import { register as attestation } from './attestation.js';
 import { register as audit } from './audit.js';
 import { register as bench } from './bench.js';
 import { register as dev } from './dev.js';
@@ -18,5 +19,5 @@ import { register as stat } from './stat.js';
 import { register as token } from './token.js';
 
 export function registerAll(program: Command): void {
-  for (const register of [dev, serve, kms, token, keygen, put, get, ls, stat, mkdir, mv, rm, keys, migrate, audit, bench]) register(program);
+  for (const register of [dev, serve, kms, token, keygen, put, get, ls, stat, mkdir, mv, rm, keys, migrate, audit, attestation, bench]) register(program);
 }
