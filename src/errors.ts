@@ -171,7 +171,7 @@ export function isCofferError(e: unknown, code?: ErrorCode): e is CofferError {
 export function toCofferError(e: unknown): CofferError {
   if (e instanceof CofferError) return e;
   const err = e as NodeJS.ErrnoException | undefined;
-  if (err?.code === 'ENOSPC' || err?.code === 'EDQUOT') {
+  if (err?.code === 'ENOSPC' || err?.code === 'EDQUOT' || err?.code === 'EFBIG') {
     return new CofferError(ErrorCode.NO_SPACE, 'no space left on the storage device', { cause: e });
   }
   return new CofferError(ErrorCode.INTERNAL, err?.message ?? String(e), { cause: e });
