@@ -1,60 +1,16 @@
 // Typed client for the storage service's /v1 API (docs/http-api.md). Sends and receives only sealed chunks,
 // wrapped keys and metadata; sealing and opening happen in upload.ts and download.ts.
 import type { IncomingMessage } from 'node:http';
-import type { KeyRecord } from '../metadata/types.js';
+import type { ChunkView, CreateUploadInput, ManifestView, NodeView, UploadChunkView, UploadView } from '../vault/index.js';
 import { HttpClient, readAll, type ClientOptions } from './http.js';
 
-export interface NodeInfo {
-  id: string;
-  path: string;
-  name: string;
-  type: 'dir' | 'file';
-  size: number;
-  blobId: string | null;
-  owner: string;
-  createdAt: string;
-  modifiedAt: string;
-  version: number;
-}
-
-export interface ChunkInfo {
-  index: number;
-  plaintextLength: number;
-  storedSize: number;
-  sha256: string;
-  final?: boolean;
-}
-
-export interface Manifest {
-  blobId: string;
-  state: string;
-  owner: string;
-  keyGeneration: number;
-  keyRecord: KeyRecord;
-  size: number;
-  chunkCount: number;
-  chunkSize: number;
-  chunks: ChunkInfo[];
-}
-
-export interface UploadState {
-  blobId: string;
-  state: string;
-  path: string;
-  owner: string;
-  keyGeneration: number;
-  size: number | null;
-  chunks: ChunkInfo[];
-}
-
-export interface CreateUploadRequest {
-  path: string;
-  blobId: string;
-  keyGeneration: number;
-  keyRecord: KeyRecord;
-  size?: number;
-  overwrite?: boolean;
-}
+// The wire types are the service's own JSON views (docs/http-api.md), imported as types only: the client shares
+// the contract, not the service's code.
+export type NodeInfo = NodeView;
+export type ChunkInfo = ChunkView | UploadChunkView;
+export type Manifest = ManifestView;
+export type UploadState = UploadView;
+export type CreateUploadRequest = CreateUploadInput;
 
 export class VaultClient {
   readonly http: HttpClient;
