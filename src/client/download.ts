@@ -45,6 +45,18 @@ export async function downloadFile(client: VaultClient, vaultPath: string, desti
     const blobId = blobIdFromHex(manifest.blobId);
     const layout = expectedChunkLayout(manifest.size);
     const limit = pLimit(Math.max(1, options.concurrency ?? 4));
+    // Flush to disk while downloading (every 64 MiB, one flush at a time) so the final fsync before the rename
+    // waits for the last stretch only, not for the whole file.
+    let unsynced = 0;
+    let flushing: Promise<void> | null = null;
+    const maybeFlush = (n: number): void => {
+      unsynced += n;
+      if (unsynced < 64 * 1024 * 1024 || flushing) return;
+      unsynced = 0;
+      flushing = fh.datasync().finally(() => {
+        flushing = null;
+      });
+    };
     await Promise.all(
       Array.from({ length: manifest.chunkCount }, (_, index) =>
         limit(async () => {
@@ -57,10 +69,12 @@ export async function downloadFile(client: VaultClient, vaultPath: string, desti
             plaintextLength: layout.plaintextLengthOf(index),
           });
           await fh.write(plaintext, 0, plaintext.length, layout.offsetOf(index));
+          maybeFlush(plaintext.length);
           options.onProgress?.(plaintext.length);
         }),
       ),
     );
+    await flushing;
     await fh.truncate(manifest.size);
     await fh.sync();
     ok = true;

@@ -118,7 +118,8 @@ export class FsChunkStore implements ChunkStore {
         if (!st.isFile()) throw new CofferError(ErrorCode.INTERNAL, `${path} is not a regular file`);
         const span = range === undefined ? undefined : resolveRange(range, st.size);
         // the open handle pins this version of the chunk even if a put replaces it while it is read
-        return handle.createReadStream(span === undefined ? {} : { start: span.start, end: span.end });
+        // 1 MiB reads: an 8 MiB chunk in 8 system calls instead of 128
+        return handle.createReadStream(span === undefined ? { highWaterMark: 1024 * 1024 } : { start: span.start, end: span.end, highWaterMark: 1024 * 1024 });
       } catch (e) {
         await handle.close().catch(() => undefined);
         throw fsError(e, `reading ${path}`, this.layout.root);

@@ -1,9 +1,12 @@
 // Download routes: manifests by blob id and by path, and sealed chunks with Range / ETag (docs/http-api.md).
-import { Readable, Transform } from 'node:stream';
+import { Readable, pipeline } from 'node:stream';
 import type { Hono } from 'hono';
 import type { ServiceMetrics } from '../../telemetry/index.js';
 import type { Vault } from '../../vault/index.js';
 import { indexParam, parseRange, query, type ApiEnv } from '../http.js';
+
+// @hono/node-server's marker for a response the route wrote itself (see its utils/response RESPONSE_ALREADY_SENT)
+const ALREADY_SENT = 'x-hono-already-sent';
 
 function etagMatches(header: string | undefined, etag: string): boolean {
   if (!header) return false;
@@ -31,22 +34,24 @@ export function downloadRoutes(app: Hono<ApiEnv>, vault: Vault, metrics: Service
       'Cache-Control': 'private, no-cache',
     };
     if (!r.stream) return c.body(null, 304, headers);
-    const counter = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        metrics?.bytesOut.inc(chunk.length);
-        cb(null, chunk);
-      },
-    });
-    r.stream.on('error', (e) => counter.destroy(e));
-    r.stream.pipe(counter);
-    const body = Readable.toWeb(counter) as unknown as ReadableStream<Uint8Array>;
     headers['Content-Type'] = 'application/octet-stream';
+    const status = r.range ? 206 : 200;
     if (r.range) {
       headers['Content-Range'] = `bytes ${r.range.start}-${r.range.end}/${r.size}`;
       headers['Content-Length'] = String(r.range.end - r.range.start + 1);
-      return c.body(body, 206, headers);
+    } else {
+      headers['Content-Length'] = String(r.size);
     }
-    headers['Content-Length'] = String(r.size);
-    return c.body(body, 200, headers);
+    const stream = r.stream;
+    stream.on('data', (chunk: Buffer) => metrics?.bytesOut.inc(chunk.length));
+    const outgoing = c.env?.outgoing;
+    if (!outgoing) return c.body(Readable.toWeb(stream) as unknown as ReadableStream<Uint8Array>, status, headers);
+    // Fast path: pipe the file straight into Node's response. Going through a web ReadableStream costs about
+    // half the throughput on 8 MiB chunks; the headers set by middleware (request id) are carried over.
+    c.res.headers.forEach((value, name) => outgoing.setHeader(name, value));
+    for (const [name, value] of Object.entries(headers)) outgoing.setHeader(name, value);
+    outgoing.statusCode = status;
+    pipeline(stream, outgoing, () => undefined); // a client that goes away just ends the stream
+    return new Response(null, { status, headers: { [ALREADY_SENT]: 'true' } });
   });
 }
