@@ -1,6 +1,9 @@
 // `coffer bench metadata`: 10,000 file creates, listing a 100,000-entry directory page by page, and stat
 // latency (p50/p99) — on SQLite, and on MongoDB when a URI is given (or the MongoDB-wire test server is built).
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,6 +11,8 @@ import { ROOT_ID, type MetadataStore, type TreeNode } from '../src/metadata/type
 import { openMetadataStore } from '../src/metadata/index.js';
 
 export interface MetadataBenchOptions {
+  /** Start the MongoDB-wire test server (FerretDB harness, built by .ci/install-test-servers.sh) when no URI is given. */
+  mongoWire?: boolean;
   creates?: number;
   listEntries?: number;
   stats?: number;
@@ -87,18 +92,44 @@ export async function benchMetadata(options: MetadataBenchOptions): Promise<Reco
     } finally {
       await sqlite.close();
     }
-    if (options.mongoUri) {
-      const mongo = await openMetadataStore({ kind: 'mongo', uri: options.mongoUri, dbName: `coffer_bench_${Date.now()}` });
-      try {
-        results.mongo = await benchMetadataStore('mongodb', mongo, options);
-      } finally {
-        await mongo.close();
+    let wire: { uri: string; stop(): void } | null = null;
+    if (!options.mongoUri && options.mongoWire) wire = await startMongoWire(path.join(dir, 'mongo-wire'));
+    const uri = options.mongoUri ?? wire?.uri;
+    try {
+      if (uri) {
+        const label = wire ? 'mongodb-wire (FerretDB test harness)' : 'mongodb';
+        const mongo = await openMetadataStore({ kind: 'mongo', uri, dbName: `coffer_bench_${Date.now()}` });
+        try {
+          results.mongo = await benchMetadataStore(label, mongo, options);
+        } finally {
+          await mongo.close();
+        }
+      } else {
+        log('mongodb: skipped (pass --mongodb-uri, or --mongo-wire after .ci/install-test-servers.sh built the test server)');
       }
-    } else {
-      log('mongodb: skipped (pass --mongodb-uri, or build the MongoDB-wire test server: .ci/install-test-servers.sh)');
+    } finally {
+      wire?.stop();
     }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
   return results;
+}
+
+/** Starts the FerretDB-based MongoDB-wire harness of test/servers (it prints `READY <uri>`). */
+async function startMongoWire(dataDir: string): Promise<{ uri: string; stop(): void }> {
+  const repo = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../' : '../', import.meta.url));
+  const binary = path.join(repo, 'test', 'servers', 'bin', 'ferretdb-harness');
+  if (!existsSync(binary)) throw new Error(`${binary} is not built: run .ci/install-test-servers.sh`);
+  const child = spawn(binary, ['--listen', '127.0.0.1:0', '--dir', dataDir], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const uri = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /READY (\S+)/.exec(out);
+      if (m) resolve(m[1] as string);
+    });
+    child.once('exit', (code) => reject(new Error(`MongoDB-wire harness exited with ${code}`)));
+  });
+  return { uri, stop: () => child.kill('SIGTERM') };
 }

@@ -1,7 +1,6 @@
 // Builds the storage-service client and the data-key provider from the shared flags.
 import { Option, type Command } from 'commander';
 import { KeyFileDataKeys, KmsDataKeys, type DataKeyProvider } from '../client/data-keys.js';
-import { AwsKeyService } from '../kms/index.js';
 import { VaultClient } from '../client/vault-client.js';
 import { CofferError, ErrorCode } from '../errors.js';
 import { keyFileOption, serverOption, tokenOption } from './options.js';
@@ -48,6 +47,8 @@ export async function dataKeys(flags: KeyFlags): Promise<DataKeyProvider> {
   if (flags.keyFile) return KeyFileDataKeys.open(flags.keyFile);
   if (flags.kmsEndpoint || flags.kmsKeyId) {
     const region = flags.region ?? (flags.kmsEndpoint ? 'us-east-1' : undefined);
+    // loaded only in KMS mode: the AWS SDK costs start-up time and memory that key-file users need not pay
+    const { AwsKeyService } = await import('../kms/index.js');
     return new KmsDataKeys(new AwsKeyService({ keyId: flags.kmsKeyId ?? DEFAULT_KMS_KEY_ID, endpoint: flags.kmsEndpoint, region }));
   }
   throw new CofferError(

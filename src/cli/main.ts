@@ -1,23 +1,27 @@
 // Entry point of the `coffer` command: builds the commander program from one file per subcommand and maps
 // every failure to a one-line message and the exit status from src/errors.ts (the only place that does so).
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { toCofferError } from '../errors.js';
-import { registerAll } from './commands/index.js';
+import { registerCommands } from './commands/index.js';
 
-export function buildProgram(): Command {
+/** The program with the commands argv needs (all of them for help). */
+export async function buildProgram(argv: readonly string[] = []): Promise<Command> {
   const program = new Command('coffer')
     .description('Coffer: an encrypted, chunked research-data vault')
-    .version(process.env.npm_package_version ?? '0.1.0')
+    .version(packageVersion())
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  registerAll(program);
+  await registerCommands(program, argv);
   return program;
 }
 
 /** Runs the CLI with argv; resolves to the exit status (never throws). */
 export async function runCli(argv: string[]): Promise<number> {
-  const program = buildProgram();
   try {
+    const program = await buildProgram(argv);
     await program.parseAsync(argv, { from: 'user' });
     return 0;
   } catch (e) {
@@ -30,6 +34,15 @@ export async function runCli(argv: string[]): Promise<number> {
     if (process.env.COFFER_DEBUG) process.stderr.write(`${(e as Error).stack ?? ''}\n`);
     return err.exitCode;
   }
+}
+
+/** The version in package.json (found by walking up from this file: src/cli or dist/src/cli). */
+function packageVersion(): string {
+  for (let dir = path.dirname(fileURLToPath(import.meta.url)); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const file = path.join(dir, 'package.json');
+    if (existsSync(file)) return (JSON.parse(readFileSync(file, 'utf8')) as { version?: string }).version ?? 'unknown';
+  }
+  return 'unknown';
 }
 
 function oneLine(s: string): string {

@@ -15,6 +15,7 @@ interface IngestFlags {
 
 interface MetaFlags {
   mongodbUri?: string;
+  mongoWire?: boolean;
   entries: string;
   creates: string;
   json?: boolean;
@@ -30,6 +31,7 @@ export function register(program: Command): void {
   const metaOpts = (c: Command): Command =>
     c
       .addOption(mongoUriOption())
+      .option('--mongo-wire', 'also run on the MongoDB-wire test server (FerretDB harness) when no URI is given')
       .option('--entries <n>', 'entries in the big directory', '100000')
       .option('--creates <n>', 'file creates', '10000');
 
@@ -45,13 +47,13 @@ export function register(program: Command): void {
     .addOption(jsonOption())
     .action(async (opts: MetaFlags) => {
       const log = opts.json ? () => undefined : undefined;
-      const r = await benchMetadata({ mongoUri: opts.mongodbUri ?? null, listEntries: Number(opts.entries), creates: Number(opts.creates), log });
+      const r = await benchMetadata({ mongoUri: opts.mongodbUri ?? null, mongoWire: opts.mongoWire === true, listEntries: Number(opts.entries), creates: Number(opts.creates), log });
       if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
     });
 
   metaOpts(ingestOpts(bench.command('all').description('every benchmark')))
     .action(async (opts: IngestFlags & MetaFlags) => {
       await benchIngest({ size: parseSize(opts.size), dir: opts.dir, keep: opts.keep });
-      await benchMetadata({ mongoUri: opts.mongodbUri ?? null, listEntries: Number(opts.entries), creates: Number(opts.creates) });
+      await benchMetadata({ mongoUri: opts.mongodbUri ?? null, mongoWire: opts.mongoWire === true, listEntries: Number(opts.entries), creates: Number(opts.creates) });
     });
 }

@@ -1,23 +1,36 @@
-// Registers every subcommand (one file each) on the program.
+// The subcommands, one file each. Only the module of the command being run is loaded (a `coffer ls` need not
+// load the AWS SDK, the database drivers or the HTTP server); help and unknown commands load them all.
 import type { Command } from 'commander';
-import { register as attestation } from './attestation.js';
-import { register as audit } from './audit.js';
-import { register as bench } from './bench.js';
-import { register as dev } from './dev.js';
-import { register as get } from './get.js';
-import { register as keygen } from './keygen.js';
-import { register as keys } from './keys.js';
-import { register as kms } from './kms.js';
-import { register as ls } from './ls.js';
-import { register as migrate } from './migrate.js';
-import { register as mkdir } from './mkdir.js';
-import { register as mv } from './mv.js';
-import { register as put } from './put.js';
-import { register as rm } from './rm.js';
-import { register as serve } from './serve.js';
-import { register as stat } from './stat.js';
-import { register as token } from './token.js';
 
-export function registerAll(program: Command): void {
-  for (const register of [dev, serve, kms, token, keygen, put, get, ls, stat, mkdir, mv, rm, keys, migrate, audit, attestation, bench]) register(program);
+type CommandModule = { register(program: Command): void };
+
+const commands: Record<string, () => Promise<CommandModule>> = {
+  dev: () => import('./dev.js'),
+  serve: () => import('./serve.js'),
+  kms: () => import('./kms.js'),
+  token: () => import('./token.js'),
+  keygen: () => import('./keygen.js'),
+  put: () => import('./put.js'),
+  get: () => import('./get.js'),
+  ls: () => import('./ls.js'),
+  stat: () => import('./stat.js'),
+  mkdir: () => import('./mkdir.js'),
+  mv: () => import('./mv.js'),
+  rm: () => import('./rm.js'),
+  keys: () => import('./keys.js'),
+  migrate: () => import('./migrate.js'),
+  audit: () => import('./audit.js'),
+  attestation: () => import('./attestation.js'),
+  bench: () => import('./bench.js'),
+};
+
+/** Registers the command named in argv, or every command when none (or an unknown one) is named. */
+export async function registerCommands(program: Command, argv: readonly string[]): Promise<void> {
+  const name = argv.find((a) => !a.startsWith('-'));
+  const only = name !== undefined && name !== 'help' ? commands[name] : undefined;
+  if (only) {
+    (await only()).register(program);
+    return;
+  }
+  for (const load of Object.values(commands)) (await load()).register(program);
 }
