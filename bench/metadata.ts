@@ -9,6 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { ROOT_ID, type MetadataStore, type TreeNode } from '../src/metadata/types.js';
 import { openMetadataStore } from '../src/metadata/index.js';
+import { Vault } from '../src/vault/index.js';
+import { openChunkStore } from '../storage-backend/index.js';
 
 export interface MetadataBenchOptions {
   /** Start the MongoDB-wire test server (FerretDB harness, built by .ci/install-test-servers.sh) when no URI is given. */
@@ -81,6 +83,39 @@ export async function benchMetadataStore(label: string, store: MetadataStore, op
   return { createsPerSec, listSeconds: listSecs, statP50Ms: p50, statP99Ms: p99 };
 }
 
+/**
+ * The same operations one level up, as the service performs them: vault mkdir (path resolution, permission
+ * check, insert, hash-chained audit entry) and vault stat of a path three levels deep.
+ */
+export async function benchVault(label: string, store: MetadataStore, chunkRoot: string, options: MetadataBenchOptions): Promise<Record<string, number>> {
+  const log = options.log ?? ((l: string) => process.stdout.write(`${l}\n`));
+  const creates = options.creates ?? 10_000;
+  const stats = options.stats ?? 10_000;
+  const chunks = await openChunkStore({ kind: 'fs', root: chunkRoot });
+  try {
+    const vault = await Vault.open(store, chunks, { defaultRootRole: 'write' });
+    const actor = { user: 'bench', admin: false };
+    const base = `/vault-bench-${randomUUID()}`;
+    await vault.mkdir(actor, `${base}/a/b`, { parents: true });
+    let t0 = performance.now();
+    for (let i = 0; i < creates; i++) await vault.mkdir(actor, `${base}/a/b/d${i.toString().padStart(6, '0')}`);
+    const secs = (performance.now() - t0) / 1000;
+    log(`${label}: ${creates} vault creates (resolve + permission + insert + audit) in ${secs.toFixed(2)} s = ${(creates / secs).toFixed(0)}/s`);
+    const lat: number[] = [];
+    for (let i = 0; i < stats; i++) {
+      const p = `${base}/a/b/d${Math.floor(Math.random() * creates).toString().padStart(6, '0')}`;
+      t0 = performance.now();
+      await vault.stat(actor, p);
+      lat.push(performance.now() - t0);
+    }
+    lat.sort((a, b) => a - b);
+    log(`${label}: vault stat of a 4-level path p50 ${pct(lat, 50).toFixed(3)} ms, p99 ${pct(lat, 99).toFixed(3)} ms`);
+    return { vaultCreatesPerSec: creates / secs, vaultStatP50Ms: pct(lat, 50), vaultStatP99Ms: pct(lat, 99) };
+  } finally {
+    await chunks.close();
+  }
+}
+
 export async function benchMetadata(options: MetadataBenchOptions): Promise<Record<string, unknown>> {
   const log = options.log ?? ((l: string) => process.stdout.write(`${l}\n`));
   const results: Record<string, unknown> = {};
@@ -88,7 +123,7 @@ export async function benchMetadata(options: MetadataBenchOptions): Promise<Reco
   try {
     const sqlite = await openMetadataStore({ kind: 'sqlite', path: path.join(dir, 'metadata.sqlite') });
     try {
-      results.sqlite = await benchMetadataStore('sqlite', sqlite, options);
+      results.sqlite = { ...(await benchMetadataStore('sqlite', sqlite, options)), ...(await benchVault('sqlite', sqlite, path.join(dir, 'chunks'), options)) };
     } finally {
       await sqlite.close();
     }
@@ -100,7 +135,7 @@ export async function benchMetadata(options: MetadataBenchOptions): Promise<Reco
         const label = wire ? 'mongodb-wire (FerretDB test harness)' : 'mongodb';
         const mongo = await openMetadataStore({ kind: 'mongo', uri, dbName: `coffer_bench_${Date.now()}` });
         try {
-          results.mongo = await benchMetadataStore(label, mongo, options);
+          results.mongo = { ...(await benchMetadataStore(label, mongo, options)), ...(await benchVault(label, mongo, path.join(dir, 'chunks'), options)) };
         } finally {
           await mongo.close();
         }
