@@ -49,6 +49,9 @@ export async function benchIngest(options: IngestOptions): Promise<Record<string
     let full: Timing;
     let download: Timing;
     let rawRead: Timing;
+    let verify: Timing;
+    let rawCopy: Timing;
+    let verifyRss = 0;
     try {
       const env = { COFFER_SERVER: server.url, COFFER_TOKEN: token, COFFER_KEY_FILE: keyFile };
       full = await timed(size, async () => {
@@ -60,11 +63,17 @@ export async function benchIngest(options: IngestOptions): Promise<Record<string
       const blobDir = path.join(dataDir, 'chunks', stat.blobId.slice(0, 2), stat.blobId.slice(2, 4), stat.blobId);
       rawRead = await timed(size, () => readAllFiles(blobDir));
       log(row('raw read of the chunk files (page cache)', rawRead));
+      verify = await timed(size, async () => {
+        verifyRss = await runWatched(['get', '--verify-only', '/bench.bin', '--json'], env);
+      });
+      log(row('download + verify + open, no write: get --verify-only', verify, rawRead, `of raw read, client peak RSS ${mib(verifyRss)}`));
       const out = path.join(work, 'downloaded.bin');
+      rawCopy = await timed(size, () => copyAllFiles(blobDir, path.join(work, 'raw-copy.bin')));
+      log(row('raw copy: chunk files → one file + fsync', rawCopy));
       download = await timed(size, async () => {
         getRss = await runWatched(['get', '/bench.bin', out, '--json'], env);
       });
-      log(row('download + verify + open: coffer get', download, rawRead, `of raw read, client peak RSS ${mib(getRss)}`));
+      log(row('download + verify + open + write: coffer get', download, rawCopy, `of raw copy, ${(download.rate / rawRead.rate).toFixed(2)}× raw read, client peak RSS ${mib(getRss)}`));
       serverRss = (await watchPeakRss(server.child.pid as number).stop()) || 0;
       log(`storage service peak RSS: ${mib(serverRss)}`);
       if (!(await sameFile(source, out))) throw new Error('downloaded file differs from the source');
@@ -84,13 +93,17 @@ export async function benchIngest(options: IngestOptions): Promise<Record<string
       downloadMBps: download.rate / 1e6,
       rawReadMBps: rawRead.rate / 1e6,
       downloadRatio: download.rate / rawRead.rate,
+      verifyOnlyMBps: verify.rate / 1e6,
+      verifyOnlyRatio: verify.rate / rawRead.rate,
+      rawCopyMBps: rawCopy.rate / 1e6,
+      downloadVsRawCopy: download.rate / rawCopy.rate,
       putPeakRssBytes: putRss,
       getPeakRssBytes: getRss,
       serverPeakRssBytes: serverRss,
       resticMBps: restic ? restic.rate / 1e6 : null,
       vsRestic: restic ? full.rate / restic.rate : null,
     });
-    log(`summary: full path ${(full.rate / baseline.rate).toFixed(2)}× baseline (target ≥ 0.7), download ${(download.rate / rawRead.rate).toFixed(2)}× raw read (target ≥ 0.7), peak RSS put ${mib(putRss)} / serve ${mib(serverRss)} (target < 300 MB)${restic ? `, ${(full.rate / restic.rate).toFixed(2)}× restic (target ≥ 2)` : ''}`);
+    log(`summary: full path ${(full.rate / baseline.rate).toFixed(2)}× baseline (target ≥ 0.7), download ${(download.rate / rawRead.rate).toFixed(2)}× raw read (target ≥ 0.7; ${(verify.rate / rawRead.rate).toFixed(2)}× without writing the file, ${(download.rate / rawCopy.rate).toFixed(2)}× a raw copy), peak RSS put ${mib(putRss)} / serve ${mib(serverRss)} (target < 300 MB)${restic ? `, ${(full.rate / restic.rate).toFixed(2)}× restic (target ≥ 2)` : ''}`);
     return results;
   } finally {
     if (!options.keep) await rm(work, { recursive: true, force: true });
@@ -177,6 +190,17 @@ async function* oneShot(bytes: Uint8Array): AsyncIterable<Uint8Array> {
 async function readAllFiles(dir: string): Promise<void> {
   for (const name of (await readdir(dir)).sort()) {
     await readFile(path.join(dir, name));
+  }
+}
+
+/** Reads the chunk files in order and writes them into one file, fsynced: the I/O of a download, no crypto. */
+async function copyAllFiles(dir: string, dest: string): Promise<void> {
+  const fh = await open(dest, 'w');
+  try {
+    for (const name of (await readdir(dir)).sort()) await fh.write(await readFile(path.join(dir, name)));
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }
 

@@ -42,9 +42,6 @@ export async function downloadFile(client: VaultClient, vaultPath: string, desti
   const fh = await open(temp, 'wx', 0o600);
   let ok = false;
   try {
-    const blobId = blobIdFromHex(manifest.blobId);
-    const layout = expectedChunkLayout(manifest.size);
-    const limit = pLimit(Math.max(1, options.concurrency ?? 4));
     // Flush to disk while downloading (every 64 MiB, one flush at a time) so the final fsync before the rename
     // waits for the last stretch only, not for the whole file.
     let unsynced = 0;
@@ -57,23 +54,11 @@ export async function downloadFile(client: VaultClient, vaultPath: string, desti
         flushing = null;
       });
     };
-    await Promise.all(
-      Array.from({ length: manifest.chunkCount }, (_, index) =>
-        limit(async () => {
-          const sealed = await client.getChunk(manifest.blobId, index);
-          const plaintext = await openChunk(dek, sealed, {
-            blobId,
-            index,
-            keyGeneration: manifest.keyGeneration,
-            final: index === manifest.chunkCount - 1,
-            plaintextLength: layout.plaintextLengthOf(index),
-          });
-          await fh.write(plaintext, 0, plaintext.length, layout.offsetOf(index));
-          maybeFlush(plaintext.length);
-          options.onProgress?.(plaintext.length);
-        }),
-      ),
-    );
+    await openChunks(client, manifest, dek, options.concurrency ?? 4, async (offset, plaintext) => {
+      await fh.write(plaintext, 0, plaintext.length, offset);
+      maybeFlush(plaintext.length);
+      options.onProgress?.(plaintext.length);
+    });
     await flushing;
     await fh.truncate(manifest.size);
     await fh.sync();
@@ -86,6 +71,52 @@ export async function downloadFile(client: VaultClient, vaultPath: string, desti
   await rename(temp, dest);
   await fsyncDir(path.dirname(dest));
   return { node, destination: dest, size: manifest.size, chunkCount: manifest.chunkCount };
+}
+
+/**
+ * Downloads, checks and opens every chunk of a file and discards the plaintext: proves the file is complete and
+ * authentic under its key without writing it anywhere (`coffer get --verify-only`). Throws as downloadFile.
+ */
+export async function verifyFile(client: VaultClient, vaultPath: string, options: Omit<DownloadOptions, 'overwrite'>): Promise<DownloadResult> {
+  const { node, manifest } = await client.manifestByPath(vaultPath);
+  checkManifest(manifest);
+  const dek = await options.keys.openDataKey(manifest.keyRecord, manifest.blobId);
+  try {
+    await openChunks(client, manifest, dek, options.concurrency ?? 4, async (_offset, plaintext) => {
+      options.onProgress?.(plaintext.length);
+    });
+  } finally {
+    dek.fill(0);
+  }
+  return { node, destination: '', size: manifest.size, chunkCount: manifest.chunkCount };
+}
+
+/**
+ * Fetches chunks with bounded concurrency, checks each header against the manifest and authenticates it, and
+ * hands the plaintext with its offset to `sink` (in any order). Throws at the first bad chunk.
+ */
+async function openChunks(
+  client: VaultClient, manifest: Manifest, dek: Uint8Array, concurrency: number,
+  sink: (offset: number, plaintext: Uint8Array) => Promise<void>,
+): Promise<void> {
+  const blobId = blobIdFromHex(manifest.blobId);
+  const layout = expectedChunkLayout(manifest.size);
+  const limit = pLimit(Math.max(1, concurrency));
+  await Promise.all(
+    Array.from({ length: manifest.chunkCount }, (_, index) =>
+      limit(async () => {
+        const sealed = await client.getChunk(manifest.blobId, index);
+        const plaintext = await openChunk(dek, sealed, {
+          blobId,
+          index,
+          keyGeneration: manifest.keyGeneration,
+          final: index === manifest.chunkCount - 1,
+          plaintextLength: layout.plaintextLengthOf(index),
+        });
+        await sink(layout.offsetOf(index), plaintext);
+      }),
+    ),
+  );
 }
 
 /** The manifest comes from the untrusted service: it must at least be self-consistent before we use it. */

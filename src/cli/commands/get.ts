@@ -1,12 +1,14 @@
 // `coffer get VAULT_PATH LOCAL`: downloads, verifies every chunk, and only then renames into place.
 import type { Command } from 'commander';
-import { downloadFile } from '../../client/download.js';
+import { downloadFile, verifyFile } from '../../client/download.js';
+import { CofferError, ErrorCode } from '../../errors.js';
 import { dataKeys, withClient, withKeys, withServer, type KeyFlags, type ServerFlags } from '../connect.js';
 import { jsonOption } from '../options.js';
 import { print } from '../output.js';
 import { formatBytes, progressBar } from '../progress.js';
 
 interface GetFlags extends ServerFlags, KeyFlags {
+  verifyOnly?: boolean;
   force?: boolean;
   json?: boolean;
   concurrency: string;
@@ -17,24 +19,26 @@ export function register(program: Command): void {
     .command('get')
     .description('download a file, verify every chunk, then write it (nothing is left behind on failure)')
     .argument('<path>', 'vault path')
-    .argument('<local>', 'local destination file or directory')
+    .argument('[local]', 'local destination file or directory')
+    .option('--verify-only', 'download, authenticate and open every chunk, but write nothing')
     .option('-f, --force', 'replace an existing local file')
     .option('--concurrency <n>', 'chunks in flight', '4')
     .addOption(jsonOption());
-  withKeys(withServer(cmd)).action(async (vaultPath: string, local: string, opts: GetFlags) => {
+  withKeys(withServer(cmd)).action(async (vaultPath: string, local: string | undefined, opts: GetFlags) => {
+    if (!local && !opts.verifyOnly) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'give a local destination (or --verify-only)');
     const keys = await dataKeys(opts);
     try {
       await withClient(opts, async (client) => {
         const node = await client.stat(vaultPath);
         const bar = progressBar(`get ${node.name}`, node.size);
-        const result = await downloadFile(client, vaultPath, local, {
+        const result = opts.verifyOnly ? await verifyFile(client, vaultPath, { keys, concurrency: Number(opts.concurrency), onProgress: (n) => bar.add(n) }) : await downloadFile(client, vaultPath, local as string, {
           keys,
           overwrite: opts.force === true,
           concurrency: Number(opts.concurrency),
           onProgress: (n) => bar.add(n),
         });
         bar.done();
-        print(opts, { path: result.node.path, destination: result.destination, size: result.size, chunkCount: result.chunkCount, blobId: result.node.blobId }, () => `${result.destination}: ${formatBytes(result.size)} verified`);
+        print(opts, { path: result.node.path, destination: result.destination, size: result.size, chunkCount: result.chunkCount, blobId: result.node.blobId }, () => `${result.destination || result.node.path}: ${formatBytes(result.size)} verified`);
       }, Number(opts.concurrency));
     } finally {
       keys.close?.();
