@@ -77,7 +77,9 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
   });
 
   app.use('/v1/*', async (c, next) => {
-    c.set('actor', await auth.authenticate(c.req.header('authorization')));
+    const actor = await auth.authenticate(c.req.header('authorization'));
+    await vault.admitUser(actor);
+    c.set('actor', actor);
     await next();
   });
   app.get('/v1/whoami', (c) => c.json({ user: c.var.actor.user, admin: c.var.actor.admin, defaultRootRole: vault.defaultRootRole }));

@@ -14,6 +14,7 @@ import { deleteGrant, listGrants, putGrant } from './grants.js';
 import { ensureRoot } from './resolve.js';
 import * as tree from './tree.js';
 import * as uploads from './uploads.js';
+import { UserRegistry } from './users.js';
 
 export const DEFAULT_UPLOAD_GRACE_MS = 24 * 60 * 60 * 1000;
 
@@ -22,9 +23,11 @@ export class Vault {
   readonly chunks: ChunkStore;
   private readonly ctx: VaultContext;
   private readonly gcState: GcState = {};
+  private readonly users: UserRegistry;
 
   private constructor(ctx: VaultContext) {
     this.ctx = ctx;
+    this.users = new UserRegistry(ctx);
     this.store = ctx.store;
     this.chunks = ctx.chunks;
   }
@@ -105,6 +108,10 @@ export class Vault {
   /** One GC pass (see gc.ts). */
   runGc(now: Date = this.ctx.now(), options?: GcOptions): Promise<GcReport> {
     return runGc(this.ctx, now, this.gcState, options);
+  }
+  /** Records a user the first time it acts; refuses a disabled one (PERMISSION_DENIED). */
+  admitUser(actor: Actor): Promise<void> {
+    return this.users.admit(actor);
   }
   verifyAudit(): Promise<AuditVerification> {
     return verifyAuditChain(this.store);
