@@ -6,7 +6,7 @@ import path from 'node:path';
 import { createAuthenticator, startStorageServer, type AuthConfig } from './api/index.js';
 import { metadataConfig, type ListenAddress } from './config.js';
 import { openMetadataStore } from './metadata/index.js';
-import { createLogger, type Logger } from './telemetry/index.js';
+import { createLogger, createServiceMetrics, type Logger } from './telemetry/index.js';
 import { Vault, type RootRole } from './vault/index.js';
 import { openChunkStore } from '../storage-backend/index.js';
 
@@ -38,14 +38,15 @@ export async function startService(config: ServiceConfig): Promise<RunningServic
     for (const c of closers.reverse()) await c().catch((e: unknown) => logger.error({ err: e }, 'close failed'));
   };
   try {
-    const chunks = await openChunkStore({ kind: 'fs', root: dataDir });
+    const metrics = createServiceMetrics();
+    const chunks = await openChunkStore({ kind: 'fs', root: dataDir, onFsync: (seconds, target) => metrics.fsyncDuration.observe({ target }, seconds) });
     closers.push(() => chunks.close());
     const vault = await Vault.open(store, chunks, { defaultRootRole: config.defaultRootRole, uploadGraceMs: config.uploadGraceMs });
     const authConfig: AuthConfig = config.jwks
       ? { kind: 'jwks', jwksUrl: config.jwks.url, issuer: config.jwks.issuer, audience: config.jwks.audience }
       : { kind: 'dev', dataDir };
     const auth = await createAuthenticator(authConfig);
-    const server = await startStorageServer({ vault, auth, listen: config.listen, logger, gcIntervalMs: config.gcIntervalMs });
+    const server = await startStorageServer({ vault, auth, listen: config.listen, logger, metrics, gcIntervalMs: config.gcIntervalMs });
     closers.push(() => server.close());
     logger.info({ url: server.url, metadata: store.kind, dataDir }, 'storage service started');
     return { url: server.url, close: closeAll };

@@ -11,6 +11,7 @@ export interface ServiceMetrics {
   chunkWrites: Counter<'result'>;
   /** Time to stream one chunk into the chunk store durably (includes the store's fsync + rename). */
   chunkPutDuration: Histogram;
+  fsyncDuration: Histogram<'target'>;
 }
 
 export interface MetricsOptions {
@@ -38,6 +39,10 @@ export function createServiceMetrics(options: MetricsOptions = {}): ServiceMetri
     chunkPutDuration: new Histogram({
       name: `${p}chunk_put_duration_seconds`, help: 'Time to store one sealed chunk durably', registers,
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    }),
+    fsyncDuration: new Histogram({
+      name: `${p}fsync_duration_seconds`, help: 'fsync latency of chunk files and their directories', labelNames: ['target'], registers,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
     }),
   };
 }

@@ -22,10 +22,15 @@ export interface FsChunkStoreOptions {
   concurrency?: number;
   /** Re-read and re-hash each chunk after its fsync, before the rename (default false). */
   verifyAfterWrite?: boolean;
+  /**
+   * Observer told how long each fsync took (file and directory), in seconds — for metrics. It must not throw;
+   * the store never waits on it.
+   */
+  onFsync?: (seconds: number, what: 'file' | 'directory') => void;
 }
 
 const DEFAULT_CONCURRENCY = 8;
-const OPTION_KEYS = new Set(['root', 'concurrency', 'verifyAfterWrite']);
+const OPTION_KEYS = new Set(['root', 'concurrency', 'verifyAfterWrite', 'onFsync']);
 
 /**
  * Opens (creating if needed) a filesystem chunk store. Throws INVALID_ARGUMENT for bad or unknown options,
@@ -38,7 +43,10 @@ export async function openFsChunkStore(options: FsChunkStoreOptions): Promise<Fs
   for (const key of Object.keys(options)) {
     if (!OPTION_KEYS.has(key)) throw new CofferError(ErrorCode.INVALID_ARGUMENT, `unknown filesystem chunk store option "${key}"`);
   }
-  const { root, concurrency = DEFAULT_CONCURRENCY, verifyAfterWrite = false } = options;
+  const { root, concurrency = DEFAULT_CONCURRENCY, verifyAfterWrite = false, onFsync } = options;
+  if (onFsync !== undefined && typeof onFsync !== 'function') {
+    throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'onFsync must be a function');
+  }
   if (typeof root !== 'string' || root.length === 0 || root.includes('\0')) {
     throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'chunk store root must be a non-empty path');
   }
@@ -49,7 +57,7 @@ export async function openFsChunkStore(options: FsChunkStoreOptions): Promise<Fs
     throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'verifyAfterWrite must be a boolean');
   }
   const layout = await prepareRoot(root);
-  return new FsChunkStore(layout, pLimit(concurrency), verifyAfterWrite);
+  return new FsChunkStore(layout, pLimit(concurrency), verifyAfterWrite, onFsync);
 }
 
 export class FsChunkStore implements ChunkStore {
@@ -61,6 +69,7 @@ export class FsChunkStore implements ChunkStore {
     private readonly layout: FsLayout,
     private readonly io: LimitFunction,
     private readonly verifyAfterWrite: boolean,
+    private readonly onFsync?: (seconds: number, what: 'file' | 'directory') => void,
   ) {}
 
   /** The canonical root directory (symbolic links resolved). */
@@ -100,6 +109,7 @@ export class FsChunkStore implements ChunkStore {
         expectedSize: options?.expectedSize,
         signal: options?.signal,
         verifyAfterWrite: this.verifyAfterWrite,
+        onFsync: this.onFsync,
         io: this.io,
       });
     });

@@ -32,6 +32,18 @@ export interface WriteChunkJob {
   verifyAfterWrite: boolean;
   /** Bounds concurrent filesystem operations (shared by the whole store). */
   io: LimitFunction;
+  onFsync: ((seconds: number, what: 'file' | 'directory') => void) | undefined;
+}
+
+/** Runs an fsync and reports its duration to the observer, if any. */
+async function timedSync(job: WriteChunkJob, what: 'file' | 'directory', sync: () => Promise<void>): Promise<void> {
+  const t0 = performance.now();
+  await sync();
+  try {
+    job.onFsync?.((performance.now() - t0) / 1000, what);
+  } catch {
+    /* an observer never breaks a write */
+  }
 }
 
 /** Runs the job. Throws CofferError (NO_SPACE, PAYLOAD_TOO_LARGE, CHUNK_MISMATCH, INTEGRITY, INTERNAL) or signal.reason. */
@@ -48,7 +60,7 @@ export async function writeChunk(job: WriteChunkJob): Promise<PutResult> {
     const fh = handle;
     const { size, sha256 } = await streamInto(fh, job);
     job.signal?.throwIfAborted();
-    await io(() => fh.sync());
+    await io(() => timedSync(job, 'file', () => fh.sync()));
     // cheap check always; the read-back only when asked (it costs a page-cache read and a second hash)
     const st = await io(() => fh.stat());
     if (st.size !== size) {
@@ -60,7 +72,7 @@ export async function writeChunk(job: WriteChunkJob): Promise<PutResult> {
     job.signal?.throwIfAborted();
     await io(() => rename(tempPath, finalPath));
     renamed = true;
-    await io(() => fsyncDir(job.dir, root));
+    await io(() => timedSync(job, 'directory', () => fsyncDir(job.dir, root)));
     return { size, sha256 };
   } catch (e) {
     await handle?.close().catch(() => undefined);
