@@ -23,6 +23,8 @@ export interface RequestOptions {
 }
 
 const knownCodes = new Set<string>(Object.values(ErrorCode));
+/** Statuses worth retrying unchanged: the service or a proxy in front of it is briefly unavailable. */
+const TRANSIENT_STATUS = new Set([408, 429, 502, 503, 504]);
 
 export class HttpClient {
   readonly base: URL;
@@ -142,11 +144,11 @@ async function errorFrom(res: IncomingMessage): Promise<CofferError> {
     const code = parsed.error?.code;
     const message = typeof parsed.error?.message === 'string' ? parsed.error.message : `HTTP ${status}`;
     if (typeof code === 'string' && knownCodes.has(code)) {
-      return new CofferError(code as ErrorCode, message, { details: { status }, retryable: status >= 500 });
+      return new CofferError(code as ErrorCode, message, { details: { status }, retryable: TRANSIENT_STATUS.has(status) });
     }
   } catch {
     /* not our JSON error shape */
   }
   const code = status === 401 ? ErrorCode.UNAUTHENTICATED : status === 403 ? ErrorCode.PERMISSION_DENIED : status === 404 ? ErrorCode.NOT_FOUND : status >= 500 ? ErrorCode.UNAVAILABLE : ErrorCode.INVALID_ARGUMENT;
-  return new CofferError(code, `HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ''}`, { details: { status }, retryable: status >= 500 });
+  return new CofferError(code, `HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ''}`, { details: { status }, retryable: TRANSIENT_STATUS.has(status) });
 }

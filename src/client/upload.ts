@@ -1,12 +1,14 @@
 // Sealed upload of one file: cut into 8 MiB chunks, sealed on the client under a fresh per-blob DEK, sent with
 // a bounded number of chunks in flight (memory stays flat whatever the file size), then committed, which is
-// when the path appears in the vault.
+// when the path appears in the vault. Transient failures are retried per chunk; if the upload still cannot
+// finish it is kept on the service so that `coffer put --resume BLOB` sends only the missing chunks.
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { blobIdToHex, newBlobId, sealStream } from '../crypto/index.js';
-import { CofferError, ErrorCode } from '../errors.js';
+import { blobIdFromHex, blobIdToHex, newBlobId, sealStream } from '../crypto/index.js';
+import { CofferError, ErrorCode, isCofferError } from '../errors.js';
 import type { DataKeyProvider } from './data-keys.js';
+import { isTransient, withRetry } from './retry.js';
 import type { NodeInfo, VaultClient } from './vault-client.js';
 
 export interface UploadOptions {
@@ -16,6 +18,8 @@ export interface UploadOptions {
   overwrite?: boolean;
   /** Sealed chunks in flight at once (default 4: ≈ 4 × 8 MiB sealed + one being sealed). */
   concurrency?: number;
+  /** Continue this earlier upload (blob id) instead of starting a new one: only missing chunks are sent. */
+  resume?: string;
   onProgress?: (plaintextBytes: number) => void;
 }
 
@@ -24,6 +28,8 @@ export interface UploadResult {
   blobId: string;
   chunkCount: number;
   size: number;
+  /** Chunks that were already durable on the service (resume). */
+  skippedChunks: number;
 }
 
 /** Uploads a local file. Throws CofferError (NOT_FOUND for a missing source, IS_A_DIRECTORY, and the service's errors). */
@@ -37,24 +43,28 @@ export async function uploadFile(client: VaultClient, source: string, options: U
 }
 
 /** Uploads a byte stream whose size is known in advance (the service checks it at commit). */
-export async function uploadStream(client: VaultClient, stream: Readable | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, size: number, options: UploadOptions): Promise<UploadResult> {
-  const blobId = newBlobId();
-  const blobIdHex = blobIdToHex(blobId);
-  const { dek, keyRecord } = await options.keys.newDataKey(blobIdHex);
+export async function uploadStream(
+  client: VaultClient, stream: Readable | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, size: number, options: UploadOptions,
+): Promise<UploadResult> {
+  const { blobIdHex, dek, durable } = options.resume ? await resumeUpload(client, options.resume, size, options) : await startUpload(client, size, options);
   try {
-    await client.createUpload({ path: options.path, blobId: blobIdHex, keyGeneration: 1, keyRecord, size, overwrite: options.overwrite ?? false });
     const concurrency = Math.max(1, options.concurrency ?? 4);
     const inFlight = new Set<Promise<void>>();
     let failure: unknown;
     let chunkCount = 0;
     let total = 0;
+    let skipped = 0;
     try {
-      for await (const chunk of sealStream(stream, dek, { blobId, keyGeneration: 1 })) {
+      for await (const chunk of sealStream(stream, dek, { blobId: blobIdFromHex(blobIdHex), keyGeneration: 1 })) {
         if (failure !== undefined) break;
         chunkCount = chunk.index + 1;
         total += chunk.plaintextLength;
-        const p: Promise<void> = client
-          .putChunk(blobIdHex, chunk.index, chunk.bytes)
+        if (durable.get(chunk.index) === chunk.plaintextLength) {
+          skipped++;
+          options.onProgress?.(chunk.plaintextLength);
+          continue;
+        }
+        const p: Promise<void> = withRetry(() => client.putChunk(blobIdHex, chunk.index, chunk.bytes))
           .then(() => options.onProgress?.(chunk.plaintextLength))
           .catch((e: unknown) => {
             failure ??= e;
@@ -68,16 +78,53 @@ export async function uploadStream(client: VaultClient, stream: Readable | Async
     } catch (e) {
       if ('destroy' in stream && typeof stream.destroy === 'function') stream.destroy();
       await Promise.allSettled(inFlight);
-      await client.abort(blobIdHex).catch(() => undefined);
-      throw e;
+      throw await keepOrAbort(client, blobIdHex, e);
     }
     if (total !== size) {
       await client.abort(blobIdHex).catch(() => undefined);
       throw new CofferError(ErrorCode.CONFLICT, `source changed while uploading: read ${total} bytes, expected ${size}`);
     }
-    const { node } = await client.commit(blobIdHex, chunkCount, total);
-    return { node, blobId: blobIdHex, chunkCount, size: total };
+    const { node } = await withRetry(() => client.commit(blobIdHex, chunkCount, total));
+    return { node, blobId: blobIdHex, chunkCount, size: total, skippedChunks: skipped };
   } finally {
     dek.fill(0);
   }
+}
+
+async function startUpload(client: VaultClient, size: number, options: UploadOptions): Promise<{ blobIdHex: string; dek: Uint8Array; durable: Map<number, number> }> {
+  const blobIdHex = blobIdToHex(newBlobId());
+  const { dek, keyRecord } = await options.keys.newDataKey(blobIdHex);
+  try {
+    await client.createUpload({ path: options.path, blobId: blobIdHex, keyGeneration: 1, keyRecord, size, overwrite: options.overwrite ?? false });
+  } catch (e) {
+    dek.fill(0);
+    throw e;
+  }
+  return { blobIdHex, dek, durable: new Map() };
+}
+
+/** Picks an earlier upload up again: same path and size, key re-opened from its record (key-file mode). */
+async function resumeUpload(client: VaultClient, blobIdHex: string, size: number, options: UploadOptions): Promise<{ blobIdHex: string; dek: Uint8Array; durable: Map<number, number> }> {
+  const state = await client.uploadState(blobIdHex);
+  if (state.state !== 'uploading') throw new CofferError(ErrorCode.UPLOAD_STATE, `upload ${blobIdHex} is ${state.state}; start a new one`);
+  if (state.path !== options.path) throw new CofferError(ErrorCode.CONFLICT, `upload ${blobIdHex} is for ${state.path}, not ${options.path}`);
+  if (state.size !== null && state.size !== size) throw new CofferError(ErrorCode.CONFLICT, `upload ${blobIdHex} was for ${state.size} bytes; the file now has ${size}`);
+  const dek = await options.keys.openDataKey(state.keyRecord, blobIdHex);
+  return { blobIdHex, dek, durable: new Map(state.chunks.map((c) => [c.index, c.plaintextLength])) };
+}
+
+/**
+ * After a failure: a transient one keeps the upload for `--resume` (error details name the blob); a permanent
+ * one (the request itself is wrong) abandons it so GC frees its chunks at once.
+ */
+async function keepOrAbort(client: VaultClient, blobIdHex: string, e: unknown): Promise<unknown> {
+  if (isTransient(e) || !isCofferError(e)) {
+    return new CofferError(
+      isCofferError(e) ? e.code : ErrorCode.UNAVAILABLE,
+      `${e instanceof Error ? e.message : String(e)}; the upload is kept: resume it with --resume ${blobIdHex}`,
+      { cause: e, retryable: true, details: { resumeBlobId: blobIdHex } },
+    );
+  }
+  await client.abort(blobIdHex).catch(() => undefined);
+  return e;
 }

@@ -37,6 +37,8 @@ export interface UploadView {
   path: string;
   owner: string;
   keyGeneration: number;
+  /** The wrapped key, so that its owner can resume sealing the same blob (it is stored wrapped; never a secret). */
+  keyRecord: BlobRecord['keyRecord'];
   size: number | null;
   overwrite: boolean;
   createdAt: string;
@@ -135,7 +137,7 @@ export function toUploadView(blob: BlobRecord, chunks: UploadChunkRecord[]): Upl
   const a = uploadAttrs(blob);
   return {
     blobId: blob.id, state: blob.state, path: a.path, owner: blob.owner, keyGeneration: blob.keyGeneration,
-    size: blob.size, overwrite: a.overwrite, createdAt: blob.createdAt.toISOString(), chunks: chunks.map(chunkView),
+    keyRecord: blob.keyRecord, size: blob.size, overwrite: a.overwrite, createdAt: blob.createdAt.toISOString(), chunks: chunks.map(chunkView),
   };
 }
 

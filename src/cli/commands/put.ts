@@ -10,6 +10,7 @@ import { formatBytes, progressBar } from '../progress.js';
 import { stat } from 'node:fs/promises';
 
 interface PutFlags extends ServerFlags, KeyFlags {
+  resume?: string;
   force?: boolean;
   json?: boolean;
   concurrency: string;
@@ -23,6 +24,7 @@ export function register(program: Command): void {
     .argument('<path>', 'vault path')
     .option('-f, --force', 'replace an existing file')
     .option('--concurrency <n>', 'chunks in flight', '4')
+    .option('--resume <blob>', 'continue an interrupted upload of the same, unchanged file (sends only missing chunks)')
     .addOption(jsonOption());
   withKeys(withServer(cmd)).action(async (local: string, target: string, opts: PutFlags) => {
     const keys = await dataKeys(opts);
@@ -41,10 +43,11 @@ export function register(program: Command): void {
           keys,
           overwrite: opts.force === true,
           concurrency: Number(opts.concurrency),
+          resume: opts.resume,
           onProgress: (n) => bar.add(n),
         });
         bar.done();
-        print(opts, { path: result.node.path, blobId: result.blobId, size: result.size, chunkCount: result.chunkCount }, () => `${result.node.path}: ${formatBytes(result.size)} in ${result.chunkCount} chunk(s), blob ${result.blobId}`);
+        print(opts, { path: result.node.path, blobId: result.blobId, size: result.size, chunkCount: result.chunkCount, skippedChunks: result.skippedChunks }, () => `${result.node.path}: ${formatBytes(result.size)} in ${result.chunkCount} chunk(s), blob ${result.blobId}`);
       }, Number(opts.concurrency));
     } finally {
       keys.close?.();

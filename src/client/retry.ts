@@ -1,0 +1,32 @@
+// Retries an idempotent request after a transient failure (the service restarting, a dropped connection, a
+// timeout), with exponential backoff and jitter. Permanent errors (a bad chunk, no space, no permission) are
+// thrown at once. Chunk PUTs and GETs are idempotent, so a retry can never duplicate or corrupt anything.
+import { isCofferError } from '../errors.js';
+
+export interface RetryOptions {
+  /** Total attempts (default 4). */
+  attempts?: number;
+  /** First backoff in ms (default 250), doubled each time, with ±50 % jitter. */
+  baseDelayMs?: number;
+  onRetry?: (attempt: number, error: unknown) => void;
+}
+
+/** Transient: the request may succeed unchanged if sent again. */
+export function isTransient(e: unknown): boolean {
+  return isCofferError(e) && (e.code === 'UNAVAILABLE' || e.code === 'TIMEOUT') && e.retryable;
+}
+
+export async function withRetry<T>(fn: () => Promise<T>, options: RetryOptions = {}): Promise<T> {
+  const attempts = Math.max(1, options.attempts ?? 4);
+  let delay = options.baseDelayMs ?? 250;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (attempt >= attempts || !isTransient(e)) throw e;
+      options.onRetry?.(attempt, e);
+      await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random())));
+      delay *= 2;
+    }
+  }
+}
