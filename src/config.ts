@@ -26,7 +26,3 @@ export function metadataConfig(dataDir: string, mongoUri?: string): MetadataConf
   if (uri) return { kind: 'mongo', uri };
   return { kind: 'sqlite', path: path.join(path.resolve(dataDir), 'metadata.sqlite') };
 }
-
-export function chunkRoot(dataDir: string): string {
-  return path.resolve(dataDir);
-}

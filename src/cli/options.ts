@@ -16,5 +16,3 @@ export const jsonOption = (): Option => new Option('--json', 'machine-readable J
 export const mongoUriOption = (): Option =>
   new Option('--mongodb-uri <uri>', 'use MongoDB for metadata instead of SQLite in the data dir').env('COFFER_MONGODB_URI');
 
-/** Parses HOST:PORT (IPv6 as [::1]:PORT). Throws INVALID_ARGUMENT. */
-export { parseListen } from '../config.js';

@@ -3,7 +3,7 @@
 export { AwsKeyService, type KeyService, type AwsKeyServiceOptions, type GeneratedDataKey } from './key-service.js';
 export { parseKmsKeyRecord, blobContext, checkBlobId, type KmsKeyRecord } from './key-record.js';
 export {
-  startKmsServer, parseListen, loadOrCreateCredentials, newCredential, credentialsPath, DEFAULT_ADMIN_ARN, DEFAULT_ACCOUNT_ID, MAX_CLOCK_SKEW_MS,
+  startKmsServer, loadOrCreateCredentials, newCredential, credentialsPath, DEFAULT_ADMIN_ARN, DEFAULT_ACCOUNT_ID, MAX_CLOCK_SKEW_MS,
   type KmsServer, type KmsServerOptions, type KmsCredential,
 } from './server/index.js';
 export { attestedKeyPolicy, defaultKeyPolicy, parsePolicy, evaluatePolicy, PolicyError, type AttestedKeyPolicyOptions } from './policy/index.js';

@@ -4,6 +4,7 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { TrustRoot } from '../../attestation/index.js';
 import { CofferError, ErrorCode } from '../../errors.js';
+import { parseListen } from '../../config.js';
 import { DEFAULT_ACCOUNT_ID } from './credentials.js';
 import { KeyStore } from './key-store.js';
 import { createKmsRequestListener } from './router.js';
@@ -79,14 +80,6 @@ export async function startKmsServer(opts: KmsServerOptions): Promise<KmsServer>
         server.closeAllConnections();
       }),
   };
-}
-
-/** HOST:PORT → parts. @throws CofferError INVALID_ARGUMENT */
-export function parseListen(listen: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(listen);
-  const port = Number(m?.[3]);
-  if (!m || port > 65535) throw new CofferError(ErrorCode.INVALID_ARGUMENT, `--listen must be HOST:PORT, got "${listen}"`);
-  return { host: m[1] ?? m[2] ?? '127.0.0.1', port };
 }
 
 export { loadOrCreateCredentials, newCredential, credentialsPath, DEFAULT_ADMIN_ARN, DEFAULT_ACCOUNT_ID } from './credentials.js';
