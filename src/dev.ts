@@ -2,7 +2,7 @@
 // dir's development root), a vault key whose policy admits only the development enclave measurement, and the
 // storage service — all on loopback, all state under the data directory, no other setup.
 import { fileURLToPath } from 'node:url';
-import { CreateAliasCommand, CreateKeyCommand, GetKeyPolicyCommand, KMSClient, ListAliasesCommand, PutKeyPolicyCommand } from '@aws-sdk/client-kms';
+import { CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, GetKeyPolicyCommand, KMSClient, ListAliasesCommand, PutKeyPolicyCommand } from '@aws-sdk/client-kms';
 import { ensureDevRoot, measureEnclaveBundle } from '../enclave/attestation/index.js';
 import type { ListenAddress } from './config.js';
 import { attestedKeyPolicy, loadOrCreateCredentials, startKmsServer, type KmsCredential } from './kms/index.js';
@@ -77,7 +77,8 @@ async function ensureVaultKey(endpoint: string, region: string, admin: KmsCreden
     if (existing?.TargetKeyId) {
       const current = await client.send(new GetKeyPolicyCommand({ KeyId: existing.TargetKeyId, PolicyName: 'default' }));
       if (current.Policy !== policy) await client.send(new PutKeyPolicyCommand({ KeyId: existing.TargetKeyId, PolicyName: 'default', Policy: policy }));
-      return existing.AliasArn?.replace(/alias\/.*$/, `key/${existing.TargetKeyId}`) ?? existing.TargetKeyId;
+      const described = await client.send(new DescribeKeyCommand({ KeyId: existing.TargetKeyId }));
+      return described.KeyMetadata?.Arn ?? existing.TargetKeyId;
     }
     const md = (await client.send(new CreateKeyCommand({ Policy: policy, Description: 'Coffer development vault key (dev enclave measurement only)' }))).KeyMetadata;
     await client.send(new CreateAliasCommand({ AliasName: DEV_KEY_ALIAS, TargetKeyId: md?.KeyId }));

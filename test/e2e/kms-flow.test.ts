@@ -145,4 +145,19 @@ describe('KMS-held keys', () => {
     for (const [name, f] of files) expect((await openAsEnclave(nsm, name)).equals(f.bytes)).toBe(true);
     kms.destroy();
   });
+
+  it('a restart reuses the vault key and its policy', async () => {
+    const before = { arn: dev.keyArn, pcr0: dev.measurement.pcr0 };
+    client.close();
+    keys.close();
+    await dev.close();
+    dev = await startDev({ dataDir: path.join(work, 'data'), listen: { host: '127.0.0.1', port: 0 }, kmsListen: '127.0.0.1:0', logger: createLogger({ level: 'silent' }) });
+    expect(dev.keyArn).toBe(before.arn);
+    expect(dev.measurement.pcr0).toBe(before.pcr0);
+    client = new VaultClient({ server: dev.storageUrl, token: await mintDevToken(path.join(work, 'data'), { user: 'alice' }) });
+    keys = new AwsKeyService({ keyId: dev.keyAlias, endpoint: dev.kmsUrl, region: dev.region, credentials: adminCreds() });
+    const nsm = await SimulatedNsm.create({ dataDir: path.join(work, 'data'), bundleDir: enclaveBundleDir() });
+    const small = files.get('/small.txt');
+    expect((await openAsEnclave(nsm, '/small.txt')).equals(small?.bytes as Buffer)).toBe(true);
+  });
 });
