@@ -3,6 +3,7 @@
 import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { CofferError, ErrorCode } from '../errors.js';
+import { withRetry } from './retry.js';
 
 export interface ClientOptions {
   server: string;
@@ -55,8 +56,18 @@ export class HttpClient {
     return u;
   }
 
-  /** Sends a request and returns the raw response (body not consumed). Throws CofferError for error statuses. */
-  async raw(pathname: string, options: RequestOptions = {}): Promise<IncomingMessage> {
+  /**
+   * Sends a request and returns the raw response (body not consumed). Throws CofferError for error statuses.
+   * Idempotent methods (GET, HEAD, PUT — a chunk PUT replaces the same chunk) are retried after transient
+   * failures; POST and DELETE are sent once (callers retry the ones they know to be idempotent).
+   */
+  raw(pathname: string, options: RequestOptions = {}): Promise<IncomingMessage> {
+    const method = options.method ?? 'GET';
+    if (method === 'GET' || method === 'HEAD' || method === 'PUT') return withRetry(() => this.send(pathname, options));
+    return this.send(pathname, options);
+  }
+
+  private async send(pathname: string, options: RequestOptions): Promise<IncomingMessage> {
     const u = this.url(pathname, options.query);
     const headers: Record<string, string> = { accept: 'application/json', ...options.headers };
     if (this.token) headers.authorization = `Bearer ${this.token}`;

@@ -4,7 +4,7 @@
 import { isCofferError } from '../errors.js';
 
 export interface RetryOptions {
-  /** Total attempts (default 4). */
+  /** Total attempts (default 6: about 8 s of backoff in all, enough for a service restart). */
   attempts?: number;
   /** First backoff in ms (default 250), doubled each time, with ±50 % jitter. */
   baseDelayMs?: number;
@@ -17,7 +17,7 @@ export function isTransient(e: unknown): boolean {
 }
 
 export async function withRetry<T>(fn: () => Promise<T>, options: RetryOptions = {}): Promise<T> {
-  const attempts = Math.max(1, options.attempts ?? 4);
+  const attempts = Math.max(1, options.attempts ?? 6);
   let delay = options.baseDelayMs ?? 250;
   for (let attempt = 1; ; attempt++) {
     try {

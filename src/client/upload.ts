@@ -64,7 +64,8 @@ export async function uploadStream(
           options.onProgress?.(chunk.plaintextLength);
           continue;
         }
-        const p: Promise<void> = withRetry(() => client.putChunk(blobIdHex, chunk.index, chunk.bytes))
+        const p: Promise<void> = client
+          .putChunk(blobIdHex, chunk.index, chunk.bytes) // retried by the client: a chunk PUT is idempotent
           .then(() => options.onProgress?.(chunk.plaintextLength))
           .catch((e: unknown) => {
             failure ??= e;
@@ -84,6 +85,7 @@ export async function uploadStream(
       await client.abort(blobIdHex).catch(() => undefined);
       throw new CofferError(ErrorCode.CONFLICT, `source changed while uploading: read ${total} bytes, expected ${size}`);
     }
+    // commit is idempotent (docs/http-api.md): safe to repeat after a lost answer
     const { node } = await withRetry(() => client.commit(blobIdHex, chunkCount, total));
     return { node, blobId: blobIdHex, chunkCount, size: total, skippedChunks: skipped };
   } finally {

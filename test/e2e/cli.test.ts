@@ -214,4 +214,20 @@ describe('coffer CLI against coffer serve', () => {
     await ok(['get', '/resume.bin', out]);
     expect((await readFile(out)).equals(bytes)).toBe(true);
   });
+
+  it('a download rides out a restart of the service (transient errors are retried)', async () => {
+    const src = path.join(work, 'restart.bin');
+    const bytes = randomBytes(8 * MiB + 3);
+    await writeFile(src, bytes);
+    await ok(['put', src, '/restart.bin']);
+    const port = new URL(server.url).port;
+    await server.stop();
+    const out = path.join(work, 'restart.out');
+    const get = coffer(['get', '/restart.bin', out]);
+    await new Promise((r) => setTimeout(r, 500));
+    server = await startServerProcess(['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--default-root-role', 'write']);
+    const r = await get;
+    expect(r.code, r.stderr).toBe(0);
+    expect((await readFile(out)).equals(bytes)).toBe(true);
+  });
 });
