@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { blobIdToHex, newBlobId, newDataKey, sealStream } from '../src/crypto/index.js';
 import { openFsChunkStore } from '../storage-backend/index.js';
+import { VaultClient } from '../src/client/vault-client.js';
 import { runCliProcess, startServerProcess } from './cli-process.js';
 import { row, timed, watchPeakRss, type Timing } from './measure.js';
 
@@ -50,6 +51,7 @@ export async function benchIngest(options: IngestOptions): Promise<Record<string
     let download: Timing;
     let rawRead: Timing;
     let verify: Timing;
+    let rawFetch: Timing;
     let rawCopy: Timing;
     let verifyRss = 0;
     try {
@@ -63,10 +65,12 @@ export async function benchIngest(options: IngestOptions): Promise<Record<string
       const blobDir = path.join(dataDir, 'chunks', stat.blobId.slice(0, 2), stat.blobId.slice(2, 4), stat.blobId);
       rawRead = await timed(size, () => readAllFiles(blobDir));
       log(row('raw read of the chunk files (page cache)', rawRead));
+      rawFetch = await timed(size, () => fetchSealedChunks(server.url, token, stat.blobId));
+      log(row('raw fetch of the sealed chunks over HTTP (no open)', rawFetch));
       verify = await timed(size, async () => {
         verifyRss = await runWatched(['get', '--verify-only', '/bench.bin', '--json'], env);
       });
-      log(row('download + verify + open, no write: get --verify-only', verify, rawRead, `of raw read, client peak RSS ${mib(verifyRss)}`));
+      log(row('download + verify + open, no write: get --verify-only', verify, rawRead, `of raw read, ${(verify.rate / rawFetch.rate).toFixed(2)}× raw fetch, client peak RSS ${mib(verifyRss)}`));
       const out = path.join(work, 'downloaded.bin');
       rawCopy = await timed(size, () => copyAllFiles(blobDir, path.join(work, 'raw-copy.bin')));
       log(row('raw copy: chunk files → one file + fsync', rawCopy));
@@ -95,6 +99,8 @@ export async function benchIngest(options: IngestOptions): Promise<Record<string
       downloadRatio: download.rate / rawRead.rate,
       verifyOnlyMBps: verify.rate / 1e6,
       verifyOnlyRatio: verify.rate / rawRead.rate,
+      rawFetchMBps: rawFetch.rate / 1e6,
+      verifyOnlyVsRawFetch: verify.rate / rawFetch.rate,
       rawCopyMBps: rawCopy.rate / 1e6,
       downloadVsRawCopy: download.rate / rawCopy.rate,
       putPeakRssBytes: putRss,
@@ -103,7 +109,7 @@ export async function benchIngest(options: IngestOptions): Promise<Record<string
       resticMBps: restic ? restic.rate / 1e6 : null,
       vsRestic: restic ? full.rate / restic.rate : null,
     });
-    log(`summary: full path ${(full.rate / baseline.rate).toFixed(2)}× baseline (target ≥ 0.7), download ${(download.rate / rawRead.rate).toFixed(2)}× raw read (target ≥ 0.7; ${(verify.rate / rawRead.rate).toFixed(2)}× without writing the file, ${(download.rate / rawCopy.rate).toFixed(2)}× a raw copy), peak RSS put ${mib(putRss)} / serve ${mib(serverRss)} (target < 300 MB)${restic ? `, ${(full.rate / restic.rate).toFixed(2)}× restic (target ≥ 2)` : ''}`);
+    log(`summary: full path ${(full.rate / baseline.rate).toFixed(2)}× baseline (target ≥ 0.7), download ${(download.rate / rawRead.rate).toFixed(2)}× raw read (target ≥ 0.7; ${(verify.rate / rawRead.rate).toFixed(2)}× without writing the file, ${(download.rate / rawCopy.rate).toFixed(2)}× a raw copy, verify-only ${(verify.rate / rawFetch.rate).toFixed(2)}× a raw HTTP fetch), peak RSS put ${mib(putRss)} / serve ${mib(serverRss)} (target < 300 MB)${restic ? `, ${(full.rate / restic.rate).toFixed(2)}× restic (target ≥ 2)` : ''}`);
     return results;
   } finally {
     if (!options.keep) await rm(work, { recursive: true, force: true });
@@ -190,6 +196,20 @@ async function* oneShot(bytes: Uint8Array): AsyncIterable<Uint8Array> {
 async function readAllFiles(dir: string): Promise<void> {
   for (const name of (await readdir(dir)).sort()) {
     await readFile(path.join(dir, name));
+  }
+}
+
+/** Fetches every sealed chunk of a blob over HTTP, 4 at a time, without opening them: the transport alone. */
+async function fetchSealedChunks(server: string, token: string, blobId: string): Promise<void> {
+  const client = new VaultClient({ server, token, maxSockets: 6 });
+  try {
+    const manifest = await client.manifest(blobId);
+    let next = 0;
+    await Promise.all(Array.from({ length: 4 }, async () => {
+      while (next < manifest.chunkCount) await client.getChunk(blobId, next++);
+    }));
+  } finally {
+    client.close();
   }
 }
 
