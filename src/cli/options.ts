@@ -1,6 +1,7 @@
 // Shared CLI options: every flag that scripts use, each also read from its environment variable
 // (DESIGN.md "Flags that scripts use"). Subcommands pick the ones they need.
 import { Option } from 'commander';
+import { CofferError, ErrorCode } from '../errors.js';
 
 export const dataDirOption = (): Option =>
   new Option('--data-dir <dir>', 'data directory').env('COFFER_DATA_DIR').default('./data');
@@ -16,3 +17,12 @@ export const jsonOption = (): Option => new Option('--json', 'machine-readable J
 export const mongoUriOption = (): Option =>
   new Option('--mongodb-uri <uri>', 'use MongoDB for metadata instead of SQLite in the data dir').env('COFFER_MONGODB_URI');
 
+
+/** A whole number in [min, max] from a flag value. Throws INVALID_ARGUMENT naming the flag. */
+export function intFlag(name: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new CofferError(ErrorCode.INVALID_ARGUMENT, `${name} must be a whole number from ${min} to ${max}, got "${value}"`);
+  }
+  return n;
+}

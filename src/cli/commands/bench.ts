@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { benchIngest } from '../../../bench/ingest.js';
 import { benchMetadata } from '../../../bench/metadata.js';
 import { parseSize } from '../../../bench/measure.js';
-import { jsonOption, mongoUriOption } from '../options.js';
+import { intFlag, jsonOption, mongoUriOption } from '../options.js';
 
 interface IngestFlags {
   size: string;
@@ -47,13 +47,13 @@ export function register(program: Command): void {
     .addOption(jsonOption())
     .action(async (opts: MetaFlags) => {
       const log = opts.json ? () => undefined : undefined;
-      const r = await benchMetadata({ mongoUri: opts.mongodbUri ?? null, mongoWire: opts.mongoWire === true, listEntries: Number(opts.entries), creates: Number(opts.creates), log });
+      const r = await benchMetadata({ mongoUri: opts.mongodbUri ?? null, mongoWire: opts.mongoWire === true, listEntries: intFlag('--entries', opts.entries, 1, 10_000_000), creates: intFlag('--creates', opts.creates, 1, 10_000_000), log });
       if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
     });
 
   metaOpts(ingestOpts(bench.command('all').description('every benchmark')))
     .action(async (opts: IngestFlags & MetaFlags) => {
       await benchIngest({ size: parseSize(opts.size), dir: opts.dir, keep: opts.keep });
-      await benchMetadata({ mongoUri: opts.mongodbUri ?? null, mongoWire: opts.mongoWire === true, listEntries: Number(opts.entries), creates: Number(opts.creates) });
+      await benchMetadata({ mongoUri: opts.mongodbUri ?? null, mongoWire: opts.mongoWire === true, listEntries: intFlag('--entries', opts.entries, 1, 10_000_000), creates: intFlag('--creates', opts.creates, 1, 10_000_000) });
     });
 }

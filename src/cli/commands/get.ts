@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { downloadFile, verifyFile } from '../../client/download.js';
 import { CofferError, ErrorCode } from '../../errors.js';
 import { dataKeys, withClient, withKeys, withServer, type KeyFlags, type ServerFlags } from '../connect.js';
-import { jsonOption } from '../options.js';
+import { intFlag, jsonOption } from '../options.js';
 import { print } from '../output.js';
 import { formatBytes, progressBar } from '../progress.js';
 
@@ -31,15 +31,15 @@ export function register(program: Command): void {
       await withClient(opts, async (client) => {
         const node = await client.stat(vaultPath);
         const bar = progressBar(`get ${node.name}`, node.size);
-        const result = opts.verifyOnly ? await verifyFile(client, vaultPath, { keys, concurrency: Number(opts.concurrency), onProgress: (n) => bar.add(n) }) : await downloadFile(client, vaultPath, local as string, {
+        const result = opts.verifyOnly ? await verifyFile(client, vaultPath, { keys, concurrency: intFlag('--concurrency', opts.concurrency, 1, 64), onProgress: (n) => bar.add(n) }) : await downloadFile(client, vaultPath, local as string, {
           keys,
           overwrite: opts.force === true,
-          concurrency: Number(opts.concurrency),
+          concurrency: intFlag('--concurrency', opts.concurrency, 1, 64),
           onProgress: (n) => bar.add(n),
         });
         bar.done();
         print(opts, { path: result.node.path, destination: result.destination, size: result.size, chunkCount: result.chunkCount, blobId: result.node.blobId }, () => `${result.destination || result.node.path}: ${formatBytes(result.size)} verified`);
-      }, Number(opts.concurrency));
+      }, intFlag('--concurrency', opts.concurrency, 1, 64));
     } finally {
       keys.close?.();
     }

@@ -1,13 +1,13 @@
 // `coffer put LOCAL VAULT_PATH`: seals a local file on this machine and uploads it; the path appears at commit.
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { uploadFile } from '../../client/upload.js';
 import { isCofferError } from '../../errors.js';
 import { dataKeys, joinVaultPath, withClient, withKeys, withServer, type KeyFlags, type ServerFlags } from '../connect.js';
-import { jsonOption } from '../options.js';
+import { intFlag, jsonOption } from '../options.js';
 import { print } from '../output.js';
 import { formatBytes, progressBar } from '../progress.js';
-import { stat } from 'node:fs/promises';
 
 interface PutFlags extends ServerFlags, KeyFlags {
   resume?: string;
@@ -42,13 +42,13 @@ export function register(program: Command): void {
           path: vaultPath,
           keys,
           overwrite: opts.force === true,
-          concurrency: Number(opts.concurrency),
+          concurrency: intFlag('--concurrency', opts.concurrency, 1, 64),
           resume: opts.resume,
           onProgress: (n) => bar.add(n),
         });
         bar.done();
         print(opts, { path: result.node.path, blobId: result.blobId, size: result.size, chunkCount: result.chunkCount, skippedChunks: result.skippedChunks }, () => `${result.node.path}: ${formatBytes(result.size)} in ${result.chunkCount} chunk(s), blob ${result.blobId}`);
-      }, Number(opts.concurrency));
+      }, intFlag('--concurrency', opts.concurrency, 1, 64));
     } finally {
       keys.close?.();
     }

@@ -4,7 +4,7 @@ import { parseListen } from '../../config.js';
 import { CofferError, ErrorCode } from '../../errors.js';
 import { startService, untilSignal } from '../../service.js';
 import type { RootRole } from '../../vault/index.js';
-import { dataDirOption, listenOption, mongoUriOption } from '../options.js';
+import { dataDirOption, intFlag, listenOption, mongoUriOption } from '../options.js';
 
 interface ServeFlags {
   dataDir: string;
@@ -41,7 +41,7 @@ export function register(program: Command): void {
         mongoUri: opts.mongodbUri,
         defaultRootRole: opts.defaultRootRole,
         jwks,
-        gcIntervalMs: Number(opts.gcInterval) * 1000,
+        gcIntervalMs: intFlag('--gc-interval', opts.gcInterval, 0, 7 * 24 * 3600) * 1000,
       });
       process.stdout.write(`storage service: ${service.url}\n`);
       await untilSignal(service.close);

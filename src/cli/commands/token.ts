@@ -1,7 +1,7 @@
 // `coffer token --user NAME`: mints a development bearer token signed by the data directory's dev key.
 import type { Command } from 'commander';
 import { mintDevToken } from '../../api/auth/index.js';
-import { dataDirOption, jsonOption } from '../options.js';
+import { dataDirOption, intFlag, jsonOption } from '../options.js';
 import { print } from '../output.js';
 
 export function register(program: Command): void {
@@ -14,7 +14,7 @@ export function register(program: Command): void {
     .option('--ttl <seconds>', 'lifetime in seconds', '86400')
     .addOption(jsonOption())
     .action(async (opts: { dataDir: string; user: string; admin?: boolean; ttl: string; json?: boolean }) => {
-      const ttlSeconds = Number(opts.ttl);
+      const ttlSeconds = intFlag('--ttl', opts.ttl, 60, 365 * 24 * 3600);
       const token = await mintDevToken(opts.dataDir, { user: opts.user, admin: opts.admin === true, ttlSeconds });
       print(opts, { token, user: opts.user, admin: opts.admin === true, expiresIn: ttlSeconds }, () => token);
     });
