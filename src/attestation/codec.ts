@@ -170,16 +170,7 @@ export function es384ProtectedHeader(): Uint8Array {
 }
 
 /** Fields of a payload to encode (the simulated NSM and tests build documents with it). */
-export interface PayloadFields {
-  moduleId: string;
-  timestamp: Date;
-  pcrs: Map<number, Uint8Array>;
-  certificate: Uint8Array;
-  cabundle: Uint8Array[];
-  publicKey: Uint8Array | null;
-  userData: Uint8Array | null;
-  nonce: Uint8Array | null;
-}
+export type PayloadFields = Omit<AttestationDocument, 'digest' | 'raw'>;
 
 /** Encodes a payload map in the Nitro field order, with bytes as plain byte strings and the timestamp as uint. */
 export function encodePayload(f: PayloadFields): Uint8Array {
