@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile, open } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile, open } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -229,5 +229,30 @@ describe('coffer CLI against coffer serve', () => {
     const r = await get;
     expect(r.code, r.stderr).toBe(0);
     expect((await readFile(out)).equals(bytes)).toBe(true);
+  });
+
+  it('put -r and get -r copy a directory tree both ways; a re-run skips what is already there', async () => {
+    const tree = path.join(work, 'dataset');
+    const files: Record<string, Buffer> = {
+      'x.bin': randomBytes(8 * MiB + 9),
+      'b/y.txt': Buffer.from('why\n'),
+      'b/c/empty': Buffer.alloc(0),
+    };
+    for (const [rel, bytes] of Object.entries(files)) {
+      await mkdir(path.dirname(path.join(tree, rel)), { recursive: true });
+      await writeFile(path.join(tree, rel), bytes);
+    }
+    await symlink('/etc/passwd', path.join(tree, 'b', 'escape'));
+    const up = JSON.parse(await ok(['put', '-r', tree, '/projects/dataset', '--json'])) as { files: number; skipped: number };
+    expect(up).toMatchObject({ files: 3, skipped: 1 }); // the symbolic link is skipped, never followed
+    const again = JSON.parse(await ok(['put', '-r', tree, '/projects/dataset', '--json'])) as { files: number; skipped: number };
+    expect(again).toMatchObject({ files: 0, skipped: 4 });
+    const mirror = path.join(work, 'mirror');
+    const down = JSON.parse(await ok(['get', '-r', '/projects/dataset', mirror, '--json'])) as { files: number };
+    expect(down.files).toBe(3);
+    for (const [rel, bytes] of Object.entries(files)) expect((await readFile(path.join(mirror, rel))).equals(bytes)).toBe(true);
+    expect(existsSync(path.join(mirror, 'b', 'escape'))).toBe(false);
+    const down2 = JSON.parse(await ok(['get', '-r', '/projects/dataset', mirror, '--json'])) as { files: number; skipped: number };
+    expect(down2).toMatchObject({ files: 0, skipped: 3 });
   });
 });

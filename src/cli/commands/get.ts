@@ -1,6 +1,7 @@
 // `coffer get VAULT_PATH LOCAL`: downloads, verifies every chunk, and only then renames into place.
 import type { Command } from 'commander';
 import { downloadFile, verifyFile } from '../../client/download.js';
+import { downloadTree } from '../../client/tree-transfer.js';
 import { CofferError, ErrorCode } from '../../errors.js';
 import { dataKeys, withClient, withKeys, withServer, type KeyFlags, type ServerFlags } from '../connect.js';
 import { intFlag, jsonOption } from '../options.js';
@@ -8,6 +9,7 @@ import { print } from '../output.js';
 import { formatBytes, progressBar } from '../progress.js';
 
 interface GetFlags extends ServerFlags, KeyFlags {
+  recursive?: boolean;
   verifyOnly?: boolean;
   force?: boolean;
   json?: boolean;
@@ -21,6 +23,7 @@ export function register(program: Command): void {
     .argument('<path>', 'vault path')
     .argument('[local]', 'local destination file or directory')
     .option('--verify-only', 'download, authenticate and open every chunk, but write nothing')
+    .option('-r, --recursive', 'copy a vault directory tree into the local directory LOCAL (existing files are skipped without --force)')
     .option('-f, --force', 'replace an existing local file')
     .option('--concurrency <n>', 'chunks in flight', '4')
     .addOption(jsonOption());
@@ -29,6 +32,15 @@ export function register(program: Command): void {
     const keys = await dataKeys(opts);
     try {
       await withClient(opts, async (client) => {
+        if (opts.recursive) {
+          if (!local || opts.verifyOnly) throw new CofferError(ErrorCode.INVALID_ARGUMENT, '-r needs a local destination directory (and no --verify-only)');
+          const r = await downloadTree(client, vaultPath, local, {
+            keys, overwrite: opts.force === true, concurrency: intFlag('--concurrency', opts.concurrency, 1, 64),
+            onFile: (e) => { if (!opts.json) process.stdout.write(`${e.action === 'copied' ? '' : 'skipped '}${e.path}${e.reason ? ` (${e.reason})` : ''}\n`); },
+          });
+          print(opts, r, () => `${r.files} file(s), ${formatBytes(r.bytes)}${r.skipped ? `, ${r.skipped} skipped` : ''}`);
+          return;
+        }
         const node = await client.stat(vaultPath);
         const bar = progressBar(`get ${node.name}`, node.size);
         const result = opts.verifyOnly ? await verifyFile(client, vaultPath, { keys, concurrency: intFlag('--concurrency', opts.concurrency, 1, 64), onProgress: (n) => bar.add(n) }) : await downloadFile(client, vaultPath, local as string, {

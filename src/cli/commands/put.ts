@@ -2,6 +2,7 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
+import { uploadTree } from '../../client/tree-transfer.js';
 import { uploadFile } from '../../client/upload.js';
 import { isCofferError } from '../../errors.js';
 import { dataKeys, joinVaultPath, withClient, withKeys, withServer, type KeyFlags, type ServerFlags } from '../connect.js';
@@ -10,6 +11,7 @@ import { print } from '../output.js';
 import { formatBytes, progressBar } from '../progress.js';
 
 interface PutFlags extends ServerFlags, KeyFlags {
+  recursive?: boolean;
   resume?: string;
   force?: boolean;
   json?: boolean;
@@ -23,6 +25,7 @@ export function register(program: Command): void {
     .argument('<local>', 'local file to upload')
     .argument('<path>', 'vault path')
     .option('-f, --force', 'replace an existing file')
+    .option('-r, --recursive', 'upload a local directory tree into the vault directory PATH (existing files are skipped without --force)')
     .option('--concurrency <n>', 'chunks in flight', '4')
     .option('--resume <blob>', 'continue an interrupted upload of the same, unchanged file (sends only missing chunks)')
     .addOption(jsonOption());
@@ -31,6 +34,14 @@ export function register(program: Command): void {
     try {
       const size = (await stat(local).catch(() => null))?.size ?? 0;
       await withClient(opts, async (client) => {
+        if (opts.recursive) {
+          const r = await uploadTree(client, local, target, {
+            keys, overwrite: opts.force === true, concurrency: intFlag('--concurrency', opts.concurrency, 1, 64),
+            onFile: (e) => { if (!opts.json) process.stdout.write(`${e.action === 'copied' ? '' : 'skipped '}${e.path}${e.reason ? ` (${e.reason})` : ''}\n`); },
+          });
+          print(opts, r, () => `${r.files} file(s), ${formatBytes(r.bytes)}${r.skipped ? `, ${r.skipped} skipped` : ''}`);
+          return;
+        }
         let vaultPath = target;
         if (target.endsWith('/')) vaultPath = joinVaultPath(target, path.basename(local));
         else {
