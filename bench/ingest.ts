@@ -5,14 +5,14 @@
 import { spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { blobIdToHex, newBlobId, newDataKey, sealStream } from '../src/crypto/index.js';
 import { openFsChunkStore } from '../storage-backend/index.js';
 import { VaultClient } from '../src/client/vault-client.js';
 import { runCliProcess, startServerProcess } from './cli-process.js';
-import { row, timed, watchPeakRss, type Timing } from './measure.js';
+import { peakRss, row, timed, watchPeakRss, type Timing } from './measure.js';
 
 const CHUNK = 8 * 1024 * 1024;
 
@@ -78,7 +78,7 @@ export async function benchIngest(options: IngestOptions): Promise<Record<string
         getRss = await runWatched(['get', '/bench.bin', out, '--json'], env);
       });
       log(row('download + verify + open + write: coffer get', download, rawCopy, `of raw copy, ${(download.rate / rawRead.rate).toFixed(2)}× raw read, client peak RSS ${mib(getRss)}`));
-      serverRss = (await watchPeakRss(server.child.pid as number).stop()) || 0;
+      serverRss = (await peakRss(server.child.pid as number)) ?? 0; // VmHWM is already the peak
       log(`storage service peak RSS: ${mib(serverRss)}`);
       if (!(await sameFile(source, out))) throw new Error('downloaded file differs from the source');
     } finally {
@@ -249,7 +249,7 @@ async function resticBackup(source: string, repo: string): Promise<Timing | null
   const env = { ...process.env, RESTIC_PASSWORD: 'coffer-bench', RESTIC_REPOSITORY: repo };
   const init = spawnSync('restic', ['init', '--quiet'], { env, encoding: 'utf8' });
   if (init.status !== 0) throw new Error(`restic init failed: ${init.stderr}`);
-  const { size } = await import('node:fs/promises').then((m) => m.stat(source));
+  const { size } = await stat(source);
   return timed(size, async () => {
     const r = spawnSync('restic', ['backup', '--quiet', source], { env, encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`restic backup failed: ${r.stderr}`);

@@ -18,6 +18,8 @@ export interface DownloadOptions {
   /** Chunks fetched and opened at once (default 4). */
   concurrency?: number;
   onProgress?: (plaintextBytes: number) => void;
+  /** Called once the manifest is known, before any chunk is fetched (e.g. to size a progress bar). */
+  onStart?: (node: NodeInfo) => void;
 }
 
 export interface DownloadResult {
@@ -30,10 +32,14 @@ export interface DownloadResult {
 /** Throws CofferError: NOT_FOUND, IS_A_DIRECTORY, ALREADY_EXISTS, CHUNK_AUTH_FAILED, CHUNK_MISMATCH, INTEGRITY… */
 export async function downloadFile(client: VaultClient, vaultPath: string, destination: string, options: DownloadOptions): Promise<DownloadResult> {
   const { node, manifest } = await client.manifestByPath(vaultPath);
+  options.onStart?.(node);
   let dest = path.resolve(destination);
-  const existing = await stat(dest).catch(() => null);
-  if (existing?.isDirectory()) dest = path.join(dest, node.name);
-  if (!options.overwrite && (await stat(dest).catch(() => null))) {
+  let existing = await stat(dest).catch(() => null);
+  if (existing?.isDirectory()) {
+    dest = path.join(dest, node.name);
+    existing = await stat(dest).catch(() => null);
+  }
+  if (!options.overwrite && existing) {
     throw new CofferError(ErrorCode.ALREADY_EXISTS, `${dest} exists (use --force to replace it)`);
   }
   checkManifest(manifest);
@@ -79,6 +85,7 @@ export async function downloadFile(client: VaultClient, vaultPath: string, desti
  */
 export async function verifyFile(client: VaultClient, vaultPath: string, options: Omit<DownloadOptions, 'overwrite'>): Promise<DownloadResult> {
   const { node, manifest } = await client.manifestByPath(vaultPath);
+  options.onStart?.(node);
   checkManifest(manifest);
   const dek = await options.keys.openDataKey(manifest.keyRecord, manifest.blobId);
   try {

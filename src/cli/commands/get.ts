@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { downloadFile, verifyFile } from '../../client/download.js';
 import { downloadTree } from '../../client/tree-transfer.js';
+import type { NodeInfo } from '../../client/vault-client.js';
 import { CofferError, ErrorCode } from '../../errors.js';
 import { dataKeys, withClient, withKeys, withServer, type KeyFlags, type ServerFlags } from '../connect.js';
 import { intFlag, jsonOption } from '../options.js';
@@ -41,14 +42,15 @@ export function register(program: Command): void {
           print(opts, r, () => `${r.files} file(s), ${formatBytes(r.bytes)}${r.skipped ? `, ${r.skipped} skipped` : ''}`);
           return;
         }
-        const node = await client.stat(vaultPath);
-        const bar = progressBar(`get ${node.name}`, node.size);
-        const result = opts.verifyOnly ? await verifyFile(client, vaultPath, { keys, concurrency: intFlag('--concurrency', opts.concurrency, 1, 64), onProgress: (n) => bar.add(n) }) : await downloadFile(client, vaultPath, local as string, {
-          keys,
-          overwrite: opts.force === true,
-          concurrency: intFlag('--concurrency', opts.concurrency, 1, 64),
-          onProgress: (n) => bar.add(n),
-        });
+        let bar = progressBar('', 0);
+        const onStart = (node: NodeInfo): void => {
+          bar = progressBar(`get ${node.name}`, node.size);
+        };
+        const concurrency = intFlag('--concurrency', opts.concurrency, 1, 64);
+        const onProgress = (n: number): void => bar.add(n);
+        const result = opts.verifyOnly
+          ? await verifyFile(client, vaultPath, { keys, concurrency, onStart, onProgress })
+          : await downloadFile(client, vaultPath, local as string, { keys, overwrite: opts.force === true, concurrency, onStart, onProgress });
         bar.done();
         print(opts, { path: result.node.path, destination: result.destination, size: result.size, chunkCount: result.chunkCount, blobId: result.node.blobId }, () => `${result.destination || result.node.path}: ${formatBytes(result.size)} verified`);
       }, intFlag('--concurrency', opts.concurrency, 1, 64));
