@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { alignUp, alignedAllocator } from '../src/buffer-pool.js';
 import { CofferError, type ErrorCode } from '../src/errors.js';
 import type { ChunkRef, ChunkStore } from './types.js';
 
@@ -136,6 +137,40 @@ export function runChunkStoreContract(name: string, makeStore: () => Promise<Chu
         expect(await store.put(ref, pieces(data))).toEqual(first);
         expect(await store.list(ref.blobId)).toEqual([5]);
         expect(await readAll(store, ref)).toEqual(data);
+      });
+
+      it('readInto fills the start of a buffer with exactly the chunk, reusable chunk after chunk', async () => {
+        const big = { blobId: newBlobId(), index: 0 };
+        const small = { blobId: big.blobId, index: 1 };
+        const bigData = randomBytes(8 * MiB + 64);
+        const smallData = randomBytes(5 * KiB + 1);
+        await store.put(big, pieces(bigData));
+        await store.put(small, pieces(smallData));
+        const into = Buffer.alloc(8 * MiB + 64 + 100, 0xee);
+        const a = await store.readInto(big, into);
+        expect(a.byteLength).toBe(bigData.byteLength);
+        expect(a.buffer).toBe(into.buffer); // a view of the caller's buffer, not a copy
+        expect(sha256(a)).toBe(sha256(bigData));
+        expect(into[bigData.byteLength]).toBe(0xee); // nothing written past the chunk
+        expect(await store.readInto(small, into)).toEqual(smallData);
+        const empty = { blobId: newBlobId(), index: 0 };
+        await store.put(empty, pieces(new Uint8Array(0)));
+        expect((await store.readInto(empty, into)).byteLength).toBe(0);
+        // an aligned buffer (as the service uses) lets a store read the way it wrote, e.g. with O_DIRECT
+        const aligned = alignedAllocator(alignUp(8 * MiB + 64), 1)();
+        expect(sha256(await store.readInto(big, aligned))).toBe(sha256(bigData));
+        expect(await store.readInto(small, aligned)).toEqual(smallData);
+      });
+
+      it('readInto refuses a buffer that is too small (PAYLOAD_TOO_LARGE) and an absent chunk (NOT_FOUND)', async () => {
+        const ref = { blobId: newBlobId(), index: 2 };
+        const data = randomBytes(4 * KiB);
+        await store.put(ref, pieces(data));
+        const tooSmall = Buffer.alloc(4 * KiB - 1, 0xee);
+        await expectCode(store.readInto(ref, tooSmall), 'PAYLOAD_TOO_LARGE');
+        expect(tooSmall.every((b) => b === 0xee)).toBe(true);
+        await expectCode(store.readInto({ blobId: ref.blobId, index: 3 }, Buffer.alloc(8 * KiB)), 'NOT_FOUND');
+        await expectCode(store.readInto({ blobId: newBlobId(), index: 0 }, Buffer.alloc(8 * KiB)), 'NOT_FOUND');
       });
 
       it('replaces a chunk with different bytes', async () => {
@@ -313,6 +348,7 @@ export function runChunkStoreContract(name: string, makeStore: () => Promise<Chu
           const ref = { blobId, index: 0 } as unknown as ChunkRef;
           await expectCode(store.put(ref, pieces(randomBytes(4))), 'INVALID_ARGUMENT');
           await expectCode(store.get(ref), 'INVALID_ARGUMENT');
+          await expectCode(store.readInto(ref, Buffer.alloc(8)), 'INVALID_ARGUMENT');
           await expectCode(store.stat(ref), 'INVALID_ARGUMENT');
           await expectCode(store.delete(ref), 'INVALID_ARGUMENT');
           await expectCode(store.deleteBlob(blobId as string), 'INVALID_ARGUMENT');
@@ -326,6 +362,7 @@ export function runChunkStoreContract(name: string, makeStore: () => Promise<Chu
           const ref = { blobId: good, index } as unknown as ChunkRef;
           await expectCode(store.put(ref, pieces(randomBytes(4))), 'INVALID_ARGUMENT');
           await expectCode(store.get(ref), 'INVALID_ARGUMENT');
+          await expectCode(store.readInto(ref, Buffer.alloc(8)), 'INVALID_ARGUMENT');
           await expectCode(store.stat(ref), 'INVALID_ARGUMENT');
           await expectCode(store.delete(ref), 'INVALID_ARGUMENT');
         }

@@ -41,6 +41,9 @@ export interface ByteRange {
  *   no temporary file is left behind (a crash may leave a temp file, which `sweepTemporary` removes).
  *   Idempotent: putting the same bytes again succeeds; different bytes replace atomically (old or new, never mixed).
  * - get returns the stored bytes (or the inclusive range); NOT_FOUND if absent (permanent).
+ * - readInto reads the whole chunk into the start of a caller's buffer and returns the filled view: the same
+ *   bytes as get, without a stream or an allocation per chunk; PAYLOAD_TOO_LARGE (nothing read) when the chunk
+ *   is larger than the buffer, NOT_FOUND if absent.
  * - delete and deleteBlob are idempotent: deleting what is absent succeeds.
  * - Errors are CofferError: NOT_FOUND, NO_SPACE (permanent until space is freed), PAYLOAD_TOO_LARGE,
  *   CHUNK_MISMATCH, INVALID_ARGUMENT (bad blob id / index), PATH_OUTSIDE_ROOT, INTERNAL (retryable when transient).
@@ -48,6 +51,7 @@ export interface ByteRange {
 export interface ChunkStore {
   put(ref: ChunkRef, data: Readable | AsyncIterable<Uint8Array>, options?: PutOptions): Promise<PutResult>;
   get(ref: ChunkRef, range?: ByteRange): Promise<Readable>;
+  readInto(ref: ChunkRef, into: Buffer): Promise<Buffer>;
   stat(ref: ChunkRef): Promise<ChunkStat | null>;
   delete(ref: ChunkRef): Promise<void>;
   deleteBlob(blobId: string): Promise<void>;

@@ -6,7 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { open, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
-import { blobIdFromHex, expectedChunkLayout, openChunk } from '../crypto/index.js';
+import { BufferPool } from '../buffer-pool.js';
+import { CHUNK_SIZE, MAX_SEALED_SIZE, blobIdFromHex, expectedChunkLayout, openChunkInto } from '../crypto/index.js';
 import { CofferError, ErrorCode } from '../errors.js';
 import type { DataKeyProvider } from './data-keys.js';
 import type { Manifest, NodeInfo, VaultClient } from './vault-client.js';
@@ -100,7 +101,9 @@ export async function verifyFile(client: VaultClient, vaultPath: string, options
 
 /**
  * Fetches chunks with bounded concurrency, checks each header against the manifest and authenticates it, and
- * hands the plaintext with its offset to `sink` (in any order). Throws at the first bad chunk.
+ * hands the plaintext with its offset to `sink` (in any order; the plaintext buffer is reused once the sink's
+ * promise settles). Throws at the first bad chunk. Sealed and plaintext buffers come from pools of
+ * `concurrency` each, so nothing is allocated per chunk; plaintext buffers are zeroed at the end.
  */
 async function openChunks(
   client: VaultClient, manifest: Manifest, dek: Uint8Array, concurrency: number,
@@ -108,22 +111,42 @@ async function openChunks(
 ): Promise<void> {
   const blobId = blobIdFromHex(manifest.blobId);
   const layout = expectedChunkLayout(manifest.size);
-  const limit = pLimit(Math.max(1, concurrency));
-  await Promise.all(
-    Array.from({ length: manifest.chunkCount }, (_, index) =>
-      limit(async () => {
-        const sealed = await client.getChunk(manifest.blobId, index);
-        const plaintext = await openChunk(dek, sealed, {
-          blobId,
-          index,
-          keyGeneration: manifest.keyGeneration,
-          final: index === manifest.chunkCount - 1,
-          plaintextLength: layout.plaintextLengthOf(index),
-        });
-        await sink(layout.offsetOf(index), plaintext);
-      }),
-    ),
+  const n = Math.max(1, concurrency);
+  const limit = pLimit(n);
+  const sealedBuffers = new BufferPool(MAX_SEALED_SIZE, n);
+  const plainBuffers = new BufferPool(CHUNK_SIZE, n);
+  let failed = false;
+  const tasks = Array.from({ length: manifest.chunkCount }, (_, index) =>
+    limit(async () => {
+      if (failed) return; // after the first failure the queued chunks are skipped
+      const sealedBuf = sealedBuffers.acquire();
+      const sealed = await client.getChunkInto(manifest.blobId, index, sealedBuf);
+      const plainBuf = plainBuffers.acquire();
+      const plaintext = openChunkInto(dek, sealed, {
+        blobId,
+        index,
+        keyGeneration: manifest.keyGeneration,
+        final: index === manifest.chunkCount - 1,
+        plaintextLength: layout.plaintextLengthOf(index),
+      }, plainBuf);
+      sealedBuffers.release(sealedBuf);
+      await sink(layout.offsetOf(index), plaintext);
+      plainBuffers.release(plainBuf);
+    }).catch((e: unknown) => {
+      failed = true;
+      throw e;
+    }),
   );
+  try {
+    await Promise.all(tasks);
+  } catch (e) {
+    // let the chunks already in flight finish (or fail) before the caller closes and removes the file
+    await Promise.allSettled(tasks);
+    throw e;
+  } finally {
+    plainBuffers.clear();
+    sealedBuffers.clear();
+  }
 }
 
 /** The manifest comes from the untrusted service: it must at least be self-consistent before we use it. */

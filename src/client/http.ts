@@ -108,15 +108,23 @@ export class HttpClient {
   }
 }
 
-/** Reads a whole response body (at most `limit` bytes) into one buffer, preallocated from Content-Length. */
-export async function readAll(res: IncomingMessage, limit = 64 * 1024 * 1024): Promise<Buffer> {
+/**
+ * Reads a whole response body (at most `limit` bytes) into one buffer, preallocated from Content-Length, or
+ * into the start of `into` (which then requires a Content-Length no larger than it); returns the filled view.
+ */
+export async function readAll(res: IncomingMessage, limit = 64 * 1024 * 1024, into?: Buffer): Promise<Buffer> {
   const declared = Number(res.headers['content-length']);
-  if (Number.isSafeInteger(declared) && declared > limit) {
+  const room = into ? Math.min(limit, into.length) : limit;
+  if (Number.isSafeInteger(declared) && declared > room) {
     res.destroy();
-    throw new CofferError(ErrorCode.PAYLOAD_TOO_LARGE, `response larger than ${limit} bytes`);
+    throw new CofferError(ErrorCode.PAYLOAD_TOO_LARGE, `response larger than ${room} bytes`);
+  }
+  if (into && !(Number.isSafeInteger(declared) && declared >= 0)) {
+    res.destroy();
+    throw new CofferError(ErrorCode.INTEGRITY, 'response has no Content-Length');
   }
   if (Number.isSafeInteger(declared) && declared >= 0) {
-    const out = Buffer.allocUnsafe(declared);
+    const out = into ? into.subarray(0, declared) : Buffer.allocUnsafe(declared);
     let n = 0;
     for await (const part of res as AsyncIterable<Buffer>) {
       if (n + part.length > declared) {

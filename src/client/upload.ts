@@ -2,10 +2,10 @@
 // a bounded number of chunks in flight (memory stays flat whatever the file size), then committed, which is
 // when the path appears in the vault. Transient failures are retried per chunk; if the upload still cannot
 // finish it is kept on the service so that `coffer put --resume BLOB` sends only the missing chunks.
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { blobIdFromHex, blobIdToHex, newBlobId, sealStream } from '../crypto/index.js';
+import { BufferPool } from '../buffer-pool.js';
+import { MAX_SEALED_SIZE, blobIdFromHex, blobIdToHex, newBlobId, sealStream } from '../crypto/index.js';
 import { CofferError, ErrorCode, isCofferError } from '../errors.js';
 import type { DataKeyProvider } from './data-keys.js';
 import { isTransient, withRetry } from './retry.js';
@@ -38,8 +38,22 @@ export async function uploadFile(client: VaultClient, source: string, options: U
     throw new CofferError(e.code === 'ENOENT' ? ErrorCode.NOT_FOUND : ErrorCode.INVALID_ARGUMENT, `cannot read ${source}: ${e.message}`);
   });
   if (info.isDirectory()) throw new CofferError(ErrorCode.IS_A_DIRECTORY, `${source} is a directory`);
-  const stream = createReadStream(source, { highWaterMark: 1024 * 1024 });
-  return uploadStream(client, stream, info.size, options);
+  return uploadStream(client, readPieces(source), info.size, options);
+}
+
+/** The file's bytes in 1 MiB pieces read into one reused buffer (sealStream copies each before the next read). */
+async function* readPieces(file: string): AsyncGenerator<Uint8Array> {
+  const fh = await open(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafeSlow(1024 * 1024);
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) return;
+      yield buf.subarray(0, bytesRead);
+    }
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Uploads a byte stream whose size is known in advance (the service checks it at commit). */
@@ -49,24 +63,30 @@ export async function uploadStream(
   const { blobIdHex, dek, durable } = options.resume ? await resumeUpload(client, options.resume, size, options) : await startUpload(client, size, options);
   try {
     const concurrency = Math.max(1, options.concurrency ?? 4);
+    // one sealed buffer per chunk in flight plus the one being sealed, reused chunk after chunk
+    const buffers = new BufferPool(MAX_SEALED_SIZE, concurrency + 1);
     const inFlight = new Set<Promise<void>>();
     let failure: unknown;
     let chunkCount = 0;
     let total = 0;
     let skipped = 0;
     try {
-      for await (const chunk of sealStream(stream, dek, { blobId: blobIdFromHex(blobIdHex), keyGeneration: 1 })) {
+      for await (const chunk of sealStream(stream, dek, { blobId: blobIdFromHex(blobIdHex), keyGeneration: 1 }, { buffers })) {
         if (failure !== undefined) break;
         chunkCount = chunk.index + 1;
         total += chunk.plaintextLength;
         if (durable.get(chunk.index) === chunk.plaintextLength) {
           skipped++;
+          chunk.release();
           options.onProgress?.(chunk.plaintextLength);
           continue;
         }
         const p: Promise<void> = client
           .putChunk(blobIdHex, chunk.index, chunk.bytes) // retried by the client: a chunk PUT is idempotent
-          .then(() => options.onProgress?.(chunk.plaintextLength))
+          .then(() => {
+            chunk.release(); // answered, so the whole body was sent: the buffer is free (on failure it is dropped)
+            options.onProgress?.(chunk.plaintextLength);
+          })
           .catch((e: unknown) => {
             failure ??= e;
           })

@@ -2,6 +2,7 @@
 // wrapped keys and metadata; sealing and opening happen in upload.ts and download.ts.
 import type { IncomingMessage } from 'node:http';
 import type { ChunkView, CreateUploadInput, ManifestView, NodeView, UploadChunkView, UploadView } from '../vault/index.js';
+import { MAX_SEALED_SIZE } from '../crypto/index.js';
 import { HttpClient, readAll, type ClientOptions } from './http.js';
 
 // The wire types are the service's own JSON views (docs/http-api.md), imported as types only: the client shares
@@ -91,7 +92,15 @@ export class VaultClient {
     const res: IncomingMessage = await this.http.raw(`/v1/blobs/${blobId}/chunks/${index}`, {
       headers: { accept: 'application/octet-stream' },
     });
-    return readAll(res, 8 * 1024 * 1024 + 64);
+    return readAll(res, MAX_SEALED_SIZE);
+  }
+
+  /** One whole sealed chunk read into the start of `into` (e.g. a pooled buffer); returns the filled view. */
+  async getChunkInto(blobId: string, index: number, into: Buffer): Promise<Buffer> {
+    const res: IncomingMessage = await this.http.raw(`/v1/blobs/${blobId}/chunks/${index}`, {
+      headers: { accept: 'application/octet-stream' },
+    });
+    return readAll(res, MAX_SEALED_SIZE, into);
   }
 
   grants(path: string): Promise<{ grants: Array<{ user: string; role: string; createdAt: string }> }> {

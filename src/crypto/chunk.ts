@@ -4,7 +4,7 @@
 // so sealing or opening an 8 MiB chunk (≈ 4–8 ms) never blocks the event loop that is moving the previous and
 // next chunks over HTTP, and it only ever returns plaintext whose tag verified. The fixed-nonce path for test
 // vectors uses Node's synchronous cipher; both are cross-checked against @noble/ciphers in the tests.
-import { createCipheriv, randomBytes, webcrypto } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes, webcrypto } from 'node:crypto';
 import { CofferError, ErrorCode } from '../errors.js';
 import {
   CHUNK_SIZE, DEK_SIZE, HEADER_SIZE, MAX_SEALED_SIZE, NONCE_SIZE, TAG_SIZE,
@@ -42,22 +42,21 @@ export function checkDek(dek: Uint8Array): void {
 
 function seal(dek: Uint8Array, params: SealParams, plaintext: Uint8Array, nonce: Uint8Array): Uint8Array {
   checkDek(dek);
-  if (!(plaintext instanceof Uint8Array)) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'plaintext must be a Uint8Array');
-  if (plaintext.length > CHUNK_SIZE) {
-    throw new CofferError(ErrorCode.INVALID_ARGUMENT, `chunk plaintext of ${plaintext.length} bytes exceeds ${CHUNK_SIZE}`);
-  }
-  const header: ChunkHeader = { ...params, plaintextLength: plaintext.length, nonce };
+  checkPlaintext(plaintext);
   // allocUnsafe is safe here: header, ciphertext and tag together overwrite every byte.
-  const out = Buffer.allocUnsafe(sealedSize(plaintext.length));
-  try {
-    encodeChunkHeaderInto(header, out);
-  } catch (e) {
-    // A header that no reader would accept is the caller's mistake, not a corrupt chunk.
-    if (e instanceof CofferError) throw new CofferError(ErrorCode.INVALID_ARGUMENT, e.message, { cause: e });
-    throw e;
+  return sealInto(dek, params, plaintext, nonce, Buffer.allocUnsafe(sealedSize(plaintext.length)));
+}
+
+/** Header ‖ ciphertext ‖ tag into `out`, with Node's cipher in 1 MiB slices; returns the sealed view of `out`. */
+function sealInto(dek: Uint8Array, params: SealParams, plaintext: Uint8Array, nonce: Uint8Array, out: Uint8Array): Uint8Array {
+  const size = sealedSize(plaintext.length);
+  if (!(out instanceof Uint8Array) || out.length < size) {
+    throw new CofferError(ErrorCode.INVALID_ARGUMENT, `output buffer must hold at least ${size} bytes`);
   }
+  const header = headerBytes({ ...params, plaintextLength: plaintext.length, nonce });
+  out.set(header, 0);
   const cipher = createCipheriv('aes-256-gcm', dek, nonce, { authTagLength: TAG_SIZE });
-  cipher.setAAD(out.subarray(0, HEADER_SIZE));
+  cipher.setAAD(header);
   let pos = HEADER_SIZE;
   for (let off = 0; off < plaintext.length; off += SLICE) {
     const part = cipher.update(plaintext.subarray(off, Math.min(off + SLICE, plaintext.length)));
@@ -68,7 +67,20 @@ function seal(dek: Uint8Array, params: SealParams, plaintext: Uint8Array, nonce:
   out.set(rest, pos);
   pos += rest.length;
   out.set(cipher.getAuthTag(), pos);
-  return out;
+  return out.subarray(0, size);
+}
+
+/**
+ * Seals one chunk with a fresh random nonce into a caller-owned buffer (at least sealedSize(plaintext.length)
+ * bytes) and returns the sealed view of it: the bulk-transfer path, which reuses its buffers instead of
+ * allocating (and page-faulting) two fresh 8 MiB buffers per chunk as WebCrypto does. Synchronous: Node's
+ * AES-GCM (OpenSSL, AES-NI) at ≈ 2.2 GB/s holds the event loop ≈ 4 ms for a full chunk.
+ * Throws as sealChunk, and INVALID_ARGUMENT when `out` is too small.
+ */
+export function sealChunkInto(dek: Uint8Array, params: SealParams, plaintext: Uint8Array, out: Uint8Array): Uint8Array {
+  checkDek(dek);
+  checkPlaintext(plaintext);
+  return sealInto(dek, params, plaintext, randomBytes(NONCE_SIZE), out);
 }
 
 /**
@@ -139,13 +151,10 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /**
- * Opens one sealed chunk and returns its plaintext, only after the tag verified.
- * Order of checks: lengths, header format, header fields against `expect`, then the tag.
- * Throws KEY_INVALID (DEK not 32 bytes), CHUNK_FORMAT (too short/long, bad magic, version, reserved bits,
- * flags, or a size that disagrees with the header's length), CHUNK_MISMATCH (blob id, index, key generation,
- * FINAL or length differ from `expect`), CHUNK_AUTH_FAILED (tag did not verify: wrong key or altered bytes).
+ * Checks a sealed chunk's lengths, header format and header fields against `expect`; returns the header.
+ * Throws KEY_INVALID, INVALID_ARGUMENT, CHUNK_FORMAT, CHUNK_MISMATCH as openChunk.
  */
-export async function openChunk(dek: Uint8Array, sealed: Uint8Array, expect: OpenExpectation): Promise<Uint8Array> {
+function checkSealed(dek: Uint8Array, sealed: Uint8Array, expect: OpenExpectation): ChunkHeader {
   checkDek(dek);
   if (!(sealed instanceof Uint8Array)) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'sealed chunk must be a Uint8Array');
   if (sealed.length < HEADER_SIZE + TAG_SIZE || sealed.length > MAX_SEALED_SIZE) {
@@ -164,6 +173,22 @@ export async function openChunk(dek: Uint8Array, sealed: Uint8Array, expect: Ope
   if (expect.plaintextLength !== undefined && h.plaintextLength !== expect.plaintextLength) {
     throw mismatch('plaintext length', expect.plaintextLength, h.plaintextLength);
   }
+  return h;
+}
+
+function authFailed(h: ChunkHeader, cause: unknown): CofferError {
+  return new CofferError(ErrorCode.CHUNK_AUTH_FAILED, `chunk ${h.index}: authentication tag did not verify (wrong key or altered chunk)`, { cause });
+}
+
+/**
+ * Opens one sealed chunk and returns its plaintext, only after the tag verified.
+ * Order of checks: lengths, header format, header fields against `expect`, then the tag.
+ * Throws KEY_INVALID (DEK not 32 bytes), CHUNK_FORMAT (too short/long, bad magic, version, reserved bits,
+ * flags, or a size that disagrees with the header's length), CHUNK_MISMATCH (blob id, index, key generation,
+ * FINAL or length differ from `expect`), CHUNK_AUTH_FAILED (tag did not verify: wrong key or altered bytes).
+ */
+export async function openChunk(dek: Uint8Array, sealed: Uint8Array, expect: OpenExpectation): Promise<Uint8Array> {
+  const h = checkSealed(dek, sealed, expect);
   let plaintext: ArrayBuffer;
   try {
     // WebCrypto verifies the tag before it hands back a single byte.
@@ -173,7 +198,40 @@ export async function openChunk(dek: Uint8Array, sealed: Uint8Array, expect: Ope
       sealed.subarray(HEADER_SIZE),
     );
   } catch (e) {
-    throw new CofferError(ErrorCode.CHUNK_AUTH_FAILED, `chunk ${h.index}: authentication tag did not verify (wrong key or altered chunk)`, { cause: e });
+    throw authFailed(h, e);
   }
   return Buffer.from(plaintext);
+}
+
+/**
+ * Opens one sealed chunk into a caller-owned buffer (at least the chunk's plaintext length) and returns the
+ * plaintext view of it, only after the tag verified: the bulk-transfer path (see sealChunkInto), synchronous.
+ * Node's decipher writes plaintext before the tag is checked, so on a bad tag every byte written to `out` is
+ * zeroed before CHUNK_AUTH_FAILED is thrown: the caller never sees unauthenticated plaintext.
+ * Checks and throws as openChunk, and INVALID_ARGUMENT when `out` is too small.
+ */
+export function openChunkInto(dek: Uint8Array, sealed: Uint8Array, expect: OpenExpectation, out: Uint8Array): Uint8Array {
+  const h = checkSealed(dek, sealed, expect);
+  if (!(out instanceof Uint8Array) || out.length < h.plaintextLength) {
+    throw new CofferError(ErrorCode.INVALID_ARGUMENT, `output buffer must hold at least ${h.plaintextLength} bytes`);
+  }
+  const end = HEADER_SIZE + h.plaintextLength;
+  const decipher = createDecipheriv('aes-256-gcm', dek, h.nonce, { authTagLength: TAG_SIZE });
+  decipher.setAAD(sealed.subarray(0, HEADER_SIZE));
+  decipher.setAuthTag(sealed.subarray(end, end + TAG_SIZE));
+  let pos = 0;
+  try {
+    for (let off = HEADER_SIZE; off < end; off += SLICE) {
+      const part = decipher.update(sealed.subarray(off, Math.min(off + SLICE, end)));
+      out.set(part, pos);
+      pos += part.length;
+    }
+    const rest = decipher.final(); // throws when the tag does not verify
+    out.set(rest, pos);
+    pos += rest.length;
+  } catch (e) {
+    out.fill(0, 0, Math.max(pos, h.plaintextLength));
+    throw authFailed(h, e);
+  }
+  return out.subarray(0, h.plaintextLength);
 }

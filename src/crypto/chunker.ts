@@ -4,8 +4,9 @@
 // full chunk waiting for look-ahead, because FINAL can only be set once the source has ended) plus the
 // sealed chunk being handed out; openStream holds one chunk at a time.
 import { CofferError, ErrorCode } from '../errors.js';
-import { BLOB_ID_SIZE, CHUNK_SIZE, MAX_U32, expectedChunkLayout } from './chunk-header.js';
-import { checkDek, openChunk, sealChunk } from './chunk.js';
+import type { BufferPool } from '../buffer-pool.js';
+import { BLOB_ID_SIZE, CHUNK_SIZE, MAX_SEALED_SIZE, MAX_U32, expectedChunkLayout, sealedSize } from './chunk-header.js';
+import { checkDek, openChunk, sealChunkInto } from './chunk.js';
 
 export interface SealedChunk {
   index: number;
@@ -13,6 +14,16 @@ export interface SealedChunk {
   plaintextLength: number;
   /** header ‖ ciphertext ‖ tag, ready to store as the chunk file. */
   bytes: Uint8Array;
+  /**
+   * Gives the buffer behind `bytes` back to the pool it came from (SealStreamOptions.buffers) once nothing reads
+   * `bytes` any more; a no-op without a pool. Not calling it is always safe.
+   */
+  release(): void;
+}
+
+export interface SealStreamOptions {
+  /** Seal into buffers from this pool (its size at least MAX_SEALED_SIZE) instead of a fresh buffer per chunk. */
+  buffers?: BufferPool;
 }
 
 export interface SealStreamParams {
@@ -46,21 +57,29 @@ function checkBlobParams(blobId: Uint8Array, keyGeneration: number): void {
 
 /**
  * Seals a byte stream (pieces of any size, including empty ones) as the chunks of one blob, in index order.
- * An empty stream gives exactly one empty FINAL chunk. Chunks are sealed lazily as the consumer pulls.
+ * An empty stream gives exactly one empty FINAL chunk. Chunks are sealed lazily as the consumer pulls, with
+ * Node's cipher on the calling thread (sealChunkInto). Each piece is copied before the next one is pulled, so a
+ * source may reuse one buffer for all its pieces.
  * Throws (synchronously) KEY_INVALID for a bad DEK and INVALID_ARGUMENT for a bad blob id or key generation;
  * the iteration throws INVALID_ARGUMENT if the source yields something that is not a Uint8Array, and
  * passes on the source's own errors.
  */
 export function sealStream(
   source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, dek: Uint8Array, params: SealStreamParams,
+  options: SealStreamOptions = {},
 ): AsyncIterable<SealedChunk> {
   checkDek(dek);
   checkBlobParams(params.blobId, params.keyGeneration);
   const { blobId, keyGeneration } = params;
+  const pool = options.buffers;
+  if (pool && pool.size < MAX_SEALED_SIZE) {
+    throw new CofferError(ErrorCode.INVALID_ARGUMENT, `sealStream buffers must hold ${MAX_SEALED_SIZE} bytes, not ${pool.size}`);
+  }
 
-  async function sealOne(plaintext: Uint8Array, index: number, final: boolean): Promise<SealedChunk> {
-    const bytes = await sealChunk(dek, { blobId, index, keyGeneration, final }, plaintext);
-    return { index, final, plaintextLength: plaintext.length, bytes };
+  function sealOne(plaintext: Uint8Array, index: number, final: boolean): SealedChunk {
+    const buf = pool ? pool.acquire() : Buffer.allocUnsafe(sealedSize(plaintext.length));
+    const bytes = sealChunkInto(dek, { blobId, index, keyGeneration, final }, plaintext, buf);
+    return { index, final, plaintextLength: plaintext.length, bytes, release: () => pool?.release(buf) };
   }
 
   return (async function* seal(): AsyncGenerator<SealedChunk> {
@@ -77,7 +96,7 @@ export function sealStream(
       while (off < piece.length) {
         if (pending !== null) {
           // At least one more byte exists, so the pending chunk is not the last.
-          yield await sealOne(pending, index++, false);
+          yield sealOne(pending, index++, false);
           spare = pending;
           pending = null;
         }
@@ -94,8 +113,8 @@ export function sealStream(
       }
     }
     // When a chunk is pending the fill buffer is empty (any further byte would have flushed it).
-    if (pending !== null) yield await sealOne(pending, index, true);
-    else yield await sealOne(fill.subarray(0, used), index, true);
+    if (pending !== null) yield sealOne(pending, index, true);
+    else yield sealOne(fill.subarray(0, used), index, true);
   })();
 }
 

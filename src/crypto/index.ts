@@ -6,10 +6,10 @@ export {
   expectedChunkLayout, sealedSize,
 } from './chunk-header.js';
 export type { ChunkHeader, ChunkLayout } from './chunk-header.js';
-export { checkDek, openChunk, sealChunk } from './chunk.js';
+export { checkDek, openChunk, openChunkInto, sealChunk, sealChunkInto } from './chunk.js';
 export type { OpenExpectation, SealParams } from './chunk.js';
 export { openStream, sealStream } from './chunker.js';
-export type { BlobManifest, OpenStreamOptions, SealStreamParams, SealedChunk } from './chunker.js';
+export type { BlobManifest, OpenStreamOptions, SealStreamOptions, SealStreamParams, SealedChunk } from './chunker.js';
 export { blobIdFromHex, blobIdToHex, isBlobIdHex, newBlobId } from './blob-id.js';
 export {
   KEK_ID_DOMAIN, KEK_SIZE, KEY_RECORD_SCHEME, KEY_RECORD_VERSION, generateKeyFile, kekIdOf, keyRecordAad,

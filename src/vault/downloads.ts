@@ -61,7 +61,17 @@ export interface ChunkReadPlan {
   range?: ByteRange;
   /** Do not open the data (conditional request satisfied). */
   skipBody?: boolean;
+  /** Read the whole chunk into this buffer (no range) instead of opening a stream: see ChunkStore.readInto. */
+  into?: Buffer;
 }
+
+export type ChunkRead = ChunkInfo & {
+  range?: ByteRange;
+  /** The body as a stream, or null when there is none (skipBody, or read into `bytes`). */
+  stream: Readable | null;
+  /** The whole chunk, a view of the plan's `into` buffer. */
+  bytes?: Buffer;
+};
 
 /**
  * Reads a sealed chunk of a committed blob. `plan` sees the size and hash first and may pick a range or skip the
@@ -70,7 +80,7 @@ export interface ChunkReadPlan {
  */
 export async function readChunk(
   ctx: VaultContext, actor: Actor, blobId: string, index: number, plan: (info: ChunkInfo) => ChunkReadPlan = () => ({}),
-): Promise<ChunkInfo & { range?: ByteRange; stream: Readable | null }> {
+): Promise<ChunkRead> {
   checkIndex(index);
   const blob = await readableBlob(ctx, actor, blobId);
   const count = blob.chunkCount ?? 0;
@@ -80,6 +90,7 @@ export async function readChunk(
   const info: ChunkInfo = { size: st.size, sha256: blob.chunkSha256?.[index] ?? '' };
   const p = plan(info);
   if (p.skipBody) return { ...info, stream: null };
+  if (p.into && !p.range) return { ...info, stream: null, bytes: await ctx.chunks.readInto({ blobId, index }, p.into) };
   const stream = await ctx.chunks.get({ blobId, index }, p.range);
   return { ...info, range: p.range, stream };
 }

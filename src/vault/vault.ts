@@ -1,14 +1,13 @@
 // The Vault: domain logic of files, directories, blobs, uploads, permissions and audit over a MetadataStore and a
 // ChunkStore. Stateless apart from the GC cursor, so any number of service replicas can share the stores.
 // Every method takes the acting user first; see each module for what it throws.
-import type { Readable } from 'node:stream';
 import type { ChunkStore } from '../../storage-backend/types.js';
 import type { MetadataStore } from '../metadata/types.js';
 import { CofferError, ErrorCode, toCofferError } from '../errors.js';
 import { auditHead, verifyAuditChain, type AuditVerification } from './audit.js';
 import { commitUpload, type CommitInput } from './commit.js';
 import type { Actor, GrantView, ManifestView, NodeView, VaultContext, VaultOptions } from './context.js';
-import { manifestByBlob, manifestByPath, readChunk, type ChunkInfo, type ChunkReadPlan } from './downloads.js';
+import { manifestByBlob, manifestByPath, readChunk, type ChunkInfo, type ChunkRead, type ChunkReadPlan } from './downloads.js';
 import { runGc, type GcOptions, type GcReport, type GcState } from './gc.js';
 import { deleteGrant, listGrants, putGrant } from './grants.js';
 import { ensureRoot } from './resolve.js';
@@ -100,7 +99,7 @@ export class Vault {
   manifestByPath(actor: Actor, path: string): Promise<{ node: NodeView; manifest: ManifestView }> {
     return manifestByPath(this.ctx, actor, path);
   }
-  readChunk(actor: Actor, blobId: string, index: number, plan?: (info: ChunkInfo) => ChunkReadPlan): Promise<ChunkInfo & { range?: { start: number; end: number }; stream: Readable | null }> {
+  readChunk(actor: Actor, blobId: string, index: number, plan?: (info: ChunkInfo) => ChunkReadPlan): Promise<ChunkRead> {
     return readChunk(this.ctx, actor, blobId, index, plan);
   }
 

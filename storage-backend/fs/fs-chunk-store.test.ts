@@ -1,5 +1,5 @@
-// Tests of the filesystem ChunkStore: the shared contract suite (plain, with verify-after-write, and with a
-// single-slot I/O queue), then what only a filesystem has: the exact on-disk layout, symbolic links refused,
+// Tests of the filesystem ChunkStore: the shared contract suite (O_DIRECT and buffered writes, each with and
+// without verify-after-write, and with a single-slot I/O queue), then what only a filesystem has: the exact on-disk layout, symbolic links refused,
 // temporary files swept, options checked. Crashes, full disks and the fsync sequence: fs-durability.test.ts.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -12,10 +12,18 @@ import { openChunkStore } from '../index.js';
 import { openFsChunkStore, type FsChunkStore } from './index.js';
 import { tempFilesUnder, tempRoot, tree } from './test-util.js';
 
-for (const [label, extra] of [['fs', {}], ['fs, verifyAfterWrite', { verifyAfterWrite: true }], ['fs, concurrency 1', { concurrency: 1 }]] as const) {
+const variants = [
+  ['fs, O_DIRECT writes', { directIo: true }],
+  ['fs, buffered writes', { directIo: false }],
+  ['fs, O_DIRECT, verifyAfterWrite', { directIo: true, verifyAfterWrite: true }],
+  ['fs, buffered, verifyAfterWrite', { directIo: false, verifyAfterWrite: true }],
+  ['fs, concurrency 1', { concurrency: 1 }],
+] as const;
+for (const [label, extra] of variants) {
   runChunkStoreContract(label, async () => {
     const root = await tempRoot();
     const store = await openFsChunkStore({ root, ...extra });
+    if ('directIo' in extra) expect(store.directIo).toBe(extra.directIo);
     return { store, cleanup: () => rm(root, { recursive: true, force: true }) };
   });
 }
@@ -164,6 +172,7 @@ describe('opening', () => {
       await expectCode(openFsChunkStore({ root, concurrency: 2.5 }), 'INVALID_ARGUMENT');
       await expectCode(openFsChunkStore({ root, verifyAfterWrite: 'yes' } as never), 'INVALID_ARGUMENT');
       await expectCode(openFsChunkStore({ root, verifyAfterwrite: true } as never), 'INVALID_ARGUMENT');
+      await expectCode(openFsChunkStore({ root, directIo: 'auto' } as never), 'INVALID_ARGUMENT');
       await writeFile(join(root, 'a-file'), '');
       await expectCode(openFsChunkStore({ root: join(root, 'a-file') }), 'INVALID_ARGUMENT');
     } finally {

@@ -3,7 +3,7 @@
 // Every filesystem operation runs through one p-limit queue, so a burst of requests cannot open thousands of
 // files or flood libuv's thread pool. Contract: ../types.ts, checked by ../contract.case.ts.
 import { constants } from 'node:fs';
-import { open, readdir, rmdir, unlink } from 'node:fs/promises';
+import { open, readdir, rmdir, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import pLimit, { type LimitFunction } from 'p-limit';
@@ -12,6 +12,7 @@ import { assertBlobId, assertChunkRef, assertPutOptions, assertRange, assertSwee
 import type { ByteRange, ChunkRef, ChunkStat, ChunkStore, PutOptions, PutResult } from '../types.js';
 import { errnoOf, fsError } from './errors.js';
 import { fsyncDir, FsLayout, prepareRoot } from './layout.js';
+import { O_DIRECT, alignUp, probeDirectIo } from './direct-io.js';
 import { blobDirs, chunkIndices, sweepTemporaryFiles } from './walk.js';
 import { writeChunk } from './write-chunk.js';
 
@@ -27,10 +28,15 @@ export interface FsChunkStoreOptions {
    * the store never waits on it.
    */
   onFsync?: (seconds: number, what: 'file' | 'directory') => void;
+  /**
+   * Write chunks with O_DIRECT, bypassing the page cache (./direct-io.ts). Default: when a probe write at open
+   * shows the filesystem allows it. true: require it (INVALID_ARGUMENT if refused); false: never.
+   */
+  directIo?: boolean;
 }
 
 const DEFAULT_CONCURRENCY = 8;
-const OPTION_KEYS = new Set(['root', 'concurrency', 'verifyAfterWrite', 'onFsync']);
+const OPTION_KEYS = new Set(['root', 'concurrency', 'verifyAfterWrite', 'onFsync', 'directIo']);
 
 /**
  * Opens (creating if needed) a filesystem chunk store. Throws INVALID_ARGUMENT for bad or unknown options,
@@ -43,7 +49,7 @@ export async function openFsChunkStore(options: FsChunkStoreOptions): Promise<Fs
   for (const key of Object.keys(options)) {
     if (!OPTION_KEYS.has(key)) throw new CofferError(ErrorCode.INVALID_ARGUMENT, `unknown filesystem chunk store option "${key}"`);
   }
-  const { root, concurrency = DEFAULT_CONCURRENCY, verifyAfterWrite = false, onFsync } = options;
+  const { root, concurrency = DEFAULT_CONCURRENCY, verifyAfterWrite = false, onFsync, directIo } = options;
   if (onFsync !== undefined && typeof onFsync !== 'function') {
     throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'onFsync must be a function');
   }
@@ -56,8 +62,15 @@ export async function openFsChunkStore(options: FsChunkStoreOptions): Promise<Fs
   if (typeof verifyAfterWrite !== 'boolean') {
     throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'verifyAfterWrite must be a boolean');
   }
+  if (directIo !== undefined && typeof directIo !== 'boolean') {
+    throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'directIo must be a boolean');
+  }
   const layout = await prepareRoot(root);
-  return new FsChunkStore(layout, pLimit(concurrency), verifyAfterWrite, onFsync);
+  const direct = directIo === false ? false : await probeDirectIo(layout.chunksDir);
+  if (directIo === true && !direct) {
+    throw new CofferError(ErrorCode.INVALID_ARGUMENT, `the filesystem of ${layout.root} refuses O_DIRECT writes (directIo: true)`);
+  }
+  return new FsChunkStore(layout, pLimit(concurrency), verifyAfterWrite, onFsync, direct);
 }
 
 export class FsChunkStore implements ChunkStore {
@@ -70,6 +83,8 @@ export class FsChunkStore implements ChunkStore {
     private readonly io: LimitFunction,
     private readonly verifyAfterWrite: boolean,
     private readonly onFsync?: (seconds: number, what: 'file' | 'directory') => void,
+    /** Chunks are written with O_DIRECT (probed at open). */
+    readonly directIo = false,
   ) {}
 
   /** The canonical root directory (symbolic links resolved). */
@@ -109,6 +124,7 @@ export class FsChunkStore implements ChunkStore {
         expectedSize: options?.expectedSize,
         signal: options?.signal,
         verifyAfterWrite: this.verifyAfterWrite,
+        direct: this.directIo,
         onFsync: this.onFsync,
         io: this.io,
       });
@@ -133,6 +149,51 @@ export class FsChunkStore implements ChunkStore {
       } catch (e) {
         await handle.close().catch(() => undefined);
         throw fsError(e, `reading ${path}`, this.layout.root);
+      }
+    });
+  }
+
+  readInto(ref: ChunkRef, into: Buffer): Promise<Buffer> {
+    return this.#track(async () => {
+      assertChunkRef(ref);
+      if (!Buffer.isBuffer(into)) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'readInto needs a Buffer');
+      const path = await this.#chunkPath(ref);
+      // Chunks written with O_DIRECT are not in the page cache: read them the same way, sparing the kernel a
+      // fresh page per 4 KiB (direct-io.ts). That needs an aligned buffer (alignedAllocator) with room for the
+      // last block; the kernel refuses any other (EINVAL) before reading, and a plain read takes over.
+      let direct = this.directIo;
+      for (;;) {
+        const handle = await this.io(() => open(path, constants.O_RDONLY | constants.O_NOFOLLOW | (direct ? O_DIRECT : 0))).catch((e: unknown) => {
+          throw this.#readError(e, ref, path);
+        });
+        try {
+          const st = await this.io(() => handle.stat());
+          if (!st.isFile()) throw new CofferError(ErrorCode.INTERNAL, `${path} is not a regular file`);
+          if (st.size > into.length) {
+            throw new CofferError(ErrorCode.PAYLOAD_TOO_LARGE, `chunk ${ref.blobId}/${chunkName(ref.index)} has ${st.size} bytes, more than the ${into.length} of the buffer`);
+          }
+          if (direct && into.length < alignUp(st.size)) {
+            direct = false;
+            continue;
+          }
+          let filled: number;
+          try {
+            filled = await readFully(this.io, handle, into, direct ? alignUp(st.size) : st.size, st.size);
+          } catch (e) {
+            if (direct && errnoOf(e) === 'EINVAL') {
+              direct = false;
+              continue;
+            }
+            throw e;
+          }
+          // a chunk file is never changed in place (puts rename a new file over it), so a short read is damage
+          if (filled !== st.size) throw new CofferError(ErrorCode.INTEGRITY, `${path} ended after ${filled} of ${st.size} bytes`);
+          return into.subarray(0, filled);
+        } catch (e) {
+          throw fsError(e, `reading ${path}`, this.layout.root);
+        } finally {
+          await handle.close().catch(() => undefined);
+        }
       }
     });
   }
@@ -245,4 +306,19 @@ export class FsChunkStore implements ChunkStore {
     if (errno === 'ENOENT' || errno === 'ENOTDIR') return this.#notFound(ref);
     return fsError(e, `opening ${path}`, this.layout.root);
   }
+}
+
+/**
+ * Reads from offset 0, asking for up to `length` bytes, until `expected` bytes arrived or the file ended;
+ * returns the bytes read. (An O_DIRECT read asks for whole blocks, so `length` may exceed `expected`.)
+ */
+async function readFully(io: LimitFunction, fh: FileHandle, into: Buffer, length: number, expected: number): Promise<number> {
+  let filled = 0;
+  while (filled < expected) {
+    const at = filled;
+    const { bytesRead } = await io(() => fh.read(into, at, length - at, at));
+    if (bytesRead === 0) break;
+    filled += bytesRead;
+  }
+  return filled;
 }

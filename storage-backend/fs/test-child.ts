@@ -1,9 +1,14 @@
 // Test helper run as a separate process (node --import tsx) by fs-chunk-store.test.ts, for what needs a real
 // process boundary: writing under a lowered RLIMIT_FSIZE (prlimit), being killed mid-write (a crash), and
 // being traced by strace. Not part of the store. Usage:
-//   test-child.ts put <root> <blobId> <index> <bytes>   put <bytes> random bytes; prints {"ok":…} or {"error":…}
+//   test-child.ts put <root> <blobId> <index> <bytes> [direct|buffered]
+//                                                       put <bytes> random bytes; prints {"ok":…} or {"error":…}
 //   test-child.ts stall <root> <blobId> <index>         put 2 MiB then wait forever (until killed)
-import { randomBytes } from 'node:crypto';
+//   test-child.ts read <root> <blobId> <index> - [direct|buffered]
+//                                                       readInto an aligned buffer; prints {"ok":{"size":…}}
+import { createHash, randomBytes } from 'node:crypto';
+import { alignUp, alignedAllocator } from '../../src/buffer-pool.js';
+import { MAX_SEALED_SIZE } from '../../src/crypto/index.js';
 import { isCofferError } from '../../src/errors.js';
 import { openFsChunkStore } from './index.js';
 
@@ -15,10 +20,16 @@ async function* source(bytes: number, stall: boolean): AsyncGenerator<Uint8Array
   }
 }
 
-const [mode, root, blobId, indexText, bytesText] = process.argv.slice(2);
-const store = await openFsChunkStore({ root: root ?? '' });
+const [mode, root, blobId, indexText, bytesText, io] = process.argv.slice(2);
+const store = await openFsChunkStore({ root: root ?? '', ...(io === undefined ? {} : { directIo: io === 'direct' }) });
 const ref = { blobId: blobId ?? '', index: Number(indexText) };
 try {
+  if (mode === 'read') {
+    const bytes = await store.readInto(ref, alignedAllocator(alignUp(MAX_SEALED_SIZE), 1)());
+    process.stdout.write(`${JSON.stringify({ ok: { size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') } })}\n`);
+    await store.close();
+    process.exit(0);
+  }
   const stall = mode === 'stall';
   const result = await store.put(ref, source(stall ? 2 * 1024 * 1024 : Number(bytesText), stall));
   process.stdout.write(`${JSON.stringify({ ok: result })}\n`);

@@ -9,14 +9,18 @@ import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { LimitFunction } from 'p-limit';
+import { BufferPool } from '../../src/buffer-pool.js';
 import { CofferError, ErrorCode } from '../../src/errors.js';
 import type { PutResult } from '../types.js';
+import { DIRECT_WRITE_BYTES, O_DIRECT, alignUp, directWriteBuffers } from './direct-io.js';
 import { fsError } from './errors.js';
 import { fsyncDir } from './layout.js';
 
 /** Size of each write(2). Pieces arrive as ~64 KiB from HTTP; 1 MiB writes keep syscalls and fs work low. */
 export const WRITE_BUFFER_BYTES = 1024 * 1024;
 const FILE_MODE = 0o600;
+/** Write buffers shared by every put of the process: no 1 MiB allocation per buffer (src/buffer-pool.ts). */
+const writeBuffers = new BufferPool(WRITE_BUFFER_BYTES, 32);
 
 export interface WriteChunkJob {
   root: string;
@@ -30,6 +34,8 @@ export interface WriteChunkJob {
   expectedSize: number | undefined;
   signal: AbortSignal | undefined;
   verifyAfterWrite: boolean;
+  /** Write with O_DIRECT through aligned buffers (direct-io.ts); the store probed that the filesystem allows it. */
+  direct: boolean;
   /** Bounds concurrent filesystem operations (shared by the whole store). */
   io: LimitFunction;
   onFsync: ((seconds: number, what: 'file' | 'directory') => void) | undefined;
@@ -55,10 +61,12 @@ export async function writeChunk(job: WriteChunkJob): Promise<PutResult> {
   let handle: FileHandle | undefined;
   let renamed = false;
   try {
-    const flags = constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+    const flags = constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | (job.direct ? O_DIRECT : 0);
     handle = await io(() => open(tempPath, flags, FILE_MODE));
     const fh = handle;
     const { size, sha256 } = await streamInto(fh, job);
+    // direct writes end on a 4 KiB boundary: cut the zero padding of the last block off before the fsync
+    if (job.direct && size !== alignUp(size)) await io(() => fh.truncate(size));
     job.signal?.throwIfAborted();
     await io(() => timedSync(job, 'file', () => fh.sync()));
     // cheap check always; the read-back only when asked (it costs a page-cache read and a second hash)
@@ -90,8 +98,11 @@ async function streamInto(fh: FileHandle, job: WriteChunkJob): Promise<PutResult
   const hash = createHash('sha256');
   // a small chunk whose size is announced gets a small buffer; the second buffer is made only when needed
   const bound = Math.min(job.expectedSize ?? Infinity, job.maxBytes ?? Infinity);
-  const capacity = Math.max(1, Math.min(WRITE_BUFFER_BYTES, bound));
-  const buffers: Buffer[] = [Buffer.allocUnsafeSlow(capacity)];
+  const pool = job.direct ? directWriteBuffers : writeBuffers;
+  // direct writes need aligned buffers of the pool's size; buffered ones shrink to a small announced chunk
+  const capacity = job.direct ? DIRECT_WRITE_BYTES : Math.max(1, Math.min(WRITE_BUFFER_BYTES, bound));
+  const take = (): Buffer => (capacity === pool.size ? pool.acquire() : Buffer.allocUnsafeSlow(capacity));
+  const buffers: Buffer[] = [take()];
   let current = 0;
   let fill = 0;
   let position = 0; // file offset of buffers[current][0]
@@ -103,49 +114,58 @@ async function streamInto(fh: FileHandle, job: WriteChunkJob): Promise<PutResult
     const len = fill;
     const at = position;
     hash.update(buf.subarray(0, len)); // one call per buffer, not per piece: fewer crossings into OpenSSL
-    pending = job.io(() => writeAll(fh, buf, len, at));
+    // only the last flush can be partial; O_DIRECT writes it as whole 4 KiB blocks, zero-padded
+    const writeLen = job.direct ? alignUp(len) : len;
+    if (writeLen > len) buf.fill(0, len, writeLen);
+    pending = job.io(() => writeAll(fh, buf, writeLen, at));
     pending.catch(() => undefined); // observed by the next flush or the final await
     position += len;
     current ^= 1;
-    buffers[current] ??= Buffer.allocUnsafeSlow(capacity);
+    buffers[current] ??= take();
     fill = 0;
   };
   const it = job.data[Symbol.asyncIterator]();
-  let finished = false;
   try {
-    for (;;) {
-      const step = await nextPiece(it, job.signal, job.what);
-      if (step.done === true) break;
-      const piece: unknown = step.value;
-      if (!(piece instanceof Uint8Array)) {
-        throw new CofferError(ErrorCode.INVALID_ARGUMENT, `${job.what}: chunk data must be bytes, got ${typeof piece}`);
+    let finished = false;
+    try {
+      for (;;) {
+        const step = await nextPiece(it, job.signal, job.what);
+        if (step.done === true) break;
+        const piece: unknown = step.value;
+        if (!(piece instanceof Uint8Array)) {
+          throw new CofferError(ErrorCode.INVALID_ARGUMENT, `${job.what}: chunk data must be bytes, got ${typeof piece}`);
+        }
+        total += piece.byteLength;
+        if (job.maxBytes !== undefined && total > job.maxBytes) {
+          throw new CofferError(ErrorCode.PAYLOAD_TOO_LARGE, `${job.what} is larger than the limit of ${job.maxBytes} bytes`, {
+            details: { maxBytes: job.maxBytes },
+          });
+        }
+        if (job.expectedSize !== undefined && total > job.expectedSize) {
+          throw sizeMismatch(job, total, 'at least');
+        }
+        let offset = 0;
+        while (offset < piece.byteLength) {
+          const buf = buffers[current] as Buffer;
+          const n = Math.min(piece.byteLength - offset, buf.byteLength - fill);
+          buf.set(piece.subarray(offset, offset + n), fill);
+          fill += n;
+          offset += n;
+          if (fill === buf.byteLength) await flush();
+        }
       }
-      total += piece.byteLength;
-      if (job.maxBytes !== undefined && total > job.maxBytes) {
-        throw new CofferError(ErrorCode.PAYLOAD_TOO_LARGE, `${job.what} is larger than the limit of ${job.maxBytes} bytes`, {
-          details: { maxBytes: job.maxBytes },
-        });
-      }
-      if (job.expectedSize !== undefined && total > job.expectedSize) {
-        throw sizeMismatch(job, total, 'at least');
-      }
-      let offset = 0;
-      while (offset < piece.byteLength) {
-        const buf = buffers[current] as Buffer;
-        const n = Math.min(piece.byteLength - offset, buf.byteLength - fill);
-        buf.set(piece.subarray(offset, offset + n), fill);
-        fill += n;
-        offset += n;
-        if (fill === buf.byteLength) await flush();
-      }
+      finished = true;
+    } finally {
+      if (!finished) stopSource(job.data, it);
+      await pending.catch(() => undefined);
     }
-    finished = true;
+    if (fill > 0) await flush();
+    await pending;
   } finally {
-    if (!finished) stopSource(job.data, it);
     await pending.catch(() => undefined);
+    // every write has completed or failed: nothing reads the buffers any more
+    for (const buf of buffers) pool.release(buf);
   }
-  if (fill > 0) await flush();
-  await pending;
   if (job.expectedSize !== undefined && total !== job.expectedSize) throw sizeMismatch(job, total, 'only');
   return { size: total, sha256: hash.digest('hex') };
 }
@@ -209,13 +229,20 @@ function stopSource(data: Readable | AsyncIterable<Uint8Array>, it: AsyncIterato
 
 async function verifyReadBack(fh: FileHandle, size: number, sha256: string, job: WriteChunkJob): Promise<void> {
   const hash = createHash('sha256');
-  const buf = Buffer.allocUnsafeSlow(Math.min(WRITE_BUFFER_BYTES, Math.max(size, 1)));
+  // an O_DIRECT handle reads whole aligned blocks into an aligned buffer; a short read marks the end of the file
+  const buf = job.direct ? directWriteBuffers.acquire() : Buffer.allocUnsafeSlow(Math.min(WRITE_BUFFER_BYTES, Math.max(size, 1)));
   let position = 0;
-  while (position < size) {
-    const { bytesRead } = await job.io(() => fh.read(buf, 0, Math.min(buf.byteLength, size - position), position));
-    if (bytesRead === 0) break;
-    hash.update(buf.subarray(0, bytesRead));
-    position += bytesRead;
+  try {
+    while (position < size) {
+      const want = job.direct ? buf.byteLength : Math.min(buf.byteLength, size - position);
+      const { bytesRead } = await job.io(() => fh.read(buf, 0, want, position));
+      if (bytesRead === 0) break;
+      const n = Math.min(bytesRead, size - position);
+      hash.update(buf.subarray(0, n));
+      position += n;
+    }
+  } finally {
+    if (job.direct) directWriteBuffers.release(buf);
   }
   const again = hash.digest('hex');
   if (position !== size || again !== sha256) {
