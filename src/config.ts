@@ -26,3 +26,21 @@ export function metadataConfig(dataDir: string, mongoUri?: string): MetadataConf
   if (uri) return { kind: 'mongo', uri };
   return { kind: 'sqlite', path: path.join(path.resolve(dataDir), 'metadata.sqlite') };
 }
+
+/**
+ * COFFER_DIRECT_IO: `auto` (default: O_DIRECT chunk I/O where a probe at start shows the filesystem takes it),
+ * `on` (require it) or `off` (always through the page cache). Throws INVALID_ARGUMENT for other values.
+ */
+export function directIoSetting(value = process.env.COFFER_DIRECT_IO): boolean | undefined {
+  switch ((value ?? 'auto').trim().toLowerCase()) {
+    case 'auto':
+    case '':
+      return undefined;
+    case 'on':
+      return true;
+    case 'off':
+      return false;
+    default:
+      throw new CofferError(ErrorCode.INVALID_ARGUMENT, `COFFER_DIRECT_IO must be auto, on or off, not "${value ?? ''}"`);
+  }
+}

@@ -4,7 +4,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { createAuthenticator, startStorageServer, type AuthConfig } from './api/index.js';
-import { metadataConfig, type ListenAddress } from './config.js';
+import { directIoSetting, metadataConfig, type ListenAddress } from './config.js';
 import { openMetadataStore } from './metadata/index.js';
 import { createLogger, createServiceMetrics, type Logger } from './telemetry/index.js';
 import { Vault, type RootRole } from './vault/index.js';
@@ -39,7 +39,11 @@ export async function startService(config: ServiceConfig): Promise<RunningServic
   };
   try {
     const metrics = createServiceMetrics();
-    const chunks = await openChunkStore({ kind: 'fs', root: dataDir, onFsync: (seconds, target) => metrics.fsyncDuration.observe({ target }, seconds) });
+    const directIo = directIoSetting();
+    const chunks = await openChunkStore({
+      kind: 'fs', root: dataDir, onFsync: (seconds, target) => metrics.fsyncDuration.observe({ target }, seconds),
+      ...(directIo === undefined ? {} : { directIo }),
+    });
     closers.push(() => chunks.close());
     const vault = await Vault.open(store, chunks, { defaultRootRole: config.defaultRootRole, uploadGraceMs: config.uploadGraceMs });
     const authConfig: AuthConfig = config.jwks
@@ -48,7 +52,7 @@ export async function startService(config: ServiceConfig): Promise<RunningServic
     const auth = await createAuthenticator(authConfig);
     const server = await startStorageServer({ vault, auth, listen: config.listen, logger, metrics, gcIntervalMs: config.gcIntervalMs });
     closers.push(() => server.close());
-    logger.info({ url: server.url, metadata: store.kind, dataDir }, 'storage service started');
+    logger.info({ url: server.url, metadata: store.kind, dataDir, directIo: 'directIo' in chunks ? chunks.directIo : false }, 'storage service started');
     return { url: server.url, close: closeAll };
   } catch (e) {
     await closeAll();

@@ -6,10 +6,11 @@ import { randomBytes } from 'node:crypto';
 import { open, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
-import { BufferPool } from '../buffer-pool.js';
+import { BufferPool, alignedAllocator } from '../buffer-pool.js';
 import { CHUNK_SIZE, MAX_SEALED_SIZE, blobIdFromHex, expectedChunkLayout, openChunkInto } from '../crypto/index.js';
 import { CofferError, ErrorCode } from '../errors.js';
 import type { DataKeyProvider } from './data-keys.js';
+import { OutputFile } from './output-file.js';
 import type { Manifest, NodeInfo, VaultClient } from './vault-client.js';
 
 export interface DownloadOptions {
@@ -46,7 +47,7 @@ export async function downloadFile(client: VaultClient, vaultPath: string, desti
   checkManifest(manifest);
   const dek = await options.keys.openDataKey(manifest.keyRecord, manifest.blobId);
   const temp = path.join(path.dirname(dest), `.${path.basename(dest)}.coffer-partial-${randomBytes(6).toString('hex')}`);
-  const fh = await open(temp, 'wx', 0o600);
+  const fh = await OutputFile.create(temp);
   let ok = false;
   try {
     // Flush to disk while downloading (every 64 MiB, one flush at a time) so the final fsync before the rename
@@ -61,14 +62,16 @@ export async function downloadFile(client: VaultClient, vaultPath: string, desti
         flushing = null;
       });
     };
-    await openChunks(client, manifest, dek, options.concurrency ?? 4, async (offset, plaintext) => {
-      await fh.write(plaintext, 0, plaintext.length, offset);
+    const n = Math.max(1, options.concurrency ?? 4);
+    // aligned plaintext buffers, so that the file can be written with O_DIRECT (output-file.ts)
+    const plainBuffers = new BufferPool(CHUNK_SIZE, n, alignedAllocator(CHUNK_SIZE, n));
+    await openChunks(client, manifest, dek, n, plainBuffers, async (offset, plaintext) => {
+      await fh.write(plaintext, offset);
       maybeFlush(plaintext.length);
       options.onProgress?.(plaintext.length);
     });
     await flushing;
-    await fh.truncate(manifest.size);
-    await fh.sync();
+    await fh.finish(manifest.size);
     ok = true;
   } finally {
     dek.fill(0);
@@ -90,7 +93,8 @@ export async function verifyFile(client: VaultClient, vaultPath: string, options
   checkManifest(manifest);
   const dek = await options.keys.openDataKey(manifest.keyRecord, manifest.blobId);
   try {
-    await openChunks(client, manifest, dek, options.concurrency ?? 4, async (_offset, plaintext) => {
+    const n = Math.max(1, options.concurrency ?? 4);
+    await openChunks(client, manifest, dek, n, new BufferPool(CHUNK_SIZE, n), async (_offset, plaintext) => {
       options.onProgress?.(plaintext.length);
     });
   } finally {
@@ -103,18 +107,17 @@ export async function verifyFile(client: VaultClient, vaultPath: string, options
  * Fetches chunks with bounded concurrency, checks each header against the manifest and authenticates it, and
  * hands the plaintext with its offset to `sink` (in any order; the plaintext buffer is reused once the sink's
  * promise settles). Throws at the first bad chunk. Sealed and plaintext buffers come from pools of
- * `concurrency` each, so nothing is allocated per chunk; plaintext buffers are zeroed at the end.
+ * `concurrency` each (plaintext: the caller's, of CHUNK_SIZE), so nothing is allocated per chunk; both are
+ * zeroed at the end.
  */
 async function openChunks(
-  client: VaultClient, manifest: Manifest, dek: Uint8Array, concurrency: number,
+  client: VaultClient, manifest: Manifest, dek: Uint8Array, concurrency: number, plainBuffers: BufferPool,
   sink: (offset: number, plaintext: Uint8Array) => Promise<void>,
 ): Promise<void> {
   const blobId = blobIdFromHex(manifest.blobId);
   const layout = expectedChunkLayout(manifest.size);
-  const n = Math.max(1, concurrency);
-  const limit = pLimit(n);
-  const sealedBuffers = new BufferPool(MAX_SEALED_SIZE, n);
-  const plainBuffers = new BufferPool(CHUNK_SIZE, n);
+  const limit = pLimit(concurrency);
+  const sealedBuffers = new BufferPool(MAX_SEALED_SIZE, concurrency);
   let failed = false;
   const tasks = Array.from({ length: manifest.chunkCount }, (_, index) =>
     limit(async () => {
