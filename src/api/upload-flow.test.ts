@@ -2,6 +2,7 @@
 // manifest → download (full, Range, ETag) → open with the DEK, byte-identical.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
 import { CHUNK_SIZE, blobIdFromHex, openChunk } from '../crypto/index.js';
 import { newBlobHex, newDek, sealAll } from '../vault/test-env.js';
 import { call, errorCode, startTestServer, type TestServer } from './test-server.js';
@@ -150,5 +151,54 @@ describe('upload and download over HTTP', () => {
     expect([res.status, await errorCode(res)]).toEqual([413, 'PAYLOAD_TOO_LARGE']);
     expect(await s.env.chunks.list(b3)).toEqual([]);
     expect(((await (await call(s.url, alice, 'GET', `/v1/uploads/${b3}`)).json()) as { chunks: unknown[] }).chunks).toEqual([]);
+  });
+});
+
+describe('chunk GETs through reused buffers', () => {
+  it('a stalled reader and clients that hang up mid-chunk do not disturb the bytes anyone receives', async () => {
+    const data = randomBytes(3 * CHUNK_SIZE + 999);
+    const blobId = newBlobHex();
+    const sealed = await sealAll(newDek(), blobId, data);
+    let res = await call(s.url, alice, 'POST', '/v1/uploads', { path: '/reuse.bin', blobId, keyGeneration: 1, keyRecord, size: data.length });
+    expect(res.status).toBe(201);
+    for (const [i, chunk] of sealed.entries()) expect((await call(s.url, alice, 'PUT', `/v1/uploads/${blobId}/chunks/${i}`, chunk)).status).toBe(200);
+    expect((await call(s.url, alice, 'POST', `/v1/uploads/${blobId}/commit`, { chunkCount: sealed.length, size: data.length })).status).toBe(200);
+    const url = new URL(s.url);
+    const hangUp = (index: number): Promise<void> =>
+      new Promise((resolve) => {
+        const req = request({ host: url.hostname, port: url.port, path: `/v1/blobs/${blobId}/chunks/${index}`, headers: { authorization: `Bearer ${alice}` } }, (r) => {
+          r.once('data', () => {
+            req.destroy();
+            resolve();
+          });
+        });
+        req.on('error', () => resolve());
+        req.end();
+      });
+    const fetchChunk = async (i: number): Promise<void> => {
+      const r = await call(s.url, alice, 'GET', `/v1/blobs/${blobId}/chunks/${i}`);
+      expect(Buffer.from(await r.arrayBuffer()).equals(Buffer.from(sealed[i] as Uint8Array))).toBe(true);
+    };
+    // A reader that stalls after the first bytes keeps most of its chunk waiting in the service's buffer; the
+    // GETs running meanwhile must not be handed that buffer (they would overwrite what the slow reader gets).
+    const slowReader = (index: number, others: () => Promise<unknown>): Promise<Buffer> =>
+      new Promise((resolve, reject) => {
+        const req = request({ host: url.hostname, port: url.port, path: `/v1/blobs/${blobId}/chunks/${index}`, headers: { authorization: `Bearer ${alice}` } }, (r) => {
+          const parts: Buffer[] = [];
+          r.once('data', () => {
+            r.pause();
+            others().then(() => r.resume(), reject);
+          });
+          r.on('data', (d: Buffer) => parts.push(d));
+          r.on('end', () => resolve(Buffer.concat(parts)));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    for (let round = 0; round < 3; round++) {
+      const slow = await slowReader(0, () => Promise.all([fetchChunk(1), fetchChunk(2), fetchChunk(3), fetchChunk(1), fetchChunk(2)]));
+      expect(slow.equals(Buffer.from(sealed[0] as Uint8Array))).toBe(true);
+      await Promise.all([...sealed.map((_, i) => fetchChunk(i)), ...sealed.map((_, i) => hangUp(i)), ...sealed.map((_, i) => hangUp(i))]);
+    }
   });
 });

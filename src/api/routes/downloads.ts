@@ -59,13 +59,14 @@ export function downloadRoutes(app: Hono<ApiEnv>, vault: Vault, metrics: Service
       headers['Content-Length'] = String(r.size);
     }
     if (r.bytes && outgoing && into) {
-      // One write of the whole chunk straight into Node's response; the buffer is reused only after 'finish'
-      // (every byte handed to the kernel). A client that goes away leaves it to the garbage collector.
+      // One write of the whole chunk straight into Node's response. The buffer is reused after 'close': the
+      // response finished (every byte handed to the kernel) or its connection was torn down (libuv cancels
+      // pending writes before it reports the close), so nothing reads it any more either way.
       const bytes = r.bytes;
       c.res.headers.forEach((value, name) => outgoing.setHeader(name, value));
       for (const [name, value] of Object.entries(headers)) outgoing.setHeader(name, value);
       outgoing.statusCode = status;
-      outgoing.once('finish', () => buffers.release(into));
+      outgoing.once('close', () => buffers.release(into));
       outgoing.end(bytes);
       metrics?.bytesOut.inc(bytes.length);
       return new Response(null, { status, headers: { [ALREADY_SENT]: 'true' } });
