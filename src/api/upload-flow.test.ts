@@ -159,7 +159,7 @@ describe('chunk GETs through reused buffers', () => {
     const data = randomBytes(3 * CHUNK_SIZE + 999);
     const blobId = newBlobHex();
     const sealed = await sealAll(newDek(), blobId, data);
-    let res = await call(s.url, alice, 'POST', '/v1/uploads', { path: '/reuse.bin', blobId, keyGeneration: 1, keyRecord, size: data.length });
+    const res = await call(s.url, alice, 'POST', '/v1/uploads', { path: '/reuse.bin', blobId, keyGeneration: 1, keyRecord, size: data.length });
     expect(res.status).toBe(201);
     for (const [i, chunk] of sealed.entries()) expect((await call(s.url, alice, 'PUT', `/v1/uploads/${blobId}/chunks/${i}`, chunk)).status).toBe(200);
     expect((await call(s.url, alice, 'POST', `/v1/uploads/${blobId}/commit`, { chunkCount: sealed.length, size: data.length })).status).toBe(200);
