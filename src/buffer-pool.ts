@@ -6,6 +6,11 @@
 // sent it has been answered, after the write that used it has completed). A buffer whose fate is unknown after
 // an error is simply not released; the garbage collector reclaims it. Buffers may hold plaintext: `clear()`
 // zeroes and drops every kept buffer when a transfer ends.
+//
+// Also here: what direct I/O needs of a buffer (alignedAllocator, alignUp, O_DIRECT), used by the chunk store
+// (storage-backend/fs/direct-io.ts), the service's GET buffers and the download's output file.
+import { constants } from 'node:fs';
+
 export class BufferPool {
   private readonly free: Buffer[] = [];
   private readonly allocate: () => Buffer;
@@ -50,6 +55,9 @@ const WasmMemory = (globalThis as unknown as {
 
 /** Alignment of the buffers made by alignedAllocator: enough for O_DIRECT on any Linux block device. */
 export const DIRECT_IO_ALIGNMENT = 4096;
+
+/** The O_DIRECT open flag, 0 where the platform has none (callers then never try direct I/O). */
+export const O_DIRECT: number = (constants as { O_DIRECT?: number }).O_DIRECT ?? 0;
 
 /** `n` rounded up to the next multiple of DIRECT_IO_ALIGNMENT. */
 export function alignUp(n: number): number {

@@ -6,9 +6,7 @@
 // A filesystem or a buffer that O_DIRECT refuses (EINVAL) switches the file to ordinary writes, for good.
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { alignUp } from '../buffer-pool.js';
-
-const O_DIRECT: number = (constants as { O_DIRECT?: number }).O_DIRECT ?? 0;
+import { O_DIRECT, alignUp } from '../buffer-pool.js';
 
 export class OutputFile {
   private constructor(

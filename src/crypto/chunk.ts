@@ -1,9 +1,11 @@
 // Sealing and opening one chunk (format v1, DESIGN.md "Chunk format v1"): AES-256-GCM under the blob's DEK,
 // IV = a fresh 96-bit random nonce made here, AAD = the whole 48-byte header.
-// The hot path is WebCrypto (`crypto.subtle`, OpenSSL with AES-NI underneath): it runs on libuv's thread pool,
-// so sealing or opening an 8 MiB chunk (≈ 4–8 ms) never blocks the event loop that is moving the previous and
-// next chunks over HTTP, and it only ever returns plaintext whose tag verified. The fixed-nonce path for test
-// vectors uses Node's synchronous cipher; both are cross-checked against @noble/ciphers in the tests.
+// Two paths, one format (docs/crypto.md). sealChunk/openChunk use WebCrypto (`crypto.subtle`, OpenSSL with
+// AES-NI underneath) on libuv's thread pool: the event loop is never held, and only plaintext whose tag
+// verified comes back. sealChunkInto/openChunkInto, the bulk-transfer path, use Node's synchronous cipher in
+// 1 MiB slices into buffers the caller reuses: WebCrypto copies its input and allocates its output on every
+// call, and those fresh 8 MiB buffers cost more in page faults than the AES itself. The fixed-nonce path for
+// test vectors shares sealInto with the bulk path; all are cross-checked against @noble/ciphers in the tests.
 import { createCipheriv, createDecipheriv, randomBytes, webcrypto } from 'node:crypto';
 import { CofferError, ErrorCode } from '../errors.js';
 import {
