@@ -14,17 +14,13 @@ import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BufferPool, DIRECT_IO_ALIGNMENT, O_DIRECT, alignUp, alignedAllocator } from '../../src/buffer-pool.js';
+import { BufferPool, DIRECT_IO_ALIGNMENT, O_DIRECT, alignedAllocator } from '../../src/buffer-pool.js';
 
 /** Size of each O_DIRECT write: a multiple of DIRECT_IO_ALIGNMENT. */
 export const DIRECT_WRITE_BYTES = 1024 * 1024;
 
-export { O_DIRECT };
-
 /** Aligned write buffers shared by every direct-I/O store of the process, carved 16 to a slab. */
 export const directWriteBuffers = new BufferPool(DIRECT_WRITE_BYTES, 32, alignedAllocator(DIRECT_WRITE_BYTES, 16));
-
-export { alignUp };
 
 /**
  * Whether files in `dir` can be written with O_DIRECT: creates a probe file with O_DIRECT, writes one aligned

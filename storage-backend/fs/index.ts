@@ -7,12 +7,13 @@ import { open, readdir, rmdir, unlink, type FileHandle } from 'node:fs/promises'
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import pLimit, { type LimitFunction } from 'p-limit';
+import { O_DIRECT, alignUp } from '../../src/buffer-pool.js';
 import { CofferError, ErrorCode } from '../../src/errors.js';
 import { assertBlobId, assertChunkRef, assertPutOptions, assertRange, assertSweepAge, chunkName, resolveRange } from '../ref.js';
 import type { ByteRange, ChunkRef, ChunkStat, ChunkStore, PutOptions, PutResult } from '../types.js';
 import { errnoOf, fsError } from './errors.js';
 import { fsyncDir, FsLayout, prepareRoot } from './layout.js';
-import { O_DIRECT, alignUp, probeDirectIo } from './direct-io.js';
+import { probeDirectIo } from './direct-io.js';
 import { blobDirs, chunkIndices, sweepTemporaryFiles } from './walk.js';
 import { writeChunk } from './write-chunk.js';
 

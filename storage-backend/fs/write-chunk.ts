@@ -9,10 +9,10 @@ import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { LimitFunction } from 'p-limit';
-import { BufferPool } from '../../src/buffer-pool.js';
+import { BufferPool, O_DIRECT, alignUp } from '../../src/buffer-pool.js';
 import { CofferError, ErrorCode } from '../../src/errors.js';
 import type { PutResult } from '../types.js';
-import { DIRECT_WRITE_BYTES, O_DIRECT, alignUp, directWriteBuffers } from './direct-io.js';
+import { DIRECT_WRITE_BYTES, directWriteBuffers } from './direct-io.js';
 import { fsError } from './errors.js';
 import { fsyncDir } from './layout.js';
 

@@ -1,14 +1,22 @@
 // Download routes: manifests by blob id and by path, and sealed chunks with Range / ETag (docs/http-api.md).
+import type { ServerResponse } from 'node:http';
 import { Readable, pipeline } from 'node:stream';
 import type { Hono } from 'hono';
 import { BufferPool, alignUp, alignedAllocator } from '../../buffer-pool.js';
 import { MAX_SEALED_SIZE } from '../../crypto/index.js';
 import type { ServiceMetrics } from '../../telemetry/index.js';
 import type { Vault } from '../../vault/index.js';
-import { indexParam, parseRange, query, type ApiEnv } from '../http.js';
+import { indexParam, parseRange, query, type ApiEnv, type Ctx } from '../http.js';
 
 // @hono/node-server's marker for a response the route wrote itself (see its utils/response RESPONSE_ALREADY_SENT)
 const ALREADY_SENT = 'x-hono-already-sent';
+
+/** Status and headers on Node's own response, with those set by middleware (request id) carried over. */
+function startNodeResponse(c: Ctx, outgoing: ServerResponse, status: number, headers: Record<string, string>): void {
+  c.res.headers.forEach((value, name) => outgoing.setHeader(name, value));
+  for (const [name, value] of Object.entries(headers)) outgoing.setHeader(name, value);
+  outgoing.statusCode = status;
+}
 
 function etagMatches(header: string | undefined, etag: string): boolean {
   if (!header) return false;
@@ -63,9 +71,7 @@ export function downloadRoutes(app: Hono<ApiEnv>, vault: Vault, metrics: Service
       // response finished (every byte handed to the kernel) or its connection was torn down (libuv cancels
       // pending writes before it reports the close), so nothing reads it any more either way.
       const bytes = r.bytes;
-      c.res.headers.forEach((value, name) => outgoing.setHeader(name, value));
-      for (const [name, value] of Object.entries(headers)) outgoing.setHeader(name, value);
-      outgoing.statusCode = status;
+      startNodeResponse(c, outgoing, status, headers);
       outgoing.once('close', () => buffers.release(into));
       outgoing.end(bytes);
       metrics?.bytesOut.inc(bytes.length);
@@ -75,10 +81,8 @@ export function downloadRoutes(app: Hono<ApiEnv>, vault: Vault, metrics: Service
     stream.on('data', (chunk: Buffer) => metrics?.bytesOut.inc(chunk.length));
     if (!outgoing) return c.body(Readable.toWeb(stream) as unknown as ReadableStream<Uint8Array>, status, headers);
     // Range requests: pipe the file straight into Node's response. Going through a web ReadableStream costs
-    // about half the throughput on 8 MiB chunks; the headers set by middleware (request id) are carried over.
-    c.res.headers.forEach((value, name) => outgoing.setHeader(name, value));
-    for (const [name, value] of Object.entries(headers)) outgoing.setHeader(name, value);
-    outgoing.statusCode = status;
+    // about half the throughput on 8 MiB chunks.
+    startNodeResponse(c, outgoing, status, headers);
     pipeline(stream, outgoing, () => undefined); // a client that goes away just ends the stream
     return new Response(null, { status, headers: { [ALREADY_SENT]: 'true' } });
   });
