@@ -96,11 +96,8 @@ export class VaultClient {
   }
 
   /** One whole sealed chunk read into the start of `into` (e.g. a pooled buffer); returns the filled view. */
-  async getChunkInto(blobId: string, index: number, into: Buffer): Promise<Buffer> {
-    const res: IncomingMessage = await this.http.raw(`/v1/blobs/${blobId}/chunks/${index}`, {
-      headers: { accept: 'application/octet-stream' },
-    });
-    return readAll(res, MAX_SEALED_SIZE, into);
+  getChunkInto(blobId: string, index: number, into: Buffer): Promise<Buffer> {
+    return this.http.getInto(`/v1/blobs/${blobId}/chunks/${index}`, into.length > MAX_SEALED_SIZE ? into.subarray(0, MAX_SEALED_SIZE) : into);
   }
 
   grants(path: string): Promise<{ grants: Array<{ user: string; role: string; createdAt: string }> }> {
