@@ -57,7 +57,7 @@ export function parseResponseHead(bytes: Uint8Array): ResponseHead | null {
     const key = name.toLowerCase();
     if (key === 'content-length') {
       for (const part of value.split(',')) {
-        const v = part.trim();
+        const v = part.replace(/^[ \t]+|[ \t]+$/g, ''); // OWS only (String.trim would also take U+00A0)
         if (!/^\d{1,15}$/.test(v)) throw malformed(`bad Content-Length "${printable(value)}"`);
         if (contentLength !== null && Number(v) !== contentLength) throw malformed('conflicting Content-Length headers');
         contentLength = Number(v);
@@ -71,12 +71,15 @@ export function parseResponseHead(bytes: Uint8Array): ResponseHead | null {
   const te = headers.get('transfer-encoding');
   let chunked = false;
   if (te !== undefined) {
+    // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is faulty framing
+    if (minor === '0') throw malformed('Transfer-Encoding in an HTTP/1.0 response');
     if (te.toLowerCase() !== 'chunked') throw malformed(`unsupported Transfer-Encoding "${printable(te)}"`);
     if (contentLength !== null) throw malformed('both Transfer-Encoding and Content-Length');
     chunked = true;
   }
   const connection = (headers.get('connection') ?? '').toLowerCase().split(',').map((t) => t.trim());
-  const keepAlive = minor === '1' ? !connection.includes('close') : connection.includes('keep-alive');
+  // RFC 9112 §9.3: "close" ends the connection whatever the version; HTTP/1.0 persists only when asked to
+  const keepAlive = !connection.includes('close') && (minor === '1' || connection.includes('keep-alive'));
   return { status, headers, length: end + CRLFCRLF.length, contentLength, chunked, keepAlive };
 }
 
