@@ -6,8 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { open, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
-import { BufferPool, alignedAllocator } from '../buffer-pool.js';
-import { CHUNK_SIZE, MAX_SEALED_SIZE, blobIdFromHex, expectedChunkLayout, openChunkInto } from '../crypto/index.js';
+import { BufferPool, DIRECT_IO_ALIGNMENT, alignUp, alignedAllocator } from '../buffer-pool.js';
+import { HEADER_SIZE, MAX_SEALED_SIZE, blobIdFromHex, expectedChunkLayout, openChunkInto } from '../crypto/index.js';
 import { CofferError, ErrorCode } from '../errors.js';
 import type { DataKeyProvider } from './data-keys.js';
 import { OutputFile } from './output-file.js';
@@ -62,10 +62,7 @@ export async function downloadFile(client: VaultClient, vaultPath: string, desti
         flushing = null;
       });
     };
-    const n = Math.max(1, options.concurrency ?? 4);
-    // aligned plaintext buffers, so that the file can be written with O_DIRECT (output-file.ts)
-    const plainBuffers = new BufferPool(CHUNK_SIZE, n, alignedAllocator(CHUNK_SIZE, n));
-    await openChunks(client, manifest, dek, n, plainBuffers, async (offset, plaintext) => {
+    await openChunks(client, manifest, dek, Math.max(1, options.concurrency ?? 4), async (offset, plaintext) => {
       await fh.write(plaintext, offset);
       maybeFlush(plaintext.length);
       options.onProgress?.(plaintext.length);
@@ -93,8 +90,7 @@ export async function verifyFile(client: VaultClient, vaultPath: string, options
   checkManifest(manifest);
   const dek = await options.keys.openDataKey(manifest.keyRecord, manifest.blobId);
   try {
-    const n = Math.max(1, options.concurrency ?? 4);
-    await openChunks(client, manifest, dek, n, new BufferPool(CHUNK_SIZE, n), async (_offset, plaintext) => {
+    await openChunks(client, manifest, dek, Math.max(1, options.concurrency ?? 4), async (_offset, plaintext) => {
       options.onProgress?.(plaintext.length);
     });
   } finally {
@@ -104,37 +100,43 @@ export async function verifyFile(client: VaultClient, vaultPath: string, options
 }
 
 /**
- * Fetches chunks with bounded concurrency, checks each header against the manifest and authenticates it, and
- * hands the plaintext with its offset to `sink` (in any order; the plaintext buffer is reused once the sink's
- * promise settles). Throws at the first bad chunk. Sealed and plaintext buffers come from pools of
- * `concurrency` each (plaintext: the caller's, of CHUNK_SIZE), so nothing is allocated per chunk; both are
- * zeroed at the end.
+ * Where a sealed chunk sits in its download buffer: just far enough in that its ciphertext, and so the plaintext
+ * opened over it in place, starts on a 4 KiB boundary (the output file is written with O_DIRECT).
+ */
+const SEALED_AT = DIRECT_IO_ALIGNMENT - HEADER_SIZE;
+/** A download buffer: the sealed chunk at SEALED_AT, and room to pad the plaintext to whole 4 KiB blocks. */
+const BUFFER_SIZE = alignUp(SEALED_AT + MAX_SEALED_SIZE);
+
+/**
+ * Fetches chunks with bounded concurrency, checks each header against the manifest, authenticates and opens it
+ * in place, and hands the plaintext with its offset to `sink` (in any order; the buffer is reused once the
+ * sink's promise settles). Throws at the first bad chunk. One aligned buffer per chunk in flight, from a pool,
+ * so nothing is allocated per chunk: the body is read straight into it (body-fetcher.ts) and the plaintext
+ * replaces the ciphertext. The buffers are zeroed at the end.
  */
 async function openChunks(
-  client: VaultClient, manifest: Manifest, dek: Uint8Array, concurrency: number, plainBuffers: BufferPool,
+  client: VaultClient, manifest: Manifest, dek: Uint8Array, concurrency: number,
   sink: (offset: number, plaintext: Uint8Array) => Promise<void>,
 ): Promise<void> {
   const blobId = blobIdFromHex(manifest.blobId);
   const layout = expectedChunkLayout(manifest.size);
   const limit = pLimit(concurrency);
-  const sealedBuffers = new BufferPool(MAX_SEALED_SIZE, concurrency);
+  const buffers = new BufferPool(BUFFER_SIZE, concurrency, alignedAllocator(BUFFER_SIZE, concurrency));
   let failed = false;
   const tasks = Array.from({ length: manifest.chunkCount }, (_, index) =>
     limit(async () => {
       if (failed) return; // after the first failure the queued chunks are skipped
-      const sealedBuf = sealedBuffers.acquire();
-      const sealed = await client.getChunkInto(manifest.blobId, index, sealedBuf);
-      const plainBuf = plainBuffers.acquire();
+      const buf = buffers.acquire();
+      const sealed = await client.getChunkInto(manifest.blobId, index, buf.subarray(SEALED_AT));
       const plaintext = openChunkInto(dek, sealed, {
         blobId,
         index,
         keyGeneration: manifest.keyGeneration,
         final: index === manifest.chunkCount - 1,
         plaintextLength: layout.plaintextLengthOf(index),
-      }, plainBuf);
-      sealedBuffers.release(sealedBuf);
+      }, sealed.subarray(HEADER_SIZE));
       await sink(layout.offsetOf(index), plaintext);
-      plainBuffers.release(plainBuf);
+      buffers.release(buf);
     }).catch((e: unknown) => {
       failed = true;
       throw e;
@@ -147,8 +149,7 @@ async function openChunks(
     await Promise.allSettled(tasks);
     throw e;
   } finally {
-    plainBuffers.clear();
-    sealedBuffers.clear();
+    buffers.clear();
   }
 }
 

@@ -55,6 +55,44 @@ describe('sealChunkInto / openChunkInto', () => {
     expect(plainBuf.subarray(0, CHUNK_SIZE).every((b) => b === 0)).toBe(true);
   });
 
+  it('opens in place over its own ciphertext (full and short chunks, noble cross-check); a bad tag there leaves no plaintext', () => {
+    for (const len of [CHUNK_SIZE, 3 * 1024 * 1024 + 17, 1]) {
+      const dek = newDataKey();
+      const blobId = newBlobId();
+      const plaintext = randomBytes(len);
+      const params = { blobId, index: 4, keyGeneration: 2, final: len !== CHUNK_SIZE };
+      const nonce = randomBytes(12);
+      const header = encodeChunkHeader({ ...params, plaintextLength: len, nonce });
+      const buf = Buffer.concat([Buffer.alloc(100, 0xcc), header, gcm(dek, nonce, header).encrypt(plaintext), Buffer.alloc(100, 0xcc)]);
+      const sealed = buf.subarray(100, 100 + HEADER_SIZE + len + 16);
+      const tampered = Buffer.from(buf);
+      const opened = openChunkInto(dek, sealed, { ...params, plaintextLength: len }, sealed.subarray(HEADER_SIZE));
+      expect([opened.buffer === buf.buffer, opened.byteOffset]).toEqual([true, buf.byteOffset + 100 + HEADER_SIZE]);
+      expect(Buffer.from(opened).equals(plaintext)).toBe(true);
+      expect(buf.subarray(0, 100).every((b) => b === 0xcc) && buf.subarray(buf.length - 100).every((b) => b === 0xcc)).toBe(true);
+
+      const bad = tampered.subarray(100, 100 + HEADER_SIZE + len + 16);
+      bad[bad.length - 1] = (bad[bad.length - 1] as number) ^ 1; // the tag
+      expect(() => openChunkInto(dek, bad, { ...params, plaintextLength: len }, bad.subarray(HEADER_SIZE))).toThrow(expect.objectContaining({ code: 'CHUNK_AUTH_FAILED' }));
+      expect(bad.subarray(HEADER_SIZE, HEADER_SIZE + len).every((b) => b === 0)).toBe(true);
+      expect(bad.subarray(HEADER_SIZE, HEADER_SIZE + len).equals(plaintext)).toBe(false);
+    }
+  });
+
+  it('refuses an output buffer that overlaps the sealed chunk other than exactly in place', () => {
+    const dek = newDataKey();
+    const blobId = newBlobId();
+    const sealed = Buffer.from(sealChunkInto(dek, { blobId, index: 0, keyGeneration: 1, final: true }, randomBytes(5000), sealedBuf));
+    const ok = { blobId, index: 0, keyGeneration: 1, final: true, plaintextLength: 5000 };
+    for (const at of [0, HEADER_SIZE - 1, HEADER_SIZE + 1, 1000]) {
+      expect(() => openChunkInto(dek, sealed, ok, sealed.subarray(at))).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    }
+    const room = Buffer.alloc(20_000);
+    room.set(sealed, 10_000);
+    const apart = room.subarray(10_000, 10_000 + sealed.length);
+    expect(Buffer.from(openChunkInto(dek, apart, ok, room.subarray(0, 5000))).length).toBe(5000); // same memory, no overlap
+  });
+
   it('refuses what openChunk refuses, and buffers that are too small', () => {
     const dek = newDataKey();
     const blobId = newBlobId();

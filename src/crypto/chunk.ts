@@ -210,12 +210,20 @@ export async function openChunk(dek: Uint8Array, sealed: Uint8Array, expect: Ope
  * plaintext view of it, only after the tag verified: the bulk-transfer path (see sealChunkInto), synchronous.
  * Node's decipher writes plaintext before the tag is checked, so on a bad tag every byte written to `out` is
  * zeroed before CHUNK_AUTH_FAILED is thrown: the caller never sees unauthenticated plaintext.
- * Checks and throws as openChunk, and INVALID_ARGUMENT when `out` is too small.
+ * `out` may be the chunk's own ciphertext (`sealed.subarray(HEADER_SIZE)`, same memory): each slice is
+ * deciphered before its plaintext is written back over it, so a download needs one buffer per chunk, not two.
+ * Any other overlap of `out` and `sealed` is refused.
+ * Checks and throws as openChunk, and INVALID_ARGUMENT when `out` is too small or overlaps `sealed` otherwise.
  */
 export function openChunkInto(dek: Uint8Array, sealed: Uint8Array, expect: OpenExpectation, out: Uint8Array): Uint8Array {
   const h = checkSealed(dek, sealed, expect);
   if (!(out instanceof Uint8Array) || out.length < h.plaintextLength) {
     throw new CofferError(ErrorCode.INVALID_ARGUMENT, `output buffer must hold at least ${h.plaintextLength} bytes`);
+  }
+  if (out.buffer === sealed.buffer) {
+    const inPlace = out.byteOffset === sealed.byteOffset + HEADER_SIZE;
+    const apart = out.byteOffset + h.plaintextLength <= sealed.byteOffset || sealed.byteOffset + sealed.length <= out.byteOffset;
+    if (!inPlace && !apart) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'output buffer overlaps the sealed chunk (only exactly in place is allowed)');
   }
   const end = HEADER_SIZE + h.plaintextLength;
   const decipher = createDecipheriv('aes-256-gcm', dek, h.nonce, { authTagLength: TAG_SIZE });
