@@ -4,7 +4,7 @@
 // processes; and `restic backup` of the same file when restic is installed.
 import { spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { constants, createReadStream } from 'node:fs';
+import { constants, createReadStream, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,6 +19,8 @@ const CHUNK = 8 * 1024 * 1024;
 
 export interface IngestOptions {
   size: number;
+  /** Rounds of the download measurements (each reference and each download once a round; medians reported). */
+  rounds?: number;
   dir?: string;
   keep?: boolean;
   log?: (line: string) => void;
@@ -48,22 +50,9 @@ export async function benchIngest(options: IngestOptions): Promise<Record<string
     const token = (await runOk(['token', '--data-dir', dataDir, '--user', 'bench', '--admin'])).trim();
     const server = await startServerProcess(['serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0']);
     let putRss = 0;
-    let getRss = 0;
     let serverRss = 0;
     let full: Timing;
-    let download: Timing;
-    let rawRead: Timing;
-    let rawReadDirect: Timing;
-    /** The faster raw read from disk: the download target's reference. */
-    let reference: Timing;
-    let rawReadWarm: Timing;
-    let verify: Timing;
-    let rawFetch: Timing;
-    let rawCopy: Timing;
-    let rawCopyDirect: Timing;
-    /** The faster raw copy: the reference for `coffer get`, which also writes the file. */
-    let copyReference: Timing;
-    let verifyRss = 0;
+    let downloads: DownloadFigures;
     try {
       const env = { COFFER_SERVER: server.url, COFFER_TOKEN: token, COFFER_KEY_FILE: keyFile };
       full = await timed(size, async () => {
@@ -73,39 +62,9 @@ export async function benchIngest(options: IngestOptions): Promise<Record<string
 
       const stat = JSON.parse(await runOk(['stat', '/bench.bin', '--json'], env)) as { blobId: string };
       const blobDir = path.join(dataDir, 'chunks', stat.blobId.slice(0, 2), stat.blobId.slice(2, 4), stat.blobId);
-      // "Reading the chunk files raw" (the download target's reference) is read from the disk: the service
-      // writes chunks with O_DIRECT, so right after the upload they are not in the page cache, and a download of
-      // a large file never comes from memory either. Two ways of reading them raw are timed, a buffered read
-      // (as cat does) and an O_DIRECT read (as the service does), and the faster is the reference. A third read
-      // comes from the page cache: memory bandwidth, printed for information only (docs/benchmarks.md).
-      rawRead = await timed(size, () => readFilesRaw(blobDir, false));
-      log(row('raw read of the chunk files from disk, buffered', rawRead));
-      rawReadDirect = await timed(size, () => readFilesRaw(blobDir, true));
-      log(row('raw read of the chunk files from disk, O_DIRECT', rawReadDirect));
-      rawReadWarm = await timed(size, () => readFilesRaw(blobDir, false));
-      log(row('raw read again, from the page cache (information)', rawReadWarm));
-      reference = rawRead.rate >= rawReadDirect.rate ? rawRead : rawReadDirect;
-      rawFetch = await timed(size, () => fetchSealedChunks(server.url, token, stat.blobId));
-      log(row('raw fetch of the sealed chunks over HTTP (no open)', rawFetch));
-      verify = await timed(size, async () => {
-        verifyRss = await runWatched(['get', '--verify-only', '/bench.bin', '--json'], env);
-      });
-      log(row('download + open, no write: get --verify-only', verify, reference, `of the raw read from disk (the faster one), ${(verify.rate / rawReadWarm.rate).toFixed(2)}× the page-cache read, ${(verify.rate / rawFetch.rate).toFixed(2)}× raw fetch, client peak RSS ${mib(verifyRss)}`));
-      const out = path.join(work, 'downloaded.bin');
-      rawCopy = await timed(size, () => copyAllFiles(blobDir, path.join(work, 'raw-copy.bin'), false));
-      log(row('raw copy: chunk files → one file + fsync, buffered', rawCopy));
-      rawCopyDirect = await timed(size, () => copyAllFiles(blobDir, path.join(work, 'raw-copy-direct.bin'), true));
-      log(row('raw copy: the same with O_DIRECT, 4 chunks at a time', rawCopyDirect));
-      copyReference = rawCopy.rate >= rawCopyDirect.rate ? rawCopy : rawCopyDirect;
-      await rm(path.join(work, 'raw-copy.bin'));
-      await rm(path.join(work, 'raw-copy-direct.bin'));
-      download = await timed(size, async () => {
-        getRss = await runWatched(['get', '/bench.bin', out, '--json'], env);
-      });
-      log(row('download + open + write: coffer get', download, copyReference, `of the raw copy (the faster one), ${(download.rate / reference.rate).toFixed(2)}× the raw read from disk, client peak RSS ${mib(getRss)}`));
+      downloads = await measureDownloads({ size, work, source, blobDir, server: server.url, token, blobId: stat.blobId, env, rounds: options.rounds ?? 3, log });
       serverRss = (await peakRss(server.child.pid as number)) ?? 0; // VmHWM is already the peak
       log(`storage service peak RSS: ${mib(serverRss)}`);
-      if (!(await sameFile(source, out))) throw new Error('downloaded file differs from the source');
     } finally {
       await server.stop();
     }
@@ -121,28 +80,13 @@ export async function benchIngest(options: IngestOptions): Promise<Record<string
       sealStoreMBps: sealStore.rate / 1e6,
       fullPathMBps: full.rate / 1e6,
       fullPathRatio: full.rate / baseline.rate,
-      downloadMBps: download.rate / 1e6,
-      rawReadMBps: rawRead.rate / 1e6,
-      rawReadDirectMBps: rawReadDirect.rate / 1e6,
-      rawReadWarmMBps: rawReadWarm.rate / 1e6,
-      referenceReadMBps: reference.rate / 1e6,
-      verifyOnlyMBps: verify.rate / 1e6,
-      verifyOnlyRatio: verify.rate / reference.rate,
-      verifyOnlyVsWarmRead: verify.rate / rawReadWarm.rate,
-      downloadRatio: download.rate / reference.rate,
-      downloadVsWarmRead: download.rate / rawReadWarm.rate,
-      rawFetchMBps: rawFetch.rate / 1e6,
-      verifyOnlyVsRawFetch: verify.rate / rawFetch.rate,
-      rawCopyMBps: rawCopy.rate / 1e6,
-      rawCopyDirectMBps: rawCopyDirect.rate / 1e6,
-      downloadVsRawCopy: download.rate / copyReference.rate,
+      ...downloads.results,
       putPeakRssBytes: putRss,
-      getPeakRssBytes: getRss,
       serverPeakRssBytes: serverRss,
       resticMBps: restic ? restic.rate / 1e6 : null,
       vsRestic: restic ? full.rate / restic.rate : null,
     });
-    log(`summary: full path ${(full.rate / baseline.rate).toFixed(2)}× baseline (target ≥ 0.7); download + open ${(verify.rate / reference.rate).toFixed(2)}× the raw read of the chunk files from disk (target ≥ 0.7; ${(verify.rate / rawReadWarm.rate).toFixed(2)}× a page-cache read); coffer get, which also writes the file, ${(download.rate / copyReference.rate).toFixed(2)}× a raw copy of the chunk files into one file and ${(download.rate / reference.rate).toFixed(2)}× the raw read; peak RSS put ${mib(putRss)} / get ${mib(getRss)} / serve ${mib(serverRss)} (target < 300 MB)${restic ? `; ${(full.rate / restic.rate).toFixed(2)}× restic (target ≥ 2)` : ''}`);
+    log(`summary: full path ${(full.rate / baseline.rate).toFixed(2)}× baseline (target ≥ 0.7); ${downloads.summary}; peak RSS put ${mib(putRss)} / get ${mib(downloads.getRss)} / serve ${mib(serverRss)} (target < 300 MB)${restic ? `; ${(full.rate / restic.rate).toFixed(2)}× restic (target ≥ 2)` : ''}`);
     return results;
   } finally {
     if (!options.keep) await rm(work, { recursive: true, force: true });
@@ -230,6 +174,118 @@ async function sealAndStore(source: string, root: string): Promise<void> {
 
 async function* oneShot(bytes: Uint8Array): AsyncIterable<Uint8Array> {
   yield bytes;
+}
+
+interface DownloadFigures {
+  results: Record<string, number>;
+  summary: string;
+  getRss: number;
+}
+
+interface DownloadSetup {
+  size: number;
+  work: string;
+  source: string;
+  blobDir: string;
+  server: string;
+  token: string;
+  blobId: string;
+  env: NodeJS.ProcessEnv;
+  rounds: number;
+  log: (line: string) => void;
+}
+
+/**
+ * The download measurements, in rounds: each round reads the chunk files raw (buffered as `cat` does, then
+ * O_DIRECT as the service does, then again from the page cache), fetches them over HTTP without opening them,
+ * runs `coffer get --verify-only`, copies them raw into one file (buffered, then O_DIRECT) and runs `coffer get`.
+ * On these VMs a figure moves by ±30 % from one minute to the next (the host's cache, fresh-page costs), so
+ * every round prints its own ratios, and the summary gives the median ratio with the range over the rounds.
+ * A download is compared with the faster raw read (or copy) of the same round: the stricter reference.
+ */
+async function measureDownloads(o: DownloadSetup): Promise<DownloadFigures> {
+  const { size, log } = o;
+  const per = {
+    readBuffered: [] as number[], readDirect: [] as number[], readWarm: [] as number[], fetch: [] as number[], verify: [] as number[],
+    copyBuffered: [] as number[], copyDirect: [] as number[], get: [] as number[], verifyRatio: [] as number[], getRatio: [] as number[],
+    verifyVsFetch: [] as number[], getVsRead: [] as number[],
+  };
+  let verifyRss = 0;
+  let getRss = 0;
+  for (let round = 1; round <= o.rounds; round++) {
+    evictFromPageCache(o.blobDir, log); // so that "from disk" is from the disk in every round, not only the first
+    const readBuffered = await timed(size, () => readFilesRaw(o.blobDir, false));
+    const readDirect = await timed(size, () => readFilesRaw(o.blobDir, true));
+    const readWarm = await timed(size, () => readFilesRaw(o.blobDir, false));
+    const fetch = await timed(size, () => fetchSealedChunks(o.server, o.token, o.blobId));
+    const verify = await timed(size, async () => {
+      verifyRss = Math.max(verifyRss, await runWatched(['get', '--verify-only', '/bench.bin', '--json'], o.env));
+    });
+    evictFromPageCache(o.blobDir, log);
+    const copyBuffered = await timed(size, () => copyAllFiles(o.blobDir, path.join(o.work, 'raw-copy.bin'), false));
+    const copyDirect = await timed(size, () => copyAllFiles(o.blobDir, path.join(o.work, 'raw-copy-direct.bin'), true));
+    await rm(path.join(o.work, 'raw-copy.bin'));
+    await rm(path.join(o.work, 'raw-copy-direct.bin'));
+    const out = path.join(o.work, 'downloaded.bin');
+    const get = await timed(size, async () => {
+      getRss = Math.max(getRss, await runWatched(['get', '/bench.bin', out, '--json'], o.env));
+    });
+    if (round === 1 && !(await sameFile(o.source, out))) throw new Error('downloaded file differs from the source');
+    await rm(out);
+
+    const read = Math.max(readBuffered.rate, readDirect.rate);
+    const copy = Math.max(copyBuffered.rate, copyDirect.rate);
+    const figures: Array<[keyof typeof per, number]> = [
+      ['readBuffered', readBuffered.rate], ['readDirect', readDirect.rate], ['readWarm', readWarm.rate], ['fetch', fetch.rate],
+      ['verify', verify.rate], ['copyBuffered', copyBuffered.rate], ['copyDirect', copyDirect.rate], ['get', get.rate],
+      ['verifyRatio', verify.rate / read], ['getRatio', get.rate / copy], ['verifyVsFetch', verify.rate / fetch.rate], ['getVsRead', get.rate / read],
+    ];
+    for (const [k, v] of figures) per[k].push(v);
+    log(`download round ${round}/${o.rounds}:`);
+    log(row('  raw read of the chunk files from disk, buffered', readBuffered));
+    log(row('  raw read of the chunk files from disk, O_DIRECT', readDirect));
+    log(row('  raw read again, page cache (information)', readWarm));
+    log(row('  raw fetch over HTTP, not opened (transport)', fetch));
+    log(row('  download + open: get --verify-only', verify, readBuffered.rate >= readDirect.rate ? readBuffered : readDirect, `of the faster raw read, ${(verify.rate / fetch.rate).toFixed(2)}× raw fetch`));
+    log(row('  raw copy into one file + fsync, buffered', copyBuffered));
+    log(row('  raw copy, O_DIRECT, 4 chunks at a time', copyDirect));
+    log(row('  download + open + write: coffer get', get, copyBuffered.rate >= copyDirect.rate ? copyBuffered : copyDirect, `of the faster raw copy, ${(get.rate / read).toFixed(2)}× the faster raw read`));
+  }
+  const span = (xs: number[], digits = 2, scale = 1): string => {
+    const m = (median(xs) / scale).toFixed(digits);
+    return xs.length > 1 ? `${m} (${(Math.min(...xs) / scale).toFixed(digits)}–${(Math.max(...xs) / scale).toFixed(digits)})` : m;
+  };
+  log(`download medians over ${o.rounds} round(s) (range): raw read buffered ${span(per.readBuffered, 0, 1e6)} MB/s, O_DIRECT ${span(per.readDirect, 0, 1e6)} MB/s, page cache ${span(per.readWarm, 0, 1e6)} MB/s; raw fetch ${span(per.fetch, 0, 1e6)} MB/s; get --verify-only ${span(per.verify, 0, 1e6)} MB/s; raw copy buffered ${span(per.copyBuffered, 0, 1e6)} MB/s, O_DIRECT ${span(per.copyDirect, 0, 1e6)} MB/s; coffer get ${span(per.get, 0, 1e6)} MB/s; client peak RSS verify ${mib(verifyRss)}, get ${mib(getRss)}`);
+  const results: Record<string, number> = { downloadRounds: o.rounds, verifyOnlyPeakRssBytes: verifyRss, getPeakRssBytes: getRss };
+  for (const [k, xs] of Object.entries(per)) results[`${k}Median`] = median(xs);
+  return {
+    results,
+    getRss,
+    summary: `download + open (get --verify-only) ${span(per.verifyRatio)}× the faster raw read of the chunk files from disk (target ≥ 0.7; ${span(per.verifyVsFetch)}× the raw HTTP fetch alone); coffer get, which also writes the file, ${span(per.getRatio)}× the faster raw copy into one file, ${span(per.getVsRead)}× the raw read`,
+  };
+}
+
+let evictionWarned = false;
+
+/**
+ * Drops the page cache of a directory's files: GNU dd's `iflag=nocache count=0` asks the kernel to forget the
+ * file's clean cached pages (posix_fadvise DONTNEED), which Node cannot ask for itself. Only these files are
+ * affected, not the whole machine's cache. Where dd cannot do it, says so once and carries on.
+ */
+function evictFromPageCache(dir: string, log: (line: string) => void): void {
+  for (const name of readdirSync(dir)) {
+    const r = spawnSync('dd', [`if=${path.join(dir, name)}`, 'iflag=nocache', 'count=0', 'status=none'], { stdio: 'ignore' });
+    if (r.status !== 0 && !evictionWarned) {
+      evictionWarned = true;
+      log('note: could not drop the chunk files from the page cache (GNU dd missing?); later buffered reads may come from memory');
+    }
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
 /**

@@ -8,6 +8,7 @@ import { intFlag, jsonOption, mongoUriOption } from '../options.js';
 
 interface IngestFlags {
   size: string;
+  rounds: string;
   dir?: string;
   keep?: boolean;
   json?: boolean;
@@ -27,6 +28,7 @@ export function register(program: Command): void {
     c
       .option('--size <size>', 'file size (e.g. 1GiB, 256MiB)', '1GiB')
       .option('--dir <dir>', 'scratch directory on the disk to measure (default: the system temp dir)')
+      .option('--rounds <n>', 'rounds of the download measurements (medians and ranges are reported)', '3')
       .option('--keep', 'keep the scratch files');
   const metaOpts = (c: Command): Command =>
     c
@@ -39,7 +41,7 @@ export function register(program: Command): void {
     .addOption(jsonOption())
     .action(async (opts: IngestFlags) => {
       const log = opts.json ? () => undefined : undefined;
-      const r = await benchIngest({ size: parseSize(opts.size), dir: opts.dir, keep: opts.keep, log });
+      const r = await benchIngest({ size: parseSize(opts.size), rounds: intFlag('--rounds', opts.rounds, 1, 20), dir: opts.dir, keep: opts.keep, log });
       if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
     });
 
@@ -53,7 +55,7 @@ export function register(program: Command): void {
 
   metaOpts(ingestOpts(bench.command('all').description('every benchmark')))
     .action(async (opts: IngestFlags & MetaFlags) => {
-      await benchIngest({ size: parseSize(opts.size), dir: opts.dir, keep: opts.keep });
+      await benchIngest({ size: parseSize(opts.size), rounds: intFlag('--rounds', opts.rounds, 1, 20), dir: opts.dir, keep: opts.keep });
       await benchMetadata({ mongoUri: opts.mongodbUri ?? null, mongoWire: opts.mongoWire === true, listEntries: intFlag('--entries', opts.entries, 1, 10_000_000), creates: intFlag('--creates', opts.creates, 1, 10_000_000) });
     });
 }
