@@ -14,7 +14,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { CofferError, ErrorCode, isCofferError } from '../errors.js';
-import { errorFromResponse } from './http.js';
+import { errorFromResponse } from './http-errors.js';
 import { MAX_HEAD_SIZE, parseResponseHead, type ResponseHead } from './response-head.js';
 
 export interface BodyFetcherOptions {

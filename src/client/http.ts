@@ -4,6 +4,7 @@ import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { CofferError, ErrorCode } from '../errors.js';
 import { BodyFetcher } from './body-fetcher.js';
+import { errorFromResponse } from './http-errors.js';
 import { withRetry } from './retry.js';
 
 export interface ClientOptions {
@@ -26,9 +27,6 @@ export interface RequestOptions {
   okStatuses?: number[];
 }
 
-const knownCodes = new Set<string>(Object.values(ErrorCode));
-/** Statuses worth retrying unchanged: the service or a proxy in front of it is briefly unavailable. */
-const TRANSIENT_STATUS = new Set([408, 429, 502, 503, 504]);
 
 export class HttpClient {
   readonly base: URL;
@@ -189,23 +187,4 @@ async function errorFrom(res: IncomingMessage): Promise<CofferError> {
     /* keep the status */
   }
   return errorFromResponse(res.statusCode ?? 0, text);
-}
-
-/**
- * The CofferError for an error response: the service's JSON error shape keeps its stable code; anything else
- * (a proxy's page, an empty body) is mapped from the status. Statuses in TRANSIENT_STATUS are retryable.
- */
-export function errorFromResponse(status: number, text: string): CofferError {
-  try {
-    const parsed = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
-    const code = parsed.error?.code;
-    const message = typeof parsed.error?.message === 'string' ? parsed.error.message : `HTTP ${status}`;
-    if (typeof code === 'string' && knownCodes.has(code)) {
-      return new CofferError(code as ErrorCode, message, { details: { status }, retryable: TRANSIENT_STATUS.has(status) });
-    }
-  } catch {
-    /* not our JSON error shape */
-  }
-  const code = status === 401 ? ErrorCode.UNAUTHENTICATED : status === 403 ? ErrorCode.PERMISSION_DENIED : status === 404 ? ErrorCode.NOT_FOUND : status >= 500 ? ErrorCode.UNAVAILABLE : ErrorCode.INVALID_ARGUMENT;
-  return new CofferError(code, `HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ''}`, { details: { status }, retryable: TRANSIENT_STATUS.has(status) });
 }
