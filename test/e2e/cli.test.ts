@@ -1,12 +1,15 @@
 // End to end through the real `coffer` command: a `coffer serve` process on loopback, `coffer put/get/ls/stat/
-// mkdir/mv/rm`, exit codes and one-line errors, tamper detection that leaves nothing at the destination, and
-// `coffer keys export-dek` opened by the independent reader written from DESIGN.md alone.
+// mkdir/mv/rm`, exit codes and one-line errors, tamper detection that leaves nothing at the destination,
+// `coffer keys export-dek` opened by the independent reader written from DESIGN.md alone, and transfers through
+// a real TLS terminator.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile, open } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCliProcess, startServerProcess } from '../../bench/cli-process.js';
 import { KeyFileDataKeys } from '../../src/client/data-keys.js';
@@ -229,6 +232,48 @@ describe('coffer CLI against coffer serve', () => {
     const r = await get;
     expect(r.code, r.stderr).toBe(0);
     expect((await readFile(out)).equals(bytes)).toBe(true);
+  });
+
+  it('put and get through a TLS terminator, trusting its private CA through NODE_EXTRA_CA_CERTS', async () => {
+    // a real TLS terminator in front of the service, with a certificate from a private CA (the client gets only
+    // the CA certificate): uploads go through Node's https client, chunk downloads through the chunk fetcher
+    const dir = path.join(work, 'tls');
+    await mkdir(dir);
+    const openssl = (...args: string[]): void => {
+      const r = spawnSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+      if (r.status !== 0) throw new Error(`openssl ${args[0]}: ${r.stderr.toString()}`);
+    };
+    openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=coffer test CA', '-keyout', 'ca.key', '-out', 'ca.pem');
+    openssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=localhost', '-keyout', 'srv.key', '-out', 'srv.csr');
+    await writeFile(path.join(dir, 'ext.cnf'), 'subjectAltName=DNS:localhost\n');
+    openssl('x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-extfile', 'ext.cnf', '-out', 'srv.pem');
+    const upstream = new URL(server.url);
+    const proxy = tls.createServer({ key: await readFile(path.join(dir, 'srv.key')), cert: await readFile(path.join(dir, 'srv.pem')) }, (s) => {
+      const back = net.connect(Number(upstream.port), upstream.hostname);
+      s.pipe(back).pipe(s);
+      s.on('error', () => back.destroy());
+      back.on('error', () => s.destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    try {
+      const https = { COFFER_SERVER: `https://localhost:${(proxy.address() as net.AddressInfo).port}` };
+      const src = path.join(work, 'tls.bin');
+      const bytes = randomBytes(8 * MiB + 4321);
+      await writeFile(src, bytes);
+      const untrusted = await coffer(['put', src, '/tls.bin'], https);
+      expect(untrusted.code).not.toBe(0);
+      expect(untrusted.stderr).toMatch(/certificate/i);
+      const trust = { ...https, NODE_EXTRA_CA_CERTS: path.join(dir, 'ca.pem') };
+      await ok(['put', src, '/tls.bin'], trust);
+      const out = path.join(work, 'tls.out');
+      await ok(['get', '/tls.bin', out], trust);
+      expect((await readFile(out)).equals(bytes)).toBe(true);
+      const denied = await coffer(['get', '--verify-only', '/tls.bin'], https);
+      expect(denied.code).not.toBe(0);
+      expect(denied.stderr).toMatch(/certificate/i);
+    } finally {
+      await new Promise((r) => proxy.close(r));
+    }
   });
 
   it('put -r and get -r copy a directory tree both ways; a re-run skips what is already there', async () => {
