@@ -15,7 +15,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { CofferError, ErrorCode, isCofferError } from '../errors.js';
 import { errorFromResponse } from './http-errors.js';
-import { MAX_HEAD_SIZE, parseResponseHead, type ResponseHead } from './response-head.js';
+import { HTTP_TOKEN, MAX_HEAD_SIZE, parseResponseHead, type ResponseHead } from './response-head.js';
 
 export interface BodyFetcherOptions {
   /** The service's base URL (http: or https:). */
@@ -260,7 +260,7 @@ function requestText(base: URL, target: string, headers: Record<string, string>)
   if (!/^\/[!-~]*$/.test(target)) throw new CofferError(ErrorCode.INVALID_ARGUMENT, `bad request target "${target}"`);
   let text = `GET ${target} HTTP/1.1\r\nHost: ${base.host}\r\n`;
   for (const [name, value] of Object.entries(headers)) {
-    if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name) || /[\r\n\0]/.test(value)) {
+    if (!HTTP_TOKEN.test(name) || /[\r\n\0]/.test(value)) {
       throw new CofferError(ErrorCode.INVALID_ARGUMENT, `bad request header ${JSON.stringify(name)}`);
     }
     text += `${name}: ${value}\r\n`;

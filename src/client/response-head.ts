@@ -24,7 +24,8 @@ export interface ResponseHead {
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d) [\t !-~\x80-\xff]*$/;
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** An HTTP token (RFC 9110 §5.6.2): what a field name must be. */
+export const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // field values: visible characters, spaces and tabs, obs-text; no CR, LF or NUL
 const FIELD_VALUE = /^[\t !-~\x80-\xff]*$/;
 
@@ -51,7 +52,7 @@ export function parseResponseHead(bytes: Uint8Array): ResponseHead | null {
     const colon = line.indexOf(':');
     if (colon <= 0) throw malformed(`bad header line "${printable(line)}"`); // also rejects obs-fold (leading space)
     const name = line.slice(0, colon);
-    if (!TOKEN.test(name)) throw malformed(`bad header name "${printable(name)}"`);
+    if (!HTTP_TOKEN.test(name)) throw malformed(`bad header name "${printable(name)}"`);
     const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
     if (!FIELD_VALUE.test(value)) throw malformed(`bad value for header ${name}`);
     const key = name.toLowerCase();
