@@ -1,0 +1,32 @@
+// The benchmarks still run end to end (small sizes): `coffer bench ingest` with its processes, rounds and
+// references, and `coffer bench metadata` on SQLite. Figures are not judged here (docs/benchmarks.md), only that
+// every row is measured and the downloaded file matched the source.
+import { describe, expect, it } from 'vitest';
+import { benchIngest } from '../../bench/ingest.js';
+import { benchMetadata } from '../../bench/metadata.js';
+
+describe('benchmarks, small', () => {
+  it('bench ingest measures every row in every round and checks the download', async () => {
+    const lines: string[] = [];
+    const r = await benchIngest({ size: 3 * 8 * 1024 * 1024 + 123, rounds: 2, log: (l) => lines.push(l) });
+    for (const key of [
+      'baselineMBps', 'fullPathMBps', 'readBufferedMedian', 'readDirectMedian', 'fetchMedian', 'verifyMedian', 'getMedian',
+      'copyBufferedMedian', 'copyDirectMedian', 'verifyRatioMedian', 'getRatioMedian', 'putPeakRssBytes', 'getPeakRssBytes',
+    ]) {
+      expect(r[key], key).toBeGreaterThan(0);
+    }
+    expect(r.downloadRounds).toBe(2);
+    const text = lines.join('\n');
+    expect(text).toContain('download round 2/2');
+    expect(text).toMatch(/^summary: full path .*download \+ open \(get --verify-only\) .*× the faster raw read/m);
+    expect(text).not.toContain('could not drop the chunk files from the page cache');
+  }, 180_000);
+
+  it('bench metadata measures creates, listing and stat on SQLite', async () => {
+    const lines: string[] = [];
+    const r = (await benchMetadata({ creates: 300, listEntries: 2_000, stats: 300, log: (l) => lines.push(l) })) as { sqlite: Record<string, number> };
+    expect(Object.values(r.sqlite).length).toBeGreaterThan(3);
+    for (const v of Object.values(r.sqlite)) expect(Number.isFinite(v) && v >= 0).toBe(true);
+    expect(lines.join('\n')).toMatch(/sqlite: 300 creates in/);
+  }, 120_000);
+});
