@@ -214,7 +214,7 @@ class Connection {
     }
     if (head.status < 400) return integrity(`unexpected status ${head.status}`);
     // An error: read its (small) body for the service's error code when it has a length; otherwise the status
-    // alone says enough, and the connection is not reused.
+    // alone says enough. Either way the connection is closed afterwards (finish).
     if (head.contentLength !== null && head.contentLength <= MAX_ERROR_BODY) {
       j.length = head.contentLength;
       j.target = Buffer.alloc(head.contentLength);
@@ -222,16 +222,12 @@ class Connection {
     return null;
   }
 
+  /** A 200 resolves (the connection may be kept); an error status rejects, and the connection goes with it. */
   private finish(j: Job, head: ResponseHead): void {
+    if (head.status !== 200) return this.fail(errorFromResponse(head.status, j.target ? j.target.toString('utf8', 0, j.length) : ''));
     this.job = null;
-    const complete = j.target !== null;
-    this.reusable = complete && head.keepAlive;
-    if (head.status === 200) {
-      j.resolve(j.into.subarray(0, j.length));
-      return;
-    }
-    const text = complete && j.target ? j.target.toString('utf8', 0, j.length) : '';
-    j.reject(errorFromResponse(head.status, text));
+    this.reusable = head.keepAlive;
+    j.resolve(j.into.subarray(0, j.length));
   }
 
   /** Destroys the connection first, then rejects the request in flight (if any). */
