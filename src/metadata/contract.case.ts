@@ -169,6 +169,27 @@ export function runMetadataStoreContract(name: string, open: () => Promise<Contr
       expect((await store.findNodesByBlob(blobA)).map((n) => n.id)).toEqual(['f1']);
     });
 
+    it('pages all nodes by id, attached or not', async () => {
+      await store.insertNode(ROOT);
+      const ids = ['n5', 'n3', 'n250', 'n17', 'n1', 'n4096', 'n64'];
+      for (const [i, id] of ids.entries()) {
+        // one of them hangs under a parent that does not exist: listNodes still finds it
+        await store.insertNode(mkNode({ id, name: `x${i}`, parentId: id === 'n17' ? 'gone' : ROOT_ID }));
+      }
+      const seen: string[] = [];
+      let after: string | undefined;
+      for (;;) {
+        const page = await store.listNodes({ after, limit: 3 });
+        seen.push(...page.items.map((n) => n.id));
+        if (page.next === null) break;
+        after = page.next;
+      }
+      expect(seen).toEqual([...ids, ROOT_ID].sort(byteOrder));
+      expect((await store.listNodes({ after: 'n5' })).items.map((n) => n.id)).toEqual(['n64', ROOT_ID]);
+      expect((await store.listNodes({ after: 'zz' }))).toEqual({ items: [], next: null });
+      await expectCode(store.listNodes({ limit: 0 }), 'INVALID_ARGUMENT');
+    });
+
     it('fails with METADATA after close, and close is idempotent', async () => {
       await store.close();
       await store.close();

@@ -131,6 +131,8 @@ export interface MetadataStore {
   deleteNode(id: string, expectedVersion?: number): Promise<void>;
   /** Every file node pointing at the blob (normally 0 or 1). */
   findNodesByBlob(blobId: string): Promise<TreeNode[]>;
+  /** All nodes ordered by id, ids strictly greater than `after`, wherever they hang (for fsck). */
+  listNodes(options?: { after?: string; limit?: number }): Promise<Page<TreeNode>>;
 
   // ---- blobs ----
   /** ALREADY_EXISTS if the id is taken. */

@@ -8,6 +8,7 @@ import { auditHead, verifyAuditChain, type AuditVerification } from './audit.js'
 import { commitUpload, type CommitInput } from './commit.js';
 import type { Actor, GrantView, ManifestView, NodeView, VaultContext, VaultOptions } from './context.js';
 import { manifestByBlob, manifestByPath, readChunk, type ChunkInfo, type ChunkRead, type ChunkReadPlan } from './downloads.js';
+import { fsck, type FsckOptions, type FsckReport } from './fsck.js';
 import { runGc, type GcOptions, type GcReport, type GcState } from './gc.js';
 import { deleteGrant, listGrants, putGrant } from './grants.js';
 import { ensureRoot } from './resolve.js';
@@ -107,6 +108,10 @@ export class Vault {
   /** One GC pass (see gc.ts). */
   runGc(now: Date = this.ctx.now(), options?: GcOptions): Promise<GcReport> {
     return runGc(this.ctx, now, this.gcState, options);
+  }
+  /** Checks the tree, the files and the chunk files against the metadata; repairs what it can (see fsck.ts). */
+  fsck(options?: FsckOptions): Promise<FsckReport> {
+    return fsck(this.ctx, options);
   }
   /** Records a user the first time it acts; refuses a disabled one (PERMISSION_DENIED). */
   admitUser(actor: Actor): Promise<void> {

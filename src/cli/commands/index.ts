@@ -20,6 +20,7 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   keys: () => import('./keys.js'),
   migrate: () => import('./migrate.js'),
   audit: () => import('./audit.js'),
+  fsck: () => import('./fsck.js'),
   attestation: () => import('./attestation.js'),
   bench: () => import('./bench.js'),
 };

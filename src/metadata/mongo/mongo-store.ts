@@ -121,6 +121,13 @@ export class MongoMetadataStore implements MetadataStore {
     return doc === null ? null : d.nodeFromDoc(doc);
   }
 
+  async listNodes(options: { after?: string; limit?: number } = {}): Promise<Page<TreeNode>> {
+    const limit = c.pageLimit(options.limit);
+    const filter = options.after === undefined ? {} : { _id: { $gt: options.after } };
+    const docs = await this.#do('list nodes', () => this.#nodes.find(filter).sort({ _id: 1 }).limit(limit + 1).toArray());
+    return c.toPage(docs.map(d.nodeFromDoc), limit, (n) => n.id);
+  }
+
   async listChildren(parentId: string, options: { after?: string; limit?: number } = {}): Promise<Page<TreeNode>> {
     const limit = c.pageLimit(options.limit);
     const filter = options.after === undefined ? { parentId } : { parentId, name: { $gt: options.after } };

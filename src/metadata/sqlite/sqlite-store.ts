@@ -124,6 +124,14 @@ export class SqliteMetadataStore implements MetadataStore {
     return r === undefined ? null : rows.nodeFromRow(r);
   }
 
+  async listNodes(options: { after?: string; limit?: number } = {}): Promise<Page<TreeNode>> {
+    const limit = c.pageLimit(options.limit);
+    const list = this.#do('list nodes', () =>
+      this.#stmt('SELECT * FROM nodes WHERE id > ? ORDER BY id LIMIT ?').all(options.after ?? '', limit + 1),
+    ) as rows.NodeRow[];
+    return c.toPage(list.map(rows.nodeFromRow), limit, (n) => n.id);
+  }
+
   async listChildren(parentId: string, options: { after?: string; limit?: number } = {}): Promise<Page<TreeNode>> {
     const limit = c.pageLimit(options.limit);
     const list = this.#do('list children', () =>

@@ -1,0 +1,65 @@
+// `coffer fsck`: checks a vault's metadata against its chunk files, straight from the stores (like `audit
+// verify`, it does not go through the service it checks, and it needs no key). Exits non-zero when a problem
+// of severity error remains; the report goes to stdout either way.
+import type { Command } from 'commander';
+import { openChunkStore } from '../../../storage-backend/index.js';
+import { directIoSetting, metadataConfig } from '../../config.js';
+import { CofferError, ErrorCode } from '../../errors.js';
+import { openMetadataStore } from '../../metadata/index.js';
+import { Vault, type FsckReport } from '../../vault/index.js';
+import { dataDirOption, intFlag, jsonOption, mongoUriOption } from '../options.js';
+import { print } from '../output.js';
+import { formatBytes } from '../progress.js';
+
+interface FsckFlags {
+  dataDir: string;
+  mongodbUri?: string;
+  readData?: boolean;
+  repair?: boolean;
+  concurrency: string;
+  json?: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command('fsck')
+    .description('check that every file is reachable and its chunk files are present and intact; --repair reattaches unreachable subtrees under /lost+found')
+    .addOption(dataDirOption())
+    .addOption(mongoUriOption())
+    .option('--read-data', 'read every chunk file and compare its SHA-256 with the one recorded at commit')
+    .option('--repair', 'reattach unreachable files and directories under /lost+found (nothing else is changed)')
+    .option('--concurrency <n>', 'chunk files checked at once', '4')
+    .addOption(jsonOption())
+    .action(async (opts: FsckFlags) => {
+      const concurrency = intFlag('--concurrency', opts.concurrency, 1, 64);
+      const store = await openMetadataStore(metadataConfig(opts.dataDir, opts.mongodbUri), { migrate: false });
+      try {
+        const directIo = directIoSetting();
+        const chunks = await openChunkStore({ kind: 'fs', root: opts.dataDir, ...(directIo === undefined ? {} : { directIo }) });
+        try {
+          const vault = await Vault.open(store, chunks);
+          const report = await vault.fsck({ readData: opts.readData === true, repair: opts.repair === true, concurrency });
+          print(opts, report, () => describe(report, opts.readData === true));
+          if (report.errors > 0) {
+            throw new CofferError(ErrorCode.INTEGRITY, `fsck found ${report.errors} problem(s)${opts.repair ? ' it cannot repair' : ''} (listed on stdout)`);
+          }
+        } finally {
+          await chunks.close();
+        }
+      } finally {
+        await store.close();
+      }
+    });
+}
+
+function describe(r: FsckReport, readData: boolean): string {
+  const lines = r.problems.map((p) => `${p.severity.padEnd(7)} ${p.kind.padEnd(17)} ${p.message}${p.repaired ? ` [repaired: ${p.repaired}]` : ''}`);
+  const data = readData ? `, ${formatBytes(r.bytesRead)} read and hashed` : ' (sizes only; --read-data hashes them)';
+  lines.push(
+    `${r.nodes} node(s): ${r.directories} directories, ${r.files} files, ${r.unreachable} unreachable; ` +
+      `blobs: ${r.blobs.committed} committed (${r.unreferencedBlobs} unreferenced, released by GC after the grace period), ` +
+      `${r.blobs.uploading} uploading, ${r.blobs.deleting} deleting; ${r.chunksChecked} chunk file(s) checked${data}`,
+  );
+  lines.push(r.errors === 0 ? 'fsck: no errors' : `fsck: ${r.errors} error(s)`);
+  return lines.join('\n');
+}
