@@ -194,6 +194,61 @@ describe('coffer CLI against coffer serve', () => {
     expect(bad.stderr).toMatch(/entry 2/);
   });
 
+  it('fsck checks a live vault: clean, then finds a chunk file altered on disk (--read-data), then reattaches a detached directory', async () => {
+    const dir = path.join(work, 'fsck-data');
+    const srv = await startServerProcess(['serve', '--data-dir', dir, '--listen', '127.0.0.1:0', '--default-root-role', 'write']);
+    try {
+      const e = { COFFER_SERVER: srv.url, COFFER_TOKEN: (await ok(['token', '--data-dir', dir, '--user', 'alice'])).trim() };
+      const src = path.join(work, 'fsck.bin');
+      await writeFile(src, randomBytes(8 * MiB + 7));
+      await ok(['mkdir', '/lab/run', '--parents'], e);
+      const put = JSON.parse(await ok(['put', src, '/lab/run/fsck.bin', '--json'], e)) as { blobId: string };
+      const clean = JSON.parse(await ok(['fsck', '--data-dir', dir, '--read-data', '--json'])) as { problems: unknown[]; files: number; chunksChecked: number; bytesRead: number };
+      expect(clean).toMatchObject({ problems: [], files: 1, chunksChecked: 2, bytesRead: 8 * MiB + 7 + 2 * 64 });
+
+      const chunk = path.join(dir, 'chunks', put.blobId.slice(0, 2), put.blobId.slice(2, 4), put.blobId, '00000000');
+      const fh = await open(chunk, 'r+');
+      await fh.write(Buffer.from([0x5a]), 0, 1, 4096);
+      await fh.close();
+      await ok(['fsck', '--data-dir', dir]); // sizes only: the size is right
+      const found = await coffer(['fsck', '--data-dir', dir, '--read-data', '--json']);
+      expect(found.code).toBe(6);
+      expect(found.stderr.trim().split('\n')).toHaveLength(1);
+      expect(found.stderr).toMatch(/fsck found 1 problem.*\[INTEGRITY\]/);
+      const report = JSON.parse(found.stdout) as { errors: number; problems: Array<{ kind: string; blobId: string; index: number }> };
+      expect(report.problems).toMatchObject([{ kind: 'chunk-damaged', blobId: put.blobId, index: 0 }]);
+      await rm(chunk); // a backup would restore it; here the file goes
+      await ok(['rm', '/lab/run/fsck.bin'], e);
+
+      // the documented race: a directory removed while a child was being created under it
+      await ok(['mkdir', '/lab/run/keep'], e);
+      const Database = (await import('better-sqlite3')).default;
+      const db = new Database(path.join(dir, 'metadata.sqlite'));
+      const lab = db.prepare("SELECT id FROM nodes WHERE name = 'lab'").get() as { id: string };
+      expect(db.prepare('DELETE FROM nodes WHERE id = ?').run(lab.id).changes).toBe(1);
+      db.close();
+      const detached = await coffer(['fsck', '--data-dir', dir]);
+      expect(detached.code).toBe(6);
+      expect(detached.stdout).toMatch(/detached .*"run"/);
+      const repaired = await ok(['fsck', '--data-dir', dir, '--repair']);
+      expect(repaired).toMatch(/repaired: reattached as \/lost\+found\/run~/);
+      const ls = JSON.parse(await ok(['ls', '/lost+found', '--json'], e)) as Array<{ name: string }>;
+      expect(ls.map((n) => n.name)).toEqual([expect.stringMatching(/^run~/)]);
+      expect((JSON.parse(await ok(['ls', `/lost+found/${ls[0]!.name}`, '--json'], e)) as Array<{ name: string }>).map((n) => n.name)).toEqual(['keep']);
+      expect(await ok(['fsck', '--data-dir', dir])).toMatch(/fsck: no errors/);
+      // a wrong --data-dir is named, and nothing is created there
+      const nowhere = path.join(work, 'no-vault-here');
+      for (const cmd of [['fsck'], ['audit', 'verify']]) {
+        const r = await coffer([...cmd, '--data-dir', nowhere]);
+        expect(r.code).toBe(3);
+        expect(r.stderr).toMatch(/no vault in .*no-vault-here.*\[NOT_FOUND\]/);
+      }
+      expect(existsSync(nowhere)).toBe(false);
+    } finally {
+      await srv.stop();
+    }
+  });
+
   it('an interrupted upload is kept and `put --resume` sends only the missing chunks', async () => {
     const bytes = randomBytes(4 * 8 * MiB + 99);
     const src = path.join(work, 'resume.bin');

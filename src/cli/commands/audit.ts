@@ -2,12 +2,11 @@
 // service it audits) and reports the first edited, removed or reordered entry. `--expect-head` compares the
 // head with a value recorded elsewhere, which also detects a truncated tail.
 import type { Command } from 'commander';
-import { metadataConfig } from '../../config.js';
 import { CofferError, ErrorCode } from '../../errors.js';
-import { openMetadataStore } from '../../metadata/index.js';
 import { verifyAuditChain } from '../../vault/audit.js';
 import { dataDirOption, jsonOption, mongoUriOption } from '../options.js';
 import { print } from '../output.js';
+import { openVaultMetadata } from '../vault-metadata.js';
 
 interface AuditFlags {
   dataDir: string;
@@ -26,7 +25,7 @@ export function register(program: Command): void {
     .option('--expect-head <seq:hash>', 'head recorded earlier (from a previous verify or GET /v1/audit/head); detects truncation')
     .addOption(jsonOption())
     .action(async (opts: AuditFlags) => {
-      const store = await openMetadataStore(metadataConfig(opts.dataDir, opts.mongodbUri), { migrate: false });
+      const store = await openVaultMetadata(opts.dataDir, opts.mongodbUri);
       try {
         const r = await verifyAuditChain(store);
         if (!r.ok) {

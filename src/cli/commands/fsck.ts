@@ -3,12 +3,12 @@
 // of severity error remains; the report goes to stdout either way.
 import type { Command } from 'commander';
 import { openChunkStore } from '../../../storage-backend/index.js';
-import { directIoSetting, metadataConfig } from '../../config.js';
+import { directIoSetting } from '../../config.js';
 import { CofferError, ErrorCode } from '../../errors.js';
-import { openMetadataStore } from '../../metadata/index.js';
 import { Vault, type FsckReport } from '../../vault/index.js';
 import { dataDirOption, intFlag, jsonOption, mongoUriOption } from '../options.js';
 import { print } from '../output.js';
+import { openVaultMetadata } from '../vault-metadata.js';
 import { formatBytes } from '../progress.js';
 
 interface FsckFlags {
@@ -32,7 +32,7 @@ export function register(program: Command): void {
     .addOption(jsonOption())
     .action(async (opts: FsckFlags) => {
       const concurrency = intFlag('--concurrency', opts.concurrency, 1, 64);
-      const store = await openMetadataStore(metadataConfig(opts.dataDir, opts.mongodbUri), { migrate: false });
+      const store = await openVaultMetadata(opts.dataDir, opts.mongodbUri);
       try {
         const directIo = directIoSetting();
         const chunks = await openChunkStore({ kind: 'fs', root: opts.dataDir, ...(directIo === undefined ? {} : { directIo }) });
