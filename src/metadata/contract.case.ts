@@ -186,6 +186,9 @@ export function runMetadataStoreContract(name: string, open: () => Promise<Contr
       }
       expect(seen).toEqual([...ids, ROOT_ID].sort(byteOrder));
       expect((await store.listNodes({ after: 'n5' })).items.map((n) => n.id)).toEqual(['n64', ROOT_ID]);
+      const exact = await store.listNodes({ limit: ids.length + 1 }); // a page that ends exactly at the limit
+      expect(exact.items).toHaveLength(ids.length + 1);
+      expect(exact.next).toBeNull();
       expect((await store.listNodes({ after: 'zz' }))).toEqual({ items: [], next: null });
       await expectCode(store.listNodes({ limit: 0 }), 'INVALID_ARGUMENT');
     });

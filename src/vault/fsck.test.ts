@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { CHUNK_SIZE } from '../crypto/index.js';
 import { ROOT_ID } from '../metadata/types.js';
 import type { Actor } from './context.js';
-import { LOST_AND_FOUND, fsck, type FsckReport } from './fsck.js';
+import { LOST_AND_FOUND, fsck, fsckStores, type FsckReport } from './fsck.js';
 import { newBlobHex, newDek, once, openTestVault, sealAll, type TestVault } from './test-env.js';
 import { newNode } from './tree.js';
 
@@ -17,6 +17,12 @@ const keyRecord = { scheme: 'test', wrapped: 'x' };
 
 const mongoUri = inject('mongoUri');
 const backends: Array<[string, string | null]> = [['sqlite', null], ['mongo', mongoUri]];
+
+/** A property of a store for a Proxy: methods bound to the real store (its private fields need that receiver). */
+function bound(target: object, prop: string | symbol, receiver: unknown): unknown {
+  const v = Reflect.get(target, prop, receiver) as unknown;
+  return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+}
 
 function kinds(r: FsckReport): string[] {
   return r.problems.map((p) => p.kind);
@@ -185,7 +191,7 @@ describe.each(backends)('fsck on metadata %s', (kind, mongoUri) => {
     // the service removes the file (releasing its blob) just after fsck listed the blob as committed
     const chunks = new Proxy(t.chunks, {
       get(target, prop, receiver) {
-        if (prop !== 'list') return Reflect.get(target, prop, receiver) as unknown;
+        if (prop !== 'list') return bound(target, prop, receiver);
         return async (blobId: string) => {
           await t.vault.remove(ops, '/f.bin');
           return target.list(blobId);
@@ -209,10 +215,7 @@ describe.each(backends)('fsck on metadata %s', (kind, mongoUri) => {
     await t.store.deleteNode((await nodeAt('/p')).id);
     const store = new Proxy(t.store, {
       get(target, prop, receiver) {
-        if (prop !== 'listNodes') {
-          const v = Reflect.get(target, prop, receiver) as unknown;
-          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v; // private fields need the real receiver
-        }
+        if (prop !== 'listNodes') return bound(target, prop, receiver);
         return async (options: { after?: string; limit?: number }) => {
           const page = await target.listNodes(options);
           if (page.next === null) await target.updateNode(q.id, q.version, { parentId: ROOT_ID }); // moved back meanwhile
@@ -222,8 +225,83 @@ describe.each(backends)('fsck on metadata %s', (kind, mongoUri) => {
     });
     const ctx = { store, chunks: t.chunks, defaultRootRole: 'none' as const, uploadGraceMs: 86_400_000, now: () => new Date() };
     const r = await fsck(ctx, { repair: true });
-    expect(r.unreachable).toBe(1); // as listed
+    expect(r.unreachable).toBe(0); // counted under confirmed heads only
     expect(r.problems).toEqual([]);
     expect(await t.store.getChild(ROOT_ID, LOST_AND_FOUND)).toBeNull();
+  });
+
+  it('never reattaches into a /lost+found that someone owns or holds a grant on', async () => {
+    const ops: Actor = { user: 'ops', admin: true };
+    await t.vault.mkdir(ops, '/private/sub', { parents: true });
+    await t.vault.mkdir(ops, `/${LOST_AND_FOUND}`);
+    const lf = await nodeAt(`/${LOST_AND_FOUND}`);
+    await t.store.deleteNode((await nodeAt('/private')).id);
+    // owned by a user (ops made it): that user would become admin of whatever lands there
+    const owned = await t.vault.fsck({ repair: true });
+    expect(owned.errors).toBe(1);
+    expect(owned.problems[0]!.repaired).toBeUndefined();
+    expect(owned.problems[0]!.message).toMatch(/not repaired: \/lost\+found is owned by "ops"/);
+    // owned by :system but carrying a grant: the grantee would inherit access
+    await t.store.updateNode(lf.id, lf.version, { owner: ':system' });
+    await t.store.putGrant({ nodeId: lf.id, user: 'carol', role: 'read', createdAt: new Date() });
+    const granted = await t.vault.fsck({ repair: true });
+    expect(granted.problems[0]!.message).toMatch(/has grants \(carol:read\)/);
+    await t.store.deleteGrant(lf.id, 'carol');
+    expect((await t.vault.fsck({ repair: true })).errors).toBe(0);
+    expect((await t.vault.list(ops, `/${LOST_AND_FOUND}`)).items.map((n) => n.name)).toEqual([expect.stringMatching(/^sub~/)]);
+  });
+
+  it('reattaches a node whose stored name is no valid path segment under a cleaned name', async () => {
+    const odd = { ...newNode(alice, 'no-such-parent', 'a/b\u0001c', new Date()) };
+    await t.store.insertNode(odd);
+    const r = await t.vault.fsck({ repair: true });
+    expect(r.problems[0]!.repaired).toBe(`reattached as /${LOST_AND_FOUND}/a_b_c~${odd.id}`);
+    const long = newNode(alice, 'no-such-parent', 'é'.repeat(200), new Date());
+    await t.store.insertNode(long);
+    const name = (await t.vault.fsck({ repair: true })).problems[0]!.repaired!.split('/').pop()!;
+    expect(Buffer.byteLength(name)).toBeLessThanOrEqual(255);
+    expect(name.endsWith(`~${long.id}`)).toBe(true);
+    expect((await t.vault.fsck()).problems).toEqual([]);
+  });
+
+  it('reports a chunk file the store cannot read as chunk-unreadable and goes on with the others', async () => {
+    const ops: Actor = { user: 'ops', admin: true };
+    const a = await upload(ops, '/a.bin', randomBytes(CHUNK_SIZE + 1));
+    await upload(ops, '/b.bin', randomBytes(10));
+    let calls = 0;
+    const chunks = new Proxy(t.chunks, {
+      get(target, prop, receiver) {
+        if (prop !== 'readInto') return bound(target, prop, receiver);
+        return async (ref: { blobId: string; index: number }, into: Buffer) => {
+          if (ref.blobId === a.blobId && ref.index === 1) {
+            calls++;
+            throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });
+          }
+          return target.readInto(ref, into);
+        };
+      },
+    });
+    const ctx = { store: t.store, chunks, defaultRootRole: 'none' as const, uploadGraceMs: 86_400_000, now: () => new Date() };
+    const r = await fsck(ctx, { readData: true, concurrency: 2 });
+    expect(r.problems.map((p) => [p.kind, p.blobId, p.index])).toEqual([['chunk-unreadable', a.blobId, 1]]);
+    expect(r.problems[0]!.message).toMatch(/EIO/);
+    expect(calls).toBe(2); // tried once more
+    expect(r.chunksChecked).toBe(3);
+    expect(r.bytesRead).toBe(CHUNK_SIZE + 64 + 74);
+  });
+
+  it('reports a missing root once (not every top-level node) and recreates it with --repair', async () => {
+    const ops: Actor = { user: 'ops', admin: true };
+    await t.vault.mkdir(ops, '/top/deeper', { parents: true });
+    await t.vault.mkdir(ops, '/other');
+    await t.store.deleteNode(ROOT_ID);
+    const r = await fsckStores(t.store, t.chunks);
+    expect(kinds(r)).toEqual(['root-missing']);
+    expect(r.errors).toBe(1);
+    expect(await t.store.getNode(ROOT_ID)).toBeNull(); // checking changed nothing
+    const repaired = await fsckStores(t.store, t.chunks, { repair: true });
+    expect(repaired.errors).toBe(0);
+    expect((await t.vault.list(ops, '/')).items.map((n) => n.name)).toEqual(['other', 'top']);
+    expect((await fsckStores(t.store, t.chunks)).problems).toEqual([]);
   });
 });

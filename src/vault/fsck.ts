@@ -7,24 +7,26 @@
 // - files: a file whose blob record is missing, is not committed, or has another size;
 // - blobs: a committed blob whose record is inconsistent, or whose chunk files are missing, have the wrong size
 //   or (with readData) do not hash to the SHA-256 recorded at commit; chunk files beyond the chunk count.
-// With `repair`, unreachable subtrees are reattached under /lost+found (owned by no user, so the reattached
-// nodes are reachable by exactly who reaches them through their own owners and grants, plus admins); nothing
-// else is changed, since the other problems need a backup to fix. Every finding is confirmed by a second read
-// before it is reported, so fsck can run beside a live service.
+// With `repair`, a missing root is recreated and unreachable subtrees are reattached under /lost+found (owned by
+// no user and without grants, so a reattached node is reachable by its own owners and grants, plus admins, and
+// by nobody new); nothing else is changed, since the other problems need a backup to fix. Every finding is
+// confirmed by a second read before it is reported, so fsck can run beside a live service.
 import { createHash } from 'node:crypto';
-import pLimit from 'p-limit';
 import { alignUp, alignedAllocator, BufferPool } from '../buffer-pool.js';
 import { HEADER_SIZE, MAX_SEALED_SIZE, TAG_SIZE, expectedChunkLayout } from '../crypto/index.js';
 import { CofferError, ErrorCode, isCofferError } from '../errors.js';
 import { ROOT_ID, type BlobRecord, type BlobState, type MetadataStore, type TreeNode } from '../metadata/types.js';
+import type { ChunkStore } from '../../storage-backend/types.js';
 import { SYSTEM_ACTOR, type VaultContext } from './context.js';
-import { MAX_SEGMENT_BYTES } from './paths.js';
+import { MAX_SEGMENT_BYTES, checkName } from './paths.js';
+import { ensureRoot } from './resolve.js';
 import { audit, newNode } from './tree.js';
 
 /** The directory under the root that unreachable subtrees are reattached to. */
 export const LOST_AND_FOUND = 'lost+found';
 
 export type FsckProblemKind =
+  | 'root-missing' // no root directory: no path leads anywhere (the service also recreates it at start)
   | 'detached' // the node's parent does not exist: the node and everything under it is unreachable
   | 'cycle' // the node's parents loop without reaching the root
   | 'parent-not-dir' // the node's parent is a file
@@ -35,6 +37,7 @@ export type FsckProblemKind =
   | 'chunk-missing' // a chunk file of a committed blob is absent
   | 'chunk-size' // a chunk file's size is not the one the blob's size implies
   | 'chunk-damaged' // a chunk file does not hash to the SHA-256 recorded at commit (readData)
+  | 'chunk-unreadable' // the chunk store failed to stat or read a chunk file (twice)
   | 'chunk-extra'; // a chunk file beyond the blob's chunk count (a warning: never read)
 
 export interface FsckProblem {
@@ -53,7 +56,7 @@ export interface FsckReport {
   nodes: number;
   files: number;
   directories: number;
-  /** Nodes no path reaches, including those under an unreachable node (before any repair). */
+  /** Nodes no path reaches (confirmed), including those under an unreachable node; counted before any repair. */
   unreachable: number;
   blobs: Record<BlobState, number>;
   /** Committed blobs no file points to (GC releases them after the grace period). */
@@ -69,9 +72,9 @@ export interface FsckReport {
 export interface FsckOptions {
   /** Read every chunk file of every committed blob and compare its SHA-256 with the recorded one. */
   readData?: boolean;
-  /** Reattach unreachable subtrees under /lost+found. */
+  /** Recreate a missing root and reattach unreachable subtrees under /lost+found. */
   repair?: boolean;
-  /** Chunk files checked at once (default 4). */
+  /** Chunk files checked at once, across blobs (default 4). */
   concurrency?: number;
   /** Called after each chunk file read with its size (progress). */
   onBytes?: (n: number) => void;
@@ -79,18 +82,38 @@ export interface FsckOptions {
 
 const PAGE = 1000;
 
+/**
+ * fsck straight over the two stores, for tools that must not change anything by merely opening a vault
+ * (`Vault.open` recreates a missing root; this reports it).
+ */
+export function fsckStores(store: MetadataStore, chunks: ChunkStore, options: FsckOptions = {}): Promise<FsckReport> {
+  return fsck({ store, chunks, defaultRootRole: 'none', uploadGraceMs: 0, now: () => new Date() }, options);
+}
+
 /** Walks the whole vault. Throws store errors; findings go into the report. */
 export async function fsck(ctx: VaultContext, options: FsckOptions = {}): Promise<FsckReport> {
   const report: FsckReport = {
     nodes: 0, files: 0, directories: 0, unreachable: 0, blobs: { uploading: 0, committed: 0, deleting: 0 },
     unreferencedBlobs: 0, chunksChecked: 0, bytesRead: 0, problems: [], errors: 0,
   };
+  const repair = options.repair === true;
+  await checkRoot(ctx, report, repair);
   const nodes = await loadNodes(ctx.store, report);
-  await checkTree(ctx, nodes, report, options.repair === true);
+  await checkTree(ctx, nodes, report, repair);
   const referenced = await checkBlobs(ctx, nodes, report, options);
   await checkFiles(ctx, nodes, referenced, report);
   report.errors = report.problems.filter((p) => p.severity === 'error' && !p.repaired).length;
   return report;
+}
+
+async function checkRoot(ctx: VaultContext, report: FsckReport, repair: boolean): Promise<void> {
+  if (await ctx.store.getNode(ROOT_ID)) return;
+  const problem: FsckProblem = { kind: 'root-missing', severity: 'error', nodeId: ROOT_ID, message: 'the root directory is missing: no path leads anywhere until it is recreated (--repair, or the next start of the service)' };
+  report.problems.push(problem);
+  if (!repair) return;
+  await ensureRoot(ctx.store, ctx.now());
+  problem.repaired = 'recreated the root (its former children hang under it again)';
+  await audit(ctx, SYSTEM_ACTOR, 'fsck.recreate-root', '/');
 }
 
 /** What fsck keeps of a node (the whole tree is held in memory: about 200 bytes per node). */
@@ -115,85 +138,90 @@ async function loadNodes(store: MetadataStore, report: FsckReport): Promise<Map<
     after = page.next;
   }
   report.nodes = nodes.size;
+  // an absent root is reported once (checkRoot); its children are not each "detached" because of it
+  if (!nodes.has(ROOT_ID)) nodes.set(ROOT_ID, { parentId: null, type: 'dir', blobId: null, size: 0 });
   return nodes;
 }
 
-type Reach = 'ok' | 'unreachable';
+type HeadKind = 'detached' | 'cycle' | 'parent-not-dir';
+
+/** Errors of one reattachment that leave that node for the next run instead of stopping fsck. */
+const UNREPAIRED: readonly ErrorCode[] = [ErrorCode.CONFLICT, ErrorCode.NOT_FOUND, ErrorCode.ALREADY_EXISTS, ErrorCode.INTERNAL];
 
 /**
- * Finds the heads of unreachable subtrees: a node whose parent is missing or a file, and one node of every
- * cycle. Everything under a head is unreachable too, and is fixed with it, so only heads are reported.
+ * Finds the heads of unreachable subtrees: a node whose parent is missing or a file, and one node (the
+ * smallest id) of every cycle. Everything under a head is unreachable too, and is fixed with it, so only
+ * heads are reported, and `unreachable` counts the nodes under confirmed heads.
  */
 async function checkTree(ctx: VaultContext, nodes: Map<string, NodeInfo>, report: FsckReport, repair: boolean): Promise<void> {
-  const reach = new Map<string, Reach>();
-  const heads: Array<{ id: string; kind: 'detached' | 'cycle' | 'parent-not-dir' }> = [];
+  const headOf = new Map<string, string | null>(); // node id → the head it hangs under (null: reachable)
+  const heads = new Map<string, HeadKind>();
   for (const start of nodes.keys()) {
-    if (reach.has(start)) continue;
-    // walk up until a node of known reach, the root, a missing or non-directory parent, or a node already on
-    // this walk (a cycle)
+    if (headOf.has(start)) continue;
+    // walk up until a node already classified, the root, a missing or non-directory parent, or a node already
+    // on this walk (a cycle)
     const walk: string[] = [];
     const onWalk = new Set<string>();
     let id: string = start;
-    let outcome: Reach;
+    let head: string | null;
     for (;;) {
-      const known = reach.get(id);
-      if (known) {
-        outcome = known;
+      const known = headOf.get(id);
+      if (known !== undefined) {
+        head = known;
         break;
       }
       if (onWalk.has(id)) {
         const cycle = walk.slice(walk.indexOf(id));
-        heads.push({ id: cycle.reduce((a, b) => (a < b ? a : b)), kind: 'cycle' });
-        outcome = 'unreachable';
+        head = cycle.reduce((a, b) => (a < b ? a : b));
+        heads.set(head, 'cycle');
         break;
       }
       walk.push(id);
       onWalk.add(id);
       const node = nodes.get(id) as NodeInfo;
-      if (node.parentId === null) {
-        outcome = id === ROOT_ID ? 'ok' : 'unreachable';
-        if (id !== ROOT_ID) heads.push({ id, kind: 'detached' });
+      const parent = node.parentId === null ? undefined : nodes.get(node.parentId);
+      if (node.parentId === null && id === ROOT_ID) {
+        head = null;
         break;
       }
-      const parent = nodes.get(node.parentId);
-      if (!parent) {
-        heads.push({ id, kind: 'detached' });
-        outcome = 'unreachable';
+      if (!parent || parent.type !== 'dir') {
+        head = id;
+        heads.set(id, parent ? 'parent-not-dir' : 'detached');
         break;
       }
-      if (parent.type !== 'dir') {
-        heads.push({ id, kind: 'parent-not-dir' });
-        outcome = 'unreachable';
-        break;
-      }
-      id = node.parentId;
+      id = node.parentId as string;
     }
-    for (const w of walk) reach.set(w, outcome);
+    for (const w of walk) headOf.set(w, head);
   }
-  report.unreachable = [...reach.values()].filter((r) => r === 'unreachable').length;
 
-  let lostAndFound: TreeNode | null = null;
-  for (const head of heads) {
+  const confirmed = new Set<string>();
+  let lostAndFound: TreeNode | string | null = null; // the directory, or why it cannot be used
+  for (const [headId, kind] of heads) {
     // confirm with a fresh read: a concurrent move or remove may have changed the chain since the listing
-    const node = await ctx.store.getNode(head.id);
+    const node = await ctx.store.getNode(headId);
     if (!node || (await reachable(ctx.store, node))) continue;
-    const problem: FsckProblem = {
-      kind: head.kind, severity: 'error', nodeId: node.id,
-      message: describeUnreachable(head.kind, node),
-    };
+    confirmed.add(headId);
+    const problem: FsckProblem = { kind, severity: 'error', nodeId: node.id, message: describeUnreachable(kind, node) };
     report.problems.push(problem);
     if (!repair) continue;
     lostAndFound ??= await ensureLostAndFound(ctx);
-    const name = lostName(node);
-    try {
-      await ctx.store.updateNode(node.id, node.version, { parentId: lostAndFound.id, name });
-      problem.repaired = `reattached as /${LOST_AND_FOUND}/${name}`;
-      await audit(ctx, SYSTEM_ACTOR, 'fsck.reattach', `/${LOST_AND_FOUND}/${name}`, { id: node.id, kind: head.kind, formerParentId: node.parentId, formerName: node.name });
-    } catch (e) {
-      if (!isCofferError(e) || (e.code !== ErrorCode.CONFLICT && e.code !== ErrorCode.NOT_FOUND)) throw e;
-      problem.message += ' (changed while fsck ran: not repaired, run fsck again)';
+    if (typeof lostAndFound === 'string') {
+      problem.message += ` (not repaired: ${lostAndFound})`;
+      continue;
     }
+    let name = '';
+    try {
+      name = lostName(node);
+      await ctx.store.updateNode(node.id, node.version, { parentId: lostAndFound.id, name });
+    } catch (e) {
+      if (!isCofferError(e) || !UNREPAIRED.includes(e.code)) throw e;
+      problem.message += ` (not repaired: ${e.code === ErrorCode.CONFLICT || e.code === ErrorCode.NOT_FOUND ? 'it changed while fsck ran; run fsck again' : e.message})`;
+      continue;
+    }
+    problem.repaired = `reattached as /${LOST_AND_FOUND}/${name}`;
+    await audit(ctx, SYSTEM_ACTOR, 'fsck.reattach', `/${LOST_AND_FOUND}/${name}`, { id: node.id, kind, formerParentId: node.parentId, formerName: node.name });
   }
+  for (const head of headOf.values()) if (head !== null && confirmed.has(head)) report.unreachable++;
 }
 
 /** Whether a path leads to the node now: its parents, read afresh, are directories up to the root, without a loop. */
@@ -209,26 +237,47 @@ async function reachable(store: MetadataStore, node: TreeNode): Promise<boolean>
   return cur.id === ROOT_ID;
 }
 
-function describeUnreachable(kind: 'detached' | 'cycle' | 'parent-not-dir', node: TreeNode): string {
+function describeUnreachable(kind: HeadKind, node: TreeNode): string {
   const what = `${node.type === 'dir' ? 'directory' : 'file'} ${JSON.stringify(node.name)} (node ${node.id})`;
   if (kind === 'cycle') return `${what} is on a cycle of parents that never reaches the root: no path leads to it or below it`;
   if (kind === 'parent-not-dir') return `${what} hangs under a file (node ${String(node.parentId)}): no path leads to it or below it`;
-  return `${what} hangs under node ${String(node.parentId)}, which does not exist: no path leads to it or below it`;
+  if (node.parentId === null) return `${what} has no parent and is not the root: no path leads to it or below it`;
+  return `${what} hangs under node ${node.parentId}, which does not exist: no path leads to it or below it`;
 }
 
-/** `name~id`, shortened to a valid segment; unique under lost+found because node ids are. */
+/**
+ * `name~id`: unique under lost+found because node ids are. A name that is no valid path segment (damaged
+ * metadata) has its '/' and control characters replaced; one too long is shortened; failing all, the bare id.
+ */
 function lostName(node: TreeNode): string {
   const suffix = `~${node.id}`;
-  let name = node.name;
-  while (Buffer.byteLength(name + suffix) > MAX_SEGMENT_BYTES) name = [...name].slice(0, -1).join('');
-  return name + suffix;
+  // eslint-disable-next-line no-control-regex
+  let name = node.name.replace(/[/\u0000-\u001f\u007f]/g, '_');
+  while (name.length > 0 && Buffer.byteLength(name + suffix) > MAX_SEGMENT_BYTES) name = [...name].slice(0, -1).join('');
+  for (const candidate of [name + suffix, node.id]) {
+    try {
+      checkName(candidate);
+      return candidate;
+    } catch {
+      // next candidate
+    }
+  }
+  throw new CofferError(ErrorCode.INTERNAL, `node id ${JSON.stringify(node.id)} is no valid name`);
 }
 
-async function ensureLostAndFound(ctx: VaultContext): Promise<TreeNode> {
+/**
+ * /lost+found, created if absent. An existing one is used only if it is a directory owned by `:system` with no
+ * grants: otherwise whoever owns it or holds a grant on it would gain access to everything reattached there.
+ * Returns the reason it cannot be used instead.
+ */
+async function ensureLostAndFound(ctx: VaultContext): Promise<TreeNode | string> {
   for (let attempt = 0; attempt < 3; attempt++) {
     const existing = await ctx.store.getChild(ROOT_ID, LOST_AND_FOUND);
     if (existing) {
-      if (existing.type !== 'dir') throw new CofferError(ErrorCode.NOT_A_DIRECTORY, `/${LOST_AND_FOUND} is a file: move it away to let fsck repair`);
+      if (existing.type !== 'dir') return `/${LOST_AND_FOUND} is a file; move it away`;
+      if (existing.owner !== SYSTEM_ACTOR.user) return `/${LOST_AND_FOUND} is owned by ${JSON.stringify(existing.owner)}, who would gain access to what is reattached there; move it away`;
+      const grants = await ctx.store.listGrants([existing.id]);
+      if (grants.length > 0) return `/${LOST_AND_FOUND} has grants (${grants.map((g) => `${g.user}:${g.role}`).join(', ')}) that reattached nodes would inherit; remove them or move it away`;
       return existing;
     }
     const node = newNode(SYSTEM_ACTOR, ROOT_ID, LOST_AND_FOUND, ctx.now());
@@ -240,36 +289,64 @@ async function ensureLostAndFound(ctx: VaultContext): Promise<TreeNode> {
       if (!isCofferError(e) || e.code !== ErrorCode.ALREADY_EXISTS) throw e;
     }
   }
-  throw new CofferError(ErrorCode.CONFLICT, `/${LOST_AND_FOUND} keeps changing; run fsck again`);
+  return `/${LOST_AND_FOUND} keeps changing`;
 }
 
-/** Counts blobs by state and checks every committed blob's record and chunk files. Returns blob id → state. */
+/** Runs tasks with at most `limit` in flight; submit waits for room. Task errors are kept, never unhandled. */
+class Gate {
+  readonly #inFlight = new Set<Promise<void>>();
+  error: unknown = undefined;
+  constructor(readonly limit: number) {}
+
+  /** Waits for room, starts the task; `done` settles when it has finished (it never rejects). */
+  async submit(task: () => Promise<void>): Promise<{ done: Promise<void> }> {
+    while (this.#inFlight.size >= this.limit) await Promise.race(this.#inFlight);
+    const done: Promise<void> = task()
+      .catch((e: unknown) => {
+        this.error ??= e;
+      })
+      .finally(() => this.#inFlight.delete(done));
+    this.#inFlight.add(done);
+    return { done };
+  }
+
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.#inFlight]);
+  }
+}
+
+/** Counts blobs by state and checks every committed blob's record and chunk files. Returns the blobs files use. */
 async function checkBlobs(ctx: VaultContext, nodes: Map<string, NodeInfo>, report: FsckReport, options: FsckOptions): Promise<Map<string, BlobSummary>> {
   const referenced = new Set<string>();
   for (const n of nodes.values()) if (n.blobId) referenced.add(n.blobId);
-  const blobs = new Map<string, BlobSummary>();
-  const concurrency = Math.max(1, options.concurrency ?? 4);
-  const limit = pLimit(concurrency);
+  const used = new Map<string, BlobSummary>();
+  const gate = new Gate(Math.max(1, options.concurrency ?? 4));
   const bufferSize = alignUp(MAX_SEALED_SIZE);
-  const buffers = options.readData ? new BufferPool(bufferSize, concurrency, alignedAllocator(bufferSize, concurrency)) : null;
+  const buffers = options.readData ? new BufferPool(bufferSize, gate.limit, alignedAllocator(bufferSize, gate.limit)) : null;
+  const check: ChunkCheck = { ctx, report, buffers, onBytes: options.onBytes };
+  const blobsDone: Array<Promise<void>> = [];
   try {
     let after: string | undefined;
     for (;;) {
       const page = await ctx.store.listBlobs({ after, limit: PAGE });
       for (const blob of page.items) {
         report.blobs[blob.state]++;
-        blobs.set(blob.id, { state: blob.state, size: blob.size });
+        if (referenced.has(blob.id)) used.set(blob.id, { state: blob.state, size: blob.size });
         if (blob.state !== 'committed') continue;
         if (!referenced.has(blob.id)) report.unreferencedBlobs++;
-        await checkCommittedBlob(ctx, blob, report, limit, buffers, options.onBytes);
+        blobsDone.push((await checkCommittedBlob(check, blob, gate)).done);
+        if (gate.error !== undefined) throw gate.error;
       }
       if (page.next === null) break;
       after = page.next;
     }
+    await Promise.all(blobsDone);
+    if (gate.error !== undefined) throw gate.error;
   } finally {
+    await gate.drain(); // nothing may still be reading into a buffer when the pool is cleared
     buffers?.clear();
   }
-  return blobs;
+  return used;
 }
 
 interface BlobSummary {
@@ -277,64 +354,83 @@ interface BlobSummary {
   size: number | null;
 }
 
-async function checkCommittedBlob(
-  ctx: VaultContext, blob: BlobRecord, report: FsckReport, limit: ReturnType<typeof pLimit>, buffers: BufferPool | null,
-  onBytes: ((n: number) => void) | undefined,
-): Promise<void> {
+interface ChunkCheck {
+  ctx: VaultContext;
+  report: FsckReport;
+  buffers: BufferPool | null;
+  onBytes: ((n: number) => void) | undefined;
+}
+
+/** Submits the blob's chunk checks; `done` settles once they are done and confirmed (it never rejects). */
+async function checkCommittedBlob(c: ChunkCheck, blob: BlobRecord, gate: Gate): Promise<{ done: Promise<void> }> {
   const layout = blob.size !== null && Number.isSafeInteger(blob.size) && blob.size >= 0 ? expectedChunkLayout(blob.size) : null;
   if (!layout || blob.chunkCount !== layout.chunkCount || !blob.chunkSha256 || blob.chunkSha256.length !== layout.chunkCount) {
-    report.problems.push({
+    c.report.problems.push({
       kind: 'blob-record', severity: 'error', blobId: blob.id,
       message: `committed blob ${blob.id} has an inconsistent record (size ${String(blob.size)}, ${String(blob.chunkCount)} chunks, ${blob.chunkSha256?.length ?? 'no'} hashes)`,
     });
-    return;
+    return { done: Promise.resolve() };
   }
   const hashes = blob.chunkSha256;
   const found: ChunkFinding[] = [];
-  const present = new Set(await ctx.chunks.list(blob.id));
+  const present = new Set(await c.ctx.chunks.list(blob.id));
   for (const index of present) {
     if (index >= layout.chunkCount) found.push({ kind: 'chunk-extra', index, message: `chunk file ${index} is beyond the blob's ${layout.chunkCount} chunk(s) (never read)` });
   }
-  await Promise.all(
-    Array.from({ length: layout.chunkCount }, (_, index) =>
-      limit(async () => {
-        const expected = layout.plaintextLengthOf(index) + HEADER_SIZE + TAG_SIZE;
-        const finding = await checkChunk(ctx, blob.id, index, expected, hashes[index] as string, present.has(index), buffers, report, onBytes);
-        if (finding) found.push(finding);
-        report.chunksChecked++;
-      }),
-    ),
-  );
-  if (found.length === 0) return;
-  // confirm: a blob released and purged while we read it is not damaged, just gone
-  const now = await ctx.store.getBlob(blob.id);
-  if (now?.state !== 'committed') return;
-  found.sort((a, b) => a.index - b.index);
-  for (const f of found) {
-    report.problems.push({ kind: f.kind, severity: f.kind === 'chunk-extra' ? 'warning' : 'error', blobId: blob.id, index: f.index, message: `blob ${blob.id}: ${f.message}` });
+  const done: Array<Promise<void>> = [];
+  for (let index = 0; index < layout.chunkCount; index++) {
+    const expected = layout.plaintextLengthOf(index) + HEADER_SIZE + TAG_SIZE;
+    const submitted = await gate.submit(async () => {
+      const finding = await checkChunkTwice(c, blob.id, index, expected, hashes[index] as string, present.has(index));
+      if (finding) found.push(finding);
+      c.report.chunksChecked++;
+    });
+    done.push(submitted.done);
   }
+  const confirmed = Promise.all(done).then(async () => {
+    if (found.length === 0) return;
+    // confirm: a blob released and purged while we read it is not damaged, just gone
+    const now = await c.ctx.store.getBlob(blob.id);
+    if (now?.state !== 'committed') return;
+    found.sort((a, b) => a.index - b.index);
+    for (const f of found) {
+      c.report.problems.push({ kind: f.kind, severity: f.kind === 'chunk-extra' ? 'warning' : 'error', blobId: blob.id, index: f.index, message: `blob ${blob.id}: ${f.message}` });
+    }
+  }).catch((e: unknown) => {
+    gate.error ??= e;
+  });
+  return { done: confirmed };
 }
 
 interface ChunkFinding {
-  kind: 'chunk-missing' | 'chunk-size' | 'chunk-damaged' | 'chunk-extra';
+  kind: 'chunk-missing' | 'chunk-size' | 'chunk-damaged' | 'chunk-unreadable' | 'chunk-extra';
   index: number;
   message: string;
 }
 
-async function checkChunk(
-  ctx: VaultContext, blobId: string, index: number, expectedSize: number, expectedSha256: string, listed: boolean,
-  buffers: BufferPool | null, report: FsckReport, onBytes: ((n: number) => void) | undefined,
-): Promise<ChunkFinding | null> {
+/** A store error (EIO, a stale NFS handle…) is tried once more, then reported as `chunk-unreadable`. */
+async function checkChunkTwice(c: ChunkCheck, blobId: string, index: number, expectedSize: number, expectedSha256: string, listed: boolean): Promise<ChunkFinding | null> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await checkChunk(c, blobId, index, expectedSize, expectedSha256, listed);
+    } catch (e) {
+      if (attempt < 2) continue;
+      return { kind: 'chunk-unreadable', index, message: `chunk file ${index} cannot be read: ${e instanceof Error ? e.message : String(e)}` };
+    }
+  }
+}
+
+async function checkChunk(c: ChunkCheck, blobId: string, index: number, expectedSize: number, expectedSha256: string, listed: boolean): Promise<ChunkFinding | null> {
   const ref = { blobId, index };
-  const st = listed ? await ctx.chunks.stat(ref) : null;
+  const st = listed ? await c.ctx.chunks.stat(ref) : null;
   if (!st) return { kind: 'chunk-missing', index, message: `chunk file ${index} is missing` };
   if (st.size !== expectedSize) return { kind: 'chunk-size', index, message: `chunk file ${index} has ${st.size} bytes, expected ${expectedSize}` };
-  if (!buffers) return null;
-  const buf = buffers.acquire();
+  if (!c.buffers) return null;
+  const buf = c.buffers.acquire();
   try {
     let data: Buffer;
     try {
-      data = await ctx.chunks.readInto(ref, buf);
+      data = await c.ctx.chunks.readInto(ref, buf);
     } catch (e) {
       if (isCofferError(e) && e.code === ErrorCode.NOT_FOUND) return { kind: 'chunk-missing', index, message: `chunk file ${index} is missing` };
       if (isCofferError(e) && (e.code === ErrorCode.PAYLOAD_TOO_LARGE || e.code === ErrorCode.INTEGRITY)) {
@@ -342,15 +438,15 @@ async function checkChunk(
       }
       throw e;
     }
-    report.bytesRead += data.length;
-    onBytes?.(data.length);
+    c.report.bytesRead += data.length;
+    c.onBytes?.(data.length);
     const sha256 = createHash('sha256').update(data).digest('hex');
     if (sha256 !== expectedSha256) {
       return { kind: 'chunk-damaged', index, message: `chunk file ${index} hashes to ${sha256}, not the ${expectedSha256} recorded at commit` };
     }
     return null;
   } finally {
-    buffers.release(buf);
+    c.buffers.release(buf);
   }
 }
 
@@ -360,10 +456,12 @@ async function checkFiles(ctx: VaultContext, nodes: Map<string, NodeInfo>, blobs
     if (n.type !== 'file') continue;
     const listed = n.blobId ? blobs.get(n.blobId) : undefined;
     if (listed?.state === 'committed' && listed.size === n.size) continue;
-    // confirm with fresh reads (an overwrite or a remove may have run since the listing)
+    // confirm with fresh reads, and only if the node did not change in between (an overwrite releases the old
+    // blob: node and blob read on either side of it would look like damage)
     const node = await ctx.store.getNode(id);
     if (!node || node.type !== 'file') continue;
     const blob = node.blobId ? await ctx.store.getBlob(node.blobId) : null;
+    if ((await ctx.store.getNode(id))?.version !== node.version) continue;
     const name = `file ${JSON.stringify(node.name)} (node ${node.id})`;
     if (!blob) {
       report.problems.push({ kind: 'file-blob-missing', severity: 'error', nodeId: id, ...(node.blobId ? { blobId: node.blobId } : {}), message: `${name} points at blob ${String(node.blobId)}, which has no record` });

@@ -6,7 +6,7 @@ export type { CreateUploadInput, UploadChunkView, UploadView } from './uploads.j
 export type { CommitInput } from './commit.js';
 export type { ChunkInfo, ChunkReadPlan } from './downloads.js';
 export type { GcOptions, GcReport } from './gc.js';
-export { LOST_AND_FOUND } from './fsck.js';
+export { LOST_AND_FOUND, fsckStores } from './fsck.js';
 export type { FsckOptions, FsckProblem, FsckProblemKind, FsckReport } from './fsck.js';
 export { appendAudit, auditHash, auditHead, canonicalJson, verifyAuditChain, GENESIS_HASH } from './audit.js';
 export type { AuditEvent, AuditVerification } from './audit.js';

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { openChunkStore } from '../../../storage-backend/index.js';
 import { directIoSetting } from '../../config.js';
 import { CofferError, ErrorCode } from '../../errors.js';
-import { Vault, type FsckReport } from '../../vault/index.js';
+import { fsckStores, type FsckReport } from '../../vault/index.js';
 import { dataDirOption, intFlag, jsonOption, mongoUriOption } from '../options.js';
 import { print } from '../output.js';
 import { openVaultMetadata } from '../vault-metadata.js';
@@ -37,8 +37,8 @@ export function register(program: Command): void {
         const directIo = directIoSetting();
         const chunks = await openChunkStore({ kind: 'fs', root: opts.dataDir, ...(directIo === undefined ? {} : { directIo }) });
         try {
-          const vault = await Vault.open(store, chunks);
-          const report = await vault.fsck({ readData: opts.readData === true, repair: opts.repair === true, concurrency });
+          // not Vault.open: that recreates a missing root, which fsck must report (and recreate only with --repair)
+          const report = await fsckStores(store, chunks, { readData: opts.readData === true, repair: opts.repair === true, concurrency });
           print(opts, report, () => describe(report, opts.readData === true));
           if (report.errors > 0) {
             throw new CofferError(ErrorCode.INTEGRITY, `fsck found ${report.errors} problem(s)${opts.repair ? ' it cannot repair' : ''} (listed on stdout)`);
