@@ -1,7 +1,7 @@
 // A crash of the storage service at any point: `coffer serve` is killed with SIGKILL in the middle of an
 // upload and started again on the same data directory and port. Every committed file stays readable, the
 // half-done upload is never visible as a file, the client's retries carry the upload through the restart, and
-// the audit chain still verifies.
+// the audit chain and `coffer fsck --read-data` both find the vault consistent, right after the restart and at the end.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -63,6 +63,11 @@ describe('coffer serve killed mid-upload', () => {
     server.child.kill('SIGKILL');
     await new Promise((r) => server?.child.once('close', r));
     server = await startServerProcess(['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--default-root-role', 'write']);
+    // fsck, reading every chunk file: the crash left a consistent vault (the half-done upload is an
+    // `uploading` blob, not a file, and not damage)
+    const after = await run(['fsck', '--data-dir', dataDir, '--read-data', '--json']);
+    expect(after.code, after.stderr).toBe(0);
+    expect(JSON.parse(after.stdout)).toMatchObject({ problems: [], files: 1, unreachable: 0, blobs: { committed: 1, uploading: 1, deleting: 0 }, chunksChecked: 2 });
     release();
     const done = await upload;
     client.close();
@@ -76,6 +81,9 @@ describe('coffer serve killed mid-upload', () => {
     expect((await readFile(out2)).equals(second)).toBe(true);
     const audit = await run(['audit', 'verify', '--data-dir', dataDir, '--json']);
     expect(audit.code, audit.stderr).toBe(0);
+    const end = await run(['fsck', '--data-dir', dataDir, '--read-data', '--json']);
+    expect(end.code, end.stderr).toBe(0);
+    expect(JSON.parse(end.stdout)).toMatchObject({ problems: [], files: 2, blobs: { committed: 2, uploading: 0 }, chunksChecked: 8 });
   });
 });
 

@@ -5,11 +5,12 @@ import type { Command } from 'commander';
 import { openChunkStore } from '../../../storage-backend/index.js';
 import { directIoSetting } from '../../config.js';
 import { CofferError, ErrorCode } from '../../errors.js';
+import type { MetadataStore } from '../../metadata/types.js';
 import { fsckStores, type FsckReport } from '../../vault/index.js';
 import { dataDirOption, intFlag, jsonOption, mongoUriOption } from '../options.js';
 import { print } from '../output.js';
 import { openVaultMetadata } from '../vault-metadata.js';
-import { formatBytes } from '../progress.js';
+import { formatBytes, progressBar } from '../progress.js';
 
 interface FsckFlags {
   dataDir: string;
@@ -37,8 +38,14 @@ export function register(program: Command): void {
         const directIo = directIoSetting();
         const chunks = await openChunkStore({ kind: 'fs', root: opts.dataDir, ...(directIo === undefined ? {} : { directIo }) });
         try {
+          const bar = opts.readData && process.stderr.isTTY && !process.env.COFFER_NO_PROGRESS
+            ? progressBar('fsck --read-data', await sealedBytesOfCommittedBlobs(store))
+            : null;
           // not Vault.open: that recreates a missing root, which fsck must report (and recreate only with --repair)
-          const report = await fsckStores(store, chunks, { readData: opts.readData === true, repair: opts.repair === true, concurrency });
+          const report = await fsckStores(store, chunks, {
+            readData: opts.readData === true, repair: opts.repair === true, concurrency, onBytes: (n) => bar?.add(n),
+          });
+          bar?.done();
           print(opts, report, () => describe(report, opts.readData === true));
           if (report.errors > 0) {
             throw new CofferError(ErrorCode.INTEGRITY, `fsck found ${report.errors} problem(s)${opts.repair ? ' it cannot repair' : ''} (listed on stdout)`);
@@ -62,4 +69,16 @@ function describe(r: FsckReport, readData: boolean): string {
   );
   lines.push(r.errors === 0 ? 'fsck: no errors' : `fsck: ${r.errors} error(s)`);
   return lines.join('\n');
+}
+
+/** What --read-data will read, for the progress bar: every committed blob's chunk files (64 bytes per chunk on top). */
+async function sealedBytesOfCommittedBlobs(store: MetadataStore): Promise<number> {
+  let total = 0;
+  let after: string | undefined;
+  for (;;) {
+    const page = await store.listBlobs({ after, limit: 1000 });
+    for (const b of page.items) if (b.state === 'committed') total += (b.size ?? 0) + 64 * (b.chunkCount ?? 0);
+    if (page.next === null) return total;
+    after = page.next;
+  }
 }
