@@ -77,20 +77,21 @@ describe.each(backends)('fsck on metadata %s', (kind, mongoUri) => {
     const data = randomBytes(300);
     await upload({ user: 'ops', admin: true }, '/proj/run1/out/r.bin', data);
     const run1 = await nodeAt('/proj/run1');
-    // what the race leaves: the directory deleted under a child that was created at the same moment
-    await t.store.deleteNode((await nodeAt('/proj')).id);
 
+    const proj = await nodeAt('/proj');
+    // what the race leaves: the directory deleted under a child that was created at the same moment
+    await t.store.deleteNode(proj.id);
     const found = await t.vault.fsck();
     expect(kinds(found)).toEqual(['detached']);
-    expect(found.problems[0]).toMatchObject({ severity: 'error', nodeId: run1.id });
+    expect(found.problems[0]).toMatchObject({ severity: 'error', nodeId: run1.id, nodeIds: [run1.id], parentId: proj.id });
     expect(found.unreachable).toBe(3); // run1, out, r.bin
     expect(found.errors).toBe(1);
     expect((await t.store.getChild(ROOT_ID, LOST_AND_FOUND))).toBeNull(); // no repair without asking
 
     const repaired = await t.vault.fsck({ repair: true });
     expect(repaired.errors).toBe(0);
-    const where = `/${LOST_AND_FOUND}/run1~${run1.id}`;
-    expect(repaired.problems[0]!.repaired).toBe(`reattached as ${where}`);
+    const where = `/${LOST_AND_FOUND}/missing~${proj.id}/run1`; // under a directory named after the lost parent
+    expect(repaired.problems[0]!.repaired).toBe(`reattached under /${LOST_AND_FOUND}/missing~${proj.id}`);
     // readable again by path, by its owner (alice owns run1) and by admins; lost+found itself grants nothing
     const m = await t.vault.manifestByPath(alice, `${where}/out/r.bin`);
     expect(m.manifest.size).toBe(data.length);
@@ -248,19 +249,50 @@ describe.each(backends)('fsck on metadata %s', (kind, mongoUri) => {
     expect(granted.problems[0]!.message).toMatch(/has grants \(carol:read\)/);
     await t.store.deleteGrant(lf.id, 'carol');
     expect((await t.vault.fsck({ repair: true })).errors).toBe(0);
-    expect((await t.vault.list(ops, `/${LOST_AND_FOUND}`)).items.map((n) => n.name)).toEqual([expect.stringMatching(/^sub~/)]);
+    expect((await t.vault.list(ops, `/${LOST_AND_FOUND}`)).items.map((n) => n.name)).toEqual([expect.stringMatching(/^missing~/)]);
   });
 
   it('reattaches a node whose stored name is no valid path segment under a cleaned name', async () => {
-    const odd = { ...newNode(alice, 'no-such-parent', 'a/b\u0001c', new Date()) };
+    const ops: Actor = { user: 'ops', admin: true };
+    const odd = newNode(alice, 'no-such-parent', 'a/b\u0001c', new Date());
+    const long = newNode(alice, 'no-such-parent', 'é'.repeat(200), new Date()); // 400 bytes
     await t.store.insertNode(odd);
-    const r = await t.vault.fsck({ repair: true });
-    expect(r.problems[0]!.repaired).toBe(`reattached as /${LOST_AND_FOUND}/a_b_c~${odd.id}`);
-    const long = newNode(alice, 'no-such-parent', 'é'.repeat(200), new Date());
     await t.store.insertNode(long);
-    const name = (await t.vault.fsck({ repair: true })).problems[0]!.repaired!.split('/').pop()!;
-    expect(Buffer.byteLength(name)).toBeLessThanOrEqual(255);
-    expect(name.endsWith(`~${long.id}`)).toBe(true);
+    const r = await t.vault.fsck({ repair: true });
+    expect(r.problems).toHaveLength(1); // one missing parent
+    expect(r.problems[0]!.repaired).toBe(`reattached under /${LOST_AND_FOUND}/missing~no-such-parent`);
+    const names = (await t.vault.list(ops, `/${LOST_AND_FOUND}/missing~no-such-parent`)).items.map((n) => n.name);
+    expect(names).toContain(`a_b_c~${odd.id}`);
+    const cut = names.find((n) => n.endsWith(`~${long.id}`))!;
+    expect(Buffer.byteLength(cut)).toBeLessThanOrEqual(255);
+    expect(cut.startsWith('éé')).toBe(true);
+    expect((await t.vault.fsck()).problems).toEqual([]);
+  });
+
+  it('reports the children of one missing directory as one problem and reattaches them together, names kept', async () => {
+    const ops: Actor = { user: 'ops', admin: true };
+    await t.vault.mkdir(ops, '/big');
+    const names = Array.from({ length: 150 }, (_, i) => `n${i}`);
+    for (const n of names) await t.vault.mkdir(ops, `/big/${n}/deeper`, { parents: true });
+    const big = await nodeAt('/big');
+    await t.store.deleteNode(big.id);
+    const r = await t.vault.fsck();
+    expect(r.problems).toHaveLength(1);
+    expect(r.problems[0]).toMatchObject({ kind: 'detached', parentId: big.id });
+    expect(r.problems[0]!.nodeIds).toHaveLength(150);
+    expect(r.problems[0]!.message).toMatch(/^150 nodes \(directory "n\d+" .*, …\) hang under node /);
+    expect(r.unreachable).toBe(300);
+    const repaired = await t.vault.fsck({ repair: true });
+    expect(repaired.errors).toBe(0);
+    const listed: string[] = [];
+    let after: string | undefined;
+    do {
+      const page = await t.vault.list(ops, `/${LOST_AND_FOUND}/missing~${big.id}`, { after, limit: 100 });
+      listed.push(...page.items.map((n) => n.name));
+      after = page.next ?? undefined;
+    } while (after);
+    expect(listed.sort()).toEqual([...names].sort());
+    expect((await t.vault.stat(ops, `/${LOST_AND_FOUND}/missing~${big.id}/n7/deeper`)).type).toBe('dir');
     expect((await t.vault.fsck()).problems).toEqual([]);
   });
 

@@ -45,7 +45,12 @@ export interface FsckProblem {
   /** 'warning' problems do not make fsck fail. */
   severity: 'error' | 'warning';
   message: string;
+  /** The node concerned; for an unreachable group, the first of `nodeIds`. */
   nodeId?: string;
+  /** Unreachable problems: the heads of the unreachable subtrees this problem covers. */
+  nodeIds?: string[];
+  /** Unreachable problems: the missing parent, or the file, the heads hang under. */
+  parentId?: string;
   blobId?: string;
   index?: number;
   /** Set when `repair` fixed it: what was done. */
@@ -194,14 +199,31 @@ async function checkTree(ctx: VaultContext, nodes: Map<string, NodeInfo>, report
     for (const w of walk) headOf.set(w, head);
   }
 
+  // confirm each head with a fresh read (a concurrent move or remove may have changed the chain since the
+  // listing), then report heads that hang under the same missing node or file as one problem: deleting a
+  // directory with a thousand children leaves a thousand heads but one thing to fix
   const confirmed = new Set<string>();
-  let lostAndFound: TreeNode | string | null = null; // the directory, or why it cannot be used
+  const groups = new Map<string, { kind: HeadKind; parentId: string | null; heads: TreeNode[] }>();
   for (const [headId, kind] of heads) {
-    // confirm with a fresh read: a concurrent move or remove may have changed the chain since the listing
     const node = await ctx.store.getNode(headId);
     if (!node || (await reachable(ctx.store, node))) continue;
     confirmed.add(headId);
-    const problem: FsckProblem = { kind, severity: 'error', nodeId: node.id, message: describeUnreachable(kind, node) };
+    const key = kind !== 'cycle' && node.parentId !== null ? `${kind}:${node.parentId}` : `${kind}:${node.id}`;
+    const group = groups.get(key) ?? { kind, parentId: kind !== 'cycle' ? node.parentId : null, heads: [] };
+    group.heads.push(node);
+    groups.set(key, group);
+  }
+  for (const head of headOf.values()) if (head !== null && confirmed.has(head)) report.unreachable++;
+
+  let lostAndFound: TreeNode | string | null = null; // the directory, or why it cannot be used
+  for (const group of groups.values()) {
+    group.heads.sort((a, b) => (a.id < b.id ? -1 : 1));
+    const first = group.heads[0] as TreeNode;
+    const problem: FsckProblem = {
+      kind: group.kind, severity: 'error', nodeId: first.id, nodeIds: group.heads.map((n) => n.id),
+      ...(group.parentId !== null ? { parentId: group.parentId } : {}),
+      message: describeUnreachable(group.kind, group.heads),
+    };
     report.problems.push(problem);
     if (!repair) continue;
     lostAndFound ??= await ensureLostAndFound(ctx);
@@ -209,19 +231,51 @@ async function checkTree(ctx: VaultContext, nodes: Map<string, NodeInfo>, report
       problem.message += ` (not repaired: ${lostAndFound})`;
       continue;
     }
-    let name = '';
-    try {
-      name = lostName(node);
-      await ctx.store.updateNode(node.id, node.version, { parentId: lostAndFound.id, name });
-    } catch (e) {
-      if (!isCofferError(e) || !UNREPAIRED.includes(e.code)) throw e;
-      problem.message += ` (not repaired: ${e.code === ErrorCode.CONFLICT || e.code === ErrorCode.NOT_FOUND ? 'it changed while fsck ran; run fsck again' : e.message})`;
-      continue;
+    // heads that shared a parent keep their names in one directory named after it; a lone head (no parent, or
+    // on a cycle) goes straight into lost+found as NAME~ID
+    let into: TreeNode | string = lostAndFound;
+    if (group.parentId !== null) {
+      const label = `${group.kind === 'parent-not-dir' ? 'under-file' : 'missing'}~${group.parentId}`;
+      into = await ensurePlaceholder(ctx, lostAndFound, label);
+      if (typeof into === 'string') {
+        problem.message += ` (not repaired: ${into})`;
+        continue;
+      }
     }
-    problem.repaired = `reattached as /${LOST_AND_FOUND}/${name}`;
-    await audit(ctx, SYSTEM_ACTOR, 'fsck.reattach', `/${LOST_AND_FOUND}/${name}`, { id: node.id, kind, formerParentId: node.parentId, formerName: node.name });
+    const where: string[] = [];
+    const failures: string[] = [];
+    for (const node of group.heads) {
+      try {
+        where.push(await reattach(ctx, node, into, into === lostAndFound ? lostName(node) : node.name, group.kind));
+      } catch (e) {
+        if (!isCofferError(e) || !UNREPAIRED.includes(e.code)) throw e;
+        failures.push(`${node.id}: ${e.code === ErrorCode.CONFLICT || e.code === ErrorCode.NOT_FOUND ? 'it changed while fsck ran; run fsck again' : e.message}`);
+      }
+    }
+    if (failures.length > 0) problem.message += ` (not repaired: ${failures.join('; ')})`;
+    else problem.repaired = group.parentId !== null ? `reattached under ${parentPath(where[0] as string)}` : `reattached as ${where[0] as string}`;
   }
-  for (const head of headOf.values()) if (head !== null && confirmed.has(head)) report.unreachable++;
+}
+
+/** Moves an unreachable head under `into` as `name` (or NAME~ID if that name is taken there); returns its path. */
+async function reattach(ctx: VaultContext, node: TreeNode, into: TreeNode, name: string, kind: HeadKind): Promise<string> {
+  const dir = into.parentId === ROOT_ID ? `/${into.name}` : `/${LOST_AND_FOUND}/${into.name}`;
+  let target = name;
+  try {
+    checkName(target);
+    await ctx.store.updateNode(node.id, node.version, { parentId: into.id, name: target });
+  } catch (e) {
+    if (!isCofferError(e) || (e.code !== ErrorCode.ALREADY_EXISTS && e.code !== ErrorCode.INVALID_PATH) || target === lostName(node)) throw e;
+    target = lostName(node);
+    await ctx.store.updateNode(node.id, node.version, { parentId: into.id, name: target });
+  }
+  const at = `${dir}/${target}`;
+  await audit(ctx, SYSTEM_ACTOR, 'fsck.reattach', at, { id: node.id, kind, formerParentId: node.parentId, formerName: node.name });
+  return at;
+}
+
+function parentPath(p: string): string {
+  return p.slice(0, p.lastIndexOf('/'));
 }
 
 /** Whether a path leads to the node now: its parents, read afresh, are directories up to the root, without a loop. */
@@ -237,12 +291,15 @@ async function reachable(store: MetadataStore, node: TreeNode): Promise<boolean>
   return cur.id === ROOT_ID;
 }
 
-function describeUnreachable(kind: HeadKind, node: TreeNode): string {
-  const what = `${node.type === 'dir' ? 'directory' : 'file'} ${JSON.stringify(node.name)} (node ${node.id})`;
+function describeUnreachable(kind: HeadKind, heads: readonly TreeNode[]): string {
+  const one = (n: TreeNode): string => `${n.type === 'dir' ? 'directory' : 'file'} ${JSON.stringify(n.name)} (node ${n.id})`;
+  const first = heads[0] as TreeNode;
+  const what = heads.length === 1 ? one(first) : `${heads.length} nodes (${heads.slice(0, 3).map(one).join(', ')}${heads.length > 3 ? ', …' : ''})`;
+  const verb = heads.length === 1 ? 'hangs' : 'hang';
   if (kind === 'cycle') return `${what} is on a cycle of parents that never reaches the root: no path leads to it or below it`;
-  if (kind === 'parent-not-dir') return `${what} hangs under a file (node ${String(node.parentId)}): no path leads to it or below it`;
-  if (node.parentId === null) return `${what} has no parent and is not the root: no path leads to it or below it`;
-  return `${what} hangs under node ${node.parentId}, which does not exist: no path leads to it or below it`;
+  if (kind === 'parent-not-dir') return `${what} ${verb} under a file (node ${String(first.parentId)}): no path leads to them or below them`;
+  if (first.parentId === null) return `${what} has no parent and is not the root: no path leads to it or below it`;
+  return `${what} ${verb} under node ${first.parentId}, which does not exist: no path leads to them or below them`;
 }
 
 /**
@@ -290,6 +347,27 @@ async function ensureLostAndFound(ctx: VaultContext): Promise<TreeNode | string>
     }
   }
   return `/${LOST_AND_FOUND} keeps changing`;
+}
+
+/** A directory under lost+found for the heads of one missing parent or file: created, or reused if fsck made it. */
+async function ensurePlaceholder(ctx: VaultContext, lostAndFound: TreeNode, name: string): Promise<TreeNode | string> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const existing = await ctx.store.getChild(lostAndFound.id, name);
+    if (existing) {
+      if (existing.type !== 'dir' || existing.owner !== SYSTEM_ACTOR.user) return `/${LOST_AND_FOUND}/${name} exists and was not made by fsck; move it away`;
+      if ((await ctx.store.listGrants([existing.id])).length > 0) return `/${LOST_AND_FOUND}/${name} has grants that reattached nodes would inherit; remove them`;
+      return existing;
+    }
+    const node = newNode(SYSTEM_ACTOR, lostAndFound.id, name, ctx.now());
+    try {
+      await ctx.store.insertNode(node);
+      await audit(ctx, SYSTEM_ACTOR, 'node.mkdir', `/${LOST_AND_FOUND}/${name}`, { id: node.id, by: 'fsck' });
+      return node;
+    } catch (e) {
+      if (!isCofferError(e) || e.code !== ErrorCode.ALREADY_EXISTS) throw e;
+    }
+  }
+  return `/${LOST_AND_FOUND}/${name} keeps changing`;
 }
 
 /** Runs tasks with at most `limit` in flight; submit waits for room. Task errors are kept, never unhandled. */

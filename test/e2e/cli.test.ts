@@ -231,10 +231,10 @@ describe('coffer CLI against coffer serve', () => {
       expect(detached.code).toBe(6);
       expect(detached.stdout).toMatch(/detached .*"run"/);
       const repaired = await ok(['fsck', '--data-dir', dir, '--repair']);
-      expect(repaired).toMatch(/repaired: reattached as \/lost\+found\/run~/);
-      const ls = JSON.parse(await ok(['ls', '/lost+found', '--json'], e)) as Array<{ name: string }>;
-      expect(ls.map((n) => n.name)).toEqual([expect.stringMatching(/^run~/)]);
-      expect((JSON.parse(await ok(['ls', `/lost+found/${ls[0]!.name}`, '--json'], e)) as Array<{ name: string }>).map((n) => n.name)).toEqual(['keep']);
+      expect(repaired).toContain(`[repaired: reattached under /lost+found/missing~${lab.id}]`);
+      const ls = JSON.parse(await ok(['ls', `/lost+found/missing~${lab.id}`, '--json'], e)) as Array<{ name: string }>;
+      expect(ls.map((n) => n.name)).toEqual(['run']);
+      expect((JSON.parse(await ok(['ls', `/lost+found/missing~${lab.id}/run`, '--json'], e)) as Array<{ name: string }>).map((n) => n.name)).toEqual(['keep']);
       expect(await ok(['fsck', '--data-dir', dir])).toMatch(/fsck: no errors/);
       // a wrong --data-dir is named, and nothing is created there
       const nowhere = path.join(work, 'no-vault-here');
