@@ -16,8 +16,13 @@ function tooLarge(m: string): CofferError {
   return new CofferError(ErrorCode.PAYLOAD_TOO_LARGE, m);
 }
 
+function malformed(e: unknown): CofferError {
+  return e instanceof CofferError ? e : new CofferError(ErrorCode.INVALID_ARGUMENT, `malformed multipart body: ${(e as Error).message}`);
+}
+
 /** The part's bytes, failing at the end if busboy cut it at the size limit. */
 async function* checked(stream: Readable & { truncated?: boolean }, maxPartBytes: number): AsyncGenerator<Uint8Array> {
+  if (stream.errored) throw malformed(stream.errored); // it failed while waiting for its turn
   for await (const chunk of stream) yield chunk as Uint8Array;
   if (stream.truncated) throw tooLarge(`a multipart part is larger than ${maxPartBytes} bytes`);
 }
@@ -46,11 +51,18 @@ export function readMultipart(
     let chain: Promise<void> = Promise.resolve();
     const maxTotal = limits.maxParts * (limits.maxPartBytes + 16 * 1024);
     let total = 0;
+    // Parts not yet finished. On failure each is destroyed with the error, so whoever is streaming it onward
+    // (the chunk store's put) fails too and removes its temporary file, instead of waiting forever for bytes
+    // that will never come.
+    const open = new Set<Readable>();
     const fail = (e: unknown): void => {
       if (failed) return;
       failed = true;
       incoming.unpipe(bb);
       incoming.off('data', count);
+      const err = e instanceof Error ? e : new Error(String(e));
+      for (const part of open) part.destroy(err);
+      open.clear();
       reject(e);
     };
     const count = (chunk: Buffer): void => {
@@ -58,10 +70,15 @@ export function readMultipart(
       if (total > maxTotal) fail(tooLarge(`multipart body larger than ${maxTotal} bytes`));
     };
     bb.on('file', (name, stream) => {
+      // A part can fail (busboy: "Unexpected end of form") before its turn comes: its error is kept by the
+      // stream and surfaces in `checked`, or through bb's own 'error' → fail(). Never an unhandled 'error' event.
+      stream.on('error', () => undefined);
       if (failed) {
         stream.resume();
         return;
       }
+      open.add(stream);
+      stream.once('close', () => open.delete(stream));
       chain = chain.then(async () => {
         if (failed) {
           stream.resume();
@@ -79,13 +96,16 @@ export function readMultipart(
     bb.on('fieldsLimit', () => fail(new CofferError(ErrorCode.INVALID_ARGUMENT, 'multipart: only file parts are allowed')));
     bb.on('filesLimit', () => fail(tooLarge(`multipart: more than ${limits.maxParts} parts`)));
     bb.on('partsLimit', () => fail(tooLarge(`multipart: more than ${limits.maxParts} parts`)));
-    bb.on('error', (e) => fail(new CofferError(ErrorCode.INVALID_ARGUMENT, `malformed multipart body: ${(e as Error).message}`)));
+    bb.on('error', (e) => fail(malformed(e)));
     bb.on('close', () => {
       void chain.then(() => {
         if (!failed) resolve();
       });
     });
     incoming.on('error', (e) => fail(new CofferError(ErrorCode.INVALID_ARGUMENT, 'request body aborted', { cause: e })));
+    incoming.on('close', () => {
+      if (!incoming.complete) fail(new CofferError(ErrorCode.INVALID_ARGUMENT, 'request body aborted'));
+    });
     incoming.on('data', count);
     incoming.pipe(bb);
   });

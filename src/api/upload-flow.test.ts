@@ -2,7 +2,10 @@
 // manifest → download (full, Range, ETag) → open with the DEK, byte-identical.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
 import { request } from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
 import { CHUNK_SIZE, blobIdFromHex, openChunk } from '../crypto/index.js';
 import { newBlobHex, newDek, sealAll } from '../vault/test-env.js';
 import { call, errorCode, startTestServer, type TestServer } from './test-server.js';
@@ -151,6 +154,73 @@ describe('upload and download over HTTP', () => {
     expect([res.status, await errorCode(res)]).toEqual([413, 'PAYLOAD_TOO_LARGE']);
     expect(await s.env.chunks.list(b3)).toEqual([]);
     expect(((await (await call(s.url, alice, 'GET', `/v1/uploads/${b3}`)).json()) as { chunks: unknown[] }).chunks).toEqual([]);
+  });
+});
+
+describe('broken multipart uploads', () => {
+  /** Sends raw bytes on a fresh connection and returns the raw response ('' if the server closed it first). */
+  function raw(bytes: Buffer, { hangUpAfterMs }: { hangUpAfterMs?: number } = {}): Promise<string> {
+    const url = new URL(s.url);
+    return new Promise((resolve) => {
+      const sock = net.connect(Number(url.port), url.hostname, () => sock.write(bytes));
+      let got = '';
+      sock.on('data', (d: Buffer) => (got += d.toString('latin1')));
+      sock.on('close', () => resolve(got));
+      sock.on('error', () => resolve(got));
+      if (hangUpAfterMs !== undefined) setTimeout(() => sock.destroy(), hangUpAfterMs);
+    });
+  }
+  function multipartRequest(blobId: string, body: Buffer, contentLength = body.length): Buffer {
+    return Buffer.concat([Buffer.from(
+      `POST /v1/uploads/${blobId}/chunks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice}\r\n` +
+      `Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: ${contentLength}\r\nConnection: close\r\n\r\n`,
+    ), body]);
+  }
+  async function tempFiles(): Promise<string[]> {
+    const found: string[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+        if (e.isDirectory()) await walk(path.join(dir, e.name));
+        else if (e.name.startsWith('.')) found.push(e.name);
+      }
+    };
+    await walk(path.join(s.env.dir, 'store', 'chunks'));
+    return found;
+  }
+
+  it('a body that ends inside a part is a 400, and the service keeps serving', async () => {
+    const blobId = newBlobHex();
+    await call(s.url, alice, 'POST', '/v1/uploads', { path: '/trunc.bin', blobId, keyGeneration: 1, keyRecord });
+    const sealed = (await sealAll(newDek(), blobId, randomBytes(1000)))[0]!;
+    // the form's closing boundary never comes (busboy: "Unexpected end of form")
+    const body = Buffer.concat([Buffer.from('--XyZ\r\nContent-Disposition: form-data; name="0"; filename="c"\r\nContent-Type: application/octet-stream\r\n\r\n'), sealed.subarray(0, 500), Buffer.from('\r\n')]);
+    const res = await raw(multipartRequest(blobId, body));
+    expect(res).toMatch(/^HTTP\/1\.1 400 /);
+    expect(res).toContain('"code":"INVALID_ARGUMENT"');
+    // the same for a blob that does not exist, before any permission or state is known
+    expect(await raw(multipartRequest('0'.repeat(32), body))).toMatch(/^HTTP\/1\.1 4\d\d /);
+    expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
+    expect(await s.env.chunks.list(blobId)).toEqual([]);
+    expect(await tempFiles()).toEqual([]);
+  });
+
+  it('a client that hangs up inside a part leaves no open file and no temporary file behind', async () => {
+    const blobId = newBlobHex();
+    await call(s.url, alice, 'POST', '/v1/uploads', { path: '/hangup.bin', blobId, keyGeneration: 1, keyRecord });
+    const sealed = (await sealAll(newDek(), blobId, randomBytes(100_000)))[0]!;
+    const head = Buffer.concat([Buffer.from('--XyZ\r\nContent-Disposition: form-data; name="0"; filename="c"\r\n\r\n'), sealed.subarray(0, 50_000)]);
+    const fds = async (): Promise<number> => (await readdir('/proc/self/fd')).length;
+    const before = await fds();
+    for (let i = 0; i < 8; i++) await raw(multipartRequest(blobId, head, 200_000), { hangUpAfterMs: 150 });
+    for (let i = 0; i < 50 && ((await fds()) > before + 2 || (await tempFiles()).length > 0); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await tempFiles()).toEqual([]);
+    expect(await fds()).toBeLessThanOrEqual(before + 2);
+    expect(await s.env.chunks.list(blobId)).toEqual([]);
+    // and the upload still works
+    const whole = new FormData();
+    whole.append('0', new Blob([sealed]), 'c');
+    const res = await fetch(`${s.url}/v1/uploads/${blobId}/chunks`, { method: 'POST', headers: { authorization: `Bearer ${alice}` }, body: whole });
+    expect(res.status).toBe(200);
   });
 });
 
