@@ -182,5 +182,12 @@ export interface MetadataStore {
   /** Entries with seq > afterSeq, ascending. */
   listAudit(afterSeq: number, limit: number): Promise<AuditEntry[]>;
 
+  /**
+   * Makes every write acknowledged so far durable, whatever the adapter's per-write durability (SQLite
+   * synchronous=NORMAL, MongoDB w:1 without journaling). Called before anything irreversible that relies on
+   * earlier writes: GC deletes chunk files only after the writes that released them are durable.
+   */
+  sync(): Promise<void>;
+
   close(): Promise<void>;
 }

@@ -84,28 +84,62 @@ export async function commitUpload(ctx: VaultContext, actor: Actor, blobId: stri
   return { node, manifest: manifestView(blob) };
 }
 
+/**
+ * Points the path at the committed blob. Safe against every writer racing it without transactions:
+ * - a concurrent or retried commit of the same blob that got there first: the node found by blob id is the
+ *   answer, and nothing is released (the loser must never release its own blob as "replaced");
+ * - a blob released meanwhile (a later upload replaced it, GC's orphan sweep, an abort): it is never bound
+ *   again. It is checked before the node write and again after it; if it was released in between, the path is
+ *   put back to the blob it had (still committed: the replaced blob is released only after this check).
+ */
 async function bind(ctx: VaultContext, actor: Actor, blob: BlobRecord, segments: string[], overwrite: boolean): Promise<NodeView> {
-  const bound = await ctx.store.findNodesByBlob(blob.id);
-  if (bound[0]) return nodeView(bound[0], pathOfChain(await chainOf(ctx.store, bound[0])));
   const path = formatPath(segments);
   const size = blob.size ?? 0;
   for (let attempt = 0; ; attempt++) {
+    const bound = await ctx.store.findNodesByBlob(blob.id);
+    if (bound[0]) return nodeView(bound[0], pathOfChain(await chainOf(ctx.store, bound[0])));
+    await requireCommitted(ctx, blob.id);
     const { parent, existing } = await checkUploadTarget(ctx, actor, segments, overwrite);
+    let node: TreeNode;
     try {
-      let node: TreeNode;
       if (existing) {
         node = await ctx.store.updateNode(existing.id, existing.version, { blobId: blob.id, size });
       } else {
         node = newNode(actor, parent.id, segments[segments.length - 1] as string, ctx.now(), { blobId: blob.id, size });
         await ctx.store.insertNode(node);
       }
-      await audit(ctx, actor, 'upload.commit', path, { blobId: blob.id, size, chunkCount: blob.chunkCount, replaced: existing?.blobId ?? null });
-      if (existing) await releaseBlob(ctx, actor, existing.blobId);
-      return nodeView(node, path);
     } catch (e) {
-      // Lost a race with another writer of the same path: look again (bounded).
+      // Lost a race with another writer of the same path (maybe a commit of this very blob): look again (bounded).
       const raced = isCofferError(e, ErrorCode.ALREADY_EXISTS) || isCofferError(e, ErrorCode.CONFLICT);
       if (!raced || attempt >= 3) throw e;
+      continue;
     }
+    if ((await ctx.store.getBlob(blob.id))?.state !== 'committed') {
+      await unbind(ctx, node, existing);
+      throw released(blob.id);
+    }
+    await audit(ctx, actor, 'upload.commit', path, { blobId: blob.id, size, chunkCount: blob.chunkCount, replaced: existing?.blobId ?? null });
+    if (existing && existing.blobId !== blob.id) await releaseBlob(ctx, actor, existing.blobId);
+    return nodeView(node, path);
+  }
+}
+
+async function requireCommitted(ctx: VaultContext, blobId: string): Promise<void> {
+  if ((await ctx.store.getBlob(blobId))?.state !== 'committed') throw released(blobId);
+}
+
+function released(blobId: string): CofferError {
+  return new CofferError(ErrorCode.UPLOAD_STATE, `upload ${blobId} was replaced or aborted while it was being committed; it is not bound`);
+}
+
+/** Undoes a bind whose blob turned out released: the node points at what it had before, or goes (compare-and-set). */
+async function unbind(ctx: VaultContext, node: TreeNode, previous: TreeNode | null): Promise<void> {
+  try {
+    if (previous) await ctx.store.updateNode(node.id, node.version, { blobId: previous.blobId, size: previous.size });
+    else await ctx.store.deleteNode(node.id, node.version);
+  } catch (e) {
+    // someone changed the node since: their write stands (it no longer points at the released blob, or GC's
+    // skip-if-referenced keeps the chunks until it does)
+    if (!isCofferError(e, ErrorCode.CONFLICT) && !isCofferError(e, ErrorCode.NOT_FOUND)) throw e;
   }
 }

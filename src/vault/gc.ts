@@ -25,6 +25,8 @@ export interface GcReport {
   temporaryFiles: number;
   /** Blobs in 'deleting' still referenced by a file (left alone; should not happen). */
   skipped: string[];
+  /** Blobs whose chunks the chunk store failed to delete this pass (tried again on the next). */
+  failed: Array<{ blobId: string; code: string; message: string }>;
 }
 
 /** Per-vault GC state (the orphan scan cursor). */
@@ -34,7 +36,7 @@ export interface GcState {
 
 /** One GC pass at time `now`. Safe to run concurrently with traffic and with itself. Throws store errors. */
 export async function runGc(ctx: VaultContext, now: Date, state: GcState = {}, options: GcOptions = {}): Promise<GcReport> {
-  const report: GcReport = { expiredUploads: 0, orphanedBlobs: 0, purgedBlobs: 0, strayChunkBlobs: 0, temporaryFiles: 0, skipped: [] };
+  const report: GcReport = { expiredUploads: 0, orphanedBlobs: 0, purgedBlobs: 0, strayChunkBlobs: 0, temporaryFiles: 0, skipped: [], failed: [] };
   const graceEdge = new Date(now.getTime() - ctx.uploadGraceMs);
 
   // 1. stale uploads → deleting
@@ -67,30 +69,52 @@ export async function runGc(ctx: VaultContext, now: Date, state: GcState = {}, o
     if (page.next === null) break;
   }
 
-  // 3. deleting → chunks, upload records, blob record removed
+  // 3. deleting → chunks, upload records, blob record removed. Deleting chunk files cannot be undone, so first
+  // the writes that released these blobs (a remove, an overwrite, the transitions above) are made durable: a
+  // power loss must not roll a file back to a blob whose chunks are gone (the metadata store may acknowledge
+  // writes before they are on disk: SQLite synchronous=NORMAL).
   const skipped = new Set<string>();
+  let synced = false;
   for (;;) {
     const doomed = (await ctx.store.listBlobsByState('deleting', new Date(now.getTime() + 1), PAGE + skipped.size)).filter((b) => !skipped.has(b.id));
     if (doomed.length === 0) break;
+    if (!synced) {
+      await ctx.store.sync();
+      synced = true;
+    }
     for (const b of doomed) {
       if ((await ctx.store.findNodesByBlob(b.id)).length > 0) {
         skipped.add(b.id);
         continue;
       }
-      await ctx.chunks.deleteBlob(b.id);
+      try {
+        await ctx.chunks.deleteBlob(b.id);
+      } catch (e) {
+        // one blob the chunk store cannot delete (EACCES, a foreign symlink…) must not stop every later purge,
+        // the stray sweep and the temp sweep: it is reported and retried on the next pass
+        if (!isCofferError(e) || e.code === ErrorCode.METADATA) throw e;
+        skipped.add(b.id);
+        report.failed.push({ blobId: b.id, code: e.code, message: e.message });
+        continue;
+      }
       await ctx.store.deleteUploadChunks(b.id);
       await ctx.store.deleteBlob(b.id);
       report.purgedBlobs++;
       await audit(ctx, SYSTEM_ACTOR, 'gc.purge', b.id, { previousState: b.state });
     }
   }
-  report.skipped = [...skipped];
+  report.skipped = [...skipped].filter((id) => !report.failed.some((f) => f.blobId === id));
 
   // 4. chunk directories with no blob record (a chunk PUT that raced a purge)
   for await (const id of ctx.chunks.listBlobs()) {
     if (!(await ctx.store.getBlob(id))) {
-      await ctx.chunks.deleteBlob(id);
-      report.strayChunkBlobs++;
+      try {
+        await ctx.chunks.deleteBlob(id);
+        report.strayChunkBlobs++;
+      } catch (e) {
+        if (!isCofferError(e) || e.code === ErrorCode.METADATA) throw e;
+        report.failed.push({ blobId: id, code: e.code, message: e.message });
+      }
     }
   }
 

@@ -131,10 +131,27 @@ export async function move(
     if (!options.overwrite) throw new CofferError(ErrorCode.ALREADY_EXISTS, `${to} already exists`);
     await ctx.store.deleteNode(existing.id, existing.version);
   }
-  const moved = await ctx.store.updateNode(node.id, node.version, { parentId: dstParent.id, name });
+  let moved: TreeNode;
+  try {
+    moved = await ctx.store.updateNode(node.id, node.version, { parentId: dstParent.id, name });
+  } catch (e) {
+    // the source changed meanwhile (CONFLICT): a failed move must not have removed its target, so put it back
+    if (existing) await restoreNode(ctx, existing);
+    throw e;
+  }
   await audit(ctx, actor, 'node.move', from, { to, id: node.id, replaced: existing?.id ?? null });
   if (existing) await releaseBlob(ctx, actor, existing.blobId);
   return nodeView(moved, formatPath(dst));
+}
+
+/** Re-inserts a node deleted by an operation that then failed. If its name was taken meanwhile, the newer node
+ * stays and the deleted node's blob is left to GC's orphan sweep (audited there). */
+async function restoreNode(ctx: VaultContext, node: TreeNode): Promise<void> {
+  try {
+    await ctx.store.insertNode(node);
+  } catch (e) {
+    if (!isCofferError(e, ErrorCode.ALREADY_EXISTS)) throw e;
+  }
 }
 
 /**

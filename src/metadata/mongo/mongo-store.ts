@@ -11,6 +11,8 @@ import * as d from './mongo-docs.js';
 import { isDuplicateKey, mongoError } from './mongo-errors.js';
 
 const SCHEMA_KEY = 'schema_version';
+/** The meta document that `sync` writes, journaled, as a durability barrier. */
+const DURABILITY_KEY = 'durability_barrier';
 const JSON_BLOB_FIELDS = new Set(['keyRecord', 'attrs']);
 
 /** The database name in a mongodb:// URI's path, if any. */
@@ -297,6 +299,13 @@ export class MongoMetadataStore implements MetadataStore {
   }
 
   /** Idempotent; every later call fails with METADATA (not retryable). */
+  async sync(): Promise<void> {
+    // A journaled, majority-acknowledged write: it is durable only once the journal holds every write before it.
+    await this.#do('sync', () =>
+      this.#meta.updateOne({ _id: DURABILITY_KEY }, { $inc: { n: 1 } }, { upsert: true, writeConcern: { w: 'majority', j: true } }),
+    );
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     await this.#client.close();

@@ -333,6 +333,12 @@ export class SqliteMetadataStore implements MetadataStore {
     return list.map(rows.auditFromRow);
   }
 
+  async sync(): Promise<void> {
+    // In WAL mode a checkpoint first syncs the WAL (every committed frame) whenever it holds frames not yet in
+    // the database file; a fully checkpointed WAL means the database file was synced after that checkpoint.
+    this.#do('sync', () => this.#db.pragma('wal_checkpoint(PASSIVE)'));
+  }
+
   async close(): Promise<void> {
     if (this.#db.open) this.#db.close();
   }

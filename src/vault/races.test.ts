@@ -1,0 +1,200 @@
+// Interleavings that the vault must survive without transactions, forced with real stores: a Proxy around the
+// real metadata store pauses one operation at a chosen call while another runs, so each race happens every
+// time. Found by an audit of the commit protocol, the tree operations and GC (session 4).
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { symlink, rename } from 'node:fs/promises';
+import path from 'node:path';
+import type { MetadataStore } from '../metadata/types.js';
+import type { Actor } from './context.js';
+import { newBlobHex, newDek, once, openTestVault, sealAll, type TestVault } from './test-env.js';
+import { Vault } from './vault.js';
+
+const alice: Actor = { user: 'alice', admin: false };
+const keyRecord = { scheme: 'test', wrapped: 'x' };
+const mongoUri = inject('mongoUri');
+const backends: Array<[string, string | null]> = [['sqlite', null], ['mongo', mongoUri]];
+
+type Hook = (method: string, args: unknown[]) => Promise<void> | void;
+
+/** The real store, with `hook` run before every call (methods bound to the real store: private fields). */
+function hooked(store: MetadataStore, hook: { before?: Hook; after?: Hook }): MetadataStore {
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof v !== 'function') return v;
+      return async (...args: unknown[]) => {
+        await hook.before?.(String(prop), args);
+        const r = await (v as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        await hook.after?.(String(prop), args);
+        return r;
+      };
+    },
+  });
+}
+
+function gate(): { wait: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const wait = new Promise<void>((r) => (open = r));
+  return { wait, open };
+}
+
+describe.each(backends)('races on metadata %s', (kind, mongoUri) => {
+  if (kind === 'mongo' && !mongoUri) {
+    it.skip(`MongoDB-wire server unavailable: ${inject('mongoUnavailableReason')}`, () => undefined);
+    return;
+  }
+  let t: TestVault;
+  afterEach(async () => t.close());
+
+  async function staged(vault: Vault, path: string, data: Uint8Array, overwrite = false): Promise<string> {
+    const blobId = newBlobHex();
+    await vault.createUpload(alice, { path, blobId, keyGeneration: 1, keyRecord, overwrite, size: data.length });
+    const sealed = await sealAll(newDek(), blobId, data);
+    for (const [i, c] of sealed.entries()) await vault.putChunk(alice, blobId, i, once(c), c.length);
+    return blobId;
+  }
+
+  it('two commits of one blob at once (a client retrying after a timeout) both succeed and the old file is the one released', async () => {
+    t = await openTestVault({ defaultRootRole: 'write', mongoUri });
+    const x = await staged(t.vault, '/f', Buffer.from('old'));
+    await t.vault.commitUpload(alice, x, { chunkCount: 1, size: 3 });
+    const a = await staged(t.vault, '/f', Buffer.from('new!'), true);
+    // both commits look for a node bound to the blob before either binds
+    let waiting = 0;
+    const both = gate();
+    const vault = await Vault.open(hooked(t.store, {
+      after: async (m, args) => {
+        if (m === 'findNodesByBlob' && args[0] === a && waiting < 2) {
+          waiting++;
+          if (waiting === 2) both.open();
+          await both.wait;
+        }
+      },
+    }), t.chunks, { defaultRootRole: 'write' });
+    const rs = await Promise.all([1, 2].map(() => vault.commitUpload(alice, a, { chunkCount: 1, size: 4 })));
+    expect(rs.map((r) => r.node.blobId)).toEqual([a, a]);
+    expect((await t.vault.stat(alice, '/f')).blobId).toBe(a);
+    expect((await t.store.getBlob(a))?.state).toBe('committed');
+    expect((await t.store.getBlob(x))?.state).toBe('deleting');
+    await t.vault.runGc(new Date());
+    expect((await t.vault.manifestByPath(alice, '/f')).manifest.size).toBe(4);
+  });
+
+  it('two commits of one new file at once: neither fails with ALREADY_EXISTS', async () => {
+    t = await openTestVault({ defaultRootRole: 'write', mongoUri });
+    const a = await staged(t.vault, '/new', Buffer.from('abc'));
+    let waiting = 0;
+    const both = gate();
+    const vault = await Vault.open(hooked(t.store, {
+      after: async (m, args) => {
+        if (m === 'findNodesByBlob' && args[0] === a && waiting < 2) {
+          waiting++;
+          if (waiting === 2) both.open();
+          await both.wait;
+        }
+      },
+    }), t.chunks, { defaultRootRole: 'write' });
+    const rs = await Promise.allSettled([1, 2].map(() => vault.commitUpload(alice, a, { chunkCount: 1, size: 3 })));
+    expect(rs.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled']);
+  });
+
+  it('a stale commit retry never rebinds a blob that a later upload replaced and GC purged', async () => {
+    t = await openTestVault({ defaultRootRole: 'write', mongoUri });
+    const x = await staged(t.vault, '/f', Buffer.from('X'));
+    await t.vault.commitUpload(alice, x, { chunkCount: 1, size: 1 });
+    const a = await staged(t.vault, '/f', Buffer.from('A content'), true);
+    await t.vault.commitUpload(alice, a, { chunkCount: 1, size: 9 }); // done, but the client never heard
+    const b = await staged(t.vault, '/f', Buffer.from('B content!!'), true);
+    const paused = gate();
+    const reached = gate();
+    let armed = true;
+    const vault = await Vault.open(hooked(t.store, {
+      before: async (m, args) => {
+        if (armed && m === 'findNodesByBlob' && args[0] === a) {
+          armed = false;
+          reached.open();
+          await paused.wait;
+        }
+      },
+    }), t.chunks, { defaultRootRole: 'write' });
+    const retry = vault.commitUpload(alice, a, { chunkCount: 1, size: 9 }).then(() => 'OK', (e: { code?: string }) => e.code);
+    await reached.wait; // the retry has read A as committed
+    await t.vault.commitUpload(alice, b, { chunkCount: 1, size: 11 }); // B replaces /f, releasing A
+    await t.vault.runGc(new Date()); // A's chunks and record are purged
+    paused.open();
+    expect(await retry).toBe('UPLOAD_STATE');
+    expect((await t.vault.stat(alice, '/f')).blobId).toBe(b);
+    await t.vault.runGc(new Date());
+    expect((await t.store.getBlob(b))?.state).toBe('committed');
+    expect((await t.vault.manifestByPath(alice, '/f')).manifest.size).toBe(11);
+    expect((await t.vault.fsck({ readData: true })).errors).toBe(0);
+  });
+
+  it('a blob released between the bind and its re-check is unbound: the path points at what it had', async () => {
+    t = await openTestVault({ defaultRootRole: 'write', mongoUri });
+    const x = await staged(t.vault, '/f', Buffer.from('X'));
+    await t.vault.commitUpload(alice, x, { chunkCount: 1, size: 1 });
+    const a = await staged(t.vault, '/f', Buffer.from('AA'), true);
+    let armed = true;
+    const vault = await Vault.open(hooked(t.store, {
+      after: async (m, args) => {
+        // right after the node now points at A, something releases A (an abort, GC's orphan sweep)
+        if (armed && m === 'updateNode' && (args[2] as { blobId?: string }).blobId === a) {
+          armed = false;
+          await t.store.updateBlob(a, 'committed', { state: 'deleting' });
+        }
+      },
+    }), t.chunks, { defaultRootRole: 'write' });
+    await expect(vault.commitUpload(alice, a, { chunkCount: 1, size: 2 })).rejects.toMatchObject({ code: 'UPLOAD_STATE' });
+    expect((await t.vault.stat(alice, '/f')).blobId).toBe(x);
+    expect((await t.store.getBlob(x))?.state).toBe('committed'); // the old file was not released
+  });
+
+  it('a move --overwrite whose source changed meanwhile fails and puts its target back', async () => {
+    t = await openTestVault({ defaultRootRole: 'write', mongoUri });
+    const s = await staged(t.vault, '/src', Buffer.from('src'));
+    await t.vault.commitUpload(alice, s, { chunkCount: 1, size: 3 });
+    const d = await staged(t.vault, '/dst', Buffer.from('dst!'));
+    await t.vault.commitUpload(alice, d, { chunkCount: 1, size: 4 });
+    const s2 = await staged(t.vault, '/src', Buffer.from('src2'), true);
+    let armed = true;
+    const vault = await Vault.open(hooked(t.store, {
+      after: async (m) => {
+        // the target is gone; now another writer commits a new version of the source
+        if (armed && m === 'deleteNode') {
+          armed = false;
+          await t.vault.commitUpload(alice, s2, { chunkCount: 1, size: 4 });
+        }
+      },
+    }), t.chunks, { defaultRootRole: 'write' });
+    await expect(vault.move(alice, '/src', '/dst', { overwrite: true })).rejects.toMatchObject({ code: 'CONFLICT' });
+    expect((await t.vault.stat(alice, '/dst')).blobId).toBe(d);
+    expect((await t.vault.stat(alice, '/src')).blobId).toBe(s2);
+    await t.vault.runGc(new Date(Date.now() + 25 * 3600_000));
+    expect((await t.store.getBlob(d))?.state).toBe('committed');
+    expect((await t.vault.manifestByPath(alice, '/dst')).manifest.size).toBe(4);
+  });
+
+  it('GC goes on past a blob whose chunks cannot be deleted, reports it, and purges it once it can', async () => {
+    t = await openTestVault({ defaultRootRole: 'write', mongoUri });
+    const a = await staged(t.vault, '/a', Buffer.from('aaa'));
+    await t.vault.abortUpload(alice, a);
+    const b = await staged(t.vault, '/b', Buffer.from('bbb'));
+    await t.vault.abortUpload(alice, b);
+    // a's chunk directory is now a symlink, which the store refuses to follow or remove
+    const dir = path.join(t.dir, 'store', 'chunks', a.slice(0, 2), a.slice(2, 4), a);
+    await rename(dir, `${dir}.moved`);
+    await symlink(`${dir}.moved`, dir);
+    const r = await t.vault.runGc(new Date());
+    expect(r.failed.map((f) => f.blobId)).toEqual([a]);
+    expect(r.purgedBlobs).toBe(1);
+    expect(await t.store.getBlob(b)).toBeNull();
+    expect((await t.store.getBlob(a))?.state).toBe('deleting');
+    await rename(`${dir}.moved`, `${dir}.gone`); // the link now dangles; an admin removed the odd directory
+    await import('node:fs/promises').then((fs) => fs.unlink(dir));
+    const again = await t.vault.runGc(new Date());
+    expect(again.failed).toEqual([]);
+    expect(await t.store.getBlob(a)).toBeNull();
+  });
+});
+
