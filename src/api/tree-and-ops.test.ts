@@ -118,6 +118,23 @@ describe('with defaultRootRole none', () => {
     const v = await s.env.vault.verifyAudit();
     expect(v).toMatchObject({ ok: true, head });
   });
+
+  it('write on a shared directory does not let a user move a colleague\'s subtree under their own and become its admin', async () => {
+    expect((await call(s.url, admin, 'POST', '/v1/fs/mkdir', { path: '/shared' })).status).toBe(201);
+    for (const user of ['alice', 'bob']) await call(s.url, admin, 'PUT', '/v1/grants', { path: '/shared', user, role: 'write' });
+    expect((await call(s.url, alice, 'POST', '/v1/fs/mkdir', { path: '/shared/adir' })).status).toBe(201);
+    expect((await call(s.url, bob, 'POST', '/v1/fs/mkdir', { path: '/shared/bdir' })).status).toBe(201);
+    // bob owns bdir; moving alice's adir under it would make him admin of it by ownership
+    let res = await call(s.url, bob, 'POST', '/v1/fs/move', { from: '/shared/adir', to: '/shared/bdir/adir' });
+    expect([res.status, await errorCode(res)]).toEqual([403, 'PERMISSION_DENIED']);
+    expect(await errorCode(await call(s.url, bob, 'PUT', '/v1/grants', { path: '/shared/adir', user: 'carol', role: 'admin' }))).toBe('PERMISSION_DENIED');
+    // renaming in place changes no one's access: write is enough
+    res = await call(s.url, bob, 'POST', '/v1/fs/move', { from: '/shared/adir', to: '/shared/adir2' });
+    expect(res.status).toBe(200);
+    // the owner may move her own directory wherever she can write
+    res = await call(s.url, alice, 'POST', '/v1/fs/move', { from: '/shared/adir2', to: '/shared/bdir/adir' });
+    expect(res.status).toBe(200);
+  });
 });
 
 describe('readiness', () => {

@@ -122,6 +122,11 @@ export async function move(
   if (dstParentChain.some((n) => n.id === node.id)) {
     throw new CofferError(ErrorCode.INVALID_ARGUMENT, `cannot move ${from} into itself or a descendant`);
   }
+  // Into another directory, the node stops inheriting from its old ancestors and starts inheriting from the new
+  // ones (owners of an ancestor are admins): a permission change, so it needs admin on the node itself. Without
+  // this, `write` on a shared directory let anyone move a colleague's subtree under a directory of their own
+  // and become its admin. A rename in place changes no one's access and needs `write` only.
+  if (dstParent.id !== node.parentId) await requireRole(ctx, actor, srcChain, 'admin', `move ${from} into another directory`);
   const name = dst[dst.length - 1] as string;
   const existing = await ctx.store.getChild(dstParent.id, name);
   if (existing && existing.id === node.id) return nodeView(node, formatPath(dst));
