@@ -196,11 +196,50 @@ describe('requests', () => {
       [{ path: '/q', pad: 'x'.repeat(70 * 1024) }, {}, 'PAYLOAD_TOO_LARGE'],
     ];
     for (const [body, headers, code] of cases) expect(await errorCode(await call(s.url, alice, 'POST', '/v1/fs/mkdir', body, headers))).toBe(code);
-    const res = await fetch(`${s.url}/v1/fs/mkdir`, { method: 'POST', headers: { authorization: `Bearer ${alice}`, 'content-type': 'application/json' }, body: '{"path":' });
+    let res = await fetch(`${s.url}/v1/fs/mkdir`, { method: 'POST', headers: { authorization: `Bearer ${alice}`, 'content-type': 'application/json' }, body: '{"path":' });
     expect(await errorCode(res)).toBe('INVALID_ARGUMENT');
     const keyTooBig = { scheme: 'x', blob: 'y'.repeat(17 * 1024) };
     expect(await errorCode(await call(s.url, alice, 'POST', '/v1/uploads', { path: '/k', blobId: newBlobHex(), keyGeneration: 1, keyRecord: keyTooBig }))).toBe('INVALID_ARGUMENT');
     expect(await errorCode(await call(s.url, alice, 'POST', '/v1/uploads', { path: '/k', blobId: newBlobHex(), keyGeneration: 1, keyRecord: { noscheme: 1 } }))).toBe('INVALID_ARGUMENT');
     expect(await errorCode(await call(s.url, alice, 'GET', '/v1/nope'))).toBe('NOT_FOUND');
+    // a key record nested deep enough to overflow a recursive walk: 400, not 500
+    const deep = `{"scheme":"x","n":${'['.repeat(5000)}${']'.repeat(5000)}}`;
+    res = await fetch(`${s.url}/v1/uploads`, {
+      method: 'POST', headers: { authorization: `Bearer ${alice}`, 'content-type': 'application/json' },
+      body: `{"path":"/deep","blobId":"${newBlobHex()}","keyGeneration":1,"keyRecord":${deep}}`,
+    });
+    expect([res.status, await errorCode(res)]).toEqual([400, 'INVALID_ARGUMENT']);
+  });
+
+  it('refuses names that are not well-formed Unicode instead of storing them altered', async () => {
+    const post = (body: string): Promise<Response> =>
+      fetch(`${s.url}/v1/fs/mkdir`, { method: 'POST', headers: { authorization: `Bearer ${alice}`, 'content-type': 'application/json' }, body });
+    // lone surrogates (JSON escapes): they have no UTF-8 form, and two of them would list as the same name
+    for (const body of ['{"path":"/s\\ud800x"}', '{"path":"/s\\udfffx"}', '{"path":"/\\udc00\\ud800"}']) {
+      const res = await post(body);
+      expect([res.status, await errorCode(res)], body).toEqual([400, 'INVALID_PATH']);
+    }
+    // bytes that are not UTF-8 at all: refused, not replaced by U+FFFD
+    const bytes = Buffer.concat([Buffer.from('{"path":"/'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]);
+    const res = await fetch(`${s.url}/v1/fs/mkdir`, { method: 'POST', headers: { authorization: `Bearer ${alice}`, 'content-type': 'application/json' }, body: bytes });
+    expect([res.status, await errorCode(res)]).toEqual([400, 'INVALID_ARGUMENT']);
+    // the same in a query string: an encoded surrogate or a stray byte is a 400, never a lookup of something else
+    for (const q of ['/%ED%A0%80', '/%FF', '/a%C3']) {
+      const got = await call(s.url, alice, 'GET', `/v1/fs/stat?path=${q}`);
+      expect(got.status, q).toBe(400);
+    }
+    // a parameter given twice is ambiguous: refused, not "the first one wins"
+    const twice = await call(s.url, alice, 'GET', '/v1/fs/stat?path=/a&path=/b');
+    expect([twice.status, await errorCode(twice)]).toEqual([400, 'INVALID_ARGUMENT']);
+    // chunk indices and limits are canonical decimals
+    for (const q of ['/v1/blobs/' + '0'.repeat(32) + '/chunks/01', '/v1/fs/list?path=/&limit=01', '/v1/fs/list?path=/&limit=0']) {
+      expect((await call(s.url, alice, 'GET', q)).status, q).toBe(400);
+    }
+    // a surrogate pair (an emoji) is fine
+    expect((await post('{"path":"/ok-\\ud83d\\ude00"}')).status).toBe(201);
+    const grant = await call(s.url, alice, 'PUT', '/v1/grants', { path: '/ok-\u{1F600}', user: 'b\ud800', role: 'read' });
+    expect([grant.status, await errorCode(grant)]).toEqual([400, 'INVALID_ARGUMENT']);
+    const listed = (await (await call(s.url, alice, 'GET', '/v1/fs/list?path=/')).json()) as { items: Array<{ name: string }> };
+    expect(listed.items.map((n) => n.name).filter((n) => n.includes('\uFFFD'))).toEqual([]);
   });
 });

@@ -6,6 +6,8 @@ import { CofferError, ErrorCode, toCofferError } from '../errors.js';
 import type { ByteRange } from '../../storage-backend/types.js';
 import type { Actor } from '../vault/index.js';
 
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
 export type ApiEnv = {
   Bindings: HttpBindings;
   Variables: { actor: Actor; requestId: string; errorCode?: string };
@@ -39,9 +41,15 @@ export async function readJson(c: Ctx, allowed: readonly string[]): Promise<Reco
     if (total > MAX_JSON_BYTES) throw new CofferError(ErrorCode.PAYLOAD_TOO_LARGE, `JSON body over ${MAX_JSON_BYTES} bytes`);
     parts.push(chunk as Buffer);
   }
+  let text: string;
+  try {
+    text = STRICT_UTF8.decode(Buffer.concat(parts)); // never a silent U+FFFD in a path or a name
+  } catch (_e) {
+    throw bad('body is not valid UTF-8');
+  }
   let value: unknown;
   try {
-    value = JSON.parse(Buffer.concat(parts).toString('utf8'));
+    value = JSON.parse(text);
   } catch (_e) {
     throw bad('body is not valid JSON');
   }
@@ -71,9 +79,35 @@ export const field = {
   },
 };
 
-/** A required query parameter. Throws INVALID_ARGUMENT. */
+/**
+ * An optional query parameter, decoded strictly: percent-escapes that are not UTF-8 (a stray byte, an encoded
+ * surrogate) are an error, not U+FFFD, and a parameter given twice is an error, not "the first one wins".
+ * Throws INVALID_ARGUMENT.
+ */
+export function optionalQuery(c: Ctx, name: string): string | undefined {
+  const search = new URL(c.req.url).search.slice(1);
+  let found: string | undefined;
+  for (const pair of search === '' ? [] : search.split('&')) {
+    const eq = pair.indexOf('=');
+    const key = decodeStrict(eq < 0 ? pair : pair.slice(0, eq), 'query parameter name');
+    if (key !== name) continue;
+    if (found !== undefined) throw bad(`query parameter "${name}" is given more than once`);
+    found = eq < 0 ? '' : decodeStrict(pair.slice(eq + 1), `query parameter "${name}"`);
+  }
+  return found;
+}
+
+function decodeStrict(raw: string, what: string): string {
+  try {
+    return decodeURIComponent(raw.replace(/\+/g, ' '));
+  } catch (_e) {
+    throw bad(`${what} is not valid percent-encoded UTF-8`);
+  }
+}
+
+/** A required query parameter (see optionalQuery). Throws INVALID_ARGUMENT. */
 export function query(c: Ctx, name: string): string {
-  const v = c.req.query(name);
+  const v = optionalQuery(c, name);
   if (v === undefined) throw bad(`query parameter "${name}" is required`);
   return v;
 }
@@ -81,13 +115,13 @@ export function query(c: Ctx, name: string): string {
 /** A decimal u32 path parameter. Throws INVALID_ARGUMENT. */
 export function indexParam(c: Ctx, name = 'index'): number {
   const v = c.req.param(name) ?? '';
-  if (!/^\d{1,10}$/.test(v) || Number(v) > 0xffff_ffff) throw bad(`${name} must be a decimal integer 0..2^32-1`);
+  if (!/^(?:0|[1-9]\d{0,9})$/.test(v) || Number(v) > 0xffff_ffff) throw bad(`${name} must be a decimal integer 0..2^32-1, without leading zeros`);
   return Number(v);
 }
 
 /** Boolean query flag: "true"/"1" or "false"/"0"/absent. Throws INVALID_ARGUMENT. */
 export function flag(c: Ctx, name: string): boolean {
-  const v = c.req.query(name);
+  const v = optionalQuery(c, name);
   if (v === undefined || v === 'false' || v === '0') return false;
   if (v === 'true' || v === '1') return true;
   throw bad(`query parameter "${name}" must be true or false`);

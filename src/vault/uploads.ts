@@ -72,12 +72,31 @@ export function checkIndex(index: unknown): asserts index is number {
   }
 }
 
+/** Key records are flat in practice; a deep one is refused before anything recurses over it (a stack overflow). */
+const MAX_KEY_RECORD_DEPTH = 16;
+
+/** Nesting depth of a JSON value, iteratively, stopping once past the limit. */
+function depthOf(value: unknown): number {
+  let level: unknown[] = [value];
+  let depth = 0;
+  while (level.length > 0 && depth <= MAX_KEY_RECORD_DEPTH) {
+    depth++;
+    const next: unknown[] = [];
+    for (const v of level) if (typeof v === 'object' && v !== null) next.push(...Object.values(v));
+    level = next;
+  }
+  return depth;
+}
+
 function checkKeyRecord(keyRecord: unknown): asserts keyRecord is KeyRecord {
   if (typeof keyRecord !== 'object' || keyRecord === null || Array.isArray(keyRecord)) {
     throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'keyRecord must be a JSON object');
   }
   const scheme = (keyRecord as { scheme?: unknown }).scheme;
   if (typeof scheme !== 'string' || scheme.length === 0) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'keyRecord.scheme must be a non-empty string');
+  if (depthOf(keyRecord) > MAX_KEY_RECORD_DEPTH) {
+    throw new CofferError(ErrorCode.INVALID_ARGUMENT, `keyRecord nested deeper than ${MAX_KEY_RECORD_DEPTH} levels`);
+  }
   if (Buffer.byteLength(JSON.stringify(keyRecord), 'utf8') > MAX_KEY_RECORD_BYTES) {
     throw new CofferError(ErrorCode.INVALID_ARGUMENT, `keyRecord larger than ${MAX_KEY_RECORD_BYTES} bytes`);
   }

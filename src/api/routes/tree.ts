@@ -3,16 +3,16 @@
 import type { Hono } from 'hono';
 import { CofferError, ErrorCode } from '../../errors.js';
 import type { Vault } from '../../vault/index.js';
-import { field, readJson, query, type ApiEnv } from '../http.js';
+import { field, optionalQuery, readJson, query, type ApiEnv } from '../http.js';
 
 export function treeRoutes(app: Hono<ApiEnv>, vault: Vault): void {
   app.get('/v1/fs/stat', async (c) => c.json(await vault.stat(c.var.actor, query(c, 'path'))));
 
   app.get('/v1/fs/list', async (c) => {
-    const limitText = c.req.query('limit');
-    if (limitText !== undefined && !/^\d{1,5}$/.test(limitText)) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'limit must be 1..1000');
+    const limitText = optionalQuery(c, 'limit');
+    if (limitText !== undefined && !/^(?:[1-9]\d{0,4})$/.test(limitText)) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'limit must be 1..1000');
     const limit = limitText === undefined ? undefined : Number(limitText);
-    return c.json(await vault.list(c.var.actor, query(c, 'path'), { after: c.req.query('after'), limit }));
+    return c.json(await vault.list(c.var.actor, query(c, 'path'), { after: optionalQuery(c, 'after'), limit }));
   });
 
   app.post('/v1/fs/mkdir', async (c) => {

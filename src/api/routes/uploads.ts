@@ -75,7 +75,7 @@ export function uploadRoutes(app: Hono<ApiEnv>, vault: Vault, metrics: ServiceMe
     }
     const chunks: UploadChunkView[] = [];
     await readMultipart(c.env.incoming, { maxParts: options.maxMultipartParts, maxPartBytes: MAX_SEALED_SIZE }, async (name, bytes) => {
-      if (!/^\d{1,10}$/.test(name) || Number(name) > 0xffff_ffff) {
+      if (!/^(?:0|[1-9]\d{0,9})$/.test(name) || Number(name) > 0xffff_ffff) {
         throw new CofferError(ErrorCode.INVALID_ARGUMENT, `multipart part name "${name}" is not a chunk index`);
       }
       chunks.push(await timedPut(metrics, () => vault.putChunk(c.var.actor, blobId, Number(name), counted(bytes, metrics))));
