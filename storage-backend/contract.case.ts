@@ -288,6 +288,30 @@ export function runChunkStoreContract(name: string, makeStore: () => Promise<Chu
         expect((await store.put(ref, pieces(data), { expectedSize: data.byteLength })).size).toBe(data.byteLength);
       });
 
+      it('beforeRename: runs once with the whole chunk written; refusing keeps the old chunk and leaves nothing', async () => {
+        const ref = { blobId: newBlobId(), index: 3 };
+        const old = randomBytes(1234);
+        await store.put(ref, pieces(old));
+        let calls = 0;
+        const refusal = new CofferError('UPLOAD_STATE', 'committed meanwhile');
+        const refused = store.put(ref, pieces(randomBytes(2 * MiB)), {
+          beforeRename: async () => {
+            calls++;
+            throw refusal;
+          },
+        });
+        await expect(refused).rejects.toBe(refusal);
+        expect(calls).toBe(1);
+        await expectLeftNothing(ref, old);
+        const fresh = randomBytes(3000);
+        const r = await store.put(ref, pieces(fresh), { beforeRename: async () => void calls++ });
+        expect([r.size, calls]).toEqual([3000, 2]);
+        expect(Buffer.compare(await buffer(await store.get(ref)), fresh)).toBe(0);
+        // never called for a put that fails before its data is complete
+        await expect(store.put(ref, failingHalfWay(randomBytes(MiB)), { beforeRename: async () => void calls++ })).rejects.toBeInstanceOf(CofferError);
+        expect(calls).toBe(2);
+      });
+
       it('a source that fails half-way rejects and leaves nothing (old chunk kept)', async () => {
         const ref = { blobId: newBlobId(), index: 2 };
         await expect(store.put(ref, failingHalfWay(randomBytes(3 * MiB)))).rejects.toBeInstanceOf(CofferError);
@@ -371,7 +395,7 @@ export function runChunkStoreContract(name: string, makeStore: () => Promise<Chu
 
       it('bad put options and sweep ages', async () => {
         const ref = { blobId: good, index: 0 };
-        for (const options of [{ maxBytes: -1 }, { expectedSize: 1.5 }, { maxbytes: 10 }, { signal: 'no' }]) {
+        for (const options of [{ maxBytes: -1 }, { expectedSize: 1.5 }, { maxbytes: 10 }, { signal: 'no' }, { beforeRename: 'no' }]) {
           await expectCode(store.put(ref, pieces(randomBytes(4)), options as never), 'INVALID_ARGUMENT');
         }
         await expectCode(store.put(ref, 'not a stream' as never), 'INVALID_ARGUMENT');

@@ -60,12 +60,15 @@ export function assertPutOptions(options: PutOptions | undefined): void {
     throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'put options must be an object');
   }
   for (const key of Object.keys(options)) {
-    if (key !== 'maxBytes' && key !== 'expectedSize' && key !== 'signal') {
+    if (key !== 'maxBytes' && key !== 'expectedSize' && key !== 'signal' && key !== 'beforeRename') {
       throw new CofferError(ErrorCode.INVALID_ARGUMENT, `unknown put option "${key}"`);
     }
   }
   if (options.maxBytes !== undefined) assertNonNegativeInteger(options.maxBytes, 'maxBytes');
   if (options.expectedSize !== undefined) assertNonNegativeInteger(options.expectedSize, 'expectedSize');
+  if (options.beforeRename !== undefined && typeof options.beforeRename !== 'function') {
+    throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'beforeRename must be a function');
+  }
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
     throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'signal must be an AbortSignal');
   }

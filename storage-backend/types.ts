@@ -15,6 +15,12 @@ export interface PutOptions {
   /** Refuse (CHUNK_MISMATCH) and leave nothing behind if the stream's total length differs. */
   expectedSize?: number;
   signal?: AbortSignal;
+  /**
+   * Called once the bytes are durable under a temporary name, just before they replace anything under the
+   * chunk's name. If it throws, nothing is renamed, the temporary data is removed and put rejects with that
+   * error (the caller's last chance to refuse, e.g. an upload committed while this chunk was streaming).
+   */
+  beforeRename?: () => Promise<void>;
 }
 
 export interface PutResult {

@@ -196,5 +196,28 @@ describe.each(backends)('races on metadata %s', (kind, mongoUri) => {
     expect(again.failed).toEqual([]);
     expect(await t.store.getBlob(a)).toBeNull();
   });
+
+  it('a chunk PUT still streaming when its upload commits never replaces the committed chunk file', async () => {
+    t = await openTestVault({ defaultRootRole: 'write', mongoUri });
+    const blobId = newBlobHex();
+    const dek = newDek();
+    await t.vault.createUpload(alice, { path: '/g', blobId, keyGeneration: 1, keyRecord }); // size not declared
+    const [small] = await sealAll(dek, blobId, Buffer.alloc(100, 1));
+    const [large] = await sealAll(dek, blobId, Buffer.alloc(200, 2));
+    await t.vault.putChunk(alice, blobId, 0, once(small!), small!.length);
+    const go = gate();
+    async function* slow(): AsyncIterable<Uint8Array> {
+      yield large!.subarray(0, 48);
+      await go.wait;
+      yield large!.subarray(48);
+    }
+    const late = t.vault.putChunk(alice, blobId, 0, slow(), large!.length).then(() => 'OK', (e: { code?: string }) => e.code);
+    await new Promise((r) => setTimeout(r, 50)); // the late PUT has passed its state check and is streaming
+    const { manifest } = await t.vault.commitUpload(alice, blobId, { chunkCount: 1, size: 100 });
+    go.open();
+    expect(await late).toBe('UPLOAD_STATE');
+    expect((await t.chunks.stat({ blobId, index: 0 }))?.size).toBe(manifest.chunks[0]!.storedSize);
+    expect((await t.vault.fsck({ readData: true })).errors).toBe(0);
+  });
 });
 

@@ -243,7 +243,15 @@ export async function putChunk(
     // Announce the FINAL index before writing (compare-and-set on state; commit re-checks everything).
     blob = await ctx.store.updateBlob(blobId, 'uploading', { attrs: { ...blob.attrs, finalIndex: index } });
   }
-  const stored = await ctx.chunks.put({ blobId, index }, all, { expectedSize, maxBytes: MAX_SEALED_SIZE });
+  const stored = await ctx.chunks.put({ blobId, index }, all, {
+    expectedSize, maxBytes: MAX_SEALED_SIZE,
+    // streaming may take long: a commit (or abort) meanwhile must not see one of its chunk files replaced.
+    // Checked again with the bytes durable, just before they take the chunk's name (a window of one rename).
+    beforeRename: async () => {
+      const now = await ctx.store.getBlob(blobId);
+      if (now?.state !== 'uploading') throw new CofferError(ErrorCode.UPLOAD_STATE, `upload ${blobId} is ${now?.state ?? 'gone'}; chunk ${index} was not stored`);
+    },
+  });
   const record: UploadChunkRecord = {
     blobId, index, plaintextLength: header.plaintextLength, final: header.final, storedSize: stored.size,
     sha256: stored.sha256, createdAt: ctx.now(),

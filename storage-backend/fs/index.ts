@@ -124,6 +124,7 @@ export class FsChunkStore implements ChunkStore {
         maxBytes: options?.maxBytes,
         expectedSize: options?.expectedSize,
         signal: options?.signal,
+        beforeRename: options?.beforeRename,
         verifyAfterWrite: this.verifyAfterWrite,
         direct: this.directIo,
         onFsync: this.onFsync,

@@ -33,6 +33,8 @@ export interface WriteChunkJob {
   maxBytes: number | undefined;
   expectedSize: number | undefined;
   signal: AbortSignal | undefined;
+  /** PutOptions.beforeRename: may refuse the write after the data is durable, before it becomes visible. */
+  beforeRename: (() => Promise<void>) | undefined;
   verifyAfterWrite: boolean;
   /** Write with O_DIRECT through aligned buffers (direct-io.ts); the store probed that the filesystem allows it. */
   direct: boolean;
@@ -78,6 +80,7 @@ export async function writeChunk(job: WriteChunkJob): Promise<PutResult> {
     handle = undefined;
     await io(() => fh.close());
     job.signal?.throwIfAborted();
+    await job.beforeRename?.();
     await io(() => rename(tempPath, finalPath));
     renamed = true;
     await io(() => timedSync(job, 'directory', () => fsyncDir(job.dir, root)));
