@@ -140,6 +140,11 @@ describe('chunk uploads', () => {
     expect((await call(s.url, alice, 'PUT', `/v1/uploads/${blobId}/chunks/0`, c0)).status).toBe(200);
     expect((await call(s.url, alice, 'POST', `/v1/uploads/${blobId}/commit`, { chunkCount: 1, size: CHUNK_SIZE })).status).toBe(200);
     expect((await s.env.chunks.sweepTemporary(0))).toBe(0);
+    // the hang-up is the client's doing: counted as a 4xx, never as a 500 that would page someone
+    const metrics = await (await fetch(`${s.url}/metrics`)).text();
+    const puts = metrics.split('\n').filter((l) => l.includes('http_requests_total{') && l.includes('method="PUT"'));
+    expect(puts.filter((l) => /status="5\d\d"/.test(l))).toEqual([]);
+    expect(puts.some((l) => l.includes('status="400"'))).toBe(true);
   });
 
   it('answers 431 to oversized request headers', async () => {

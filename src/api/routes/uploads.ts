@@ -16,9 +16,16 @@ export interface UploadRouteOptions {
 }
 
 async function* counted(body: AsyncIterable<Uint8Array>, metrics: ServiceMetrics | undefined): AsyncGenerator<Uint8Array> {
-  for await (const chunk of body) {
-    metrics?.bytesIn.inc(chunk.length);
-    yield chunk;
+  try {
+    for await (const chunk of body) {
+      metrics?.bytesIn.inc(chunk.length);
+      yield chunk;
+    }
+  } catch (e) {
+    // the client hung up mid-body (Node: "aborted", ECONNRESET): the client's doing, a 4xx in logs and metrics,
+    // not a 500 that pages someone. Nothing was stored (the chunk store removes its temporary file).
+    if (e instanceof CofferError) throw e;
+    throw new CofferError(ErrorCode.INVALID_ARGUMENT, `the request body ended early: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
 }
 
