@@ -202,6 +202,9 @@ describe('broken multipart uploads', () => {
     expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
     expect(await s.env.chunks.list(blobId)).toEqual([]);
     expect(await tempFiles()).toEqual([]);
+    // a well-formed body with no usable part (no Content-Disposition) did nothing: a 400, not 200 with no chunks
+    const empty = await raw(multipartRequest(blobId, Buffer.from('--XyZ\r\nContent-Type: application/octet-stream\r\n\r\nabc\r\n--XyZ--\r\n')));
+    expect(empty).toMatch(/^HTTP\/1\.1 400 /);
   });
 
   it('a client that hangs up inside a part leaves no open file and no temporary file behind', async () => {

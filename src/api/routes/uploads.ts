@@ -87,6 +87,8 @@ export function uploadRoutes(app: Hono<ApiEnv>, vault: Vault, metrics: ServiceMe
       }
       chunks.push(await timedPut(metrics, () => vault.putChunk(c.var.actor, blobId, Number(name), counted(bytes, metrics))));
     });
+    // a body whose parts were all unusable (no Content-Disposition, none at all) did nothing: say so
+    if (chunks.length === 0) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'the multipart body holds no chunk part');
     return c.json({ chunks });
   });
 
