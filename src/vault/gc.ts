@@ -43,6 +43,10 @@ export async function runGc(ctx: VaultContext, now: Date, state: GcState = {}, o
   for (;;) {
     const stale = await ctx.store.listBlobsByState('uploading', graceEdge, PAGE);
     for (const b of stale) {
+      // a chunk stored since the listing touched the blob: it is active again (the transition below can only
+      // compare the state, so the age is read afresh right before it)
+      const fresh = await ctx.store.getBlob(b.id);
+      if (!fresh || fresh.updatedAt >= graceEdge) continue;
       if (await transition(ctx, b.id, 'uploading')) {
         report.expiredUploads++;
         await audit(ctx, SYSTEM_ACTOR, 'gc.expire-upload', b.id, { path: String(b.attrs.path ?? '') });

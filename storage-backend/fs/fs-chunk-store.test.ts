@@ -144,11 +144,19 @@ describe('FsChunkStore on disk', () => {
       await utimes(path, hourAgo, hourAgo);
     }
     await writeFile(join(dir, '.tmp-00000002-fresh000fresh000'), randomBytes(100));
+    // the O_DIRECT probe's file, as a crash during open leaves it, and a foreign dot file that is not ours
+    const probe = join(root, 'chunks', '.direct-io-probe-0123456789ab');
+    const foreign = join(root, 'chunks', '.keep-me');
+    for (const path of [probe, foreign]) {
+      await writeFile(path, randomBytes(10));
+      await utimes(path, hourAgo, hourAgo);
+    }
     expect(await store.list(blobId)).toEqual([0]);
     const listed: string[] = [];
     for await (const id of store.listBlobs()) listed.push(id);
     expect(listed).toEqual([blobId]);
-    expect(await store.sweepTemporary(60_000)).toBe(2);
+    expect(await store.sweepTemporary(60_000)).toBe(3);
+    expect([existsSync(probe), existsSync(foreign)]).toEqual([false, true]);
     expect((await tempFilesUnder(root)).map((p) => p.split('/').at(-1))).toEqual(['.tmp-00000002-fresh000fresh000']);
     expect(await store.sweepTemporary(0)).toBe(1);
     expect(await tempFilesUnder(root)).toEqual([]);

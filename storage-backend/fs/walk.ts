@@ -11,6 +11,7 @@ import { FsLayout } from './layout.js';
 
 const FANOUT = /^[0-9a-f]{2}$/;
 const BLOB_ID = /^[0-9a-f]{32}$/;
+const DIRECT_IO_PROBE = /^\.direct-io-probe-[0-9a-f]{12}$/;
 
 async function readDirOrEmpty(dir: string, io: LimitFunction, root: string): Promise<Dirent[]> {
   try {
@@ -52,20 +53,26 @@ export async function chunkIndices(dir: string, io: LimitFunction, root: string)
 /** Removes temporary files whose mtime is at least `olderThanMs` in the past; returns how many it removed. */
 export async function sweepTemporaryFiles(layout: FsLayout, io: LimitFunction, olderThanMs: number): Promise<number> {
   const cutoff = Date.now() - olderThanMs;
+  // the O_DIRECT probe's file, left in the chunk root by a crash during open (direct-io.ts), then the
+  // temporary files of every blob directory (streamed: a store may hold millions of blobs)
+  let removed = await sweepDir(layout, io, layout.chunksDir, (n) => DIRECT_IO_PROBE.test(n), cutoff);
+  for await (const [, dir] of blobDirs(layout, io)) removed += await sweepDir(layout, io, dir, (n) => FsLayout.isTempName(n), cutoff);
+  return removed;
+}
+
+async function sweepDir(layout: FsLayout, io: LimitFunction, dir: string, isTemporary: (name: string) => boolean, cutoff: number): Promise<number> {
   let removed = 0;
-  for await (const [, dir] of blobDirs(layout, io)) {
-    for (const entry of await readDirOrEmpty(dir, io, layout.root)) {
-      if (!entry.isFile() || !FsLayout.isTempName(entry.name)) continue;
-      const path = join(dir, entry.name);
-      try {
-        const st = await io(() => lstat(path));
-        if (st.mtimeMs > cutoff) continue;
-        await io(() => unlink(path));
-        removed += 1;
-      } catch (e) {
-        if (errnoOf(e) === 'ENOENT') continue; // its put finished or failed meanwhile
-        throw fsError(e, `removing temporary file ${path}`, layout.root);
-      }
+  for (const entry of await readDirOrEmpty(dir, io, layout.root)) {
+    if (!entry.isFile() || !isTemporary(entry.name)) continue;
+    const path = join(dir, entry.name);
+    try {
+      const st = await io(() => lstat(path));
+      if (st.mtimeMs > cutoff) continue;
+      await io(() => unlink(path));
+      removed += 1;
+    } catch (e) {
+      if (errnoOf(e) === 'ENOENT') continue; // its put finished or failed meanwhile
+      throw fsError(e, `removing temporary file ${path}`, layout.root);
     }
   }
   return removed;
