@@ -119,6 +119,8 @@ describe('chunk uploads', () => {
     const answer = await raw(s.url, head(`Content-Length: ${MAX_SEALED_SIZE + 1}\r\n`)); // no body sent at all
     expect(answer).toMatch(/^HTTP\/1\.1 413/);
     expect(answer).toContain('"PAYLOAD_TOO_LARGE"');
+    const absurd = await raw(s.url, head('Content-Length: 10000000000000000\r\n')); // 17 digits: still "too large"
+    expect(absurd).toMatch(/^HTTP\/1\.1 413/);
     const chunked = await raw(s.url, head('Transfer-Encoding: chunked\r\n') + '5\r\nhello\r\n0\r\n\r\n');
     expect(chunked).toMatch(/^HTTP\/1\.1 400/);
     expect(chunked).toContain('"INVALID_ARGUMENT"');
@@ -151,6 +153,10 @@ describe('chunk uploads', () => {
     const res = await raw(s.url, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20 * 1024)}\r\n\r\n`);
     expect(res).toMatch(/^HTTP\/1\.1 431/);
     expect(res).toContain('"HEADERS_TOO_LARGE"');
+    // an Expect the server does not support: 417 with the JSON error, not an empty body
+    const expect417 = await raw(s.url, `GET /healthz HTTP/1.1\r\nHost: x\r\nExpect: foo\r\n\r\n`);
+    expect(expect417).toMatch(/^HTTP\/1\.1 417/);
+    expect(expect417).toContain('"code":"INVALID_ARGUMENT"');
   });
 
   it('commit refuses a missing chunk, no FINAL, and a count/size mismatch', async () => {

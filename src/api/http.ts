@@ -134,7 +134,8 @@ export function flag(c: Ctx, name: string): boolean {
  */
 export function parseRange(header: string | undefined, size: number): ByteRange | undefined {
   if (!header) return undefined;
-  const m = /^bytes=(\d{0,15})-(\d{0,15})$/.exec(header.trim());
+  // any number of digits: a position past 2^53 is past the end of every chunk (Number keeps its order)
+  const m = /^bytes=(\d{0,32})-(\d{0,32})$/.exec(header.trim());
   if (!m || (m[1] === '' && m[2] === '')) return undefined;
   const unsatisfiable = (): CofferError =>
     new CofferError(ErrorCode.RANGE_NOT_SATISFIABLE, `range not satisfiable for ${size} bytes`, { details: { size } });

@@ -1,6 +1,7 @@
 // Starts the storage service on Node's http server through @hono/node-server, with bounded headers (431),
 // request/header timeouts, JSON answers to malformed requests, and periodic GC.
-import type { Server, IncomingMessage } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { ErrorCode } from '../errors.js';
 import type { AddressInfo, Socket } from 'node:net';
 import { serve } from '@hono/node-server';
 import { createLogger, createServiceMetrics, type Logger, type ServiceMetrics } from '../telemetry/index.js';
@@ -66,6 +67,12 @@ export async function startStorageServer(options: StorageServerOptions): Promise
     else socket.end(rawJsonResponse(400, 'Bad Request', 'INVALID_ARGUMENT', 'malformed HTTP request'));
   });
   server.on('request', (req: IncomingMessage) => req.on('error', () => undefined)); // aborted uploads are handled by the route
+  // an Expect other than 100-continue: Node would answer 417 with an empty body; give the JSON error every other 4xx has
+  server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => {
+    const body = JSON.stringify({ error: { code: ErrorCode.INVALID_ARGUMENT, message: 'unsupported Expect header (only 100-continue)' } });
+    res.writeHead(417, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), Connection: 'close' });
+    res.end(body);
+  });
 
   let gcTimer: NodeJS.Timeout | undefined;
   let gcRunning = false;

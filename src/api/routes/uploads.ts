@@ -62,7 +62,7 @@ export function uploadRoutes(app: Hono<ApiEnv>, vault: Vault, metrics: ServiceMe
     const blobId = c.req.param('blobId');
     const index = indexParam(c);
     const lengthHeader = c.req.header('content-length');
-    if (lengthHeader === undefined || !/^\d{1,16}$/.test(lengthHeader)) {
+    if (lengthHeader === undefined || !/^\d{1,32}$/.test(lengthHeader)) {
       throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'Content-Length is required (no chunked transfer encoding)');
     }
     const length = Number(lengthHeader);
