@@ -54,23 +54,27 @@ describe.each(backends)('races on metadata %s', (kind, mongoUri) => {
     return blobId;
   }
 
-  it('two commits of one blob at once (a client retrying after a timeout) both succeed and the old file is the one released', async () => {
-    t = await openTestVault({ defaultRootRole: 'write', mongoUri });
-    const x = await staged(t.vault, '/f', Buffer.from('old'));
-    await t.vault.commitUpload(alice, x, { chunkCount: 1, size: 3 });
-    const a = await staged(t.vault, '/f', Buffer.from('new!'), true);
-    // both commits look for a node bound to the blob before either binds
+  /** A vault on which the first two commits of `blobId` both look for a node bound to it before either binds. */
+  async function bothLookBeforeEitherBinds(blobId: string): Promise<Vault> {
     let waiting = 0;
     const both = gate();
-    const vault = await Vault.open(hooked(t.store, {
+    return Vault.open(hooked(t.store, {
       after: async (m, args) => {
-        if (m === 'findNodesByBlob' && args[0] === a && waiting < 2) {
+        if (m === 'findNodesByBlob' && args[0] === blobId && waiting < 2) {
           waiting++;
           if (waiting === 2) both.open();
           await both.wait;
         }
       },
     }), t.chunks, { defaultRootRole: 'write' });
+  }
+
+  it('two commits of one blob at once (a client retrying after a timeout) both succeed and the old file is the one released', async () => {
+    t = await openTestVault({ defaultRootRole: 'write', mongoUri });
+    const x = await staged(t.vault, '/f', Buffer.from('old'));
+    await t.vault.commitUpload(alice, x, { chunkCount: 1, size: 3 });
+    const a = await staged(t.vault, '/f', Buffer.from('new!'), true);
+    const vault = await bothLookBeforeEitherBinds(a);
     const rs = await Promise.all([1, 2].map(() => vault.commitUpload(alice, a, { chunkCount: 1, size: 4 })));
     expect(rs.map((r) => r.node.blobId)).toEqual([a, a]);
     expect((await t.vault.stat(alice, '/f')).blobId).toBe(a);
@@ -83,17 +87,7 @@ describe.each(backends)('races on metadata %s', (kind, mongoUri) => {
   it('two commits of one new file at once: neither fails with ALREADY_EXISTS', async () => {
     t = await openTestVault({ defaultRootRole: 'write', mongoUri });
     const a = await staged(t.vault, '/new', Buffer.from('abc'));
-    let waiting = 0;
-    const both = gate();
-    const vault = await Vault.open(hooked(t.store, {
-      after: async (m, args) => {
-        if (m === 'findNodesByBlob' && args[0] === a && waiting < 2) {
-          waiting++;
-          if (waiting === 2) both.open();
-          await both.wait;
-        }
-      },
-    }), t.chunks, { defaultRootRole: 'write' });
+    const vault = await bothLookBeforeEitherBinds(a);
     const rs = await Promise.allSettled([1, 2].map(() => vault.commitUpload(alice, a, { chunkCount: 1, size: 3 })));
     expect(rs.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled']);
   });

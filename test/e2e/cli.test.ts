@@ -208,7 +208,10 @@ describe('coffer CLI against coffer serve', () => {
 
       const chunk = path.join(dir, 'chunks', put.blobId.slice(0, 2), put.blobId.slice(2, 4), put.blobId, '00000000');
       const fh = await open(chunk, 'r+');
-      await fh.write(Buffer.from([0x5a]), 0, 1, 4096);
+      const byte = Buffer.alloc(1);
+      await fh.read(byte, 0, 1, 4096);
+      byte[0] = (byte[0] as number) ^ 0x5a; // flipped, so always a change (writing a fixed value failed 1 run in 256)
+      await fh.write(byte, 0, 1, 4096);
       await fh.close();
       await ok(['fsck', '--data-dir', dir]); // sizes only: the size is right
       const found = await coffer(['fsck', '--data-dir', dir, '--read-data', '--json']);
