@@ -149,14 +149,13 @@ export async function move(
   return nodeView(moved, formatPath(dst));
 }
 
-/** Re-inserts a node deleted by an operation that then failed. If its name was taken meanwhile, the newer node
- * stays and the deleted node's blob is left to GC's orphan sweep (audited there). */
+/**
+ * Re-inserts a node deleted by an operation that then failed; best effort, so the caller reports its own error.
+ * If the name was taken meanwhile (or the store is failing), the deleted node's blob stays committed and
+ * unreferenced: GC's orphan sweep releases it after the grace period (audited there).
+ */
 async function restoreNode(ctx: VaultContext, node: TreeNode): Promise<void> {
-  try {
-    await ctx.store.insertNode(node);
-  } catch (e) {
-    if (!isCofferError(e, ErrorCode.ALREADY_EXISTS)) throw e;
-  }
+  await ctx.store.insertNode(node).catch(() => undefined);
 }
 
 /**
