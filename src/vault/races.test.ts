@@ -213,5 +213,25 @@ describe.each(backends)('races on metadata %s', (kind, mongoUri) => {
     expect((await t.chunks.stat({ blobId, index: 0 }))?.size).toBe(manifest.chunks[0]!.storedSize);
     expect((await t.vault.fsck({ readData: true })).errors).toBe(0);
   });
+
+  it('GC does not expire an upload that stored a chunk after GC listed it as stale', async () => {
+    t = await openTestVault({ defaultRootRole: 'write', mongoUri, uploadGraceMs: 200 });
+    const a = await staged(t.vault, '/slow', Buffer.from('x')); // updatedAt = now
+    const passStart = Date.now();
+    let armed = true;
+    const vault = await Vault.open(hooked(t.store, {
+      after: async (m, args) => {
+        // GC listed the upload as idle; the owner stores a chunk now (which touches updatedAt) before GC acts
+        if (armed && m === 'listBlobsByState' && args[0] === 'uploading') {
+          armed = false;
+          await new Promise((r) => setTimeout(r, Math.max(0, passStart + 150 - Date.now())));
+          await t.store.updateBlob(a, 'uploading', {});
+        }
+      },
+    }), t.chunks, { defaultRootRole: 'write', uploadGraceMs: 200 });
+    const r = await vault.runGc(new Date(passStart + 300)); // grace edge: passStart + 100, after the first touch
+    expect(r.expiredUploads).toBe(0);
+    expect((await t.store.getBlob(a))?.state).toBe('uploading');
+  });
 });
 
