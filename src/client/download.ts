@@ -10,6 +10,7 @@ import { BufferPool, DIRECT_IO_ALIGNMENT, alignUp, alignedAllocator } from '../b
 import { HEADER_SIZE, MAX_SEALED_SIZE, blobIdFromHex, expectedChunkLayout, openChunkInto } from '../crypto/index.js';
 import { CofferError, ErrorCode } from '../errors.js';
 import type { DataKeyProvider } from './data-keys.js';
+import { localName } from './local-name.js';
 import { OutputFile } from './output-file.js';
 import type { Manifest, NodeInfo, VaultClient } from './vault-client.js';
 
@@ -38,7 +39,7 @@ export async function downloadFile(client: VaultClient, vaultPath: string, desti
   let dest = path.resolve(destination);
   let existing = await stat(dest).catch(() => null);
   if (existing?.isDirectory()) {
-    dest = path.join(dest, node.name);
+    dest = path.join(dest, localName(node.name));
     existing = await stat(dest).catch(() => null);
   }
   if (!options.overwrite && existing) {

@@ -9,6 +9,7 @@ import { downloadFile } from './download.js';
 import type { DataKeyProvider } from './data-keys.js';
 import { uploadFile } from './upload.js';
 import type { VaultClient } from './vault-client.js';
+import { localName } from './local-name.js';
 
 export interface TreeTransferOptions {
   keys: DataKeyProvider;
@@ -76,7 +77,7 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
   const walk = async (remote: string, local: string): Promise<void> => {
     await mkdir(local, { recursive: true });
     for await (const node of client.listAll(remote)) {
-      const l = path.join(local, node.name);
+      const l = path.join(local, localName(node.name));
       if (node.type === 'dir') {
         await walk(node.path, l);
         continue;

@@ -1,0 +1,66 @@
+// A hostile storage service must not make `get` write outside its destination: the names it sends back
+// (in a listing for `get -r`, in a manifest for `get` into a directory) are refused unless they are one safe
+// path segment. Tested against a real HTTP server that lies.
+import { createServer, type Server } from 'node:http';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { downloadFile } from './download.js';
+import { localName } from './local-name.js';
+import { downloadTree } from './tree-transfer.js';
+import { VaultClient } from './vault-client.js';
+import type { DataKeyProvider } from './data-keys.js';
+
+const HOSTILE = ['..', '.', '', '../../../../tmp/escaped.bin', 'a/b', 'nul\u0000byte', 'x'.repeat(300)];
+
+let server: Server;
+let url: string;
+let work: string;
+let hostileName = '';
+beforeAll(async () => {
+  work = await mkdtemp(path.join(os.tmpdir(), 'coffer-names-'));
+  server = createServer((req, res) => {
+    const u = new URL(req.url ?? '/', 'http://x');
+    const node = { id: 'n1', path: '/evil/f', name: hostileName, type: 'file', size: 1, blobId: 'ab'.repeat(16), owner: 'a', createdAt: '', modifiedAt: '' };
+    res.setHeader('content-type', 'application/json');
+    if (u.pathname === '/v1/fs/list') res.end(JSON.stringify({ items: [node], next: null }));
+    else if (u.pathname === '/v1/fs/manifest') res.end(JSON.stringify({ node, manifest: { blobId: 'ab'.repeat(16), size: 1, chunkCount: 1, state: 'committed', keyGeneration: 1, keyRecord: { scheme: 'x' }, chunks: [] } }));
+    else {
+      res.statusCode = 404;
+      res.end(JSON.stringify({ error: { code: 'NOT_FOUND', message: 'no' } }));
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+});
+afterAll(async () => {
+  await new Promise((r) => server.close(r));
+  await rm(work, { recursive: true, force: true });
+});
+
+// never reached: the name is refused before any key is needed
+const keys: DataKeyProvider = { openDataKey: () => Promise.reject(new Error('no key should be asked for')) } as unknown as DataKeyProvider;
+
+describe('names from the service', () => {
+  it('localName passes a plain name and refuses traversal, separators, NUL, empty and overlong names', () => {
+    expect(localName('report 2024 (final).csv')).toBe('report 2024 (final).csv');
+    for (const bad of HOSTILE) expect(() => localName(bad), JSON.stringify(bad)).toThrow(/not a safe local file name/);
+  });
+
+  it('get -r and get into a directory refuse a hostile name and write nothing anywhere', async () => {
+    const client = new VaultClient({ server: url, token: 't' });
+    try {
+      for (const name of HOSTILE) {
+        hostileName = name;
+        const dest = path.join(work, 'dest');
+        await expect(downloadTree(client, '/evil', dest, { keys })).rejects.toMatchObject({ code: 'INTEGRITY' });
+        await expect(downloadFile(client, '/evil/f', `${dest}/`, { keys })).rejects.toMatchObject({ code: 'INTEGRITY' });
+        expect(await readdir(dest), JSON.stringify(name)).toEqual([]);
+      }
+      expect((await readdir(work)).sort()).toEqual(['dest']);
+    } finally {
+      client.close();
+    }
+  });
+});
