@@ -4,5 +4,5 @@ export type { AttestationDocument, TrustRoot, VerifyOptions, PcrPolicy, Attestat
 export { NSM_LIMITS } from './types.js';
 export { decodeAttestationDocument, MAX_DOCUMENT_BYTES } from './codec.js';
 export { verifyAttestationDocument, verifyAttestation, DEFAULT_MAX_AGE_MS, DEFAULT_CLOCK_SKEW_MS } from './verify.js';
-export { enforcePcrPolicy, normalizePcrPolicy } from './policy.js';
+export { enforcePcrPolicy, isDebugModeDocument, normalizePcrPolicy } from './policy.js';
 export { AWS_NITRO_ROOT_G1_SHA256, AWS_NITRO_ROOT_G1_PEM, resolveTrustRoot } from './roots.js';

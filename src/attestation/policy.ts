@@ -37,6 +37,11 @@ export function normalizePcrPolicy(policy: PcrPolicy | undefined | null): Map<nu
  */
 export function enforcePcrPolicy(doc: AttestationDocument, policy: PcrPolicy | undefined | null): void {
   const rules = normalizePcrPolicy(policy);
+  // A debug-mode enclave reports PCR0-2 as zeros but keeps PCR3, 4 and 8 (role, instance, signer): a policy
+  // pinning only those would otherwise accept an enclave whose memory the host can read.
+  if (isDebugModeDocument(doc) && policy?.allowDebugMode !== true) {
+    throw denied('the document comes from a debug-mode enclave (PCR0 missing or all zero); refused unless allowDebugMode is set');
+  }
   for (const [index, allowed] of rules) {
     const actual = doc.pcrs.get(index);
     if (actual === undefined) throw denied(`document has no PCR${index}`);
@@ -44,4 +49,10 @@ export function enforcePcrPolicy(doc: AttestationDocument, policy: PcrPolicy | u
     // PCR values are public measurements, so a plain comparison leaks nothing.
     if (!allowed.includes(hex)) throw denied(`PCR${index} ${hex.slice(0, 16)}… is not allowed`);
   }
+}
+
+/** A document from a debug-mode enclave (or one that does not measure its image): PCR0 absent or all zero. */
+export function isDebugModeDocument(doc: AttestationDocument): boolean {
+  const pcr0 = doc.pcrs.get(0);
+  return pcr0 === undefined || pcr0.every((b) => b === 0);
 }

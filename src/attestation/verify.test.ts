@@ -75,6 +75,11 @@ describe('PCR policy fails closed', () => {
     expectCode(() => enforcePcrPolicy(d, { pcrs: { 0: '0'.repeat(96) } }), 'ATTESTATION_POLICY', /debug/);
     enforcePcrPolicy(d, { pcrs: { 0: '0'.repeat(96) }, allowDebugMode: true });
     expectCode(() => enforcePcrPolicy(d, { pcrs: { 0: pcr0 } }), 'ATTESTATION_POLICY');
+    // a debug enclave keeps its real PCR3 (IAM role): a policy pinning only that must still refuse it
+    const pcr3 = hex(d.pcrs.get(3) as Uint8Array);
+    expect(pcr3).not.toBe('0'.repeat(96));
+    expectCode(() => enforcePcrPolicy(d, { pcrs: { 3: pcr3 } }), 'ATTESTATION_POLICY', /debug-mode enclave/);
+    enforcePcrPolicy(d, { pcrs: { 3: pcr3 }, allowDebugMode: true });
   });
 });
 

@@ -34,6 +34,7 @@ export function attestedKeyPolicy(o: AttestedKeyPolicyOptions): string {
   const hex = /^[0-9a-fA-F]{96}$/;
   for (const v of [...o.imageSha384, ...Object.values(o.pcrs ?? {}).flat()]) {
     if (!hex.test(v)) throw new RangeError(`measurement "${v}" is not 48 bytes of hex`);
+    if (/^0+$/.test(v)) throw new RangeError('an all-zero measurement is what a debug-mode enclave reports; it is never allowed');
   }
   const attestation: Record<string, string[]> = { 'kms:RecipientAttestation:ImageSha384': o.imageSha384 };
   for (const [i, values] of Object.entries(o.pcrs ?? {})) attestation[`kms:RecipientAttestation:PCR${i}`] = values;

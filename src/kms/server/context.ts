@@ -11,6 +11,8 @@ export interface ServerSettings {
   accountId: string;
   attestationRoot: TrustRoot;
   attestationMaxAgeMs: number;
+  /** Release keys to debug-mode enclaves (PCR0 all zero: the host can read their memory). Tests only; default false. */
+  allowDebugMode?: boolean;
   now: () => Date;
 }
 

@@ -1,6 +1,6 @@
 // The Recipient flow: verify the attestation document (chain to the configured root, signature, age — PCRs are
 // judged by the key policy, not here), then seal the result to the RSA key inside it as CMS EnvelopedData.
-import { verifyAttestationDocument, type AttestationDocument } from '../../attestation/index.js';
+import { isDebugModeDocument, verifyAttestationDocument, type AttestationDocument } from '../../attestation/index.js';
 import { buildEnvelope, rsaPublicKey } from '../cms/index.js';
 import { isCofferError } from '../../errors.js';
 import { accessDenied, KmsApiError, validation } from './errors.js';
@@ -27,6 +27,11 @@ export function verifyRecipient(settings: ServerSettings, r: Recipient): Verifie
     if (isCofferError(e, 'ATTESTATION_FORMAT')) throw validation(`The attestation document is malformed: ${e.message}`);
     if (isCofferError(e, 'ATTESTATION_INVALID')) throw accessDenied(`The attestation document was rejected: ${e.message}`);
     throw e;
+  }
+  // Whatever the key policy pins (a policy may test only PCR3/4/8, which debug enclaves keep), no key goes to an
+  // enclave in debug mode: its memory is open to the host, so releasing a key to it releases it to the host.
+  if (isDebugModeDocument(document) && settings.allowDebugMode !== true) {
+    throw accessDenied('The attestation document comes from a debug-mode enclave (PCR0 missing or all zero); keys are never released to one.');
   }
   if (!document.publicKey) throw validation('The attestation document carries no public key to encrypt the response to.');
   return { document, publicKey: document.publicKey };

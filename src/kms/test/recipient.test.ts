@@ -126,6 +126,37 @@ describe('Recipient: attested release of data keys', () => {
     expect(await codeOf(enclave.decryptForRecipient(generated.keyRecord, blobId, garbage, enclaveKey.privateKey))).toBe('KMS:ValidationException');
   });
 
+  it('never releases a key to a debug-mode enclave, even under a policy that pins only PCR3 (which debug enclaves keep)', async () => {
+    const ROLE_PCR3 = 'c3'.repeat(48);
+    const policy = JSON.stringify({
+      Version: '2012-10-17',
+      Statement: [
+        { Sid: 'Admin', Effect: 'Allow', Principal: { AWS: [ALICE_ARN] }, Action: ['kms:PutKeyPolicy', 'kms:GenerateDataKey', 'kms:DescribeKey'], Resource: '*' },
+        {
+          Sid: 'RoleOnly', Effect: 'Allow', Principal: { AWS: [BOB_ARN] }, Action: ['kms:Decrypt'], Resource: '*',
+          Condition: { StringEqualsIgnoreCase: { 'kms:RecipientAttestation:PCR3': [ROLE_PCR3] } },
+        },
+      ],
+    });
+    const arn = (await h.client(h.alice).send(new CreateKeyCommand({ Policy: policy }))).KeyMetadata?.Arn as string;
+    const svc = (cred: typeof h.alice): AwsKeyService =>
+      new AwsKeyService({ keyId: arn, region: h.server.region, endpoint: h.server.url, credentials: { accessKeyId: cred.accessKeyId, secretAccessKey: cred.secretAccessKey } });
+    const [aliceSvc, bobSvc] = [svc(h.alice), svc(h.bob)];
+    try {
+      const made = await aliceSvc.generateDataKey(blobId);
+      const debug = await (await SimulatedNsm.create({ dataDir: h.dataDir, pcrs: { 0: '0'.repeat(96), 3: ROLE_PCR3 } })).attest({ publicKey: enclaveKey.spki });
+      expect(await codeOf(bobSvc.decryptForRecipient(made.keyRecord, blobId, debug, enclaveKey.privateKey))).toBe('KMS_ACCESS_DENIED:AccessDeniedException');
+      // the same policy with a real (non-zero) image measurement: released
+      const real = await (await SimulatedNsm.create({ dataDir: h.dataDir, pcrs: { 0: GOOD_PCR0, 3: ROLE_PCR3 } })).attest({ publicKey: enclaveKey.spki });
+      const key = await bobSvc.decryptForRecipient(made.keyRecord, blobId, real, enclaveKey.privateKey);
+      expect(Buffer.from(key).equals(Buffer.from(made.plaintextKey))).toBe(true);
+    } finally {
+      aliceSvc.close();
+      bobSvc.close();
+    }
+    expect(() => attestedKeyPolicy({ admins: [], sealers: [], enclaves: [BOB_ARN], imageSha384: ['0'.repeat(96)] })).toThrow(/debug-mode/);
+  });
+
   it('refuses a wrong encryption context (server side) and a record for another blob (client side)', async () => {
     const other = randomBytes(16).toString('hex');
     const forged = { ...generated.keyRecord, encryptionContext: { 'coffer:blob': other } };
