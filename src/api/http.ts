@@ -74,6 +74,9 @@ export const field = {
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw bad(`"${k}" must be a non-negative integer`);
     return v;
   },
+  optString(o: Record<string, unknown>, k: string): string | undefined {
+    return o[k] === undefined ? undefined : field.string(o, k);
+  },
   optInt(o: Record<string, unknown>, k: string): number | undefined {
     return o[k] === undefined ? undefined : field.int(o, k);
   },

@@ -2,7 +2,9 @@
 // a bounded number of chunks in flight (memory stays flat whatever the file size), then committed, which is
 // when the path appears in the vault. Transient failures are retried per chunk; if the upload still cannot
 // finish it is kept on the service so that `coffer put --resume BLOB` sends only the missing chunks.
-import { open, stat } from 'node:fs/promises';
+import { createHmac } from 'node:crypto';
+import type { BigIntStats } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { BufferPool } from '../buffer-pool.js';
 import { MAX_SEALED_SIZE, blobIdFromHex, blobIdToHex, newBlobId, sealStream } from '../crypto/index.js';
@@ -21,6 +23,13 @@ export interface UploadOptions {
   /** Continue this earlier upload (blob id) instead of starting a new one: only missing chunks are sent. */
   resume?: string;
   onProgress?: (plaintextBytes: number) => void;
+  /**
+   * What identifies the source (uploadFile: device, inode, size, modification and change times). Stored with the
+   * upload as a tag keyed by the data key (the service learns nothing of it); a resume must present the same.
+   */
+  sourceIdentity?: string;
+  /** Awaited once every chunk is stored, before the commit; throwing abandons the upload (uploadFile: the source changed). */
+  beforeCommit?: () => Promise<void>;
 }
 
 export interface UploadResult {
@@ -38,22 +47,40 @@ export async function uploadFile(client: VaultClient, source: string, options: U
     throw new CofferError(e.code === 'ENOENT' ? ErrorCode.NOT_FOUND : ErrorCode.INVALID_ARGUMENT, `cannot read ${source}: ${e.message}`);
   });
   if (info.isDirectory()) throw new CofferError(ErrorCode.IS_A_DIRECTORY, `${source} is a directory`);
-  return uploadStream(client, readPieces(source), info.size, options);
-}
-
-/** The file's bytes in 1 MiB pieces read into one reused buffer (sealStream copies each before the next read). */
-async function* readPieces(file: string): AsyncGenerator<Uint8Array> {
-  const fh = await open(file, 'r');
+  const fh = await open(source, 'r');
   try {
-    const buf = Buffer.allocUnsafeSlow(1024 * 1024);
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-      if (bytesRead === 0) return;
-      yield buf.subarray(0, bytesRead);
-    }
+    // A file written while it is read would be committed as a mixture of old and new bytes (tar and rsync have
+    // the same problem and the same answer): its identity is taken before and compared after, before the commit.
+    const before = identityOf(await fh.stat({ bigint: true }));
+    const beforeCommit = async (): Promise<void> => {
+      if (identityOf(await fh.stat({ bigint: true })) !== before) {
+        throw new CofferError(ErrorCode.CONFLICT, `${source} changed while it was uploaded; nothing was committed (run put again)`);
+      }
+    };
+    return await uploadStream(client, readPieces(fh), Number(info.size), { ...options, sourceIdentity: before, beforeCommit });
   } finally {
     await fh.close();
   }
+}
+
+/** Device, inode, size, and modification and change times in nanoseconds: what changes when a file's bytes do. */
+function identityOf(st: BigIntStats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+}
+
+/** The file's bytes in 1 MiB pieces read into one reused buffer (sealStream copies each before the next read). */
+async function* readPieces(fh: FileHandle): AsyncGenerator<Uint8Array> {
+  const buf = Buffer.allocUnsafeSlow(1024 * 1024);
+  for (;;) {
+    const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+    if (bytesRead === 0) return;
+    yield buf.subarray(0, bytesRead);
+  }
+}
+
+/** The source tag stored with an upload: the identity, keyed by the blob's data key (opaque to the service). */
+function sourceTag(dek: Uint8Array, identity: string): string {
+  return createHmac('sha256', dek).update(`coffer-source-v1\0${identity}`).digest('base64url');
 }
 
 /** Uploads a byte stream whose size is known in advance (the service checks it at commit). */
@@ -105,6 +132,14 @@ export async function uploadStream(
       await client.abort(blobIdHex).catch(() => undefined);
       throw new CofferError(ErrorCode.CONFLICT, `source changed while uploading: read ${total} bytes, expected ${size}`);
     }
+    if (options.beforeCommit) {
+      try {
+        await options.beforeCommit();
+      } catch (e) {
+        await client.abort(blobIdHex).catch(() => undefined); // its chunks are of no use to anyone: GC frees them now
+        throw e;
+      }
+    }
     // commit is idempotent (docs/http-api.md): safe to repeat after a lost answer
     const { node } = await withRetry(() => client.commit(blobIdHex, chunkCount, total));
     return { node, blobId: blobIdHex, chunkCount, size: total, skippedChunks: skipped };
@@ -117,7 +152,10 @@ async function startUpload(client: VaultClient, size: number, options: UploadOpt
   const blobIdHex = blobIdToHex(newBlobId());
   const { dek, keyRecord } = await options.keys.newDataKey(blobIdHex);
   try {
-    await client.createUpload({ path: options.path, blobId: blobIdHex, keyGeneration: 1, keyRecord, size, overwrite: options.overwrite ?? false });
+    await client.createUpload({
+      path: options.path, blobId: blobIdHex, keyGeneration: 1, keyRecord, size, overwrite: options.overwrite ?? false,
+      ...(options.sourceIdentity === undefined ? {} : { source: sourceTag(dek, options.sourceIdentity) }),
+    });
   } catch (e) {
     dek.fill(0);
     throw e;
@@ -132,6 +170,15 @@ async function resumeUpload(client: VaultClient, blobIdHex: string, size: number
   if (state.path !== options.path) throw new CofferError(ErrorCode.CONFLICT, `upload ${blobIdHex} is for ${state.path}, not ${options.path}`);
   if (state.size !== null && state.size !== size) throw new CofferError(ErrorCode.CONFLICT, `upload ${blobIdHex} was for ${state.size} bytes; the file now has ${size}`);
   const dek = await options.keys.openDataKey(state.keyRecord, blobIdHex);
+  // Chunks already stored are skipped by length alone, so they must come from this very source: another file of
+  // the same size, or this one changed since, would be committed as a mixture.
+  if (options.sourceIdentity !== undefined && state.source !== sourceTag(dek, options.sourceIdentity)) {
+    dek.fill(0);
+    throw new CofferError(
+      ErrorCode.CONFLICT,
+      `upload ${blobIdHex} was started from another file, or this file changed since; it cannot be resumed from it (run put without --resume)`,
+    );
+  }
   return { blobIdHex, dek, durable: new Map(state.chunks.map((c) => [c.index, c.plaintextLength])) };
 }
 

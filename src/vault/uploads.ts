@@ -21,6 +21,11 @@ export interface CreateUploadInput {
   keyRecord: KeyRecord;
   size?: number;
   overwrite?: boolean;
+  /**
+   * The client's tag of the source it uploads (opaque to the vault; Coffer's client: a keyed hash of the file's
+   * identity), returned by getUpload so a resume can check it continues from the same source.
+   */
+  source?: string;
 }
 
 export interface UploadChunkView {
@@ -41,6 +46,8 @@ export interface UploadView {
   keyRecord: BlobRecord['keyRecord'];
   size: number | null;
   overwrite: boolean;
+  /** The client's source tag given at create, if any. */
+  source?: string;
   createdAt: string;
   chunks: UploadChunkView[];
 }
@@ -51,11 +58,15 @@ interface UploadAttrs {
   overwrite: boolean;
   /** Index of the FINAL chunk once one was announced (early rejection of a second FINAL). */
   finalIndex?: number;
+  source?: string;
 }
 
 export function uploadAttrs(blob: BlobRecord): UploadAttrs {
   const a = blob.attrs as Partial<UploadAttrs>;
-  return { path: typeof a.path === 'string' ? a.path : '', overwrite: a.overwrite === true, finalIndex: typeof a.finalIndex === 'number' ? a.finalIndex : undefined };
+  return {
+    path: typeof a.path === 'string' ? a.path : '', overwrite: a.overwrite === true,
+    finalIndex: typeof a.finalIndex === 'number' ? a.finalIndex : undefined, source: typeof a.source === 'string' ? a.source : undefined,
+  };
 }
 
 export function chunkView(c: UploadChunkRecord): UploadChunkView {
@@ -129,6 +140,9 @@ export async function checkUploadTarget(ctx: VaultContext, actor: Actor, segment
   return { parent, existing };
 }
 
+/** A client's source tag: short, printable, no spaces. */
+const SOURCE_TAG = /^[A-Za-z0-9+/=:._-]{1,128}$/;
+
 /** Starts an upload: a blob in state 'uploading'. Throws as checkUploadTarget, plus INVALID_ARGUMENT, ALREADY_EXISTS (blob id). */
 export async function createUpload(ctx: VaultContext, actor: Actor, input: CreateUploadInput): Promise<UploadView> {
   checkBlobId(input.blobId);
@@ -138,6 +152,9 @@ export async function createUpload(ctx: VaultContext, actor: Actor, input: Creat
   }
   checkKeyRecord(keyRecord);
   if (size !== undefined) expectedChunkLayout(size); // INVALID_ARGUMENT on a bad size
+  if (input.source !== undefined && (typeof input.source !== 'string' || !SOURCE_TAG.test(input.source))) {
+    throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'source must be 1..128 characters of [A-Za-z0-9+/=:._-]');
+  }
   const segments = parsePath(input.path);
   const overwrite = input.overwrite === true;
   await checkUploadTarget(ctx, actor, segments, overwrite);
@@ -145,7 +162,7 @@ export async function createUpload(ctx: VaultContext, actor: Actor, input: Creat
   const path = formatPath(segments);
   const blob: BlobRecord = {
     id: input.blobId, state: 'uploading', owner: actor.user, keyGeneration, keyRecord, size: size ?? null,
-    chunkCount: null, chunkSha256: null, createdAt: now, updatedAt: now, attrs: { path, overwrite },
+    chunkCount: null, chunkSha256: null, createdAt: now, updatedAt: now, attrs: { path, overwrite, ...(input.source === undefined ? {} : { source: input.source }) },
   };
   await ctx.store.insertBlob(blob);
   await audit(ctx, actor, 'upload.create', path, { blobId: blob.id, size: size ?? null, overwrite });
@@ -156,7 +173,8 @@ export function toUploadView(blob: BlobRecord, chunks: UploadChunkRecord[]): Upl
   const a = uploadAttrs(blob);
   return {
     blobId: blob.id, state: blob.state, path: a.path, owner: blob.owner, keyGeneration: blob.keyGeneration,
-    keyRecord: blob.keyRecord, size: blob.size, overwrite: a.overwrite, createdAt: blob.createdAt.toISOString(), chunks: chunks.map(chunkView),
+    keyRecord: blob.keyRecord, size: blob.size, overwrite: a.overwrite, ...(a.source === undefined ? {} : { source: a.source }),
+    createdAt: blob.createdAt.toISOString(), chunks: chunks.map(chunkView),
   };
 }
 

@@ -13,7 +13,7 @@ import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCliProcess, startServerProcess } from '../../bench/cli-process.js';
 import { KeyFileDataKeys } from '../../src/client/data-keys.js';
-import { uploadStream } from '../../src/client/upload.js';
+import { uploadFile } from '../../src/client/upload.js';
 import { VaultClient } from '../../src/client/vault-client.js';
 import type { CofferError } from '../../src/errors.js';
 
@@ -258,12 +258,14 @@ describe('coffer CLI against coffer serve', () => {
     await writeFile(src, bytes);
     const client = new VaultClient({ server: env.COFFER_SERVER as string, token: env.COFFER_TOKEN as string });
     const keys = await KeyFileDataKeys.open(env.COFFER_KEY_FILE as string);
-    // the source dies after two chunks' worth: the upload stays on the service, not visible in the tree
-    async function* dying(): AsyncIterable<Uint8Array> {
-      yield bytes.subarray(0, 2 * 8 * MiB + 5);
-      throw new Error('local disk hiccup');
-    }
-    const err = await uploadStream(client, dying(), bytes.length, { path: '/resume.bin', keys }).catch((e: unknown) => e);
+    // the upload dies after two chunks are stored: it stays on the service, not visible in the tree
+    let stored = 0;
+    const err = await uploadFile(client, src, {
+      path: '/resume.bin', keys, concurrency: 1,
+      onProgress: () => {
+        if (++stored === 2) throw new Error('local disk hiccup');
+      },
+    }).catch((e: unknown) => e);
     client.close();
     const blobId = (err as CofferError).details?.resumeBlobId as string;
     expect(blobId).toMatch(/^[0-9a-f]{32}$/);

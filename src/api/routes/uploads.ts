@@ -44,7 +44,7 @@ async function timedPut(metrics: ServiceMetrics | undefined, put: () => Promise<
 
 export function uploadRoutes(app: Hono<ApiEnv>, vault: Vault, metrics: ServiceMetrics | undefined, options: UploadRouteOptions): void {
   app.post('/v1/uploads', async (c) => {
-    const b = await readJson(c, ['path', 'blobId', 'keyGeneration', 'keyRecord', 'size', 'overwrite']);
+    const b = await readJson(c, ['path', 'blobId', 'keyGeneration', 'keyRecord', 'size', 'overwrite', 'source']);
     const view = await vault.createUpload(c.var.actor, {
       path: field.string(b, 'path'),
       blobId: field.string(b, 'blobId'),
@@ -52,6 +52,7 @@ export function uploadRoutes(app: Hono<ApiEnv>, vault: Vault, metrics: ServiceMe
       keyRecord: b.keyRecord as KeyRecord,
       size: field.optInt(b, 'size'),
       overwrite: field.optBool(b, 'overwrite'),
+      source: field.optString(b, 'source'),
     });
     return c.json(view, 201);
   });
