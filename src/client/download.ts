@@ -3,7 +3,7 @@
 // rename it into place only when every chunk verified. On any failure the destination is untouched and the
 // temporary file is removed (DESIGN.md: a failed download leaves nothing at the destination).
 import { randomBytes } from 'node:crypto';
-import { open, rename, stat, unlink } from 'node:fs/promises';
+import { link, lstat, open, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import { BufferPool, DIRECT_IO_ALIGNMENT, alignUp, alignedAllocator } from '../buffer-pool.js';
@@ -37,49 +37,77 @@ export async function downloadFile(client: VaultClient, vaultPath: string, desti
   const { node, manifest } = await client.manifestByPath(vaultPath);
   options.onStart?.(node);
   let dest = path.resolve(destination);
-  let existing = await stat(dest).catch(() => null);
-  if (existing?.isDirectory()) {
+  // lstat: a symbolic link at the destination (even a dangling one) is something that exists there
+  let existing = await lstat(dest).catch(() => null);
+  if (existing?.isDirectory() || (existing?.isSymbolicLink() && (await stat(dest).catch(() => null))?.isDirectory())) {
     dest = path.join(dest, localName(node.name));
-    existing = await stat(dest).catch(() => null);
+    existing = await lstat(dest).catch(() => null);
   }
   if (!options.overwrite && existing) {
     throw new CofferError(ErrorCode.ALREADY_EXISTS, `${dest} exists (use --force to replace it)`);
   }
   checkManifest(manifest);
   const dek = await options.keys.openDataKey(manifest.keyRecord, manifest.blobId);
-  const temp = path.join(path.dirname(dest), `.${path.basename(dest)}.coffer-partial-${randomBytes(6).toString('hex')}`);
+  // a short name of its own, so that a destination name up to the 255-byte limit still leaves room for it
+  const temp = path.join(path.dirname(dest), `.coffer-partial-${randomBytes(6).toString('hex')}`);
   const fh = await OutputFile.create(temp);
-  let ok = false;
+  let placed = false;
   try {
-    // Flush to disk while downloading (every 64 MiB, one flush at a time) so the final fsync before the rename
-    // waits for the last stretch only, not for the whole file.
-    let unsynced = 0;
-    let flushing: Promise<void> | null = null;
-    const maybeFlush = (n: number): void => {
-      unsynced += n;
-      if (unsynced < 64 * 1024 * 1024 || flushing) return;
-      unsynced = 0;
-      flushing = fh.datasync().finally(() => {
-        flushing = null;
+    try {
+      // Flush to disk while downloading (every 64 MiB, one flush at a time) so the final fsync before the rename
+      // waits for the last stretch only, not for the whole file. A failed flush fails the download.
+      let unsynced = 0;
+      let flushing: Promise<void> | null = null;
+      let flushError: unknown;
+      const maybeFlush = (n: number): void => {
+        if (flushError !== undefined) throw flushError;
+        unsynced += n;
+        if (unsynced < 64 * 1024 * 1024 || flushing) return;
+        unsynced = 0;
+        flushing = fh.datasync().catch((e: unknown) => {
+          flushError ??= e;
+        }).finally(() => {
+          flushing = null;
+        });
+      };
+      await openChunks(client, manifest, dek, Math.max(1, options.concurrency ?? 4), async (offset, plaintext) => {
+        await fh.write(plaintext, offset);
+        maybeFlush(plaintext.length);
+        options.onProgress?.(plaintext.length);
       });
-    };
-    await openChunks(client, manifest, dek, Math.max(1, options.concurrency ?? 4), async (offset, plaintext) => {
-      await fh.write(plaintext, offset);
-      maybeFlush(plaintext.length);
-      options.onProgress?.(plaintext.length);
-    });
-    await flushing;
-    await fh.finish(manifest.size);
-    ok = true;
+      await flushing;
+      if (flushError !== undefined) throw flushError;
+      await fh.finish(manifest.size);
+    } finally {
+      dek.fill(0);
+      await fh.close();
+    }
+    // Without --force the file takes the destination's name only if nothing appeared there meanwhile: link(2)
+    // refuses an existing name (rename would replace it). With --force, rename replaces atomically.
+    if (options.overwrite) {
+      await rename(temp, dest);
+    } else {
+      const appeared = (): CofferError => new CofferError(ErrorCode.ALREADY_EXISTS, `${dest} appeared during the download (use --force to replace it)`);
+      const linked = await link(temp, dest).then(() => true, (e: NodeJS.ErrnoException) => {
+        if (e.code === 'EEXIST') throw appeared();
+        if (!NO_HARD_LINKS.has(e.code ?? '')) throw e;
+        return false; // a filesystem without hard links: check, then rename (a window of one system call)
+      });
+      if (linked) await unlink(temp);
+      else if (await lstat(dest).then(() => true, () => false)) throw appeared();
+      else await rename(temp, dest);
+    }
+    placed = true;
+    await fsyncDir(path.dirname(dest));
   } finally {
-    dek.fill(0);
-    await fh.close();
-    if (!ok) await unlink(temp).catch(() => undefined);
+    // nothing half-done stays behind: not the partial file, nor a complete one that could not take its name
+    if (!placed) await unlink(temp).catch(() => undefined);
   }
-  await rename(temp, dest);
-  await fsyncDir(path.dirname(dest));
   return { node, destination: dest, size: manifest.size, chunkCount: manifest.chunkCount };
 }
+
+/** link(2) errors of filesystems that have no hard links (some FUSE and network filesystems). */
+const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK']);
 
 /**
  * Downloads, checks and opens every chunk of a file and discards the plaintext: proves the file is complete and

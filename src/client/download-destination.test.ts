@@ -1,0 +1,90 @@
+// Where `coffer get` puts a verified file: never over something that exists without --force (a dangling symbolic
+// link, or a file that appears while the download runs), never leaving a partial or complete temporary file
+// behind when the last step fails, and with room for a name up to the 255-byte limit. Real service over HTTP.
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestServer, type TestServer } from '../api/test-server.js';
+import { CHUNK_SIZE } from '../crypto/index.js';
+import { generateKeyFile } from '../crypto/keyfile.js';
+import { KeyFileDataKeys } from './data-keys.js';
+import { downloadFile } from './download.js';
+import { uploadFile } from './upload.js';
+import { VaultClient } from './vault-client.js';
+
+let s: TestServer;
+let work: string;
+let client: VaultClient;
+let keys: KeyFileDataKeys;
+const data = randomBytes(2 * CHUNK_SIZE + 3);
+const LONG = `${'n'.repeat(250)}.bin`; // 254 bytes: a legal name
+
+beforeAll(async () => {
+  s = await startTestServer();
+  work = await mkdtemp(path.join(os.tmpdir(), 'coffer-dest-'));
+  await generateKeyFile(path.join(work, 'k'));
+  keys = await KeyFileDataKeys.open(path.join(work, 'k'));
+  client = new VaultClient({ server: s.url, token: await s.token('alice') });
+  await writeFile(path.join(work, 'src.bin'), data);
+  await uploadFile(client, path.join(work, 'src.bin'), { path: '/f.bin', keys });
+  await uploadFile(client, path.join(work, 'src.bin'), { path: `/${LONG}`, keys });
+});
+afterAll(async () => {
+  client.close();
+  await s.close();
+  await rm(work, { recursive: true, force: true });
+});
+
+async function leftovers(dir: string): Promise<string[]> {
+  return (await readdir(dir)).filter((n) => n.includes('coffer-partial'));
+}
+
+describe('the destination of a download', () => {
+  it('a dangling symbolic link is something that exists: refused without --force, and left alone', async () => {
+    const dir = path.join(work, 'dangling');
+    await mkdir(dir);
+    await symlink(path.join(work, 'nowhere'), path.join(dir, 'f.bin'));
+    await expect(downloadFile(client, '/f.bin', path.join(dir, 'f.bin'), { keys })).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
+    expect(await readlink(path.join(dir, 'f.bin'))).toBe(path.join(work, 'nowhere'));
+    expect(await leftovers(dir)).toEqual([]);
+  });
+
+  it('a file that appears at the destination during the download is kept, not replaced', async () => {
+    const dir = path.join(work, 'race');
+    await mkdir(dir);
+    const dest = path.join(dir, 'f.bin');
+    let created = false;
+    const got = downloadFile(client, '/f.bin', dest, {
+      keys, concurrency: 1,
+      onProgress: () => {
+        if (created) return;
+        created = true;
+        void writeFile(dest, 'precious');
+      },
+    });
+    await expect(got).rejects.toMatchObject({ code: 'ALREADY_EXISTS', message: expect.stringMatching(/appeared during the download/) });
+    expect(await readFile(dest, 'utf8')).toBe('precious');
+    expect(await leftovers(dir)).toEqual([]);
+  });
+
+  it('when the verified file cannot take its name (a directory is there), no temporary file stays behind', async () => {
+    const dir = path.join(work, 'isdir');
+    await mkdir(path.join(dir, 'f.bin'), { recursive: true });
+    await writeFile(path.join(dir, 'f.bin', 'inside'), 'x');
+    // `get -f /f.bin dir/`: the file would be dir/f.bin, where a non-empty directory stands
+    await expect(downloadFile(client, '/f.bin', `${dir}/`, { keys, overwrite: true })).rejects.toThrow();
+    expect(await leftovers(dir)).toEqual([]);
+    expect(await readdir(path.join(dir, 'f.bin'))).toEqual(['inside']);
+  });
+
+  it('a name at the length limit downloads (the temporary name does not grow with it)', async () => {
+    const dir = path.join(work, 'long');
+    await mkdir(dir);
+    const r = await downloadFile(client, `/${LONG}`, `${dir}/`, { keys });
+    expect(path.basename(r.destination)).toBe(LONG);
+    expect((await readFile(r.destination)).equals(data)).toBe(true);
+    expect(await leftovers(dir)).toEqual([]);
+  });
+});
