@@ -3,7 +3,8 @@ import { CofferError, ErrorCode } from '../errors.js';
 import type { Role, TreeNode } from '../metadata/types.js';
 import { isRole, requireRole } from './access.js';
 import type { Actor, GrantView, VaultContext } from './context.js';
-import { LONE_SURROGATE, formatPath, parsePath } from './paths.js';
+import { isWellFormed } from '../unicode.js';
+import { formatPath, parsePath } from './paths.js';
 import { resolveExisting } from './resolve.js';
 import { audit } from './tree.js';
 
@@ -12,7 +13,7 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /** A user name as it appears in a token's `sub`. Throws INVALID_ARGUMENT. */
 export function checkUserName(user: unknown): asserts user is string {
-  if (typeof user !== 'string' || user.length === 0 || user.length > 128 || CONTROL.test(user) || LONE_SURROGATE.test(user) || user.startsWith(':')) {
+  if (typeof user !== 'string' || user.length === 0 || user.length > 128 || CONTROL.test(user) || !isWellFormed(user) || user.startsWith(':')) {
     throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'user must be 1..128 characters of well-formed Unicode, no control characters, not starting with ":"');
   }
 }

@@ -1,14 +1,14 @@
 // Vault paths: parsing and validation of the absolute, '/'-separated paths users name files by.
 // Names are compared byte-exactly (no Unicode normalisation); see docs/vault.md "Paths".
 import { CofferError, ErrorCode } from '../errors.js';
+import { isWellFormed } from '../unicode.js';
 
 export const MAX_PATH_BYTES = 4096;
 export const MAX_SEGMENT_BYTES = 255;
 
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
-/** A UTF-16 surrogate without its pair: no UTF-8 encoding, so two different names would store as the same bytes. */
-export const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 
 function invalid(message: string): CofferError {
   return new CofferError(ErrorCode.INVALID_PATH, message);
@@ -20,7 +20,7 @@ export function checkName(name: string): void {
   if (name === '.' || name === '..') throw invalid(`path segment "${name}" is not allowed`);
   if (name.includes('/')) throw invalid('a name cannot contain "/"');
   if (CONTROL.test(name)) throw invalid('path contains NUL or a control character');
-  if (LONE_SURROGATE.test(name)) throw invalid('path is not well-formed Unicode (a lone surrogate)');
+  if (!isWellFormed(name)) throw invalid('path is not well-formed Unicode (a lone surrogate)');
   if (Buffer.byteLength(name, 'utf8') > MAX_SEGMENT_BYTES) throw invalid(`path segment longer than ${MAX_SEGMENT_BYTES} bytes`);
 }
 

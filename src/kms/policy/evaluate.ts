@@ -60,6 +60,27 @@ function valueMatches(op: Condition['op'], pattern: string, value: string): bool
 
 /** `*` = any run of characters, `?` = exactly one; everything else literal. Case-sensitive. */
 export function wildcardMatch(pattern: string, value: string): boolean {
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 's');
-  return re.test(value);
+  // Linear-time glob matching (`*` any run, `?` one character), with backtracking only to the last `*`: a
+  // regular expression built from a policy's pattern backtracks exponentially on inputs a caller controls
+  // ("*a*a*a*b" against "aaaa…" froze the server for seconds), and both sides come from callers.
+  let p = 0;
+  let v = 0;
+  let star = -1;
+  let mark = 0;
+  while (v < value.length) {
+    if (p < pattern.length && (pattern[p] === '?' || pattern[p] === value[v])) {
+      p++;
+      v++;
+    } else if (p < pattern.length && pattern[p] === '*') {
+      star = p++;
+      mark = v;
+    } else if (star >= 0) {
+      p = star + 1;
+      v = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.length && pattern[p] === '*') p++;
+  return p === pattern.length;
 }

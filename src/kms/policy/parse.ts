@@ -90,7 +90,11 @@ function parsePrincipal(p: unknown, where: string): '*' | string[] {
 
 function parseConditions(c: unknown, where: string): Condition[] {
   const out: Condition[] = [];
-  for (const [opName, block] of Object.entries(asObject(c, `${where}.Condition`))) {
+  const blocks = Object.entries(asObject(c, `${where}.Condition`));
+  // an empty block would silently mean "no condition", i.e. allow: refused, as an empty list of values is
+  if (blocks.length === 0) throw new PolicyError(`${where}.Condition is empty; leave it out, or give a condition`);
+  for (const [opName, block] of blocks) {
+    if (Object.keys(asObject(block, `${where}.Condition.${opName}`)).length === 0) throw new PolicyError(`${where}.Condition.${opName} is empty`);
     const m = /^(?:(ForAnyValue|ForAllValues):)?(.+)$/.exec(opName);
     const qualifier = (m?.[1] ?? null) as SetQualifier | null;
     const op = m?.[2] as Operator;

@@ -1,6 +1,7 @@
 // Unit tests of the key-policy parser and evaluator: Deny wins, empty/no-match denies, unknown things rejected.
 import { describe, expect, it } from 'vitest';
 import { attestedKeyPolicy, defaultKeyPolicy, evaluatePolicy, parsePolicy, PolicyError, type RequestContext } from './index.js';
+import { wildcardMatch } from './evaluate.js';
 
 const ALICE = 'arn:aws:iam::000000000000:user/alice';
 const BOB = 'arn:aws:iam::000000000000:user/bob';
@@ -48,6 +49,21 @@ describe('key policy evaluation', () => {
     expect(() => parsePolicy(policy({ ...allowAll, Effect: 'allow' }))).toThrow(/Effect/);
     expect(() => parsePolicy(policy({ ...allowAll, Action: 's3:GetObject' }))).toThrow(/kms:/);
     expect(() => parsePolicy(JSON.stringify({ Version: '2099-01-01', Statement: [allowAll] }))).toThrow(/Version/);
+    // an empty condition would mean "no condition", i.e. allow: refused like an empty list of values
+    expect(() => parsePolicy(cond({}))).toThrow(/Condition is empty/);
+    expect(() => parsePolicy(cond({ StringEqualsIgnoreCase: {} }))).toThrow(/is empty/);
+  });
+
+  it('matches wildcards in linear time, whatever pattern and value callers send', () => {
+    for (const [pattern, value, want] of [
+      ['a*c', 'abbbc', true], ['a*c', 'abbb', false], ['*', '', true], ['?', '', false], ['a?c', 'abc', true],
+      ['a?c', 'ac', false], ['*.bin', 'x.bin', true], ['*a*a*b', 'aab', true], ['[x]', '[x]', true], ['a.c', 'abc', false],
+      ['**', 'anything', true], ['a*', 'a\nb', true],
+    ] as Array<[string, string, boolean]>) {
+      expect(wildcardMatch(pattern, value), `${pattern} ~ ${value}`).toBe(want);
+    }
+    // a backtracking regular expression takes longer than the test timeout on this (exponential in the stars)
+    expect(wildcardMatch('*a*a*a*a*a*a*a*b', 'a'.repeat(20_000))).toBe(false);
   });
 
   it('evaluates attestation conditions: present and matching allows, absent or different denies', () => {

@@ -1,6 +1,7 @@
 // Request validation for the embedded KMS: every operation declares its fields; an unknown field, a wrong
 // type, bad base64 or an out-of-range value is a ValidationException (fail closed: nothing is ignored).
 import { validation } from './errors.js';
+import { isWellFormed } from '../../unicode.js';
 
 export type Kind = 'string' | 'blob' | 'context' | 'int' | 'bool' | 'stringList' | 'recipient' | 'tags';
 export interface FieldSpec {
@@ -85,6 +86,8 @@ function convert(name: string, spec: FieldSpec, v: unknown): unknown {
       if (typeof v !== 'object' || v === null || Array.isArray(v)) return bad('Member must be a map of strings');
       const entries = Object.entries(v as Record<string, unknown>);
       if (entries.some(([k, x]) => typeof x !== 'string' || k.length === 0)) return bad('Member must map non-empty strings to strings');
+      // a lone surrogate encodes as U+FFFD: two different contexts would authenticate as the same one
+      if (entries.some(([k, x]) => !isWellFormed(k) || !isWellFormed(x as string))) return bad('Member must be well-formed Unicode (no lone surrogates)');
       return Object.fromEntries(entries) as Record<string, string>;
     }
     case 'recipient': {

@@ -70,6 +70,11 @@ describe('embedded KMS via @aws-sdk/client-kms', () => {
     const wrongCtx = await errorOf(alice.send(new DecryptCommand({ CiphertextBlob: blob, EncryptionContext: { 'coffer:blob': 'ff'.repeat(16) } })));
     expect(wrongCtx.name).toBe('InvalidCiphertextException');
     expect((await errorOf(alice.send(new DecryptCommand({ CiphertextBlob: blob })))).name).toBe('InvalidCiphertextException');
+    // a lone surrogate has no UTF-8 form: "\ud800" and "\udfff" would bind as the same context, so neither is taken
+    for (const bad of ['\ud800', 'x\udfff']) {
+      const e = await errorOf(alice.send(new GenerateDataKeyCommand({ KeyId: KeyMetadata?.KeyId, KeySpec: 'AES_256', EncryptionContext: { 'coffer:blob': bad } })));
+      expect(e.name).toBe('ValidationException');
+    }
     const tampered = Buffer.from(blob);
     tampered[60] = (tampered[60] ?? 0) ^ 1;
     expect((await errorOf(alice.send(new DecryptCommand({ CiphertextBlob: tampered, EncryptionContext: ctx })))).name).toBe('InvalidCiphertextException');
