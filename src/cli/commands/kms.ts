@@ -40,13 +40,20 @@ export function register(program: Command): void {
     .description('run the embedded KMS (AWS KMS JSON protocol; point @aws-sdk/client-kms at it with `endpoint`)')
     .addOption(dataDirOption())
     .addOption(listenOption('127.0.0.1:7710'))
-    .addOption(new Option('--attestation-root <root>', 'root attestation documents must chain to').choices(['dev', 'aws']).default('dev'))
+    // The dev root's private keys sit in the data directory, readable by the (untrusted) host that runs this:
+    // trusting it lets the host mint documents for any measurement. So `serve` trusts AWS unless told otherwise;
+    // `coffer dev` (a simulated enclave on one machine) chooses the dev root itself.
+    .addOption(new Option('--attestation-root <root>', 'root attestation documents must chain to (dev: the data dir\'s own root, for development only)').choices(['dev', 'aws']).default('aws'))
     .addOption(regionOption())
     .addOption(jsonOption())
     .action(async (opts: ServeFlags) => {
       const root: TrustRoot = opts.attestationRoot === 'aws' ? { kind: 'aws' } : (await ensureDevRoot(opts.dataDir)).trustRoot;
       const credentials = await loadOrCreateCredentials(opts.dataDir);
-      const server = await startKmsServer({ dataDir: opts.dataDir, listen: opts.listen, credentials, attestationRoot: root, region: opts.region });
+      const server = await startKmsServer({
+        dataDir: opts.dataDir, listen: opts.listen, credentials, attestationRoot: root, region: opts.region,
+        // the client gets a bare InternalFailure (no internals leak); the operator gets the error on stderr
+        onInternalError: (e) => process.stderr.write(`coffer kms: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`),
+      });
       const file = credentialsPath(opts.dataDir);
       print(opts, { endpoint: server.url, region: server.region, attestationRoot: opts.attestationRoot, credentialsFile: file, principals: credentials.map((c) => ({ accessKeyId: c.accessKeyId, principalArn: c.principalArn })) }, () => [
         `embedded KMS: ${server.url} (region ${server.region}, attestation root: ${opts.attestationRoot})`,
