@@ -5,7 +5,6 @@
 import { randomBytes } from 'node:crypto';
 import { link, lstat, open, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import pLimit from 'p-limit';
 import { BufferPool, DIRECT_IO_ALIGNMENT, alignUp, alignedAllocator } from '../buffer-pool.js';
 import { HEADER_SIZE, MAX_SEALED_SIZE, blobIdFromHex, expectedChunkLayout, openChunkInto } from '../crypto/index.js';
 import { CofferError, ErrorCode } from '../errors.js';
@@ -149,37 +148,39 @@ async function openChunks(
 ): Promise<void> {
   const blobId = blobIdFromHex(manifest.blobId);
   const layout = expectedChunkLayout(manifest.size);
-  const limit = pLimit(concurrency);
   const buffers = new BufferPool(BUFFER_SIZE, concurrency, alignedAllocator(BUFFER_SIZE, concurrency));
-  let failed = false;
-  const tasks = Array.from({ length: manifest.chunkCount }, (_, index) =>
-    limit(async () => {
-      if (failed) return; // after the first failure the queued chunks are skipped
-      const buf = buffers.acquire();
-      const sealed = await client.getChunkInto(manifest.blobId, index, buf.subarray(SEALED_AT));
-      const plaintext = openChunkInto(dek, sealed, {
-        blobId,
-        index,
-        keyGeneration: manifest.keyGeneration,
-        final: index === manifest.chunkCount - 1,
-        plaintextLength: layout.plaintextLengthOf(index),
-      }, sealed.subarray(HEADER_SIZE));
-      await sink(layout.offsetOf(index), plaintext);
-      buffers.release(buf);
-    }).catch((e: unknown) => {
-      failed = true;
-      throw e;
-    }),
-  );
+  // Chunks are started one by one as others finish (never one task per chunk up front: a 16 TiB file has two
+  // million chunks, and a hostile manifest may claim far more), so memory stays flat whatever the size.
+  const inFlight = new Set<Promise<void>>();
+  let failure: unknown;
   try {
-    await Promise.all(tasks);
-  } catch (e) {
-    // let the chunks already in flight finish (or fail) before the caller closes and removes the file
-    await Promise.allSettled(tasks);
-    throw e;
+    for (let index = 0; index < manifest.chunkCount; index++) {
+      while (inFlight.size >= concurrency) await Promise.race(inFlight);
+      if (failure !== undefined) break; // after the first failure nothing new starts
+      const task: Promise<void> = (async () => {
+        const buf = buffers.acquire();
+        const sealed = await client.getChunkInto(manifest.blobId, index, buf.subarray(SEALED_AT));
+        const plaintext = openChunkInto(dek, sealed, {
+          blobId,
+          index,
+          keyGeneration: manifest.keyGeneration,
+          final: index === manifest.chunkCount - 1,
+          plaintextLength: layout.plaintextLengthOf(index),
+        }, sealed.subarray(HEADER_SIZE));
+        await sink(layout.offsetOf(index), plaintext);
+        buffers.release(buf);
+      })().catch((e: unknown) => {
+        failure ??= e;
+      }).finally(() => inFlight.delete(task));
+      inFlight.add(task);
+    }
   } finally {
+    // the chunks in flight finish (or fail) before the caller closes and removes the file, and before the
+    // buffers they read into are zeroed
+    await Promise.allSettled([...inFlight]);
     buffers.clear();
   }
+  if (failure !== undefined) throw failure;
 }
 
 /** The manifest comes from the untrusted service: it must at least be self-consistent before we use it. */

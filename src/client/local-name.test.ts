@@ -18,6 +18,7 @@ let server: Server;
 let url: string;
 let work: string;
 let hostileName = '';
+let claimedSize = 1;
 beforeAll(async () => {
   work = await mkdtemp(path.join(os.tmpdir(), 'coffer-names-'));
   server = createServer((req, res) => {
@@ -25,7 +26,7 @@ beforeAll(async () => {
     const node = { id: 'n1', path: '/evil/f', name: hostileName, type: 'file', size: 1, blobId: 'ab'.repeat(16), owner: 'a', createdAt: '', modifiedAt: '' };
     res.setHeader('content-type', 'application/json');
     if (u.pathname === '/v1/fs/list') res.end(JSON.stringify({ items: [node], next: null }));
-    else if (u.pathname === '/v1/fs/manifest') res.end(JSON.stringify({ node, manifest: { blobId: 'ab'.repeat(16), size: 1, chunkCount: 1, state: 'committed', keyGeneration: 1, keyRecord: { scheme: 'x' }, chunks: [] } }));
+    else if (u.pathname === '/v1/fs/manifest') res.end(JSON.stringify({ node, manifest: { blobId: 'ab'.repeat(16), size: claimedSize, chunkCount: Math.max(1, Math.ceil(claimedSize / (8 * 1024 * 1024))), state: 'committed', keyGeneration: 1, keyRecord: { scheme: 'x' }, chunks: [] } }));
     else {
       res.statusCode = 404;
       res.end(JSON.stringify({ error: { code: 'NOT_FOUND', message: 'no' } }));
@@ -61,6 +62,23 @@ describe('names from the service', () => {
       expect((await readdir(work)).sort()).toEqual(['dest']);
     } finally {
       client.close();
+    }
+  });
+
+  it('a manifest claiming an enormous file costs no memory up front: the first missing chunk ends it', async () => {
+    hostileName = 'big.bin';
+    claimedSize = 2 ** 52; // 2^29 chunks of 8 MiB (a real 16 TiB file is already 2^21 of them)
+    const keyed: DataKeyProvider = { openDataKey: () => Promise.resolve(new Uint8Array(32)) } as unknown as DataKeyProvider;
+    const client = new VaultClient({ server: url, token: 't' });
+    const dest = path.join(work, 'huge');
+    try {
+      const before = process.memoryUsage().heapUsed;
+      await expect(downloadFile(client, '/evil/f', dest, { keys: keyed })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      expect(process.memoryUsage().heapUsed - before).toBeLessThan(64 * 1024 * 1024);
+      expect((await readdir(work)).filter((n) => n.includes('coffer-partial'))).toEqual([]);
+    } finally {
+      client.close();
+      claimedSize = 1;
     }
   });
 });
