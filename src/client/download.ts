@@ -22,6 +22,11 @@ export interface DownloadOptions {
   onProgress?: (plaintextBytes: number) => void;
   /** Called once the manifest is known, before any chunk is fetched (e.g. to size a progress bar). */
   onStart?: (node: NodeInfo) => void;
+  /**
+   * Told the temporary file's path when it is created, and null once it is gone (renamed or removed): a CLI
+   * that is interrupted by a signal removes it (the finally blocks here never run then).
+   */
+  onTempFile?: (path: string | null) => void;
 }
 
 export interface DownloadResult {
@@ -50,6 +55,7 @@ export async function downloadFile(client: VaultClient, vaultPath: string, desti
   // a short name of its own, so that a destination name up to the 255-byte limit still leaves room for it
   const temp = path.join(path.dirname(dest), `.coffer-partial-${randomBytes(6).toString('hex')}`);
   const fh = await OutputFile.create(temp);
+  options.onTempFile?.(temp);
   let placed = false;
   try {
     try {
@@ -101,6 +107,7 @@ export async function downloadFile(client: VaultClient, vaultPath: string, desti
   } finally {
     // nothing half-done stays behind: not the partial file, nor a complete one that could not take its name
     if (!placed) await unlink(temp).catch(() => undefined);
+    options.onTempFile?.(null);
   }
   return { node, destination: dest, size: manifest.size, chunkCount: manifest.chunkCount };
 }

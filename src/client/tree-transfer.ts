@@ -17,6 +17,8 @@ export interface TreeTransferOptions {
   concurrency?: number;
   onFile?: (event: { path: string; size: number; action: 'copied' | 'skipped'; reason?: string }) => void;
   onProgress?: (bytes: number) => void;
+  /** Downloads: see DownloadOptions.onTempFile. */
+  onTempFile?: (path: string | null) => void;
 }
 
 export interface TreeTransferResult {
@@ -83,7 +85,9 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
         continue;
       }
       try {
-        const got = await downloadFile(client, node.path, l, { keys: options.keys, overwrite: options.overwrite, concurrency: options.concurrency, onProgress: options.onProgress });
+        const got = await downloadFile(client, node.path, l, {
+          keys: options.keys, overwrite: options.overwrite, concurrency: options.concurrency, onProgress: options.onProgress, onTempFile: options.onTempFile,
+        });
         result.files++;
         result.bytes += got.size;
         options.onFile?.({ path: node.path, size: got.size, action: 'copied' });

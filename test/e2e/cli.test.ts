@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCliProcess, startServerProcess } from '../../bench/cli-process.js';
+import { runCliProcess, spawnCli, startServerProcess } from '../../bench/cli-process.js';
 import { KeyFileDataKeys } from '../../src/client/data-keys.js';
 import { uploadFile } from '../../src/client/upload.js';
 import { VaultClient } from '../../src/client/vault-client.js';
@@ -249,6 +249,27 @@ describe('coffer CLI against coffer serve', () => {
       expect(existsSync(nowhere)).toBe(false);
     } finally {
       await srv.stop();
+    }
+  });
+
+  it('Ctrl-C or a kill during get removes the partial file and exits 128 + the signal', async () => {
+    const src = path.join(work, 'sig.bin');
+    await writeFile(src, randomBytes(96 * MiB));
+    await ok(['put', src, '/sig.bin']);
+    for (const [signal, status] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+      const dir = path.join(work, `sig-${signal}`);
+      await mkdir(dir);
+      const child = spawnCli(['get', '/sig.bin', path.join(dir, 'out.bin'), '--concurrency', '1'], env);
+      let stderr = '';
+      child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+      // wait until the download is writing its temporary file, then interrupt it
+      for (let i = 0; i < 400 && !(await readdir(dir)).some((n) => n.includes('coffer-partial')); i++) await new Promise((r) => setTimeout(r, 10));
+      expect((await readdir(dir)).some((n) => n.includes('coffer-partial')), 'the download started').toBe(true);
+      child.kill(signal);
+      expect(await exited).toBe(status);
+      expect(stderr).toMatch(/interrupted/);
+      expect(await readdir(dir)).toEqual([]);
     }
   });
 

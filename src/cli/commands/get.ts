@@ -8,6 +8,7 @@ import { dataKeys, withClient, withKeys, withServer, type KeyFlags, type ServerF
 import { intFlag, jsonOption } from '../options.js';
 import { print } from '../output.js';
 import { formatBytes, progressBar } from '../progress.js';
+import { removeTempFileOnSignal } from '../interrupt.js';
 
 interface GetFlags extends ServerFlags, KeyFlags {
   recursive?: boolean;
@@ -31,12 +32,13 @@ export function register(program: Command): void {
   withKeys(withServer(cmd)).action(async (vaultPath: string, local: string | undefined, opts: GetFlags) => {
     if (!local && !opts.verifyOnly) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'give a local destination (or --verify-only)');
     const keys = await dataKeys(opts);
+    const interrupt = removeTempFileOnSignal();
     try {
       await withClient(opts, async (client) => {
         if (opts.recursive) {
           if (!local || opts.verifyOnly) throw new CofferError(ErrorCode.INVALID_ARGUMENT, '-r needs a local destination directory (and no --verify-only)');
           const r = await downloadTree(client, vaultPath, local, {
-            keys, overwrite: opts.force === true, concurrency: intFlag('--concurrency', opts.concurrency, 1, 64),
+            keys, overwrite: opts.force === true, concurrency: intFlag('--concurrency', opts.concurrency, 1, 64), onTempFile: interrupt.onTempFile,
             onFile: (e) => { if (!opts.json) process.stdout.write(`${e.action === 'copied' ? '' : 'skipped '}${e.path}${e.reason ? ` (${e.reason})` : ''}\n`); },
           });
           print(opts, r, () => `${r.files} file(s), ${formatBytes(r.bytes)}${r.skipped ? `, ${r.skipped} skipped` : ''}`);
@@ -50,11 +52,12 @@ export function register(program: Command): void {
         const onProgress = (n: number): void => bar.add(n);
         const result = opts.verifyOnly
           ? await verifyFile(client, vaultPath, { keys, concurrency, onStart, onProgress })
-          : await downloadFile(client, vaultPath, local as string, { keys, overwrite: opts.force === true, concurrency, onStart, onProgress });
+          : await downloadFile(client, vaultPath, local as string, { keys, overwrite: opts.force === true, concurrency, onStart, onProgress, onTempFile: interrupt.onTempFile });
         bar.done();
         print(opts, { path: result.node.path, destination: result.destination, size: result.size, chunkCount: result.chunkCount, blobId: result.node.blobId }, () => `${result.destination || result.node.path}: ${formatBytes(result.size)} verified`);
       }, intFlag('--concurrency', opts.concurrency, 1, 64));
     } finally {
+      interrupt.dispose();
       keys.close?.();
     }
   });
