@@ -67,6 +67,10 @@ describe('coffer attestation verify (AWS documents)', () => {
     await expect(run('attestation', 'verify', baseFile, '--root', 'aws', '--at', '2024-12-01T00:00:00Z', '--max-age', '99999', '--pcr', `0=${pcr0(base)}`)).rejects.toMatchObject({ code: 'ATTESTATION_INVALID' });
     await expect(run('attestation', 'verify', baseFile, '--root', 'aws', '--at', at, '--pcr', '0=abc')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     await expect(run('attestation', 'verify', baseFile, '--root', 'aws', '--at', 'yesterday', '--pcr', `0=${pcr0(base)}`)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    // a time Date would parse in the machine's own zone is not a time every verifier agrees on
+    for (const loose of ['Nov 30 2024 16:23 GMT', '2024-11-30 16:23:00', '2024-11-30T16:23:00']) {
+      await expect(run('attestation', 'verify', baseFile, '--root', 'aws', '--at', loose, '--pcr', `0=${pcr0(base)}`)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    }
     await expect(run('attestation', 'verify', baseFile, '--root', 'aws', '--dev-root-cert', baseFile, '--pcr', `0=${pcr0(base)}`)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     await expect(run('attestation', 'verify', join(work, 'missing.cbor'), '--root', 'aws', '--pcr', `0=${pcr0(base)}`)).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await expect(run('attestation', 'verify', baseFile, '--pcr', `0=${pcr0(base)}`)).rejects.toMatchObject({ code: 'commander.missingMandatoryOptionValue' });

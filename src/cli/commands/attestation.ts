@@ -74,6 +74,10 @@ export function register(program: Command): void {
     .option('--max-age <seconds>', 'maximum age of the document at --at (default 300)')
     .addOption(jsonOption())
     .action(async (file: string, opts: VerifyCliOptions, cmd: Command) => {
+      // strictly ISO 8601 with a zone: Date's own parser also takes "Nov 30 2024 16:23" in the local zone, which
+      // would verify against a clock that differs between machines
+      const iso = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+      if (opts.at !== undefined && !iso.test(opts.at)) throw usage(`--at must be an ISO 8601 time with a zone (2024-11-30T16:23:00Z), got ${JSON.stringify(opts.at)}`);
       const now = opts.at === undefined ? new Date() : new Date(opts.at);
       if (Number.isNaN(now.getTime())) throw usage(`--at must be an ISO time, got ${JSON.stringify(opts.at)}`);
       if (opts.nonce !== undefined && !/^([0-9a-fA-F]{2})+$/.test(opts.nonce)) throw usage('--nonce must be hex');
