@@ -11,6 +11,7 @@ import { CHUNK_SIZE } from '../crypto/index.js';
 import { generateKeyFile } from '../crypto/keyfile.js';
 import { KeyFileDataKeys } from './data-keys.js';
 import { downloadFile } from './download.js';
+import { downloadTree } from './tree-transfer.js';
 import { uploadFile } from './upload.js';
 import { VaultClient } from './vault-client.js';
 
@@ -86,5 +87,23 @@ describe('the destination of a download', () => {
     expect(path.basename(r.destination)).toBe(LONG);
     expect((await readFile(r.destination)).equals(data)).toBe(true);
     expect(await leftovers(dir)).toEqual([]);
+  });
+
+  it('get -r does not write through a symbolic link that stands where a subdirectory belongs', async () => {
+    await client.mkdir('/tree/sub', true);
+    await uploadFile(client, path.join(work, 'src.bin'), { path: '/tree/sub/g.bin', keys });
+    const dir = path.join(work, 'tree-dest');
+    const elsewhere = path.join(work, 'elsewhere');
+    await mkdir(dir);
+    await mkdir(elsewhere);
+    await symlink(elsewhere, path.join(dir, 'sub'));
+    await expect(downloadTree(client, '/tree', dir, { keys })).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
+    expect(await readdir(elsewhere)).toEqual([]);
+    // the destination itself may be a link: the user chose it
+    const viaLink = path.join(work, 'dest-link');
+    await mkdir(path.join(work, 'real-dest'));
+    await symlink(path.join(work, 'real-dest'), viaLink);
+    await downloadTree(client, '/tree', viaLink, { keys });
+    expect(await readdir(path.join(work, 'real-dest', 'sub'))).toEqual(['g.bin']);
   });
 });

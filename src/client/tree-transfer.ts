@@ -2,9 +2,9 @@
 // streamed and committed on its own, so an interruption leaves every finished file in place); `coffer get -r`
 // mirrors a vault directory locally, each file verified and renamed into place on its own. Symbolic links
 // and special files are skipped and reported, never followed out of the tree.
-import { mkdir, readdir } from 'node:fs/promises';
+import { lstat, mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { isCofferError } from '../errors.js';
+import { CofferError, ErrorCode, isCofferError } from '../errors.js';
 import { downloadFile } from './download.js';
 import type { DataKeyProvider } from './data-keys.js';
 import { uploadFile } from './upload.js';
@@ -76,12 +76,17 @@ export async function uploadTree(client: VaultClient, localDir: string, vaultDir
  */
 export async function downloadTree(client: VaultClient, vaultDir: string, localDir: string, options: TreeTransferOptions): Promise<TreeTransferResult> {
   const result: TreeTransferResult = { files: 0, bytes: 0, skipped: 0 };
-  const walk = async (remote: string, local: string): Promise<void> => {
+  const walk = async (remote: string, local: string, top: boolean): Promise<void> => {
     await mkdir(local, { recursive: true });
+    // below the destination the user named, a symbolic link where a directory should be would lead the copy
+    // somewhere else entirely: refused (the destination itself may be a link: the user chose it)
+    if (!top && !(await lstat(local)).isDirectory()) {
+      throw new CofferError(ErrorCode.ALREADY_EXISTS, `${local} is not a directory (a symbolic link?); nothing is written through it`);
+    }
     for await (const node of client.listAll(remote)) {
       const l = path.join(local, localName(node.name));
       if (node.type === 'dir') {
-        await walk(node.path, l);
+        await walk(node.path, l, false);
         continue;
       }
       try {
@@ -99,6 +104,6 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
       }
     }
   };
-  await walk(vaultDir, localDir);
+  await walk(vaultDir, localDir, true);
   return result;
 }

@@ -30,6 +30,8 @@ export interface UploadOptions {
   sourceIdentity?: string;
   /** Awaited once every chunk is stored, before the commit; throwing abandons the upload (uploadFile: the source changed). */
   beforeCommit?: () => Promise<void>;
+  /** Told the upload's blob id once it exists on the service (e.g. to say how to resume after an interruption). */
+  onUpload?: (blobId: string) => void;
 }
 
 export interface UploadResult {
@@ -88,6 +90,7 @@ export async function uploadStream(
   client: VaultClient, stream: Readable | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, size: number, options: UploadOptions,
 ): Promise<UploadResult> {
   const { blobIdHex, dek, durable } = options.resume ? await resumeUpload(client, options.resume, size, options) : await startUpload(client, size, options);
+  options.onUpload?.(blobIdHex);
   try {
     const concurrency = Math.max(1, options.concurrency ?? 4);
     // one sealed buffer per chunk in flight plus the one being sealed, reused chunk after chunk

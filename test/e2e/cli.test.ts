@@ -273,6 +273,40 @@ describe('coffer CLI against coffer serve', () => {
     }
   });
 
+  it('Ctrl-C during put says how to resume, and the printed command finishes the upload', async () => {
+    const src = path.join(work, 'sigput.bin');
+    const bytes = randomBytes(96 * MiB);
+    await writeFile(src, bytes);
+    const blobsWithChunks = async (): Promise<string[]> => {
+      const found: string[] = [];
+      const root = path.join(dataDir, 'chunks');
+      for (const a of await readdir(root).catch(() => [] as string[])) {
+        for (const b of await readdir(path.join(root, a)).catch(() => [] as string[])) {
+          for (const blob of await readdir(path.join(root, a, b)).catch(() => [] as string[])) {
+            if ((await readdir(path.join(root, a, b, blob))).some((n) => !n.startsWith('.'))) found.push(blob);
+          }
+        }
+      }
+      return found;
+    };
+    const before = new Set(await blobsWithChunks());
+    const child = spawnCli(['put', src, '/sigput.bin', '--concurrency', '1'], env);
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    for (let i = 0; i < 500 && (await blobsWithChunks()).every((b) => before.has(b)); i++) await new Promise((r) => setTimeout(r, 10));
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    const m = /resume it with coffer put --resume ([0-9a-f]{32}) (\S+) (\S+)/.exec(stderr);
+    expect(m, stderr).not.toBeNull();
+    expect([m![2], m![3]]).toEqual([src, '/sigput.bin']);
+    const r = JSON.parse(await ok(['put', '--resume', m![1]!, src, '/sigput.bin', '--json'])) as { skippedChunks: number };
+    expect(r.skippedChunks).toBeGreaterThanOrEqual(1);
+    const out = path.join(work, 'sigput.out');
+    await ok(['get', '/sigput.bin', out]);
+    expect((await readFile(out)).equals(bytes)).toBe(true);
+  });
+
   it('an interrupted upload is kept and `put --resume` sends only the missing chunks', async () => {
     const bytes = randomBytes(4 * 8 * MiB + 99);
     const src = path.join(work, 'resume.bin');

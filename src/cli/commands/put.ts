@@ -9,6 +9,7 @@ import { dataKeys, joinVaultPath, withClient, withKeys, withServer, type KeyFlag
 import { intFlag, jsonOption } from '../options.js';
 import { print } from '../output.js';
 import { formatBytes, progressBar } from '../progress.js';
+import { resumeHintOnSignal } from '../interrupt.js';
 
 interface PutFlags extends ServerFlags, KeyFlags {
   recursive?: boolean;
@@ -49,14 +50,21 @@ export function register(program: Command): void {
           if (existing?.type === 'dir') vaultPath = joinVaultPath(target, path.basename(local));
         }
         const bar = progressBar(`put ${path.basename(local)}`, size);
-        const result = await uploadFile(client, local, {
-          path: vaultPath,
-          keys,
-          overwrite: opts.force === true,
-          concurrency: intFlag('--concurrency', opts.concurrency, 1, 64),
-          resume: opts.resume,
-          onProgress: (n) => bar.add(n),
-        });
+        const interrupt = resumeHintOnSignal((blobId) => `coffer put --resume ${blobId} ${shellQuote(local)} ${shellQuote(vaultPath)}`);
+        let result;
+        try {
+          result = await uploadFile(client, local, {
+            path: vaultPath,
+            keys,
+            overwrite: opts.force === true,
+            concurrency: intFlag('--concurrency', opts.concurrency, 1, 64),
+            resume: opts.resume,
+            onProgress: (n) => bar.add(n),
+            onUpload: interrupt.onUpload,
+          });
+        } finally {
+          interrupt.dispose();
+        }
         bar.done();
         print(opts, { path: result.node.path, blobId: result.blobId, size: result.size, chunkCount: result.chunkCount, skippedChunks: result.skippedChunks }, () => `${result.node.path}: ${formatBytes(result.size)} in ${result.chunkCount} chunk(s), blob ${result.blobId}`);
       }, intFlag('--concurrency', opts.concurrency, 1, 64));
@@ -64,4 +72,9 @@ export function register(program: Command): void {
       keys.close?.();
     }
   });
+}
+
+/** A word safe to paste into a POSIX shell. */
+function shellQuote(word: string): string {
+  return /^[A-Za-z0-9._/:=@%+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
