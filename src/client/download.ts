@@ -8,6 +8,7 @@ import path from 'node:path';
 import { BufferPool, DIRECT_IO_ALIGNMENT, alignUp, alignedAllocator } from '../buffer-pool.js';
 import { HEADER_SIZE, MAX_SEALED_SIZE, blobIdFromHex, expectedChunkLayout, openChunkInto } from '../crypto/index.js';
 import { CofferError, ErrorCode } from '../errors.js';
+import { Gate } from '../gate.js';
 import type { DataKeyProvider } from './data-keys.js';
 import { localName } from './local-name.js';
 import { OutputFile } from './output-file.js';
@@ -157,14 +158,12 @@ async function openChunks(
   const layout = expectedChunkLayout(manifest.size);
   const buffers = new BufferPool(BUFFER_SIZE, concurrency, alignedAllocator(BUFFER_SIZE, concurrency));
   // Chunks are started one by one as others finish (never one task per chunk up front: a 16 TiB file has two
-  // million chunks, and a hostile manifest may claim far more), so memory stays flat whatever the size.
-  const inFlight = new Set<Promise<void>>();
-  let failure: unknown;
+  // million chunks, and a hostile manifest may claim far more), so memory stays flat whatever the size; after
+  // the first failure nothing new starts.
+  const gate = new Gate(concurrency);
   try {
-    for (let index = 0; index < manifest.chunkCount; index++) {
-      while (inFlight.size >= concurrency) await Promise.race(inFlight);
-      if (failure !== undefined) break; // after the first failure nothing new starts
-      const task: Promise<void> = (async () => {
+    for (let index = 0; index < manifest.chunkCount && gate.error === undefined; index++) {
+      await gate.submit(async () => {
         const buf = buffers.acquire();
         const sealed = await client.getChunkInto(manifest.blobId, index, buf.subarray(SEALED_AT));
         const plaintext = openChunkInto(dek, sealed, {
@@ -176,18 +175,15 @@ async function openChunks(
         }, sealed.subarray(HEADER_SIZE));
         await sink(layout.offsetOf(index), plaintext);
         buffers.release(buf);
-      })().catch((e: unknown) => {
-        failure ??= e;
-      }).finally(() => inFlight.delete(task));
-      inFlight.add(task);
+      });
     }
   } finally {
     // the chunks in flight finish (or fail) before the caller closes and removes the file, and before the
     // buffers they read into are zeroed
-    await Promise.allSettled([...inFlight]);
+    await gate.drain();
     buffers.clear();
   }
-  if (failure !== undefined) throw failure;
+  if (gate.error !== undefined) throw gate.error;
 }
 
 /** The manifest comes from the untrusted service: it must at least be self-consistent before we use it. */

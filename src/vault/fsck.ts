@@ -13,6 +13,7 @@
 // confirmed by a second read before it is reported, so fsck can run beside a live service.
 import { createHash } from 'node:crypto';
 import { alignUp, alignedAllocator, BufferPool } from '../buffer-pool.js';
+import { Gate } from '../gate.js';
 import { HEADER_SIZE, MAX_SEALED_SIZE, TAG_SIZE, expectedChunkLayout } from '../crypto/index.js';
 import { CofferError, ErrorCode, isCofferError } from '../errors.js';
 import { ROOT_ID, type BlobRecord, type BlobState, type MetadataStore, type TreeNode } from '../metadata/types.js';
@@ -368,29 +369,6 @@ async function ensurePlaceholder(ctx: VaultContext, lostAndFound: TreeNode, name
     }
   }
   return `/${LOST_AND_FOUND}/${name} keeps changing`;
-}
-
-/** Runs tasks with at most `limit` in flight; submit waits for room. Task errors are kept, never unhandled. */
-class Gate {
-  readonly #inFlight = new Set<Promise<void>>();
-  error: unknown = undefined;
-  constructor(readonly limit: number) {}
-
-  /** Waits for room, starts the task; `done` settles when it has finished (it never rejects). */
-  async submit(task: () => Promise<void>): Promise<{ done: Promise<void> }> {
-    while (this.#inFlight.size >= this.limit) await Promise.race(this.#inFlight);
-    const done: Promise<void> = task()
-      .catch((e: unknown) => {
-        this.error ??= e;
-      })
-      .finally(() => this.#inFlight.delete(done));
-    this.#inFlight.add(done);
-    return { done };
-  }
-
-  async drain(): Promise<void> {
-    await Promise.allSettled([...this.#inFlight]);
-  }
 }
 
 /** Counts blobs by state and checks every committed blob's record and chunk files. Returns the blobs files use. */
