@@ -114,7 +114,7 @@ async function bind(ctx: VaultContext, actor: Actor, blob: BlobRecord, segments:
       if (!raced || attempt >= 3) throw e;
       continue;
     }
-    if ((await ctx.store.getBlob(blob.id))?.state !== 'committed') {
+    if (!(await isCommitted(ctx, blob.id))) {
       await unbind(ctx, node, existing);
       throw released(blob.id);
     }
@@ -124,8 +124,12 @@ async function bind(ctx: VaultContext, actor: Actor, blob: BlobRecord, segments:
   }
 }
 
+async function isCommitted(ctx: VaultContext, blobId: string): Promise<boolean> {
+  return (await ctx.store.getBlob(blobId))?.state === 'committed';
+}
+
 async function requireCommitted(ctx: VaultContext, blobId: string): Promise<void> {
-  if ((await ctx.store.getBlob(blobId))?.state !== 'committed') throw released(blobId);
+  if (!(await isCommitted(ctx, blobId))) throw released(blobId);
 }
 
 function released(blobId: string): CofferError {
