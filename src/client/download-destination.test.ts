@@ -2,20 +2,18 @@
 // link, or a file that appears while the download runs), never leaving a partial or complete temporary file
 // behind when the last step fails, and with room for a name up to the 255-byte limit. Real service over HTTP.
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, readdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, type TestServer } from '../api/test-server.js';
 import { CHUNK_SIZE } from '../crypto/index.js';
-import { generateKeyFile } from '../crypto/keyfile.js';
-import { KeyFileDataKeys } from './data-keys.js';
+import type { KeyFileDataKeys } from './data-keys.js';
 import { downloadFile } from './download.js';
 import { downloadTree } from './tree-transfer.js';
 import { uploadFile } from './upload.js';
-import { VaultClient } from './vault-client.js';
+import { startClientTestEnv, type ClientTestEnv } from './test-env.js';
+import type { VaultClient } from './vault-client.js';
 
-let s: TestServer;
+let env: ClientTestEnv;
 let work: string;
 let client: VaultClient;
 let keys: KeyFileDataKeys;
@@ -23,20 +21,13 @@ const data = randomBytes(2 * CHUNK_SIZE + 3);
 const LONG = `${'n'.repeat(250)}.bin`; // 254 bytes: a legal name
 
 beforeAll(async () => {
-  s = await startTestServer();
-  work = await mkdtemp(path.join(os.tmpdir(), 'coffer-dest-'));
-  await generateKeyFile(path.join(work, 'k'));
-  keys = await KeyFileDataKeys.open(path.join(work, 'k'));
-  client = new VaultClient({ server: s.url, token: await s.token('alice') });
+  env = await startClientTestEnv('coffer-dest-');
+  ({ work, client, keys } = env);
   await writeFile(path.join(work, 'src.bin'), data);
   await uploadFile(client, path.join(work, 'src.bin'), { path: '/f.bin', keys });
   await uploadFile(client, path.join(work, 'src.bin'), { path: `/${LONG}`, keys });
 });
-afterAll(async () => {
-  client.close();
-  await s.close();
-  await rm(work, { recursive: true, force: true });
-});
+afterAll(async () => env.close());
 
 async function leftovers(dir: string): Promise<string[]> {
   return (await readdir(dir)).filter((n) => n.includes('coffer-partial'));

@@ -3,35 +3,27 @@
 // same size, or this one modified since, is refused: the chunks already stored would be kept by length alone).
 // Against the real storage service over HTTP.
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { open, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateKeyFile } from '../crypto/keyfile.js';
 import { CHUNK_SIZE } from '../crypto/index.js';
 import { isCofferError } from '../errors.js';
-import { startTestServer, type TestServer } from '../api/test-server.js';
-import { KeyFileDataKeys } from './data-keys.js';
+import type { KeyFileDataKeys } from './data-keys.js';
 import { downloadFile } from './download.js';
 import { uploadFile } from './upload.js';
-import { VaultClient } from './vault-client.js';
+import { startClientTestEnv, type ClientTestEnv } from './test-env.js';
+import type { VaultClient } from './vault-client.js';
 
-let s: TestServer;
+let env: ClientTestEnv;
 let work: string;
 let client: VaultClient;
 let keys: KeyFileDataKeys;
+
 beforeAll(async () => {
-  s = await startTestServer();
-  work = await mkdtemp(path.join(os.tmpdir(), 'coffer-source-'));
-  await generateKeyFile(path.join(work, 'k'));
-  keys = await KeyFileDataKeys.open(path.join(work, 'k'));
-  client = new VaultClient({ server: s.url, token: await s.token('alice') });
+  env = await startClientTestEnv('coffer-source-');
+  ({ work, client, keys } = env);
 });
-afterAll(async () => {
-  client.close();
-  await s.close();
-  await rm(work, { recursive: true, force: true });
-});
+afterAll(async () => env.close());
 
 /** Starts an upload of `file` that stops after its first chunk is stored (the process "dies"); returns the blob id. */
 async function interrupted(file: string, vaultPath: string): Promise<string> {
