@@ -86,8 +86,9 @@ export async function commitUpload(ctx: VaultContext, actor: Actor, blobId: stri
 
 /**
  * Points the path at the committed blob. Safe against every writer racing it without transactions:
- * - a concurrent or retried commit of the same blob that got there first: the node found by blob id is the
- *   answer, and nothing is released (the loser must never release its own blob as "replaced");
+ * - a concurrent or retried commit of the same blob that got there first (before the look by blob id, or
+ *   between it and the look at the path): that node is the answer, and nothing is released (the loser must
+ *   never release its own blob as "replaced");
  * - a blob released meanwhile (a later upload replaced it, GC's orphan sweep, an abort): it is never bound
  *   again. It is checked before the node write and again after it; if it was released in between, the path is
  *   put back to the blob it had (still committed: the replaced blob is released only after this check).
@@ -99,7 +100,10 @@ async function bind(ctx: VaultContext, actor: Actor, blob: BlobRecord, segments:
     const bound = await ctx.store.findNodesByBlob(blob.id);
     if (bound[0]) return nodeView(bound[0], pathOfChain(await chainOf(ctx.store, bound[0])));
     await requireCommitted(ctx, blob.id);
-    const { parent, existing } = await checkUploadTarget(ctx, actor, segments, overwrite);
+    const { parent, existing } = await checkUploadTarget(ctx, actor, segments, true);
+    // a racing commit of this very blob bound the path since the look above: that node is the answer
+    if (existing?.blobId === blob.id) return nodeView(existing, path);
+    if (existing && !overwrite) throw new CofferError(ErrorCode.ALREADY_EXISTS, `${path} already exists`);
     let node: TreeNode;
     try {
       if (existing) {

@@ -89,7 +89,29 @@ describe.each(backends)('races on metadata %s', (kind, mongoUri) => {
     const a = await staged(t.vault, '/new', Buffer.from('abc'));
     const vault = await bothLookBeforeEitherBinds(a);
     const rs = await Promise.allSettled([1, 2].map(() => vault.commitUpload(alice, a, { chunkCount: 1, size: 3 })));
-    expect(rs.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled']);
+    expect(rs.map((r) => (r.status === 'fulfilled' ? r.value.node.blobId : String(r.reason)))).toEqual([a, a]);
+  });
+
+  it('a commit that finds no node for its blob, then the path bound to it by a racing commit, returns that node', async () => {
+    t = await openTestVault({ defaultRootRole: 'write', mongoUri });
+    const a = await staged(t.vault, '/new', Buffer.from('abc'));
+    const looked = gate();
+    const resume = gate();
+    const vault = await Vault.open(hooked(t.store, {
+      after: async (m, args) => {
+        if (m === 'findNodesByBlob' && args[0] === a) {
+          looked.open();
+          await resume.wait;
+        }
+      },
+    }), t.chunks, { defaultRootRole: 'write' });
+    const late = vault.commitUpload(alice, a, { chunkCount: 1, size: 3 }).then((r) => r.node.blobId, (e: unknown) => String(e));
+    await looked.wait; // the late commit saw no node bound to the blob
+    await t.vault.commitUpload(alice, a, { chunkCount: 1, size: 3 }); // the racing commit binds /new
+    resume.open();
+    expect(await late).toBe(a);
+    expect((await t.vault.stat(alice, '/new')).blobId).toBe(a);
+    expect((await t.store.getBlob(a))?.state).toBe('committed');
   });
 
   it('a stale commit retry never rebinds a blob that a later upload replaced and GC purged', async () => {
