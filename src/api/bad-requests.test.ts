@@ -230,6 +230,10 @@ describe('requests', () => {
       const res = await post(body);
       expect([res.status, await errorCode(res)], body).toEqual([400, 'INVALID_PATH']);
     }
+    // a field given twice: refused, not "the last one wins"
+    const dup = await post('{"path":"/dup-a","\\u0070ath":"/dup-b"}');
+    expect([dup.status, await errorCode(dup)]).toEqual([400, 'INVALID_ARGUMENT']);
+    expect((await call(s.url, alice, 'GET', '/v1/fs/stat?path=/dup-b')).status).toBe(404);
     // bytes that are not UTF-8 at all: refused, not replaced by U+FFFD
     const bytes = Buffer.concat([Buffer.from('{"path":"/'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]);
     const res = await fetch(`${s.url}/v1/fs/mkdir`, { method: 'POST', headers: { authorization: `Bearer ${alice}`, 'content-type': 'application/json' }, body: bytes });

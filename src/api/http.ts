@@ -3,6 +3,7 @@
 import type { HttpBindings } from '@hono/node-server';
 import type { Context } from 'hono';
 import { CofferError, ErrorCode, toCofferError } from '../errors.js';
+import { JsonSyntaxError, parseStrictJson } from '../strict-json.js';
 import type { ByteRange } from '../../storage-backend/types.js';
 import type { Actor } from '../vault/index.js';
 
@@ -49,9 +50,10 @@ export async function readJson(c: Ctx, allowed: readonly string[]): Promise<Reco
   }
   let value: unknown;
   try {
-    value = JSON.parse(text);
-  } catch (_e) {
-    throw bad('body is not valid JSON');
+    value = parseStrictJson(text);
+  } catch (e) {
+    if (!(e instanceof JsonSyntaxError)) throw e;
+    throw bad(`body is not usable JSON: ${e.message}`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad('body must be a JSON object');
   for (const k of Object.keys(value)) if (!allowed.includes(k)) throw bad(`unknown field "${k}"`);

@@ -2,6 +2,7 @@
 // Fails closed: any field, operator, condition key or shape we do not understand makes the policy malformed,
 // so PutKeyPolicy/CreateKey reject it and a stored policy that somehow fails to parse denies everything.
 import { OPERATORS, type Condition, type KeyPolicy, type Operator, type SetQualifier, type Statement } from './types.js';
+import { JsonSyntaxError, parseStrictJson } from '../../strict-json.js';
 
 /** AWS caps key policies at 32 KiB. */
 export const MAX_POLICY_BYTES = 32_768;
@@ -39,9 +40,10 @@ export function parsePolicy(text: string): KeyPolicy {
   if (Buffer.byteLength(text, 'utf8') > MAX_POLICY_BYTES) throw new PolicyError(`policy is larger than ${MAX_POLICY_BYTES} bytes`);
   let doc: unknown;
   try {
-    doc = JSON.parse(text);
-  } catch {
-    throw new PolicyError('policy is not valid JSON');
+    doc = parseStrictJson(text);
+  } catch (e) {
+    if (!(e instanceof JsonSyntaxError)) throw e;
+    throw new PolicyError(`policy is not usable JSON: ${e.message}`);
   }
   const obj = asObject(doc, 'policy');
   onlyFields(obj, ['Version', 'Id', 'Statement'], 'policy');

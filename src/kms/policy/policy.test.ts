@@ -35,6 +35,14 @@ describe('key policy evaluation', () => {
     expect(evaluatePolicy({ statements: [] }, req('kms:Encrypt'))).toBe('implicit-deny');
   });
 
+  it('refuses a field given twice: JSON.parse would keep the last, another reader the first', () => {
+    const text = policy({ ...allowAll, Condition: { StringEquals: { 'kms:RecipientAttestation:PCR0': 'aa' } } });
+    expect(() => parsePolicy(text)).not.toThrow();
+    const twice = text.replace('"Condition":', '"Condition":{},"Cond\\u0069tion":');
+    expect(() => parsePolicy(twice)).toThrow(/"Condition" appears twice/);
+    expect(() => parsePolicy(text.replace('"Effect":"Allow"', '"Effect":"Deny","Effect":"Allow"'))).toThrow(/"Effect" appears twice/);
+  });
+
   it('rejects unknown operators, condition keys, fields and qualifiers', () => {
     const cond = (Condition: unknown): string => policy({ ...allowAll, Condition });
     expect(() => parsePolicy(cond({ NumericEquals: { 'kms:CallerAccount': '1' } }))).toThrow(/operator/);

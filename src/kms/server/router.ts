@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Caller, OpContext, ServerSettings } from './context.js';
 import { KmsApiError } from './errors.js';
+import { JsonSyntaxError, parseStrictJson } from '../../strict-json.js';
 import * as crypto from './handlers/crypto.js';
 import * as keys from './handlers/keys.js';
 import { verifySigV4, type KmsCredential } from './sigv4.js';
@@ -79,9 +80,10 @@ async function handle(req: IncomingMessage, opts: RouterOptions): Promise<Record
   }
   let json: unknown;
   try {
-    json = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
-  } catch {
-    throw new KmsApiError('SerializationException', 'The request body is not valid JSON.');
+    json = body.length === 0 ? {} : parseStrictJson(body.toString('utf8'));
+  } catch (e) {
+    if (!(e instanceof JsonSyntaxError)) throw e;
+    throw new KmsApiError('SerializationException', `The request body is not usable JSON: ${e.message}.`);
   }
   const input = parseInput(SCHEMAS[op], json) as { GrantTokens?: string[] };
   if (input.GrantTokens?.length) throw new KmsApiError('UnsupportedOperationException', 'Grants are not supported by this KMS.');

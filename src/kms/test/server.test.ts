@@ -214,6 +214,21 @@ describe('SigV4 and the wire protocol', () => {
     expect((await errorOf(sign.send(new ListKeysCommand({})))).name).toBe('UnknownOperationException');
   });
 
+  it('rejects a field given twice, escaped or not, instead of letting one of them win', async () => {
+    for (const twice of ['"Limit":5,"Limit":6', '"Limit":5,"\\u004cimit":6']) {
+      const dup = h.client(h.alice);
+      dup.middlewareStack.add((next) => async (args) => {
+        const req = args.request as { body: Uint8Array | string; headers: Record<string, string> };
+        req.body = Buffer.from(req.body).toString().replace('"Limit":5', twice);
+        req.headers['content-length'] = String(Buffer.byteLength(req.body));
+        return next(args);
+      }, { step: 'build', name: 'duplicateField' });
+      const e = await errorOf(dup.send(new ListKeysCommand({ Limit: 5 })));
+      expect([e.name, e.status], twice).toEqual(['SerializationException', 400]);
+      expect(e.message).toMatch(/"Limit" appears twice/);
+    }
+  });
+
   it('persists keys across restarts and refuses a key store edited on disk', async () => {
     const k = (await alice.send(new CreateKeyCommand({}))).KeyMetadata?.KeyId;
     const enc = await alice.send(new EncryptCommand({ KeyId: k, Plaintext: Buffer.from('durable') }));
