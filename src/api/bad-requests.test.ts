@@ -159,6 +159,20 @@ describe('chunk uploads', () => {
     expect(expect417).toContain('"code":"INVALID_ARGUMENT"');
   });
 
+  it('answers requests the router never sees (no Host, a bad Host, a backslash path) with the JSON error', async () => {
+    for (const req of [
+      'GET /healthz HTTP/1.1\r\n\r\n', // HTTP/1.1 requires Host
+      'GET /healthz HTTP/1.1\r\nHost: a/b\r\n\r\n',
+      'GET /v1\\fs\\stat HTTP/1.1\r\nHost: x\r\n\r\n',
+    ]) {
+      const res = await raw(s.url, req);
+      expect(res, req).toMatch(/^HTTP\/1\.1 400/);
+      expect(res, req).toContain('"code":"INVALID_ARGUMENT"');
+    }
+    // HTTP/1.0 needs no Host: still served
+    expect(await raw(s.url, 'GET /healthz HTTP/1.0\r\n\r\n')).toMatch(/^HTTP\/1\.1 200/);
+  });
+
   it('commit refuses a missing chunk, no FINAL, and a count/size mismatch', async () => {
     const dek = newDek();
     const full = new Uint8Array(CHUNK_SIZE);

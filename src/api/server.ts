@@ -1,9 +1,9 @@
 // Starts the storage service on Node's http server through @hono/node-server, with bounded headers (431),
 // request/header timeouts, JSON answers to malformed requests, and periodic GC.
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { ErrorCode } from '../errors.js';
 import type { AddressInfo, Socket } from 'node:net';
-import { serve } from '@hono/node-server';
+import { getRequestListener, RequestError } from '@hono/node-server';
 import { createLogger, createServiceMetrics, type Logger, type ServiceMetrics } from '../telemetry/index.js';
 import type { Vault } from '../vault/index.js';
 import { createApp, type ApiLimits } from './app.js';
@@ -35,6 +35,10 @@ export interface StorageServer {
   close(): Promise<void>;
 }
 
+function jsonResponse(status: number, code: string, message: string): Response {
+  return new Response(JSON.stringify({ error: { code, message } }), { status, headers: { 'content-type': 'application/json', connection: 'close' } });
+}
+
 function rawJsonResponse(status: number, reason: string, code: string, message: string): string {
   const body = JSON.stringify({ error: { code, message } });
   return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
@@ -46,18 +50,33 @@ export async function startStorageServer(options: StorageServerOptions): Promise
   const metrics = options.metrics ?? createServiceMetrics();
   const limits = options.limits ?? {};
   const app = createApp({ vault: options.vault, auth: options.auth, logger, metrics, limits });
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = serve({
-      fetch: app.fetch,
-      hostname: options.listen.host,
-      port: options.listen.port,
-      serverOptions: {
-        maxHeaderSize: limits.maxHeaderBytes ?? 16 * 1024,
-        requestTimeout: limits.requestTimeoutMs ?? 300_000,
-        headersTimeout: limits.headersTimeoutMs ?? 30_000,
-      },
-    }, () => resolve(s as Server)) as Server;
-    s.once('error', reject);
+  // A request @hono/node-server cannot turn into a Request (no Host on HTTP/1.1, a Host that is not one, a
+  // backslash in the path) would get its empty 400; this handler gives it the JSON one. HTTP/1.0 needs no Host
+  // (load balancers' health checks often send none): the listening address stands in for it there only.
+  const toRequest = getRequestListener(app.fetch, {
+    errorHandler: (e) => {
+      if (e instanceof RequestError) return jsonResponse(400, ErrorCode.INVALID_ARGUMENT, `malformed request: ${e.message}`);
+      logger.error({ err: e }, 'request listener failed');
+      return jsonResponse(500, ErrorCode.INTERNAL, 'internal error');
+    },
+  });
+  const listenHost = options.listen.host.includes(':') ? `[${options.listen.host}]` : options.listen.host;
+  const listener = (req: IncomingMessage, res: ServerResponse): void => {
+    if (req.headers.host === undefined && req.httpVersion === '1.0') req.headers.host = listenHost;
+    void toRequest(req, res);
+  };
+  const server = createServer({
+    maxHeaderSize: limits.maxHeaderBytes ?? 16 * 1024,
+    requestTimeout: limits.requestTimeoutMs ?? 300_000,
+    headersTimeout: limits.headersTimeoutMs ?? 30_000,
+    requireHostHeader: false, // Node's own check answers an empty 400; the listener's answers the JSON one
+  }, listener);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.listen.port, options.listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (!socket.writable) return void socket.destroy();
