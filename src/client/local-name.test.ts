@@ -2,7 +2,7 @@
 // (in a listing for `get -r`, in a manifest for `get` into a directory) are refused unless they are one safe
 // path segment. Tested against a real HTTP server that lies.
 import { createServer, type Server } from 'node:http';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +19,7 @@ let url: string;
 let work: string;
 let hostileName = '';
 let claimedSize = 1;
+let manifestRefusal: { status: number; code: string } | null = null;
 beforeAll(async () => {
   work = await mkdtemp(path.join(os.tmpdir(), 'coffer-names-'));
   server = createServer((req, res) => {
@@ -26,7 +27,10 @@ beforeAll(async () => {
     const node = { id: 'n1', path: '/evil/f', name: hostileName, type: 'file', size: 1, blobId: 'ab'.repeat(16), owner: 'a', createdAt: '', modifiedAt: '' };
     res.setHeader('content-type', 'application/json');
     if (u.pathname === '/v1/fs/list') res.end(JSON.stringify({ items: [node], next: null }));
-    else if (u.pathname === '/v1/fs/manifest') res.end(JSON.stringify({ node, manifest: { blobId: 'ab'.repeat(16), size: claimedSize, chunkCount: Math.max(1, Math.ceil(claimedSize / (8 * 1024 * 1024))), state: 'committed', keyGeneration: 1, keyRecord: { scheme: 'x' }, chunks: [] } }));
+    else if (u.pathname === '/v1/fs/manifest' && manifestRefusal) {
+      res.statusCode = manifestRefusal.status;
+      res.end(JSON.stringify({ error: { code: manifestRefusal.code, message: 'says the service' } }));
+    } else if (u.pathname === '/v1/fs/manifest') res.end(JSON.stringify({ node, manifest: { blobId: 'ab'.repeat(16), size: claimedSize, chunkCount: Math.max(1, Math.ceil(claimedSize / (8 * 1024 * 1024))), state: 'committed', keyGeneration: 1, keyRecord: { scheme: 'x' }, chunks: [] } }));
     else {
       res.statusCode = 404;
       res.end(JSON.stringify({ error: { code: 'NOT_FOUND', message: 'no' } }));
@@ -62,6 +66,22 @@ describe('names from the service', () => {
       expect((await readdir(work)).sort()).toEqual(['dest']);
     } finally {
       client.close();
+    }
+  });
+
+  it('get -r skips a file only when it exists locally, never because the service says ALREADY_EXISTS', async () => {
+    hostileName = 'f.bin';
+    manifestRefusal = { status: 409, code: 'ALREADY_EXISTS' };
+    const client = new VaultClient({ server: url, token: 't' });
+    const dest = path.join(work, 'told');
+    try {
+      await expect(downloadTree(client, '/evil', dest, { keys })).rejects.toMatchObject({ code: 'ALREADY_EXISTS', message: expect.stringContaining('says the service') });
+      await writeFile(path.join(dest, 'f.bin'), 'mine');
+      expect(await downloadTree(client, '/evil', dest, { keys })).toMatchObject({ files: 0, skipped: 1 });
+    } finally {
+      client.close();
+      manifestRefusal = null;
+      await rm(dest, { recursive: true, force: true });
     }
   });
 

@@ -97,8 +97,9 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
         result.bytes += got.size;
         options.onFile?.({ path: node.path, size: got.size, action: 'copied' });
       } catch (e) {
-        // an existing local file without --force is reported and left alone; anything else stops the copy
-        if (!isCofferError(e, 'ALREADY_EXISTS')) throw e;
+        // an existing local file without --force is reported and left alone; anything else stops the copy,
+        // ALREADY_EXISTS from the service included (it has no say over what exists here: checked, not trusted)
+        if (!isCofferError(e, 'ALREADY_EXISTS') || !(await existsLocally(l))) throw e;
         result.skipped++;
         options.onFile?.({ path: node.path, size: node.size, action: 'skipped', reason: 'exists locally (use --force)' });
       }
@@ -106,4 +107,14 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
   };
   await walk(vaultDir, localDir, true);
   return result;
+}
+
+async function existsLocally(p: string): Promise<boolean> {
+  try {
+    await lstat(p);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw e;
+  }
 }
