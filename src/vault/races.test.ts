@@ -236,6 +236,31 @@ describe.each(backends)('races on metadata %s', (kind, mongoUri) => {
     expect((await t.vault.fsck({ readData: true })).errors).toBe(0);
   });
 
+  it('a chunk PUT whose upload is aborted and purged between its chunk file and its record leaves no record behind', async () => {
+    t = await openTestVault({ defaultRootRole: 'write', mongoUri });
+    const blobId = newBlobHex();
+    await t.vault.createUpload(alice, { path: '/h', blobId, keyGeneration: 1, keyRecord });
+    const [c] = await sealAll(newDek(), blobId, Buffer.from('late'));
+    const reached = gate();
+    const resume = gate();
+    const vault = await Vault.open(hooked(t.store, {
+      before: async (m) => {
+        if (m === 'putUploadChunk') {
+          reached.open();
+          await resume.wait;
+        }
+      },
+    }), t.chunks, { defaultRootRole: 'write' });
+    const late = vault.putChunk(alice, blobId, 0, once(c!), c!.length).then(() => 'OK', (e: { code?: string }) => e.code);
+    await reached.wait; // the chunk file is stored; its record is not written yet
+    await t.vault.abortUpload(alice, blobId);
+    expect((await t.vault.runGc(new Date())).purgedBlobs).toBe(1);
+    resume.open();
+    expect(await late).toBe('NOT_FOUND');
+    expect(await t.store.listUploadChunks(blobId)).toEqual([]);
+    expect(await t.chunks.stat({ blobId, index: 0 })).toBeNull();
+  });
+
   it('GC does not expire an upload that stored a chunk after GC listed it as stale', async () => {
     t = await openTestVault({ defaultRootRole: 'write', mongoUri, uploadGraceMs: 200 });
     const a = await staged(t.vault, '/slow', Buffer.from('x')); // updatedAt = now

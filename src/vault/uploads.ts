@@ -277,8 +277,22 @@ export async function putChunk(
   await ctx.store.putUploadChunk(record);
   // Touch the blob (updatedAt) so GC's grace period counts from the last activity, not from creation; this also
   // reports an upload aborted or expired while the chunk was streaming (UPLOAD_STATE).
-  await ctx.store.updateBlob(blobId, 'uploading', {});
+  try {
+    await ctx.store.updateBlob(blobId, 'uploading', {});
+  } catch (e) {
+    await dropLateRecords(ctx, blobId);
+    throw e;
+  }
   return chunkView(record);
+}
+
+/**
+ * A chunk record written after its upload ended would stay forever: commit and GC's purge delete a blob's
+ * upload records once, before it. Committed or purged: dropped here (a 'deleting' blob's are GC's to purge).
+ */
+async function dropLateRecords(ctx: VaultContext, blobId: string): Promise<void> {
+  const now = await ctx.store.getBlob(blobId);
+  if (now === null || now.state === 'committed') await ctx.store.deleteUploadChunks(blobId);
 }
 
 /** Abandons an upload: the blob goes to 'deleting' for GC. Idempotent. Throws NOT_FOUND, PERMISSION_DENIED, UPLOAD_STATE (committed). */
