@@ -80,8 +80,11 @@ export async function writeChunk(job: WriteChunkJob): Promise<PutResult> {
     handle = undefined;
     await io(() => fh.close());
     job.signal?.throwIfAborted();
-    await job.beforeRename?.();
-    await io(() => rename(tempPath, finalPath));
+    // the check and the rename share one I/O slot: no wait in the store's queue between them
+    await io(async () => {
+      await job.beforeRename?.();
+      await rename(tempPath, finalPath);
+    });
     renamed = true;
     await io(() => timedSync(job, 'directory', () => fsyncDir(job.dir, root)));
     return { size, sha256 };
