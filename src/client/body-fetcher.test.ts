@@ -8,7 +8,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startTestServer, type TestServer } from '../api/test-server.js';
 import { MAX_SEALED_SIZE, generateKeyFile } from '../crypto/index.js';
 import { CofferError, ErrorCode } from '../errors.js';
@@ -275,8 +275,7 @@ describe('BodyFetcher against servers that misbehave', () => {
     const f = new BodyFetcher({ base: s.base, timeoutMs: 5_000 });
     const into = Buffer.alloc(64);
     expect((await f.getInto('/x', {}, into)).toString()).toBe('first');
-    await new Promise((r) => setTimeout(r, 200));
-    expect(f.idleCount).toBe(0); // the closed connection left the pool when it closed
+    await vi.waitFor(() => expect(f.idleCount).toBe(0), { timeout: 5_000, interval: 20 }); // the closed connection left the pool when it closed
     expect((await f.getInto('/x', {}, into)).toString()).toBe('second 0');
     expect(f.idleCount).toBe(0); // Connection: close is not kept
     expect((await f.getInto('/x', {}, into)).toString()).toBe('more 0');
@@ -309,8 +308,7 @@ describe('BodyFetcher against servers that misbehave', () => {
     const into = Buffer.alloc(64);
     expect((await f.getInto('/x', {}, into)).toString()).toBe('x');
     expect(f.idleCount).toBe(1);
-    await new Promise((r) => setTimeout(r, 150));
-    expect(f.idleCount).toBe(0);
+    await vi.waitFor(() => expect(f.idleCount).toBe(0), { timeout: 5_000, interval: 20 });
     f.close();
     await s.close();
   });

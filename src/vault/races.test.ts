@@ -222,13 +222,15 @@ describe.each(backends)('races on metadata %s', (kind, mongoUri) => {
     const [large] = await sealAll(dek, blobId, Buffer.alloc(200, 2));
     await t.vault.putChunk(alice, blobId, 0, once(small!), small!.length);
     const go = gate();
+    const streaming = gate();
     async function* slow(): AsyncIterable<Uint8Array> {
       yield large!.subarray(0, 48);
+      streaming.open(); // asked for more than the header: the chunk store is writing it
       await go.wait;
       yield large!.subarray(48);
     }
     const late = t.vault.putChunk(alice, blobId, 0, slow(), large!.length).then(() => 'OK', (e: { code?: string }) => e.code);
-    await new Promise((r) => setTimeout(r, 50)); // the late PUT has passed its state check and is streaming
+    await streaming.wait; // the late PUT has passed its state check and is streaming
     const { manifest } = await t.vault.commitUpload(alice, blobId, { chunkCount: 1, size: 100 });
     go.open();
     expect(await late).toBe('UPLOAD_STATE');
