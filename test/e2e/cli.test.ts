@@ -264,7 +264,7 @@ describe('coffer CLI against coffer serve', () => {
       child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
       const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
       // wait until the download is writing its temporary file, then interrupt it
-      for (let i = 0; i < 400 && !(await readdir(dir)).some((n) => n.includes('coffer-partial')); i++) await new Promise((r) => setTimeout(r, 10));
+      for (let i = 0; i < 3000 && !(await readdir(dir)).some((n) => n.includes('coffer-partial')); i++) await new Promise((r) => setTimeout(r, 10));
       expect((await readdir(dir)).some((n) => n.includes('coffer-partial')), 'the download started').toBe(true);
       child.kill(signal);
       expect(await exited).toBe(status);
@@ -294,7 +294,7 @@ describe('coffer CLI against coffer serve', () => {
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    for (let i = 0; i < 500 && (await blobsWithChunks()).every((b) => before.has(b)); i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 3000 && (await blobsWithChunks()).every((b) => before.has(b)); i++) await new Promise((r) => setTimeout(r, 10));
     child.kill('SIGINT');
     expect(await exited).toBe(130);
     const m = /resume it with coffer put --resume ([0-9a-f]{32}) (\S+) (\S+)/.exec(stderr);
