@@ -9,7 +9,7 @@ import type { BlobRecord, TreeNode } from '../metadata/types.js';
 import { manifestView, nodeView, type Actor, type ManifestView, type NodeView, type VaultContext } from './context.js';
 import { formatPath, parsePath } from './paths.js';
 import { chainOf, pathOfChain } from './resolve.js';
-import { audit, newNode, releaseBlob } from './tree.js';
+import { audit, holdBlob, newNode, releaseBlob } from './tree.js';
 import { checkUploadTarget, ownUpload, uploadAttrs } from './uploads.js';
 
 const STAT_CONCURRENCY = 8;
@@ -107,14 +107,16 @@ async function bind(ctx: VaultContext, actor: Actor, blob: BlobRecord, segments:
     let node: TreeNode;
     try {
       if (existing) {
+        await holdBlob(ctx, existing.blobId); // unbind may point the file back at it: GC must not take it meanwhile
         node = await ctx.store.updateNode(existing.id, existing.version, { blobId: blob.id, size });
       } else {
         node = newNode(actor, parent.id, segments[segments.length - 1] as string, ctx.now(), { blobId: blob.id, size });
         await ctx.store.insertNode(node);
       }
     } catch (e) {
-      // Lost a race with another writer of the same path (maybe a commit of this very blob): look again (bounded).
-      const raced = isCofferError(e, ErrorCode.ALREADY_EXISTS) || isCofferError(e, ErrorCode.CONFLICT);
+      // Lost a race with another writer of the same path (maybe a commit of this very blob), or the file being
+      // replaced was removed meanwhile: look again (bounded).
+      const raced = isCofferError(e, ErrorCode.ALREADY_EXISTS) || isCofferError(e, ErrorCode.CONFLICT) || isCofferError(e, ErrorCode.NOT_FOUND);
       if (!raced || attempt >= 3) throw e;
       continue;
     }

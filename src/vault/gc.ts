@@ -64,6 +64,10 @@ export async function runGc(ctx: VaultContext, now: Date, state: GcState = {}, o
       scanned++;
       if (b.state !== 'committed' || b.updatedAt >= graceEdge) continue;
       if ((await ctx.store.findNodesByBlob(b.id)).length > 0) continue;
+      // read afresh after finding no node: a blob unreferenced only for a moment (a move --overwrite or a commit
+      // that may put it back) was touched before that moment began (holdBlob)
+      const fresh = await ctx.store.getBlob(b.id);
+      if (fresh?.state !== 'committed' || fresh.updatedAt >= graceEdge) continue;
       if (await transition(ctx, b.id, 'committed')) {
         report.orphanedBlobs++;
         await audit(ctx, SYSTEM_ACTOR, 'gc.orphan', b.id);

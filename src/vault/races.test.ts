@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { MetadataStore } from '../metadata/types.js';
 import type { Actor } from './context.js';
 import { newBlobHex, newDek, once, openTestVault, sealAll, type TestVault } from './test-env.js';
-import { Vault } from './vault.js';
+import { DEFAULT_UPLOAD_GRACE_MS, Vault } from './vault.js';
 
 const alice: Actor = { user: 'alice', admin: false };
 const keyRecord = { scheme: 'test', wrapped: 'x' };
@@ -52,6 +52,17 @@ describe.each(backends)('races on metadata %s', (kind, mongoUri) => {
     const sealed = await sealAll(newDek(), blobId, data);
     for (const [i, c] of sealed.entries()) await vault.putChunk(alice, blobId, i, once(c), c.length);
     return blobId;
+  }
+
+  /**
+   * Marks "now" and returns a clock for GC that is one grace period later: every blob last written before the
+   * call counts as idle for the whole grace period, every blob touched after it does not.
+   */
+  async function pastGrace(): Promise<() => Date> {
+    await new Promise((r) => setTimeout(r, 3)); // the blobs written so far are strictly older than the mark
+    const mark = Date.now();
+    await new Promise((r) => setTimeout(r, 3)); // and every later touch strictly newer
+    return () => new Date(mark + DEFAULT_UPLOAD_GRACE_MS);
   }
 
   /** A vault on which the first two commits of `blobId` both look for a node bound to it before either binds. */
@@ -151,6 +162,7 @@ describe.each(backends)('races on metadata %s', (kind, mongoUri) => {
     const x = await staged(t.vault, '/f', Buffer.from('X'));
     await t.vault.commitUpload(alice, x, { chunkCount: 1, size: 1 });
     const a = await staged(t.vault, '/f', Buffer.from('AA'), true);
+    const oldEnough = await pastGrace(); // X is older than the grace period from here on
     let armed = true;
     const vault = await Vault.open(hooked(t.store, {
       after: async (m, args) => {
@@ -158,12 +170,34 @@ describe.each(backends)('races on metadata %s', (kind, mongoUri) => {
         if (armed && m === 'updateNode' && (args[2] as { blobId?: string }).blobId === a) {
           armed = false;
           await t.store.updateBlob(a, 'committed', { state: 'deleting' });
+          // and a GC pass finds X referenced by nothing: the commit held it, so the orphan sweep leaves it
+          expect((await t.vault.runGc(oldEnough())).orphanedBlobs).toBe(0);
         }
       },
     }), t.chunks, { defaultRootRole: 'write' });
     await expect(vault.commitUpload(alice, a, { chunkCount: 1, size: 2 })).rejects.toMatchObject({ code: 'UPLOAD_STATE' });
     expect((await t.vault.stat(alice, '/f')).blobId).toBe(x);
     expect((await t.store.getBlob(x))?.state).toBe('committed'); // the old file was not released
+    expect((await t.vault.manifestByPath(alice, '/f')).manifest.size).toBe(1);
+  });
+
+  it('a commit --overwrite whose target file is removed meanwhile binds the path anew', async () => {
+    t = await openTestVault({ defaultRootRole: 'write', mongoUri });
+    const x = await staged(t.vault, '/f', Buffer.from('X'));
+    await t.vault.commitUpload(alice, x, { chunkCount: 1, size: 1 });
+    const a = await staged(t.vault, '/f', Buffer.from('AA'), true);
+    let armed = true;
+    const vault = await Vault.open(hooked(t.store, {
+      before: async (m, args) => {
+        if (armed && m === 'updateNode' && (args[2] as { blobId?: string }).blobId === a) {
+          armed = false;
+          await t.vault.remove(alice, '/f'); // the file the commit is about to repoint goes
+        }
+      },
+    }), t.chunks, { defaultRootRole: 'write' });
+    expect((await vault.commitUpload(alice, a, { chunkCount: 1, size: 2 })).node.blobId).toBe(a);
+    expect((await t.vault.manifestByPath(alice, '/f')).manifest.size).toBe(2);
+    expect((await t.store.getBlob(x))?.state).toBe('deleting'); // released by the remove, once
   });
 
   it('a move --overwrite whose source changed meanwhile fails and puts its target back', async () => {
@@ -173,6 +207,7 @@ describe.each(backends)('races on metadata %s', (kind, mongoUri) => {
     const d = await staged(t.vault, '/dst', Buffer.from('dst!'));
     await t.vault.commitUpload(alice, d, { chunkCount: 1, size: 4 });
     const s2 = await staged(t.vault, '/src', Buffer.from('src2'), true);
+    const oldEnough = await pastGrace(); // the target's blob is older than the grace period from here on
     let armed = true;
     const vault = await Vault.open(hooked(t.store, {
       after: async (m) => {
@@ -180,6 +215,8 @@ describe.each(backends)('races on metadata %s', (kind, mongoUri) => {
         if (armed && m === 'deleteNode') {
           armed = false;
           await t.vault.commitUpload(alice, s2, { chunkCount: 1, size: 4 });
+          // and a GC pass finds the target's blob referenced by nothing: the move held it, so the sweep leaves it
+          expect((await t.vault.runGc(oldEnough())).orphanedBlobs).toBe(0);
         }
       },
     }), t.chunks, { defaultRootRole: 'write' });

@@ -26,6 +26,22 @@ export async function releaseBlob(ctx: VaultContext, actor: Actor, blobId: strin
   }
 }
 
+/**
+ * Touches a committed blob (its updatedAt) before a write that leaves it unreferenced for a moment and may put
+ * it back: the target of `move --overwrite` (deleted, restored if the move fails), the blob a commit repoints a
+ * file away from (repointed back if the new blob turns out released). GC's orphan sweep takes only blobs that
+ * are unreferenced *and* untouched for the grace period, read afresh after it found no node, so it never takes
+ * one in that moment. A blob no longer committed needs no hold.
+ */
+export async function holdBlob(ctx: VaultContext, blobId: string | null): Promise<void> {
+  if (!blobId) return;
+  try {
+    await ctx.store.updateBlob(blobId, 'committed', {});
+  } catch (e) {
+    if (!isCofferError(e, ErrorCode.UPLOAD_STATE) && !isCofferError(e, ErrorCode.NOT_FOUND)) throw e;
+  }
+}
+
 /** Throws NOT_FOUND, NOT_A_DIRECTORY, INVALID_PATH, PERMISSION_DENIED. */
 export async function stat(ctx: VaultContext, actor: Actor, path: string): Promise<NodeView> {
   const segments = parsePath(path);
@@ -134,6 +150,7 @@ export async function move(
     if (existing.type === 'dir') throw new CofferError(ErrorCode.IS_A_DIRECTORY, `${to} is a directory`);
     if (node.type === 'dir') throw new CofferError(ErrorCode.NOT_A_DIRECTORY, `${to} is a file; cannot replace it with a directory`);
     if (!options.overwrite) throw new CofferError(ErrorCode.ALREADY_EXISTS, `${to} already exists`);
+    await holdBlob(ctx, existing.blobId);
     await ctx.store.deleteNode(existing.id, existing.version);
   }
   let moved: TreeNode;
@@ -151,8 +168,9 @@ export async function move(
 
 /**
  * Re-inserts a node deleted by an operation that then failed; best effort, so the caller reports its own error.
- * If the name was taken meanwhile (or the store is failing), the deleted node's blob stays committed and
- * unreferenced: GC's orphan sweep releases it after the grace period (audited there).
+ * Its blob was held (holdBlob) before the delete, so GC's orphan sweep did not take it in between. If the name
+ * was taken meanwhile (or the store is failing), the blob stays committed and unreferenced: the orphan sweep
+ * releases it after the grace period (audited there).
  */
 async function restoreNode(ctx: VaultContext, node: TreeNode): Promise<void> {
   await ctx.store.insertNode(node).catch(() => undefined);
