@@ -28,6 +28,8 @@ export interface AppDeps {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+/** How long /readyz waits for the stores before it answers 503. */
+const READY_TIMEOUT_MS = 2_000;
 
 export function createApp(deps: AppDeps): Hono<ApiEnv> {
   const { vault, auth, metrics } = deps;
@@ -58,6 +60,7 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
     // The request body may be unread (refused before reading): do not reuse this connection.
     const incoming = c.env?.incoming;
     if (incoming && !incoming.readableEnded && c.req.method !== 'GET' && c.req.method !== 'HEAD') c.header('Connection', 'close');
+    if (status === 503) c.header('Retry-After', '1');
     if (error.code === ErrorCode.RANGE_NOT_SATISFIABLE && typeof error.details?.size === 'number') {
       c.header('Content-Range', `bytes */${error.details.size}`);
     }
@@ -67,8 +70,18 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
   app.notFound((c) => c.json({ error: { code: ErrorCode.NOT_FOUND, message: `no route ${c.req.method} ${c.req.path}` } }, 404));
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  // a probe gets its answer in time: a metadata store that does not answer is "not ready", not a hung request
+  // (the driver alone would wait for its whole server-selection timeout)
   app.get('/readyz', async (c) => {
-    await vault.checkReady();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new CofferError(ErrorCode.UNAVAILABLE, `not ready within ${READY_TIMEOUT_MS} ms`, { retryable: true })), READY_TIMEOUT_MS);
+    });
+    try {
+      await Promise.race([vault.checkReady(), late]);
+    } finally {
+      clearTimeout(timer);
+    }
     return c.json({ status: 'ready' });
   });
   app.get('/metrics', async (c) => {

@@ -17,11 +17,18 @@ export type Ctx = Context<ApiEnv>;
 
 export const MAX_JSON_BYTES = 64 * 1024;
 
-/** The JSON error body and status of any thrown value (status from httpStatusOf, never from the message). */
+/**
+ * The JSON error body and status of any thrown value (status from httpStatusOf, never from the message).
+ * A server-side failure marked retryable (the metadata store unreachable or failing over, a transient I/O
+ * error) is `503 UNAVAILABLE`, which clients retry, instead of a 500 they must treat as final. Server-side
+ * failures keep their detail (driver messages name hosts) in the log, keyed by the request id, not in the answer.
+ */
 export function errorResponse(e: unknown): { status: number; body: { error: { code: string; message: string } }; error: CofferError } {
   const err = toCofferError(e);
-  // Internal errors keep their detail in the log, not in the response.
-  const message = err.code === ErrorCode.INTERNAL ? 'internal error' : err.message;
+  if (err.httpStatus >= 500 && err.retryable) {
+    return { status: 503, body: { error: { code: ErrorCode.UNAVAILABLE, message: 'temporarily unavailable; retry shortly' } }, error: err };
+  }
+  const message = err.code === ErrorCode.INTERNAL ? 'internal error' : err.code === ErrorCode.METADATA ? 'metadata store error' : err.message;
   return { status: err.httpStatus, body: { error: { code: err.code, message } }, error: err };
 }
 

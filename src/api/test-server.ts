@@ -14,8 +14,9 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startTestServer(options: { defaultRootRole?: RootRole; limits?: ServerLimits } = {}): Promise<TestServer> {
-  const env = await openTestVault({ defaultRootRole: options.defaultRootRole ?? 'write' });
+/** With `mongoUri` the metadata lives in a fresh database on that MongoDB-wire server, else in SQLite. */
+export async function startTestServer(options: { defaultRootRole?: RootRole; limits?: ServerLimits; mongoUri?: string } = {}): Promise<TestServer> {
+  const env = await openTestVault({ defaultRootRole: options.defaultRootRole ?? 'write', mongoUri: options.mongoUri });
   const auth = await createAuthenticator({ kind: 'dev', dataDir: env.dir });
   const server = await startStorageServer({
     vault: env.vault, auth, listen: { host: '127.0.0.1', port: 0 }, limits: options.limits,

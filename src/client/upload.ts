@@ -144,7 +144,12 @@ export async function uploadStream(
       }
     }
     // commit is idempotent (docs/http-api.md): safe to repeat after a lost answer
-    const { node } = await withRetry(() => client.commit(blobIdHex, chunkCount, total));
+    let node: NodeInfo;
+    try {
+      ({ node } = await withRetry(() => client.commit(blobIdHex, chunkCount, total)));
+    } catch (e) {
+      throw worthResuming(e) ? keptForResume(e, blobIdHex) : e; // every chunk is durable: a resume only commits
+    }
     return { node, blobId: blobIdHex, chunkCount, size: total, skippedChunks: skipped };
   } finally {
     dek.fill(0);
@@ -185,18 +190,27 @@ async function resumeUpload(client: VaultClient, blobIdHex: string, size: number
   return { blobIdHex, dek, durable: new Map(state.chunks.map((c) => [c.index, c.plaintextLength])) };
 }
 
+/** A failure after which the upload is worth resuming: transient, not ours to judge, or the service's own (5xx). */
+function worthResuming(e: unknown): boolean {
+  const status = isCofferError(e) ? e.details?.status : undefined;
+  return isTransient(e) || !isCofferError(e) || (typeof status === 'number' && status >= 500);
+}
+
+/** The error to report for an upload kept for `--resume`: its details name the blob. */
+function keptForResume(e: unknown, blobIdHex: string): CofferError {
+  return new CofferError(
+    isCofferError(e) ? e.code : ErrorCode.UNAVAILABLE,
+    `${e instanceof Error ? e.message : String(e)}; the upload is kept: resume it with --resume ${blobIdHex}`,
+    { cause: e, retryable: true, details: { resumeBlobId: blobIdHex } },
+  );
+}
+
 /**
- * After a failure: a transient one keeps the upload for `--resume` (error details name the blob); a permanent
- * one (the request itself is wrong) abandons it so GC frees its chunks at once.
+ * After a failure while sending chunks: one worth resuming keeps the upload for `--resume`; one where the request
+ * itself is wrong (4xx) abandons it so GC frees its chunks at once.
  */
 async function keepOrAbort(client: VaultClient, blobIdHex: string, e: unknown): Promise<unknown> {
-  if (isTransient(e) || !isCofferError(e)) {
-    return new CofferError(
-      isCofferError(e) ? e.code : ErrorCode.UNAVAILABLE,
-      `${e instanceof Error ? e.message : String(e)}; the upload is kept: resume it with --resume ${blobIdHex}`,
-      { cause: e, retryable: true, details: { resumeBlobId: blobIdHex } },
-    );
-  }
+  if (worthResuming(e)) return keptForResume(e, blobIdHex);
   await client.abort(blobIdHex).catch(() => undefined);
   return e;
 }

@@ -41,5 +41,12 @@ if (uri === null) {
       const e = await MongoMetadataStore.connect('mongodb://127.0.0.1:9/', 'x', { serverSelectionTimeoutMS: 300 }).catch((err: unknown) => err);
       expect(e).toMatchObject({ code: 'METADATA', retryable: true });
     });
+
+    it('takes serverSelectionTimeoutMS from the URI (the driver would let the built-in 15 s default win)', async () => {
+      const started = Date.now();
+      const e = await MongoMetadataStore.connect('mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=300', 'x').catch((err: unknown) => err);
+      expect(e).toMatchObject({ code: 'METADATA', retryable: true });
+      expect(Date.now() - started).toBeLessThan(10_000); // 15 s when the URI's value is ignored
+    });
   });
 }

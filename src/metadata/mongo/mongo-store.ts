@@ -39,7 +39,9 @@ export class MongoMetadataStore implements MetadataStore {
    * migrate: see openMetadataStore. Throws METADATA (retryable when the server could not be reached).
    */
   static async connect(uri: string, dbName?: string, options: MongoClientOptions = {}): Promise<MongoMetadataStore> {
-    const client = new MongoClient(uri, { serverSelectionTimeoutMS: 15_000, ...options });
+    // the driver lets an options object override the URI: our default applies only where the URI is silent
+    const defaults: MongoClientOptions = /[?&]serverSelectionTimeoutMS=/i.test(uri) ? {} : { serverSelectionTimeoutMS: 15_000 };
+    const client = new MongoClient(uri, { ...defaults, ...options });
     try {
       await client.connect();
     } catch (e) {
