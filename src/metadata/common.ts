@@ -87,9 +87,10 @@ export function checkBlobState(state: string): BlobState {
  * holds the patched value, the same transition already happened (a retry after a timeout): return the
  * current record. Anything else is UPLOAD_STATE.
  */
-export function resolveBlobCasMiss(id: string, fromState: BlobState, patch: BlobPatch, current: BlobRecord | null): BlobRecord {
+export function resolveBlobCasMiss(id: string, fromState: BlobState, patch: BlobPatch, current: BlobRecord | null, strict = false): BlobRecord {
   if (current === null) throw new CofferError(ErrorCode.NOT_FOUND, `blob ${id} not found`);
   const alreadyApplied =
+    !strict &&
     patch.state !== undefined &&
     patch.state !== fromState &&
     current.state === patch.state &&

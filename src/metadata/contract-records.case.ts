@@ -67,6 +67,9 @@ export function runBlobAndRecordContract(getStore: () => MetadataStore): void {
     expect(deleting.state).toBe('deleting');
     expect(deleting.chunkSha256).toEqual(commit.chunkSha256);
     await store.updateBlob(id, 'committed', { state: 'deleting' }); // idempotent repeat
+    // strict: only the call that made the change succeeds (two GC passes must not both audit one release)
+    const strict = await expectCode(store.updateBlob(id, 'committed', { state: 'deleting' }, { strict: true }), 'UPLOAD_STATE');
+    expect(strict.details).toMatchObject({ state: 'deleting', expected: 'committed' });
     await expectCode(store.updateBlob(id, 'uploading', { state: 'committed' }), 'UPLOAD_STATE');
 
     // rewrap: a key change guarded by state
@@ -77,9 +80,9 @@ export function runBlobAndRecordContract(getStore: () => MetadataStore): void {
     await expectCode(store.updateBlob(id, 'deleting', { owner: 'mallory' } as never), 'INVALID_ARGUMENT');
     await expectCode(store.updateBlob(id, 'deleting', { state: 'gone' as never }), 'INVALID_ARGUMENT');
 
-    await store.deleteBlob(id);
+    expect(await store.deleteBlob(id)).toBe(true);
     expect(await store.getBlob(id)).toBeNull();
-    await store.deleteBlob(id); // idempotent
+    expect(await store.deleteBlob(id)).toBe(false); // idempotent, and says it was not this call
   });
 
   it('lists blobs by state, oldest first, for GC', async () => {

@@ -107,12 +107,12 @@ export function runMetadataStoreContract(name: string, open: () => Promise<Contr
       await store.insertNode(mkNode({ id: 'a', name: 'a' }));
       await expectCode(store.deleteNode('a', 5), 'CONFLICT');
       expect(await store.getNode('a')).not.toBeNull();
-      await store.deleteNode('a', 1);
+      expect(await store.deleteNode('a', 1)).toBe(true); // this call deleted it
       expect(await store.getNode('a')).toBeNull();
-      await store.deleteNode('a', 1);
-      await store.deleteNode('a');
+      expect(await store.deleteNode('a', 1)).toBe(false); // already gone: success, but not this call's doing
+      expect(await store.deleteNode('a')).toBe(false);
       await store.insertNode(mkNode({ id: 'b', name: 'b' }));
-      await store.deleteNode('b');
+      expect(await store.deleteNode('b')).toBe(true);
       expect(await store.getNode('b')).toBeNull();
     });
 

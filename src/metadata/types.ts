@@ -127,8 +127,12 @@ export interface MetadataStore {
     expectedVersion: number,
     patch: Partial<Pick<TreeNode, 'parentId' | 'name' | 'blobId' | 'size' | 'owner'>>,
   ): Promise<TreeNode>;
-  /** Deletes a node if its version matches (CONFLICT otherwise). Idempotent: absent is success. */
-  deleteNode(id: string, expectedVersion?: number): Promise<void>;
+  /**
+   * Deletes a node if its version matches (CONFLICT otherwise). Idempotent: absent is success. Returns true
+   * when this call deleted it, false when it was already gone (a concurrent remove got there first: the caller
+   * must not audit or release as if it had removed it).
+   */
+  deleteNode(id: string, expectedVersion?: number): Promise<boolean>;
   /** Every file node pointing at the blob (normally 0 or 1). */
   findNodesByBlob(blobId: string): Promise<TreeNode[]>;
   /** All nodes ordered by id, ids strictly greater than `after`, wherever they hang (for fsck). */
@@ -140,15 +144,18 @@ export interface MetadataStore {
   getBlob(id: string): Promise<BlobRecord | null>;
   /**
    * Compare-and-set on state: applies `patch` only if the blob is in `fromState` (UPLOAD_STATE otherwise,
-   * NOT_FOUND if absent). Idempotent when the patch's state equals the current state and fromState matches.
+   * NOT_FOUND if absent). Idempotent when the patch's state equals the current state and fromState matches,
+   * unless `strict`: then only the call that made the change succeeds (for callers that audit "I did it", such
+   * as two GC passes on two replicas releasing one blob).
    */
   updateBlob(
     id: string,
     fromState: BlobState,
     patch: Partial<Pick<BlobRecord, 'state' | 'size' | 'chunkCount' | 'chunkSha256' | 'keyRecord' | 'keyGeneration' | 'attrs'>>,
+    options?: { strict?: boolean },
   ): Promise<BlobRecord>;
-  /** Idempotent. */
-  deleteBlob(id: string): Promise<void>;
+  /** Idempotent. Returns true when this call deleted the record, false when it was already gone. */
+  deleteBlob(id: string): Promise<boolean>;
   /** Blobs in `state` last updated before `updatedBefore`, oldest first (for GC). */
   listBlobsByState(state: BlobState, updatedBefore: Date, limit: number): Promise<BlobRecord[]>;
   /** All blobs ordered by id, ids strictly greater than `after` (for rewrap, backup, verify). */

@@ -106,7 +106,7 @@ export async function runGc(ctx: VaultContext, now: Date, state: GcState = {}, o
         continue;
       }
       await ctx.store.deleteUploadChunks(b.id);
-      await ctx.store.deleteBlob(b.id);
+      if (!(await ctx.store.deleteBlob(b.id))) continue; // purged by another GC pass meanwhile: its entry, not ours
       report.purgedBlobs++;
       await audit(ctx, SYSTEM_ACTOR, 'gc.purge', b.id, { previousState: b.state });
     }
@@ -133,7 +133,7 @@ export async function runGc(ctx: VaultContext, now: Date, state: GcState = {}, o
 
 async function transition(ctx: VaultContext, id: string, from: 'uploading' | 'committed'): Promise<boolean> {
   try {
-    await ctx.store.updateBlob(id, from, { state: 'deleting' });
+    await ctx.store.updateBlob(id, from, { state: 'deleting' }, { strict: true }); // another GC pass that got there first audits it
     return true;
   } catch (e) {
     if (isCofferError(e, ErrorCode.UPLOAD_STATE) || isCofferError(e, ErrorCode.NOT_FOUND)) return false; // someone else moved it

@@ -300,6 +300,53 @@ describe.each(backends)('races on metadata %s', (kind, mongoUri) => {
     expect(await t.chunks.stat({ blobId, index: 0 })).toBeNull();
   });
 
+  /** The vault on `t.store` on which the first two calls of `method` (matching `which`) wait for each other. */
+  async function bothReach(method: string, which: (args: unknown[]) => boolean = () => true): Promise<Vault> {
+    let waiting = 0;
+    const both = gate();
+    return Vault.open(hooked(t.store, {
+      before: async (m, args) => {
+        if (m === method && which(args) && waiting < 2) {
+          waiting++;
+          if (waiting === 2) both.open();
+          await both.wait;
+        }
+      },
+    }), t.chunks, { defaultRootRole: 'write' });
+  }
+
+  async function auditActions(): Promise<string[]> {
+    return (await t.store.listAudit(0, 1000)).map((e) => e.action);
+  }
+
+  it('two removes of one file at once: one removes it (audited once, blob released once), the other is NOT_FOUND', async () => {
+    t = await openTestVault({ defaultRootRole: 'write', mongoUri });
+    const x = await staged(t.vault, '/f', Buffer.from('X'));
+    await t.vault.commitUpload(alice, x, { chunkCount: 1, size: 1 });
+    const vault = await bothReach('deleteNode');
+    const rs = await Promise.allSettled([1, 2].map(() => vault.remove(alice, '/f')));
+    expect(rs.map((r) => (r.status === 'fulfilled' ? r.value.removed : (r.reason as { code: string }).code)).sort()).toEqual([1, 'NOT_FOUND']);
+    const actions = await auditActions();
+    expect(actions.filter((a) => a === 'file.remove')).toHaveLength(1);
+    expect(actions.filter((a) => a === 'blob.release')).toHaveLength(1);
+  });
+
+  it('two GC passes at once (two replicas) expire, release and purge each blob once, audited once', async () => {
+    t = await openTestVault({ defaultRootRole: 'write', mongoUri });
+    await staged(t.vault, '/stale', Buffer.from('S')); // an upload nobody finishes
+    const gone = await staged(t.vault, '/gone', Buffer.from('G'));
+    await t.vault.commitUpload(alice, gone, { chunkCount: 1, size: 1 });
+    await t.vault.remove(alice, '/gone'); // released: 'deleting'
+    const later = new Date(Date.now() + DEFAULT_UPLOAD_GRACE_MS + 60_000);
+    const vault = await bothReach('updateBlob'); // both passes have listed the stale upload before either expires it
+    const [r1, r2] = await Promise.all([vault.runGc(later), vault.runGc(later)]);
+    expect(r1.expiredUploads + r2.expiredUploads).toBe(1);
+    expect(r1.purgedBlobs + r2.purgedBlobs).toBe(2);
+    const actions = await auditActions();
+    expect(actions.filter((a) => a === 'gc.expire-upload')).toHaveLength(1);
+    expect(actions.filter((a) => a === 'gc.purge')).toHaveLength(2);
+  });
+
   it('GC does not expire an upload that stored a chunk after GC listed it as stale', async () => {
     t = await openTestVault({ defaultRootRole: 'write', mongoUri, uploadGraceMs: 200 });
     const a = await staged(t.vault, '/slow', Buffer.from('x')); // updatedAt = now

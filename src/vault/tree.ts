@@ -19,7 +19,7 @@ export async function audit(ctx: VaultContext, actor: Actor, action: string, tar
 export async function releaseBlob(ctx: VaultContext, actor: Actor, blobId: string | null): Promise<void> {
   if (!blobId) return;
   try {
-    await ctx.store.updateBlob(blobId, 'committed', { state: 'deleting' });
+    await ctx.store.updateBlob(blobId, 'committed', { state: 'deleting' }, { strict: true }); // audited once
     await audit(ctx, actor, 'blob.release', blobId);
   } catch (e) {
     if (!isCofferError(e, ErrorCode.UPLOAD_STATE) && !isCofferError(e, ErrorCode.NOT_FOUND)) throw e;
@@ -192,7 +192,9 @@ export async function remove(
   if (node.type === 'dir' && !options.recursive && (await ctx.store.hasChildren(node.id))) {
     throw new CofferError(ErrorCode.DIRECTORY_NOT_EMPTY, `${path} is not empty`);
   }
-  return { removed: await removeNode(ctx, actor, node, formatPath(segments)) };
+  const removed = await removeNode(ctx, actor, node, formatPath(segments));
+  if (removed === 0) throw new CofferError(ErrorCode.NOT_FOUND, `${formatPath(segments)} was removed by someone else meanwhile`);
+  return { removed };
 }
 
 async function removeNode(ctx: VaultContext, actor: Actor, node: TreeNode, path: string): Promise<number> {
@@ -205,7 +207,8 @@ async function removeNode(ctx: VaultContext, actor: Actor, node: TreeNode, path:
       for (const child of page.items) removed += await removeNode(ctx, actor, child, childPath(path, child.name));
     }
   }
-  await ctx.store.deleteNode(node.id, node.version);
+  // a concurrent remove (another request, another replica) that deleted it first audits and releases it
+  if (!(await ctx.store.deleteNode(node.id, node.version))) return removed;
   await audit(ctx, actor, node.type === 'dir' ? 'dir.remove' : 'file.remove', path, { id: node.id, blobId: node.blobId });
   await releaseBlob(ctx, actor, node.blobId);
   return removed + 1;

@@ -162,12 +162,14 @@ export class MongoMetadataStore implements MetadataStore {
     throw c.nodeCasMiss(id, expectedVersion, await this.getNode(id));
   }
 
-  async deleteNode(id: string, expectedVersion?: number): Promise<void> {
+  async deleteNode(id: string, expectedVersion?: number): Promise<boolean> {
     const filter = expectedVersion === undefined ? { _id: id } : { _id: id, version: expectedVersion };
     const res = await this.#do(`delete node ${id}`, () => this.#nodes.deleteOne(filter));
-    if (res.deletedCount === 1 || expectedVersion === undefined) return;
+    if (res.deletedCount === 1) return true;
+    if (expectedVersion === undefined) return false;
     const current = await this.getNode(id);
     if (current !== null) throw c.nodeCasMiss(id, expectedVersion, current);
+    return false;
   }
 
   async findNodesByBlob(blobId: string): Promise<TreeNode[]> {
@@ -187,7 +189,7 @@ export class MongoMetadataStore implements MetadataStore {
     return doc === null ? null : d.blobFromDoc(doc);
   }
 
-  async updateBlob(id: string, fromState: BlobState, patch: c.BlobPatch): Promise<BlobRecord> {
+  async updateBlob(id: string, fromState: BlobState, patch: c.BlobPatch, options: { strict?: boolean } = {}): Promise<BlobRecord> {
     const p = c.checkBlobPatch(fromState, patch);
     const set: Record<string, unknown> = { updatedAt: new Date() };
     for (const [k, v] of Object.entries(p)) set[k] = JSON_BLOB_FIELDS.has(k) ? JSON.stringify(v) : v;
@@ -195,11 +197,12 @@ export class MongoMetadataStore implements MetadataStore {
       this.#blobs.findOneAndUpdate({ _id: id, state: fromState }, { $set: set }, { returnDocument: 'after' }),
     );
     if (doc !== null) return d.blobFromDoc(doc);
-    return c.resolveBlobCasMiss(id, fromState, p, await this.getBlob(id));
+    return c.resolveBlobCasMiss(id, fromState, p, await this.getBlob(id), options.strict);
   }
 
-  async deleteBlob(id: string): Promise<void> {
-    await this.#do(`delete blob ${id}`, () => this.#blobs.deleteOne({ _id: id }));
+  async deleteBlob(id: string): Promise<boolean> {
+    const res = await this.#do(`delete blob ${id}`, () => this.#blobs.deleteOne({ _id: id }));
+    return res.deletedCount === 1;
   }
 
   async listBlobsByState(state: BlobState, updatedBefore: Date, limit: number): Promise<BlobRecord[]> {

@@ -168,15 +168,15 @@ export class SqliteMetadataStore implements MetadataStore {
     throw c.nodeCasMiss(id, expectedVersion, await this.getNode(id));
   }
 
-  async deleteNode(id: string, expectedVersion?: number): Promise<void> {
+  async deleteNode(id: string, expectedVersion?: number): Promise<boolean> {
     if (expectedVersion === undefined) {
-      this.#do(`delete node ${id}`, () => this.#stmt('DELETE FROM nodes WHERE id = ?').run(id));
-      return;
+      return this.#do(`delete node ${id}`, () => this.#stmt('DELETE FROM nodes WHERE id = ?').run(id)).changes === 1;
     }
     const res = this.#do(`delete node ${id}`, () => this.#stmt('DELETE FROM nodes WHERE id = ? AND version = ?').run(id, expectedVersion));
-    if (res.changes === 1) return;
+    if (res.changes === 1) return true;
     const current = await this.getNode(id);
     if (current !== null) throw c.nodeCasMiss(id, expectedVersion, current);
+    return false;
   }
 
   async findNodesByBlob(blobId: string): Promise<TreeNode[]> {
@@ -201,7 +201,7 @@ export class SqliteMetadataStore implements MetadataStore {
     return r === undefined ? null : rows.blobFromRow(r);
   }
 
-  async updateBlob(id: string, fromState: BlobState, patch: c.BlobPatch): Promise<BlobRecord> {
+  async updateBlob(id: string, fromState: BlobState, patch: c.BlobPatch, options: { strict?: boolean } = {}): Promise<BlobRecord> {
     const p = c.checkBlobPatch(fromState, patch);
     const keys = Object.keys(p).sort();
     const params: Record<string, unknown> = { id, fromState, now: Date.now() };
@@ -213,11 +213,11 @@ export class SqliteMetadataStore implements MetadataStore {
     const sql = `UPDATE blobs SET ${sets.join(', ')} WHERE id = @id AND state = @fromState RETURNING *`;
     const r = this.#do(`update blob ${id}`, () => this.#stmt(sql).get(params)) as rows.BlobRow | undefined;
     if (r !== undefined) return rows.blobFromRow(r);
-    return c.resolveBlobCasMiss(id, fromState, p, await this.getBlob(id));
+    return c.resolveBlobCasMiss(id, fromState, p, await this.getBlob(id), options.strict);
   }
 
-  async deleteBlob(id: string): Promise<void> {
-    this.#do(`delete blob ${id}`, () => this.#stmt('DELETE FROM blobs WHERE id = ?').run(id));
+  async deleteBlob(id: string): Promise<boolean> {
+    return this.#do(`delete blob ${id}`, () => this.#stmt('DELETE FROM blobs WHERE id = ?').run(id)).changes === 1;
   }
 
   async listBlobsByState(state: BlobState, updatedBefore: Date, limit: number): Promise<BlobRecord[]> {
