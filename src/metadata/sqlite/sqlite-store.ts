@@ -30,6 +30,16 @@ const BLOB_COLUMNS: Record<string, string> = {
 };
 const JSON_BLOB_FIELDS = new Set(['chunkSha256', 'keyRecord', 'attrs']);
 
+/**
+ * The row of a writing statement with `RETURNING` (one row at most), run to completion. An autocommit write
+ * yields its row before it commits; `.get()` stops there and never sees a COMMIT that fails (SQLITE_FULL when
+ * the WAL cannot grow), so the caller would be told of a change the database rolled back. `.all()` steps to
+ * SQLITE_DONE and throws that failure.
+ */
+function returning(stmt: Database.Statement, ...params: unknown[]): unknown {
+  return stmt.all(...params)[0];
+}
+
 export class SqliteMetadataStore implements MetadataStore {
   readonly kind = 'sqlite' as const;
   readonly #db: Database.Database;
@@ -162,7 +172,7 @@ export class SqliteMetadataStore implements MetadataStore {
     const sets = keys.map((k) => `${NODE_COLUMNS[k]} = @${k}`).concat('version = version + 1', 'modified_at = @now');
     const sql = `UPDATE nodes SET ${sets.join(', ')} WHERE id = @id AND version = @expected RETURNING *`;
     const r = this.#do(`update node ${id}`, () =>
-      this.#stmt(sql).get({ ...p, id, expected: expectedVersion, now: Date.now() }),
+      returning(this.#stmt(sql), { ...p, id, expected: expectedVersion, now: Date.now() }),
     ) as rows.NodeRow | undefined;
     if (r !== undefined) return rows.nodeFromRow(r);
     throw c.nodeCasMiss(id, expectedVersion, await this.getNode(id));
@@ -211,7 +221,7 @@ export class SqliteMetadataStore implements MetadataStore {
     }
     const sets = keys.map((k) => `${BLOB_COLUMNS[k]} = @${k}`).concat('updated_at = @now');
     const sql = `UPDATE blobs SET ${sets.join(', ')} WHERE id = @id AND state = @fromState RETURNING *`;
-    const r = this.#do(`update blob ${id}`, () => this.#stmt(sql).get(params)) as rows.BlobRow | undefined;
+    const r = this.#do(`update blob ${id}`, () => returning(this.#stmt(sql), params)) as rows.BlobRow | undefined;
     if (r !== undefined) return rows.blobFromRow(r);
     return c.resolveBlobCasMiss(id, fromState, p, await this.getBlob(id), options.strict);
   }
@@ -266,10 +276,10 @@ export class SqliteMetadataStore implements MetadataStore {
   async ensureUser(name: string): Promise<User> {
     // the no-op DO UPDATE makes RETURNING yield the existing row, so this stays one statement
     const r = this.#do(`ensure user ${name}`, () =>
-      this.#stmt(
+      returning(this.#stmt(
         `INSERT INTO users (name, created_at, disabled) VALUES (?, ?, 0)
          ON CONFLICT (name) DO UPDATE SET name = users.name RETURNING *`,
-      ).get(name, Date.now()),
+      ), name, Date.now()),
     ) as rows.UserRow;
     return rows.userFromRow(r);
   }
