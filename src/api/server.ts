@@ -96,15 +96,21 @@ export async function startStorageServer(options: StorageServerOptions): Promise
   let gcTimer: NodeJS.Timeout | undefined;
   let gcRunning = false;
   const gcInterval = options.gcIntervalMs ?? 10 * 60 * 1000;
+  let gcFirst: NodeJS.Timeout | undefined;
   if (gcInterval > 0) {
-    gcTimer = setInterval(() => {
+    const pass = (): void => {
       if (gcRunning) return;
       gcRunning = true;
       options.vault.runGc(new Date())
         .then((report) => logger.info({ gc: report }, 'gc pass'))
         .catch((e: unknown) => logger.error({ err: e }, 'gc pass failed'))
         .finally(() => { gcRunning = false; });
-    }, gcInterval);
+    };
+    // one pass soon after start, then every interval: space held by abandoned uploads and removed files comes
+    // back without waiting a whole interval after a restart (e.g. one made to recover from a full disk)
+    gcFirst = setTimeout(pass, Math.min(gcInterval, 1_000));
+    gcFirst.unref();
+    gcTimer = setInterval(pass, gcInterval);
     gcTimer.unref();
   }
 
@@ -116,6 +122,7 @@ export async function startStorageServer(options: StorageServerOptions): Promise
     close: () =>
       new Promise<void>((resolve, reject) => {
         if (gcTimer) clearInterval(gcTimer);
+        if (gcFirst) clearTimeout(gcFirst);
         server.close((e) => (e ? reject(e) : resolve()));
         server.closeAllConnections();
       }),

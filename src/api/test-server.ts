@@ -15,12 +15,12 @@ export interface TestServer {
 }
 
 /** With `mongoUri` the metadata lives in a fresh database on that MongoDB-wire server, else in SQLite. */
-export async function startTestServer(options: { defaultRootRole?: RootRole; limits?: ServerLimits; mongoUri?: string } = {}): Promise<TestServer> {
+export async function startTestServer(options: { defaultRootRole?: RootRole; limits?: ServerLimits; mongoUri?: string; gcIntervalMs?: number } = {}): Promise<TestServer> {
   const env = await openTestVault({ defaultRootRole: options.defaultRootRole ?? 'write', mongoUri: options.mongoUri });
   const auth = await createAuthenticator({ kind: 'dev', dataDir: env.dir });
   const server = await startStorageServer({
     vault: env.vault, auth, listen: { host: '127.0.0.1', port: 0 }, limits: options.limits,
-    logger: createLogger({ level: 'silent' }), metrics: createServiceMetrics({ processMetrics: false }), gcIntervalMs: 0,
+    logger: createLogger({ level: 'silent' }), metrics: createServiceMetrics({ processMetrics: false }), gcIntervalMs: options.gcIntervalMs ?? 0,
   });
   return {
     url: server.url,

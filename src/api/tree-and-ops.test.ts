@@ -1,6 +1,6 @@
 // Tree, permissions, grants, probes and metrics over real HTTP; listing pagination over thousands of entries;
 // half-done uploads never listed; GC of stale uploads.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { newBlobHex, newDek, seal } from '../vault/test-env.js';
 import { call, errorCode, startTestServer, type TestServer } from './test-server.js';
 
@@ -134,6 +134,21 @@ describe('with defaultRootRole none', () => {
     // the owner may move her own directory wherever she can write
     res = await call(s.url, alice, 'POST', '/v1/fs/move', { from: '/shared/adir2', to: '/shared/bdir/adir' });
     expect(res.status).toBe(200);
+  });
+});
+
+describe('garbage collection in the service', () => {
+  it('runs a first pass right after start, not one whole interval later', async () => {
+    const s = await startTestServer({ gcIntervalMs: 3_600_000 });
+    try {
+      const alice = { user: 'alice', admin: false };
+      const blobId = 'ab'.repeat(16);
+      await s.env.vault.createUpload(alice, { path: '/abandoned', blobId, keyGeneration: 1, keyRecord: { scheme: 'test' } });
+      await s.env.vault.abortUpload(alice, blobId); // 'deleting': the next pass purges it
+      await vi.waitFor(async () => expect(await s.env.store.getBlob(blobId)).toBeNull(), { timeout: 10_000, interval: 100 });
+    } finally {
+      await s.close();
+    }
   });
 });
 

@@ -3,7 +3,7 @@
 // same size, or this one modified since, is refused: the chunks already stored would be kept by length alone).
 // Against the real storage service over HTTP.
 import { randomBytes } from 'node:crypto';
-import { open, writeFile } from 'node:fs/promises';
+import { open, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHUNK_SIZE } from '../crypto/index.js';
@@ -25,10 +25,14 @@ beforeAll(async () => {
 });
 afterAll(async () => env.close());
 
-/** Starts an upload of `file` that stops after its first chunk is stored (the process "dies"); returns the blob id. */
-async function interrupted(file: string, vaultPath: string): Promise<string> {
+/** Starts an upload of `file` that stops after `chunks` chunks are stored (the process "dies"); returns the blob id. */
+async function interrupted(file: string, vaultPath: string, chunks = 1): Promise<string> {
+  let stored = 0;
+  const onProgress = (): void => {
+    if (++stored >= chunks) throw new Error('killed');
+  };
   try {
-    await uploadFile(client, file, { path: vaultPath, keys, concurrency: 1, onProgress: () => { throw new Error('killed'); } });
+    await uploadFile(client, file, { path: vaultPath, keys, concurrency: 1, onProgress });
   } catch (e) {
     if (isCofferError(e) && typeof e.details?.resumeBlobId === 'string') return e.details.resumeBlobId;
     throw e;
@@ -77,6 +81,26 @@ describe('the source of a put', () => {
     await fh.read(got, 0, got.length, 0);
     await fh.close();
     expect(got.equals(bytesA)).toBe(true);
+  });
+
+  it('--resume finishes an upload whose commit was cut short after the blob was committed but before its path was bound', async () => {
+    const a = path.join(work, 'cut.bin');
+    const bytes = randomBytes(2 * CHUNK_SIZE + 5);
+    await writeFile(a, bytes);
+    const blobId = await interrupted(a, '/cut.bin', 3); // every chunk stored
+    // the service died between commit's two writes: the blob is committed, no file shows it
+    const store = env.server.env.store;
+    const records = await store.listUploadChunks(blobId);
+    await store.updateBlob(blobId, 'uploading', { state: 'committed', size: bytes.length, chunkCount: 3, chunkSha256: records.map((r) => r.sha256) });
+    await expect(client.stat('/cut.bin')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    const other = path.join(work, 'cut-other.bin');
+    await writeFile(other, randomBytes(bytes.length));
+    await expect(uploadFile(client, other, { path: '/cut.bin', keys, resume: blobId })).rejects.toMatchObject({ code: 'CONFLICT' });
+    const done = await uploadFile(client, a, { path: '/cut.bin', keys, resume: blobId });
+    expect([done.blobId, done.skippedChunks]).toEqual([blobId, 3]);
+    const out = path.join(work, 'cut.out');
+    await downloadFile(client, '/cut.bin', out, { keys });
+    expect((await readFile(out)).equals(bytes)).toBe(true);
   });
 
   it('--resume refuses the same file once it was modified', async () => {

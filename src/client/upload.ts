@@ -7,7 +7,7 @@ import type { BigIntStats } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { BufferPool } from '../buffer-pool.js';
-import { MAX_SEALED_SIZE, blobIdFromHex, blobIdToHex, newBlobId, sealStream } from '../crypto/index.js';
+import { MAX_SEALED_SIZE, blobIdFromHex, blobIdToHex, expectedChunkLayout, newBlobId, sealStream } from '../crypto/index.js';
 import { CofferError, ErrorCode, isCofferError } from '../errors.js';
 import type { DataKeyProvider } from './data-keys.js';
 import { isTransient, withRetry } from './retry.js';
@@ -89,8 +89,17 @@ function sourceTag(dek: Uint8Array, identity: string): string {
 export async function uploadStream(
   client: VaultClient, stream: Readable | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, size: number, options: UploadOptions,
 ): Promise<UploadResult> {
-  const { blobIdHex, dek, durable } = options.resume ? await resumeUpload(client, options.resume, size, options) : await startUpload(client, size, options);
+  const { blobIdHex, dek, durable, committed } = options.resume ? await resumeUpload(client, options.resume, size, options) : await startUpload(client, size, options);
   options.onUpload?.(blobIdHex);
+  if (committed) {
+    // every chunk is in and the blob committed; only binding its path was cut short: commit again binds it
+    dek.fill(0);
+    if ('destroy' in stream && typeof stream.destroy === 'function') stream.destroy();
+    const chunkCount = expectedChunkLayout(size).chunkCount;
+    const { node } = await withRetry(() => client.commit(blobIdHex, chunkCount, size));
+    options.onProgress?.(size);
+    return { node, blobId: blobIdHex, chunkCount, size, skippedChunks: chunkCount };
+  }
   try {
     const concurrency = Math.max(1, options.concurrency ?? 4);
     // one sealed buffer per chunk in flight plus the one being sealed, reused chunk after chunk
@@ -156,7 +165,7 @@ export async function uploadStream(
   }
 }
 
-async function startUpload(client: VaultClient, size: number, options: UploadOptions): Promise<{ blobIdHex: string; dek: Uint8Array; durable: Map<number, number> }> {
+async function startUpload(client: VaultClient, size: number, options: UploadOptions): Promise<Resumed> {
   const blobIdHex = blobIdToHex(newBlobId());
   const { dek, keyRecord } = await options.keys.newDataKey(blobIdHex);
   try {
@@ -168,13 +177,21 @@ async function startUpload(client: VaultClient, size: number, options: UploadOpt
     dek.fill(0);
     throw e;
   }
-  return { blobIdHex, dek, durable: new Map() };
+  return { blobIdHex, dek, durable: new Map(), committed: false };
 }
 
 /** Picks an earlier upload up again: same path and size, key re-opened from its record (key-file mode). */
-async function resumeUpload(client: VaultClient, blobIdHex: string, size: number, options: UploadOptions): Promise<{ blobIdHex: string; dek: Uint8Array; durable: Map<number, number> }> {
+/** An upload to send: its key, the chunks already durable, and whether it is committed but not yet bound (a commit cut short). */
+interface Resumed {
+  blobIdHex: string;
+  dek: Uint8Array;
+  durable: Map<number, number>;
+  committed: boolean;
+}
+
+async function resumeUpload(client: VaultClient, blobIdHex: string, size: number, options: UploadOptions): Promise<Resumed> {
   const state = await client.uploadState(blobIdHex);
-  if (state.state !== 'uploading') throw new CofferError(ErrorCode.UPLOAD_STATE, `upload ${blobIdHex} is ${state.state}; start a new one`);
+  if (state.state === 'deleting') throw new CofferError(ErrorCode.UPLOAD_STATE, `upload ${blobIdHex} was abandoned (deleting); start a new one`);
   if (state.path !== options.path) throw new CofferError(ErrorCode.CONFLICT, `upload ${blobIdHex} is for ${state.path}, not ${options.path}`);
   if (state.size !== null && state.size !== size) throw new CofferError(ErrorCode.CONFLICT, `upload ${blobIdHex} was for ${state.size} bytes; the file now has ${size}`);
   const dek = await options.keys.openDataKey(state.keyRecord, blobIdHex);
@@ -187,7 +204,7 @@ async function resumeUpload(client: VaultClient, blobIdHex: string, size: number
       `upload ${blobIdHex} was started from another file, or this file changed since; it cannot be resumed from it (run put without --resume)`,
     );
   }
-  return { blobIdHex, dek, durable: new Map(state.chunks.map((c) => [c.index, c.plaintextLength])) };
+  return { blobIdHex, dek, durable: new Map(state.chunks.map((c) => [c.index, c.plaintextLength])), committed: state.state === 'committed' };
 }
 
 /** A failure after which the upload is worth resuming: transient, not ours to judge, or the service's own (5xx). */
