@@ -5,14 +5,15 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { toCofferError } from '../errors.js';
-import { registerCommands } from './commands/index.js';
+import { isCommandName, registerCommands } from './commands/index.js';
 
 /** The program with the commands argv needs (all of them for help). */
 export async function buildProgram(argv: readonly string[] = []): Promise<Command> {
   const program = new Command('coffer')
     .description('Coffer: an encrypted, chunked research-data vault')
     .version(packageVersion())
-    .showHelpAfterError('(run with --help for usage)')
+    // a usage error is one line like every other failure: `coffer: <what> (see --help) [INVALID_ARGUMENT]`
+    .configureOutput({ outputError: (message, write) => write(`coffer: ${oneLine(message.replace(/^error: /, ''))} (see --help) [INVALID_ARGUMENT]\n`) })
     .exitOverride();
   await registerCommands(program, argv);
   return program;
@@ -20,6 +21,13 @@ export async function buildProgram(argv: readonly string[] = []): Promise<Comman
 
 /** Runs the CLI with argv; resolves to the exit status (never throws). */
 export async function runCli(argv: string[]): Promise<number> {
+  // an unknown command is an error even beside --help (commander would print the top-level help and exit 0,
+  // so a script probing `coffer backup --help` for a feature would be told yes)
+  const name = argv.find((a) => !a.startsWith('-'));
+  if (name !== undefined && !isCommandName(name)) {
+    process.stderr.write(`coffer: unknown command '${oneLine(name)}' (see --help) [INVALID_ARGUMENT]\n`);
+    return 2;
+  }
   try {
     const program = await buildProgram(argv);
     await program.parseAsync(argv, { from: 'user' });

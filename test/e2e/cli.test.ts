@@ -154,6 +154,16 @@ describe('coffer CLI against coffer serve', () => {
     expect(r2.code).toBe(5);
   });
 
+  it('usage errors are one line with a code and exit 2; an unknown command fails even beside --help', async () => {
+    for (const args of [['put'], ['bogus'], ['ls', '--nope'], ['token'], ['backup', '--help'], ['net', 'ls']]) {
+      const r = await coffer(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toMatch(/^coffer: .+ \(see --help\) \[INVALID_ARGUMENT\]\n$/);
+    }
+    const help = await coffer(['ls', '--help']);
+    expect([help.code, help.stdout]).toEqual([0, expect.stringContaining('Usage: coffer ls')]);
+  });
+
   it('export-dek lets a reader written from DESIGN.md alone open the chunks', async () => {
     const reader = path.resolve('test/independent-reader/open_blob.py');
     expect(existsSync(reader)).toBe(true);

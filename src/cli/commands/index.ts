@@ -25,6 +25,11 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   bench: () => import('./bench.js'),
 };
 
+/** True when `name` is one of the subcommands (or `help`). */
+export function isCommandName(name: string): boolean {
+  return name === 'help' || Object.hasOwn(commands, name);
+}
+
 /** Registers the command named in argv, or every command when none (or an unknown one) is named. */
 export async function registerCommands(program: Command, argv: readonly string[]): Promise<void> {
   const name = argv.find((a) => !a.startsWith('-'));
