@@ -2,7 +2,6 @@
 // manifest and authenticate it with the DEK, write plaintext to a temporary file beside the destination, and
 // rename it into place only when every chunk verified. On any failure the destination is untouched and the
 // temporary file is removed (DESIGN.md: a failed download leaves nothing at the destination).
-import { randomBytes } from 'node:crypto';
 import { link, lstat, open, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { BufferPool, DIRECT_IO_ALIGNMENT, alignUp, alignedAllocator } from '../buffer-pool.js';
@@ -12,6 +11,7 @@ import { Gate } from '../gate.js';
 import type { DataKeyProvider } from './data-keys.js';
 import { localName } from './local-name.js';
 import { OutputFile } from './output-file.js';
+import { partialPath, sweepDeadPartials } from './partial-files.js';
 import type { Manifest, NodeInfo, VaultClient } from './vault-client.js';
 
 export interface DownloadOptions {
@@ -53,8 +53,10 @@ export async function downloadFile(client: VaultClient, vaultPath: string, desti
   }
   checkManifest(manifest);
   const dek = await options.keys.openDataKey(manifest.keyRecord, manifest.blobId);
-  // a short name of its own, so that a destination name up to the 255-byte limit still leaves room for it
-  const temp = path.join(path.dirname(dest), `.coffer-partial-${randomBytes(6).toString('hex')}`);
+  // a short name of its own, so that a destination name up to the 255-byte limit still leaves room for it; and
+  // first away with the partial files of downloads here that were killed (they hold plaintext)
+  await sweepDeadPartials(path.dirname(dest));
+  const temp = partialPath(path.dirname(dest));
   const fh = await OutputFile.create(temp);
   options.onTempFile?.(temp);
   let placed = false;

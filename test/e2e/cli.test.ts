@@ -281,6 +281,19 @@ describe('coffer CLI against coffer serve', () => {
       expect(stderr).toMatch(/interrupted/);
       expect(await readdir(dir)).toEqual([]);
     }
+    // SIGKILL cannot be caught: the partial plaintext stays, until the next download into that directory
+    const dir = path.join(work, 'sig-KILL');
+    await mkdir(dir);
+    const child = spawnCli(['get', '/sig.bin', path.join(dir, 'out.bin'), '--concurrency', '1'], env);
+    const exited = new Promise<string | null>((r) => child.once('exit', (_code, signal) => r(signal)));
+    for (let i = 0; i < 3000 && !(await readdir(dir)).some((n) => n.includes('coffer-partial')); i++) await new Promise((r) => setTimeout(r, 10));
+    child.kill('SIGKILL');
+    expect(await exited).toBe('SIGKILL');
+    expect((await readdir(dir)).filter((n) => n.includes('coffer-partial'))).toHaveLength(1);
+    await writeFile(path.join(work, 'tiny.bin'), 'tiny');
+    await ok(['put', path.join(work, 'tiny.bin'), '/tiny.bin']);
+    await ok(['get', '/tiny.bin', path.join(dir, 'tiny.bin')]);
+    expect(await readdir(dir)).toEqual(['tiny.bin']);
   });
 
   it('Ctrl-C during put says how to resume, and the printed command finishes the upload', async () => {
