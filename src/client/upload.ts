@@ -169,10 +169,12 @@ async function startUpload(client: VaultClient, size: number, options: UploadOpt
   const blobIdHex = blobIdToHex(newBlobId());
   const { dek, keyRecord } = await options.keys.newDataKey(blobIdHex);
   try {
-    await client.createUpload({
+    const request = {
       path: options.path, blobId: blobIdHex, keyGeneration: 1, keyRecord, size, overwrite: options.overwrite ?? false,
       ...(options.sourceIdentity === undefined ? {} : { source: sourceTag(dek, options.sourceIdentity) }),
-    });
+    };
+    // the same request again is answered with the upload it made (docs/http-api.md): safe to retry
+    await withRetry(() => client.createUpload(request));
   } catch (e) {
     dek.fill(0);
     throw e;
@@ -180,7 +182,6 @@ async function startUpload(client: VaultClient, size: number, options: UploadOpt
   return { blobIdHex, dek, durable: new Map(), committed: false };
 }
 
-/** Picks an earlier upload up again: same path and size, key re-opened from its record (key-file mode). */
 /** An upload to send: its key, the chunks already durable, and whether it is committed but not yet bound (a commit cut short). */
 interface Resumed {
   blobIdHex: string;
@@ -189,6 +190,7 @@ interface Resumed {
   committed: boolean;
 }
 
+/** Picks an earlier upload up again: same path and size, key re-opened from its record (key-file mode). */
 async function resumeUpload(client: VaultClient, blobIdHex: string, size: number, options: UploadOptions): Promise<Resumed> {
   const state = await client.uploadState(blobIdHex);
   if (state.state === 'deleting') throw new CofferError(ErrorCode.UPLOAD_STATE, `upload ${blobIdHex} was abandoned (deleting); start a new one`);

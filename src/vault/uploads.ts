@@ -1,7 +1,8 @@
 // Uploads, part 1: create an upload, receive sealed chunks, report upload state, abort.
 // The service never decrypts: it checks each chunk's 48-byte header against the upload before storing a byte,
 // then streams the chunk into the ChunkStore (atomic, durable) and records it. Commit is in commit.ts.
-import { CofferError, ErrorCode } from '../errors.js';
+import { isDeepStrictEqual } from 'node:util';
+import { CofferError, ErrorCode, isCofferError } from '../errors.js';
 import {
   CHUNK_SIZE, HEADER_SIZE, MAX_SEALED_SIZE, MAX_U32, TAG_SIZE, blobIdToHex, decodeChunkHeader, expectedChunkLayout, isBlobIdHex,
 } from '../crypto/index.js';
@@ -164,9 +165,25 @@ export async function createUpload(ctx: VaultContext, actor: Actor, input: Creat
     id: input.blobId, state: 'uploading', owner: actor.user, keyGeneration, keyRecord, size: size ?? null,
     chunkCount: null, chunkSha256: null, createdAt: now, updatedAt: now, attrs: { path, overwrite, ...(input.source === undefined ? {} : { source: input.source }) },
   };
-  await ctx.store.insertBlob(blob);
+  try {
+    await ctx.store.insertBlob(blob);
+  } catch (e) {
+    // the same request again (a client retrying after a lost answer, a store that applied the insert but whose
+    // reply was lost): the upload it made is the answer; anything else under this id is a conflict
+    const same = isCofferError(e, ErrorCode.ALREADY_EXISTS) ? await sameUpload(ctx, blob) : null;
+    if (!same) throw e;
+    return toUploadView(same, await ctx.store.listUploadChunks(same.id));
+  }
   await audit(ctx, actor, 'upload.create', path, { blobId: blob.id, size: size ?? null, overwrite });
   return toUploadView(blob, []);
+}
+
+/** The stored upload under `blob.id` if it is still uploading and was created by exactly this request. */
+async function sameUpload(ctx: VaultContext, blob: BlobRecord): Promise<BlobRecord | null> {
+  const stored = await ctx.store.getBlob(blob.id);
+  if (stored?.state !== 'uploading' || stored.owner !== blob.owner || stored.keyGeneration !== blob.keyGeneration || stored.size !== blob.size) return null;
+  const asked = ['path', 'overwrite', 'source'].every((k) => isDeepStrictEqual(stored.attrs[k], blob.attrs[k])); // not finalIndex: chunks may have come since
+  return asked && isDeepStrictEqual(stored.keyRecord, blob.keyRecord) ? stored : null;
 }
 
 export function toUploadView(blob: BlobRecord, chunks: UploadChunkRecord[]): UploadView {

@@ -159,6 +159,21 @@ describe.each(backends)('metadata %s', (kind, mongoUri) => {
       expect(await codeOf(t.vault.putChunk(alice, blobId, 0, once(c0!), c0!.length))).toBe('UPLOAD_STATE');
     });
 
+    it('creating an upload again with the same request answers the same upload (a retry after a lost answer); any other request under its id is ALREADY_EXISTS', async () => {
+      const blobId = newBlobHex();
+      const req = { path: '/again', blobId, keyGeneration: 1, keyRecord, size: 10, source: 'tag-1' };
+      await t.vault.createUpload(alice, req);
+      const dek = newDek();
+      await t.vault.putChunk(alice, blobId, 0, once(await seal(dek, blobId, 0, new Uint8Array(10), true)), 10 + 64);
+      const again = await t.vault.createUpload(alice, req);
+      expect([again.blobId, again.state, again.chunks.map((c) => c.index)]).toEqual([blobId, 'uploading', [0]]);
+      for (const other of [{ ...req, path: '/elsewhere' }, { ...req, keyRecord: { scheme: 'test', wrapped: 'y' } }, { ...req, size: 11 }, { ...req, source: 'tag-2' }, { ...req, overwrite: true }]) {
+        expect(await codeOf(t.vault.createUpload(alice, other))).toBe('ALREADY_EXISTS');
+      }
+      expect(await codeOf(t.vault.createUpload(bob, req))).toBe('ALREADY_EXISTS'); // someone else's id
+      expect((await t.store.listAudit(0, 1000)).filter((e) => e.action === 'upload.create' && e.details?.blobId === blobId)).toHaveLength(1);
+    });
+
     it('refuses bad chunks before storing anything', async () => {
       const blobId = newBlobHex();
       const other = newBlobHex();

@@ -112,4 +112,21 @@ describe.skipIf(!mongoUri)('a metadata outage under a running service', () => {
       client.close();
     }
   });
+
+  it('a put started during an outage creates its upload once the store is back (creating is retried: it is idempotent)', async () => {
+    await generateKeyFile(path.join(work, 'k3'));
+    const keys = await KeyFileDataKeys.open(path.join(work, 'k3'));
+    const client = new VaultClient({ server: s.url, token: alice });
+    const data = randomBytes(1000);
+    relay.cut();
+    setTimeout(() => relay.restore(), 1_500);
+    try {
+      expect((await uploadStream(client, [data], data.length, { path: '/started-in-outage.bin', keys })).size).toBe(1000);
+      await downloadFile(client, '/started-in-outage.bin', path.join(work, 'started.bin'), { keys });
+      expect((await readFile(path.join(work, 'started.bin'))).equals(data)).toBe(true);
+    } finally {
+      relay.restore();
+      client.close();
+    }
+  });
 });
