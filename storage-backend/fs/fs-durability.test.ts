@@ -3,14 +3,14 @@
 // durability syscalls themselves, observed with strace. Nothing here is mocked.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, realpath, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, realpath, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { expectCode, newBlobId, pieces } from '../contract.case.js';
 import { openFsChunkStore, type FsChunkStore } from './index.js';
-import { CHILD, have, REPO, run, runChild, sha256, tempFilesUnder, tempRoot, type ChildResult } from './test-util.js';
+import { CHILD, have, REPO, runChild, sha256, tempFilesUnder, tempRoot, type ChildResult } from './test-util.js';
+import { mountTmpfs, type Tmpfs } from '../../test/support/tmpfs.js';
 
 describe('a crash', () => {
   let root: string;
@@ -47,25 +47,15 @@ describe('a really full filesystem', () => {
   // A 2 MiB tmpfs is a real filesystem that really fills: ENOSPC from the kernel, no mocks. Mounting needs
   // root (CAP_SYS_ADMIN); where that is refused the test says so and is skipped, and the prlimit test below
   // still exercises a real kernel-enforced limit (RLIMIT_FSIZE → EFBIG) through a child process.
-  let mountPoint: string;
-  let mounted = false;
-  let whyNot = '';
+  let fs: Tmpfs;
   beforeAll(async () => {
-    mountPoint = await mkdtemp(join(tmpdir(), 'coffer-tmpfs-'));
-    try {
-      await run('mount', ['-t', 'tmpfs', '-o', 'size=2m,mode=0700', 'tmpfs', mountPoint]);
-      mounted = true;
-    } catch (e) {
-      whyNot = `cannot mount a tmpfs here (${(e as Error).message.split('\n')[0]})`;
-    }
+    fs = await mountTmpfs('coffer-tmpfs-', '2m');
   });
-  afterAll(async () => {
-    if (mounted) await run('umount', [mountPoint]);
-    await rm(mountPoint, { recursive: true, force: true });
-  });
+  afterAll(async () => fs.close());
 
   it.for(['direct', 'buffered'] as const)('%s writes, tmpfs of 2 MiB: NO_SPACE, no partial chunk or temp file, earlier chunks intact, space reusable', async (io, ctx) => {
-    if (!mounted) ctx.skip(whyNot);
+    if (!fs.mounted) ctx.skip(fs.whyNot);
+    const mountPoint = fs.path;
     const store = await openFsChunkStore({ root: join(mountPoint, `store-${io}`), directIo: io === 'direct' });
     const blobId = newBlobId();
     const committed = new Map<number, string>();

@@ -4,18 +4,14 @@
 // refused came back as done (found by an audit: a commit on a full disk said "replaced or aborted", and a
 // `put -f` reported success while the file kept its released old blob). Every mutating method must fail with
 // NO_SPACE and change nothing.
-import { execFile } from 'node:child_process';
 import { openSync, writeSync, closeSync } from 'node:fs';
-import { mkdtemp, rm, unlink } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openMetadataStore } from '../index.js';
 import { expectCode, mkNode } from '../contract-helpers.case.js';
 import { ROOT_ID, type BlobRecord, type MetadataStore } from '../types.js';
-
-const run = promisify(execFile);
+import { mountTmpfs, type Tmpfs } from '../../../test/support/tmpfs.js';
 
 /** Writes zeros to `path` until the filesystem refuses. */
 function fill(path: string): void {
@@ -31,27 +27,19 @@ function fill(path: string): void {
 }
 
 describe('SQLite metadata on a full filesystem', () => {
-  let mountPoint: string;
-  let mounted = false;
-  let whyNot = '';
+  let fs: Tmpfs;
   let store: MetadataStore;
   beforeAll(async () => {
-    mountPoint = await mkdtemp(join(tmpdir(), 'coffer-sqlite-full-'));
-    try {
-      await run('mount', ['-t', 'tmpfs', '-o', 'size=4m,mode=0700', 'tmpfs', mountPoint]);
-      mounted = true;
-    } catch (e) {
-      whyNot = `cannot mount a tmpfs here (${(e as Error).message.split('\n')[0]})`;
-    }
+    fs = await mountTmpfs('coffer-sqlite-full-', '4m');
   });
   afterAll(async () => {
     await store?.close();
-    if (mounted) await run('umount', [mountPoint]);
-    await rm(mountPoint, { recursive: true, force: true });
+    await fs.close();
   });
 
   it('compare-and-set writes fail with NO_SPACE and change nothing, and work again once space is freed', async (ctx) => {
-    if (!mounted) ctx.skip(whyNot);
+    if (!fs.mounted) ctx.skip(fs.whyNot);
+    const mountPoint = fs.path;
     store = await openMetadataStore({ kind: 'sqlite', path: join(mountPoint, 'metadata.sqlite') });
     await store.insertNode(mkNode({ id: ROOT_ID, parentId: null, name: '' }));
     await store.insertNode(mkNode({ id: 'f', name: 'f', type: 'file', blobId: 'aa'.repeat(16), size: 1 }));
