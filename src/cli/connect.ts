@@ -67,6 +67,14 @@ export async function withClient<T>(flags: ServerFlags, fn: (client: VaultClient
   }
 }
 
+/**
+ * A vault path as typed on the command line: one trailing `/` (what shell completion adds after a directory) is
+ * dropped, so `coffer ls /docs/` means /docs. The HTTP API itself stays strict.
+ */
+export function vaultPathArg(value: string): string {
+  return value.length > 1 && value.endsWith('/') && !value.endsWith('//') ? value.slice(0, -1) : value;
+}
+
 /** Joins a vault directory path and a name. */
 export function joinVaultPath(dir: string, name: string): string {
   return dir === '/' ? `/${name}` : `${dir.replace(/\/+$/, '')}/${name}`;

@@ -83,6 +83,13 @@ describe('coffer CLI against coffer serve', () => {
     await ok(['mv', '/a/b/note.txt', '/a/renamed.txt']);
     const names = (JSON.parse(await ok(['ls', '/a', '--json'])) as Array<{ name: string }>).map((e) => e.name);
     expect(names).toEqual(['b', 'renamed.txt']);
+    // a trailing / (shell completion adds one after a directory) names the directory; `mv X DIR/` moves into it
+    await ok(['mkdir', '/a/c/']);
+    await ok(['mv', '/a/renamed.txt', '/a/c/']);
+    expect((JSON.parse(await ok(['ls', '/a/c/', '--json'])) as Array<{ name: string }>).map((e) => e.name)).toEqual(['renamed.txt']);
+    expect(JSON.parse(await ok(['stat', '/a/c/', '--json']))).toMatchObject({ type: 'dir', name: 'c' });
+    await ok(['mv', '/a/c/renamed.txt', '/a/renamed.txt']);
+    await ok(['rm', '/a/c/']);
     const rmDir = await coffer(['rm', '/a']);
     expect(rmDir.code).not.toBe(0);
     expect(rmDir.stderr).toMatch(/DIRECTORY_NOT_EMPTY/);

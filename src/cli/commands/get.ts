@@ -4,7 +4,7 @@ import { downloadFile, verifyFile } from '../../client/download.js';
 import { downloadTree } from '../../client/tree-transfer.js';
 import type { NodeInfo } from '../../client/vault-client.js';
 import { CofferError, ErrorCode } from '../../errors.js';
-import { dataKeys, withClient, withKeys, withServer, type KeyFlags, type ServerFlags } from '../connect.js';
+import { dataKeys, vaultPathArg, withClient, withKeys, withServer, type KeyFlags, type ServerFlags } from '../connect.js';
 import { intFlag, jsonOption } from '../options.js';
 import { print } from '../output.js';
 import { formatBytes, progressBar } from '../progress.js';
@@ -22,7 +22,7 @@ export function register(program: Command): void {
   const cmd = program
     .command('get')
     .description('download a file, verify every chunk, then write it (nothing is left behind on failure)')
-    .argument('<path>', 'vault path')
+    .argument('<path>', 'vault path', vaultPathArg)
     .argument('[local]', 'local destination file or directory')
     .option('--verify-only', 'download, authenticate and open every chunk, but write nothing')
     .option('-r, --recursive', 'copy a vault directory tree into the local directory LOCAL (existing files are skipped without --force)')

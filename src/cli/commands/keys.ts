@@ -7,7 +7,7 @@ import { rewrapAll } from '../../keys/rewrap.js';
 import { AwsKeyService } from '../../kms/index.js';
 import { openMetadataStore } from '../../metadata/index.js';
 import { CofferError, ErrorCode } from '../../errors.js';
-import { dataKeys, withClient, withKeys, withServer, type KeyFlags, type ServerFlags } from '../connect.js';
+import { dataKeys, vaultPathArg, withClient, withKeys, withServer, type KeyFlags, type ServerFlags } from '../connect.js';
 import { dataDirOption, jsonOption, mongoUriOption } from '../options.js';
 import { print } from '../output.js';
 
@@ -16,7 +16,7 @@ export function register(program: Command): void {
   const exportDek = keys
     .command('export-dek')
     .description("print a file's data key in hex (key-file mode; treat the output as a secret)")
-    .argument('<path>', 'vault path')
+    .argument('<path>', 'vault path', vaultPathArg)
     .addOption(jsonOption());
   withKeys(withServer(exportDek)).action(async (vaultPath: string, opts: ServerFlags & KeyFlags & { json?: boolean }) => {
     const provider = await dataKeys(opts);

@@ -1,6 +1,6 @@
 // `coffer ls [PATH]`: lists a directory page by page (or shows a single file).
 import type { Command } from 'commander';
-import { withClient, withServer, type ServerFlags } from '../connect.js';
+import { vaultPathArg, withClient, withServer, type ServerFlags } from '../connect.js';
 import { jsonOption } from '../options.js';
 import { formatBytes } from '../progress.js';
 
@@ -8,7 +8,7 @@ export function register(program: Command): void {
   const cmd = program
     .command('ls')
     .description('list a vault directory')
-    .argument('[path]', 'vault path', '/')
+    .argument('[path]', 'vault path', vaultPathArg, '/')
     .option('-l, --long', 'show size, owner and modification time')
     .addOption(jsonOption());
   withServer(cmd).action(async (vaultPath: string, opts: ServerFlags & { json?: boolean; long?: boolean }) => {

@@ -1,6 +1,6 @@
 // `coffer rm PATH [-r]`: removes a file, an empty directory, or (with -r) a whole subtree.
 import type { Command } from 'commander';
-import { withClient, withServer, type ServerFlags } from '../connect.js';
+import { vaultPathArg, withClient, withServer, type ServerFlags } from '../connect.js';
 import { jsonOption } from '../options.js';
 import { print } from '../output.js';
 
@@ -8,7 +8,7 @@ export function register(program: Command): void {
   const cmd = program
     .command('rm')
     .description('remove a file or directory')
-    .argument('<path>', 'vault path')
+    .argument('<path>', 'vault path', vaultPathArg)
     .option('-r, --recursive', 'remove a non-empty directory and everything below it')
     .addOption(jsonOption());
   withServer(cmd).action(async (vaultPath: string, opts: ServerFlags & { json?: boolean; recursive?: boolean }) => {
