@@ -47,6 +47,7 @@ export async function benchIngest(options: IngestOptions): Promise<Record<string
     const dataDir = path.join(work, 'server');
     const keyFile = path.join(work, 'bench.key');
     await runOk(['keygen', '--out', keyFile]);
+    await mkdir(dataDir, { recursive: true });
     const token = (await runOk(['token', '--data-dir', dataDir, '--user', 'bench', '--admin'])).trim();
     const server = await startServerProcess(['serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0']);
     let putRss = 0;

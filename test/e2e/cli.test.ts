@@ -161,12 +161,16 @@ describe('coffer CLI against coffer serve', () => {
     expect(r2.code).toBe(5);
   });
 
-  it('usage errors are one line with a code and exit 2; an unknown command fails even beside --help', async () => {
+  it('usage errors are one line with a code and exit 2; an unknown command fails even beside --help; token refuses a data dir that does not exist', async () => {
     for (const args of [['put'], ['bogus'], ['ls', '--nope'], ['token'], ['backup', '--help'], ['net', 'ls']]) {
       const r = await coffer(args);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr, args.join(' ')).toMatch(/^coffer: .+ \(see --help\) \[INVALID_ARGUMENT\]\n$/);
     }
+    // a token for a data directory that does not exist (a typo) would be signed by a key made just for it
+    const typo = await coffer(['token', '--data-dir', path.join(work, 'no-such-dir'), '--user', 'alice']);
+    expect([typo.code, typo.stderr]).toEqual([3, expect.stringMatching(/^coffer: no data directory .*\[NOT_FOUND\]\n$/)]);
+    expect(await readdir(work)).not.toContain('no-such-dir');
     const help = await coffer(['ls', '--help']);
     expect([help.code, help.stdout]).toEqual([0, expect.stringContaining('Usage: coffer ls')]);
   });
