@@ -8,6 +8,7 @@ import { CofferError, ErrorCode, isCofferError } from '../errors.js';
 import { downloadFile } from './download.js';
 import type { DataKeyProvider } from './data-keys.js';
 import { uploadFile } from './upload.js';
+import type { UploadRecord } from './upload-journal.js';
 import type { VaultClient } from './vault-client.js';
 import { localName } from './local-name.js';
 
@@ -19,6 +20,8 @@ export interface TreeTransferOptions {
   onProgress?: (bytes: number) => void;
   /** Downloads: see DownloadOptions.onTempFile. */
   onTempFile?: (path: string | null) => void;
+  /** Uploads: each file's record of its upload (UploadFileOptions.journal), by vault path and local path. */
+  journalFor?: (vaultPath: string, localPath: string) => UploadRecord;
 }
 
 export interface TreeTransferResult {
@@ -49,7 +52,9 @@ export async function uploadTree(client: VaultClient, localDir: string, vaultDir
         await walk(l, r);
       } else if (e.isFile()) {
         try {
-          const up = await uploadFile(client, l, { path: r, keys: options.keys, overwrite: options.overwrite, concurrency: options.concurrency, onProgress: options.onProgress });
+          const up = await uploadFile(client, l, {
+            path: r, keys: options.keys, overwrite: options.overwrite, concurrency: options.concurrency, onProgress: options.onProgress, journal: options.journalFor?.(r, l),
+          });
           result.files++;
           result.bytes += up.size;
           options.onFile?.({ path: r, size: up.size, action: 'copied' });

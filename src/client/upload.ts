@@ -11,6 +11,7 @@ import { MAX_SEALED_SIZE, blobIdFromHex, blobIdToHex, expectedChunkLayout, newBl
 import { CofferError, ErrorCode, isCofferError } from '../errors.js';
 import type { DataKeyProvider } from './data-keys.js';
 import { isTransient, withRetry } from './retry.js';
+import type { UploadRecord } from './upload-journal.js';
 import type { NodeInfo, VaultClient } from './vault-client.js';
 
 export interface UploadOptions {
@@ -31,7 +32,7 @@ export interface UploadOptions {
   /** Awaited once every chunk is stored, before the commit; throwing abandons the upload (uploadFile: the source changed). */
   beforeCommit?: () => Promise<void>;
   /** Told the upload's blob id once it exists on the service (e.g. to say how to resume after an interruption). */
-  onUpload?: (blobId: string) => void;
+  onUpload?: (blobId: string) => void | Promise<void>;
 }
 
 export interface UploadResult {
@@ -41,10 +42,29 @@ export interface UploadResult {
   size: number;
   /** Chunks that were already durable on the service (resume). */
   skippedChunks: number;
+  /** Whether an earlier upload was continued (`resume`, or one recorded in the journal). */
+  resumed: boolean;
 }
 
 /** Uploads a local file. Throws CofferError (NOT_FOUND for a missing source, IS_A_DIRECTORY, and the service's errors). */
-export async function uploadFile(client: VaultClient, source: string, options: UploadOptions): Promise<UploadResult> {
+export async function uploadFile(client: VaultClient, source: string, options: UploadFileOptions): Promise<UploadResult> {
+  const { journal } = options;
+  const recalled = options.resume === undefined ? await journal?.recall() : null;
+  if (recalled) {
+    // the same put was cut short before: continue it, unless that upload cannot be continued (gone, abandoned,
+    // or this file is not the one it started from any more); then start afresh
+    try {
+      return await uploadFileOnce(client, source, { ...options, resume: recalled });
+    } catch (e) {
+      if (!(isCofferError(e) && e.details?.resumeRefused === true)) throw e;
+      await journal?.forget();
+    }
+  }
+  return uploadFileOnce(client, source, options);
+}
+
+async function uploadFileOnce(client: VaultClient, source: string, options: UploadFileOptions): Promise<UploadResult> {
+  const { journal } = options;
   const info = await stat(source).catch((e: NodeJS.ErrnoException) => {
     throw new CofferError(e.code === 'ENOENT' ? ErrorCode.NOT_FOUND : ErrorCode.INVALID_ARGUMENT, `cannot read ${source}: ${e.message}`);
   });
@@ -59,10 +79,30 @@ export async function uploadFile(client: VaultClient, source: string, options: U
         throw new CofferError(ErrorCode.CONFLICT, `${source} changed while it was uploaded; nothing was committed (run put again)`);
       }
     };
-    return await uploadStream(client, readPieces(fh), Number(info.size), { ...options, sourceIdentity: before, beforeCommit });
+    const onUpload = async (blobId: string): Promise<void> => {
+      await journal?.remember(blobId);
+      await options.onUpload?.(blobId);
+    };
+    try {
+      const result = await uploadStream(client, readPieces(fh), Number(info.size), { ...options, sourceIdentity: before, beforeCommit, onUpload });
+      await journal?.forget();
+      return result;
+    } catch (e) {
+      // kept on the service for a resume: keep its record too; anything else ended it
+      if (!(isCofferError(e) && typeof e.details?.resumeBlobId === 'string')) await journal?.forget();
+      throw e;
+    }
   } finally {
     await fh.close();
   }
+}
+
+export interface UploadFileOptions extends UploadOptions {
+  /**
+   * Where this upload is recorded while it runs (UploadJournal.recordFor): an earlier upload recorded there, cut
+   * short, is continued (unless `resume` names one), and a finished one is forgotten.
+   */
+  journal?: UploadRecord;
 }
 
 /** Device, inode, size, and modification and change times in nanoseconds: what changes when a file's bytes do. */
@@ -89,8 +129,9 @@ function sourceTag(dek: Uint8Array, identity: string): string {
 export async function uploadStream(
   client: VaultClient, stream: Readable | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, size: number, options: UploadOptions,
 ): Promise<UploadResult> {
-  const { blobIdHex, dek, durable, committed } = options.resume ? await resumeUpload(client, options.resume, size, options) : await startUpload(client, size, options);
-  options.onUpload?.(blobIdHex);
+  const { blobIdHex, dek, durable, committed } = options.resume ? await resumeOrRefuse(client, options.resume, size, options) : await startUpload(client, size, options);
+  const resumed = options.resume !== undefined;
+  await options.onUpload?.(blobIdHex);
   if (committed) {
     // every chunk is in and the blob committed; only binding its path was cut short: commit again binds it
     dek.fill(0);
@@ -98,7 +139,7 @@ export async function uploadStream(
     const chunkCount = expectedChunkLayout(size).chunkCount;
     const { node } = await withRetry(() => client.commit(blobIdHex, chunkCount, size));
     options.onProgress?.(size);
-    return { node, blobId: blobIdHex, chunkCount, size, skippedChunks: chunkCount };
+    return { node, blobId: blobIdHex, chunkCount, size, skippedChunks: chunkCount, resumed };
   }
   try {
     const concurrency = Math.max(1, options.concurrency ?? 4);
@@ -159,7 +200,7 @@ export async function uploadStream(
     } catch (e) {
       throw worthResuming(e) ? keptForResume(e, blobIdHex) : e; // every chunk is durable: a resume only commits
     }
-    return { node, blobId: blobIdHex, chunkCount, size: total, skippedChunks: skipped };
+    return { node, blobId: blobIdHex, chunkCount, size: total, skippedChunks: skipped, resumed };
   } finally {
     dek.fill(0);
   }
@@ -188,6 +229,16 @@ interface Resumed {
   dek: Uint8Array;
   durable: Map<number, number>;
   committed: boolean;
+}
+
+/** resumeUpload, its refusals (not a transient failure) marked `details.resumeRefused`: that upload cannot go on. */
+async function resumeOrRefuse(client: VaultClient, blobIdHex: string, size: number, options: UploadOptions): Promise<Resumed> {
+  try {
+    return await resumeUpload(client, blobIdHex, size, options);
+  } catch (e) {
+    if (!isCofferError(e) || isTransient(e)) throw e;
+    throw new CofferError(e.code, e.message, { cause: e, details: { ...e.details, resumeRefused: true } });
+  }
 }
 
 /** Picks an earlier upload up again: same path and size, key re-opened from its record (key-file mode). */

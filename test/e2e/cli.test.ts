@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCliProcess, spawnCli, startServerProcess } from '../../bench/cli-process.js';
 import { KeyFileDataKeys } from '../../src/client/data-keys.js';
 import { uploadFile } from '../../src/client/upload.js';
+import { UploadJournal } from '../../src/client/upload-journal.js';
 import { VaultClient } from '../../src/client/vault-client.js';
 import type { CofferError } from '../../src/errors.js';
 
@@ -22,6 +23,7 @@ let work: string;
 let dataDir: string;
 let server: Awaited<ReturnType<typeof startServerProcess>>;
 let env: NodeJS.ProcessEnv;
+let stateDir: string;
 
 async function coffer(args: string[], extra: NodeJS.ProcessEnv = {}) {
   return runCliProcess(args, { ...env, ...extra });
@@ -33,6 +35,20 @@ async function ok(args: string[], extra: NodeJS.ProcessEnv = {}): Promise<string
   return r.stdout;
 }
 
+/** Blob ids with at least one chunk file in the service's chunk store. */
+async function blobsWithChunks(): Promise<string[]> {
+  const found: string[] = [];
+  const root = path.join(dataDir, 'chunks');
+  for (const a of await readdir(root).catch(() => [] as string[])) {
+    for (const b of await readdir(path.join(root, a)).catch(() => [] as string[])) {
+      for (const blob of await readdir(path.join(root, a, b)).catch(() => [] as string[])) {
+        if ((await readdir(path.join(root, a, b, blob))).some((n) => !n.startsWith('.'))) found.push(blob);
+      }
+    }
+  }
+  return found;
+}
+
 function chunkDir(blobId: string): string {
   return path.join(dataDir, 'chunks', blobId.slice(0, 2), blobId.slice(2, 4), blobId);
 }
@@ -42,7 +58,8 @@ beforeAll(async () => {
   dataDir = path.join(work, 'data');
   server = await startServerProcess(['serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--default-root-role', 'write']);
   const keyFile = path.join(work, 'alice.key');
-  env = { COFFER_SERVER: server.url, COFFER_KEY_FILE: keyFile };
+  stateDir = path.join(work, 'state');
+  env = { COFFER_SERVER: server.url, COFFER_KEY_FILE: keyFile, COFFER_STATE_DIR: stateDir };
   await ok(['keygen', '--out', keyFile]);
   env.COFFER_TOKEN = (await ok(['token', '--data-dir', dataDir, '--user', 'alice'])).trim();
 }, 180_000);
@@ -311,18 +328,6 @@ describe('coffer CLI against coffer serve', () => {
     const src = path.join(work, 'sigput.bin');
     const bytes = randomBytes(96 * MiB);
     await writeFile(src, bytes);
-    const blobsWithChunks = async (): Promise<string[]> => {
-      const found: string[] = [];
-      const root = path.join(dataDir, 'chunks');
-      for (const a of await readdir(root).catch(() => [] as string[])) {
-        for (const b of await readdir(path.join(root, a)).catch(() => [] as string[])) {
-          for (const blob of await readdir(path.join(root, a, b)).catch(() => [] as string[])) {
-            if ((await readdir(path.join(root, a, b, blob))).some((n) => !n.startsWith('.'))) found.push(blob);
-          }
-        }
-      }
-      return found;
-    };
     const before = new Set(await blobsWithChunks());
     const child = spawnCli(['put', src, '/sigput.bin', '--concurrency', '1'], env);
     let stderr = '';
@@ -339,6 +344,39 @@ describe('coffer CLI against coffer serve', () => {
     const out = path.join(work, 'sigput.out');
     await ok(['get', '/sigput.bin', out]);
     expect((await readFile(out)).equals(bytes)).toBe(true);
+  });
+
+  it('a put killed outright (SIGKILL: no hint printed) continues when the same command runs again', async () => {
+    const src = path.join(work, 'killput.bin');
+    const bytes = randomBytes(96 * MiB);
+    await writeFile(src, bytes);
+    const before = new Set(await blobsWithChunks());
+    const child = spawnCli(['put', src, '/killput.bin', '--concurrency', '1'], env);
+    const exited = new Promise<string | null>((r) => child.once('exit', (_code, signal) => r(signal)));
+    for (let i = 0; i < 3000 && (await blobsWithChunks()).every((b) => before.has(b)); i++) await new Promise((r) => setTimeout(r, 10));
+    child.kill('SIGKILL');
+    expect(await exited).toBe('SIGKILL');
+    const r = JSON.parse(await ok(['put', src, '/killput.bin', '--json'])) as { resumed: boolean; skippedChunks: number };
+    expect(r.resumed).toBe(true);
+    expect(r.skippedChunks).toBeGreaterThanOrEqual(1);
+    const out = path.join(work, 'killput.out');
+    await ok(['get', '/killput.bin', out]);
+    expect((await readFile(out)).equals(bytes)).toBe(true);
+    expect(await readdir(path.join(stateDir, 'uploads'))).toEqual([]); // finished: forgotten
+    // a recorded upload that cannot go on (abandoned meanwhile) is dropped and the put starts afresh
+    const again = path.join(work, 'abandoned.bin');
+    await writeFile(again, randomBytes(3 * MiB));
+    const client = new VaultClient({ server: env.COFFER_SERVER as string, token: env.COFFER_TOKEN as string });
+    const keys = await KeyFileDataKeys.open(env.COFFER_KEY_FILE as string);
+    const journal = new UploadJournal(path.join(stateDir, 'uploads')).recordFor(env.COFFER_SERVER as string, '/abandoned.bin', again);
+    let abandoned = '';
+    await uploadFile(client, again, { path: '/abandoned.bin', keys, journal, onProgress: () => { throw new Error('killed'); } }).catch(() => undefined);
+    abandoned = (await journal.recall()) as string;
+    expect(abandoned).toMatch(/^[0-9a-f]{32}$/);
+    await client.abort(abandoned);
+    client.close();
+    const fresh = JSON.parse(await ok(['put', again, '/abandoned.bin', '--json'])) as { resumed: boolean; blobId: string };
+    expect([fresh.resumed, fresh.blobId === abandoned]).toEqual([false, false]);
   });
 
   it('an interrupted upload is kept and `put --resume` sends only the missing chunks', async () => {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { uploadTree } from '../../client/tree-transfer.js';
 import { uploadFile } from '../../client/upload.js';
+import { UploadJournal } from '../../client/upload-journal.js';
 import { isCofferError } from '../../errors.js';
 import { dataKeys, joinVaultPath, withClient, withKeys, withServer, type KeyFlags, type ServerFlags } from '../connect.js';
 import { intFlag, jsonOption } from '../options.js';
@@ -28,16 +29,19 @@ export function register(program: Command): void {
     .option('-f, --force', 'replace an existing file')
     .option('-r, --recursive', 'upload a local directory tree into the vault directory PATH (existing files are skipped without --force)')
     .option('--concurrency <n>', 'chunks in flight', '4')
-    .option('--resume <blob>', 'continue an interrupted upload of the same, unchanged file (sends only missing chunks)')
+    .option('--resume <blob>', 'continue an interrupted upload of the same, unchanged file (sends only missing chunks); the same put run again does this by itself')
     .addOption(jsonOption());
   withKeys(withServer(cmd)).action(async (local: string, target: string, opts: PutFlags) => {
     const keys = await dataKeys(opts);
+    // unfinished uploads, so that the same put run again after a kill or a reboot continues where it stopped
+    const journal = new UploadJournal();
     try {
       const size = (await stat(local).catch(() => null))?.size ?? 0;
       await withClient(opts, async (client) => {
         if (opts.recursive) {
           const r = await uploadTree(client, local, target, {
             keys, overwrite: opts.force === true, concurrency: intFlag('--concurrency', opts.concurrency, 1, 64),
+            journalFor: (vaultPath, localPath) => journal.recordFor(opts.server, vaultPath, localPath),
             onFile: (e) => { if (!opts.json) process.stdout.write(`${e.action === 'copied' ? '' : 'skipped '}${e.path}${e.reason ? ` (${e.reason})` : ''}\n`); },
           });
           print(opts, r, () => `${r.files} file(s), ${formatBytes(r.bytes)}${r.skipped ? `, ${r.skipped} skipped` : ''}`);
@@ -59,6 +63,7 @@ export function register(program: Command): void {
             overwrite: opts.force === true,
             concurrency: intFlag('--concurrency', opts.concurrency, 1, 64),
             resume: opts.resume,
+            journal: journal.recordFor(opts.server, vaultPath, local),
             onProgress: (n) => bar.add(n),
             onUpload: interrupt.onUpload,
           });
@@ -66,7 +71,9 @@ export function register(program: Command): void {
           interrupt.dispose();
         }
         bar.done();
-        print(opts, { path: result.node.path, blobId: result.blobId, size: result.size, chunkCount: result.chunkCount, skippedChunks: result.skippedChunks }, () => `${result.node.path}: ${formatBytes(result.size)} in ${result.chunkCount} chunk(s), blob ${result.blobId}`);
+        const r = result;
+        const continued = r.resumed ? ` (continued: ${r.skippedChunks} chunk(s) were already stored)` : '';
+        print(opts, { path: r.node.path, blobId: r.blobId, size: r.size, chunkCount: r.chunkCount, skippedChunks: r.skippedChunks, resumed: r.resumed }, () => `${r.node.path}: ${formatBytes(r.size)} in ${r.chunkCount} chunk(s), blob ${r.blobId}${continued}`);
       }, intFlag('--concurrency', opts.concurrency, 1, 64));
     } finally {
       keys.close?.();
