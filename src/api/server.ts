@@ -1,7 +1,7 @@
 // Starts the storage service on Node's http server through @hono/node-server, with bounded headers (431),
 // request/header timeouts, JSON answers to malformed requests, and periodic GC.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { ErrorCode } from '../errors.js';
+import { CofferError, ErrorCode } from '../errors.js';
 import type { AddressInfo, Socket } from 'node:net';
 import { getRequestListener, RequestError } from '@hono/node-server';
 import { createLogger, createServiceMetrics, type Logger, type ServiceMetrics } from '../telemetry/index.js';
@@ -39,6 +39,15 @@ function jsonResponse(status: number, code: string, message: string): Response {
   return new Response(JSON.stringify({ error: { code, message } }), { status, headers: { 'content-type': 'application/json', connection: 'close' } });
 }
 
+/** A listen failure said in the operator's terms (errno codes that need no stack trace to act on). */
+function listenError(e: NodeJS.ErrnoException, at: { host: string; port: number }): Error {
+  const where = `${at.host.includes(':') ? `[${at.host}]` : at.host}:${at.port}`;
+  if (e.code === 'EADDRINUSE') return new CofferError(ErrorCode.UNAVAILABLE, `cannot listen on ${where}: the address is in use (another coffer serve?)`, { cause: e });
+  if (e.code === 'EACCES') return new CofferError(ErrorCode.PERMISSION_DENIED, `cannot listen on ${where}: permission denied (ports below 1024 need privileges)`, { cause: e });
+  if (e.code === 'EADDRNOTAVAIL') return new CofferError(ErrorCode.INVALID_ARGUMENT, `cannot listen on ${where}: no such address on this machine`, { cause: e });
+  return e;
+}
+
 function rawJsonResponse(status: number, reason: string, code: string, message: string): string {
   const body = JSON.stringify({ error: { code, message } });
   return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
@@ -72,7 +81,7 @@ export async function startStorageServer(options: StorageServerOptions): Promise
     requireHostHeader: false, // Node's own check answers an empty 400; the listener's answers the JSON one
   }, listener);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (e: NodeJS.ErrnoException) => reject(listenError(e, options.listen)));
     server.listen(options.listen.port, options.listen.host, () => {
       server.off('error', reject);
       resolve();

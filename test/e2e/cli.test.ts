@@ -178,7 +178,7 @@ describe('coffer CLI against coffer serve', () => {
     expect(r2.code).toBe(5);
   });
 
-  it('usage errors are one line with a code and exit 2; an unknown command fails even beside --help; token refuses a data dir that does not exist', async () => {
+  it('usage errors are one line with a code and exit 2; an unknown command fails even beside --help; token refuses a data dir that does not exist; serve says a port is in use', async () => {
     for (const args of [['put'], ['bogus'], ['ls', '--nope'], ['token'], ['backup', '--help'], ['net', 'ls']]) {
       const r = await coffer(args);
       expect(r.code, args.join(' ')).toBe(2);
@@ -188,6 +188,9 @@ describe('coffer CLI against coffer serve', () => {
     const typo = await coffer(['token', '--data-dir', path.join(work, 'no-such-dir'), '--user', 'alice']);
     expect([typo.code, typo.stderr]).toEqual([3, expect.stringMatching(/^coffer: no data directory .*\[NOT_FOUND\]\n$/)]);
     expect(await readdir(work)).not.toContain('no-such-dir');
+    // a port in use is said plainly, not as an internal error
+    const busy = await coffer(['serve', '--data-dir', path.join(work, 'busy'), '--listen', `127.0.0.1:${new URL(server.url).port}`]);
+    expect([busy.code, busy.stderr]).toEqual([7, expect.stringMatching(/^coffer: cannot listen on 127\.0\.0\.1:\d+: the address is in use .*\[UNAVAILABLE\]\n$/)]);
     const help = await coffer(['ls', '--help']);
     expect([help.code, help.stdout]).toEqual([0, expect.stringContaining('Usage: coffer ls')]);
   });
