@@ -1,10 +1,12 @@
 // Wires one storage service from configuration: metadata store (SQLite in the data dir or MongoDB; pending
 // migrations applied at start, a newer schema refused), the filesystem chunk store, the vault, auth, and the
 // HTTP server. Used by `coffer serve` and `coffer dev`.
-import { mkdir } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { createAuthenticator, startStorageServer, type AuthConfig } from './api/index.js';
 import { directIoSetting, metadataConfig, type ListenAddress } from './config.js';
+import { CofferError, ErrorCode } from './errors.js';
 import { openMetadataStore } from './metadata/index.js';
 import { createLogger, createServiceMetrics, type Logger } from './telemetry/index.js';
 import { Vault, type RootRole } from './vault/index.js';
@@ -27,10 +29,26 @@ export interface RunningService {
   close(): Promise<void>;
 }
 
+/** Creates the data directory if needed and checks it is a directory this process can write, said plainly if not. */
+async function prepareDataDir(dataDir: string): Promise<void> {
+  try {
+    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    await access(dataDir, constants.W_OK | constants.X_OK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? '';
+    const why = code === 'EEXIST' || code === 'ENOTDIR' ? 'a file stands where a directory is needed'
+      : code === 'EROFS' ? 'the filesystem is read-only'
+      : code === 'EACCES' || code === 'EPERM' ? 'permission denied'
+      : code === 'ENOENT' ? 'a parent directory cannot be created (read-only filesystem?)'
+      : (e as Error).message;
+    throw new CofferError(ErrorCode.INVALID_ARGUMENT, `data directory ${dataDir} is not usable: ${why} (check --data-dir or COFFER_DATA_DIR)`, { cause: e });
+  }
+}
+
 /** Starts the service. Throws SCHEMA_TOO_NEW, METADATA, NO_SPACE, listen errors. Closes what it opened on failure. */
 export async function startService(config: ServiceConfig): Promise<RunningService> {
   const dataDir = path.resolve(config.dataDir);
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await prepareDataDir(dataDir);
   const logger = config.logger ?? createLogger();
   const store = await openMetadataStore(metadataConfig(dataDir, config.mongoUri));
   const closers: Array<() => Promise<void>> = [() => store.close()];

@@ -34,6 +34,12 @@ async function leftovers(dir: string): Promise<string[]> {
 }
 
 describe('the destination of a download', () => {
+  it('a destination in a directory that does not exist is NOT_FOUND naming that directory, not the temporary file', async () => {
+    const missing = path.join(work, 'no-such-dir');
+    const e = await downloadFile(client, '/f.bin', path.join(missing, 'f.bin'), { keys }).catch((err: unknown) => err);
+    expect(e).toMatchObject({ code: 'NOT_FOUND', message: `${missing} is not an existing directory` });
+  });
+
   it('a dangling symbolic link is something that exists: refused without --force, and left alone', async () => {
     const dir = path.join(work, 'dangling');
     await mkdir(dir);

@@ -57,7 +57,12 @@ export async function downloadFile(client: VaultClient, vaultPath: string, desti
   // first away with the partial files of downloads here that were killed (they hold plaintext)
   await sweepDeadPartials(path.dirname(dest));
   const temp = partialPath(path.dirname(dest));
-  const fh = await OutputFile.create(temp);
+  const fh = await OutputFile.create(temp).catch((e: NodeJS.ErrnoException) => {
+    // said of the destination the user named, not of the temporary file beside it
+    if (e.code === 'ENOENT' || e.code === 'ENOTDIR') throw new CofferError(ErrorCode.NOT_FOUND, `${path.dirname(dest)} is not an existing directory`, { cause: e });
+    if (e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS') throw new CofferError(ErrorCode.PERMISSION_DENIED, `cannot write in ${path.dirname(dest)} (${e.code})`, { cause: e });
+    throw e;
+  });
   options.onTempFile?.(temp);
   let placed = false;
   try {

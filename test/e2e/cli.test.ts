@@ -188,6 +188,10 @@ describe('coffer CLI against coffer serve', () => {
     const typo = await coffer(['token', '--data-dir', path.join(work, 'no-such-dir'), '--user', 'alice']);
     expect([typo.code, typo.stderr]).toEqual([3, expect.stringMatching(/^coffer: no data directory .*\[NOT_FOUND\]\n$/)]);
     expect(await readdir(work)).not.toContain('no-such-dir');
+    // so is a data directory that cannot be one
+    await writeFile(path.join(work, 'a-file'), '');
+    const notDir = await coffer(['serve', '--data-dir', path.join(work, 'a-file'), '--listen', '127.0.0.1:0']);
+    expect([notDir.code, notDir.stderr]).toEqual([2, expect.stringMatching(/^coffer: data directory .*a-file is not usable: a file stands where a directory is needed .*\[INVALID_ARGUMENT\]\n$/)]);
     // a port in use is said plainly, not as an internal error
     const busy = await coffer(['serve', '--data-dir', path.join(work, 'busy'), '--listen', `127.0.0.1:${new URL(server.url).port}`]);
     expect([busy.code, busy.stderr]).toEqual([7, expect.stringMatching(/^coffer: cannot listen on 127\.0\.0\.1:\d+: the address is in use .*\[UNAVAILABLE\]\n$/)]);

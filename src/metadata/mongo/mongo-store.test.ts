@@ -42,6 +42,12 @@ if (uri === null) {
       expect(e).toMatchObject({ code: 'METADATA', retryable: true });
     });
 
+    it('refuses a malformed URI as INVALID_ARGUMENT without repeating it', async () => {
+      const e = await MongoMetadataStore.connect('mongo://admin:s3cret@db.example/x', 'x').catch((err: unknown) => err);
+      expect(e).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('connection string') });
+      expect((e as Error).message).not.toContain('s3cret');
+    });
+
     it('takes serverSelectionTimeoutMS from the URI (the driver would let the built-in 15 s default win)', async () => {
       const started = Date.now();
       const e = await MongoMetadataStore.connect('mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=300', 'x').catch((err: unknown) => err);

@@ -41,7 +41,13 @@ export class MongoMetadataStore implements MetadataStore {
   static async connect(uri: string, dbName?: string, options: MongoClientOptions = {}): Promise<MongoMetadataStore> {
     // the driver lets an options object override the URI: our default applies only where the URI is silent
     const defaults: MongoClientOptions = /[?&]serverSelectionTimeoutMS=/i.test(uri) ? {} : { serverSelectionTimeoutMS: 15_000 };
-    const client = new MongoClient(uri, { ...defaults, ...options });
+    let client: MongoClient;
+    try {
+      client = new MongoClient(uri, { ...defaults, ...options });
+    } catch (e) {
+      // a malformed URI (the parser's message never repeats it: it may hold a password)
+      throw new CofferError(ErrorCode.INVALID_ARGUMENT, `not a usable MongoDB connection string: ${(e as Error).message}`, { cause: e });
+    }
     try {
       await client.connect();
     } catch (e) {
