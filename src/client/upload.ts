@@ -58,6 +58,9 @@ export async function uploadFile(client: VaultClient, source: string, options: U
     } catch (e) {
       if (!(isCofferError(e) && e.details?.resumeRefused === true)) throw e;
       await journal?.forget();
+      // its chunks are of no use now (e.g. the file changed since): free them at once rather than after the grace
+      // period (an upload that is gone, committed or someone else's is left as it is: abort refuses those)
+      await client.abort(recalled).catch(() => undefined);
     }
   }
   return uploadFileOnce(client, source, options);

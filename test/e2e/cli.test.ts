@@ -384,6 +384,21 @@ describe('coffer CLI against coffer serve', () => {
     client.close();
     const fresh = JSON.parse(await ok(['put', again, '/abandoned.bin', '--json'])) as { resumed: boolean; blobId: string };
     expect([fresh.resumed, fresh.blobId === abandoned]).toEqual([false, false]);
+    // and one of a file changed since is abandoned (its chunks freed now) and the new content sent
+    const changed = path.join(work, 'changed.bin');
+    await writeFile(changed, randomBytes(3 * MiB));
+    const record = new UploadJournal(path.join(stateDir, 'uploads')).recordFor(env.COFFER_SERVER as string, '/changed.bin', changed);
+    const c2 = new VaultClient({ server: env.COFFER_SERVER as string, token: env.COFFER_TOKEN as string });
+    await uploadFile(c2, changed, { path: '/changed.bin', keys, journal: record, onProgress: () => { throw new Error('killed'); } }).catch(() => undefined);
+    const stale = (await record.recall()) as string;
+    const newBytes = randomBytes(3 * MiB);
+    await writeFile(changed, newBytes);
+    const r2 = JSON.parse(await ok(['put', changed, '/changed.bin', '--json'])) as { resumed: boolean };
+    expect(r2.resumed).toBe(false);
+    expect((await c2.uploadState(stale)).state).toBe('deleting');
+    c2.close();
+    await ok(['get', '/changed.bin', path.join(work, 'changed.out')]);
+    expect((await readFile(path.join(work, 'changed.out'))).equals(newBytes)).toBe(true);
   });
 
   it('an interrupted upload is kept and `put --resume` sends only the missing chunks', async () => {
