@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readdir, rm, symlink, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, symlink, utimes, writeFile, mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,7 +24,7 @@ describe('partial download files', () => {
     expect(name.length).toBeLessThanOrEqual(48);
   });
 
-  it('sweeps only this host\'s files whose process is gone, and only regular files', async () => {
+  it('sweeps files whose process is gone under this tag or that nobody wrote for an hour, and only regular files', async () => {
     const mine = path.basename(partialPath(dir)); // this (live) process
     const host = mine.split('-')[2] as string;
     const dead = `.coffer-partial-${host}-${deadPid()}-0123abcd`;
@@ -35,7 +35,12 @@ describe('partial download files', () => {
     await mkdir(path.join(dir, deadDir));
     const deadLink = `.coffer-partial-${host}-${deadPid()}-ccccdddd`;
     await symlink('data.bin', path.join(dir, deadLink));
-    expect(await sweepDeadPartials(dir)).toBe(1);
+    // another machine's (or boot's) file: nobody has written it for over an hour, so its download is gone too
+    const stale = `.coffer-partial-${host === 'ffffffff' ? 'eeeeeeee' : 'ffffffff'}-${deadPid()}-5678abcd`;
+    await writeFile(path.join(dir, stale), 'x');
+    const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
+    await utimes(path.join(dir, stale), twoHoursAgo, twoHoursAgo);
+    expect(await sweepDeadPartials(dir)).toBe(2);
     expect((await readdir(dir)).sort()).toEqual([mine, otherHost, oldFormat, deadDir, deadLink, 'data.bin'].sort());
     expect(await sweepDeadPartials(path.join(dir, 'missing'))).toBe(0);
   });

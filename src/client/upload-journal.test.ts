@@ -1,4 +1,5 @@
-import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,9 +25,30 @@ describe('the upload journal', () => {
     expect((await stat(path.join(dir, 'uploads'))).mode & 0o777).toBe(0o700);
     const [file] = await readdir(path.join(dir, 'uploads'));
     expect((await stat(path.join(dir, 'uploads', file as string))).mode & 0o777).toBe(0o600);
-    await a.forget();
+    await a.forget('cd'.repeat(16)); // not the upload recorded: left alone
+    expect(await a.recall()).toBe('ab'.repeat(16));
+    await a.forget('ab'.repeat(16));
     expect(await a.recall()).toBeNull();
     expect(await readdir(path.join(dir, 'uploads'))).toEqual([]);
+  });
+
+  it('an upload that a put still running is sending is not recalled: only once that put has ended', async () => {
+    const journal = new UploadJournal(path.join(dir, 'running'));
+    const r = journal.recordFor('http://h', '/x', '/f');
+    await r.remember('ab'.repeat(16));
+    const [file] = await readdir(path.join(dir, 'running'));
+    const entry = JSON.parse(await readFile(path.join(dir, 'running', file as string), 'utf8')) as { pid: number };
+    expect(entry.pid).toBe(process.pid);
+    expect(await r.recall()).toBe('ab'.repeat(16)); // this very process: its own record
+    const sleeper = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
+    try {
+      await writeFile(path.join(dir, 'running', file as string), JSON.stringify({ ...entry, pid: sleeper.pid }));
+      expect(await r.recall()).toBeNull(); // another put, still running
+    } finally {
+      sleeper.kill('SIGKILL');
+      await new Promise((res) => sleeper.once('exit', res));
+    }
+    expect(await r.recall()).toBe('ab'.repeat(16)); // it was killed: its upload can be continued
   });
 
   it('a damaged entry is no upload, and an unwritable journal never fails the caller', async () => {
@@ -40,7 +62,7 @@ describe('the upload journal', () => {
     const blocked = new UploadJournal(path.join(dir, 'a-file', 'uploads')).recordFor('http://h', '/x', '/f');
     await blocked.remember('ef'.repeat(16)); // cannot create the directory: ignored
     expect(await blocked.recall()).toBeNull();
-    await blocked.forget();
+    await blocked.forget('ef'.repeat(16));
   });
 
   it('lives under COFFER_STATE_DIR, else XDG_STATE_HOME, else ~/.local/state', () => {

@@ -8,24 +8,32 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { processIsGone, processTag } from './local-process.js';
 
 const BLOB_ID = /^[0-9a-f]{32}$/;
 
-/** The journal entry of one upload: what `put` needs to find it again. */
+/** The journal entry of one upload: what `put` needs to find it again, and which process is sending it. */
 export interface JournalEntry {
   blobId: string;
   server: string;
   path: string;
   local: string;
   startedAt: string;
+  /** The put sending it (local-process.ts): while that process runs, the upload is its, not to be continued. */
+  tag: string;
+  pid: number;
 }
 
 /** One upload's place in the journal (uploadFile's `journal` option). */
 export interface UploadRecord {
-  /** The blob id of an unfinished upload of this file to this path, if one was recorded. */
+  /**
+   * The blob id of an unfinished upload of this file to this path, if one was recorded and the put that was
+   * sending it has ended (a put of the same file still running keeps its upload to itself).
+   */
   recall(): Promise<string | null>;
   remember(blobId: string): Promise<void>;
-  forget(): Promise<void>;
+  /** Removes the record if it still names `blobId` (another put may have recorded its own upload since). */
+  forget(blobId: string): Promise<void>;
 }
 
 export function defaultJournalDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -43,16 +51,15 @@ export class UploadJournal {
     const file = path.join(this.dir, `${createHash('sha256').update(JSON.stringify([server, vaultPath, localPath])).digest('hex').slice(0, 32)}.json`);
     return {
       recall: async () => {
-        try {
-          const e = JSON.parse(await readFile(file, 'utf8')) as Partial<JournalEntry>;
-          const same = e.server === server && e.path === vaultPath && e.local === localPath;
-          return same && typeof e.blobId === 'string' && BLOB_ID.test(e.blobId) ? e.blobId : null;
-        } catch {
-          return null; // none, or unreadable: a fresh upload
-        }
+        const e = await read();
+        if (!e) return null;
+        const running = e.tag === processTag() && typeof e.pid === 'number' && e.pid !== process.pid && !processIsGone(e.pid);
+        return running ? null : e.blobId;
       },
       remember: async (blobId) => {
-        const entry: JournalEntry = { blobId, server, path: vaultPath, local: localPath, startedAt: new Date().toISOString() };
+        const entry: JournalEntry = {
+          blobId, server, path: vaultPath, local: localPath, startedAt: new Date().toISOString(), tag: processTag(), pid: process.pid,
+        };
         const temp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
         try {
           await mkdir(this.dir, { recursive: true, mode: 0o700 });
@@ -62,9 +69,19 @@ export class UploadJournal {
           await unlink(temp).catch(() => undefined);
         }
       },
-      forget: async () => {
-        await unlink(file).catch(() => undefined);
+      forget: async (blobId) => {
+        if ((await read())?.blobId === blobId) await unlink(file).catch(() => undefined);
       },
     };
+
+    async function read(): Promise<JournalEntry | null> {
+      try {
+        const e = JSON.parse(await readFile(file, 'utf8')) as Partial<JournalEntry>;
+        const same = e.server === server && e.path === vaultPath && e.local === localPath;
+        return same && typeof e.blobId === 'string' && BLOB_ID.test(e.blobId) ? (e as JournalEntry) : null;
+      } catch {
+        return null; // none, or unreadable: a fresh upload
+      }
+    }
   }
 }

@@ -56,14 +56,16 @@ export async function uploadFile(client: VaultClient, source: string, options: U
     try {
       return await uploadFileOnce(client, source, { ...options, resume: recalled });
     } catch (e) {
-      if (!(isCofferError(e) && e.details?.resumeRefused === true)) throw e;
-      await journal?.forget();
-      // its chunks are of no use now (e.g. the file changed since): free them at once rather than after the grace
-      // period (an upload that is gone, committed or someone else's is left as it is: abort refuses those)
-      await client.abort(recalled).catch(() => undefined);
+      if (!isResumeRefusal(e)) throw e; // anything else (the service down, a token expired) keeps the record
+      // not aborted: a refused upload is gone already, or another put's, or of the file as it was (GC expires it)
+      await journal?.forget(recalled);
     }
   }
   return uploadFileOnce(client, source, options);
+}
+
+function isResumeRefusal(e: unknown): boolean {
+  return isCofferError(e) && e.details?.resumeRefused === true;
 }
 
 async function uploadFileOnce(client: VaultClient, source: string, options: UploadFileOptions): Promise<UploadResult> {
@@ -82,17 +84,21 @@ async function uploadFileOnce(client: VaultClient, source: string, options: Uplo
         throw new CofferError(ErrorCode.CONFLICT, `${source} changed while it was uploaded; nothing was committed (run put again)`);
       }
     };
+    let sending: string | undefined; // this run's upload, once the service has it
     const onUpload = async (blobId: string): Promise<void> => {
+      sending = blobId;
       await journal?.remember(blobId);
       await options.onUpload?.(blobId);
     };
     try {
       const result = await uploadStream(client, readPieces(fh), Number(info.size), { ...options, sourceIdentity: before, beforeCommit, onUpload });
-      await journal?.forget();
+      await journal?.forget(result.blobId);
       return result;
     } catch (e) {
-      // kept on the service for a resume: keep its record too; anything else ended it
-      if (!(isCofferError(e) && typeof e.details?.resumeBlobId === 'string')) await journal?.forget();
+      // kept on the service for a resume: its record stays; an upload this run started or took up and that ended
+      // (abandoned, refused) goes; a failure before any upload was identified leaves the record as it was
+      const kept = isCofferError(e) && typeof e.details?.resumeBlobId === 'string';
+      if (sending !== undefined && !kept) await journal?.forget(sending);
       throw e;
     }
   } finally {
@@ -141,6 +147,12 @@ export async function uploadStream(
     if ('destroy' in stream && typeof stream.destroy === 'function') stream.destroy();
     const chunkCount = expectedChunkLayout(size).chunkCount;
     const { node } = await withRetry(() => client.commit(blobIdHex, chunkCount, size));
+    if (node.path !== options.path) {
+      // it was bound, then moved or renamed since: that file is not at the path asked for, so this is no answer
+      throw new CofferError(ErrorCode.CONFLICT, `upload ${blobIdHex} was committed and its file is at ${node.path} now, not ${options.path}`, {
+        details: { resumeRefused: true },
+      });
+    }
     options.onProgress?.(size);
     return { node, blobId: blobIdHex, chunkCount, size, skippedChunks: chunkCount, resumed };
   }
@@ -234,12 +246,19 @@ interface Resumed {
   committed: boolean;
 }
 
-/** resumeUpload, its refusals (not a transient failure) marked `details.resumeRefused`: that upload cannot go on. */
+/**
+ * What says for certain that an upload cannot be continued from this file by this caller: it is gone or
+ * abandoned, it was for another path, size, source or --force, or its key cannot be opened with this key file.
+ * Not a failure of the moment (the service or KMS down, a token expired): trying again later may work.
+ */
+const REFUSALS: ReadonlySet<string> = new Set([ErrorCode.NOT_FOUND, ErrorCode.UPLOAD_STATE, ErrorCode.CONFLICT, ErrorCode.PERMISSION_DENIED, ErrorCode.KEY_INVALID]);
+
+/** resumeUpload, its refusals marked `details.resumeRefused`: that upload cannot go on. */
 async function resumeOrRefuse(client: VaultClient, blobIdHex: string, size: number, options: UploadOptions): Promise<Resumed> {
   try {
     return await resumeUpload(client, blobIdHex, size, options);
   } catch (e) {
-    if (!isCofferError(e) || isTransient(e)) throw e;
+    if (!isCofferError(e) || !REFUSALS.has(e.code) || isTransient(e)) throw e;
     throw new CofferError(e.code, e.message, { cause: e, details: { ...e.details, resumeRefused: true } });
   }
 }
@@ -250,6 +269,10 @@ async function resumeUpload(client: VaultClient, blobIdHex: string, size: number
   if (state.state === 'deleting') throw new CofferError(ErrorCode.UPLOAD_STATE, `upload ${blobIdHex} was abandoned (deleting); start a new one`);
   if (state.path !== options.path) throw new CofferError(ErrorCode.CONFLICT, `upload ${blobIdHex} is for ${state.path}, not ${options.path}`);
   if (state.size !== null && state.size !== size) throw new CofferError(ErrorCode.CONFLICT, `upload ${blobIdHex} was for ${state.size} bytes; the file now has ${size}`);
+  if (state.overwrite !== (options.overwrite ?? false)) {
+    // the commit would replace (or refuse to replace) a file as the first run was told, not as this one is
+    throw new CofferError(ErrorCode.CONFLICT, `upload ${blobIdHex} was started ${state.overwrite ? 'with' : 'without'} --force; resume it the same way`);
+  }
   const dek = await options.keys.openDataKey(state.keyRecord, blobIdHex);
   // Chunks already stored are skipped by length alone, so they must come from this very source: another file of
   // the same size, or this one changed since, would be committed as a mixture.

@@ -384,7 +384,7 @@ describe('coffer CLI against coffer serve', () => {
     client.close();
     const fresh = JSON.parse(await ok(['put', again, '/abandoned.bin', '--json'])) as { resumed: boolean; blobId: string };
     expect([fresh.resumed, fresh.blobId === abandoned]).toEqual([false, false]);
-    // and one of a file changed since is abandoned (its chunks freed now) and the new content sent
+    // and one of a file changed since is left for GC (another put may still hold it) and the new content sent
     const changed = path.join(work, 'changed.bin');
     await writeFile(changed, randomBytes(3 * MiB));
     const record = new UploadJournal(path.join(stateDir, 'uploads')).recordFor(env.COFFER_SERVER as string, '/changed.bin', changed);
@@ -395,7 +395,7 @@ describe('coffer CLI against coffer serve', () => {
     await writeFile(changed, newBytes);
     const r2 = JSON.parse(await ok(['put', changed, '/changed.bin', '--json'])) as { resumed: boolean };
     expect(r2.resumed).toBe(false);
-    expect((await c2.uploadState(stale)).state).toBe('deleting');
+    expect((await c2.uploadState(stale)).state).toBe('uploading');
     c2.close();
     await ok(['get', '/changed.bin', path.join(work, 'changed.out')]);
     expect((await readFile(path.join(work, 'changed.out'))).equals(newBytes)).toBe(true);

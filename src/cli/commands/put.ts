@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { uploadTree } from '../../client/tree-transfer.js';
 import { uploadFile } from '../../client/upload.js';
+import { KeyFileDataKeys } from '../../client/data-keys.js';
 import { UploadJournal } from '../../client/upload-journal.js';
 import { isCofferError } from '../../errors.js';
 import { dataKeys, joinVaultPath, withClient, withKeys, withServer, type KeyFlags, type ServerFlags } from '../connect.js';
@@ -33,15 +34,16 @@ export function register(program: Command): void {
     .addOption(jsonOption());
   withKeys(withServer(cmd)).action(async (local: string, target: string, opts: PutFlags) => {
     const keys = await dataKeys(opts);
-    // unfinished uploads, so that the same put run again after a kill or a reboot continues where it stopped
-    const journal = new UploadJournal();
+    // unfinished uploads, so that the same put run again after a kill or a reboot continues where it stopped;
+    // key-file mode only (in KMS mode only enclaves may open a blob's key, so no client can continue an upload)
+    const journal = keys instanceof KeyFileDataKeys ? new UploadJournal() : undefined;
     try {
       const size = (await stat(local).catch(() => null))?.size ?? 0;
       await withClient(opts, async (client) => {
         if (opts.recursive) {
           const r = await uploadTree(client, local, target, {
             keys, overwrite: opts.force === true, concurrency: intFlag('--concurrency', opts.concurrency, 1, 64),
-            journalFor: (vaultPath, localPath) => journal.recordFor(opts.server, vaultPath, localPath),
+            journalFor: journal && ((vaultPath, localPath) => journal.recordFor(opts.server, vaultPath, localPath)),
             onFile: (e) => { if (!opts.json) process.stdout.write(`${e.action === 'copied' ? '' : 'skipped '}${e.path}${e.reason ? ` (${e.reason})` : ''}\n`); },
           });
           print(opts, r, () => `${r.files} file(s), ${formatBytes(r.bytes)}${r.skipped ? `, ${r.skipped} skipped` : ''}`);
@@ -63,7 +65,7 @@ export function register(program: Command): void {
             overwrite: opts.force === true,
             concurrency: intFlag('--concurrency', opts.concurrency, 1, 64),
             resume: opts.resume,
-            journal: journal.recordFor(opts.server, vaultPath, local),
+            journal: journal?.recordFor(opts.server, vaultPath, local),
             onProgress: (n) => bar.add(n),
             onUpload: interrupt.onUpload,
           });
