@@ -69,9 +69,9 @@ export async function startStorageServer(options: StorageServerOptions): Promise
       return jsonResponse(500, ErrorCode.INTERNAL, 'internal error');
     },
   });
-  const listenHost = options.listen.host.includes(':') ? `[${options.listen.host}]` : options.listen.host;
   const listener = (req: IncomingMessage, res: ServerResponse): void => {
-    if (req.headers.host === undefined && req.httpVersion === '1.0') req.headers.host = listenHost;
+    // any valid host will do: the routes never look at it (a zoned IPv6 listen address would not be one)
+    if (req.headers.host === undefined && req.httpVersion === '1.0') req.headers.host = 'localhost';
     void toRequest(req, res);
   };
   const server = createServer({
@@ -81,9 +81,10 @@ export async function startStorageServer(options: StorageServerOptions): Promise
     requireHostHeader: false, // Node's own check answers an empty 400; the listener's answers the JSON one
   }, listener);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) => reject(listenError(e, options.listen)));
+    const failed = (e: NodeJS.ErrnoException): void => reject(listenError(e, options.listen));
+    server.once('error', failed);
     server.listen(options.listen.port, options.listen.host, () => {
-      server.off('error', reject);
+      server.off('error', failed);
       resolve();
     });
   });

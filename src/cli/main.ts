@@ -23,7 +23,8 @@ export async function buildProgram(argv: readonly string[] = []): Promise<Comman
 export async function runCli(argv: string[]): Promise<number> {
   // an unknown command is an error even beside --help (commander would print the top-level help and exit 0,
   // so a script probing `coffer backup --help` for a feature would be told yes)
-  const name = argv.find((a) => !a.startsWith('-'));
+  const words = argv.filter((a) => !a.startsWith('-'));
+  const name = words[0] === 'help' ? words[1] : words[0]; // `coffer help X` asks about X
   if (name !== undefined && !isCommandName(name)) {
     process.stderr.write(`coffer: unknown command '${oneLine(name)}' (see --help) [INVALID_ARGUMENT]\n`);
     return 2;

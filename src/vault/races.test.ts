@@ -228,6 +228,30 @@ describe.each(backends)('races on metadata %s', (kind, mongoUri) => {
     expect((await t.vault.manifestByPath(alice, '/dst')).manifest.size).toBe(4);
   });
 
+  it('a move --overwrite whose target a concurrent remove deleted first, then whose source changed, does not bring the target back', async () => {
+    t = await openTestVault({ defaultRootRole: 'write', mongoUri });
+    const s = await staged(t.vault, '/src', Buffer.from('S'));
+    await t.vault.commitUpload(alice, s, { chunkCount: 1, size: 1 });
+    const d = await staged(t.vault, '/dst', Buffer.from('D'));
+    await t.vault.commitUpload(alice, d, { chunkCount: 1, size: 1 });
+    const dstId = (await t.vault.stat(alice, '/dst')).id;
+    let armed = true;
+    const vault = await Vault.open(hooked(t.store, {
+      before: async (m, args) => {
+        if (armed && m === 'deleteNode' && args[0] === dstId) {
+          armed = false;
+          expect(await t.vault.remove(alice, '/dst')).toEqual({ removed: 1 }); // the remove wins the target
+          await t.vault.move(alice, '/src', '/src2'); // and the source changes: the move's update will CONFLICT
+        }
+      },
+    }), t.chunks, { defaultRootRole: 'write' });
+    await expect(vault.move(alice, '/src', '/dst', { overwrite: true })).rejects.toMatchObject({ code: 'CONFLICT' });
+    await expect(t.vault.stat(alice, '/dst')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect((await t.store.getBlob(d))?.state).toBe('deleting');
+    const actions = (await t.store.listAudit(0, 1000)).map((e) => e.action);
+    expect(actions.filter((a) => a === 'blob.release')).toHaveLength(1);
+  });
+
   it('GC goes on past a blob whose chunks cannot be deleted, reports it, and purges it once it can', async () => {
     t = await openTestVault({ defaultRootRole: 'write', mongoUri });
     const a = await staged(t.vault, '/a', Buffer.from('aaa'));

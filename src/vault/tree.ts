@@ -151,18 +151,19 @@ export async function move(
     if (node.type === 'dir') throw new CofferError(ErrorCode.NOT_A_DIRECTORY, `${to} is a file; cannot replace it with a directory`);
     if (!options.overwrite) throw new CofferError(ErrorCode.ALREADY_EXISTS, `${to} already exists`);
     await holdBlob(ctx, existing.blobId);
-    await ctx.store.deleteNode(existing.id, existing.version);
   }
+  // a target a concurrent remove deleted first is that remove's (audited and released there): not replaced here
+  const replaced = existing && (await ctx.store.deleteNode(existing.id, existing.version)) ? existing : null;
   let moved: TreeNode;
   try {
     moved = await ctx.store.updateNode(node.id, node.version, { parentId: dstParent.id, name });
   } catch (e) {
     // the source changed meanwhile (CONFLICT): a failed move must not have removed its target, so put it back
-    if (existing) await restoreNode(ctx, existing);
+    if (replaced) await restoreNode(ctx, replaced);
     throw e;
   }
-  await audit(ctx, actor, 'node.move', from, { to, id: node.id, replaced: existing?.id ?? null });
-  if (existing) await releaseBlob(ctx, actor, existing.blobId);
+  await audit(ctx, actor, 'node.move', from, { to, id: node.id, replaced: replaced?.id ?? null });
+  if (replaced) await releaseBlob(ctx, actor, replaced.blobId);
   return nodeView(moved, formatPath(dst));
 }
 

@@ -172,6 +172,9 @@ export async function createUpload(ctx: VaultContext, actor: Actor, input: Creat
     // reply was lost): the upload it made is the answer; anything else under this id is a conflict
     const same = isCofferError(e, ErrorCode.ALREADY_EXISTS) ? await sameUpload(ctx, blob) : null;
     if (!same) throw e;
+    // audited again, marked: when the first answer was lost its entry may be lost with it (an entry twice, marked,
+    // is better than none)
+    await audit(ctx, actor, 'upload.create', path, { blobId: blob.id, size: size ?? null, overwrite, repeated: true });
     return toUploadView(same, await ctx.store.listUploadChunks(same.id));
   }
   await audit(ctx, actor, 'upload.create', path, { blobId: blob.id, size: size ?? null, overwrite });

@@ -179,7 +179,7 @@ describe('coffer CLI against coffer serve', () => {
   });
 
   it('usage errors are one line with a code and exit 2; an unknown command fails even beside --help; token refuses a data dir that does not exist; serve says a port is in use', async () => {
-    for (const args of [['put'], ['bogus'], ['ls', '--nope'], ['token'], ['backup', '--help'], ['net', 'ls']]) {
+    for (const args of [['put'], ['bogus'], ['ls', '--nope'], ['token'], ['backup', '--help'], ['net', 'ls'], ['help', 'bogus']]) {
       const r = await coffer(args);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr, args.join(' ')).toMatch(/^coffer: .+ \(see --help\) \[INVALID_ARGUMENT\]\n$/);
@@ -499,7 +499,7 @@ describe('coffer CLI against coffer serve', () => {
     await symlink('/etc/passwd', path.join(tree, 'b', 'escape'));
     const up = JSON.parse(await ok(['put', '-r', tree, '/projects/dataset', '--json'])) as { files: number; skipped: number };
     expect(up).toMatchObject({ files: 3, skipped: 1 }); // the symbolic link is skipped, never followed
-    const again = JSON.parse(await ok(['put', '-r', tree, '/projects/dataset', '--json'])) as { files: number; skipped: number };
+    const again = JSON.parse(await ok(['put', '-r', tree, '/projects/dataset/', '--json'])) as { files: number; skipped: number }; // a trailing / names the same directory
     expect(again).toMatchObject({ files: 0, skipped: 4 });
     const mirror = path.join(work, 'mirror');
     const down = JSON.parse(await ok(['get', '-r', '/projects/dataset', mirror, '--json'])) as { files: number };

@@ -7,7 +7,7 @@ import { uploadFile } from '../../client/upload.js';
 import { KeyFileDataKeys } from '../../client/data-keys.js';
 import { UploadJournal } from '../../client/upload-journal.js';
 import { isCofferError } from '../../errors.js';
-import { dataKeys, joinVaultPath, withClient, withKeys, withServer, type KeyFlags, type ServerFlags } from '../connect.js';
+import { dataKeys, joinVaultPath, vaultPathArg, withClient, withKeys, withServer, type KeyFlags, type ServerFlags } from '../connect.js';
 import { intFlag, jsonOption } from '../options.js';
 import { print } from '../output.js';
 import { formatBytes, progressBar } from '../progress.js';
@@ -41,7 +41,7 @@ export function register(program: Command): void {
       const size = (await stat(local).catch(() => null))?.size ?? 0;
       await withClient(opts, async (client) => {
         if (opts.recursive) {
-          const r = await uploadTree(client, local, target, {
+          const r = await uploadTree(client, local, vaultPathArg(target), {
             keys, overwrite: opts.force === true, concurrency: intFlag('--concurrency', opts.concurrency, 1, 64),
             journalFor: journal && ((vaultPath, localPath) => journal.recordFor(opts.server, vaultPath, localPath)),
             onFile: (e) => { if (!opts.json) process.stdout.write(`${e.action === 'copied' ? '' : 'skipped '}${e.path}${e.reason ? ` (${e.reason})` : ''}\n`); },
