@@ -40,8 +40,12 @@ describe('partial download files', () => {
     await writeFile(path.join(dir, stale), 'x');
     const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
     await utimes(path.join(dir, stale), twoHoursAgo, twoHoursAgo);
+    // this tag's file of a live process (a download stopped with Ctrl-Z): kept however old
+    const mineOld = path.basename(partialPath(dir));
+    await writeFile(path.join(dir, mineOld), 'x');
+    await utimes(path.join(dir, mineOld), twoHoursAgo, twoHoursAgo);
     expect(await sweepDeadPartials(dir)).toBe(2);
-    expect((await readdir(dir)).sort()).toEqual([mine, otherHost, oldFormat, deadDir, deadLink, 'data.bin'].sort());
+    expect((await readdir(dir)).sort()).toEqual([mine, mineOld, otherHost, oldFormat, deadDir, deadLink, 'data.bin'].sort());
     expect(await sweepDeadPartials(path.join(dir, 'missing'))).toBe(0);
   });
 });

@@ -22,8 +22,8 @@ export function partialPath(dir: string): string {
 const ABANDONED_MS = 60 * 60 * 1000;
 
 /**
- * Removes the partial downloads in `dir` whose writer is gone: a process that no longer runs under this tag, or
- * no write for an hour (regular files owned by this user only). Best effort: returns how many went, never throws.
+ * Removes the partial downloads in `dir` whose writer is gone: under this tag, a process that no longer runs;
+ * under another, no write for an hour (regular files owned by this user only). Best effort: returns how many went, never throws.
  */
 export async function sweepDeadPartials(dir: string): Promise<number> {
   let names: string[];
@@ -42,7 +42,9 @@ export async function sweepDeadPartials(dir: string): Promise<number> {
     try {
       const st = await lstat(file);
       if (!st.isFile() || (uid !== undefined && st.uid !== uid)) continue;
-      const gone = (m[1] === tag && processIsGone(Number(m[2]))) || Date.now() - st.mtimeMs > ABANDONED_MS;
+      // under this tag the pid says it; under another (another machine or boot) only a long silence does (a
+      // download of this machine stopped with Ctrl-Z keeps its file however long it waits)
+      const gone = m[1] === tag ? processIsGone(Number(m[2])) : Date.now() - st.mtimeMs > ABANDONED_MS;
       if (!gone) continue;
       await unlink(file);
       removed++;

@@ -251,7 +251,9 @@ interface Resumed {
  * abandoned, it was for another path, size, source or --force, or its key cannot be opened with this key file.
  * Not a failure of the moment (the service or KMS down, a token expired): trying again later may work.
  */
-const REFUSALS: ReadonlySet<string> = new Set([ErrorCode.NOT_FOUND, ErrorCode.UPLOAD_STATE, ErrorCode.CONFLICT, ErrorCode.PERMISSION_DENIED, ErrorCode.KEY_INVALID]);
+const REFUSALS: ReadonlySet<string> = new Set([
+  ErrorCode.NOT_FOUND, ErrorCode.UPLOAD_STATE, ErrorCode.CONFLICT, ErrorCode.PERMISSION_DENIED, ErrorCode.KEY_INVALID, ErrorCode.KMS_ACCESS_DENIED,
+]);
 
 /** resumeUpload, its refusals marked `details.resumeRefused`: that upload cannot go on. */
 async function resumeOrRefuse(client: VaultClient, blobIdHex: string, size: number, options: UploadOptions): Promise<Resumed> {
