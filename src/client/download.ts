@@ -28,6 +28,8 @@ export interface DownloadOptions {
    * that is interrupted by a signal removes it (the finally blocks here never run then).
    */
   onTempFile?: (path: string | null) => void;
+  /** Sweep the destination directory's dead partial files first (default true; get -r sweeps once per directory). */
+  sweepPartials?: boolean;
 }
 
 export interface DownloadResult {
@@ -55,7 +57,7 @@ export async function downloadFile(client: VaultClient, vaultPath: string, desti
   const dek = await options.keys.openDataKey(manifest.keyRecord, manifest.blobId);
   // a short name of its own, so that a destination name up to the 255-byte limit still leaves room for it; and
   // first away with the partial files of downloads here that were killed (they hold plaintext)
-  await sweepDeadPartials(path.dirname(dest));
+  if (options.sweepPartials !== false) await sweepDeadPartials(path.dirname(dest));
   const temp = partialPath(path.dirname(dest));
   const fh = await OutputFile.create(temp).catch((e: NodeJS.ErrnoException) => {
     // said of the destination the user named, not of the temporary file beside it

@@ -6,6 +6,7 @@ import { lstat, mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { CofferError, ErrorCode, isCofferError } from '../errors.js';
 import { downloadFile } from './download.js';
+import { sweepDeadPartials } from './partial-files.js';
 import type { DataKeyProvider } from './data-keys.js';
 import { uploadFile } from './upload.js';
 import type { UploadRecord } from './upload-journal.js';
@@ -88,6 +89,7 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
     if (!top && !(await lstat(local)).isDirectory()) {
       throw new CofferError(ErrorCode.ALREADY_EXISTS, `${local} is not a directory (a symbolic link?); nothing is written through it`);
     }
+    await sweepDeadPartials(local); // once per directory, not once per file downloaded into it
     for await (const node of client.listAll(remote)) {
       const l = path.join(local, localName(node.name));
       if (node.type === 'dir') {
@@ -96,7 +98,7 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
       }
       try {
         const got = await downloadFile(client, node.path, l, {
-          keys: options.keys, overwrite: options.overwrite, concurrency: options.concurrency, onProgress: options.onProgress, onTempFile: options.onTempFile,
+          keys: options.keys, overwrite: options.overwrite, concurrency: options.concurrency, onProgress: options.onProgress, onTempFile: options.onTempFile, sweepPartials: false,
         });
         result.files++;
         result.bytes += got.size;
