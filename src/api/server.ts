@@ -35,8 +35,13 @@ export interface StorageServer {
   close(): Promise<void>;
 }
 
+/** The JSON error body every answer of the service has (docs/http-api.md), for the answers made outside the routes. */
+function errorJson(code: string, message: string): string {
+  return JSON.stringify({ error: { code, message } });
+}
+
 function jsonResponse(status: number, code: string, message: string): Response {
-  return new Response(JSON.stringify({ error: { code, message } }), { status, headers: { 'content-type': 'application/json', connection: 'close' } });
+  return new Response(errorJson(code, message), { status, headers: { 'content-type': 'application/json', connection: 'close' } });
 }
 
 /** A listen failure said in the operator's terms (errno codes that need no stack trace to act on). */
@@ -49,7 +54,7 @@ function listenError(e: NodeJS.ErrnoException, at: { host: string; port: number 
 }
 
 function rawJsonResponse(status: number, reason: string, code: string, message: string): string {
-  const body = JSON.stringify({ error: { code, message } });
+  const body = errorJson(code, message);
   return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
 }
 
@@ -61,7 +66,7 @@ export async function startStorageServer(options: StorageServerOptions): Promise
   const app = createApp({ vault: options.vault, auth: options.auth, logger, metrics, limits });
   // A request @hono/node-server cannot turn into a Request (no Host on HTTP/1.1, a Host that is not one, a
   // backslash in the path) would get its empty 400; this handler gives it the JSON one. HTTP/1.0 needs no Host
-  // (load balancers' health checks often send none): the listening address stands in for it there only.
+  // (load balancers' health checks often send none): a placeholder stands in for it there only.
   const toRequest = getRequestListener(app.fetch, {
     errorHandler: (e) => {
       if (e instanceof RequestError) return jsonResponse(400, ErrorCode.INVALID_ARGUMENT, `malformed request: ${e.message}`);
@@ -98,7 +103,7 @@ export async function startStorageServer(options: StorageServerOptions): Promise
   server.on('request', (req: IncomingMessage) => req.on('error', () => undefined)); // aborted uploads are handled by the route
   // an Expect other than 100-continue: Node would answer 417 with an empty body; give the JSON error every other 4xx has
   server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => {
-    const body = JSON.stringify({ error: { code: ErrorCode.INVALID_ARGUMENT, message: 'unsupported Expect header (only 100-continue)' } });
+    const body = errorJson(ErrorCode.INVALID_ARGUMENT, 'unsupported Expect header (only 100-continue)');
     res.writeHead(417, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), Connection: 'close' });
     res.end(body);
   });
