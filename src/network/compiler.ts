@@ -162,7 +162,7 @@ class Context {
     // 20 CT, 21 ACL: from an instance; established traffic passes while the rule that admitted it exists
     add(T.CT, 100, 'ip', `ct(table=${T.ACL},zone=${CT_ZONE},nat)`);
     add(T.CT, 0, '', 'drop');
-    add(T.ACL, 300, 'ct_state=+inv+trk', 'drop');
+    add(T.ACL, 300, 'ct_state=+inv+trk,ip', 'drop');
     const commit = (m: number, nat = ''): string => `ct(commit,zone=${CT_ZONE}${nat},exec(set_field:${hex(m)}->ct_mark)),goto_table:${T.ROUTE}`;
     for (const n of localNets) {
       const m = ruleMark('network', n.name);
@@ -191,7 +191,7 @@ class Context {
     }
     const forwards = this.s.forwards.filter((fw) => fw.host === h.name);
     for (const fw of forwards) live.push(ruleMark('forward', `${fw.host}/${fw.proto}/${fw.hostPort}`));
-    for (const m of live) add(T.ACL, 200, `ct_state=-new+trk,ct_mark=${hex(m)}`, `goto_table:${T.ROUTE}`);
+    for (const m of [MARK_TUNNEL, ...live]) add(T.ACL, 200, `ct_state=-new+trk,ct_mark=${hex(m)},ip`, `goto_table:${T.ROUTE}`);
     add(T.ACL, 0, '', 'drop');
 
     // 40 ROUTE: L2 within a network, L3 through the virtual router to any port, else out the uplink
@@ -209,8 +209,8 @@ class Context {
       add(T.UPLINK_IN, 100, `arp,arp_op=1,arp_tpa=${u.address}`, arpResponder(u.mac, u.address));
       add(T.UPLINK_IN, 100, `ip,nw_dst=${u.address}`, `ct(table=${T.UPLINK_CT},zone=${CT_ZONE},nat)`);
       add(T.UPLINK_IN, 0, '', 'drop');
-      add(T.UPLINK_CT, 300, 'ct_state=+inv+trk', 'drop');
-      for (const m of live) add(T.UPLINK_CT, 200, `ct_state=-new+trk,ct_mark=${hex(m)}`, `goto_table:${T.UNNAT_DELIVER}`);
+      add(T.UPLINK_CT, 300, 'ct_state=+inv+trk,ip', 'drop');
+      for (const m of live) add(T.UPLINK_CT, 200, `ct_state=-new+trk,ct_mark=${hex(m)},ip`, `goto_table:${T.UNNAT_DELIVER}`);
       for (const fw of forwards) {
         const q = this.ports.get(fw.port);
         if (!q || q.host !== h.name) throw fail(`forward ${fw.host}/${fw.proto}/${fw.hostPort} names port ${fw.port}, which is not on host ${h.name}`);
@@ -226,9 +226,9 @@ class Context {
     // 50, 51, 55 TUNNEL: admitted by the sending host's ACL; committed here so replies are established
     add(T.TUNNEL_CT, 100, 'ip', `ct(table=${T.TUNNEL_ACL},zone=${CT_ZONE})`);
     add(T.TUNNEL_CT, 0, '', 'drop');
-    add(T.TUNNEL_ACL, 300, 'ct_state=+inv+trk', 'drop');
-    for (const m of [MARK_TUNNEL, ...live]) add(T.TUNNEL_ACL, 200, `ct_state=-new+trk,ct_mark=${hex(m)}`, `goto_table:${T.TUNNEL_DELIVER}`);
-    add(T.TUNNEL_ACL, 100, 'ct_state=+new+trk', `ct(commit,zone=${CT_ZONE},exec(set_field:${hex(MARK_TUNNEL)}->ct_mark)),goto_table:${T.TUNNEL_DELIVER}`);
+    add(T.TUNNEL_ACL, 300, 'ct_state=+inv+trk,ip', 'drop');
+    for (const m of [MARK_TUNNEL, ...live]) add(T.TUNNEL_ACL, 200, `ct_state=-new+trk,ct_mark=${hex(m)},ip`, `goto_table:${T.TUNNEL_DELIVER}`);
+    add(T.TUNNEL_ACL, 100, 'ct_state=+new+trk,ip', `ct(commit,zone=${CT_ZONE},exec(set_field:${hex(MARK_TUNNEL)}->ct_mark)),goto_table:${T.TUNNEL_DELIVER}`);
     add(T.TUNNEL_ACL, 0, '', 'drop');
     for (const q of local) add(T.TUNNEL_DELIVER, 100, `metadata=${(this.nets.get(q.network) as Network).vni},dl_dst=${q.mac}`, `output:${q.ofport}`);
     add(T.TUNNEL_DELIVER, 0, '', 'drop');
