@@ -35,7 +35,9 @@ export async function compileHost(store: NetRecordStore, host: string): Promise<
 /** What apply would change on the switch (read-only). */
 export async function planHost(store: NetRecordStore, host: string, ovs: Ovs): Promise<HostPlan> {
   const compiled = await compileHost(store, host);
-  return { host, flows: compiled.flows.length, diff: await ovs.diff(flowFile(compiled)) };
+  // before the first apply there is no bridge yet: every flow is to be added
+  const diff = (await ovs.bridgeExists()) ? await ovs.diff(flowFile(compiled)) : { add: [...compiled.flows], remove: [] };
+  return { host, flows: compiled.flows.length, diff };
 }
 
 /**

@@ -49,9 +49,10 @@ export class Ovs {
     } catch (e) {
       const x = e as NodeJS.ErrnoException & { stdout?: string; stderr?: string; code?: number | string };
       if (x.code === 'ENOENT') throw new CofferError(ErrorCode.UNAVAILABLE, `${cmd} is not installed (Open vSwitch: apt-get install openvswitch-switch)`, { cause: e });
-      if (typeof x.code === 'number' && cmd === 'ovs-ofctl' && args.includes('diff-flows') && x.code === 2) return { stdout: x.stdout ?? '', code: 2 };
+      if (typeof x.code === 'number' && x.code === 2 && (args.includes('diff-flows') || args.includes('br-exists'))) return { stdout: x.stdout ?? '', code: 2 };
       const first = (x.stderr ?? x.message).trim().split('\n')[0];
-      throw new CofferError(ErrorCode.NETWORK, `${cmd} ${args.find((a) => !a.startsWith('-')) ?? ''} failed: ${first}`, { cause: e });
+      const sub = args.find((a) => !a.startsWith('-') && !a.startsWith('OpenFlow')) ?? '';
+      throw new CofferError(ErrorCode.NETWORK, `${cmd} ${sub} failed: ${first}`, { cause: e });
     }
   }
 
@@ -76,6 +77,11 @@ export class Ovs {
     }
     if (args.length) await this.#tool('ovs-vsctl', args.slice(1));
     return stale;
+  }
+
+  /** Whether the bridge exists yet (apply creates it). */
+  async bridgeExists(): Promise<boolean> {
+    return (await this.#tool('ovs-vsctl', ['br-exists', this.#t.bridge])).code === 0;
   }
 
   /** What `replaceFlows(file)` would change. */
