@@ -34,8 +34,6 @@ export interface HostFlows {
   readonly flows: readonly string[];
 }
 
-type Flow = [table: number, priority: number, text: string];
-
 /** Compiles every host. Throws NETWORK when the state is inconsistent (a dangling reference, an MTU that does not fit). */
 export function compile(state: NetState): Map<string, HostFlows> {
   const ctx = new Context(state);
@@ -79,8 +77,20 @@ class Context {
   readonly portsByHost = new Map<string, Port[]>();
   readonly ports = new Map<string, Port>();
   readonly marks = new Map<number, string>();
+  readonly hostsOfNet = new Map<string, Set<string>>();
 
-  constructor(readonly s: NetState) {
+  readonly s: NetState;
+  /** Per-port flow lines that are the same on every host (built once, not once per host). */
+  readonly #lines = new Map<Port, { arp: string; l2Local: string; l2Remote: string; l3Local: string; l3Remote: string }>();
+
+  constructor(input: NetState) {
+    // canonical order once: every list by its id, so the output never depends on the order of the input
+    const byName = <X extends { name: string }>(xs: readonly X[]): X[] => [...xs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const fid = (f: NetState['forwards'][number]): string => `${f.host}/${f.proto}/${f.hostPort}`;
+    const s: NetState = (this.s = {
+      hosts: byName(input.hosts), networks: byName(input.networks), ports: byName(input.ports), policies: byName(input.policies), egress: byName(input.egress),
+      forwards: [...input.forwards].sort((a, b) => (fid(a) < fid(b) ? -1 : fid(a) > fid(b) ? 1 : 0)),
+    });
     for (const n of s.networks) {
       this.nets.set(n.name, n);
       this.portsByNet.set(n.name, []);
@@ -117,29 +127,51 @@ class Context {
     if ('network' in e) {
       const n = this.nets.get(e.network);
       if (!n) throw fail(`policy ${policy.name} names unknown network ${e.network}`);
-      return { match: n.cidr, net: n.name, hosts: new Set((this.portsByNet.get(n.name) ?? []).map((p) => p.host)) };
+      let hosts = this.hostsOfNet.get(n.name);
+      if (!hosts) this.hostsOfNet.set(n.name, (hosts = new Set((this.portsByNet.get(n.name) ?? []).map((p) => p.host))));
+      return { match: n.cidr, net: n.name, hosts };
     }
     const p = this.ports.get(e.port);
     if (!p) throw fail(`policy ${policy.name} names unknown port ${e.port}`);
     return { match: `${p.ip}/32`, net: p.network, hosts: new Set([p.host]) };
   }
 
-  /** Output a packet already addressed to port q: locally, or into the tunnel to q's host with q's VNI. */
-  deliver(h: Host, q: Port): string {
-    if (q.host === h.name) return `output:${q.ofport}`;
-    const remote = this.hosts.get(q.host) as Host;
-    const vni = (this.nets.get(q.network) as Network).vni;
-    return `set_field:${vni}->tun_id,set_field:${remote.address}->tun_dst,output:${TUNNEL_OFPORT}`;
+  /** Port q's lines for tables 10 (ARP answer) and 40 (L2, L3 delivery: locally, or into the tunnel to q's host with q's VNI). */
+  lines(q: Port): { arp: string; l2Local: string; l2Remote: string; l3Local: string; l3Remote: string } {
+    let l = this.#lines.get(q);
+    if (l === undefined) {
+      const vni = (this.nets.get(q.network) as Network).vni;
+      const remote = `set_field:${vni}->tun_id,set_field:${(this.hosts.get(q.host) as Host).address}->tun_dst,output:${TUNNEL_OFPORT}`;
+      const l2 = `table=${T.ROUTE},priority=200,metadata=${vni},dl_dst=${q.mac} actions=`;
+      const l3 = `table=${T.ROUTE},priority=150,ip,dl_dst=${ROUTER_MAC},nw_dst=${q.ip} actions=set_field:${ROUTER_MAC}->eth_src,set_field:${q.mac}->eth_dst,dec_ttl,`;
+      l = {
+        arp: `table=${T.ARP},priority=100,metadata=${vni},arp,arp_op=1,arp_tpa=${q.ip} actions=${arpResponder(q.mac, q.ip)}`,
+        l2Local: `${l2}output:${q.ofport}`, l2Remote: `${l2}${remote}`, l3Local: `${l3}output:${q.ofport}`, l3Remote: `${l3}${remote}`,
+      };
+      this.#lines.set(q, l);
+    }
+    return l;
   }
 
   host(h: Host): HostFlows {
-    const f: Flow[] = [];
-    const add = (table: number, priority: number, match: string, actions: string): void => {
-      f.push([table, priority, `table=${table},priority=${priority}${match ? `,${match}` : ''} actions=${actions}`]);
+    // flows go into buckets by (table, priority); inside a bucket they follow the canonical input order
+    const buckets = new Map<number, string[]>();
+    const seen = new Set<string>();
+    const push = (table: number, priority: number, line: string): void => {
+      if (seen.has(line)) return;
+      seen.add(line);
+      const key = table * 0x10000 + (0xffff - priority);
+      const b = buckets.get(key);
+      if (b) b.push(line);
+      else buckets.set(key, [line]);
     };
+    const add = (table: number, priority: number, match: string, actions: string): void =>
+      push(table, priority, `table=${table},priority=${priority}${match ? `,${match}` : ''} actions=${actions}`);
     const local = this.portsByHost.get(h.name) ?? [];
-    const localNets = [...new Set(local.map((p) => p.network))].sort().map((n) => this.nets.get(n) as Network);
+    const localNetNames = new Set(local.map((p) => p.network));
+    const localNets = this.s.networks.filter((n) => localNetNames.has(n.name));
     const live: number[] = []; // marks of the rules this host commits connections under
+    const uplinkLive: number[] = []; // of those, the ones whose connections cross the uplink (egress, forwards)
 
     // 0 CLASSIFY: port security (a port sends only from its own MAC and IP), tunnel by VNI, uplink
     for (const p of local) {
@@ -155,7 +187,7 @@ class Context {
     for (const n of localNets) {
       const gw = formatIp(gatewayOf(parseCidr(n.cidr)));
       add(T.ARP, 100, `metadata=${n.vni},arp,arp_op=1,arp_tpa=${gw}`, arpResponder(ROUTER_MAC, gw));
-      for (const q of this.portsByNet.get(n.name) ?? []) add(T.ARP, 100, `metadata=${n.vni},arp,arp_op=1,arp_tpa=${q.ip}`, arpResponder(q.mac, q.ip));
+      for (const q of this.portsByNet.get(n.name) ?? []) push(T.ARP, 100, this.lines(q).arp);
     }
     add(T.ARP, 0, '', 'drop');
 
@@ -186,19 +218,21 @@ class Context {
         if (!localNets.includes(n)) continue;
         const m = ruleMark('egress', e.name);
         live.push(m);
+        uplinkLive.push(m);
         for (const pm of protoMatches(e.proto, e.ports)) add(T.ACL, 110, `ct_state=+new+trk,${pm},nw_src=${n.cidr},nw_dst=${e.to}`, commit(m, `,nat(src=${h.uplink.address})`));
       }
     }
     const forwards = this.s.forwards.filter((fw) => fw.host === h.name);
-    for (const fw of forwards) live.push(ruleMark('forward', `${fw.host}/${fw.proto}/${fw.hostPort}`));
+    for (const fw of forwards) {
+      live.push(ruleMark('forward', `${fw.host}/${fw.proto}/${fw.hostPort}`));
+      uplinkLive.push(ruleMark('forward', `${fw.host}/${fw.proto}/${fw.hostPort}`));
+    }
     for (const m of [MARK_TUNNEL, ...live]) add(T.ACL, 200, `ct_state=-new+trk,ct_mark=${hex(m)},ip`, `goto_table:${T.ROUTE}`);
     add(T.ACL, 0, '', 'drop');
 
     // 40 ROUTE: L2 within a network, L3 through the virtual router to any port, else out the uplink
-    for (const n of localNets) for (const q of this.portsByNet.get(n.name) ?? []) add(T.ROUTE, 200, `metadata=${n.vni},dl_dst=${q.mac}`, this.deliver(h, q));
-    for (const q of this.s.ports) {
-      add(T.ROUTE, 150, `ip,dl_dst=${ROUTER_MAC},nw_dst=${q.ip}`, `set_field:${ROUTER_MAC}->eth_src,set_field:${q.mac}->eth_dst,dec_ttl,${this.deliver(h, q)}`);
-    }
+    for (const n of localNets) for (const q of this.portsByNet.get(n.name) ?? []) push(T.ROUTE, 200, q.host === h.name ? this.lines(q).l2Local : this.lines(q).l2Remote);
+    for (const q of this.s.ports) push(T.ROUTE, 150, q.host === h.name ? this.lines(q).l3Local : this.lines(q).l3Remote);
     for (const n of this.s.networks) add(T.ROUTE, 120, `ip,nw_dst=${n.cidr}`, 'drop');
     if (h.uplink) add(T.ROUTE, 100, `ip,dl_dst=${ROUTER_MAC}`, `set_field:${h.uplink.mac}->eth_src,set_field:${h.uplink.gatewayMac}->eth_dst,dec_ttl,output:${UPLINK_OFPORT}`);
     add(T.ROUTE, 0, '', 'drop');
@@ -210,7 +244,7 @@ class Context {
       add(T.UPLINK_IN, 100, `ip,nw_dst=${u.address}`, `ct(table=${T.UPLINK_CT},zone=${CT_ZONE},nat)`);
       add(T.UPLINK_IN, 0, '', 'drop');
       add(T.UPLINK_CT, 300, 'ct_state=+inv+trk,ip', 'drop');
-      for (const m of live) add(T.UPLINK_CT, 200, `ct_state=-new+trk,ct_mark=${hex(m)},ip`, `goto_table:${T.UNNAT_DELIVER}`);
+      for (const m of uplinkLive) add(T.UPLINK_CT, 200, `ct_state=-new+trk,ct_mark=${hex(m)},ip`, `goto_table:${T.UNNAT_DELIVER}`);
       for (const fw of forwards) {
         const q = this.ports.get(fw.port);
         if (!q || q.host !== h.name) throw fail(`forward ${fw.host}/${fw.proto}/${fw.hostPort} names port ${fw.port}, which is not on host ${h.name}`);
@@ -233,9 +267,8 @@ class Context {
     for (const q of local) add(T.TUNNEL_DELIVER, 100, `metadata=${(this.nets.get(q.network) as Network).vni},dl_dst=${q.mac}`, `output:${q.ofport}`);
     add(T.TUNNEL_DELIVER, 0, '', 'drop');
 
-    f.sort((a, b) => a[0] - b[0] || b[1] - a[1] || (a[2] < b[2] ? -1 : a[2] > b[2] ? 1 : 0));
     const lines: string[] = [];
-    for (const [, , text] of f) if (lines[lines.length - 1] !== text) lines.push(text);
+    for (const key of [...buckets.keys()].sort((a, b) => a - b)) for (const line of buckets.get(key) as string[]) lines.push(line);
     return { host: h.name, ports: this.bridgePorts(h, local), flows: lines };
   }
 
