@@ -77,6 +77,9 @@ describe('virtual network on real Open vSwitch', () => {
     expect(await lab!.ping(ns.r0!, ports.r1!.ip)).toBe(true);
     expect(await lab!.tcp(ns.r0!, ports.r1!.ip, 7000, 'x')).toBe('r1:x');
     expect(await lab!.tcp(ns.b1!, ports.b0!.ip, 7000, 'y')).toBe('b0:y');
+    // a full-MTU packet (1450 bytes, don't fragment) fits through the tunnel: the network MTU leaves room for it
+    expect(await lab!.ping(ns.r0!, ports.r1!.ip, ['-M', 'do', '-s', String(1450 - 28)])).toBe(true);
+    expect(await lab!.ping(ns.r0!, ports.r1!.ip, ['-M', 'do', '-s', String(1450 - 27)])).toBe(false); // the instance's own MTU stops it
   });
 
   it('drops traffic between networks (no policy)', async (ctx) => {
@@ -108,7 +111,8 @@ describe('virtual network on real Open vSwitch', () => {
     const red = lab!.stream(ns.r0!, ports.r1!.ip, 7000);
     await waitFor(() => red.lines() >= 3);
     await mgr.addPolicy({ name: 'blue-to-r1', from: { network: 'blue' }, to: { port: 'r1' }, proto: 'tcp', ports: [7000, 7000] });
-    await applyAll();
+    // a one-rule change touches only its own flows on each host: the ACL flow and two established-pass flows
+    for (const h of lab!.hosts) expect(await applyHost(store, h.name, h.ovs)).toMatchObject({ added: 3, removed: 0 });
     expect(await lab!.tcp(ns.b0!, ports.r1!.ip, 7000, 'p')).toBe('r1:p');
     expect(await lab!.tcp(ns.b0!, ports.r0!.ip, 7000)).toBeNull(); // only r1 was opened
     const blue = lab!.stream(ns.b0!, ports.r1!.ip, 7000);

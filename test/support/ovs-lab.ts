@@ -124,8 +124,8 @@ export class OvsLab {
   }
 
   /** Three pings 0.2 s apart from a namespace; true when any reply came back (within 1 s of the last). */
-  async ping(ns: string, ip: string): Promise<boolean> {
-    return sh('ip', 'netns', 'exec', ns, 'ping', '-n', '-c', '3', '-i', '0.2', '-W', '1', ip).then(() => true, () => false);
+  async ping(ns: string, ip: string, extra: string[] = []): Promise<boolean> {
+    return sh('ip', 'netns', 'exec', ns, 'ping', '-n', '-c', '3', '-i', '0.2', '-W', '1', ...extra, ip).then(() => true, () => false);
   }
 
   /** A TCP echo server in `ns` (replies "label:<data>"), resolved once listening. */
