@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { migration001 } from '../../migrations/001-initial.js';
+import { migrations } from '../../migrations/index.js';
 import { expectCode } from './contract-helpers.case.js';
 import {
   LATEST_SCHEMA_VERSION, MongoMetadataStore, SqliteMetadataStore, migrateUp, migrationStatus, openMetadataStore,
@@ -52,7 +53,7 @@ for (const k of kinds) {
       const raw = await k.raw(config);
       expect(await migrationStatus(raw)).toEqual({
         current: 0, latest: LATEST_SCHEMA_VERSION,
-        pending: [{ version: 1, name: migration001.name }],
+        pending: migrations.map((m) => ({ version: m.version, name: m.name })),
       });
       expect(await migrateUp(raw)).toEqual(Array.from({ length: LATEST_SCHEMA_VERSION }, (_, i) => i + 1));
       expect(await migrateUp(raw)).toEqual([]);
