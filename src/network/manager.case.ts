@@ -3,6 +3,7 @@
 // allocation from two connections, and every refused input leaving the stored state byte for byte unchanged.
 import { describe, expect, it } from 'vitest';
 import type { NetRecordKind, NetRecordStore } from '../metadata/netstore/index.js';
+import { withApplyLock } from './lock.js';
 import { NetworkManager } from './manager.js';
 import type { Host } from './model.js';
 
@@ -77,6 +78,17 @@ export function runNetworkStoreSuite(name: string, open: () => Promise<StoreFixt
       expect([...ips].sort((a, b) => Number(a.split('.')[3]) - Number(b.split('.')[3]))[39]).toBe('10.9.0.41'); // lowest-first: .2 … .41
       expect((await stores[0].get('network', 'lab'))?.refs).toBe(40);
     }, 120_000);
+
+    withStore('apply lock: held means CONFLICT for another connection, released or expired means free', async ({ stores: [a, b] }) => {
+      const inner = await withApplyLock(a, 'h0', () => withApplyLock(b, 'h0', async () => 'nested').catch((e: unknown) => e));
+      expect(inner).toMatchObject({ code: 'CONFLICT', message: expect.stringMatching(/another apply to host h0 is running/) });
+      expect(await withApplyLock(b, 'h0', async () => 'free again')).toBe('free again');
+      expect(await withApplyLock(a, 'h1', async () => 'another host')).toBe('another host');
+      // a holder that died: its lease runs out and the next apply takes the lock over
+      await a.insert('lock', 'h0', JSON.stringify({ owner: 'dead', expiresAt: Date.now() - 1 }));
+      expect(await withApplyLock(b, 'h0', async () => 'taken over')).toBe('taken over');
+      expect(await a.get('lock', 'h0')).toBeNull();
+    });
 
     withStore('IPAM: a full network refuses, release makes the address reusable', async ({ stores: [s] }, m) => {
       await m.addHost(H0);

@@ -15,10 +15,12 @@ import { Ovs } from '../../src/network/index.js';
 const exec = promisify(execFile);
 const TOOL = path.join(path.dirname(fileURLToPath(import.meta.url)), 'net-tool.mjs');
 export const LAB_BRIDGE = 'br-coffer';
+// ovs-vswitchd, ovsdb-server and ethtool live in /usr/sbin, which a non-login PATH may lack
+const SBIN_ENV = { ...process.env, PATH: `${process.env.PATH ?? '/usr/bin:/bin'}:/usr/sbin:/sbin` };
 
 async function sh(cmd: string, ...args: string[]): Promise<string> {
   try {
-    return (await exec(cmd, args, { maxBuffer: 64 * 1024 * 1024 })).stdout;
+    return (await exec(cmd, args, { maxBuffer: 64 * 1024 * 1024, env: SBIN_ENV })).stdout;
   } catch (e) {
     const x = e as { stderr?: string; message: string };
     throw new Error(`${cmd} ${args.join(' ')}: ${(x.stderr ?? x.message).trim()}`);
