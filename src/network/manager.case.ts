@@ -90,6 +90,17 @@ export function runNetworkStoreSuite(name: string, open: () => Promise<StoreFixt
       expect(await a.get('lock', 'h0')).toBeNull();
     });
 
+    withStore('a tampered record never reaches the compiler: reading the state refuses it', async ({ stores: [s] }, m) => {
+      await m.addHost(H0);
+      await m.createNetwork({ name: 'lab', vni: 10, cidr: '10.9.0.0/24', mtu: 1450 });
+      const p = await m.attachPort({ name: 'p', network: 'lab', host: 'h0' });
+      const rec = await s.get('port', 'p');
+      await s.update('port', 'p', rec!.version, JSON.stringify({ ...p, ip: '10.9.0.2,actions=output:2' }));
+      await expect(m.state()).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('not an IPv4 address') });
+      await s.update('port', 'p', rec!.version + 1, JSON.stringify({ ...p, ifname: 'x -- del-br y' }));
+      await expect(m.state()).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    });
+
     withStore('IPAM: a full network refuses, release makes the address reusable', async ({ stores: [s] }, m) => {
       await m.addHost(H0);
       await m.createNetwork({ name: 'tiny', vni: 11, cidr: '10.8.0.0/29', mtu: 1450 });

@@ -8,7 +8,8 @@ import type { NetRecordKind, NetRecordStore } from '../metadata/netstore/index.j
 import { formatCidr, formatIp, overlaps, parseCidr, parseIp, contains, size } from './ipv4.js';
 import {
   type EgressRule, type Endpoint, type Forward, type Host, type Network, type Policy, type Port, type NetState,
-  checkHost, checkInt, checkMac, checkName, checkNetwork, checkProto, FIRST_INSTANCE_OFPORT, gatewayOf, macFor, TUNNEL_OVERHEAD,
+  checkEgress, checkForward, checkHost, checkInt, checkMac, checkName, checkNetwork, checkPolicy, checkPort, checkProto,
+  FIRST_INSTANCE_OFPORT, gatewayOf, macFor, TUNNEL_OVERHEAD,
 } from './model.js';
 
 interface IndexEntry { name: string; vni: number; cidr: string }
@@ -237,7 +238,10 @@ export class NetworkManager {
     const hosts = (await all<Host>('host')).map(checkHost);
     const networks = await all<Network>('network');
     networks.forEach(checkNetwork);
-    return { hosts, networks, ports: await all<Port>('port'), policies: await all<Policy>('policy'), egress: await all<EgressRule>('egress'), forwards: await all<Forward>('forward') };
+    return {
+      hosts, networks, ports: (await all<Port>('port')).map(checkPort), policies: (await all<Policy>('policy')).map(checkPolicy),
+      egress: (await all<EgressRule>('egress')).map(checkEgress), forwards: (await all<Forward>('forward')).map(checkForward),
+    };
   }
 
   // ---- helpers ----

@@ -166,3 +166,59 @@ export function macFor(vni: number, ip: number): string {
 
 /** The virtual router's MAC: every network's gateway answers ARP with it. */
 export const ROUTER_MAC = '02:00:00:00:00:01';
+
+const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
+
+/**
+ * Checks a stored port again before it is compiled (the metadata store is untrusted: a crafted address or MAC
+ * must never become flow syntax). Throws INVALID_ARGUMENT.
+ */
+export function checkPort(p: Port): Port {
+  checkName('port', p.name);
+  checkName('network', p.network);
+  checkName('host', p.host);
+  parseIp(p.ip, 'port address');
+  checkMac('port MAC', p.mac);
+  checkInt('OpenFlow port', p.ofport, FIRST_INSTANCE_OFPORT, 65279);
+  if (!IFNAME.test(p.ifname)) throw invalid(`interface name "${p.ifname}" must be 1-15 characters of A-Z a-z 0-9 _ . -`);
+  return p;
+}
+
+function checkEndpoint(e: Endpoint): void {
+  if ('network' in e) checkName('network', e.network);
+  else if ('port' in e) checkName('port', e.port);
+  else throw invalid('a policy endpoint names a network or a port');
+}
+
+function checkRange(proto: Proto, ports: readonly [number, number] | undefined): void {
+  if (ports === undefined) return;
+  if (proto !== 'tcp' && proto !== 'udp') throw invalid(`a port range needs protocol tcp or udp, not ${proto}`);
+  if (!Array.isArray(ports) || ports.length !== 2) throw invalid('a port range is [lo, hi]');
+  checkInt('port', ports[0], 1, 65535);
+  checkInt('port', ports[1], ports[0], 65535);
+}
+
+export function checkPolicy(p: Policy): Policy {
+  checkName('policy', p.name);
+  checkEndpoint(p.from);
+  checkEndpoint(p.to);
+  checkRange(checkProto(p.proto), p.ports);
+  return p;
+}
+
+export function checkEgress(e: EgressRule): EgressRule {
+  checkName('egress rule', e.name);
+  checkName('network', e.network);
+  parseCidr(e.to, 'egress destination');
+  checkRange(checkProto(e.proto), e.ports);
+  return e;
+}
+
+export function checkForward(f: Forward): Forward {
+  checkName('host', f.host);
+  checkName('port', f.port);
+  if (f.proto !== 'tcp' && f.proto !== 'udp') throw invalid(`a forward's protocol must be tcp or udp, not ${String(f.proto)}`);
+  checkInt('host port', f.hostPort, 1, 65535);
+  checkInt('target port', f.targetPort, 1, 65535);
+  return f;
+}
