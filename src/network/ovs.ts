@@ -57,14 +57,17 @@ export class Ovs {
   }
 
   /**
-   * Creates the bridge if needed (fail_mode=secure: no traffic passes before Coffer's flows are in) and makes
+   * Creates the bridge if needed (fail_mode=secure: no traffic passes before Coffer's flows are in; the
+   * datapath type is set only then) and makes
    * its ports exactly `ports` (adds missing ones, sets their OpenFlow numbers, types, options and MTUs, and
    * removes any other port). One ovs-vsctl transaction. Returns the names of the ports removed.
    */
   async syncBridge(ports: readonly BridgePort[]): Promise<string[]> {
     const br = this.#t.bridge;
-    const existing = (await this.#tool('ovs-vsctl', ['--may-exist', 'add-br', br, '--', 'set', 'bridge', br, `datapath_type=${this.#t.datapathType ?? 'system'}`,
-      'fail_mode=secure', 'protocols=OpenFlow10,OpenFlow13,OpenFlow14,OpenFlow15', '--', 'list-ports', br])).stdout.split('\n').filter(Boolean);
+    // the datapath type is chosen when the bridge is made, never changed on an existing bridge (that rebuilds it)
+    const create = (await this.bridgeExists()) ? [] : ['add-br', br, '--', 'set', 'bridge', br, `datapath_type=${this.#t.datapathType ?? 'system'}`, '--'];
+    const existing = (await this.#tool('ovs-vsctl', [...create, 'set', 'bridge', br, 'fail_mode=secure', 'protocols=OpenFlow10,OpenFlow13,OpenFlow14,OpenFlow15',
+      '--', 'list-ports', br])).stdout.split('\n').filter(Boolean);
     const want = new Set(ports.map((p) => p.ifname));
     const stale = existing.filter((n) => !want.has(n)).sort();
     const args: string[] = [];
