@@ -146,6 +146,19 @@ describe('virtual network on real Open vSwitch', () => {
     expect(await lab!.tcp(ns.r0!, ports.r1!.ip, 7000, 'z')).toBe('r1:z');
   });
 
+  it('a policy is directional and per protocol: red may ping blue, blue may not ping red, TCP stays denied', async (ctx) => {
+    if (!live()) return ctx.skip();
+    await mgr.addPolicy({ name: 'red-icmp-blue', from: { network: 'red' }, to: { network: 'blue' }, proto: 'icmp' });
+    await applyAll();
+    expect(await lab!.ping(ns.r0!, ports.b1!.ip)).toBe(true); // across hosts, through the virtual router
+    expect(await lab!.ping(ns.r1!, ports.b1!.ip)).toBe(true); // on the same host
+    expect(await lab!.ping(ns.b1!, ports.r0!.ip)).toBe(false);
+    expect(await lab!.tcp(ns.r0!, ports.b1!.ip, 7000)).toBeNull();
+    await mgr.removePolicy('red-icmp-blue');
+    await applyAll();
+    expect(await lab!.ping(ns.r0!, ports.b1!.ip)).toBe(false);
+  });
+
   it('two concurrent applies to one host cannot interleave: one is refused with CONFLICT', async (ctx) => {
     if (!live()) return ctx.skip();
     const h0 = lab!.hosts[0]!;
