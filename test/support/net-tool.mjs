@@ -1,6 +1,6 @@
 // Tiny TCP/UDP tool run inside test network namespaces (`ip netns exec NS node net-tool.mjs ...`):
 //   serve PORT [LABEL]        TCP echo server that prefixes replies with LABEL; prints "ready" when listening
-//   connect HOST PORT TEXT    sends TEXT, prints the reply, exits 0; exits 1 on error or after 2 s
+//   connect HOST PORT TEXT    sends TEXT, prints the reply, exits 0; exits 1 on error or after 4 s
 //   stream HOST PORT          sends "n" every 100 ms and prints each echoed line until killed or cut
 import net from 'node:net';
 
@@ -13,7 +13,7 @@ if (mode === 'serve') {
   }).listen(Number(a), '0.0.0.0', () => console.log('ready'));
 } else if (mode === 'connect') {
   const s = net.connect({ host: a, port: Number(b) });
-  const t = setTimeout(() => { console.error('timeout'); process.exit(1); }, 2000);
+  const t = setTimeout(() => { console.error('timeout'); process.exit(1); }, 4000);
   s.on('connect', () => s.write(c ?? 'hi'));
   s.on('data', (d) => { clearTimeout(t); process.stdout.write(String(d)); s.destroy(); process.exit(0); });
   s.on('error', (e) => { console.error(e.message); process.exit(1); });

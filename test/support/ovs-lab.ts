@@ -52,7 +52,7 @@ export class OvsLab {
       await sh('ip', '-n', `${lab.prefix}fab`, 'link', 'set', 'fab', 'up');
       for (let i = 0; i < count; i++) await lab.#startHost(`h${i}`, `10.250.0.${i + 1}`);
       // let every vswitchd learn its peers' underlay MACs (it snoops ARP on cfphy), so no first packet waits
-      for (const a of lab.hosts) for (const b of lab.hosts) if (a !== b) await sh('ip', 'netns', 'exec', a.ns, 'ping', '-c', '1', '-W', '2', b.underlay);
+      for (const a of lab.hosts) for (const b of lab.hosts) if (a !== b) await sh('ip', 'netns', 'exec', a.ns, 'ping', '-n', '-c', '3', '-i', '0.2', '-W', '2', b.underlay);
       return lab;
     } catch (e) {
       await lab.stop();
@@ -125,9 +125,9 @@ export class OvsLab {
     return ns;
   }
 
-  /** Three pings 0.2 s apart from a namespace; true when any reply came back (within 1 s of the last). */
+  /** Three pings 0.2 s apart from a namespace; true when any reply came back (within 2 s of the last). */
   async ping(ns: string, ip: string, extra: string[] = []): Promise<boolean> {
-    return sh('ip', 'netns', 'exec', ns, 'ping', '-n', '-c', '3', '-i', '0.2', '-W', '1', ...extra, ip).then(() => true, () => false);
+    return sh('ip', 'netns', 'exec', ns, 'ping', '-n', '-c', '3', '-i', '0.2', '-W', '2', ...extra, ip).then(() => true, () => false);
   }
 
   /** A TCP echo server in `ns` (replies "label:<data>"), resolved once listening. */
@@ -139,7 +139,7 @@ export class OvsLab {
     });
   }
 
-  /** One TCP exchange from `ns`: the reply, or null when it could not connect or got nothing within 2 s. */
+  /** One TCP exchange from `ns`: the reply, or null when it could not connect or got nothing within 4 s. */
   async tcp(ns: string, host: string, port: number, text = 'hi'): Promise<string | null> {
     return sh('ip', 'netns', 'exec', ns, process.execPath, TOOL, 'connect', host, String(port), text).then((s) => s, () => null);
   }
