@@ -1,4 +1,4 @@
-// The network store suite on SQLite: two connections (two better-sqlite3 handles) to one database file.
+// The network store suite on SQLite: two connections (two node:sqlite handles) to one database file.
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';

@@ -1,14 +1,14 @@
 // SQLite adapter of NetRecordStore: table net_records (migration 2), one statement per write.
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import { DatabaseSync } from 'node:sqlite';
 import { CofferError, ErrorCode } from '../../errors.js';
 import { sqliteError } from '../sqlite/sqlite-errors.js';
 import { conflict, notFound } from './common.js';
 import type { NetRecord, NetRecordKind, NetRecordStore } from './types.js';
 
 export class SqliteNetRecordStore implements NetRecordStore {
-  readonly #db: Database.Database;
+  readonly #db: DatabaseSync;
 
   /** Opens the metadata database at `path` (already migrated: see openNetRecordStore). Throws METADATA. */
   static open(path: string, busyTimeoutMs = 5000): SqliteNetRecordStore {
@@ -17,21 +17,26 @@ export class SqliteNetRecordStore implements NetRecordStore {
         mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
         closeSync(openSync(path, 'a', 0o600));
       }
-      const db = new Database(path);
-      db.pragma('journal_mode = WAL');
-      db.pragma(`busy_timeout = ${Math.trunc(busyTimeoutMs)}`);
+      const db = new DatabaseSync(path);
+      try {
+        db.exec('PRAGMA journal_mode = WAL');
+        db.exec(`PRAGMA busy_timeout = ${Math.trunc(busyTimeoutMs)}`);
+      } catch (e) {
+        db.close();
+        throw e;
+      }
       return new SqliteNetRecordStore(db);
     } catch (e) {
       throw sqliteError(e, `open ${path}`);
     }
   }
 
-  private constructor(db: Database.Database) {
+  private constructor(db: DatabaseSync) {
     this.#db = db;
   }
 
   #do<T>(what: string, fn: () => T): T {
-    if (!this.#db.open) throw new CofferError(ErrorCode.METADATA, `${what}: the network store is closed`);
+    if (!this.#db.isOpen) throw new CofferError(ErrorCode.METADATA, `${what}: the network store is closed`);
     try {
       return fn();
     } catch (e) {
@@ -49,13 +54,13 @@ export class SqliteNetRecordStore implements NetRecordStore {
     return this.#do('list network records', () =>
       this.#db
         .prepare(`SELECT * FROM net_records WHERE kind = ? AND substr(id, 1, ?) = ? ORDER BY CAST(id AS BLOB)`)
-        .all(kind, prefix.length, prefix) as NetRecord[],
+        .all(kind, prefix.length, prefix) as unknown as NetRecord[],
     );
   }
 
   async insert(kind: NetRecordKind, id: string, body: string): Promise<NetRecord> {
     return this.#do(`insert ${kind} ${id}`, () =>
-      this.#db.prepare('INSERT INTO net_records (kind, id, body, version, refs) VALUES (?, ?, ?, 1, 0) RETURNING *').all(kind, id, body)[0] as NetRecord,
+      this.#db.prepare('INSERT INTO net_records (kind, id, body, version, refs) VALUES (?, ?, ?, 1, 0) RETURNING *').all(kind, id, body)[0] as unknown as NetRecord,
     );
   }
 
@@ -90,6 +95,6 @@ export class SqliteNetRecordStore implements NetRecordStore {
   }
 
   async close(): Promise<void> {
-    if (this.#db.open) this.#db.close();
+    if (this.#db.isOpen) this.#db.close();
   }
 }
