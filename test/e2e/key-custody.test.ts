@@ -22,6 +22,7 @@ import { enclaveBundleDir, startDev, vaultKeyPolicy, type RunningDev } from '../
 import { isCofferError } from '../../src/errors.js';
 import { AwsKeyService, credentialsPath, loadOrCreateCredentials, openEnvelope, roleCredentials, type KmsCredential } from '../../src/kms/index.js';
 import { createLogger } from '../../src/telemetry/index.js';
+import { METADATA_KEY_CONTEXT, openMetadataKey, type WrappedKeySlot } from '../../enclave/integrity/index.js';
 
 let work: string;
 let dataDir: string;
@@ -281,3 +282,53 @@ describe('Decrypt with a Recipient that is not the admitted enclave', () => {
     expect(Buffer.from(openEnvelope(out.CiphertextForRecipient as Uint8Array, enclaveKey.privateKey)).equals(realDek)).toBe(true);
   });
 });
+
+describe('the enclave metadata MAC key (coffer:purpose context)', () => {
+  const memorySlot = (initial: Uint8Array | null = null): WrappedKeySlot & { value: Uint8Array | null } => ({
+    value: initial,
+    async read() {
+      return this.value;
+    },
+    async createIfAbsent(b: Uint8Array) {
+      this.value ??= b;
+      return this.value;
+    },
+  });
+  const enclaveRecipient = async () => {
+    const pair = rsa();
+    const doc = await (await SimulatedNsm.create({ dataDir, bundleDir: enclaveBundleDir() })).attest({ publicKey: pair.spki });
+    return { attestationDocument: doc, privateKey: pair.privateKey };
+  };
+
+  it('is generated once by the attested enclave, stored wrapped, and opened again to the same key', async () => {
+    const slot = memorySlot();
+    const kms = kmsAs(dev.enclave);
+    const first = await openMetadataKey({ kms, keyId: dev.keyArn, slot, recipient: enclaveRecipient });
+    expect(slot.value).not.toBeNull();
+    const again = await openMetadataKey({ kms, keyId: dev.keyArn, slot, recipient: enclaveRecipient });
+    const facts = { nodeId: 'n', user: 'u', role: 'read' };
+    expect(again.grant(facts)).toBe(first.grant(facts));
+    // nobody else opens it: no Recipient, or a credential that is not the enclave's
+    for (const cred of [dev.sealer, admin, dev.enclave]) {
+      expect(await refusal(kmsAs(cred).send(new DecryptCommand({ CiphertextBlob: slot.value as Uint8Array, EncryptionContext: { ...METADATA_KEY_CONTEXT } })))).toBe('AccessDeniedException');
+    }
+    const byAdmin = await openMetadataKey({ kms: kmsAs(admin), keyId: dev.keyArn, slot, recipient: enclaveRecipient }).catch((e: unknown) => e);
+    expect(isCofferError(byAdmin, 'KMS_ACCESS_DENIED')).toBe(true);
+  });
+
+  it('cannot be planted: no role wraps a key it knows under a coffer:purpose context, and a blob key is no metadata key', async () => {
+    const known = Buffer.alloc(32, 0x41);
+    for (const cred of [dev.sealer, admin, dev.enclave]) {
+      const kms = kmsAs(cred);
+      expect(await refusal(kms.send(new EncryptCommand({ KeyId: dev.keyArn, Plaintext: known, EncryptionContext: { ...METADATA_KEY_CONTEXT } })))).toBe('AccessDeniedException');
+      expect(await refusal(kms.send(new GenerateDataKeyCommand({ KeyId: dev.keyArn, KeySpec: 'AES_256', EncryptionContext: { ...METADATA_KEY_CONTEXT } })))).toBe('AccessDeniedException');
+      expect(await refusal(kms.send(new ReEncryptCommand({
+        CiphertextBlob: ciphertext(), SourceEncryptionContext: blob.record.encryptionContext, DestinationKeyId: dev.keyArn, DestinationEncryptionContext: { ...METADATA_KEY_CONTEXT },
+      })))).toBe('AccessDeniedException');
+    }
+    const planted = memorySlot(ciphertext());
+    const err = await openMetadataKey({ kms: kmsAs(dev.enclave), keyId: dev.keyArn, slot: planted, recipient: enclaveRecipient }).catch((e: unknown) => e);
+    expect(isCofferError(err, 'KEY_INVALID')).toBe(true);
+  });
+});
+

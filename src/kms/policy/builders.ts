@@ -63,6 +63,17 @@ export function attestedKeyPolicy(o: AttestedKeyPolicyOptions): string {
       Resource: '*',
     },
     {
+      // Contexts with a coffer:purpose (the enclave's metadata MAC key) are made only by an attested enclave: were
+      // a sealer or an administrator able to wrap a key they know under such a context, planted in the untrusted
+      // store it would become the enclave's MAC key, and they could forge metadata (docs/kms.md "Key custody").
+      Sid: 'DenyPurposeKeysWithoutAttestation',
+      Effect: 'Deny',
+      Principal: '*',
+      Action: ['kms:Encrypt', 'kms:GenerateDataKey', 'kms:GenerateDataKeyWithoutPlaintext', 'kms:ReEncryptTo'],
+      Resource: '*',
+      Condition: { Null: { 'kms:EncryptionContext:coffer:purpose': 'false', 'kms:RecipientAttestation:ImageSha384': 'true' } },
+    },
+    {
       // Grants and alias moves are other ways to hand out use of the key or to swap it under clients' feet.
       Sid: 'DenyGrantsAndAliasChanges',
       Effect: 'Deny',
