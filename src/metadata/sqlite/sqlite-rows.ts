@@ -1,5 +1,6 @@
 // Row shapes of the SQLite schema (migrations/001-initial.ts) and their conversion to and from the
 // MetadataStore records: dates are integer milliseconds, booleans 0/1, JSON fields are TEXT.
+import { macField } from '../common.js';
 import type { AuditEntry, BlobRecord, BlobState, Grant, NodeType, Role, TreeNode, UploadChunkRecord, User } from '../types.js';
 
 export interface NodeRow {
@@ -13,6 +14,7 @@ export interface NodeRow {
   created_at: number;
   modified_at: number;
   version: number;
+  mac: string | null;
 }
 
 export interface BlobRow {
@@ -27,6 +29,7 @@ export interface BlobRow {
   created_at: number;
   updated_at: number;
   attrs: string;
+  mac: string | null;
 }
 
 export interface UploadChunkRow {
@@ -43,6 +46,7 @@ export interface UserRow {
   name: string;
   created_at: number;
   disabled: number;
+  mac: string | null;
 }
 
 export interface GrantRow {
@@ -50,6 +54,7 @@ export interface GrantRow {
   user: string;
   role: string;
   created_at: number;
+  mac: string | null;
 }
 
 export interface AuditRow {
@@ -75,6 +80,7 @@ export function nodeFromRow(r: NodeRow): TreeNode {
     createdAt: new Date(r.created_at),
     modifiedAt: new Date(r.modified_at),
     version: r.version,
+    ...macField(r.mac),
   };
 }
 
@@ -90,6 +96,7 @@ export function nodeToRow(n: TreeNode): NodeRow {
     created_at: n.createdAt.getTime(),
     modified_at: n.modifiedAt.getTime(),
     version: n.version,
+    mac: n.mac ?? null,
   };
 }
 
@@ -106,6 +113,7 @@ export function blobFromRow(r: BlobRow): BlobRecord {
     createdAt: new Date(r.created_at),
     updatedAt: new Date(r.updated_at),
     attrs: JSON.parse(r.attrs) as Record<string, unknown>,
+    ...macField(r.mac),
   };
 }
 
@@ -122,6 +130,7 @@ export function blobToRow(b: BlobRecord): BlobRow {
     created_at: b.createdAt.getTime(),
     updated_at: b.updatedAt.getTime(),
     attrs: JSON.stringify(b.attrs),
+    mac: b.mac ?? null,
   };
 }
 
@@ -150,11 +159,11 @@ export function uploadChunkToRow(c: UploadChunkRecord): UploadChunkRow {
 }
 
 export function userFromRow(r: UserRow): User {
-  return { name: r.name, createdAt: new Date(r.created_at), disabled: r.disabled === 1 };
+  return { name: r.name, createdAt: new Date(r.created_at), disabled: r.disabled === 1, ...macField(r.mac) };
 }
 
 export function grantFromRow(r: GrantRow): Grant {
-  return { nodeId: r.node_id, user: r.user, role: r.role as Role, createdAt: new Date(r.created_at) };
+  return { nodeId: r.node_id, user: r.user, role: r.role as Role, createdAt: new Date(r.created_at), ...macField(r.mac) };
 }
 
 export function auditFromRow(r: AuditRow): AuditEntry {
