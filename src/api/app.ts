@@ -11,6 +11,7 @@ import type { Authenticator } from './auth/index.js';
 import { errorResponse, type ApiEnv } from './http.js';
 import { downloadRoutes } from './routes/downloads.js';
 import { grantRoutes } from './routes/grants.js';
+import { integrityRoutes } from './routes/integrity.js';
 import { treeRoutes } from './routes/tree.js';
 import { uploadRoutes } from './routes/uploads.js';
 
@@ -101,5 +102,6 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
   downloadRoutes(app, vault, metrics);
   treeRoutes(app, vault);
   grantRoutes(app, vault);
+  integrityRoutes(app, vault);
   return app;
 }
