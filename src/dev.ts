@@ -1,11 +1,16 @@
 // The development bundle behind `npm start` / `coffer dev`: the embedded KMS (attestation root = this data
 // dir's development root), a vault key whose policy admits only the development enclave measurement, and the
 // storage service — all on loopback, all state under the data directory, no other setup. KMS roles are separate
-// (docs/kms.md "Key custody"): clients get the sealer credential, enclaves their own, and the administrator's
+// (docs/kms.md "Key custody"): clients get the sealer credential, the enclave its own, and the administrator's
 // stays in <dataDir>/kms/credentials.json (mode 0600) for admin commands such as `coffer keys rewrap`.
-import { fileURLToPath } from 'node:url';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, GetKeyPolicyCommand, KMSClient, ListAliasesCommand } from '@aws-sdk/client-kms';
-import { ensureDevRoot, measureEnclaveBundle } from '../enclave/attestation/index.js';
+import { devRootDir, ensureDevRoot } from '../enclave/attestation/index.js';
+import { measureEnclaveCode } from '../enclave/runtime/bundle.js';
+import { launchEnclave, type LaunchedEnclave } from '../enclave/runtime/launch.js';
+import { startHostProxy, type HostProxy } from '../enclave/runtime/proxy.js';
+import { devPublicJwk } from './api/auth/index.js';
 import type { ListenAddress } from './config.js';
 import { CofferError, ErrorCode } from './errors.js';
 import { attestationRuleOf, attestedKeyPolicy, loadOrCreateCredentials, roleCredentials, startKmsServer, type KmsCredential, type RoleCredentials } from './kms/index.js';
@@ -19,6 +24,12 @@ export interface DevConfig {
   dataDir: string;
   listen: ListenAddress;
   kmsListen: string;
+  /** Where the enclave gateway's host proxy listens (https). */
+  gatewayListen?: ListenAddress;
+  /** Run without the enclave gateway (storage service + KMS only). */
+  noGateway?: boolean;
+  /** The enclave's network namespace (see enclave/runtime/launch.ts). */
+  isolateNetwork?: 'auto' | 'on' | 'off';
   logger?: Logger;
 }
 
@@ -32,28 +43,54 @@ export interface RunningDev {
   /** The credential for clients: GenerateDataKey/Encrypt of their own new data only. */
   sealer: KmsCredential;
   /** The credential enclaves call the KMS with: data keys only through an admitted Recipient. */
-  enclave: KmsCredential;
+  enclaveCredential: KmsCredential;
   /** The vault key's policy text (a key made with the same text is the only place `keys rewrap` can move data keys to). */
   keyPolicy: string;
+  /** https:// URL of the enclave gateway (null with noGateway). */
+  gatewayUrl: string | null;
+  /** The development attestation root clients verify the gateway against. */
+  devRootCert: string;
+  enclave: LaunchedEnclave | null;
+  proxy: HostProxy | null;
   close(): Promise<void>;
-}
-
-/** The enclave code bundle whose measurement (PCR0) the development key policy admits. */
-export function enclaveBundleDir(): string {
-  return fileURLToPath(new URL('../enclave/', import.meta.url));
 }
 
 export async function startDev(config: DevConfig): Promise<RunningDev> {
   const devRoot = await ensureDevRoot(config.dataDir);
   const credentials = await loadOrCreateCredentials(config.dataDir);
   const roles = roleCredentials(credentials);
-  const bundleDir = enclaveBundleDir();
-  const measurement = await measureEnclaveBundle(bundleDir);
+  // the one measurement: the enclave code bundle (enclave/runtime/bundle.ts), the same from dist/ or source
+  const measurement = await measureEnclaveCode();
+  const bundleDir = measurement.root;
   const kms = await startKmsServer({ dataDir: config.dataDir, listen: config.kmsListen, credentials, attestationRoot: devRoot.trustRoot });
   try {
     const keyPolicy = vaultKeyPolicy(roles, measurement.pcr0);
     const { keyArn, keyAlias } = await ensureVaultKey(kms.url, kms.region, roles.admin, keyPolicy);
     const service = await startService({ dataDir: config.dataDir, listen: config.listen, defaultRootRole: 'write', logger: config.logger });
+    let proxy: HostProxy | null = null;
+    let enclave: LaunchedEnclave | null = null;
+    try {
+      if (!config.noGateway) {
+        const channelDir = path.join(config.dataDir, 'enclave');
+        await mkdir(channelDir, { recursive: true, mode: 0o700 });
+        await chmod(channelDir, 0o700);
+        // the enclave verifies tokens with the issuer's public key only; it never reads the signing key
+        const jwkFile = path.join(channelDir, 'token-issuer.jwk.json');
+        await writeFile(jwkFile, JSON.stringify(await devPublicJwk(config.dataDir)) + '\n', { mode: 0o644 });
+        proxy = await startHostProxy({ channelDir, listen: config.gatewayListen ?? { host: '127.0.0.1', port: 7443 }, storageUrl: service.url, kmsUrl: kms.url });
+        enclave = await launchEnclave({
+          args: ['enclave', 'run', '--channel', channelDir, '--data-dir', config.dataDir, '--kms-key-id', keyArn, '--region', kms.region, '--token-jwk', jwkFile],
+          env: { AWS_ACCESS_KEY_ID: roles.enclave.accessKeyId, AWS_SECRET_ACCESS_KEY: roles.enclave.secretAccessKey, COFFER_LOG_LEVEL: process.env.COFFER_LOG_LEVEL ?? 'warn' },
+          ...(config.isolateNetwork ? { isolateNetwork: config.isolateNetwork } : {}),
+        });
+        if (enclave.pcr0 !== measurement.pcr0) throw new Error(`the enclave measured ${enclave.pcr0}, the key policy admits ${measurement.pcr0}`);
+      }
+    } catch (e) {
+      await enclave?.stop();
+      await proxy?.close();
+      await service.close();
+      throw e;
+    }
     return {
       storageUrl: service.url,
       kmsUrl: kms.url,
@@ -62,9 +99,15 @@ export async function startDev(config: DevConfig): Promise<RunningDev> {
       keyAlias,
       measurement: { pcr0: measurement.pcr0, bundleDir, files: measurement.files },
       sealer: roles.sealer,
-      enclave: roles.enclave,
+      enclaveCredential: roles.enclave,
       keyPolicy,
+      gatewayUrl: proxy?.url ?? null,
+      devRootCert: path.join(devRootDir(config.dataDir), 'root.pem'),
+      enclave,
+      proxy,
       close: async () => {
+        await enclave?.stop();
+        await proxy?.close();
         await service.close();
         await kms.close();
       },

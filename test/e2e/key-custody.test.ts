@@ -18,7 +18,7 @@ import { KmsDataKeys } from '../../src/client/data-keys.js';
 import { uploadStream } from '../../src/client/upload.js';
 import { VaultClient } from '../../src/client/vault-client.js';
 import { blobIdFromHex, openChunk } from '../../src/crypto/index.js';
-import { enclaveBundleDir, startDev, vaultKeyPolicy, type RunningDev } from '../../src/dev.js';
+import { startDev, vaultKeyPolicy, type RunningDev } from '../../src/dev.js';
 import { isCofferError } from '../../src/errors.js';
 import { AwsKeyService, credentialsPath, loadOrCreateCredentials, openEnvelope, roleCredentials, type KmsCredential } from '../../src/kms/index.js';
 import { createLogger } from '../../src/telemetry/index.js';
@@ -68,7 +68,7 @@ async function opensChunk(key: Uint8Array): Promise<boolean> {
 beforeAll(async () => {
   work = await mkdtemp(path.join(os.tmpdir(), 'coffer-custody-'));
   dataDir = path.join(work, 'data');
-  dev = await startDev({ dataDir, listen: { host: '127.0.0.1', port: 0 }, kmsListen: '127.0.0.1:0', logger: createLogger({ level: 'silent' }) });
+  dev = await startDev({ dataDir, listen: { host: '127.0.0.1', port: 0 }, kmsListen: '127.0.0.1:0', noGateway: true, logger: createLogger({ level: 'silent' }) });
   admin = roleCredentials(await loadOrCreateCredentials(dataDir)).admin;
   vault = new VaultClient({ server: dev.storageUrl, token: await mintDevToken(dataDir, { user: 'alice' }) });
   // a client seals a file in KMS mode with the credential `coffer dev` prints
@@ -85,8 +85,8 @@ beforeAll(async () => {
     chunks: manifest.chunkCount,
   };
   // ground truth: the attested enclave's way, which must keep working
-  const enclave = new AwsKeyService({ keyId: dev.keyArn, endpoint: dev.kmsUrl, region: dev.region, credentials: dev.enclave });
-  const nsm = await SimulatedNsm.create({ dataDir, bundleDir: enclaveBundleDir() });
+  const enclave = new AwsKeyService({ keyId: dev.keyArn, endpoint: dev.kmsUrl, region: dev.region, credentials: dev.enclaveCredential });
+  const nsm = await SimulatedNsm.create({ dataDir, pcrs: { 0: dev.measurement.pcr0 } });
   const pair = rsa();
   realDek = Buffer.from(await enclave.decryptForRecipient(manifest.keyRecord, blob.id, await nsm.attest({ publicKey: pair.spki }), pair.privateKey));
   enclave.close();
@@ -102,15 +102,15 @@ afterAll(async () => {
 
 describe('roles', () => {
   it('the client credential is a sealer, distinct from the administrator and the enclave; the file is 0600', async () => {
-    expect(new Set([dev.sealer.accessKeyId, dev.enclave.accessKeyId, admin.accessKeyId]).size).toBe(3);
+    expect(new Set([dev.sealer.accessKeyId, dev.enclaveCredential.accessKeyId, admin.accessKeyId]).size).toBe(3);
     expect(dev.sealer.principalArn).toMatch(/:user\/coffer-client$/);
-    expect(dev.enclave.principalArn).toMatch(/:role\/coffer-enclave$/);
+    expect(dev.enclaveCredential.principalArn).toMatch(/:role\/coffer-enclave$/);
     expect((await stat(credentialsPath(dataDir))).mode & 0o777).toBe(0o600);
     expect(dev.keyPolicy).toBe(vaultKeyPolicy(roleCredentials(await loadOrCreateCredentials(dataDir)), dev.measurement.pcr0));
   });
 
   it('the enclave credential gets no plaintext data key, new or old', async () => {
-    const enclave = kmsAs(dev.enclave);
+    const enclave = kmsAs(dev.enclaveCredential);
     expect(await refusal(enclave.send(new GenerateDataKeyCommand({ KeyId: dev.keyArn, KeySpec: 'AES_256', EncryptionContext: blob.record.encryptionContext })))).toBe('AccessDeniedException');
     expect(await refusal(enclave.send(new DecryptCommand({ CiphertextBlob: ciphertext(), EncryptionContext: blob.record.encryptionContext })))).toBe('AccessDeniedException');
   });
@@ -118,7 +118,7 @@ describe('roles', () => {
 
 describe('the paths of issue 9 point 7', () => {
   it('CreateKey, then ReEncrypt of the blob key to it, then Decrypt: refused at ReEncrypt, for the client and the administrator', async () => {
-    for (const cred of [dev.sealer, admin, dev.enclave]) {
+    for (const cred of [dev.sealer, admin, dev.enclaveCredential]) {
       const kms = kmsAs(cred);
       const mine = (await kms.send(new CreateKeyCommand({ Description: 'attacker key' }))).KeyMetadata?.Arn as string;
       expect(await refusal(kms.send(new ReEncryptCommand({
@@ -130,7 +130,7 @@ describe('the paths of issue 9 point 7', () => {
   });
 
   it('PutKeyPolicy allow-all on the vault key, then Decrypt: refused, with or without the lockout bypass, for every role', async () => {
-    for (const cred of [dev.sealer, admin, dev.enclave]) {
+    for (const cred of [dev.sealer, admin, dev.enclaveCredential]) {
       const kms = kmsAs(cred);
       for (const bypass of [false, true]) {
         const put = kms.send(new PutKeyPolicyCommand({ KeyId: dev.keyArn, PolicyName: 'default', Policy: allowAll(cred.principalArn), BypassPolicyLockoutSafetyCheck: bypass }));
@@ -164,7 +164,7 @@ describe('every other route to a plaintext data key', () => {
     const twin = (await kms.send(new CreateKeyCommand({ Policy: dev.keyPolicy, BypassPolicyLockoutSafetyCheck: true }))).KeyMetadata?.Arn as string;
     const moved = await kms.send(new ReEncryptCommand({ CiphertextBlob: ciphertext(), SourceEncryptionContext: blob.record.encryptionContext, DestinationKeyId: twin, DestinationEncryptionContext: blob.record.encryptionContext }));
     expect((moved as { Plaintext?: unknown }).Plaintext).toBeUndefined();
-    for (const cred of [dev.sealer, admin, dev.enclave]) {
+    for (const cred of [dev.sealer, admin, dev.enclaveCredential]) {
       const c = kmsAs(cred);
       expect(await refusal(c.send(new DecryptCommand({ CiphertextBlob: moved.CiphertextBlob, EncryptionContext: blob.record.encryptionContext })))).toBe('AccessDeniedException');
       expect(await refusal(c.send(new PutKeyPolicyCommand({ KeyId: twin, Policy: allowAll(cred.principalArn), BypassPolicyLockoutSafetyCheck: true })))).toBe('AccessDeniedException');
@@ -177,7 +177,7 @@ describe('every other route to a plaintext data key', () => {
       Version: '2012-10-17',
       Statement: [
         { Effect: 'Allow', Principal: { AWS: admin.principalArn }, Action: 'kms:*', Resource: '*', Condition: { Null: { 'kms:RecipientAttestation:ImageSha384': 'true' } } },
-        { Effect: 'Allow', Principal: { AWS: dev.enclave.principalArn }, Action: 'kms:Decrypt', Resource: '*', Condition: { StringEqualsIgnoreCase: { 'kms:RecipientAttestation:ImageSha384': dev.measurement.pcr0 } } },
+        { Effect: 'Allow', Principal: { AWS: dev.enclaveCredential.principalArn }, Action: 'kms:Decrypt', Resource: '*', Condition: { StringEqualsIgnoreCase: { 'kms:RecipientAttestation:ImageSha384': dev.measurement.pcr0 } } },
       ],
     });
     const key = (await kms.send(new CreateKeyCommand({ Policy: loose }))).KeyMetadata?.Arn as string;
@@ -257,19 +257,19 @@ describe('Decrypt with a Recipient that is not the admitted enclave', () => {
     tampered[tampered.length - 200] = (tampered[tampered.length - 200] ?? 0) ^ 0x01;
     docs.tampered = tampered;
     for (const [what, doc] of Object.entries(docs)) {
-      expect(['AccessDeniedException', 'ValidationException'], what).toContain(await refusal(decryptFor(dev.enclave, doc)));
+      expect(['AccessDeniedException', 'ValidationException'], what).toContain(await refusal(decryptFor(dev.enclaveCredential, doc)));
     }
   });
 
   it('a valid document is not enough with the client or administrator credential', async () => {
-    const doc = await (await SimulatedNsm.create({ dataDir, bundleDir: enclaveBundleDir() })).attest({ publicKey: rsa().spki });
+    const doc = await (await SimulatedNsm.create({ dataDir, pcrs: { 0: dev.measurement.pcr0 } })).attest({ publicKey: rsa().spki });
     for (const cred of [dev.sealer, admin]) expect(await refusal(decryptFor(cred, doc))).toBe('AccessDeniedException');
   });
 
   it('a replayed document gets only an envelope to the enclave\'s key, which the replayer cannot open', async () => {
     const enclaveKey = rsa();
-    const captured = await (await SimulatedNsm.create({ dataDir, bundleDir: enclaveBundleDir() })).attest({ publicKey: enclaveKey.spki });
-    const out = await decryptFor(dev.enclave, captured);
+    const captured = await (await SimulatedNsm.create({ dataDir, pcrs: { 0: dev.measurement.pcr0 } })).attest({ publicKey: enclaveKey.spki });
+    const out = await decryptFor(dev.enclaveCredential, captured);
     expect(out.Plaintext === undefined || out.Plaintext.length === 0).toBe(true);
     const attacker = rsa();
     expect(isCofferError((() => {
@@ -296,20 +296,20 @@ describe('the enclave metadata MAC key (coffer:purpose context)', () => {
   });
   const enclaveRecipient = async () => {
     const pair = rsa();
-    const doc = await (await SimulatedNsm.create({ dataDir, bundleDir: enclaveBundleDir() })).attest({ publicKey: pair.spki });
+    const doc = await (await SimulatedNsm.create({ dataDir, pcrs: { 0: dev.measurement.pcr0 } })).attest({ publicKey: pair.spki });
     return { attestationDocument: doc, privateKey: pair.privateKey };
   };
 
   it('is generated once by the attested enclave, stored wrapped, and opened again to the same key', async () => {
     const slot = memorySlot();
-    const kms = kmsAs(dev.enclave);
+    const kms = kmsAs(dev.enclaveCredential);
     const first = await openMetadataKey({ kms, keyId: dev.keyArn, slot, recipient: enclaveRecipient });
     expect(slot.value).not.toBeNull();
     const again = await openMetadataKey({ kms, keyId: dev.keyArn, slot, recipient: enclaveRecipient });
     const facts = { nodeId: 'n', user: 'u', role: 'read' };
     expect(again.grant(facts)).toBe(first.grant(facts));
     // nobody else opens it: no Recipient, or a credential that is not the enclave's
-    for (const cred of [dev.sealer, admin, dev.enclave]) {
+    for (const cred of [dev.sealer, admin, dev.enclaveCredential]) {
       expect(await refusal(kmsAs(cred).send(new DecryptCommand({ CiphertextBlob: slot.value as Uint8Array, EncryptionContext: { ...METADATA_KEY_CONTEXT } })))).toBe('AccessDeniedException');
     }
     const byAdmin = await openMetadataKey({ kms: kmsAs(admin), keyId: dev.keyArn, slot, recipient: enclaveRecipient }).catch((e: unknown) => e);
@@ -318,7 +318,7 @@ describe('the enclave metadata MAC key (coffer:purpose context)', () => {
 
   it('cannot be planted: no role wraps a key it knows under a coffer:purpose context, and a blob key is no metadata key', async () => {
     const known = Buffer.alloc(32, 0x41);
-    for (const cred of [dev.sealer, admin, dev.enclave]) {
+    for (const cred of [dev.sealer, admin, dev.enclaveCredential]) {
       const kms = kmsAs(cred);
       expect(await refusal(kms.send(new EncryptCommand({ KeyId: dev.keyArn, Plaintext: known, EncryptionContext: { ...METADATA_KEY_CONTEXT } })))).toBe('AccessDeniedException');
       expect(await refusal(kms.send(new GenerateDataKeyCommand({ KeyId: dev.keyArn, KeySpec: 'AES_256', EncryptionContext: { ...METADATA_KEY_CONTEXT } })))).toBe('AccessDeniedException');
@@ -327,7 +327,7 @@ describe('the enclave metadata MAC key (coffer:purpose context)', () => {
       })))).toBe('AccessDeniedException');
     }
     const planted = memorySlot(ciphertext());
-    const err = await openMetadataKey({ kms: kmsAs(dev.enclave), keyId: dev.keyArn, slot: planted, recipient: enclaveRecipient }).catch((e: unknown) => e);
+    const err = await openMetadataKey({ kms: kmsAs(dev.enclaveCredential), keyId: dev.keyArn, slot: planted, recipient: enclaveRecipient }).catch((e: unknown) => e);
     expect(isCofferError(err, 'KEY_INVALID')).toBe(true);
   });
 });
