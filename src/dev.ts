@@ -10,7 +10,7 @@ import { launchEnclave, type LaunchedEnclave } from '../enclave/runtime/launch.j
 import { startHostProxy, type HostProxy } from '../enclave/runtime/proxy.js';
 import { devPublicJwk } from './api/auth/index.js';
 import type { ListenAddress } from './config.js';
-import { attestedKeyPolicy, loadOrCreateCredentials, startKmsServer, type KmsCredential } from './kms/index.js';
+import { attestedKeyPolicy, loadOrCreateCredentials, startKmsServer, type KmsCredential, type KmsServer } from './kms/index.js';
 import { startService } from './service.js';
 import type { Logger } from './telemetry/index.js';
 
@@ -43,6 +43,8 @@ export interface RunningDev {
   devRootCert: string;
   enclave: LaunchedEnclave | null;
   proxy: HostProxy | null;
+  /** The embedded KMS (tests stop it to show what an unreachable KMS does). */
+  kms: KmsServer;
   close(): Promise<void>;
 }
 
@@ -93,6 +95,7 @@ export async function startDev(config: DevConfig): Promise<RunningDev> {
       devRootCert: path.join(devRootDir(config.dataDir), 'root.pem'),
       enclave,
       proxy,
+      kms,
       close: async () => {
         await enclave?.stop();
         await proxy?.close();
