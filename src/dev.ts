@@ -13,7 +13,9 @@ import { startHostProxy, type HostProxy } from '../enclave/runtime/proxy.js';
 import { devPublicJwk } from './api/auth/index.js';
 import type { ListenAddress } from './config.js';
 import { CofferError, ErrorCode } from './errors.js';
-import { attestationRuleOf, attestedKeyPolicy, loadOrCreateCredentials, roleCredentials, startKmsServer, type KmsCredential, type RoleCredentials } from './kms/index.js';
+import {
+  attestationRuleOf, attestedKeyPolicy, loadOrCreateCredentials, roleCredentials, startKmsServer, type KmsCredential, type KmsServer, type RoleCredentials,
+} from './kms/index.js';
 import { startService } from './service.js';
 import type { Logger } from './telemetry/index.js';
 
@@ -52,6 +54,8 @@ export interface RunningDev {
   devRootCert: string;
   enclave: LaunchedEnclave | null;
   proxy: HostProxy | null;
+  /** The embedded KMS (tests stop it to show what an unreachable KMS does). */
+  kms: KmsServer;
   close(): Promise<void>;
 }
 
@@ -105,6 +109,7 @@ export async function startDev(config: DevConfig): Promise<RunningDev> {
       devRootCert: path.join(devRootDir(config.dataDir), 'root.pem'),
       enclave,
       proxy,
+      kms,
       close: async () => {
         await enclave?.stop();
         await proxy?.close();

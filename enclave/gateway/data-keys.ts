@@ -66,10 +66,22 @@ export class EnclaveDataKeys implements DataKeyProvider {
     this.cache.set(key, { dek: new Uint8Array(dek), until: t + DEK_CACHE_MS });
   }
 
-  /** Checks the KMS releases keys to this enclave at all: one GenerateDataKey with Recipient, key dropped. */
+  /**
+   * Checks the KMS releases keys to this enclave: a GenerateDataKey, then a Decrypt of its record, both with
+   * Recipient (a key policy may let this principal generate keys as a sealer while refusing it Decrypt: only the
+   * Decrypt proves the policy admits this measurement). Throws KMS_ACCESS_DENIED, UNAVAILABLE, KEY_INVALID.
+   */
   async probe(): Promise<void> {
-    const { dek } = await this.newDataKey('00'.repeat(16));
-    dek.fill(0);
+    const blobIdHex = '00'.repeat(16);
+    const { dek, keyRecord } = await this.newDataKey(blobIdHex);
+    try {
+      const again = await kmsCall(async () => this.kms.decryptForRecipient(keyRecord, blobIdHex, await this.recipientDocument(), this.identity.rsaPrivateKey));
+      const same = Buffer.from(again).equals(Buffer.from(dek));
+      again.fill(0);
+      if (!same) throw new CofferError(ErrorCode.KEY_INVALID, 'the KMS decrypted a data key to other bytes than it generated');
+    } finally {
+      dek.fill(0);
+    }
   }
 
   close(): void {
