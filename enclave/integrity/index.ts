@@ -5,3 +5,4 @@ export { encodeMessage, DOMAIN, FORMAT_VERSION, type Field } from './encoding.js
 export { KIND, type RecordKind, type NodeFacts, type BlobFacts, type GrantFacts, type UserFacts } from './records.js';
 export { MetadataMacKey, MAC_PREFIX } from './mac.js';
 export { openMetadataKey, METADATA_KEY_CONTEXT, type WrappedKeySlot, type Recipient, type OpenMetadataKeyOptions } from './metadata-key.js';
+export { MacIntegrity, nodeFacts, blobFacts, type IntegrityRefusal } from './verifier.js';

@@ -5,10 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { encodeMessage, MetadataMacKey, type BlobFacts, type NodeFacts } from './index.js';
 
 const key = new MetadataMacKey(Buffer.alloc(32, 7));
-const node: NodeFacts = { id: 'n1', parentId: 'root', name: 'a.bin', type: 'file', blobId: '0a'.repeat(16), size: 11, owner: 'alice' };
-const blob: BlobFacts = {
-  id: '0a'.repeat(16), state: 'committed', owner: 'alice', keyGeneration: 1, size: 11, chunkCount: 1, chunkSha256: ['ab'.repeat(32)], dek: Buffer.alloc(32, 9),
-};
+const node: NodeFacts = { id: 'n1', path: '/docs/a.bin', type: 'file', blobId: '0a'.repeat(16), size: 11, owner: 'alice' };
+const blob: BlobFacts = { id: '0a'.repeat(16), state: 'committed', owner: 'alice', keyGeneration: 1, size: 11, chunkCount: 1, chunkSha256: ['ab'.repeat(32)] };
+const dek = Buffer.alloc(32, 9);
 
 describe('metadata MAC encoding', () => {
   it('tells null, empty, zero and different splits apart', () => {
@@ -31,17 +30,26 @@ describe('metadata MACs', () => {
     const mac = key.node(node);
     expect(mac).toMatch(/^cm1\.[0-9a-f]{64}$/);
     expect(key.verify('node', node, mac)).toBe(true);
-    for (const change of [{ id: 'n2' }, { parentId: 'x' }, { parentId: null }, { name: 'b.bin' }, { type: 'dir' as const }, { blobId: '0b'.repeat(16) }, { blobId: null }, { size: 12 }, { owner: 'bob' }]) {
+    for (const change of [{ id: 'n2' }, { path: '/docs/b.bin' }, { path: '/a.bin' }, { type: 'dir' as const }, { blobId: '0b'.repeat(16) }, { blobId: null }, { size: 12 }, { owner: 'bob' }]) {
       expect(key.verify('node', { ...node, ...change }, mac), JSON.stringify(change)).toBe(false);
     }
-    const bmac = key.blob(blob);
+    const bmac = key.blob(blob, dek);
+    expect(bmac).toMatch(/^cm1\.[0-9a-f]{64}\.[0-9a-f]{64}$/);
     expect(key.verify('blob', blob, bmac)).toBe(true);
-    for (const change of [{ size: 10 }, { chunkCount: 2 }, { chunkSha256: ['cd'.repeat(32)] }, { dek: Buffer.alloc(32, 8) }, { owner: 'bob' }, { keyGeneration: 2 }, { state: 'deleting' }]) {
+    for (const change of [{ id: '0b'.repeat(16) }, { size: 10 }, { chunkCount: 2 }, { chunkSha256: ['cd'.repeat(32)] }, { owner: 'bob' }, { keyGeneration: 2 }, { state: 'deleting' }]) {
       expect(key.verify('blob', { ...blob, ...change }, bmac), JSON.stringify(Object.keys(change))).toBe(false);
     }
+    // the data key: committed to, checked once opened; the commitment cannot be swapped without breaking the tag
+    expect(key.verifyDataKey(blob.id, dek, bmac)).toBe(true);
+    expect(key.verifyDataKey(blob.id, Buffer.alloc(32, 8), bmac)).toBe(false);
+    expect(key.verifyDataKey('0b'.repeat(16), dek, bmac)).toBe(false);
+    const otherCommitment = key.blob(blob, Buffer.alloc(32, 8)).split('.')[2];
+    expect(key.verify('blob', blob, `${bmac.split('.').slice(0, 2).join('.')}.${otherCommitment}`)).toBe(false);
     // a MAC of one kind never verifies as another, even over "the same" strings
-    const grant = key.grant({ nodeId: 'n1', user: 'bob', role: 'read' });
-    expect(key.verify('grant', { nodeId: 'n1', user: 'bob', role: 'write' }, grant)).toBe(false);
+    const grant = key.grant({ path: '/docs', user: 'bob', role: 'read' });
+    expect(key.verify('grant', { path: '/docs', user: 'bob', role: 'read' }, grant)).toBe(true);
+    expect(key.verify('grant', { path: '/docs', user: 'bob', role: 'write' }, grant)).toBe(false);
+    expect(key.verify('grant', { path: '/', user: 'bob', role: 'read' }, grant)).toBe(false);
     expect(key.verify('user', { name: 'bob', disabled: false }, key.user({ name: 'bob', disabled: true }))).toBe(false);
     expect(new MetadataMacKey(Buffer.alloc(32, 8)).verify('node', node, mac)).toBe(false);
   });
@@ -66,26 +74,30 @@ def f(v):
     if isinstance(v, dict): b = bytes.fromhex(v['hex'])
     else: b = v.encode('utf-8')
     return b'\x01' + struct.pack('>I', len(b)) + b
-def mac(kind, fields):
+def tag(kind, fields):
     msg = b'coffer-metadata-mac\x00' + bytes([1, kind]) + b''.join(f(x) for x in fields)
-    return 'cm1.' + hmac.new(bytes([7]) * 32, msg, hashlib.sha256).hexdigest()
+    return hmac.new(bytes([7]) * 32, msg, hashlib.sha256).hexdigest()
+def mac(kind, fields):
+    if kind != 2: return 'cm1.' + tag(kind, fields)
+    commitment = tag(5, [fields[0], fields[-1]])
+    return 'cm1.' + tag(2, fields[:-1] + [{'hex': commitment}]) + '.' + commitment
 cases = json.load(sys.stdin)
 print(json.dumps([mac(k, fs) for k, fs in cases]))
 `;
     const cases = [
-      [1, [node.id, node.parentId, node.name, node.type, node.blobId, node.size, node.owner]],
-      [2, [blob.id, blob.state, blob.owner, blob.keyGeneration, blob.size, blob.chunkCount, blob.chunkSha256, { hex: Buffer.from(blob.dek).toString('hex') }]],
-      [3, ['n1', 'bob', 'read']],
+      [1, [node.id, node.path, node.type, node.blobId, node.size, node.owner]],
+      [2, [blob.id, blob.state, blob.owner, blob.keyGeneration, blob.size, blob.chunkCount, blob.chunkSha256, { hex: dek.toString('hex') }]],
+      [3, ['/docs', 'bob', 'read']],
       [4, ['bob', 1]],
-      [1, ['root', null, '', 'dir', null, 0, 'älice 😀']],
+      [1, ['root', '/', 'dir', null, 0, 'älice 😀']],
     ];
     const theirs = JSON.parse(execFileSync('python3', ['-c', py], { input: JSON.stringify(cases) }).toString()) as string[];
     expect(theirs).toEqual([
       key.node(node),
-      key.blob(blob),
-      key.grant({ nodeId: 'n1', user: 'bob', role: 'read' }),
+      key.blob(blob, dek),
+      key.grant({ path: '/docs', user: 'bob', role: 'read' }),
       key.user({ name: 'bob', disabled: true }),
-      key.node({ id: 'root', parentId: null, name: '', type: 'dir', blobId: null, size: 0, owner: 'älice 😀' }),
+      key.node({ id: 'root', path: '/', type: 'dir', blobId: null, size: 0, owner: 'älice 😀' }),
     ]);
   });
 });

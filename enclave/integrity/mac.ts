@@ -1,15 +1,20 @@
-// HMAC-SHA-256 metadata MACs under the enclave's metadata key (docs/format.md "Metadata MAC v1"). Stored form:
-// `cm1.` + 64 lowercase hex digits. Verification is constant-time and fails closed: a missing, malformed or
+// HMAC-SHA-256 metadata MACs under the enclave's metadata key (docs/format.md "Metadata MAC v1"). Stored forms:
+// `cm1.` + 64 lowercase hex digits (node, grant, user); a blob's is `cm1.<tag>.<commitment>`, where the
+// commitment is the MAC of its data key, so the record verifies before the key is opened and the opened key is
+// checked against it afterwards. Verification is constant-time and fails closed: a missing, malformed or
 // other-version MAC is refused exactly like a wrong one.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { CofferError, ErrorCode } from '../../src/errors.js';
-import { encodeMessage } from './encoding.js';
+import { encodeMessage, type Field } from './encoding.js';
 import {
-  blobFields, grantFields, KIND, nodeFields, userFields, type BlobFacts, type GrantFacts, type NodeFacts, type RecordKind, type UserFacts,
+  blobFields, dataKeyFields, grantFields, KIND, nodeFields, userFields, type BlobFacts, type GrantFacts, type NodeFacts, type RecordKind, type UserFacts,
 } from './records.js';
 
 export const MAC_PREFIX = 'cm1.';
-const MAC_FORM = /^cm1\.[0-9a-f]{64}$/;
+const MAC_FORM = /^cm1\.([0-9a-f]{64})$/;
+const BLOB_MAC_FORM = /^cm1\.([0-9a-f]{64})\.([0-9a-f]{64})$/;
+
+const same = (a: string, b: string): boolean => a.length === b.length && timingSafeEqual(Buffer.from(a, 'ascii'), Buffer.from(b, 'ascii'));
 
 /** The metadata key: 32 bytes that only attested enclaves ever hold. Wipe with `destroy()` when done. */
 export class MetadataMacKey {
@@ -21,7 +26,7 @@ export class MetadataMacKey {
     this.key = Buffer.from(bytes);
   }
 
-  private tag(kind: RecordKind, fields: ReturnType<typeof nodeFields>): Buffer {
+  private tag(kind: RecordKind, fields: Field[]): Buffer {
     return createHmac('sha256', this.key).update(encodeMessage(KIND[kind], fields)).digest();
   }
 
@@ -29,9 +34,11 @@ export class MetadataMacKey {
     return MAC_PREFIX + this.tag('node', nodeFields(n)).toString('hex');
   }
 
-  blob(b: BlobFacts): string {
-    if (b.dek.length !== 32) throw new CofferError(ErrorCode.KEY_INVALID, 'a blob MAC binds a 32-byte data key');
-    return MAC_PREFIX + this.tag('blob', blobFields(b)).toString('hex');
+  /** @throws CofferError KEY_INVALID unless `dek` is 32 bytes. */
+  blob(b: BlobFacts, dek: Uint8Array): string {
+    if (dek.length !== 32) throw new CofferError(ErrorCode.KEY_INVALID, 'a blob MAC binds a 32-byte data key');
+    const commitment = this.tag('dataKey', dataKeyFields(b.id, dek));
+    return `${MAC_PREFIX}${this.tag('blob', blobFields(b, commitment)).toString('hex')}.${commitment.toString('hex')}`;
   }
 
   grant(g: GrantFacts): string {
@@ -48,17 +55,27 @@ export class MetadataMacKey {
   verify(kind: 'grant', facts: GrantFacts, stored: unknown): boolean;
   verify(kind: 'user', facts: UserFacts, stored: unknown): boolean;
   verify(kind: RecordKind, facts: NodeFacts | BlobFacts | GrantFacts | UserFacts, stored: unknown): boolean {
-    if (typeof stored !== 'string' || !MAC_FORM.test(stored)) return false;
-    let want: string;
+    if (typeof stored !== 'string') return false;
     try {
-      want = kind === 'node' ? this.node(facts as NodeFacts)
-        : kind === 'blob' ? this.blob(facts as BlobFacts)
-        : kind === 'grant' ? this.grant(facts as GrantFacts)
-        : this.user(facts as UserFacts);
+      if (kind === 'blob') {
+        const m = BLOB_MAC_FORM.exec(stored);
+        if (!m) return false;
+        const want = this.tag('blob', blobFields(facts as BlobFacts, Buffer.from(m[2] as string, 'hex'))).toString('hex');
+        return same(want, m[1] as string);
+      }
+      if (!MAC_FORM.test(stored)) return false;
+      const want = kind === 'node' ? this.node(facts as NodeFacts) : kind === 'grant' ? this.grant(facts as GrantFacts) : this.user(facts as UserFacts);
+      return same(want, stored);
     } catch {
       return false; // facts with no canonical form (a corrupted record) verify nothing
     }
-    return timingSafeEqual(Buffer.from(want, 'ascii'), Buffer.from(stored, 'ascii'));
+  }
+
+  /** Whether `dek` is the data key a (verified) blob MAC commits to. */
+  verifyDataKey(blobId: string, dek: Uint8Array, storedBlobMac: unknown): boolean {
+    const m = typeof storedBlobMac === 'string' ? BLOB_MAC_FORM.exec(storedBlobMac) : null;
+    if (!m || dek.length !== 32) return false;
+    return same(this.tag('dataKey', dataKeyFields(blobId, dek)).toString('hex'), m[2] as string);
   }
 
   destroy(): void {

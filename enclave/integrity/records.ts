@@ -4,15 +4,19 @@
 // node MACs from the root); a blob binds its id, state, owner, key generation, size, chunk count, every chunk's
 // SHA-256 and its data key itself (so a swapped or replaced wrapped key is caught once it is opened); a grant
 // binds node, user and role; a user binds name and status.
+//
+// Nodes bind their full path, not their parent's id: the gateway sees a node together with the path it asked for,
+// so each node verifies on its own, and the id is bound too, so two nodes cannot swap identities (a directory's
+// grants and children follow its id). The price: moving a directory means new MACs for everything under it.
 import type { Field } from './encoding.js';
 
-export const KIND = Object.freeze({ node: 1, blob: 2, grant: 3, user: 4 } as const);
+export const KIND = Object.freeze({ node: 1, blob: 2, grant: 3, user: 4, dataKey: 5 } as const);
 export type RecordKind = keyof typeof KIND;
 
 export interface NodeFacts {
   id: string;
-  parentId: string | null;
-  name: string;
+  /** The node's absolute path ('/' for the root). */
+  path: string;
   type: 'dir' | 'file';
   blobId: string | null;
   size: number;
@@ -27,12 +31,11 @@ export interface BlobFacts {
   size: number;
   chunkCount: number;
   chunkSha256: readonly string[];
-  /** The blob's 32-byte data key, as opened inside the enclave. Never leaves it; bound, not stored. */
-  dek: Uint8Array;
 }
 
 export interface GrantFacts {
-  nodeId: string;
+  /** The path of the node the grant is set on. */
+  path: string;
   user: string;
   role: string;
 }
@@ -43,15 +46,20 @@ export interface UserFacts {
 }
 
 export function nodeFields(n: NodeFacts): Field[] {
-  return [n.id, n.parentId, n.name, n.type, n.blobId, n.size, n.owner];
+  return [n.id, n.path, n.type, n.blobId, n.size, n.owner];
 }
 
-export function blobFields(b: BlobFacts): Field[] {
-  return [b.id, b.state, b.owner, b.keyGeneration, b.size, b.chunkCount, [...b.chunkSha256], b.dek];
+/** `commitment` is the data key's commitment (dataKeyFields under the same key), bound so a swapped key is caught. */
+export function blobFields(b: BlobFacts, commitment: Uint8Array): Field[] {
+  return [b.id, b.state, b.owner, b.keyGeneration, b.size, b.chunkCount, [...b.chunkSha256], commitment];
+}
+
+export function dataKeyFields(blobId: string, dek: Uint8Array): Field[] {
+  return [blobId, dek];
 }
 
 export function grantFields(g: GrantFacts): Field[] {
-  return [g.nodeId, g.user, g.role];
+  return [g.path, g.user, g.role];
 }
 
 export function userFields(u: UserFacts): Field[] {

@@ -306,7 +306,7 @@ describe('the enclave metadata MAC key (coffer:purpose context)', () => {
     const first = await openMetadataKey({ kms, keyId: dev.keyArn, slot, recipient: enclaveRecipient });
     expect(slot.value).not.toBeNull();
     const again = await openMetadataKey({ kms, keyId: dev.keyArn, slot, recipient: enclaveRecipient });
-    const facts = { nodeId: 'n', user: 'u', role: 'read' };
+    const facts = { path: '/n', user: 'u', role: 'read' };
     expect(again.grant(facts)).toBe(first.grant(facts));
     // nobody else opens it: no Recipient, or a credential that is not the enclave's
     for (const cred of [dev.sealer, admin, dev.enclaveCredential]) {
