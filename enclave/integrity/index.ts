@@ -6,3 +6,4 @@ export { KIND, type RecordKind, type NodeFacts, type BlobFacts, type GrantFacts,
 export { MetadataMacKey, MAC_PREFIX } from './mac.js';
 export { openMetadataKey, METADATA_KEY_CONTEXT, type WrappedKeySlot, type Recipient, type OpenMetadataKeyOptions } from './metadata-key.js';
 export { MacIntegrity, nodeFacts, blobFacts, type IntegrityRefusal } from './verifier.js';
+export { endorseClientFile } from './endorse.js';

@@ -43,6 +43,11 @@ export class MacIntegrity implements RecordIntegrity {
     }
   }
 
+  /** Reports a refusal found elsewhere (endorsement) and throws INTEGRITY. */
+  reportRefusal(r: IntegrityRefusal): never {
+    return this.refuse(r);
+  }
+
   private refuse(r: IntegrityRefusal): never {
     this.onRefused(r);
     throw new CofferError(ErrorCode.INTEGRITY, `${r.kind} record of ${r.target} refused: ${r.reason}`, { details: { kind: r.kind, target: r.target } });

@@ -36,6 +36,8 @@ export interface RequestOptions {
 export class HttpClient {
   readonly base: URL;
   private readonly token: string | undefined;
+  /** The `sub` of the bearer token (read, not verified: it is this client's own token), or null. */
+  readonly tokenSubject: string | null;
   private readonly agent: Agent;
   private readonly timeoutMs: number;
   private readonly fetcher: BodyFetcher;
@@ -53,6 +55,7 @@ export class HttpClient {
     }
     this.base = base;
     this.token = options.token;
+    this.tokenSubject = subjectOf(options.token);
     const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 8 };
     this.agent = base.protocol === 'https:' ? new HttpsAgent({ ...agentOptions, ca: options.ca }) : new Agent(agentOptions);
     this.timeoutMs = options.timeoutMs ?? 120_000;
@@ -194,4 +197,16 @@ async function errorFrom(res: IncomingMessage): Promise<CofferError> {
     /* keep the status */
   }
   return errorFromResponse(res.statusCode ?? 0, text);
+}
+
+/** The `sub` claim of a JWT's payload, without verifying it (the caller's own token), or null. */
+function subjectOf(token: string | undefined): string | null {
+  const payload = token?.split('.')[1];
+  if (!payload) return null;
+  try {
+    const sub = (JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { sub?: unknown }).sub;
+    return typeof sub === 'string' ? sub : null;
+  } catch {
+    return null;
+  }
 }

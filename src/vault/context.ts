@@ -67,6 +67,8 @@ export interface ManifestView {
   chunks: ChunkView[];
   /** The enclave's MAC of the blob, verbatim; absent when none. */
   mac?: string;
+  /** The uploader's binding tag given at create (a client that sealed it), verbatim; absent when none. */
+  binding?: string;
 }
 
 export interface GrantView {
@@ -114,5 +116,6 @@ export function manifestView(blob: BlobRecord): ManifestView {
     chunkSize: CHUNK_SIZE,
     chunks,
     ...macField(blob.mac),
+    ...(typeof blob.attrs.binding === 'string' ? { binding: blob.attrs.binding } : {}),
   };
 }

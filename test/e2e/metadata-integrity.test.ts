@@ -3,7 +3,7 @@
 // point a path at another of the owner's blobs, roll a blob's size back, swap two wrapped keys, re-enable a
 // disabled user, copy or drop a MAC. Every one is refused by the gateway's record checks (MacIntegrity through
 // GatewayRecords, the gateway's one door to the storage service) before a byte is served, and reported for audit.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import { MongoClient } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { GatewayRecords } from '../../enclave/gateway/records.js';
-import { MacIntegrity, MetadataMacKey, type IntegrityRefusal } from '../../enclave/integrity/index.js';
+import { endorseClientFile, MacIntegrity, MetadataMacKey, type IntegrityRefusal } from '../../enclave/integrity/index.js';
 import { startTestServer, type TestServer } from '../../src/api/test-server.js';
 import { KeyFileDataKeys, type DataKeyProvider } from '../../src/client/data-keys.js';
 import { uploadStream } from '../../src/client/upload.js';
@@ -28,6 +28,7 @@ interface Db {
   keyRecordOf(blobId: string): Promise<string>;
   insertGrant(nodeId: string, user: string, role: string, mac: string | null): Promise<void>;
   setUserDisabled(user: string, disabled: boolean): Promise<void>;
+  insertFileNode(parentPath: string, name: string, blobId: string, size: number, owner: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -51,6 +52,10 @@ async function sqliteDb(s: TestServer): Promise<Db> {
     },
     async setUserDisabled(user, disabled) {
       db.prepare('UPDATE users SET disabled = ? WHERE name = ?').run(disabled ? 1 : 0, user);
+    },
+    async insertFileNode(parentPath, name, blobId, size, owner) {
+      db.prepare(`INSERT INTO nodes (id, parent_id, name, type, blob_id, size, owner, created_at, modified_at, version) VALUES (?, ?, ?, 'file', ?, ?, ?, ?, ?, 1)`)
+        .run(randomUUID(), await nodeId(parentPath), name, blobId, size, owner, Date.now(), Date.now());
     },
     async close() {
       db.close();
@@ -77,6 +82,10 @@ async function mongoDb(s: TestServer): Promise<Db> {
     },
     async setUserDisabled(user, disabled) {
       await db.collection('users').updateOne({ _id: user as never }, { $set: { disabled } });
+    },
+    async insertFileNode(parentPath, name, blobId, size, owner) {
+      const now = new Date();
+      await db.collection('nodes').insertOne({ _id: randomUUID() as never, parentId: await nodeId(parentPath), name, type: 'file', blobId, size, owner, createdAt: now, modifiedAt: now, version: 1 });
     },
     async close() {
       await client.close();
@@ -232,6 +241,24 @@ for (const kind of stores) {
       await db.setUserDisabled('carol', false);
       expect(() => integrity.checkUser({ user: 'carol', disabled: false })).toThrow(/user record of carol refused/);
       await expect(admin.userStatus('carol').then((st) => integrity.checkUser(st))).rejects.toMatchObject({ code: 'INTEGRITY' });
+    });
+
+    it('a file a client committed itself is refused until endorsed; endorsed only at the path and owner its uploader bound', async () => {
+      const bytes = randomBytes(3000);
+      const r = await uploadStream(alice, [bytes], bytes.length, { path: '/docs/c.bin', keys });
+      await refused(() => serve(alice, '/docs/c.bin'), 'node');
+      // the host binds the same blob elsewhere before the enclave sees it, for another owner or the same one
+      await db.insertFileNode('/docs', 'stolen.bin', r.blobId, bytes.length, 'mallory');
+      await db.insertFileNode('/docs', 'copy.bin', r.blobId, bytes.length, 'alice');
+      await refused(() => endorseClientFile(admin, integrity, keys, '/docs/stolen.bin'), 'node');
+      await refused(() => endorseClientFile(admin, integrity, keys, '/docs/copy.bin'), 'node');
+      await refused(() => serve(admin, '/docs/stolen.bin'), 'node');
+      const endorsed = await endorseClientFile(alice, integrity, keys, '/docs/c.bin');
+      expect(endorsed.node.mac).toMatch(/^cm1\./);
+      expect((await serve(alice, '/docs/c.bin')).equals(bytes)).toBe(true);
+      expect((await serve(bob, '/docs/c.bin')).equals(bytes)).toBe(true);
+      // endorsing the original did not endorse the host's extra bindings
+      await refused(() => serve(admin, '/docs/copy.bin'), 'node');
     });
   });
 }
