@@ -227,6 +227,11 @@ export class FileOps {
     try {
       file = await records.file(path);
       dek = await this.options.keys.openDataKey(file.manifest.keyRecord, file.manifest.blobId);
+      // the opened key must be the one the blob's record commits to (record MACs), before any chunk is opened
+      await this.integrity.checkDataKey?.(file, dek).catch((e: unknown) => {
+        dek.fill(0);
+        throw e;
+      });
     } catch (e) {
       records.close();
       throw e;

@@ -39,6 +39,8 @@ export interface RecordIntegrity {
   prepareUpload(request: UploadRequest): Promise<UploadRequest>;
   /** A commit just answered by the service (the new binding of `node.path` to the manifest's blob). */
   checkCommitted(node: NodeInfo, manifest: Manifest): Promise<void>;
+  /** The data key just opened for a checked file, before any chunk is opened with it (record MACs commit to it). */
+  checkDataKey?(file: FileRecord, dek: Uint8Array): Promise<void>;
 }
 
 function integrity(message: string): CofferError {
