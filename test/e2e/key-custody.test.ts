@@ -22,6 +22,7 @@ import { startDev, vaultKeyPolicy, type RunningDev } from '../../src/dev.js';
 import { isCofferError } from '../../src/errors.js';
 import { AwsKeyService, credentialsPath, loadOrCreateCredentials, openEnvelope, roleCredentials, type KmsCredential } from '../../src/kms/index.js';
 import { createLogger } from '../../src/telemetry/index.js';
+import { runCliProcess } from '../../bench/cli-process.js';
 import { METADATA_KEY_CONTEXT, openMetadataKey, type WrappedKeySlot } from '../../enclave/integrity/index.js';
 
 let work: string;
@@ -330,5 +331,34 @@ describe('the enclave metadata MAC key (coffer:purpose context)', () => {
     const err = await openMetadataKey({ kms: kmsAs(dev.enclaveCredential), keyId: dev.keyArn, slot: planted, recipient: enclaveRecipient }).catch((e: unknown) => e);
     expect(isCofferError(err, 'KEY_INVALID')).toBe(true);
   });
+});
+
+describe('coffer keys rewrap', () => {
+  it('runs as the administrator kept in the data dir, and moves data keys only to a key with the same policy', async () => {
+    const kms = kmsAs(admin);
+    const roles = roleCredentials(await loadOrCreateCredentials(dataDir));
+    const create = async (policy: string) => (await kms.send(new CreateKeyCommand({ Policy: policy, BypassPolicyLockoutSafetyCheck: true }))).KeyMetadata?.Arn as string;
+    const twin = await create(dev.keyPolicy);
+    const other = await create(vaultKeyPolicy(roles, 'ee'.repeat(48)));
+    // no AWS credentials in the environment: the embedded KMS's administrator from the data dir is used
+    const env = { AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_PROFILE: '', COFFER_MONGODB_URI: '' };
+    const args = (to: string) => ['keys', 'rewrap', '--to-key', to, '--data-dir', dataDir, '--kms-endpoint', dev.kmsUrl, '--region', dev.region, '--json'];
+    const refusedRun = await runCliProcess(args(other), env);
+    expect(refusedRun.code, refusedRun.stdout).not.toBe(0);
+    expect(refusedRun.stderr).toMatch(/AccessDenied|KMS_ACCESS_DENIED|not authorized/);
+    const ok = await runCliProcess(args(twin), env);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ toKey: twin });
+    const { manifest } = await vault.manifestByPath('/secret.bin');
+    expect((manifest.keyRecord as unknown as { keyId: string }).keyId).toBe(twin);
+    // the attested enclave still opens it, to the same data key; nobody else does
+    const enclave = new AwsKeyService({ keyId: twin, endpoint: dev.kmsUrl, region: dev.region, credentials: dev.enclaveCredential });
+    const pair = rsa();
+    const doc = await (await SimulatedNsm.create({ dataDir, pcrs: { 0: dev.measurement.pcr0 } })).attest({ publicKey: pair.spki });
+    expect(Buffer.from(await enclave.decryptForRecipient(manifest.keyRecord, blob.id, doc, pair.privateKey)).equals(realDek)).toBe(true);
+    enclave.close();
+    const moved = Buffer.from((manifest.keyRecord as unknown as { ciphertextBlob: string }).ciphertextBlob, 'base64');
+    expect(await refusal(kmsAs(admin).send(new DecryptCommand({ CiphertextBlob: moved, EncryptionContext: blob.record.encryptionContext })))).toBe('AccessDeniedException');
+  }, 60_000);
 });
 
