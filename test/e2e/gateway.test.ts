@@ -15,6 +15,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCliProcess } from '../../bench/cli-process.js';
 import { mintDevToken } from '../../src/api/auth/index.js';
 import { verifyGateway } from '../../src/client/gateway-verify.js';
 import { KmsDataKeys } from '../../src/client/data-keys.js';
@@ -235,6 +236,41 @@ describe('plaintext files through the gateway', () => {
     expect((await call('DELETE', fileUrl('/tree/y.txt'), { token: alice })).status).toBe(200);
     expect((await call('GET', fileUrl('/tree/y.txt'), { token: alice })).status).toBe(404);
   });
+});
+
+describe('the coffer command against the gateway', () => {
+  it('enclave verify writes the certificate; measure prints the same PCR0; put/ls/get verify by themselves', async () => {
+    const pem = path.join(work, 'enclave.pem');
+    const rootPem = dev.devRootCert;
+    const verify = await runCliProcess(['enclave', 'verify', '--server', dev.gatewayUrl as string, '--expect-pcr0', dev.measurement.pcr0, '--root', 'dev', '--dev-root-cert', rootPem, '--out', pem, '--json']);
+    expect(verify.code, verify.stderr).toBe(0);
+    expect(JSON.parse(verify.stdout)).toMatchObject({ pcr0: dev.measurement.pcr0 });
+    expect(await readFile(pem, 'utf8')).toBe(ca);
+    const wrong = await runCliProcess(['enclave', 'verify', '--server', dev.gatewayUrl as string, '--expect-pcr0', 'cd'.repeat(48), '--root', 'dev', '--dev-root-cert', rootPem]);
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.stderr.trim().split('\n')).toHaveLength(1);
+    const measure = await runCliProcess(['attestation', 'measure']);
+    expect(measure.stdout.trim()).toBe(dev.measurement.pcr0);
+
+    const env = { COFFER_SERVER: dev.gatewayUrl as string, COFFER_TOKEN: alice, COFFER_EXPECT_PCR0: dev.measurement.pcr0, COFFER_ATTESTATION_ROOT: 'dev', COFFER_DEV_ROOT_CERT: rootPem };
+    const src = path.join(work, 'cli-src.bin');
+    const bytes = randomBytes(9 * MiB);
+    await writeFile(src, bytes);
+    expect((await runCliProcess(['mkdir', '/cli'], env)).code).toBe(0);
+    const put = await runCliProcess(['put', src, '/cli/', '--json'], env);
+    expect(put.code, put.stderr).toBe(0);
+    expect(JSON.parse(put.stdout)).toMatchObject({ path: '/cli/cli-src.bin', size: bytes.length });
+    const ls = await runCliProcess(['ls', '/cli'], env);
+    expect(ls.stdout.trim()).toBe('cli-src.bin');
+    const out = path.join(work, 'cli-copy.bin');
+    const get = await runCliProcess(['get', '/cli/cli-src.bin', out], env);
+    expect(get.code, get.stderr + get.stdout).toBe(0);
+    expect(sha(await readFile(out))).toBe(sha(bytes));
+    // a wrong measurement: one line, nothing sent
+    const refused = await runCliProcess(['ls', '/'], { ...env, COFFER_EXPECT_PCR0: 'ef'.repeat(48) });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/^coffer: .*\[ATTESTATION_POLICY\]\n$/);
+  }, 120_000);
 });
 
 describe('files sealed by coffer put in KMS mode', () => {
