@@ -83,7 +83,7 @@ export async function startDev(config: DevConfig): Promise<RunningDev> {
       await service.close();
       throw e;
     }
-    return {
+    const running: RunningDev = {
       storageUrl: service.url,
       kmsUrl: kms.url,
       region: kms.region,
@@ -100,9 +100,10 @@ export async function startDev(config: DevConfig): Promise<RunningDev> {
         await enclave?.stop();
         await proxy?.close();
         await service.close();
-        await kms.close();
+        await running.kms.close(); // the current one: a test may have replaced it
       },
     };
+    return running;
   } catch (e) {
     await kms.close();
     throw e;
