@@ -23,6 +23,7 @@ import { uploadStream } from '../../src/client/upload.js';
 import { VaultClient } from '../../src/client/vault-client.js';
 import { startDev, type RunningDev } from '../../src/dev.js';
 import { AwsKeyService, attestedKeyPolicy, loadOrCreateCredentials, startKmsServer } from '../../src/kms/index.js';
+import { startService } from '../../src/service.js';
 import { createLogger } from '../../src/telemetry/index.js';
 import { ensureDevRoot } from '../../enclave/attestation/index.js';
 import { measureEnclaveCode } from '../../enclave/runtime/bundle.js';
@@ -369,6 +370,37 @@ describe('failures', () => {
       await rm(channel, { recursive: true, force: true });
     }
   });
+
+  it('the storage service restarted mid-upload: the upload goes on (or fails cleanly), committed files intact', async () => {
+    const committed = randomBytes(3 * MiB);
+    expect((await call('PUT', fileUrl('/before-restart.bin'), { token: alice, body: committed })).status).toBe(201);
+    const port = Number(new URL(dev.storageUrl).port);
+    const bytes = randomBytes(40 * MiB);
+    let sent = 0;
+    let restarted: Promise<void> | undefined;
+    const body = new Readable({
+      read() {
+        if (sent >= bytes.length) return void this.push(null);
+        this.push(bytes.subarray(sent, sent + MiB));
+        sent += MiB;
+        if (sent === 12 * MiB) {
+          restarted = (async () => {
+            await dev.service.close();
+            dev.service = await startService({ dataDir, listen: { host: '127.0.0.1', port }, defaultRootRole: 'write', logger: createLogger({ level: 'silent' }) });
+          })();
+        }
+      },
+    });
+    const r = await call('PUT', fileUrl('/during-restart.bin'), { token: alice, headers: { 'content-length': String(bytes.length) }, body });
+    await restarted;
+    if (r.status === 201) {
+      expect(sha((await call('GET', fileUrl('/during-restart.bin'), { token: alice })).body)).toBe(sha(bytes));
+    } else {
+      expect(r.status).toBe(503);
+      expect((await call('GET', '/v1/fs/stat?path=/during-restart.bin', { token: alice })).status).toBe(404);
+    }
+    expect(sha((await call('GET', fileUrl('/before-restart.bin'), { token: alice })).body)).toBe(sha(committed));
+  }, 120_000);
 
   it('KMS unreachable: 503 with Retry-After, nothing half-written; back when it is back', async () => {
     const port = new URL(dev.kmsUrl).port;
