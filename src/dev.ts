@@ -16,7 +16,7 @@ import { CofferError, ErrorCode } from './errors.js';
 import {
   attestationRuleOf, attestedKeyPolicy, loadOrCreateCredentials, roleCredentials, startKmsServer, type KmsCredential, type KmsServer, type RoleCredentials,
 } from './kms/index.js';
-import { startService } from './service.js';
+import { startService, type RunningService } from './service.js';
 import type { Logger } from './telemetry/index.js';
 
 /** Development vault keys are aliased `alias/coffer-vault/<first 16 hex digits of their policy's rule fingerprint>`. */
@@ -56,6 +56,8 @@ export interface RunningDev {
   proxy: HostProxy | null;
   /** The embedded KMS (tests stop it to show what an unreachable KMS does). */
   kms: KmsServer;
+  /** The storage service (tests restart it mid-upload). */
+  service: RunningService;
   close(): Promise<void>;
 }
 
@@ -95,7 +97,7 @@ export async function startDev(config: DevConfig): Promise<RunningDev> {
       await service.close();
       throw e;
     }
-    return {
+    const running: RunningDev = {
       storageUrl: service.url,
       kmsUrl: kms.url,
       region: kms.region,
@@ -110,13 +112,15 @@ export async function startDev(config: DevConfig): Promise<RunningDev> {
       enclave,
       proxy,
       kms,
+      service,
       close: async () => {
         await enclave?.stop();
         await proxy?.close();
-        await service.close();
-        await kms.close();
+        await running.service.close();
+        await running.kms.close(); // the current one: a test may have replaced it
       },
     };
+    return running;
   } catch (e) {
     await kms.close();
     throw e;

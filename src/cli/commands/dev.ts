@@ -48,6 +48,7 @@ export function register(program: Command): void {
         gatewayUrl: dev.gatewayUrl,
         devRootCert: dev.devRootCert,
         enclaveIsolated: dev.enclave?.isolated ?? null,
+        enclavePid: dev.enclave?.pid ?? null,
         dataDir,
       }, () => banner(dev, dataDir, rel));
       await untilSignal(dev.close);
