@@ -2,11 +2,12 @@
 // appending it here; never edit or renumber one that has shipped (docs/metadata.md, "Migrations").
 import { migration001 } from './001-initial.js';
 import { migration002 } from './002-network.js';
+import { migration003 } from './003-record-macs.js';
 import type { Migration } from './types.js';
 
 export type { Migration } from './types.js';
 
-export const migrations: readonly Migration[] = Object.freeze([migration001, migration002]);
+export const migrations: readonly Migration[] = Object.freeze([migration001, migration002, migration003]);
 
 /** The schema version this code writes and understands. */
 export const LATEST_SCHEMA_VERSION: number = migrations.length;

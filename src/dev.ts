@@ -1,20 +1,37 @@
 // The development bundle behind `npm start` / `coffer dev`: the embedded KMS (attestation root = this data
 // dir's development root), a vault key whose policy admits only the development enclave measurement, and the
-// storage service — all on loopback, all state under the data directory, no other setup.
-import { fileURLToPath } from 'node:url';
-import { CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, GetKeyPolicyCommand, KMSClient, ListAliasesCommand, PutKeyPolicyCommand } from '@aws-sdk/client-kms';
-import { ensureDevRoot, measureEnclaveBundle } from '../enclave/attestation/index.js';
+// storage service — all on loopback, all state under the data directory, no other setup. KMS roles are separate
+// (docs/kms.md "Key custody"): clients get the sealer credential, the enclave its own, and the administrator's
+// stays in <dataDir>/kms/credentials.json (mode 0600) for admin commands such as `coffer keys rewrap`.
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, GetKeyPolicyCommand, KMSClient, ListAliasesCommand } from '@aws-sdk/client-kms';
+import { devRootDir, ensureDevRoot } from '../enclave/attestation/index.js';
+import { measureEnclaveCode } from '../enclave/runtime/bundle.js';
+import { launchEnclave, type LaunchedEnclave } from '../enclave/runtime/launch.js';
+import { startHostProxy, type HostProxy } from '../enclave/runtime/proxy.js';
+import { devPublicJwk } from './api/auth/index.js';
 import type { ListenAddress } from './config.js';
-import { attestedKeyPolicy, loadOrCreateCredentials, startKmsServer, type KmsCredential } from './kms/index.js';
-import { startService } from './service.js';
+import { CofferError, ErrorCode } from './errors.js';
+import {
+  attestationRuleOf, attestedKeyPolicy, loadOrCreateCredentials, roleCredentials, startKmsServer, type KmsCredential, type KmsServer, type RoleCredentials,
+} from './kms/index.js';
+import { startService, type RunningService } from './service.js';
 import type { Logger } from './telemetry/index.js';
 
+/** Development vault keys are aliased `alias/coffer-vault/<first 16 hex digits of their policy's rule fingerprint>`. */
 export const DEV_KEY_ALIAS = 'alias/coffer-vault';
 
 export interface DevConfig {
   dataDir: string;
   listen: ListenAddress;
   kmsListen: string;
+  /** Where the enclave gateway's host proxy listens (https). */
+  gatewayListen?: ListenAddress;
+  /** Run without the enclave gateway (storage service + KMS only). */
+  noGateway?: boolean;
+  /** The enclave's network namespace (see enclave/runtime/launch.ts). */
+  isolateNetwork?: 'auto' | 'on' | 'off';
   logger?: Logger;
 }
 
@@ -25,64 +42,119 @@ export interface RunningDev {
   keyArn: string;
   keyAlias: string;
   measurement: { pcr0: string; bundleDir: string; files: number };
+  /** The credential for clients: GenerateDataKey/Encrypt of their own new data only. */
   sealer: KmsCredential;
+  /** The credential enclaves call the KMS with: data keys only through an admitted Recipient. */
+  enclaveCredential: KmsCredential;
+  /** The vault key's policy text (a key made with the same text is the only place `keys rewrap` can move data keys to). */
+  keyPolicy: string;
+  /** https:// URL of the enclave gateway (null with noGateway). */
+  gatewayUrl: string | null;
+  /** The development attestation root clients verify the gateway against. */
+  devRootCert: string;
+  enclave: LaunchedEnclave | null;
+  proxy: HostProxy | null;
+  /** The embedded KMS (tests stop it to show what an unreachable KMS does). */
+  kms: KmsServer;
+  /** The storage service (tests restart it mid-upload). */
+  service: RunningService;
   close(): Promise<void>;
-}
-
-/** The enclave code bundle whose measurement (PCR0) the development key policy admits. */
-export function enclaveBundleDir(): string {
-  return fileURLToPath(new URL('../enclave/', import.meta.url));
 }
 
 export async function startDev(config: DevConfig): Promise<RunningDev> {
   const devRoot = await ensureDevRoot(config.dataDir);
   const credentials = await loadOrCreateCredentials(config.dataDir);
-  const admin = credentials[0] as KmsCredential;
-  const bundleDir = enclaveBundleDir();
-  const measurement = await measureEnclaveBundle(bundleDir);
+  const roles = roleCredentials(credentials);
+  // the one measurement: the enclave code bundle (enclave/runtime/bundle.ts), the same from dist/ or source
+  const measurement = await measureEnclaveCode();
+  const bundleDir = measurement.root;
   const kms = await startKmsServer({ dataDir: config.dataDir, listen: config.kmsListen, credentials, attestationRoot: devRoot.trustRoot });
   try {
-    const keyArn = await ensureVaultKey(kms.url, kms.region, admin, measurement.pcr0);
+    const keyPolicy = vaultKeyPolicy(roles, measurement.pcr0);
+    const { keyArn, keyAlias } = await ensureVaultKey(kms.url, kms.region, roles.admin, keyPolicy);
     const service = await startService({ dataDir: config.dataDir, listen: config.listen, defaultRootRole: 'write', logger: config.logger });
-    return {
+    let proxy: HostProxy | null = null;
+    let enclave: LaunchedEnclave | null = null;
+    try {
+      if (!config.noGateway) {
+        const channelDir = path.join(config.dataDir, 'enclave');
+        await mkdir(channelDir, { recursive: true, mode: 0o700 });
+        await chmod(channelDir, 0o700);
+        // the enclave verifies tokens with the issuer's public key only; it never reads the signing key
+        const jwkFile = path.join(channelDir, 'token-issuer.jwk.json');
+        await writeFile(jwkFile, JSON.stringify(await devPublicJwk(config.dataDir)) + '\n', { mode: 0o644 });
+        proxy = await startHostProxy({ channelDir, listen: config.gatewayListen ?? { host: '127.0.0.1', port: 7443 }, storageUrl: service.url, kmsUrl: kms.url });
+        enclave = await launchEnclave({
+          args: ['enclave', 'run', '--channel', channelDir, '--data-dir', config.dataDir, '--kms-key-id', keyArn, '--region', kms.region, '--token-jwk', jwkFile],
+          env: { AWS_ACCESS_KEY_ID: roles.enclave.accessKeyId, AWS_SECRET_ACCESS_KEY: roles.enclave.secretAccessKey, COFFER_LOG_LEVEL: process.env.COFFER_LOG_LEVEL ?? 'warn' },
+          ...(config.isolateNetwork ? { isolateNetwork: config.isolateNetwork } : {}),
+        });
+        if (enclave.pcr0 !== measurement.pcr0) throw new Error(`the enclave measured ${enclave.pcr0}, the key policy admits ${measurement.pcr0}`);
+      }
+    } catch (e) {
+      await enclave?.stop();
+      await proxy?.close();
+      await service.close();
+      throw e;
+    }
+    const running: RunningDev = {
       storageUrl: service.url,
       kmsUrl: kms.url,
       region: kms.region,
       keyArn,
-      keyAlias: DEV_KEY_ALIAS,
+      keyAlias,
       measurement: { pcr0: measurement.pcr0, bundleDir, files: measurement.files },
-      sealer: admin,
+      sealer: roles.sealer,
+      enclaveCredential: roles.enclave,
+      keyPolicy,
+      gatewayUrl: proxy?.url ?? null,
+      devRootCert: path.join(devRootDir(config.dataDir), 'root.pem'),
+      enclave,
+      proxy,
+      kms,
+      service,
       close: async () => {
-        await service.close();
-        await kms.close();
+        await enclave?.stop();
+        await proxy?.close();
+        await running.service.close();
+        await running.kms.close(); // the current one: a test may have replaced it
       },
     };
+    return running;
   } catch (e) {
     await kms.close();
     throw e;
   }
 }
 
+/** The development vault key's policy: each role its own principal; the development enclave measurement only. */
+export function vaultKeyPolicy(roles: RoleCredentials, pcr0: string): string {
+  return attestedKeyPolicy({ admins: [roles.admin.principalArn], sealers: [roles.sealer.principalArn], enclaves: [roles.enclave.principalArn], imageSha384: [pcr0] });
+}
+
 /**
- * Creates the development vault key (alias/coffer-vault) on first start; on later starts keeps it and, if the
- * enclave code changed, updates its policy to the new measurement (development only: production policies
- * are changed deliberately, never by a start-up).
+ * Finds or creates the development vault key for this policy. The policy is immutable (attestation-bound), so a
+ * changed enclave measurement means a new key under a new alias; files sealed under an earlier key stay readable
+ * only by the enclave code that key admits (development only: production keys are made deliberately).
  */
-async function ensureVaultKey(endpoint: string, region: string, admin: KmsCredential, pcr0: string): Promise<string> {
+async function ensureVaultKey(endpoint: string, region: string, admin: KmsCredential, policy: string): Promise<{ keyArn: string; keyAlias: string }> {
   const client = new KMSClient({ region, endpoint, credentials: { accessKeyId: admin.accessKeyId, secretAccessKey: admin.secretAccessKey } });
+  const keyAlias = `${DEV_KEY_ALIAS}/${attestationRuleOf(policy).fingerprint.slice(0, 16)}`;
   try {
-    const policy = attestedKeyPolicy({ admins: [admin.principalArn], sealers: [admin.principalArn], enclaves: [admin.principalArn], imageSha384: [pcr0] });
     const aliases = await client.send(new ListAliasesCommand({}));
-    const existing = aliases.Aliases?.find((a) => a.AliasName === DEV_KEY_ALIAS);
+    const existing = aliases.Aliases?.find((a) => a.AliasName === keyAlias);
     if (existing?.TargetKeyId) {
       const current = await client.send(new GetKeyPolicyCommand({ KeyId: existing.TargetKeyId, PolicyName: 'default' }));
-      if (current.Policy !== policy) await client.send(new PutKeyPolicyCommand({ KeyId: existing.TargetKeyId, PolicyName: 'default', Policy: policy }));
+      if (attestationRuleOf(current.Policy ?? '').fingerprint !== attestationRuleOf(policy).fingerprint) {
+        throw new CofferError(ErrorCode.INTEGRITY, `${keyAlias} names a key whose policy is not the development vault policy; refusing to seal under it`);
+      }
       const described = await client.send(new DescribeKeyCommand({ KeyId: existing.TargetKeyId }));
-      return described.KeyMetadata?.Arn ?? existing.TargetKeyId;
+      return { keyArn: described.KeyMetadata?.Arn ?? existing.TargetKeyId, keyAlias };
     }
-    const md = (await client.send(new CreateKeyCommand({ Policy: policy, Description: 'Coffer development vault key (dev enclave measurement only)' }))).KeyMetadata;
-    await client.send(new CreateAliasCommand({ AliasName: DEV_KEY_ALIAS, TargetKeyId: md?.KeyId }));
-    return md?.Arn ?? (md?.KeyId as string);
+    // the policy denies PutKeyPolicy to everyone, so AWS's lockout check must be bypassed, deliberately
+    const md = (await client.send(new CreateKeyCommand({ Policy: policy, BypassPolicyLockoutSafetyCheck: true, Description: 'Coffer development vault key (dev enclave measurement only)' }))).KeyMetadata;
+    await client.send(new CreateAliasCommand({ AliasName: keyAlias, TargetKeyId: md?.KeyId }));
+    return { keyArn: md?.Arn ?? (md?.KeyId as string), keyAlias };
   } finally {
     client.destroy();
   }

@@ -12,6 +12,7 @@ import { errorResponse, type ApiEnv } from './http.js';
 import { discardUnreadBody } from './linger.js';
 import { downloadRoutes } from './routes/downloads.js';
 import { grantRoutes } from './routes/grants.js';
+import { integrityRoutes } from './routes/integrity.js';
 import { treeRoutes } from './routes/tree.js';
 import { uploadRoutes } from './routes/uploads.js';
 
@@ -106,5 +107,6 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
   downloadRoutes(app, vault, metrics);
   treeRoutes(app, vault);
   grantRoutes(app, vault);
+  integrityRoutes(app, vault);
   return app;
 }

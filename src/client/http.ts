@@ -15,6 +15,11 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** Extra trusted CA certificates (PEM) for an https server. */
   ca?: string | Buffer | Array<string | Buffer>;
+  /**
+   * Reach the server through this Unix socket instead of the URL's host and port (the URL still names the Host
+   * header and the scheme): the enclave's host channel (enclave/runtime/host-channel.ts).
+   */
+  socketPath?: string;
 }
 
 export interface RequestOptions {
@@ -31,9 +36,12 @@ export interface RequestOptions {
 export class HttpClient {
   readonly base: URL;
   private readonly token: string | undefined;
+  /** The `sub` of the bearer token (read, not verified: it is this client's own token), or null. */
+  readonly tokenSubject: string | null;
   private readonly agent: Agent;
   private readonly timeoutMs: number;
   private readonly fetcher: BodyFetcher;
+  private readonly socketPath: string | undefined;
 
   constructor(options: ClientOptions) {
     let base: URL;
@@ -47,10 +55,12 @@ export class HttpClient {
     }
     this.base = base;
     this.token = options.token;
+    this.tokenSubject = subjectOf(options.token);
     const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 8 };
     this.agent = base.protocol === 'https:' ? new HttpsAgent({ ...agentOptions, ca: options.ca }) : new Agent(agentOptions);
     this.timeoutMs = options.timeoutMs ?? 120_000;
-    this.fetcher = new BodyFetcher({ base, maxIdle: options.maxSockets ?? 8, timeoutMs: this.timeoutMs, ca: options.ca });
+    this.socketPath = options.socketPath;
+    this.fetcher = new BodyFetcher({ base, maxIdle: options.maxSockets ?? 8, timeoutMs: this.timeoutMs, ca: options.ca, socketPath: options.socketPath });
   }
 
   url(pathname: string, query?: RequestOptions['query']): URL {
@@ -82,7 +92,7 @@ export class HttpClient {
     if (body) headers['content-length'] = String(body.byteLength);
     const send = u.protocol === 'https:' ? httpsRequest : httpRequest;
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = send(u, { method: options.method ?? 'GET', headers, agent: this.agent, timeout: this.timeoutMs });
+      const req = send(u, { method: options.method ?? 'GET', headers, agent: this.agent, timeout: this.timeoutMs, ...(this.socketPath ? { socketPath: this.socketPath } : {}) });
       req.on('response', resolve);
       req.on('timeout', () => req.destroy(new CofferError(ErrorCode.TIMEOUT, `request to ${u.host} timed out`, { retryable: true })));
       req.on('error', (e) =>
@@ -187,4 +197,16 @@ async function errorFrom(res: IncomingMessage): Promise<CofferError> {
     /* keep the status */
   }
   return errorFromResponse(res.statusCode ?? 0, text);
+}
+
+/** The `sub` claim of a JWT's payload, without verifying it (the caller's own token), or null. */
+function subjectOf(token: string | undefined): string | null {
+  const payload = token?.split('.')[1];
+  if (!payload) return null;
+  try {
+    const sub = (JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { sub?: unknown }).sub;
+    return typeof sub === 'string' ? sub : null;
+  } catch {
+    return null;
+  }
 }

@@ -7,7 +7,7 @@ import type { BigIntStats } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { BufferPool } from '../buffer-pool.js';
-import { MAX_SEALED_SIZE, blobIdFromHex, blobIdToHex, expectedChunkLayout, newBlobId, sealStream } from '../crypto/index.js';
+import { MAX_SEALED_SIZE, blobIdFromHex, blobIdToHex, expectedChunkLayout, newBlobId, sealStream, uploadBindingTag } from '../crypto/index.js';
 import { CofferError, ErrorCode, isCofferError } from '../errors.js';
 import type { DataKeyProvider } from './data-keys.js';
 import { isTransient, withRetry } from './retry.js';
@@ -228,6 +228,8 @@ async function startUpload(client: VaultClient, size: number, options: UploadOpt
     const request = {
       path: options.path, blobId: blobIdHex, keyGeneration: 1, keyRecord, size, overwrite: options.overwrite ?? false,
       ...(options.sourceIdentity === undefined ? {} : { source: sourceTag(dek, options.sourceIdentity) }),
+      // lets an enclave endorse this file later: only a holder of the data key can bind this blob to this path
+      ...(client.http.tokenSubject === null ? {} : { binding: uploadBindingTag(dek, { blobId: blobIdHex, path: options.path, owner: client.http.tokenSubject, size }) }),
     };
     // the same request again is answered with the upload it made (docs/http-api.md): safe to retry
     await withRetry(() => client.createUpload(request));

@@ -100,12 +100,32 @@ export class VaultClient {
     return this.http.getInto(`/v1/blobs/${blobId}/chunks/${index}`, into.length > MAX_SEALED_SIZE ? into.subarray(0, MAX_SEALED_SIZE) : into);
   }
 
-  grants(path: string): Promise<{ grants: Array<{ user: string; role: string; createdAt: string }> }> {
+  grants(path: string): Promise<{ grants: Array<{ user: string; role: string; createdAt: string; mac?: string }> }> {
     return this.http.json('/v1/grants', { query: { path } });
   }
 
-  putGrant(path: string, user: string, role: string): Promise<unknown> {
-    return this.http.json('/v1/grants', { method: 'PUT', json: { path, user, role } });
+  /** Upserts a grant; `mac` is the enclave's MAC of it, stored verbatim (docs/metadata.md "Record MACs"). */
+  putGrant(path: string, user: string, role: string, mac?: string): Promise<unknown> {
+    return this.http.json('/v1/grants', { method: 'PUT', json: { path, user, role, ...(mac === undefined ? {} : { mac }) } });
+  }
+
+  /** Attaches the enclave's MAC to the node at `path` if it is still at `version` (CONFLICT otherwise). */
+  setNodeMac(path: string, version: number, mac: string | null): Promise<NodeInfo> {
+    return this.http.json('/v1/integrity/node', { method: 'PUT', json: { path, version, mac } });
+  }
+
+  /** Attaches the enclave's MAC to a committed blob. */
+  setBlobMac(blobId: string, mac: string | null): Promise<{ blobId: string }> {
+    return this.http.json('/v1/integrity/blob', { method: 'PUT', json: { blobId, mac } });
+  }
+
+  userStatus(user: string): Promise<{ user: string; disabled: boolean; mac?: string }> {
+    return this.http.json('/v1/integrity/user', { query: { user } });
+  }
+
+  /** Token admins: a user's status with the enclave's MAC of it. */
+  setUserStatus(user: string, status: { disabled?: boolean; mac: string | null }): Promise<{ user: string; disabled: boolean; mac?: string }> {
+    return this.http.json('/v1/integrity/user', { method: 'PUT', json: { user, ...status } });
   }
 
   deleteGrant(path: string, user: string): Promise<unknown> {

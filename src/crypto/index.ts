@@ -16,3 +16,4 @@ export {
   newDataKey, parseKeyRecord, readKeyFile, unwrapDataKey, wrapDataKey,
 } from './keyfile.js';
 export type { KeyRecord } from './keyfile.js';
+export { uploadBindingTag, verifyUploadBindingTag, UPLOAD_BINDING_PREFIX, type UploadBinding } from './upload-binding.js';

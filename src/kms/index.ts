@@ -3,8 +3,10 @@
 export { AwsKeyService, type KeyService, type AwsKeyServiceOptions, type GeneratedDataKey } from './key-service.js';
 export { parseKmsKeyRecord, blobContext, checkBlobId, type KmsKeyRecord } from './key-record.js';
 export {
-  startKmsServer, loadOrCreateCredentials, newCredential, credentialsPath, DEFAULT_ADMIN_ARN, DEFAULT_ACCOUNT_ID, MAX_CLOCK_SKEW_MS,
-  type KmsServer, type KmsServerOptions, type KmsCredential,
+  startKmsServer, loadOrCreateCredentials, newCredential, credentialsPath, roleCredentials, DEFAULT_ADMIN_ARN, DEFAULT_SEALER_ARN,
+  DEFAULT_ENCLAVE_ARN, DEFAULT_ACCOUNT_ID, MAX_CLOCK_SKEW_MS, type KmsServer, type KmsServerOptions, type KmsCredential, type RoleCredentials,
 } from './server/index.js';
-export { attestedKeyPolicy, defaultKeyPolicy, parsePolicy, evaluatePolicy, PolicyError, type AttestedKeyPolicyOptions } from './policy/index.js';
+export {
+  attestedKeyPolicy, defaultKeyPolicy, parsePolicy, evaluatePolicy, PolicyError, attestationRuleOf, type AttestedKeyPolicyOptions,
+} from './policy/index.js';
 export { buildEnvelope, openEnvelope } from './cms/index.js';

@@ -9,14 +9,19 @@ import { isCofferError } from '../errors.js';
 import type { KeyService } from './key-service.js';
 
 export interface KeyServiceFixture {
-  /** Client-side service (may take plaintext DEKs for new data, may rewrap). */
+  /** Client-side service (may take plaintext DEKs for new data, nothing else). */
   sealer: KeyService;
+  /** The key administrator's service (may rewrap to a key with the same attestation rule). */
+  admin: KeyService;
   /** Enclave-side service (gets DEKs only through a Recipient). */
   enclave: KeyService;
   allowedDocument: Uint8Array;
   deniedDocument: Uint8Array;
   privateKey: KeyObject;
+  /** A key with the same policy as the service's key: the only kind rewrap may move a data key to. */
   rewrapTarget: string;
+  /** A key with another policy (e.g. one the administrator fully controls): rewrap to it must be refused. */
+  foreignKey: string;
 }
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
@@ -66,11 +71,19 @@ export function keyServiceContract(name: string, fixture: () => KeyServiceFixtur
       const f = fixture();
       const blob = id();
       const g = await f.sealer.generateDataKey(blob);
-      const moved = await f.sealer.rewrap(g.keyRecord, f.rewrapTarget);
+      expect(await codeOf(f.sealer.rewrap(g.keyRecord, f.rewrapTarget))).toBe('KMS_ACCESS_DENIED');
+      const moved = await f.admin.rewrap(g.keyRecord, f.rewrapTarget);
       expect(moved.encryptionContext).toEqual(g.keyRecord.encryptionContext);
       expect(moved.ciphertextBlob).not.toBe(g.keyRecord.ciphertextBlob);
       const k = await f.enclave.decryptForRecipient(moved, blob, f.allowedDocument, f.privateKey);
       expect(Buffer.from(k).equals(Buffer.from(g.plaintextKey))).toBe(true);
+    });
+
+    it('rewrap refuses to move a data key under a key with another policy', async () => {
+      const f = fixture();
+      const blob = id();
+      const g = await f.sealer.generateDataKey(blob);
+      expect(await codeOf(f.admin.rewrap(g.keyRecord, f.foreignKey))).toBe('KMS_ACCESS_DENIED');
     });
   });
 }

@@ -31,8 +31,8 @@ export function toPage<T>(rows: T[], limit: number, keyOf: (item: T) => string):
   return { items, next: keyOf(items[items.length - 1] as T) };
 }
 
-const NODE_PATCH_KEYS = new Set(['parentId', 'name', 'blobId', 'size', 'owner']);
-const BLOB_PATCH_KEYS = new Set(['state', 'size', 'chunkCount', 'chunkSha256', 'keyRecord', 'keyGeneration', 'attrs']);
+const NODE_PATCH_KEYS = new Set(['parentId', 'name', 'blobId', 'size', 'owner', 'mac']);
+const BLOB_PATCH_KEYS = new Set(['state', 'size', 'chunkCount', 'chunkSha256', 'keyRecord', 'keyGeneration', 'attrs', 'mac']);
 const BLOB_STATES: ReadonlySet<string> = new Set<BlobState>(['uploading', 'committed', 'deleting']);
 
 /** Drops undefined values and refuses unknown keys. Throws INVALID_ARGUMENT. */
@@ -45,9 +45,9 @@ function cleanPatch<T extends object>(patch: T, allowed: Set<string>, what: stri
   return out as Partial<T>;
 }
 
-export type NodePatch = Partial<Pick<TreeNode, 'parentId' | 'name' | 'blobId' | 'size' | 'owner'>>;
+export type NodePatch = Partial<Pick<TreeNode, 'parentId' | 'name' | 'blobId' | 'size' | 'owner' | 'mac'>>;
 export type BlobPatch = Partial<
-  Pick<BlobRecord, 'state' | 'size' | 'chunkCount' | 'chunkSha256' | 'keyRecord' | 'keyGeneration' | 'attrs'>
+  Pick<BlobRecord, 'state' | 'size' | 'chunkCount' | 'chunkSha256' | 'keyRecord' | 'keyGeneration' | 'attrs' | 'mac'>
 >;
 
 /** Throws INVALID_ARGUMENT for unknown fields or a bad state; returns the patch without undefined values. */
@@ -56,6 +56,7 @@ export function checkNodePatch(patch: NodePatch): NodePatch {
   if (p.name !== undefined && (typeof p.name !== 'string' || p.name === '')) {
     throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'node patch: name must be a non-empty string');
   }
+  checkMac(p.mac);
   return p;
 }
 
@@ -69,11 +70,37 @@ const STATE_RANK: Readonly<Record<BlobState, number>> = { uploading: 0, committe
 export function checkBlobPatch(fromState: BlobState, patch: BlobPatch): BlobPatch {
   checkBlobState(fromState);
   const p = cleanPatch(patch, BLOB_PATCH_KEYS, 'blob');
+  checkMac(p.mac);
   if (p.state !== undefined && STATE_RANK[checkBlobState(p.state)] < STATE_RANK[fromState]) {
     throw new CofferError(ErrorCode.INVALID_ARGUMENT, `blob state cannot go back from ${fromState} to ${p.state}`);
   }
   return p;
 }
+
+/** The longest MAC a store keeps: room for a later format's longer tag; MACs are opaque otherwise. */
+export const MAX_MAC_LENGTH = 256;
+
+/** Throws INVALID_ARGUMENT unless `mac` is undefined, null or a printable ASCII string of at most MAX_MAC_LENGTH. */
+export function checkMac(mac: unknown): void {
+  if (mac === undefined || mac === null) return;
+  if (typeof mac !== 'string' || mac.length === 0 || mac.length > MAX_MAC_LENGTH || !/^[!-~]+$/.test(mac)) {
+    throw new CofferError(ErrorCode.INVALID_ARGUMENT, `a record MAC must be 1..${MAX_MAC_LENGTH} printable ASCII characters`);
+  }
+}
+
+/** `{ mac }` when a record carries one, `{}` otherwise (records without a MAC have no `mac` key). */
+export function macField(mac: string | null | undefined): { mac?: string } {
+  return typeof mac === 'string' ? { mac } : {};
+}
+
+/** Throws INVALID_ARGUMENT for unknown fields or wrong types; returns the patch without undefined values. */
+export function checkUserPatch(patch: { disabled?: boolean; mac?: string | null }): { disabled?: boolean; mac?: string | null } {
+  const p = cleanPatch(patch, USER_PATCH_KEYS, 'user');
+  if (p.disabled !== undefined && typeof p.disabled !== 'boolean') throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'user patch: disabled must be a boolean');
+  checkMac(p.mac);
+  return p;
+}
+const USER_PATCH_KEYS = new Set(['disabled', 'mac']);
 
 /** Throws INVALID_ARGUMENT unless `state` is a BlobState. */
 export function checkBlobState(state: string): BlobState {

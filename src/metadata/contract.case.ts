@@ -4,6 +4,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { byteOrder, expectCode, mkNode, T0, type ContractTarget } from './contract-helpers.case.js';
 import { runBlobAndRecordContract } from './contract-records.case.js';
+import { runMacContract } from './contract-macs.case.js';
 import { ROOT_ID, type MetadataStore, type TreeNode } from './types.js';
 
 export type { ContractTarget } from './contract-helpers.case.js';
@@ -211,6 +212,7 @@ export function runMetadataStoreContract(name: string, open: () => Promise<Contr
     });
 
     runBlobAndRecordContract(() => store);
+    runMacContract(() => store);
   });
 }
 

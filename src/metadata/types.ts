@@ -29,6 +29,8 @@ export interface TreeNode {
   modifiedAt: Date;
   /** Incremented by every update; used for compare-and-set. */
   version: number;
+  /** The enclave's MAC of this record (docs/format.md "Metadata MAC v1"), stored and returned verbatim; absent when none. */
+  mac?: string | null;
 }
 
 export type BlobState = 'uploading' | 'committed' | 'deleting';
@@ -55,6 +57,8 @@ export interface BlobRecord {
   updatedAt: Date;
   /** Free-form facts the vault keeps with the blob (e.g. the path it will be bound to at commit). */
   attrs: Record<string, unknown>;
+  /** The enclave's MAC of this record (docs/format.md "Metadata MAC v1"), stored and returned verbatim; absent when none. */
+  mac?: string | null;
 }
 
 /** A chunk that is durable in the chunk store for an upload in progress. */
@@ -73,6 +77,8 @@ export interface User {
   name: string;
   createdAt: Date;
   disabled: boolean;
+  /** The enclave's MAC of this record (docs/format.md "Metadata MAC v1"), stored and returned verbatim; absent when none. */
+  mac?: string | null;
 }
 
 export type Role = 'read' | 'write' | 'admin';
@@ -82,6 +88,8 @@ export interface Grant {
   user: string;
   role: Role;
   createdAt: Date;
+  /** The enclave's MAC of this record (docs/format.md "Metadata MAC v1"), stored and returned verbatim; absent when none. */
+  mac?: string | null;
 }
 
 /** One audit log entry. hash = SHA-256 over the canonical entry including prevHash (see src/vault/audit). */
@@ -125,7 +133,7 @@ export interface MetadataStore {
   updateNode(
     id: string,
     expectedVersion: number,
-    patch: Partial<Pick<TreeNode, 'parentId' | 'name' | 'blobId' | 'size' | 'owner'>>,
+    patch: Partial<Pick<TreeNode, 'parentId' | 'name' | 'blobId' | 'size' | 'owner' | 'mac'>>,
   ): Promise<TreeNode>;
   /**
    * Deletes a node if its version matches (CONFLICT otherwise). Idempotent: absent is success. Returns true
@@ -151,7 +159,7 @@ export interface MetadataStore {
   updateBlob(
     id: string,
     fromState: BlobState,
-    patch: Partial<Pick<BlobRecord, 'state' | 'size' | 'chunkCount' | 'chunkSha256' | 'keyRecord' | 'keyGeneration' | 'attrs'>>,
+    patch: Partial<Pick<BlobRecord, 'state' | 'size' | 'chunkCount' | 'chunkSha256' | 'keyRecord' | 'keyGeneration' | 'attrs' | 'mac'>>,
     options?: { strict?: boolean },
   ): Promise<BlobRecord>;
   /** Idempotent. Returns true when this call deleted the record, false when it was already gone. */
@@ -174,7 +182,9 @@ export interface MetadataStore {
   ensureUser(name: string): Promise<User>;
   getUser(name: string): Promise<User | null>;
   listUsers(): Promise<User[]>;
-  /** Upsert on (nodeId, user). */
+  /** Compare-and-set free update of one user's status and MAC. NOT_FOUND if absent. Returns the updated user. */
+  updateUser(name: string, patch: { disabled?: boolean; mac?: string | null }): Promise<User>;
+  /** Upsert on (nodeId, user); the whole record is replaced, MAC included (a grant without `mac` has none). */
   putGrant(grant: Grant): Promise<void>;
   /** Idempotent. */
   deleteGrant(nodeId: string, user: string): Promise<void>;

@@ -3,6 +3,7 @@
 import type { ChunkStore } from '../../storage-backend/types.js';
 import type { BlobRecord, MetadataStore, Role, TreeNode } from '../metadata/types.js';
 import { CHUNK_SIZE, HEADER_SIZE, TAG_SIZE } from '../crypto/index.js';
+import { macField } from '../metadata/common.js';
 
 /** The authenticated caller. `admin` is the token's admin claim (admin everywhere). */
 export interface Actor {
@@ -43,6 +44,8 @@ export interface NodeView {
   createdAt: string;
   modifiedAt: string;
   version: number;
+  /** The enclave's MAC of the node (docs/metadata.md "Record MACs"), verbatim; absent when none. */
+  mac?: string;
 }
 
 export interface ChunkView {
@@ -62,12 +65,18 @@ export interface ManifestView {
   chunkCount: number;
   chunkSize: number;
   chunks: ChunkView[];
+  /** The enclave's MAC of the blob, verbatim; absent when none. */
+  mac?: string;
+  /** The uploader's binding tag given at create (a client that sealed it), verbatim; absent when none. */
+  binding?: string;
 }
 
 export interface GrantView {
   user: string;
   role: Role;
   createdAt: string;
+  /** The enclave's MAC of the grant, verbatim; absent when none. */
+  mac?: string;
 }
 
 export function nodeView(node: TreeNode, path: string): NodeView {
@@ -82,6 +91,7 @@ export function nodeView(node: TreeNode, path: string): NodeView {
     createdAt: node.createdAt.toISOString(),
     modifiedAt: node.modifiedAt.toISOString(),
     version: node.version,
+    ...macField(node.mac),
   };
 }
 
@@ -105,5 +115,7 @@ export function manifestView(blob: BlobRecord): ManifestView {
     chunkCount: count,
     chunkSize: CHUNK_SIZE,
     chunks,
+    ...macField(blob.mac),
+    ...(typeof blob.attrs.binding === 'string' ? { binding: blob.attrs.binding } : {}),
   };
 }

@@ -1,5 +1,6 @@
 // Grants API: put, delete and list the grants set directly on a node. Needs admin on the node.
 import { CofferError, ErrorCode } from '../errors.js';
+import { checkMac, macField } from '../metadata/common.js';
 import type { Role, TreeNode } from '../metadata/types.js';
 import { isRole, requireRole } from './access.js';
 import type { Actor, GrantView, VaultContext } from './context.js';
@@ -25,15 +26,19 @@ async function adminNode(ctx: VaultContext, actor: Actor, path: string, what: st
   return { node: chain[chain.length - 1] as TreeNode, path: formatPath(segments) };
 }
 
-/** Upserts a grant. Throws INVALID_ARGUMENT, NOT_FOUND, INVALID_PATH, PERMISSION_DENIED. */
-export async function putGrant(ctx: VaultContext, actor: Actor, path: string, user: unknown, role: unknown): Promise<GrantView> {
+/**
+ * Upserts a grant, with the enclave's MAC of it if given (stored verbatim, never checked here: the service has no
+ * key). Throws INVALID_ARGUMENT, NOT_FOUND, INVALID_PATH, PERMISSION_DENIED.
+ */
+export async function putGrant(ctx: VaultContext, actor: Actor, path: string, user: unknown, role: unknown, mac?: unknown): Promise<GrantView> {
   checkUserName(user);
   if (!isRole(role)) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'role must be read, write or admin');
+  checkMac(mac);
   const target = await adminNode(ctx, actor, path, `grant on ${path}`);
   const createdAt = ctx.now();
-  await ctx.store.putGrant({ nodeId: target.node.id, user, role: role as Role, createdAt });
-  await audit(ctx, actor, 'grant.put', target.path, { user, role, nodeId: target.node.id });
-  return { user, role, createdAt: createdAt.toISOString() };
+  await ctx.store.putGrant({ nodeId: target.node.id, user, role: role as Role, createdAt, ...macField(mac as string | undefined) });
+  await audit(ctx, actor, 'grant.put', target.path, { user, role, nodeId: target.node.id, ...(mac === undefined ? {} : { mac: true }) });
+  return { user, role, createdAt: createdAt.toISOString(), ...macField(mac as string | undefined) };
 }
 
 /** Deletes a grant (idempotent). Throws INVALID_ARGUMENT, NOT_FOUND, INVALID_PATH, PERMISSION_DENIED. */
@@ -50,6 +55,6 @@ export async function listGrants(ctx: VaultContext, actor: Actor, path: string):
   const grants = await ctx.store.listGrants([target.node.id]);
   return grants
     .filter((g) => g.nodeId === target.node.id)
-    .map((g) => ({ user: g.user, role: g.role, createdAt: g.createdAt.toISOString() }))
+    .map((g) => ({ user: g.user, role: g.role, createdAt: g.createdAt.toISOString(), ...macField(g.mac) }))
     .sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0));
 }

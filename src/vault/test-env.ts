@@ -15,6 +15,8 @@ import { Vault } from './vault.js';
 export interface TestVault {
   dir: string;
   dbPath: string;
+  /** The MongoDB database name when `mongoUri` was given. */
+  dbName: string | null;
   store: MetadataStore;
   chunks: ChunkStore;
   vault: Vault;
@@ -25,13 +27,14 @@ export interface TestVault {
 export async function openTestVault(options: VaultOptions & { mongoUri?: string | null } = {}): Promise<TestVault> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'coffer-vault-'));
   const dbPath = path.join(dir, 'metadata.sqlite');
-  const store = options.mongoUri
-    ? await openMetadataStore({ kind: 'mongo', uri: options.mongoUri, dbName: `coffer_vault_${randomBytes(6).toString('hex')}` })
+  const dbName = options.mongoUri ? `coffer_vault_${randomBytes(6).toString('hex')}` : null;
+  const store = options.mongoUri && dbName
+    ? await openMetadataStore({ kind: 'mongo', uri: options.mongoUri, dbName })
     : await openMetadataStore({ kind: 'sqlite', path: dbPath });
   const chunks = await openChunkStore({ kind: 'fs', root: path.join(dir, 'store') });
   const vault = await Vault.open(store, chunks, options);
   return {
-    dir, dbPath, store, chunks, vault,
+    dir, dbPath, dbName, store, chunks, vault,
     async close() {
       await chunks.close();
       await store.close();

@@ -27,6 +27,11 @@ export interface CreateUploadInput {
    * identity), returned by getUpload so a resume can check it continues from the same source.
    */
   source?: string;
+  /**
+   * The uploader's binding tag (docs/metadata.md "Record MACs"): keyed by the data key, it binds blob, path, owner and
+   * size, so an enclave can endorse a file a client committed here. Opaque to the vault; returned in the manifest.
+   */
+  binding?: string;
 }
 
 export interface UploadChunkView {
@@ -60,6 +65,7 @@ interface UploadAttrs {
   /** Index of the FINAL chunk once one was announced (early rejection of a second FINAL). */
   finalIndex?: number;
   source?: string;
+  binding?: string;
 }
 
 export function uploadAttrs(blob: BlobRecord): UploadAttrs {
@@ -156,6 +162,9 @@ export async function createUpload(ctx: VaultContext, actor: Actor, input: Creat
   if (input.source !== undefined && (typeof input.source !== 'string' || !SOURCE_TAG.test(input.source))) {
     throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'source must be 1..128 characters of [A-Za-z0-9+/=:._-]');
   }
+  if (input.binding !== undefined && (typeof input.binding !== 'string' || !SOURCE_TAG.test(input.binding))) {
+    throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'binding must be 1..128 characters of [A-Za-z0-9+/=:._-]');
+  }
   const segments = parsePath(input.path);
   const overwrite = input.overwrite === true;
   await checkUploadTarget(ctx, actor, segments, overwrite);
@@ -163,7 +172,9 @@ export async function createUpload(ctx: VaultContext, actor: Actor, input: Creat
   const path = formatPath(segments);
   const blob: BlobRecord = {
     id: input.blobId, state: 'uploading', owner: actor.user, keyGeneration, keyRecord, size: size ?? null,
-    chunkCount: null, chunkSha256: null, createdAt: now, updatedAt: now, attrs: { path, overwrite, ...(input.source === undefined ? {} : { source: input.source }) },
+    chunkCount: null, chunkSha256: null, createdAt: now, updatedAt: now, attrs: {
+      path, overwrite, ...(input.source === undefined ? {} : { source: input.source }), ...(input.binding === undefined ? {} : { binding: input.binding }),
+    },
   };
   try {
     await ctx.store.insertBlob(blob);
@@ -185,7 +196,7 @@ export async function createUpload(ctx: VaultContext, actor: Actor, input: Creat
 async function sameUpload(ctx: VaultContext, blob: BlobRecord): Promise<BlobRecord | null> {
   const stored = await ctx.store.getBlob(blob.id);
   if (stored?.state !== 'uploading' || stored.owner !== blob.owner || stored.keyGeneration !== blob.keyGeneration || stored.size !== blob.size) return null;
-  const asked = ['path', 'overwrite', 'source'].every((k) => isDeepStrictEqual(stored.attrs[k], blob.attrs[k])); // not finalIndex: chunks may have come since
+  const asked = ['path', 'overwrite', 'source', 'binding'].every((k) => isDeepStrictEqual(stored.attrs[k], blob.attrs[k])); // not finalIndex: chunks may have come since
   return asked && isDeepStrictEqual(stored.keyRecord, blob.keyRecord) ? stored : null;
 }
 

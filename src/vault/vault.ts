@@ -11,6 +11,7 @@ import { manifestByBlob, manifestByPath, readChunk, type ChunkInfo, type ChunkRe
 import { fsck, type FsckOptions, type FsckReport } from './fsck.js';
 import { runGc, type GcOptions, type GcReport, type GcState } from './gc.js';
 import { deleteGrant, listGrants, putGrant } from './grants.js';
+import * as integrity from './integrity.js';
 import { ensureRoot } from './resolve.js';
 import * as tree from './tree.js';
 import * as uploads from './uploads.js';
@@ -66,14 +67,31 @@ export class Vault {
   }
 
   // ---- grants ----
-  putGrant(actor: Actor, path: string, user: unknown, role: unknown): Promise<GrantView> {
-    return putGrant(this.ctx, actor, path, user, role);
+  putGrant(actor: Actor, path: string, user: unknown, role: unknown, mac?: unknown): Promise<GrantView> {
+    return putGrant(this.ctx, actor, path, user, role, mac);
   }
   deleteGrant(actor: Actor, path: string, user: unknown): Promise<void> {
     return deleteGrant(this.ctx, actor, path, user);
   }
   listGrants(actor: Actor, path: string): Promise<GrantView[]> {
     return listGrants(this.ctx, actor, path);
+  }
+
+  // ---- record MACs (stored verbatim for the enclave; docs/metadata.md "Record MACs") ----
+  setNodeMac(actor: Actor, path: string, version: unknown, mac: unknown): Promise<NodeView> {
+    return integrity.setNodeMac(this.ctx, actor, path, version, mac);
+  }
+
+  setBlobMac(actor: Actor, blobId: string, mac: unknown): Promise<{ blobId: string }> {
+    return integrity.setBlobMac(this.ctx, actor, blobId, mac);
+  }
+
+  setUserStatus(actor: Actor, user: unknown, disabled: unknown, mac: unknown): Promise<{ user: string; disabled: boolean; mac?: string }> {
+    return integrity.setUserStatus(this.ctx, actor, user, disabled, mac);
+  }
+
+  userStatus(actor: Actor, user: unknown): Promise<{ user: string; disabled: boolean; mac?: string }> {
+    return integrity.userStatus(this.ctx, actor, user);
   }
 
   // ---- uploads ----

@@ -15,10 +15,10 @@ import { KmsDataKeys } from '../../src/client/data-keys.js';
 import { uploadStream } from '../../src/client/upload.js';
 import { VaultClient } from '../../src/client/vault-client.js';
 import { blobIdFromHex, openChunk } from '../../src/crypto/index.js';
-import { startDev, enclaveBundleDir, type RunningDev } from '../../src/dev.js';
+import { startDev, type RunningDev } from '../../src/dev.js';
 import { isCofferError } from '../../src/errors.js';
 import { mintDevToken } from '../../src/api/index.js';
-import { attestedKeyPolicy, AwsKeyService } from '../../src/kms/index.js';
+import { AwsKeyService, loadOrCreateCredentials, roleCredentials } from '../../src/kms/index.js';
 import { openMetadataStore } from '../../src/metadata/index.js';
 import { rewrapAll } from '../../src/keys/rewrap.js';
 import { verifyAuditChain } from '../../src/vault/index.js';
@@ -29,10 +29,23 @@ let work: string;
 let dev: RunningDev;
 let client: VaultClient;
 let keys: AwsKeyService;
+let enclaveKeys: AwsKeyService;
 const files = new Map<string, { blobId: string; bytes: Buffer }>();
 
-function adminCreds() {
+/** The client credential `coffer dev` prints: a sealer, nothing more. */
+function clientCreds() {
   return { accessKeyId: dev.sealer.accessKeyId, secretAccessKey: dev.sealer.secretAccessKey };
+}
+
+/** The administrator's credential, which stays in the data directory (for `coffer keys rewrap`). */
+async function adminCreds() {
+  const { admin } = roleCredentials(await loadOrCreateCredentials(path.join(work, 'data')));
+  return { accessKeyId: admin.accessKeyId, secretAccessKey: admin.secretAccessKey };
+}
+
+/** The enclave's own credential: keys only through an admitted Recipient. */
+function enclaveCreds() {
+  return { accessKeyId: dev.enclaveCredential.accessKeyId, secretAccessKey: dev.enclaveCredential.secretAccessKey };
 }
 
 function rsaRecipient() {
@@ -40,7 +53,7 @@ function rsaRecipient() {
   return { spki: publicKey.export({ type: 'spki', format: 'der' }), privateKey };
 }
 
-async function openAsEnclave(nsm: SimulatedNsm, vaultPath: string, service: AwsKeyService = keys): Promise<Buffer> {
+async function openAsEnclave(nsm: SimulatedNsm, vaultPath: string, service: AwsKeyService = enclaveKeys): Promise<Buffer> {
   const { manifest } = await client.manifestByPath(vaultPath);
   const { spki, privateKey } = rsaRecipient();
   const doc = await nsm.attest({ publicKey: new Uint8Array(spki) });
@@ -56,10 +69,11 @@ async function openAsEnclave(nsm: SimulatedNsm, vaultPath: string, service: AwsK
 beforeAll(async () => {
   work = await mkdtemp(path.join(os.tmpdir(), 'coffer-kms-flow-'));
   const dataDir = path.join(work, 'data');
-  dev = await startDev({ dataDir, listen: { host: '127.0.0.1', port: 0 }, kmsListen: '127.0.0.1:0', logger: createLogger({ level: 'silent' }) });
+  dev = await startDev({ dataDir, listen: { host: '127.0.0.1', port: 0 }, kmsListen: '127.0.0.1:0', noGateway: true, logger: createLogger({ level: 'silent' }) });
   const token = await mintDevToken(dataDir, { user: 'alice' });
   client = new VaultClient({ server: dev.storageUrl, token });
-  keys = new AwsKeyService({ keyId: dev.keyAlias, endpoint: dev.kmsUrl, region: dev.region, credentials: adminCreds() });
+  keys = new AwsKeyService({ keyId: dev.keyArn, endpoint: dev.kmsUrl, region: dev.region, credentials: clientCreds() });
+  enclaveKeys = new AwsKeyService({ keyId: dev.keyArn, endpoint: dev.kmsUrl, region: dev.region, credentials: enclaveCreds() });
   const sealer = new KmsDataKeys(keys);
   for (const [name, size] of [['/small.txt', 11], ['/big.bin', 8 * MiB + 5]] as const) {
     const bytes = randomBytes(size);
@@ -71,6 +85,7 @@ beforeAll(async () => {
 afterAll(async () => {
   client?.close();
   keys?.close();
+  enclaveKeys?.close();
   await dev?.close();
   if (work) await rm(work, { recursive: true, force: true });
 });
@@ -83,7 +98,7 @@ describe('KMS-held keys', () => {
   });
 
   it('an enclave with the admitted measurement gets the key and reads byte-identical data', async () => {
-    const nsm = await SimulatedNsm.create({ dataDir: path.join(work, 'data'), bundleDir: enclaveBundleDir() });
+    const nsm = await SimulatedNsm.create({ dataDir: path.join(work, 'data'), pcrs: { 0: dev.measurement.pcr0 } });
     for (const [name, f] of files) expect((await openAsEnclave(nsm, name)).equals(f.bytes)).toBe(true);
   });
 
@@ -98,7 +113,7 @@ describe('KMS-held keys', () => {
 
   it('a client cannot Decrypt a blob key without attestation (AccessDeniedException)', async () => {
     const { manifest } = await client.manifestByPath('/small.txt');
-    const kms = new KMSClient({ region: dev.region, endpoint: dev.kmsUrl, credentials: adminCreds() });
+    const kms = new KMSClient({ region: dev.region, endpoint: dev.kmsUrl, credentials: clientCreds() });
     try {
       const record = manifest.keyRecord as unknown as { ciphertextBlob: string; encryptionContext: Record<string, string> };
       const err = await kms
@@ -111,9 +126,9 @@ describe('KMS-held keys', () => {
   });
 
   it('rewrap moves every blob key to another KMS key, resumes after an interruption, chunks untouched', async () => {
-    const kms = new KMSClient({ region: dev.region, endpoint: dev.kmsUrl, credentials: adminCreds() });
-    const arn = dev.sealer.principalArn;
-    const created = await kms.send(new CreateKeyCommand({ Policy: attestedKeyPolicy({ admins: [arn], sealers: [arn], enclaves: [arn], imageSha384: [dev.measurement.pcr0] }) }));
+    const kms = new KMSClient({ region: dev.region, endpoint: dev.kmsUrl, credentials: await adminCreds() });
+    // the only kind of key a data key may move to: one with the vault key's own (immutable) policy
+    const created = await kms.send(new CreateKeyCommand({ Policy: dev.keyPolicy, BypassPolicyLockoutSafetyCheck: true }));
     const toKeyArn = created.KeyMetadata?.Arn as string;
     const before = await Promise.all([...files.keys()].map(async (p) => (await client.manifestByPath(p)).manifest));
     const store = await openMetadataStore({ kind: 'sqlite', path: path.join(work, 'data', 'metadata.sqlite') });
@@ -141,7 +156,7 @@ describe('KMS-held keys', () => {
       expect(m.keyRecord.keyId).toBe(toKeyArn);
       expect(m.chunks.map((c) => c.sha256)).toEqual(before[i]?.chunks.map((c) => c.sha256));
     });
-    const nsm = await SimulatedNsm.create({ dataDir: path.join(work, 'data'), bundleDir: enclaveBundleDir() });
+    const nsm = await SimulatedNsm.create({ dataDir: path.join(work, 'data'), pcrs: { 0: dev.measurement.pcr0 } });
     for (const [name, f] of files) expect((await openAsEnclave(nsm, name)).equals(f.bytes)).toBe(true);
     kms.destroy();
   });
@@ -150,13 +165,15 @@ describe('KMS-held keys', () => {
     const before = { arn: dev.keyArn, pcr0: dev.measurement.pcr0 };
     client.close();
     keys.close();
+    enclaveKeys.close();
     await dev.close();
-    dev = await startDev({ dataDir: path.join(work, 'data'), listen: { host: '127.0.0.1', port: 0 }, kmsListen: '127.0.0.1:0', logger: createLogger({ level: 'silent' }) });
+    dev = await startDev({ dataDir: path.join(work, 'data'), listen: { host: '127.0.0.1', port: 0 }, kmsListen: '127.0.0.1:0', noGateway: true, logger: createLogger({ level: 'silent' }) });
     expect(dev.keyArn).toBe(before.arn);
     expect(dev.measurement.pcr0).toBe(before.pcr0);
     client = new VaultClient({ server: dev.storageUrl, token: await mintDevToken(path.join(work, 'data'), { user: 'alice' }) });
-    keys = new AwsKeyService({ keyId: dev.keyAlias, endpoint: dev.kmsUrl, region: dev.region, credentials: adminCreds() });
-    const nsm = await SimulatedNsm.create({ dataDir: path.join(work, 'data'), bundleDir: enclaveBundleDir() });
+    keys = new AwsKeyService({ keyId: dev.keyArn, endpoint: dev.kmsUrl, region: dev.region, credentials: clientCreds() });
+    enclaveKeys = new AwsKeyService({ keyId: dev.keyArn, endpoint: dev.kmsUrl, region: dev.region, credentials: enclaveCreds() });
+    const nsm = await SimulatedNsm.create({ dataDir: path.join(work, 'data'), pcrs: { 0: dev.measurement.pcr0 } });
     const small = files.get('/small.txt');
     expect((await openAsEnclave(nsm, '/small.txt')).equals(small?.bytes as Buffer)).toBe(true);
   });

@@ -8,8 +8,8 @@ export function grantRoutes(app: Hono<ApiEnv>, vault: Vault): void {
   app.get('/v1/grants', async (c) => c.json({ grants: await vault.listGrants(c.var.actor, query(c, 'path')) }));
 
   app.put('/v1/grants', async (c) => {
-    const b = await readJson(c, ['path', 'user', 'role']);
-    return c.json(await vault.putGrant(c.var.actor, field.string(b, 'path'), b.user, b.role));
+    const b = await readJson(c, ['path', 'user', 'role', 'mac']);
+    return c.json(await vault.putGrant(c.var.actor, field.string(b, 'path'), b.user, b.role, b.mac));
   });
 
   app.delete('/v1/grants', async (c) => {

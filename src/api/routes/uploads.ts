@@ -44,7 +44,7 @@ async function timedPut(metrics: ServiceMetrics | undefined, put: () => Promise<
 
 export function uploadRoutes(app: Hono<ApiEnv>, vault: Vault, metrics: ServiceMetrics | undefined, options: UploadRouteOptions): void {
   app.post('/v1/uploads', async (c) => {
-    const b = await readJson(c, ['path', 'blobId', 'keyGeneration', 'keyRecord', 'size', 'overwrite', 'source']);
+    const b = await readJson(c, ['path', 'blobId', 'keyGeneration', 'keyRecord', 'size', 'overwrite', 'source', 'binding']);
     const view = await vault.createUpload(c.var.actor, {
       path: field.string(b, 'path'),
       blobId: field.string(b, 'blobId'),
@@ -53,6 +53,7 @@ export function uploadRoutes(app: Hono<ApiEnv>, vault: Vault, metrics: ServiceMe
       size: field.optInt(b, 'size'),
       overwrite: field.optBool(b, 'overwrite'),
       source: field.optString(b, 'source'),
+      binding: field.optString(b, 'binding'),
     });
     return c.json(view, 201);
   });

@@ -66,6 +66,20 @@ export function register(program: Command): void {
       if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
     });
 
+  bench.command('gateway')
+    .description('the enclave gateway (pinned curl up/down) vs coffer put/get in one run, and concurrent clients')
+    .option('--size <size>', 'file size (e.g. 1GiB, 256MiB)', '1GiB')
+    .option('--clients <n>', 'concurrent clients', '16')
+    .option('--dir <dir>', 'scratch directory (default: the system temp dir)')
+    .option('--keep', 'keep the scratch files')
+    .addOption(jsonOption())
+    .action(async (opts: { size: string; clients: string; dir?: string; keep?: boolean; json?: boolean }) => {
+      const { benchGateway } = await import('../../../bench/gateway.js');
+      const log = opts.json ? () => undefined : undefined;
+      const r = await benchGateway({ size: parseSize(opts.size), clients: intFlag('--clients', opts.clients, 1, 256), dir: opts.dir, keep: opts.keep, log });
+      if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    });
+
   metaOpts(ingestOpts(bench.command('all').description('every benchmark')))
     .action(async (opts: IngestFlags & MetaFlags) => {
       await benchIngest({ size: parseSize(opts.size), rounds: intFlag('--rounds', opts.rounds, 1, 20), dir: opts.dir, keep: opts.keep });

@@ -4,7 +4,8 @@ import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { Option, type Command } from 'commander';
 import { metadataConfig } from '../../config.js';
 import { rewrapAll } from '../../keys/rewrap.js';
-import { AwsKeyService } from '../../kms/index.js';
+import { AwsKeyService, credentialsPath, loadOrCreateCredentials, roleCredentials } from '../../kms/index.js';
+import { access } from 'node:fs/promises';
 import { openMetadataStore } from '../../metadata/index.js';
 import { CofferError, ErrorCode } from '../../errors.js';
 import { dataKeys, vaultPathArg, withClient, withKeys, withServer, type KeyFlags, type ServerFlags } from '../connect.js';
@@ -42,7 +43,8 @@ export function register(program: Command): void {
     .addOption(jsonOption());
   rewrap.action(async (opts: RewrapFlags) => {
     const region = opts.region ?? (opts.kmsEndpoint ? 'us-east-1' : undefined);
-    const kms = new KMSClient({ ...(region ? { region } : {}), ...(opts.kmsEndpoint ? { endpoint: opts.kmsEndpoint } : {}) });
+    const credentials = await embeddedAdmin(opts);
+    const kms = new KMSClient({ ...(region ? { region } : {}), ...(opts.kmsEndpoint ? { endpoint: opts.kmsEndpoint } : {}), ...(credentials ? { credentials } : {}) });
     const store = await openMetadataStore(metadataConfig(opts.dataDir, opts.mongodbUri));
     try {
       const described = await kms.send(new DescribeKeyCommand({ KeyId: opts.toKey })).catch((e: unknown) => {
@@ -72,6 +74,18 @@ export function register(program: Command): void {
       kms.destroy();
     }
   });
+}
+
+/**
+ * Against the embedded KMS (an endpoint, no AWS credentials in the environment) rewrap runs as the administrator
+ * whose credential `coffer dev` / `kms serve` keep in the data directory; clients never hold it.
+ */
+async function embeddedAdmin(opts: RewrapFlags): Promise<{ accessKeyId: string; secretAccessKey: string } | undefined> {
+  if (!opts.kmsEndpoint || process.env.AWS_ACCESS_KEY_ID) return undefined;
+  const file = credentialsPath(opts.dataDir);
+  if (!(await access(file).then(() => true, () => false))) return undefined;
+  const { admin } = roleCredentials(await loadOrCreateCredentials(opts.dataDir));
+  return { accessKeyId: admin.accessKeyId, secretAccessKey: admin.secretAccessKey };
 }
 
 interface RewrapFlags {

@@ -21,12 +21,19 @@ export interface AttestedKeyPolicyOptions {
   imageSha384: string[];
   /** Further PCRs that must match (index → allowed hex values), e.g. PCR8 for the signing certificate. */
   pcrs?: Record<number, string[]>;
+  /**
+   * Deny ReEncrypt to any other key (`kms:ReEncryptOnSameKey` false). Required on AWS KMS, which has no
+   * condition key naming a ReEncrypt's destination; the embedded KMS instead lets a data key move only to a key
+   * with an identical policy (docs/kms.md "Key custody"), so `coffer keys rewrap` works there. Default false.
+   */
+  sameKeyReEncryptOnly?: boolean;
 }
 
 /**
  * The vault key policy: admins manage; sealers encrypt; enclaves Decrypt/GenerateDataKey only with an
- * attestation whose PCRs match; and an explicit Deny refuses every Decrypt that carries no attestation, so a
- * later Allow cannot turn plaintext Decrypt back on by accident.
+ * attestation whose PCRs match; and explicit Denies that no later Allow can undo: no Decrypt without an
+ * attestation, no policy change ever (the policy is fixed at creation, so CreateKey needs
+ * BypassPolicyLockoutSafetyCheck), no grants, no alias moves or deletions.
  * @throws RangeError if no measurement is given (an empty allow-list must never mean "any enclave").
  */
 export function attestedKeyPolicy(o: AttestedKeyPolicyOptions): string {
@@ -47,14 +54,51 @@ export function attestedKeyPolicy(o: AttestedKeyPolicyOptions): string {
       Resource: '*',
       Condition: { Null: { 'kms:RecipientAttestation:ImageSha384': 'true' } },
     },
+    {
+      // Nobody, whatever IAM or a later statement says, rewrites who gets keys: the policy is immutable.
+      Sid: 'DenyPolicyChange',
+      Effect: 'Deny',
+      Principal: '*',
+      Action: 'kms:PutKeyPolicy',
+      Resource: '*',
+    },
+    {
+      // Contexts with a coffer:purpose (the enclave's metadata MAC key) are made only by an attested enclave: were
+      // a sealer or an administrator able to wrap a key they know under such a context, planted in the untrusted
+      // store it would become the enclave's MAC key, and they could forge metadata (docs/kms.md "Key custody").
+      Sid: 'DenyPurposeKeysWithoutAttestation',
+      Effect: 'Deny',
+      Principal: '*',
+      Action: ['kms:Encrypt', 'kms:GenerateDataKey', 'kms:GenerateDataKeyWithoutPlaintext', 'kms:ReEncryptTo'],
+      Resource: '*',
+      Condition: { Null: { 'kms:EncryptionContext:coffer:purpose': 'false', 'kms:RecipientAttestation:ImageSha384': 'true' } },
+    },
+    {
+      // Grants and alias moves are other ways to hand out use of the key or to swap it under clients' feet.
+      Sid: 'DenyGrantsAndAliasChanges',
+      Effect: 'Deny',
+      Principal: '*',
+      Action: ['kms:CreateGrant', 'kms:UpdateAlias', 'kms:DeleteAlias'],
+      Resource: '*',
+    },
   ];
+  if (o.sameKeyReEncryptOnly) {
+    statements.push({
+      Sid: 'DenyReEncryptToOtherKeys',
+      Effect: 'Deny',
+      Principal: '*',
+      Action: 'kms:ReEncryptFrom',
+      Resource: '*',
+      Condition: { Bool: { 'kms:ReEncryptOnSameKey': 'false' } },
+    });
+  }
   if (o.admins.length > 0) {
     statements.push({
       Sid: 'Admins',
       Effect: 'Allow',
       Principal: { AWS: o.admins },
       Action: [
-        'kms:DescribeKey', 'kms:GetKeyPolicy', 'kms:PutKeyPolicy', 'kms:CreateAlias', 'kms:EnableKeyRotation',
+        'kms:DescribeKey', 'kms:GetKeyPolicy', 'kms:CreateAlias', 'kms:EnableKeyRotation',
         'kms:DisableKeyRotation', 'kms:GetKeyRotationStatus', 'kms:RotateKeyOnDemand', 'kms:EnableKey', 'kms:DisableKey',
         'kms:ReEncryptFrom', 'kms:ReEncryptTo',
       ],

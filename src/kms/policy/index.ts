@@ -3,4 +3,5 @@
 export { parsePolicy, PolicyError, MAX_POLICY_BYTES, conditionKey } from './parse.js';
 export { evaluatePolicy, wildcardMatch } from './evaluate.js';
 export { defaultKeyPolicy, attestedKeyPolicy, type AttestedKeyPolicyOptions } from './builders.js';
+export { attestationRuleOf, attestationRuleFingerprint, isAttestationBound } from './attestation-rule.js';
 export type { KeyPolicy, Statement, Condition, RequestContext, Decision } from './types.js';

@@ -1,6 +1,9 @@
 // Unit tests of the key-policy parser and evaluator: Deny wins, empty/no-match denies, unknown things rejected.
 import { describe, expect, it } from 'vitest';
-import { attestedKeyPolicy, defaultKeyPolicy, evaluatePolicy, parsePolicy, PolicyError, type RequestContext } from './index.js';
+import {
+  attestationRuleFingerprint, attestationRuleOf, attestedKeyPolicy, defaultKeyPolicy, evaluatePolicy, isAttestationBound, parsePolicy, PolicyError,
+  type RequestContext,
+} from './index.js';
 import { wildcardMatch } from './evaluate.js';
 
 const ALICE = 'arn:aws:iam::000000000000:user/alice';
@@ -107,10 +110,44 @@ describe('key policy evaluation', () => {
     expect(evaluatePolicy(parsePolicy(defaultKeyPolicy(ALICE)), req('kms:PutKeyPolicy'))).toBe('allow');
     const p = parsePolicy(attestedKeyPolicy({ admins: [ALICE], sealers: [ALICE], enclaves: [BOB], imageSha384: [PCR0] }));
     expect(evaluatePolicy(p, req('kms:GenerateDataKey'))).toBe('allow');
+    // fixed at creation: nobody may change it, grant it away or move its aliases
+    for (const action of ['kms:PutKeyPolicy', 'kms:CreateGrant', 'kms:UpdateAlias', 'kms:DeleteAlias']) {
+      expect(evaluatePolicy(p, req(action))).toBe('explicit-deny');
+      expect(evaluatePolicy(p, req(action, BOB))).toBe('explicit-deny');
+    }
+    expect(evaluatePolicy(p, req('kms:ReEncryptFrom', ALICE, { 'kms:reencryptonsamekey': ['false'] }))).toBe('allow');
+    const awsVariant = parsePolicy(attestedKeyPolicy({ admins: [ALICE], sealers: [ALICE], enclaves: [BOB], imageSha384: [PCR0], sameKeyReEncryptOnly: true }));
+    expect(evaluatePolicy(awsVariant, req('kms:ReEncryptFrom', ALICE, { 'kms:reencryptonsamekey': ['false'] }))).toBe('explicit-deny');
+    expect(evaluatePolicy(awsVariant, req('kms:ReEncryptFrom', ALICE, { 'kms:reencryptonsamekey': ['true'] }))).toBe('allow');
     expect(evaluatePolicy(p, req('kms:Decrypt'))).toBe('explicit-deny');
     expect(evaluatePolicy(p, req('kms:Decrypt', BOB))).toBe('explicit-deny');
     expect(evaluatePolicy(p, req('kms:Decrypt', BOB, { 'kms:recipientattestation:imagesha384': [PCR0] }))).toBe('allow');
     expect(evaluatePolicy(p, req('kms:Decrypt', BOB, { 'kms:recipientattestation:imagesha384': ['00'.repeat(48)] }))).toBe('implicit-deny');
     expect(() => attestedKeyPolicy({ admins: [], sealers: [], enclaves: [BOB], imageSha384: [] })).toThrow(RangeError);
+  });
+});
+
+describe('attestation rule (custody invariant)', () => {
+  const vault = (over: Partial<Parameters<typeof attestedKeyPolicy>[0]> = {}): string =>
+    attestedKeyPolicy({ admins: [ALICE], sealers: [ALICE], enclaves: [BOB], imageSha384: [PCR0], ...over });
+
+  it('marks a policy bound when any statement tests an attestation key; the default policy is not', () => {
+    expect(isAttestationBound(parsePolicy(vault()))).toBe(true);
+    expect(isAttestationBound(parsePolicy(defaultKeyPolicy(ALICE)))).toBe(false);
+    expect(attestationRuleOf('not json')).toMatchObject({ bound: true });
+  });
+
+  it('is blind to Sids, order and the case of case-insensitive values, and sees every change of meaning', () => {
+    const base = JSON.parse(vault()) as { Statement: Array<Record<string, unknown>> };
+    const reordered = { ...base, Id: 'other', Statement: [...base.Statement].reverse().map((s) => ({ ...s, Sid: `x${String(s.Sid)}` })) };
+    const fp = (v: unknown): string => attestationRuleFingerprint(parsePolicy(typeof v === 'string' ? v : JSON.stringify(v)));
+    expect(fp(reordered)).toBe(fp(vault()));
+    expect(fp(vault({ imageSha384: [PCR0.toUpperCase()] }))).toBe(fp(vault()));
+    expect(fp(vault({ imageSha384: ['cd'.repeat(48)] }))).not.toBe(fp(vault()));
+    expect(fp(vault({ imageSha384: [PCR0, 'cd'.repeat(48)] }))).not.toBe(fp(vault()));
+    expect(fp(vault({ enclaves: [ALICE] }))).not.toBe(fp(vault()));
+    expect(fp(vault({ admins: [BOB] }))).not.toBe(fp(vault()));
+    const withoutLock = { ...base, Statement: base.Statement.filter((s) => s.Sid !== 'DenyPolicyChange') };
+    expect(fp(withoutLock)).not.toBe(fp(vault()));
   });
 });

@@ -82,6 +82,9 @@ export async function startKmsServer(opts: KmsServerOptions): Promise<KmsServer>
   };
 }
 
-export { loadOrCreateCredentials, newCredential, credentialsPath, DEFAULT_ADMIN_ARN, DEFAULT_ACCOUNT_ID } from './credentials.js';
+export {
+  loadOrCreateCredentials, newCredential, credentialsPath, roleCredentials, DEFAULT_ADMIN_ARN, DEFAULT_SEALER_ARN, DEFAULT_ENCLAVE_ARN, DEFAULT_ACCOUNT_ID,
+  type RoleCredentials,
+} from './credentials.js';
 export type { KmsCredential } from './sigv4.js';
 export { MAX_CLOCK_SKEW_MS } from './sigv4.js';

@@ -8,12 +8,15 @@ import { newCredential, startKmsServer, type KmsCredential, type KmsServer, type
 
 export const ALICE_ARN = 'arn:aws:iam::000000000000:user/alice';
 export const BOB_ARN = 'arn:aws:iam::000000000000:user/bob';
+export const CAROL_ARN = 'arn:aws:iam::000000000000:user/carol';
 
 export interface Harness {
   dataDir: string;
   server: KmsServer;
   alice: KmsCredential;
   bob: KmsCredential;
+  /** A third principal: the key administrator in the custody tests. */
+  carol: KmsCredential;
   client(cred: KmsCredential, extra?: Partial<ConstructorParameters<typeof KMSClient>[0]>): KMSClient;
   close(): Promise<void>;
 }
@@ -26,13 +29,15 @@ export async function startHarness(
   const attestationRoot = await rootFor(dataDir);
   const alice = newCredential(ALICE_ARN);
   const bob = newCredential(BOB_ARN);
-  const server = await startKmsServer({ dataDir, listen: '127.0.0.1:0', credentials: [alice, bob], attestationRoot, ...extra });
+  const carol = newCredential(CAROL_ARN);
+  const server = await startKmsServer({ dataDir, listen: '127.0.0.1:0', credentials: [alice, bob, carol], attestationRoot, ...extra });
   const clients: KMSClient[] = [];
   return {
     dataDir,
     server,
     alice,
     bob,
+    carol,
     client(cred, more = {}) {
       const c = new KMSClient({
         region: server.region,

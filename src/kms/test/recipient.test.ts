@@ -13,7 +13,7 @@ import { decodeAttestationDocument } from '../../attestation/index.js';
 import { fixture, nitroFixtures } from '../../attestation/nitro-fixtures.test-util.js';
 import { isCofferError } from '../../errors.js';
 import { AwsKeyService, attestedKeyPolicy, type KmsKeyRecord } from '../index.js';
-import { ALICE_ARN, BOB_ARN, startHarness, type Harness } from './harness.js';
+import { ALICE_ARN, BOB_ARN, CAROL_ARN, startHarness, type Harness } from './harness.js';
 
 const GOOD_PCR0 = 'a1'.repeat(48);
 const BAD_PCR0 = 'b2'.repeat(48);
@@ -22,11 +22,14 @@ const blobId = randomBytes(16).toString('hex');
 let h: Harness;
 let otherDir: string;
 let keyArn: string;
-let sealer: AwsKeyService; // alice: admin + sealer (client side)
+let sealer: AwsKeyService; // alice: the client sealer
+let admin: AwsKeyService; // carol: the key administrator
 let enclave: AwsKeyService; // bob: the enclave principal
 let enclaveKey: { privateKey: KeyObject; spki: Buffer };
 let goodDoc: Uint8Array;
 let generated: { plaintextKey: Uint8Array; keyRecord: KmsKeyRecord };
+
+const vaultPolicy = (): string => attestedKeyPolicy({ admins: [CAROL_ARN], sealers: [ALICE_ARN], enclaves: [BOB_ARN], imageSha384: [GOOD_PCR0] });
 
 function rsa(): { privateKey: KeyObject; spki: Buffer } {
   const p = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -45,12 +48,11 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
 
 beforeAll(async () => {
   h = await startHarness(async (dataDir) => (await ensureDevRoot(dataDir)).trustRoot);
-  const alice = h.client(h.alice);
-  const policy = attestedKeyPolicy({ admins: [ALICE_ARN], sealers: [ALICE_ARN], enclaves: [BOB_ARN], imageSha384: [GOOD_PCR0] });
-  keyArn = (await alice.send(new CreateKeyCommand({ Policy: policy }))).KeyMetadata?.Arn as string;
+  keyArn = (await h.client(h.carol).send(new CreateKeyCommand({ Policy: vaultPolicy(), BypassPolicyLockoutSafetyCheck: true }))).KeyMetadata?.Arn as string;
   const svc = (cred: typeof h.alice, keyId = keyArn): AwsKeyService =>
     new AwsKeyService({ keyId, region: h.server.region, endpoint: h.server.url, credentials: { accessKeyId: cred.accessKeyId, secretAccessKey: cred.secretAccessKey } });
   sealer = svc(h.alice);
+  admin = svc(h.carol);
   enclave = svc(h.bob);
   enclaveKey = rsa();
   const nsm = await SimulatedNsm.create({ dataDir: h.dataDir, pcrs: { 0: GOOD_PCR0 } });
@@ -60,6 +62,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   sealer.close();
+  admin.close();
   enclave.close();
   await h.close();
   rmSync(otherDir, { recursive: true, force: true });
@@ -99,7 +102,7 @@ describe('Recipient: attested release of data keys', () => {
 
   it('denies Decrypt without a Recipient on an attestation-only key, for every principal', async () => {
     const blob = Buffer.from(generated.keyRecord.ciphertextBlob, 'base64');
-    for (const cred of [h.alice, h.bob]) {
+    for (const cred of [h.alice, h.bob, h.carol]) {
       const e = await h.client(cred).send(new DecryptCommand({ CiphertextBlob: blob, EncryptionContext: generated.keyRecord.encryptionContext })).catch((x: Error) => x);
       expect((e as Error).name).toBe('AccessDeniedException');
     }
@@ -175,10 +178,9 @@ describe('Recipient: attested release of data keys', () => {
   });
 
   it('rewraps a record under another attested key without touching the data key', async () => {
-    const alice = h.client(h.alice);
-    const policy = attestedKeyPolicy({ admins: [ALICE_ARN], sealers: [ALICE_ARN], enclaves: [BOB_ARN], imageSha384: [GOOD_PCR0] });
-    const second = (await alice.send(new CreateKeyCommand({ Policy: policy }))).KeyMetadata?.Arn as string;
-    const moved = await sealer.rewrap(generated.keyRecord, second);
+    const second = (await h.client(h.carol).send(new CreateKeyCommand({ Policy: vaultPolicy(), BypassPolicyLockoutSafetyCheck: true }))).KeyMetadata?.Arn as string;
+    expect(await codeOf(sealer.rewrap(generated.keyRecord, second))).toBe('KMS_ACCESS_DENIED:AccessDeniedException');
+    const moved = await admin.rewrap(generated.keyRecord, second);
     expect(moved.keyId).toBe(second);
     expect(moved.encryptionContext).toEqual(generated.keyRecord.encryptionContext);
     const key = await enclave.decryptForRecipient(moved, blobId, goodDoc, enclaveKey.privateKey);
@@ -197,7 +199,7 @@ describe('Recipient under the AWS Nitro root, with real documents', () => {
     aws = await startHarness(() => ({ kind: 'aws' }), { now: () => at });
     client = aws.client(aws.alice, { systemClockOffset: at.getTime() - Date.now() });
     const pcr0 = Buffer.from(decodeAttestationDocument(f.bytes).pcrs.get(0) as Uint8Array).toString('hex');
-    key = (await client.send(new CreateKeyCommand({ Policy: attestedKeyPolicy({ admins: [ALICE_ARN], sealers: [], enclaves: [ALICE_ARN], imageSha384: [pcr0] }) }))).KeyMetadata?.KeyId as string;
+    key = (await client.send(new CreateKeyCommand({ Policy: attestedKeyPolicy({ admins: [ALICE_ARN], sealers: [], enclaves: [ALICE_ARN], imageSha384: [pcr0] }), BypassPolicyLockoutSafetyCheck: true }))).KeyMetadata?.KeyId as string;
   });
   afterAll(() => aws.close());
 
@@ -206,7 +208,7 @@ describe('Recipient under the AWS Nitro root, with real documents', () => {
     const e1 = (await send(key).catch((x: Error) => x)) as Error;
     expect(e1.name).toBe('ValidationException');
     expect(e1.message).toMatch(/public key/);
-    const other = (await client.send(new CreateKeyCommand({ Policy: attestedKeyPolicy({ admins: [ALICE_ARN], sealers: [], enclaves: [ALICE_ARN], imageSha384: [BAD_PCR0] }) }))).KeyMetadata?.KeyId as string;
+    const other = (await client.send(new CreateKeyCommand({ Policy: attestedKeyPolicy({ admins: [ALICE_ARN], sealers: [], enclaves: [ALICE_ARN], imageSha384: [BAD_PCR0] }), BypassPolicyLockoutSafetyCheck: true }))).KeyMetadata?.KeyId as string;
     expect(((await send(other).catch((x: Error) => x)) as Error).name).toBe('AccessDeniedException');
     // a simulated (dev-root) document is foreign to an AWS-root KMS
     const devDir = mkdtempSync(join(tmpdir(), 'coffer-kms-dev-'));

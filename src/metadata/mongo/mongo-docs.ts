@@ -2,6 +2,7 @@
 // Dates are BSON dates. The opaque JSON fields (keyRecord, attrs, audit details) are stored as JSON *strings*:
 // they come from callers, and as strings their keys can never act as update operators ('$...') or dotted
 // paths, and they round-trip byte for byte on every MongoDB-wire server (docs/metadata.md).
+import { macField } from '../common.js';
 import type { AuditEntry, BlobRecord, BlobState, Grant, NodeType, Role, TreeNode, UploadChunkRecord, User } from '../types.js';
 
 export interface NodeDoc {
@@ -15,6 +16,7 @@ export interface NodeDoc {
   createdAt: Date;
   modifiedAt: Date;
   version: number;
+  mac?: string | null;
 }
 
 export interface BlobDoc {
@@ -29,6 +31,7 @@ export interface BlobDoc {
   createdAt: Date;
   updatedAt: Date;
   attrs: string;
+  mac?: string | null;
 }
 
 export interface UploadChunkDoc {
@@ -45,6 +48,7 @@ export interface UserDoc {
   _id: string;
   createdAt: Date;
   disabled: boolean;
+  mac?: string | null;
 }
 
 export interface GrantDoc {
@@ -52,6 +56,7 @@ export interface GrantDoc {
   user: string;
   role: string;
   createdAt: Date;
+  mac?: string | null;
 }
 
 export interface AuditDoc {
@@ -73,14 +78,14 @@ export interface MetaDoc {
 export function nodeToDoc(n: TreeNode): NodeDoc {
   return {
     _id: n.id, parentId: n.parentId, name: n.name, type: n.type, blobId: n.blobId, size: n.size, owner: n.owner,
-    createdAt: n.createdAt, modifiedAt: n.modifiedAt, version: n.version,
+    createdAt: n.createdAt, modifiedAt: n.modifiedAt, version: n.version, mac: n.mac ?? null,
   };
 }
 
 export function nodeFromDoc(d: NodeDoc): TreeNode {
   return {
     id: d._id, parentId: d.parentId, name: d.name, type: d.type as NodeType, blobId: d.blobId, size: d.size,
-    owner: d.owner, createdAt: d.createdAt, modifiedAt: d.modifiedAt, version: d.version,
+    owner: d.owner, createdAt: d.createdAt, modifiedAt: d.modifiedAt, version: d.version, ...macField(d.mac),
   };
 }
 
@@ -88,7 +93,7 @@ export function blobToDoc(b: BlobRecord): BlobDoc {
   return {
     _id: b.id, state: b.state, owner: b.owner, keyGeneration: b.keyGeneration, keyRecord: JSON.stringify(b.keyRecord),
     size: b.size, chunkCount: b.chunkCount, chunkSha256: b.chunkSha256, createdAt: b.createdAt, updatedAt: b.updatedAt,
-    attrs: JSON.stringify(b.attrs),
+    attrs: JSON.stringify(b.attrs), mac: b.mac ?? null,
   };
 }
 
@@ -97,7 +102,7 @@ export function blobFromDoc(d: BlobDoc): BlobRecord {
     id: d._id, state: d.state as BlobState, owner: d.owner, keyGeneration: d.keyGeneration,
     keyRecord: JSON.parse(d.keyRecord) as BlobRecord['keyRecord'], size: d.size, chunkCount: d.chunkCount,
     chunkSha256: d.chunkSha256, createdAt: d.createdAt, updatedAt: d.updatedAt,
-    attrs: JSON.parse(d.attrs) as Record<string, unknown>,
+    attrs: JSON.parse(d.attrs) as Record<string, unknown>, ...macField(d.mac),
   };
 }
 
@@ -116,11 +121,11 @@ export function uploadChunkFromDoc(d: UploadChunkDoc): UploadChunkRecord {
 }
 
 export function userFromDoc(d: UserDoc): User {
-  return { name: d._id, createdAt: d.createdAt, disabled: d.disabled };
+  return { name: d._id, createdAt: d.createdAt, disabled: d.disabled, ...macField(d.mac) };
 }
 
 export function grantFromDoc(d: GrantDoc): Grant {
-  return { nodeId: d.nodeId, user: d.user, role: d.role as Role, createdAt: d.createdAt };
+  return { nodeId: d.nodeId, user: d.user, role: d.role as Role, createdAt: d.createdAt, ...macField(d.mac) };
 }
 
 export function auditToDoc(a: AuditEntry): AuditDoc {

@@ -152,6 +152,7 @@ export class MongoMetadataStore implements MetadataStore {
 
   async insertNode(node: TreeNode): Promise<void> {
     c.checkVersion(node.version);
+    c.checkMac(node.mac);
     await this.#do(`insert node ${node.id}`, () => this.#nodes.insertOne(d.nodeToDoc(node)));
   }
 
@@ -187,6 +188,7 @@ export class MongoMetadataStore implements MetadataStore {
 
   async insertBlob(blob: BlobRecord): Promise<void> {
     c.checkBlobState(blob.state);
+    c.checkMac(blob.mac);
     await this.#do(`insert blob ${blob.id}`, () => this.#blobs.insertOne(d.blobToDoc(blob)));
   }
 
@@ -270,10 +272,20 @@ export class MongoMetadataStore implements MetadataStore {
     return docs.map(d.userFromDoc);
   }
 
+  async updateUser(name: string, patch: { disabled?: boolean; mac?: string | null }): Promise<User> {
+    const p = c.checkUserPatch(patch);
+    const doc = await this.#do(`update user ${name}`, () =>
+      Object.keys(p).length === 0 ? this.#users.findOne({ _id: name }) : this.#users.findOneAndUpdate({ _id: name }, { $set: { ...p } }, { returnDocument: 'after' }),
+    );
+    if (doc === null) throw new CofferError(ErrorCode.NOT_FOUND, `user ${name} not found`);
+    return d.userFromDoc(doc);
+  }
+
   async putGrant(grant: Grant): Promise<void> {
+    c.checkMac(grant.mac);
     const { nodeId, user, role, createdAt } = grant;
     await this.#upsert(`put grant ${nodeId}/${user}`, () =>
-      this.#grants.updateOne({ nodeId, user }, { $set: { role, createdAt } }, { upsert: true }),
+      this.#grants.updateOne({ nodeId, user }, { $set: { role, createdAt, mac: grant.mac ?? null } }, { upsert: true }),
     );
   }
 

@@ -1,6 +1,7 @@
 // Row shapes of the SQLite schema (migrations/001-initial.ts) and their conversion to and from the
 // MetadataStore records: dates are integer milliseconds, booleans 0/1, JSON fields are TEXT. Row shapes are type
 // aliases, not interfaces, so that node:sqlite takes them as named parameters (an index signature).
+import { macField } from '../common.js';
 import type { AuditEntry, BlobRecord, BlobState, Grant, NodeType, Role, TreeNode, UploadChunkRecord, User } from '../types.js';
 
 export type NodeRow = {
@@ -14,6 +15,7 @@ export type NodeRow = {
   created_at: number;
   modified_at: number;
   version: number;
+  mac: string | null;
 };
 
 export type BlobRow = {
@@ -28,6 +30,7 @@ export type BlobRow = {
   created_at: number;
   updated_at: number;
   attrs: string;
+  mac: string | null;
 };
 
 export type UploadChunkRow = {
@@ -44,6 +47,7 @@ export type UserRow = {
   name: string;
   created_at: number;
   disabled: number;
+  mac: string | null;
 };
 
 export type GrantRow = {
@@ -51,6 +55,7 @@ export type GrantRow = {
   user: string;
   role: string;
   created_at: number;
+  mac: string | null;
 };
 
 export type AuditRow = {
@@ -76,6 +81,7 @@ export function nodeFromRow(r: NodeRow): TreeNode {
     createdAt: new Date(r.created_at),
     modifiedAt: new Date(r.modified_at),
     version: r.version,
+    ...macField(r.mac),
   };
 }
 
@@ -91,6 +97,7 @@ export function nodeToRow(n: TreeNode): NodeRow {
     created_at: n.createdAt.getTime(),
     modified_at: n.modifiedAt.getTime(),
     version: n.version,
+    mac: n.mac ?? null,
   };
 }
 
@@ -107,6 +114,7 @@ export function blobFromRow(r: BlobRow): BlobRecord {
     createdAt: new Date(r.created_at),
     updatedAt: new Date(r.updated_at),
     attrs: JSON.parse(r.attrs) as Record<string, unknown>,
+    ...macField(r.mac),
   };
 }
 
@@ -123,6 +131,7 @@ export function blobToRow(b: BlobRecord): BlobRow {
     created_at: b.createdAt.getTime(),
     updated_at: b.updatedAt.getTime(),
     attrs: JSON.stringify(b.attrs),
+    mac: b.mac ?? null,
   };
 }
 
@@ -151,11 +160,11 @@ export function uploadChunkToRow(c: UploadChunkRecord): UploadChunkRow {
 }
 
 export function userFromRow(r: UserRow): User {
-  return { name: r.name, createdAt: new Date(r.created_at), disabled: r.disabled === 1 };
+  return { name: r.name, createdAt: new Date(r.created_at), disabled: r.disabled === 1, ...macField(r.mac) };
 }
 
 export function grantFromRow(r: GrantRow): Grant {
-  return { nodeId: r.node_id, user: r.user, role: r.role as Role, createdAt: new Date(r.created_at) };
+  return { nodeId: r.node_id, user: r.user, role: r.role as Role, createdAt: new Date(r.created_at), ...macField(r.mac) };
 }
 
 export function auditFromRow(r: AuditRow): AuditEntry {

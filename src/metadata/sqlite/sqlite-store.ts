@@ -24,10 +24,10 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
 }
 
-const NODE_COLUMNS: Record<string, string> = { parentId: 'parent_id', name: 'name', blobId: 'blob_id', size: 'size', owner: 'owner' };
+const NODE_COLUMNS: Record<string, string> = { parentId: 'parent_id', name: 'name', blobId: 'blob_id', size: 'size', owner: 'owner', mac: 'mac' };
 const BLOB_COLUMNS: Record<string, string> = {
   state: 'state', size: 'size', chunkCount: 'chunk_count', chunkSha256: 'chunk_sha256',
-  keyRecord: 'key_record', keyGeneration: 'key_generation', attrs: 'attrs',
+  keyRecord: 'key_record', keyGeneration: 'key_generation', attrs: 'attrs', mac: 'mac',
 };
 const JSON_BLOB_FIELDS = new Set(['chunkSha256', 'keyRecord', 'attrs']);
 
@@ -173,10 +173,11 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async insertNode(node: TreeNode): Promise<void> {
     c.checkVersion(node.version);
+    c.checkMac(node.mac);
     this.#do(`insert node ${node.id}`, () =>
       this.#stmt(
-        `INSERT INTO nodes (id, parent_id, name, type, blob_id, size, owner, created_at, modified_at, version)
-         VALUES (@id, @parent_id, @name, @type, @blob_id, @size, @owner, @created_at, @modified_at, @version)`,
+        `INSERT INTO nodes (id, parent_id, name, type, blob_id, size, owner, created_at, modified_at, version, mac)
+         VALUES (@id, @parent_id, @name, @type, @blob_id, @size, @owner, @created_at, @modified_at, @version, @mac)`,
       ).run(rows.nodeToRow(node)),
     );
   }
@@ -213,10 +214,11 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async insertBlob(blob: BlobRecord): Promise<void> {
     c.checkBlobState(blob.state);
+    c.checkMac(blob.mac);
     this.#do(`insert blob ${blob.id}`, () =>
       this.#stmt(
-        `INSERT INTO blobs (id, state, owner, key_generation, key_record, size, chunk_count, chunk_sha256, created_at, updated_at, attrs)
-         VALUES (@id, @state, @owner, @key_generation, @key_record, @size, @chunk_count, @chunk_sha256, @created_at, @updated_at, @attrs)`,
+        `INSERT INTO blobs (id, state, owner, key_generation, key_record, size, chunk_count, chunk_sha256, created_at, updated_at, attrs, mac)
+         VALUES (@id, @state, @owner, @key_generation, @key_record, @size, @chunk_count, @chunk_sha256, @created_at, @updated_at, @attrs, @mac)`,
       ).run(rows.blobToRow(blob)),
     );
   }
@@ -309,12 +311,32 @@ export class SqliteMetadataStore implements MetadataStore {
     return list.map(rows.userFromRow);
   }
 
+  async updateUser(name: string, patch: { disabled?: boolean; mac?: string | null }): Promise<User> {
+    const p = c.checkUserPatch(patch);
+    const sets = ['name = name'];
+    const params: Record<string, unknown> = { name };
+    if (p.disabled !== undefined) {
+      sets.push('disabled = @disabled');
+      params.disabled = p.disabled ? 1 : 0;
+    }
+    if (p.mac !== undefined) {
+      sets.push('mac = @mac');
+      params.mac = p.mac;
+    }
+    const r = this.#do(`update user ${name}`, () =>
+      returning(this.#stmt(`UPDATE users SET ${sets.join(', ')} WHERE name = @name RETURNING *`), params),
+    ) as rows.UserRow | undefined;
+    if (r === undefined) throw new CofferError(ErrorCode.NOT_FOUND, `user ${name} not found`);
+    return rows.userFromRow(r);
+  }
+
   async putGrant(grant: Grant): Promise<void> {
+    c.checkMac(grant.mac);
     this.#do(`put grant ${grant.nodeId}/${grant.user}`, () =>
       this.#stmt(
-        `INSERT INTO grants (node_id, user, role, created_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT (node_id, user) DO UPDATE SET role = excluded.role, created_at = excluded.created_at`,
-      ).run(grant.nodeId, grant.user, grant.role, grant.createdAt.getTime()),
+        `INSERT INTO grants (node_id, user, role, created_at, mac) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (node_id, user) DO UPDATE SET role = excluded.role, created_at = excluded.created_at, mac = excluded.mac`,
+      ).run(grant.nodeId, grant.user, grant.role, grant.createdAt.getTime(), grant.mac ?? null),
     );
   }
 

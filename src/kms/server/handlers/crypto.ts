@@ -2,9 +2,10 @@
 // (key policy with the request's condition keys) always precedes any use of key material; with a Recipient the
 // attestation document is verified first, so attestation condition keys come only from a verified document.
 import { randomBytes } from 'node:crypto';
+import { attestationRuleOf } from '../../policy/index.js';
 import { authorize, requireEnabled, type OpContext, type RequestFacts } from '../context.js';
 import { BlobFormatError, bytesToUuid, openBlob, parseBlobHeader, sealBlob, uuidToBytes } from '../ciphertext.js';
-import { KmsApiError, validation } from '../errors.js';
+import { accessDenied, KmsApiError, validation } from '../errors.js';
 import type { KmsKey } from '../key-store.js';
 import { assertUsableRecipientKey, sealForRecipient, verifyRecipient, type VerifiedRecipient } from '../recipient.js';
 import type { Input, Recipient, SCHEMAS } from '../validate.js';
@@ -120,6 +121,22 @@ export function decrypt(op: OpContext, i: In<'Decrypt'>): Out {
   return out;
 }
 
+/**
+ * Custody invariant (docs/kms.md "Key custody"): a data key under an attestation-bound key moves only to a key
+ * whose policy is the same rule — else a rewrapper could move it under a key they control and Decrypt it there.
+ * @throws KmsApiError AccessDeniedException
+ */
+function requireSameAttestationRule(op: OpContext, source: KmsKey, destination: KmsKey): void {
+  const from = attestationRuleOf(source.policy);
+  if (!from.bound) return;
+  const to = attestationRuleOf(destination.policy);
+  if (!to.bound || to.fingerprint !== from.fingerprint) {
+    throw accessDenied(
+      `User: ${op.caller.principalArn} is not authorized to perform: kms:ReEncryptFrom on resource: ${source.arn}: its data keys are bound to enclave attestation and may move only to a key with the same policy, which ${destination.arn} does not have`,
+    );
+  }
+}
+
 /** Decrypts and re-encrypts inside the KMS; the plaintext never leaves it. Both keys' policies are checked. */
 export async function reEncrypt(op: OpContext, i: In<'ReEncrypt'>): Promise<Out> {
   checkAlgorithm(i.SourceEncryptionAlgorithm);
@@ -130,6 +147,7 @@ export async function reEncrypt(op: OpContext, i: In<'ReEncrypt'>): Promise<Out>
   const sameKey = source.keyId === destination.keyId;
   authorize(op, source, 'kms:ReEncryptFrom', { encryptionContext: i.SourceEncryptionContext, reEncryptOnSameKey: sameKey });
   authorize(op, destination, 'kms:ReEncryptTo', { encryptionContext: i.DestinationEncryptionContext, reEncryptOnSameKey: sameKey });
+  if (!sameKey) requireSameAttestationRule(op, source, destination);
   requireEnabled(source);
   requireEnabled(destination);
   dryRun(i.DryRun);

@@ -1,8 +1,8 @@
 // Key management operations: CreateKey, DescribeKey, ListKeys, CreateAlias, ListAliases, Get/PutKeyPolicy,
 // key rotation (Enable/Disable/GetKeyRotationStatus, RotateKeyOnDemand) and Enable/DisableKey.
-import { defaultKeyPolicy, evaluatePolicy, parsePolicy, PolicyError } from '../../policy/index.js';
+import { attestationRuleOf, defaultKeyPolicy, evaluatePolicy, parsePolicy, PolicyError } from '../../policy/index.js';
 import { authorize, conditionValues, epochSeconds, type OpContext } from '../context.js';
-import { KmsApiError, unsupported, validation } from '../errors.js';
+import { accessDenied, KmsApiError, unsupported, validation } from '../errors.js';
 import { KeyStore, type KmsKey } from '../key-store.js';
 import type { Input, SCHEMAS } from '../validate.js';
 
@@ -124,6 +124,11 @@ export async function putKeyPolicy(op: OpContext, i: In<'PutKeyPolicy'>): Promis
   policyName(i.PolicyName);
   const key = op.settings.store.resolve(i.KeyId);
   authorize(op, key, 'kms:PutKeyPolicy');
+  // Custody invariant, whatever the policy itself says: who may get an attestation-bound key's data keys is
+  // fixed when the key is made (docs/kms.md "Key custody").
+  if (attestationRuleOf(key.policy).bound) {
+    throw accessDenied(`User: ${op.caller.principalArn} is not authorized to perform: kms:PutKeyPolicy on resource: ${key.arn}: the policy of a key bound to enclave attestation cannot be changed`);
+  }
   acceptPolicy(op, i.Policy, key.arn, i.BypassPolicyLockoutSafetyCheck);
   await op.settings.store.update(key.keyId, (k) => void (k.policy = i.Policy));
   return {};
