@@ -10,6 +10,7 @@ import type { Vault } from '../vault/index.js';
 import type { Authenticator } from './auth/index.js';
 import { errorResponse, type ApiEnv } from './http.js';
 import { downloadRoutes } from './routes/downloads.js';
+import { fileRoutes } from './routes/files.js';
 import { grantRoutes } from './routes/grants.js';
 import { treeRoutes } from './routes/tree.js';
 import { uploadRoutes } from './routes/uploads.js';
@@ -99,6 +100,7 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
 
   uploadRoutes(app, vault, metrics, { maxMultipartParts: deps.limits?.maxMultipartParts ?? 16 });
   downloadRoutes(app, vault, metrics);
+  fileRoutes(app, vault, metrics);
   treeRoutes(app, vault);
   grantRoutes(app, vault);
   return app;
