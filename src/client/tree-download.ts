@@ -67,7 +67,9 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
       result.bytes += size;
       options.onFile?.({ path: node.path, size, action: replace ? 'updated' : 'copied' });
     } catch (e) {
-      if (isCofferError(e, ErrorCode.ALREADY_EXISTS) && (await lstat(dest).then(() => true, () => false))) {
+      // without replace, ALREADY_EXISTS from link(2) means a file appeared here meanwhile; the service's own
+      // ALREADY_EXISTS is never taken for that (it has no say over what exists here: checked, not trusted)
+      if (!replace && isCofferError(e, ErrorCode.ALREADY_EXISTS) && (await lstat(dest).then(() => true, () => false))) {
         result.skipped++;
         options.onFile?.({ path: node.path, size: 0, action: 'skipped', reason: 'appeared locally meanwhile (use --force)' });
         return;

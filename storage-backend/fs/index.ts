@@ -113,8 +113,9 @@ export class FsChunkStore implements ChunkStore {
         throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'chunk data must be a Readable or an AsyncIterable<Uint8Array>');
       }
       options?.signal?.throwIfAborted();
-      const dir = await this.layout.ensureBlobDir(ref.blobId);
-      return writeChunk({
+      const { dir, durable } = await this.layout.ensureBlobDir(ref.blobId);
+      durable.catch(() => undefined); // awaited below; a failed write must not leave it unhandled
+      const written = await writeChunk({
         root: this.layout.root,
         dir,
         finalName: chunkName(ref.index),
@@ -128,8 +129,12 @@ export class FsChunkStore implements ChunkStore {
         verifyAfterWrite: this.verifyAfterWrite,
         direct: this.directIo,
         onFsync: this.onFsync,
+        dirSync: (d) => this.layout.dirSyncs.sync(d),
         io: this.io,
       });
+      // the directory chain's fsyncs ran beside the chunk's own; the chunk is durable only once both are
+      await durable;
+      return written;
     });
   }
 
