@@ -88,6 +88,11 @@ export class FsChunkStore implements ChunkStore {
     readonly directIo = false,
   ) {}
 
+  /** Directory fsyncs issued and puts (or directory creations) they served (group-fsync.ts). */
+  get directoryFsyncs(): { fsyncs: number; callers: number } {
+    return { ...this.layout.dirSyncs.stats };
+  }
+
   /** The canonical root directory (symbolic links resolved). */
   get root(): string {
     return this.layout.root;
