@@ -10,6 +10,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { runCliProcess, startServerProcess } from './cli-process.js';
+import { benchLarge } from './large.js';
 import { peakRss, watchPeakRss } from './measure.js';
 
 export interface FilesBenchOptions {
@@ -20,6 +21,8 @@ export interface FilesBenchOptions {
   perDir?: number;
   /** `--concurrency` for put -r / get -r (default: the CLI's). */
   concurrency?: number;
+  /** Size of the large file measured after the small files (0: skip). */
+  largeSize?: number;
   dir?: string;
   keep?: boolean;
   log?: (line: string) => void;
@@ -106,6 +109,9 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
       log(`re-run over the complete tree (every file skipped): put -r ${rerunPut.toFixed(2)} s, get -r ${rerunGet.toFixed(2)} s; ls of a ${Math.min(perDir, files)}-entry directory ${listing.toFixed(2)} s`);
       log(`peak RSS: put -r ${mib(putRss)}, get -r ${mib(getRss)}, coffer serve ${mib(serverRss)}`);
       log('note: coffer fsyncs every file it commits (service) and writes (get -r); restic fsyncs its pack files on backup and nothing on restore.');
+      if ((options.largeSize ?? 0) > 0) {
+        Object.assign(summary, await benchLarge({ size: options.largeSize as number, rounds: options.rounds, work, env, log }));
+      }
       return summary;
     } finally {
       await server.stop();
