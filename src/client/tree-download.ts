@@ -15,7 +15,7 @@ import { localName } from './local-name.js';
 import { sweepDeadPartials } from './partial-files.js';
 import { SMALL_FILE_MAX, fetchSmallFile, placeFile } from './small-file.js';
 import {
-  DEFAULT_TREE_CONCURRENCY, emptyResult, fail, isFileOnlyFailure, reasonOf,
+  DEFAULT_TREE_CONCURRENCY, MEDIUM_FILES_IN_FLIGHT, SMALL_IN_FLIGHT_MAX, emptyResult, fail, isFileOnlyFailure, reasonOf,
   type TreeTransferOptions, type TreeTransferResult,
 } from './tree-transfer.js';
 import type { NodeInfo, VaultClient } from './vault-client.js';
@@ -30,6 +30,7 @@ import type { NodeInfo, VaultClient } from './vault-client.js';
 export async function downloadTree(client: VaultClient, vaultDir: string, localDir: string, options: TreeTransferOptions): Promise<TreeTransferResult> {
   const result = emptyResult();
   const small = new Gate(Math.max(1, options.concurrency ?? DEFAULT_TREE_CONCURRENCY));
+  const medium = new Gate(MEDIUM_FILES_IN_FLIGHT);
   const large = new Gate(1);
   const dirs = new DirSyncer();
   let found = 0;
@@ -88,7 +89,7 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
     }
     await sweepDeadPartials(local); // once per directory
     for await (const node of client.listAll(remote)) {
-      if (small.error !== undefined || large.error !== undefined) return;
+      if (small.error !== undefined || medium.error !== undefined || large.error !== undefined) return;
       const l = path.join(local, localName(node.name));
       if (node.type === 'dir') {
         await walk(node.path, l, false);
@@ -97,7 +98,7 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
       found++;
       foundBytes += node.size;
       options.onFound?.(found, foundBytes, false);
-      const gate = node.size <= SMALL_FILE_MAX ? small : large;
+      const gate = node.size <= SMALL_IN_FLIGHT_MAX ? small : node.size <= SMALL_FILE_MAX ? medium : large;
       await gate.submit(async () => {
         const st = await lstat(l).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? null : Promise.reject(e)));
         if (st && !st.isFile()) {
@@ -119,10 +120,9 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
     await walk(vaultDir, localDir, true);
     options.onFound?.(found, foundBytes, true);
   } finally {
-    await Promise.all([small.drain(), large.drain()]);
+    await Promise.all([small.drain(), medium.drain(), large.drain()]);
   }
-  if (small.error !== undefined) throw small.error;
-  if (large.error !== undefined) throw large.error;
+  for (const g of [small, medium, large]) if (g.error !== undefined) throw g.error;
   return result;
 }
 

@@ -13,7 +13,14 @@ export { uploadTree } from './tree-upload.js';
 export { downloadTree } from './tree-download.js';
 
 /** Files in flight by default: measured on a 2-core machine with 16 KiB files (docs/benchmarks.md "Trees"). */
-export const DEFAULT_TREE_CONCURRENCY = 16;
+export const DEFAULT_TREE_CONCURRENCY = 32;
+
+/**
+ * Files up to this size go `concurrency` at a time; larger one-chunk files (up to 8 MiB, held whole in memory
+ * while in flight) go MEDIUM_FILES_IN_FLIGHT at a time, so memory stays bounded whatever the tree holds.
+ */
+export const SMALL_IN_FLIGHT_MAX = 1024 * 1024;
+export const MEDIUM_FILES_IN_FLIGHT = 4;
 
 export type TreeAction = 'copied' | 'updated' | 'skipped' | 'failed';
 

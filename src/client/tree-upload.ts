@@ -12,7 +12,7 @@ import { checkName } from '../vault/paths.js';
 import { fileSha256 } from './download.js';
 import { SMALL_FILE_MAX, fetchSmallFile, uploadSmallFile } from './small-file.js';
 import {
-  DEFAULT_TREE_CONCURRENCY, emptyResult, fail, isFileOnlyFailure, reasonOf, vaultJoin,
+  DEFAULT_TREE_CONCURRENCY, MEDIUM_FILES_IN_FLIGHT, SMALL_IN_FLIGHT_MAX, emptyResult, fail, isFileOnlyFailure, reasonOf, vaultJoin,
   type TreeTransferOptions, type TreeTransferResult,
 } from './tree-transfer.js';
 import { uploadFile } from './upload.js';
@@ -29,6 +29,7 @@ const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
 export async function uploadTree(client: VaultClient, localDir: string, vaultDir: string, options: TreeTransferOptions): Promise<TreeTransferResult> {
   const result = emptyResult();
   const small = new Gate(Math.max(1, options.concurrency ?? DEFAULT_TREE_CONCURRENCY));
+  const medium = new Gate(MEDIUM_FILES_IN_FLIGHT); // one-chunk files over 1 MiB: held whole while in flight
   const large = new Gate(1); // each already keeps `chunkConcurrency` chunks in flight
   let found = 0;
   let foundBytes = 0;
@@ -67,7 +68,7 @@ export async function uploadTree(client: VaultClient, localDir: string, vaultDir
     const entries = (await readdir(local, { withFileTypes: true, encoding: 'buffer' }))
       .sort((a, b) => Buffer.compare(a.name, b.name));
     for (const e of entries) {
-      if (small.error !== undefined || large.error !== undefined) return;
+      if (small.error !== undefined || medium.error !== undefined || large.error !== undefined) return;
       const name = nameOf(e.name);
       const localPath = path.join(local, name.ok ? name.name : e.name.toString('latin1'));
       if (!name.ok) {
@@ -107,7 +108,7 @@ export async function uploadTree(client: VaultClient, localDir: string, vaultDir
         fail(result, options, localPath, `${r} is a directory in the vault`);
         continue;
       }
-      const gate = st.size <= SMALL_FILE_MAX ? small : large;
+      const gate = st.size <= SMALL_IN_FLIGHT_MAX ? small : st.size <= SMALL_FILE_MAX ? medium : large;
       await gate.submit(async () => {
         if (existing && !options.overwrite && (await sameInVault(client, localPath, st, existing, options))) {
           result.skipped++;
@@ -124,10 +125,9 @@ export async function uploadTree(client: VaultClient, localDir: string, vaultDir
     await walk(localDir, root);
     options.onFound?.(found, foundBytes, true);
   } finally {
-    await Promise.all([small.drain(), large.drain()]);
+    await Promise.all([small.drain(), medium.drain(), large.drain()]);
   }
-  if (small.error !== undefined) throw small.error;
-  if (large.error !== undefined) throw large.error;
+  for (const g of [small, medium, large]) if (g.error !== undefined) throw g.error;
   return result;
 }
 
