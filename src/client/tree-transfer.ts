@@ -74,8 +74,13 @@ export function emptyResult(): TreeTransferResult {
 /** Failures that concern one file only: the copy goes on without it (everything else stops the tree). */
 export function isFileOnlyFailure(e: unknown): boolean {
   if (isCofferError(e)) {
-    return e.code === 'INVALID_PATH' || e.code === 'CONFLICT' || e.code === 'IS_A_DIRECTORY' || e.code === 'NOT_A_DIRECTORY' || e.code === 'PERMISSION_DENIED';
+    if (e.code === 'INVALID_PATH' || e.code === 'CONFLICT' || e.code === 'IS_A_DIRECTORY' || e.code === 'NOT_A_DIRECTORY' || e.code === 'PERMISSION_DENIED') return true;
+    return isLocalFileError(e.cause); // reading the local file failed (it vanished, became a link, is unreadable)
   }
+  return isLocalFileError(e);
+}
+
+function isLocalFileError(e: unknown): boolean {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
   return code === 'EACCES' || code === 'EPERM' || code === 'ENOENT' || code === 'ELOOP' || code === 'EISDIR';
 }

@@ -71,7 +71,7 @@ function isResumeRefusal(e: unknown): boolean {
 async function uploadFileOnce(client: VaultClient, source: string, options: UploadFileOptions): Promise<UploadResult> {
   const { journal } = options;
   const info = await stat(source).catch((e: NodeJS.ErrnoException) => {
-    throw new CofferError(e.code === 'ENOENT' ? ErrorCode.NOT_FOUND : ErrorCode.INVALID_ARGUMENT, `cannot read ${source}: ${e.message}`);
+    throw new CofferError(e.code === 'ENOENT' ? ErrorCode.NOT_FOUND : ErrorCode.INVALID_ARGUMENT, `cannot read ${source}: ${e.message}`, { cause: e });
   });
   if (info.isDirectory()) throw new CofferError(ErrorCode.IS_A_DIRECTORY, `${source} is a directory`);
   const fh = await open(source, 'r');

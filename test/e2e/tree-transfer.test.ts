@@ -3,7 +3,7 @@
 // and exactly the local bytes; the same command run again finishes the tree, skipping what is there; a changed
 // file is sent again without --force; a name the vault refuses is reported and the rest goes on.
 import { randomBytes } from 'node:crypto';
-import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -145,6 +145,25 @@ describe('put -r / get -r with many files in flight', () => {
     // get -r brings the changed vault file down again, and only it
     const down3 = JSON.parse((await run(['get', '-r', '/k', mirror, '--json'])).stdout) as { files: number; updated: number; skipped: number };
     expect(down3).toMatchObject({ files: 0, updated: 1, skipped: local.size - 1 });
+    expect((await readFile(path.join(mirror, rel))).equals(local.get(rel)!)).toBe(true);
+
+    // touched but unchanged: by size and time it differs; --checksum compares the bytes and skips it
+    const touched = 'd2/f0002.bin';
+    const later = new Date(Date.now() + 5_000);
+    await utimes(path.join(tree, touched), later, later);
+    await utimes(path.join(mirror, touched), later, later);
+    const bySum = JSON.parse((await run(['put', '-r', tree, '/k', '--checksum', '--json'])).stdout) as { updated: number; skipped: number };
+    expect(bySum).toMatchObject({ updated: 0, skipped: local.size });
+    const byTime = JSON.parse((await run(['put', '-r', tree, '/k', '--json'])).stdout) as { updated: number; skipped: number };
+    expect(byTime).toMatchObject({ updated: 1, skipped: local.size - 1 });
+    const downSum = JSON.parse((await run(['get', '-r', '/k', mirror, '--checksum', '--json'])).stdout) as { updated: number; skipped: number };
+    expect(downSum).toMatchObject({ updated: 0, skipped: local.size });
+    // a local edit of the same size is fetched again by --checksum
+    const edited = Buffer.from(local.get(rel)!);
+    edited[0] = (edited[0] ?? 0) ^ 0xff;
+    await writeFile(path.join(mirror, rel), edited);
+    const fixed = JSON.parse((await run(['get', '-r', '/k', mirror, '--checksum', '--json'])).stdout) as { updated: number };
+    expect(fixed.updated).toBe(1);
     expect((await readFile(path.join(mirror, rel))).equals(local.get(rel)!)).toBe(true);
   }, 300_000);
 
