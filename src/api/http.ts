@@ -49,9 +49,14 @@ export async function readJson(c: Ctx, allowed: readonly string[]): Promise<Reco
     if (total > MAX_JSON_BYTES) throw new CofferError(ErrorCode.PAYLOAD_TOO_LARGE, `JSON body over ${MAX_JSON_BYTES} bytes`);
     parts.push(chunk as Buffer);
   }
+  return jsonObjectFrom(Buffer.concat(parts), allowed);
+}
+
+/** Parses bytes as a strict JSON object (UTF-8, no repeated keys), refusing unknown fields. Throws INVALID_ARGUMENT. */
+export function jsonObjectFrom(bytes: Uint8Array, allowed: readonly string[]): Record<string, unknown> {
   let text: string;
   try {
-    text = STRICT_UTF8.decode(Buffer.concat(parts)); // never a silent U+FFFD in a path or a name
+    text = STRICT_UTF8.decode(bytes); // never a silent U+FFFD in a path or a name
   } catch (_e) {
     throw bad('body is not valid UTF-8');
   }

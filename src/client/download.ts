@@ -2,6 +2,7 @@
 // manifest and authenticate it with the DEK, write plaintext to a temporary file beside the destination, and
 // rename it into place only when every chunk verified. On any failure the destination is untouched and the
 // temporary file is removed (DESIGN.md: a failed download leaves nothing at the destination).
+import { createHash } from 'node:crypto';
 import { link, lstat, open, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { BufferPool, DIRECT_IO_ALIGNMENT, alignUp, alignedAllocator } from '../buffer-pool.js';
@@ -142,6 +143,26 @@ export async function verifyFile(client: VaultClient, vaultPath: string, options
     dek.fill(0);
   }
   return { node, destination: '', size: manifest.size, chunkCount: manifest.chunkCount };
+}
+
+/**
+ * The SHA-256 (hex) of a vault file's plaintext, every chunk authenticated on the way (`put -r --checksum`,
+ * `get -r --checksum`). Throws as verifyFile.
+ */
+export async function fileSha256(client: VaultClient, vaultPath: string, keys: DataKeyProvider): Promise<string> {
+  const { manifest } = await client.manifestByPath(vaultPath);
+  checkManifest(manifest);
+  const dek = await keys.openDataKey(manifest.keyRecord, manifest.blobId);
+  const hash = createHash('sha256');
+  try {
+    // one chunk at a time, so they arrive in order
+    await openChunks(client, manifest, dek, 1, async (_offset, plaintext) => {
+      hash.update(plaintext);
+    });
+  } finally {
+    dek.fill(0);
+  }
+  return hash.digest('hex');
 }
 
 /**

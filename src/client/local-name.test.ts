@@ -2,7 +2,7 @@
 // (in a listing for `get -r`, in a manifest for `get` into a directory) are refused unless they are one safe
 // path segment. Tested against a real HTTP server that lies.
 import { createServer, type Server } from 'node:http';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,10 +24,10 @@ beforeAll(async () => {
   work = await mkdtemp(path.join(os.tmpdir(), 'coffer-names-'));
   server = createServer((req, res) => {
     const u = new URL(req.url ?? '/', 'http://x');
-    const node = { id: 'n1', path: '/evil/f', name: hostileName, type: 'file', size: 1, blobId: 'ab'.repeat(16), owner: 'a', createdAt: '', modifiedAt: '' };
+    const node = { id: 'n1', path: '/evil/f', name: hostileName, type: 'file', size: 1, blobId: 'ab'.repeat(16), owner: 'a', createdAt: '', modifiedAt: '2025-01-01T00:00:00.000Z' };
     res.setHeader('content-type', 'application/json');
     if (u.pathname === '/v1/fs/list') res.end(JSON.stringify({ items: [node], next: null }));
-    else if (u.pathname === '/v1/fs/manifest' && manifestRefusal) {
+    else if ((u.pathname === '/v1/fs/manifest' || u.pathname === '/v1/fs/file') && manifestRefusal) {
       res.statusCode = manifestRefusal.status;
       res.end(JSON.stringify({ error: { code: manifestRefusal.code, message: 'says the service' } }));
     } else if (u.pathname === '/v1/fs/manifest') res.end(JSON.stringify({ node, manifest: { blobId: 'ab'.repeat(16), size: claimedSize, chunkCount: Math.max(1, Math.ceil(claimedSize / (8 * 1024 * 1024))), state: 'committed', keyGeneration: 1, keyRecord: { scheme: 'x' }, chunks: [] } }));
@@ -76,7 +76,13 @@ describe('names from the service', () => {
     const dest = path.join(work, 'told');
     try {
       await expect(downloadTree(client, '/evil', dest, { keys })).rejects.toMatchObject({ code: 'ALREADY_EXISTS', message: expect.stringContaining('says the service') });
+      // a local file that differs is fetched again: the service's ALREADY_EXISTS stops that, and the file stays
       await writeFile(path.join(dest, 'f.bin'), 'mine');
+      await expect(downloadTree(client, '/evil', dest, { keys })).rejects.toMatchObject({ code: 'ALREADY_EXISTS', message: expect.stringContaining('says the service') });
+      expect(await readFile(path.join(dest, 'f.bin'), 'utf8')).toBe('mine');
+      // the same file (size and the vault's modification time) is skipped without asking the service
+      await writeFile(path.join(dest, 'f.bin'), 'm');
+      await utimes(path.join(dest, 'f.bin'), new Date('2025-01-01T00:00:00.000Z'), new Date('2025-01-01T00:00:00.000Z'));
       expect(await downloadTree(client, '/evil', dest, { keys })).toMatchObject({ files: 0, skipped: 1 });
     } finally {
       client.close();

@@ -71,7 +71,7 @@ function isResumeRefusal(e: unknown): boolean {
 async function uploadFileOnce(client: VaultClient, source: string, options: UploadFileOptions): Promise<UploadResult> {
   const { journal } = options;
   const info = await stat(source).catch((e: NodeJS.ErrnoException) => {
-    throw new CofferError(e.code === 'ENOENT' ? ErrorCode.NOT_FOUND : ErrorCode.INVALID_ARGUMENT, `cannot read ${source}: ${e.message}`);
+    throw new CofferError(e.code === 'ENOENT' ? ErrorCode.NOT_FOUND : ErrorCode.INVALID_ARGUMENT, `cannot read ${source}: ${e.message}`, { cause: e });
   });
   if (info.isDirectory()) throw new CofferError(ErrorCode.IS_A_DIRECTORY, `${source} is a directory`);
   const fh = await open(source, 'r');
@@ -115,7 +115,7 @@ export interface UploadFileOptions extends UploadOptions {
 }
 
 /** Device, inode, size, and modification and change times in nanoseconds: what changes when a file's bytes do. */
-function identityOf(st: BigIntStats): string {
+export function identityOf(st: BigIntStats): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
 }
 
@@ -130,7 +130,7 @@ async function* readPieces(fh: FileHandle): AsyncGenerator<Uint8Array> {
 }
 
 /** The source tag stored with an upload: the identity, keyed by the blob's data key (opaque to the service). */
-function sourceTag(dek: Uint8Array, identity: string): string {
+export function sourceTag(dek: Uint8Array, identity: string): string {
   return createHmac('sha256', dek).update(`coffer-source-v1\0${identity}`).digest('base64url');
 }
 

@@ -3,7 +3,37 @@
 import type { IncomingMessage } from 'node:http';
 import type { ChunkView, CreateUploadInput, ManifestView, NodeView, UploadChunkView, UploadView } from '../vault/index.js';
 import { MAX_SEALED_SIZE } from '../crypto/index.js';
+import { CofferError, ErrorCode } from '../errors.js';
 import { HttpClient, readAll, type ClientOptions } from './http.js';
+import { withRetry } from './retry.js';
+
+/** The framing of the small-file calls (src/api/framed-body.ts, docs/http-api.md): u32 J ‖ JSON ‖ sealed chunk. */
+const FILE_MEDIA_TYPE = 'application/vnd.coffer.file+v1';
+
+function frameHead(value: unknown): Buffer {
+  const json = Buffer.from(JSON.stringify(value), 'utf8');
+  const head = Buffer.allocUnsafe(4 + json.length);
+  head.writeUInt32BE(json.length, 0);
+  json.copy(head, 4);
+  return head;
+}
+
+/** Splits a framed file answer. Throws INTEGRITY when it is not one (the service is not trusted to frame it right). */
+function parseFileResponse(body: Buffer): { node: NodeInfo; manifest: Manifest; sealed: Buffer | null } {
+  const bad = (m: string): CofferError => new CofferError(ErrorCode.INTEGRITY, `malformed file answer: ${m}`);
+  if (body.length < 4) throw bad('shorter than its prefix');
+  const j = body.readUInt32BE(0);
+  if (4 + j > body.length) throw bad('JSON part longer than the body');
+  let value: { node?: NodeInfo; manifest?: Manifest };
+  try {
+    value = JSON.parse(body.subarray(4, 4 + j).toString('utf8')) as { node?: NodeInfo; manifest?: Manifest };
+  } catch {
+    throw bad('JSON part is not JSON');
+  }
+  if (typeof value !== 'object' || value === null || !value.node || !value.manifest) throw bad('no node or manifest');
+  const rest = body.subarray(4 + j);
+  return { node: value.node, manifest: value.manifest, sealed: rest.length > 0 ? rest : null };
+}
 
 // The wire types are the service's own JSON views (docs/http-api.md), imported as types only: the client shares
 // the contract, not the service's code.
@@ -81,6 +111,23 @@ export class VaultClient {
 
   commit(blobId: string, chunkCount: number, size: number): Promise<{ node: NodeInfo; manifest: Manifest }> {
     return this.http.json(`/v1/uploads/${blobId}/commit`, { method: 'POST', json: { chunkCount, size } });
+  }
+
+  /**
+   * A one-chunk file created, stored and committed in one request (docs/http-api.md "Small files"). Idempotent on
+   * the service's side (the same request again answers the committed file), so it is retried after transient
+   * failures like a chunk PUT.
+   */
+  putSmallFile(req: CreateUploadRequest & { size: number }, sealed: Uint8Array): Promise<{ node: NodeInfo; manifest: Manifest }> {
+    const head = frameHead(req);
+    return withRetry(() => this.http.json('/v1/files', { method: 'POST', body: Buffer.concat([head, sealed]), headers: { 'content-type': FILE_MEDIA_TYPE } }));
+  }
+
+  /** A file's node and manifest, and for a one-chunk file its sealed chunk, in one request (retried like a GET). */
+  async getFile(path: string): Promise<{ node: NodeInfo; manifest: Manifest; sealed: Buffer | null }> {
+    const res = await this.http.raw('/v1/fs/file', { query: { path }, headers: { accept: FILE_MEDIA_TYPE } });
+    const body = await readAll(res, MAX_SEALED_SIZE + 1024 * 1024);
+    return parseFileResponse(body);
   }
 
   abort(blobId: string): Promise<unknown> {

@@ -288,8 +288,9 @@ export async function putChunk(
   if (attrs.finalIndex !== undefined) {
     if (header.final && attrs.finalIndex !== index) throw mismatch(`chunk ${attrs.finalIndex} is already FINAL`);
     if (!header.final && index >= attrs.finalIndex) throw mismatch(`chunk ${attrs.finalIndex} is FINAL; no chunk may follow or replace it as non-final`);
-  } else if (header.final) {
-    // Announce the FINAL index before writing (compare-and-set on state; commit re-checks everything).
+  } else if (header.final && blob.size === null) {
+    // Announce the FINAL index before writing (compare-and-set on state; commit re-checks everything). With a
+    // declared size the layout check above already pins FINAL to the last index, so no write is needed.
     blob = await ctx.store.updateBlob(blobId, 'uploading', { attrs: { ...blob.attrs, finalIndex: index } });
   }
   const stored = await ctx.chunks.put({ blobId, index }, all, {

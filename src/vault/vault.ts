@@ -13,6 +13,7 @@ import { runGc, type GcOptions, type GcReport, type GcState } from './gc.js';
 import { deleteGrant, listGrants, putGrant } from './grants.js';
 import * as integrity from './integrity.js';
 import { ensureRoot } from './resolve.js';
+import { getSmallFile, putSmallFile, type SmallFileInput, type SmallFileRead } from './small-files.js';
 import * as tree from './tree.js';
 import * as uploads from './uploads.js';
 import { UserRegistry } from './users.js';
@@ -109,6 +110,14 @@ export class Vault {
   }
   abortUpload(actor: Actor, blobId: string): Promise<{ blobId: string; state: 'deleting' }> {
     return uploads.abortUpload(this.ctx, actor, blobId);
+  }
+  /** A one-chunk file created, stored and committed in one call (small-files.ts). */
+  putSmallFile(actor: Actor, input: SmallFileInput, body: AsyncIterable<Uint8Array>, contentLength: number): Promise<{ node: NodeView; manifest: ManifestView; repeated: boolean }> {
+    return putSmallFile(this.ctx, actor, input, body, contentLength);
+  }
+  /** A file's node, manifest and, for one chunk, its sealed bytes (small-files.ts). */
+  getSmallFile(actor: Actor, path: string): Promise<SmallFileRead> {
+    return getSmallFile(this.ctx, actor, path);
   }
 
   // ---- downloads ----

@@ -120,7 +120,9 @@ describe('durability sequence (strace)', () => {
         ]).catch((e: unknown) => ({ error: { code: 'STRACE', message: String(e) } }));
         if (traced.error?.code === 'STRACE') ctx.skip(`strace cannot trace here: ${traced.error.message.split('\n')[0]}`);
         expect(traced.ok?.size).toBe(size);
-        const lines = (await readFile(log, 'utf8')).split('\n');
+        // the directory chain's fsyncs run beside the chunk's own (group commit), so strace may split a call
+        // into "<unfinished ...>" and "<... resumed>": each is joined back at the line where it started
+        const lines = joinResumed((await readFile(log, 'utf8')).split('\n'));
         const blobDir = join(await realpath(root), 'chunks', blobId.slice(0, 2), blobId.slice(2, 4), blobId);
         const at = (re: RegExp, from = 0): number => {
           const i = lines.findIndex((l, n) => n >= from && re.test(l));
@@ -166,3 +168,26 @@ describe('durability sequence (strace)', () => {
     }
   });
 });
+
+/** strace -f lines with each call split by another thread's joined back into one line, where it started. */
+function joinResumed(raw: string[]): string[] {
+  const out: string[] = [];
+  const open = new Map<string, number>(); // pid → index in out of its unfinished call
+  for (const l of raw) {
+    const unfinished = /^(\d+)\s+.* <unfinished \.\.\.>$/.exec(l);
+    if (unfinished) {
+      open.set(unfinished[1] as string, out.length);
+      out.push(l.replace(/ <unfinished \.\.\.>$/, ''));
+      continue;
+    }
+    const resumed = /^(\d+)\s+<\.\.\. \w+ resumed>(.*)$/.exec(l);
+    const at = resumed ? open.get(resumed[1] as string) : undefined;
+    if (resumed && at !== undefined) {
+      out[at] += resumed[2] as string;
+      open.delete(resumed[1] as string);
+      continue;
+    }
+    out.push(l);
+  }
+  return out;
+}

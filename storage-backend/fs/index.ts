@@ -88,6 +88,11 @@ export class FsChunkStore implements ChunkStore {
     readonly directIo = false,
   ) {}
 
+  /** Directory fsyncs issued and puts (or directory creations) they served (group-fsync.ts). */
+  get directoryFsyncs(): { fsyncs: number; callers: number } {
+    return { ...this.layout.dirSyncs.stats };
+  }
+
   /** The canonical root directory (symbolic links resolved). */
   get root(): string {
     return this.layout.root;
@@ -113,8 +118,9 @@ export class FsChunkStore implements ChunkStore {
         throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'chunk data must be a Readable or an AsyncIterable<Uint8Array>');
       }
       options?.signal?.throwIfAborted();
-      const dir = await this.layout.ensureBlobDir(ref.blobId);
-      return writeChunk({
+      const { dir, durable } = await this.layout.ensureBlobDir(ref.blobId);
+      durable.catch(() => undefined); // awaited below; a failed write must not leave it unhandled
+      const written = await writeChunk({
         root: this.layout.root,
         dir,
         finalName: chunkName(ref.index),
@@ -128,8 +134,12 @@ export class FsChunkStore implements ChunkStore {
         verifyAfterWrite: this.verifyAfterWrite,
         direct: this.directIo,
         onFsync: this.onFsync,
+        dirSync: (d) => this.layout.dirSyncs.sync(d),
         io: this.io,
       });
+      // the directory chain's fsyncs ran beside the chunk's own; the chunk is durable only once both are
+      await durable;
+      return written;
     });
   }
 

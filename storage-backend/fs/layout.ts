@@ -11,6 +11,7 @@ import { dirname, join, resolve, sep } from 'node:path';
 import { CofferError, ErrorCode } from '../../src/errors.js';
 import { chunkName } from '../ref.js';
 import { errnoOf, fsError } from './errors.js';
+import { GroupFsync } from './group-fsync.js';
 
 const TEMP_PREFIX = '.tmp-';
 const DIR_MODE = 0o700;
@@ -20,14 +21,19 @@ const DURABLE_MEMO_MAX = 65_536;
 
 export class FsLayout {
   /**
-   * Blob directories whose whole chain of entries this process has fsynced. Another put (or another process
+   * Directories (every level: `chunks`, fan-out, blob) whose entry in their parent this process has fsynced. Another put (or another process
    * on a shared filesystem) may have created a directory and not yet fsynced its parent when we find it, so
    * the first put of a blob in this process fsyncs the chain itself rather than trust that it is durable.
    */
   readonly #durable = new Set<string>();
 
+  /** Directory fsyncs of concurrent puts, batched (group-fsync.ts). */
+  readonly dirSyncs: GroupFsync;
+
   /** `root` must already be the canonical (realpath) root. */
-  constructor(readonly root: string) {}
+  constructor(readonly root: string) {
+    this.dirSyncs = new GroupFsync((dir) => fsyncDir(dir, root));
+  }
 
   get chunksDir(): string {
     return join(this.root, 'chunks');
@@ -82,15 +88,17 @@ export class FsLayout {
   /**
    * Creates the blob's directory (and the two fan-out levels) if needed, checking each existing level is a
    * real directory before creating anything inside it, and (once per blob per process) fsyncs the parent of
-   * every level so the entries survive a crash. Throws PATH_OUTSIDE_ROOT on a symbolic link, NO_SPACE when full.
+   * every level so the entries survive a crash. `durable` settles when those fsyncs have: the caller writes its
+   * chunk meanwhile (the fsyncs run in parallel with the chunk's own) and must await it before it reports the
+   * chunk durable. Throws PATH_OUTSIDE_ROOT on a symbolic link, NO_SPACE when full; `durable` rejects with the
+   * fsync's error.
    */
-  async ensureBlobDir(blobId: string): Promise<string> {
+  async ensureBlobDir(blobId: string): Promise<{ dir: string; durable: Promise<void> }> {
     const dir = this.blobDir(blobId);
     const levels = [this.chunksDir, dirname(dirname(dir)), dirname(dir), dir];
     const existing = await this.existingBlobDir(blobId);
     if (existing !== null) {
-      if (!this.#durable.has(dir)) await this.#fsyncChain(levels);
-      return existing;
+      return { dir: existing, durable: this.#durable.has(dir) ? Promise.resolve() : this.#fsyncChain(levels) };
     }
     for (const level of levels) {
       try {
@@ -108,8 +116,7 @@ export class FsLayout {
       throw fsError(e, `resolving ${dir}`, this.root);
     });
     if (real !== dir) throw this.refuse(dir, `resolves to ${real} (a symbolic link)`);
-    await this.#fsyncChain(levels);
-    return dir;
+    return { dir, durable: this.#fsyncChain(levels) };
   }
 
   /** Forgets that a blob's directory chain is durable (call before removing the directory). */
@@ -117,11 +124,16 @@ export class FsLayout {
     this.#durable.delete(this.blobDir(blobId));
   }
 
-  /** fsyncs the parent of every level (whoever created it), then remembers the chain as durable. */
+  /**
+   * fsyncs the parent of every level (whoever created it) not yet known durable, all at once and batched with
+   * the other puts' (a level's entry is durable once its parent was fsynced after the level existed; only
+   * blob directories are ever removed, and forgetDurable drops those), then remembers each level as durable.
+   */
   async #fsyncChain(levels: string[]): Promise<void> {
-    for (const level of levels) await fsyncDir(dirname(level), this.root);
-    if (this.#durable.size >= DURABLE_MEMO_MAX) this.#durable.clear();
-    this.#durable.add(levels[levels.length - 1] as string);
+    const todo = levels.filter((level) => !this.#durable.has(level));
+    await Promise.all(todo.map((level) => this.dirSyncs.sync(dirname(level))));
+    if (this.#durable.size + todo.length > DURABLE_MEMO_MAX) this.#durable.clear();
+    for (const level of todo) this.#durable.add(level);
   }
 }
 

@@ -14,7 +14,6 @@ import { CofferError, ErrorCode } from '../../src/errors.js';
 import type { PutResult } from '../types.js';
 import { DIRECT_WRITE_BYTES, directWriteBuffers } from './direct-io.js';
 import { fsError } from './errors.js';
-import { fsyncDir } from './layout.js';
 
 /** Size of each write(2). Pieces arrive as ~64 KiB from HTTP; 1 MiB writes keep syscalls and fs work low. */
 export const WRITE_BUFFER_BYTES = 1024 * 1024;
@@ -41,6 +40,8 @@ export interface WriteChunkJob {
   /** Bounds concurrent filesystem operations (shared by the whole store). */
   io: LimitFunction;
   onFsync: ((seconds: number, what: 'file' | 'directory') => void) | undefined;
+  /** Makes the rename durable: an fsync of the directory begun after it (GroupFsync.sync). */
+  dirSync: (dir: string) => Promise<void>;
 }
 
 /** Runs an fsync and reports its duration to the observer, if any. */
@@ -86,7 +87,7 @@ export async function writeChunk(job: WriteChunkJob): Promise<PutResult> {
       await rename(tempPath, finalPath);
     });
     renamed = true;
-    await io(() => timedSync(job, 'directory', () => fsyncDir(job.dir, root)));
+    await timedSync(job, 'directory', () => job.dirSync(job.dir)); // batched with other puts' (group-fsync.ts)
     return { size, sha256 };
   } catch (e) {
     await handle?.close().catch(() => undefined);

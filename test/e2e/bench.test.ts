@@ -2,6 +2,7 @@
 // references, and `coffer bench metadata` on SQLite. Figures are not judged here (docs/benchmarks.md), only that
 // every row is measured and the downloaded file matched the source.
 import { describe, expect, it } from 'vitest';
+import { benchFiles } from '../../bench/files.js';
 import { benchIngest } from '../../bench/ingest.js';
 import { benchMetadata } from '../../bench/metadata.js';
 
@@ -29,4 +30,17 @@ describe('benchmarks, small', () => {
     for (const v of Object.values(r.sqlite)) expect(Number.isFinite(v) && v >= 0).toBe(true);
     expect(lines.join('\n')).toMatch(/sqlite: 300 creates in/);
   }, 120_000);
+
+  it('bench files copies a small tree both ways in every round, re-runs it, and measures a large file', async () => {
+    const lines: string[] = [];
+    const r = await benchFiles({ files: 40, fileSize: 1000, perDir: 15, rounds: 2, largeSize: 3 * 1024 * 1024 + 5, log: (l) => lines.push(l) });
+    for (const key of ['putFilesPerSecond', 'getFilesPerSecond', 'rerunPutSeconds', 'rerunGetSeconds', 'listSeconds', 'putMBps', 'getMBps']) {
+      expect(r[key], key).toBeGreaterThan(0);
+    }
+    expect(r.peakRss).toMatchObject({ put: expect.any(Number), get: expect.any(Number), serve: expect.any(Number) });
+    const text = lines.join('\n');
+    expect(text).toContain('round 2:');
+    expect(text).toMatch(/^coffer put -r: \d+ \(\d+–\d+\) files\/s; coffer get -r: /m);
+    expect(text).toMatch(/^large-file ratios \(medians of 2\)/m);
+  }, 300_000);
 });

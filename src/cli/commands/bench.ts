@@ -1,6 +1,7 @@
 // `coffer bench ingest|metadata|all`: benchmarks that print figures and ratios measured in one run
 // (docs/benchmarks.md). Never used as pass/fail tests.
 import type { Command } from 'commander';
+import { benchFiles } from '../../../bench/files.js';
 import { benchIngest } from '../../../bench/ingest.js';
 import { benchMetadata } from '../../../bench/metadata.js';
 import { benchNet } from '../../../bench/net.js';
@@ -77,6 +78,27 @@ export function register(program: Command): void {
       const { benchGateway } = await import('../../../bench/gateway.js');
       const log = opts.json ? () => undefined : undefined;
       const r = await benchGateway({ size: parseSize(opts.size), clients: intFlag('--clients', opts.clients, 1, 256), dir: opts.dir, keep: opts.keep, log });
+      if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    });
+
+  bench
+    .command('files')
+    .description('many small files: put -r / get -r against restic backup / restore on the same tree and disk, re-runs, peak RSS')
+    .option('--files <n>', 'files in the tree', '10000')
+    .option('--file-size <size>', 'size of each file', '16KiB')
+    .option('--rounds <n>', 'interleaved rounds (medians and ranges are reported)', '3')
+    .option('--concurrency <n>', 'files in flight for put -r / get -r (default: the CLI\'s)')
+    .option('--large-size <size>', 'then a large file: coffer put/get against restic backup and age (0 skips)', '512MiB')
+    .option('--dir <dir>', 'scratch directory on the disk to measure (default: the system temp dir)')
+    .option('--keep', 'keep the scratch files')
+    .addOption(jsonOption())
+    .action(async (opts: { files: string; fileSize: string; rounds: string; concurrency?: string; largeSize: string; dir?: string; keep?: boolean; json?: boolean }) => {
+      const log = opts.json ? () => undefined : undefined;
+      const r = await benchFiles({
+        files: intFlag('--files', opts.files, 1, 10_000_000), fileSize: parseSize(opts.fileSize), rounds: intFlag('--rounds', opts.rounds, 1, 20),
+        concurrency: opts.concurrency === undefined ? undefined : intFlag('--concurrency', opts.concurrency, 1, 256), largeSize: parseSize(opts.largeSize),
+        dir: opts.dir, keep: opts.keep, log,
+      });
       if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
     });
 

@@ -1,7 +1,8 @@
 // `coffer get VAULT_PATH LOCAL`: downloads, verifies every chunk, and only then renames into place.
 import type { Command } from 'commander';
 import { downloadFile, verifyFile } from '../../client/download.js';
-import { downloadTree } from '../../client/tree-transfer.js';
+import { DEFAULT_TREE_CONCURRENCY } from '../../client/tree-transfer.js';
+import { runTreeCommand, treeConcurrency } from '../tree-command.js';
 import type { NodeInfo } from '../../client/vault-client.js';
 import { CofferError, ErrorCode } from '../../errors.js';
 import { dataKeys, vaultPathArg, withClient, withKeys, withServer, type KeyFlags, type ServerFlags } from '../connect.js';
@@ -16,7 +17,9 @@ interface GetFlags extends ServerFlags, KeyFlags {
   verifyOnly?: boolean;
   force?: boolean;
   json?: boolean;
-  concurrency: string;
+  concurrency?: string;
+  checksum?: boolean;
+  verbose?: boolean;
 }
 
 export function register(program: Command): void {
@@ -28,7 +31,9 @@ export function register(program: Command): void {
     .option('--verify-only', 'download, authenticate and open every chunk, but write nothing')
     .option('-r, --recursive', 'copy a vault directory tree into the local directory LOCAL (existing files are skipped without --force)')
     .option('-f, --force', 'replace an existing local file')
-    .option('--concurrency <n>', 'chunks in flight', '4')
+    .option('--concurrency <n>', `chunks in flight (default 4); with -r, files in flight (default ${DEFAULT_TREE_CONCURRENCY})`)
+    .option('--checksum', 'with -r: a local file is the same only if its bytes are (default: same size and modification time)')
+    .option('-v, --verbose', 'with -r: name every file')
     .addOption(jsonOption());
   withKeys(withServer(cmd)).action(async (vaultPath: string, local: string | undefined, opts: GetFlags) => {
     if (!local && !opts.verifyOnly) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'give a local destination (or --verify-only)');
@@ -49,25 +54,24 @@ export function register(program: Command): void {
       await withClient(opts, async (client) => {
         if (opts.recursive) {
           if (!local || opts.verifyOnly) throw new CofferError(ErrorCode.INVALID_ARGUMENT, '-r needs a local destination directory (and no --verify-only)');
-          const r = await downloadTree(client, vaultPath, local, {
-            keys, overwrite: opts.force === true, concurrency: intFlag('--concurrency', opts.concurrency, 1, 64), onTempFile: interrupt.onTempFile,
-            onFile: (e) => { if (!opts.json) process.stdout.write(`${e.action === 'copied' ? '' : 'skipped '}${e.path}${e.reason ? ` (${e.reason})` : ''}\n`); },
-          });
-          print(opts, r, () => `${r.files} file(s), ${formatBytes(r.bytes)}${r.skipped ? `, ${r.skipped} skipped` : ''}`);
+          interrupt.dispose(); // the tree command removes all of its temporary files itself
+          await runTreeCommand('get', client, vaultPath, local, opts, {
+            keys, concurrency: treeConcurrency(opts),
+          }, `coffer get -r ${vaultPath} ${local}`);
           return;
         }
         let bar = progressBar('', 0);
         const onStart = (node: NodeInfo): void => {
           bar = progressBar(`get ${node.name}`, node.size);
         };
-        const concurrency = intFlag('--concurrency', opts.concurrency, 1, 64);
+        const concurrency = intFlag('--concurrency', opts.concurrency ?? '4', 1, 64);
         const onProgress = (n: number): void => bar.add(n);
         const result = opts.verifyOnly
           ? await verifyFile(client, vaultPath, { keys, concurrency, onStart, onProgress })
           : await downloadFile(client, vaultPath, local as string, { keys, overwrite: opts.force === true, concurrency, onStart, onProgress, onTempFile: interrupt.onTempFile });
         bar.done();
         print(opts, { path: result.node.path, destination: result.destination, size: result.size, chunkCount: result.chunkCount, blobId: result.node.blobId }, () => `${result.destination || result.node.path}: ${formatBytes(result.size)} verified`);
-      }, intFlag('--concurrency', opts.concurrency, 1, 64));
+      }, opts.recursive ? treeConcurrency(opts) : intFlag('--concurrency', opts.concurrency ?? '4', 1, 64));
     } finally {
       interrupt.dispose();
       keys.close?.();

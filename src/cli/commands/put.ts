@@ -2,7 +2,8 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { uploadTree } from '../../client/tree-transfer.js';
+import { DEFAULT_TREE_CONCURRENCY } from '../../client/tree-transfer.js';
+import { runTreeCommand, treeConcurrency } from '../tree-command.js';
 import { uploadFile } from '../../client/upload.js';
 import { KeyFileDataKeys } from '../../client/data-keys.js';
 import { UploadJournal } from '../../client/upload-journal.js';
@@ -20,7 +21,9 @@ interface PutFlags extends ServerFlags, KeyFlags {
   resume?: string;
   force?: boolean;
   json?: boolean;
-  concurrency: string;
+  concurrency?: string;
+  checksum?: boolean;
+  verbose?: boolean;
 }
 
 export function register(program: Command): void {
@@ -31,7 +34,9 @@ export function register(program: Command): void {
     .argument('<path>', 'vault path')
     .option('-f, --force', 'replace an existing file')
     .option('-r, --recursive', 'upload a local directory tree into the vault directory PATH (existing files are skipped without --force)')
-    .option('--concurrency <n>', 'chunks in flight', '4')
+    .option('--concurrency <n>', `chunks in flight (default 4); with -r, files in flight (default ${DEFAULT_TREE_CONCURRENCY})`)
+    .option('--checksum', 'with -r: a file already in the vault is the same only if its bytes are (default: same size, not modified since)')
+    .option('-v, --verbose', 'with -r: name every file')
     .option('--resume <blob>', 'continue an interrupted upload of the same, unchanged file (sends only missing chunks); the same put run again does this by itself')
     .addOption(jsonOption());
   withKeys(withServer(cmd)).action(async (local: string, target: string, opts: PutFlags) => {
@@ -45,12 +50,10 @@ export function register(program: Command): void {
       const size = (await stat(local).catch(() => null))?.size ?? 0;
       await withClient(opts, async (client) => {
         if (opts.recursive) {
-          const r = await uploadTree(client, local, vaultPathArg(target), {
-            keys, overwrite: opts.force === true, concurrency: intFlag('--concurrency', opts.concurrency, 1, 64),
+          await runTreeCommand('put', client, local, vaultPathArg(target), opts, {
+            keys, concurrency: treeConcurrency(opts),
             journalFor: journal && ((vaultPath, localPath) => journal.recordFor(opts.server, vaultPath, localPath)),
-            onFile: (e) => { if (!opts.json) process.stdout.write(`${e.action === 'copied' ? '' : 'skipped '}${e.path}${e.reason ? ` (${e.reason})` : ''}\n`); },
-          });
-          print(opts, r, () => `${r.files} file(s), ${formatBytes(r.bytes)}${r.skipped ? `, ${r.skipped} skipped` : ''}`);
+          }, `coffer put -r ${shellQuote(local)} ${shellQuote(target)}`);
           return;
         }
         let vaultPath = target;
@@ -67,7 +70,7 @@ export function register(program: Command): void {
             path: vaultPath,
             keys,
             overwrite: opts.force === true,
-            concurrency: intFlag('--concurrency', opts.concurrency, 1, 64),
+            concurrency: intFlag('--concurrency', opts.concurrency ?? '4', 1, 64),
             resume: opts.resume,
             journal: journal?.recordFor(opts.server, vaultPath, local),
             onProgress: (n) => bar.add(n),
@@ -80,7 +83,7 @@ export function register(program: Command): void {
         const r = result;
         const continued = r.resumed ? ` (continued: ${r.skippedChunks} chunk(s) were already stored)` : '';
         print(opts, { path: r.node.path, blobId: r.blobId, size: r.size, chunkCount: r.chunkCount, skippedChunks: r.skippedChunks, resumed: r.resumed }, () => `${r.node.path}: ${formatBytes(r.size)} in ${r.chunkCount} chunk(s), blob ${r.blobId}${continued}`);
-      }, intFlag('--concurrency', opts.concurrency, 1, 64));
+      }, opts.recursive ? treeConcurrency(opts) : intFlag('--concurrency', opts.concurrency ?? '4', 1, 64));
     } finally {
       keys.close?.();
     }

@@ -1,0 +1,187 @@
+// `coffer bench files`: a tree of many small files, copied in and out, against restic on the same tree and disk,
+// in one run. Each round runs, interleaved: `restic backup` (a fresh repository) and `coffer put -r` (a fresh
+// vault directory), then `restic restore` and `coffer get -r` (fresh destinations); medians and ranges of
+// files/s and the ratios are printed. Then a re-run of `put -r` and of `get -r` over the complete tree (every file
+// skipped), a listing of the largest directory, and the peak RSS of client and service.
+// Not a test: figures vary with the machine's load; compare only figures from the same run.
+import { spawnSync } from 'node:child_process';
+import { randomFillSync } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { runCliProcess, startServerProcess } from './cli-process.js';
+import { benchLarge } from './large.js';
+import { peakRss, watchPeakRss } from './measure.js';
+
+export interface FilesBenchOptions {
+  files: number;
+  fileSize: number;
+  rounds: number;
+  /** Files per directory of the generated tree. */
+  perDir?: number;
+  /** `--concurrency` for put -r / get -r (default: the CLI's). */
+  concurrency?: number;
+  /** Size of the large file measured after the small files (0: skip). */
+  largeSize?: number;
+  dir?: string;
+  keep?: boolean;
+  log?: (line: string) => void;
+}
+
+interface Round {
+  resticBackup: number | null;
+  put: number;
+  resticRestore: number | null;
+  get: number;
+}
+
+export async function benchFiles(options: FilesBenchOptions): Promise<Record<string, unknown>> {
+  const log = options.log ?? ((l: string) => process.stdout.write(`${l}\n`));
+  const work = await mkdtemp(path.join(options.dir ?? os.tmpdir(), 'coffer-bench-files-'));
+  const { files, fileSize } = options;
+  const perDir = options.perDir ?? 1000;
+  try {
+    const tree = path.join(work, 'tree');
+    await makeTree(tree, files, fileSize, perDir);
+    log(`files benchmark: ${files} files of ${fileSize} bytes (${perDir} per directory) in ${work}; ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    const dataDir = path.join(work, 'server');
+    const keyFile = path.join(work, 'bench.key');
+    await runOk(['keygen', '--out', keyFile]);
+    await mkdir(dataDir, { recursive: true });
+    const token = (await runOk(['token', '--data-dir', dataDir, '--user', 'bench', '--admin'])).trim();
+    const server = await startServerProcess(['serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--gc-interval', '0']);
+    const env = { COFFER_SERVER: server.url, COFFER_TOKEN: token, COFFER_KEY_FILE: keyFile, COFFER_STATE_DIR: path.join(work, 'state') };
+    const conc = options.concurrency === undefined ? [] : ['--concurrency', String(options.concurrency)];
+    const hasRestic = spawnSync('sh', ['-c', 'command -v restic'], { encoding: 'utf8' }).status === 0;
+    if (!hasRestic) log('restic: not installed (apt-get install restic, or .ci/install-restic.sh) — ratios skipped');
+    const rounds: Round[] = [];
+    let putRss = 0;
+    let getRss = 0;
+    let serverRss = 0;
+    try {
+      for (let r = 0; r < options.rounds; r++) {
+        const repo = path.join(work, `restic-${r}`);
+        const resticBackup = hasRestic ? timeSync(() => restic(repo, ['init']) && restic(repo, ['backup', tree])) : null;
+        let rss = 0;
+        const put = await timeAsync(async () => {
+          rss = await runWatched(['put', '-r', tree, `/r${r}`, '--json', ...conc], env);
+        });
+        putRss = Math.max(putRss, rss);
+        const restoreDir = path.join(work, `restore-${r}`);
+        const resticRestore = hasRestic ? timeSync(() => restic(repo, ['restore', 'latest', '--target', restoreDir])) : null;
+        const out = path.join(work, `get-${r}`);
+        const get = await timeAsync(async () => {
+          rss = await runWatched(['get', '-r', `/r${r}`, out, '--json', ...conc], env);
+        });
+        getRss = Math.max(getRss, rss);
+        const round = { resticBackup, put, resticRestore, get };
+        rounds.push(round);
+        log(`round ${r + 1}: ${fmtRound(round, files)}`);
+        // free the disk for the next round (the vault copies stay: the later steps use them)
+        await Promise.all([rm(repo, { recursive: true, force: true }), rm(restoreDir, { recursive: true, force: true }), r > 0 ? rm(out, { recursive: true, force: true }) : Promise.resolve()]);
+      }
+      const rerunPut = await timeAsync(async () => {
+        await runOk(['put', '-r', tree, '/r0', '--json', ...conc], env);
+      });
+      const rerunGet = await timeAsync(async () => {
+        await runOk(['get', '-r', '/r0', path.join(work, 'get-0'), '--json', ...conc], env);
+      });
+      const listing = await timeAsync(async () => {
+        await runOk(['ls', '/r0/d00000', '--json'], env);
+      });
+      serverRss = (await peakRss(server.child.pid as number)) ?? 0;
+      const rate = (secs: number[]): number[] => secs.map((s) => files / s);
+      const put = rate(rounds.map((x) => x.put));
+      const get = rate(rounds.map((x) => x.get));
+      const summary: Record<string, unknown> = {
+        files, fileSize, rounds: rounds.length, putFilesPerSecond: median(put), getFilesPerSecond: median(get),
+        rerunPutSeconds: rerunPut, rerunGetSeconds: rerunGet, listSeconds: listing, listedEntries: Math.min(perDir, files),
+        peakRss: { put: putRss, get: getRss, serve: serverRss },
+      };
+      log(`coffer put -r: ${range(put)} files/s; coffer get -r: ${range(get)} files/s`);
+      if (hasRestic) {
+        const putVs = rounds.map((x) => (x.resticBackup as number) / x.put);
+        const getVs = rounds.map((x) => (x.resticRestore as number) / x.get);
+        Object.assign(summary, { putVsResticBackup: median(putVs), getVsResticRestore: median(getVs), resticBackupFilesPerSecond: median(rate(rounds.map((x) => x.resticBackup as number))), resticRestoreFilesPerSecond: median(rate(rounds.map((x) => x.resticRestore as number))) });
+        log(`restic backup: ${range(rate(rounds.map((x) => x.resticBackup as number)))} files/s; restic restore: ${range(rate(rounds.map((x) => x.resticRestore as number)))} files/s`);
+        log(`ratios (median of ${rounds.length}, per round in brackets): put -r ${median(putVs).toFixed(2)}× restic backup [${putVs.map((v) => v.toFixed(2)).join(', ')}] (target ≥ 1.0); get -r ${median(getVs).toFixed(2)}× restic restore [${getVs.map((v) => v.toFixed(2)).join(', ')}] (target ≥ 1.0)`);
+      }
+      log(`re-run over the complete tree (every file skipped): put -r ${rerunPut.toFixed(2)} s, get -r ${rerunGet.toFixed(2)} s; ls of a ${Math.min(perDir, files)}-entry directory ${listing.toFixed(2)} s`);
+      log(`peak RSS: put -r ${mib(putRss)}, get -r ${mib(getRss)}, coffer serve ${mib(serverRss)}`);
+      log('note: coffer fsyncs every file it commits (service) and writes (get -r); restic fsyncs its pack files on backup and nothing on restore.');
+      if ((options.largeSize ?? 0) > 0) {
+        Object.assign(summary, await benchLarge({ size: options.largeSize as number, rounds: options.rounds, work, env, log }));
+      }
+      return summary;
+    } finally {
+      await server.stop();
+    }
+  } finally {
+    if (!options.keep) await rm(work, { recursive: true, force: true });
+  }
+}
+
+async function makeTree(root: string, files: number, size: number, perDir: number): Promise<void> {
+  const buf = Buffer.allocUnsafe(size);
+  for (let i = 0; i < files; i++) {
+    const dir = path.join(root, `d${String(Math.floor(i / perDir)).padStart(5, '0')}`);
+    if (i % perDir === 0) await mkdir(dir, { recursive: true });
+    randomFillSync(buf);
+    await writeFile(path.join(dir, `f${String(i).padStart(7, '0')}.bin`), buf);
+  }
+}
+
+function restic(repo: string, args: string[]): true {
+  const env = { ...process.env, RESTIC_PASSWORD: 'coffer-bench', RESTIC_REPOSITORY: repo };
+  const r = spawnSync('restic', ['--quiet', ...args], { env, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`restic ${args[0]} failed: ${r.stderr}`);
+  return true;
+}
+
+function timeSync(fn: () => unknown): number {
+  const t0 = process.hrtime.bigint();
+  fn();
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+async function timeAsync(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+function fmtRound(r: Round, files: number): string {
+  const f = (s: number | null): string => (s === null ? 'n/a' : `${(files / s).toFixed(0)} files/s (${s.toFixed(2)} s)`);
+  return `restic backup ${f(r.resticBackup)}, coffer put -r ${f(r.put)}, restic restore ${f(r.resticRestore)}, coffer get -r ${f(r.get)}`;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+function range(xs: number[]): string {
+  return `${median(xs).toFixed(0)} (${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)})`;
+}
+
+function mib(n: number): string {
+  return `${(n / 2 ** 20).toFixed(0)} MiB`;
+}
+
+async function runOk(args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const r = await runCliProcess(args, env);
+  if (r.code !== 0) throw new Error(`coffer ${args.join(' ')} failed (${r.code}): ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+async function runWatched(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let watcher: { stop(): Promise<number> } | undefined;
+  const r = await runCliProcess(args, env, (child) => {
+    watcher = watchPeakRss(child.pid as number, 20);
+  });
+  const peak = (await watcher?.stop()) ?? 0;
+  if (r.code !== 0) throw new Error(`coffer ${args.join(' ')} failed (${r.code}): ${r.stderr.trim()}`);
+  return peak;
+}
+

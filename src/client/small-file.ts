@@ -1,0 +1,167 @@
+// Files that fit in one chunk (≤ 8 MiB), in one request each way (docs/http-api.md "Small files"): the upload
+// reads the file whole, seals it as chunk 0 (FINAL) and sends create + chunk + commit as one POST; the download
+// gets node, manifest and sealed chunk in one GET, authenticates the chunk, and writes it beside the destination,
+// renaming it into place only when it verified (DESIGN.md), exactly as a multi-chunk download does.
+import { constants } from 'node:fs';
+import { link, lstat, open, rename, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { CHUNK_SIZE, HEADER_SIZE, blobIdFromHex, blobIdToHex, expectedChunkLayout, newBlobId, openChunkInto, sealChunkInto, sealedSize } from '../crypto/index.js';
+import { CofferError, ErrorCode } from '../errors.js';
+import type { DataKeyProvider } from './data-keys.js';
+import { partialPath } from './partial-files.js';
+import { identityOf, sourceTag, type UploadResult } from './upload.js';
+import type { Manifest, NodeInfo, VaultClient } from './vault-client.js';
+
+/** The largest file sent in one request: one chunk. */
+export const SMALL_FILE_MAX = CHUNK_SIZE;
+
+export interface SmallUploadOptions {
+  path: string;
+  keys: DataKeyProvider;
+  overwrite?: boolean;
+}
+
+/**
+ * Uploads a local file of at most 8 MiB in one request. Throws NOT_FOUND (no such file), IS_A_DIRECTORY,
+ * INVALID_ARGUMENT (larger than one chunk: use uploadFile), CONFLICT (the file changed while it was read), and
+ * the service's errors. Nothing is committed unless the whole request succeeds.
+ */
+export async function uploadSmallFile(client: VaultClient, source: string, options: SmallUploadOptions): Promise<UploadResult> {
+  const fh = await open(source, constants.O_RDONLY | constants.O_NOFOLLOW).catch((e: NodeJS.ErrnoException) => {
+    throw new CofferError(e.code === 'ENOENT' ? ErrorCode.NOT_FOUND : ErrorCode.INVALID_ARGUMENT, `cannot read ${source}: ${e.message}`, { cause: e });
+  });
+  let plaintext: Buffer;
+  let identity: string;
+  try {
+    const st = await fh.stat({ bigint: true });
+    if (st.isDirectory()) throw new CofferError(ErrorCode.IS_A_DIRECTORY, `${source} is a directory`);
+    if (st.size > BigInt(SMALL_FILE_MAX)) throw new CofferError(ErrorCode.INVALID_ARGUMENT, `${source} is larger than one chunk`);
+    identity = identityOf(st);
+    plaintext = await readWhole(fh, Number(st.size));
+    // a file written while it was read would be committed as a mixture (upload.ts does the same check)
+    if (identityOf(await fh.stat({ bigint: true })) !== identity) {
+      throw new CofferError(ErrorCode.CONFLICT, `${source} changed while it was read; nothing was committed (run put again)`);
+    }
+  } finally {
+    await fh.close();
+  }
+  const blobId = newBlobId();
+  const blobIdHex = blobIdToHex(blobId);
+  const { dek, keyRecord } = await options.keys.newDataKey(blobIdHex);
+  let sealed: Uint8Array;
+  let tag: string;
+  try {
+    sealed = sealChunkInto(dek, { blobId, index: 0, keyGeneration: 1, final: true }, plaintext, Buffer.allocUnsafe(sealedSize(plaintext.length)));
+    tag = sourceTag(dek, identity);
+  } finally {
+    dek.fill(0);
+    plaintext.fill(0);
+  }
+  const { node } = await client.putSmallFile({
+    path: options.path, blobId: blobIdHex, keyGeneration: 1, keyRecord, size: plaintext.length, overwrite: options.overwrite ?? false, source: tag,
+  }, sealed);
+  return { node, blobId: blobIdHex, chunkCount: 1, size: plaintext.length, skippedChunks: 0, resumed: false };
+}
+
+async function readWhole(fh: FileHandle, size: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(size);
+  let n = 0;
+  while (n < size) {
+    const { bytesRead } = await fh.read(buf, n, size - n, n);
+    if (bytesRead === 0) throw new CofferError(ErrorCode.CONFLICT, 'the file shrank while it was read; nothing was committed (run put again)');
+    n += bytesRead;
+  }
+  return buf;
+}
+
+export interface SmallDownloadOptions {
+  keys: DataKeyProvider;
+  /** Replace an existing destination (default false: ALREADY_EXISTS). */
+  overwrite?: boolean;
+  /** Set as the file's modification time before it takes its name (get -r: the vault file's modifiedAt). */
+  mtime?: Date;
+  /** Told the temporary file's path when created, null once it is gone (signal clean-up). */
+  onTempFile?: (path: string | null) => void;
+  /** Makes the destination directory's new entry durable (default: fsync it now); get -r batches these. */
+  syncDir?: (dir: string) => Promise<void>;
+}
+
+/**
+ * Fetches a file in one request when it has one chunk. Returns the verified plaintext then, or null with the
+ * node and manifest for a larger file (to be fetched chunk by chunk). Throws INTEGRITY (a malformed answer or
+ * an inconsistent manifest), CHUNK_AUTH_FAILED, CHUNK_MISMATCH, and the service's errors.
+ */
+export async function fetchSmallFile(client: VaultClient, vaultPath: string, keys: DataKeyProvider): Promise<{ node: NodeInfo; manifest: Manifest; plaintext: Buffer | null }> {
+  const { node, manifest, sealed } = await client.getFile(vaultPath);
+  const count = Number.isSafeInteger(manifest.size) && manifest.size >= 0 ? expectedChunkLayout(manifest.size).chunkCount : -1;
+  if (count < 0 || manifest.chunkCount !== count || manifest.state !== 'committed' || manifest.blobId !== node.blobId) {
+    throw new CofferError(ErrorCode.INTEGRITY, `manifest of ${vaultPath} is inconsistent (size ${manifest.size}, ${manifest.chunkCount} chunks)`);
+  }
+  if (count !== 1) return { node, manifest, plaintext: null };
+  if (!sealed) throw new CofferError(ErrorCode.INTEGRITY, `the answer for ${vaultPath} has no chunk`);
+  const dek = await keys.openDataKey(manifest.keyRecord, manifest.blobId);
+  try {
+    const out = Buffer.allocUnsafe(Math.max(0, sealed.length - HEADER_SIZE));
+    const plaintext = openChunkInto(dek, sealed, {
+      blobId: blobIdFromHex(manifest.blobId), index: 0, keyGeneration: manifest.keyGeneration, final: true, plaintextLength: manifest.size,
+    }, out);
+    return { node, manifest, plaintext: Buffer.from(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength) };
+  } finally {
+    dek.fill(0);
+  }
+}
+
+/**
+ * Writes verified plaintext to `dest` as a download does: a temporary file beside it, fsynced, then linked
+ * (without overwrite: an existing name is refused, ALREADY_EXISTS) or renamed (overwrite) into place, and the
+ * directory entry made durable. On failure nothing is left behind.
+ */
+export async function placeFile(dest: string, plaintext: Uint8Array, options: Omit<SmallDownloadOptions, 'keys'>): Promise<void> {
+  const dir = path.dirname(dest);
+  const temp = partialPath(dir);
+  const fh = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT' || e.code === 'ENOTDIR') throw new CofferError(ErrorCode.NOT_FOUND, `${dir} is not an existing directory`, { cause: e });
+    if (e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS') throw new CofferError(ErrorCode.PERMISSION_DENIED, `cannot write in ${dir} (${e.code})`, { cause: e });
+    throw e;
+  });
+  options.onTempFile?.(temp);
+  let placed = false;
+  try {
+    try {
+      let n = 0;
+      while (n < plaintext.length) n += (await fh.write(plaintext, n, plaintext.length - n, n)).bytesWritten;
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    if (options.mtime) await utimes(temp, options.mtime, options.mtime);
+    if (options.overwrite) {
+      await rename(temp, dest);
+    } else {
+      const linked = await link(temp, dest).then(() => true, (e: NodeJS.ErrnoException) => {
+        if (e.code === 'EEXIST') throw new CofferError(ErrorCode.ALREADY_EXISTS, `${dest} exists (use --force to replace it)`);
+        if (!NO_HARD_LINKS.has(e.code ?? '')) throw e;
+        return false;
+      });
+      if (linked) await unlink(temp);
+      else if (await lstat(dest).then(() => true, () => false)) throw new CofferError(ErrorCode.ALREADY_EXISTS, `${dest} appeared meanwhile (use --force to replace it)`);
+      else await rename(temp, dest); // a filesystem without hard links: check, then rename (as download.ts)
+    }
+    placed = true;
+    await (options.syncDir ?? fsyncDir)(dir);
+  } finally {
+    if (!placed) await unlink(temp).catch(() => undefined);
+    options.onTempFile?.(null);
+  }
+}
+
+const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK']);
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const d = await open(dir, 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}

@@ -1,0 +1,71 @@
+// Small files in one request each (docs/http-api.md "Small files"): a file that fits in one sealed chunk is
+// created, stored and committed by one call, and read back (node, manifest, sealed chunk) by one call.
+// Uploads run exactly the multi-step path (createUpload → putChunk → commitUpload), so every check, record and
+// audit entry is the same; what is saved is the client's round trips, not any of the service's work.
+import { CofferError, ErrorCode, isCofferError } from '../errors.js';
+import { CHUNK_SIZE } from '../crypto/index.js';
+import { commitUpload } from './commit.js';
+import type { Actor, ManifestView, NodeView, VaultContext } from './context.js';
+import { manifestByPath, readChunk } from './downloads.js';
+import { formatPath, parsePath } from './paths.js';
+import { abortUpload, createUpload, putChunk, uploadAttrs, type CreateUploadInput } from './uploads.js';
+
+export interface SmallFileInput extends CreateUploadInput {
+  /** Required here: the plaintext size, at most one chunk (8 MiB). */
+  size: number;
+}
+
+/**
+ * Creates, stores and commits a one-chunk file. `body` is the sealed chunk 0 (FINAL), `contentLength` its exact
+ * length. Idempotent as a whole: the same request again after a lost answer returns the committed file (its body
+ * is then not read). Throws everything createUpload, putChunk and commitUpload throw, and INVALID_ARGUMENT for a
+ * size above one chunk. A failure after the upload was created abandons it (GC frees what was stored).
+ */
+export async function putSmallFile(
+  ctx: VaultContext, actor: Actor, input: SmallFileInput, body: AsyncIterable<Uint8Array>, contentLength: number,
+): Promise<{ node: NodeView; manifest: ManifestView; repeated: boolean }> {
+  if (!Number.isSafeInteger(input.size) || input.size < 0 || input.size > CHUNK_SIZE) {
+    throw new CofferError(ErrorCode.INVALID_ARGUMENT, `a one-request file holds 0..${CHUNK_SIZE} bytes; use the multi-step upload for more`);
+  }
+  try {
+    await createUpload(ctx, actor, input);
+  } catch (e) {
+    const done = isCofferError(e, ErrorCode.ALREADY_EXISTS) ? await committedBySameRequest(ctx, actor, input) : false;
+    if (!done) throw e;
+    return { ...(await commitUpload(ctx, actor, input.blobId, { chunkCount: 1, size: input.size })), repeated: true };
+  }
+  try {
+    await putChunk(ctx, actor, input.blobId, 0, body, contentLength);
+    return { ...(await commitUpload(ctx, actor, input.blobId, { chunkCount: 1, size: input.size })), repeated: false };
+  } catch (e) {
+    // a retried request would make a new upload anyway (the client keeps no state for one-request files)
+    if (!isCofferError(e) || !e.retryable) await abortUpload(ctx, actor, input.blobId).catch(() => undefined);
+    throw e;
+  }
+}
+
+/** Whether blob `input.blobId` is this caller's, committed, for this path: the request was applied before. */
+async function committedBySameRequest(ctx: VaultContext, actor: Actor, input: SmallFileInput): Promise<boolean> {
+  const blob = await ctx.store.getBlob(input.blobId);
+  if (blob?.state !== 'committed' || blob.owner !== actor.user || blob.size !== input.size) return false;
+  return uploadAttrs(blob).path === formatPath(parsePath(input.path));
+}
+
+export interface SmallFileRead {
+  node: NodeView;
+  manifest: ManifestView;
+  /** The sealed chunk 0, when the file has exactly one chunk (else null: fetch chunks one by one). */
+  sealed: Buffer | null;
+}
+
+/** Reads a file's node, manifest and (for a one-chunk file) its sealed chunk. Throws as manifestByPath and readChunk. */
+export async function getSmallFile(ctx: VaultContext, actor: Actor, path: string): Promise<SmallFileRead> {
+  const { node, manifest } = await manifestByPath(ctx, actor, path);
+  if (manifest.chunkCount !== 1) return { node, manifest, sealed: null };
+  const stored = manifest.chunks[0]?.storedSize ?? 0;
+  const r = await readChunk(ctx, actor, manifest.blobId, 0, (info) => {
+    if (info.size !== stored) throw new CofferError(ErrorCode.CHUNK_MISSING, `chunk 0 of blob ${manifest.blobId} is not in the chunk store at its recorded size`);
+    return { into: Buffer.allocUnsafe(info.size) };
+  });
+  return { node, manifest, sealed: r.bytes ?? null };
+}
