@@ -16,6 +16,11 @@ export interface DevConfig {
   listen: ListenAddress;
   kmsListen: string;
   logger?: Logger;
+  /**
+   * Each user gets /home/NAME, theirs alone, and nothing else without a grant (`coffer dev` sets this). Off,
+   * every user may write anywhere (the library default, kept for callers that want a shared root).
+   */
+  homes?: boolean;
 }
 
 export interface RunningDev {
@@ -43,7 +48,7 @@ export async function startDev(config: DevConfig): Promise<RunningDev> {
   const kms = await startKmsServer({ dataDir: config.dataDir, listen: config.kmsListen, credentials, attestationRoot: devRoot.trustRoot });
   try {
     const keyArn = await ensureVaultKey(kms.url, kms.region, admin, measurement.pcr0);
-    const service = await startService({ dataDir: config.dataDir, listen: config.listen, defaultRootRole: 'write', logger: config.logger });
+    const service = await startService({ dataDir: config.dataDir, listen: config.listen, defaultRootRole: config.homes ? 'none' : 'write', homes: config.homes, logger: config.logger });
     return {
       storageUrl: service.url,
       kmsUrl: kms.url,

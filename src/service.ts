@@ -21,6 +21,8 @@ export interface ServiceConfig {
   jwks?: { url: string; issuer: string; audience: string };
   gcIntervalMs?: number;
   uploadGraceMs?: number;
+  /** Give each user /home/NAME on first sight (development mode; see docs/vault.md "Homes"). */
+  homes?: boolean;
   logger?: Logger;
 }
 
@@ -63,7 +65,7 @@ export async function startService(config: ServiceConfig): Promise<RunningServic
       ...(directIo === undefined ? {} : { directIo }),
     });
     closers.push(() => chunks.close());
-    const vault = await Vault.open(store, chunks, { defaultRootRole: config.defaultRootRole, uploadGraceMs: config.uploadGraceMs });
+    const vault = await Vault.open(store, chunks, { defaultRootRole: config.defaultRootRole, uploadGraceMs: config.uploadGraceMs, homes: config.homes });
     const authConfig: AuthConfig = config.jwks
       ? { kind: 'jwks', jwksUrl: config.jwks.url, issuer: config.jwks.issuer, audience: config.jwks.audience }
       : { kind: 'dev', dataDir };

@@ -95,7 +95,7 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
     c.set('actor', actor);
     await next();
   });
-  app.get('/v1/whoami', (c) => c.json({ user: c.var.actor.user, admin: c.var.actor.admin, defaultRootRole: vault.defaultRootRole }));
+  app.get('/v1/whoami', (c) => c.json({ user: c.var.actor.user, admin: c.var.actor.admin, defaultRootRole: vault.defaultRootRole, home: vault.homeOf(c.var.actor) }));
 
   uploadRoutes(app, vault, metrics, { maxMultipartParts: deps.limits?.maxMultipartParts ?? 16 });
   downloadRoutes(app, vault, metrics);

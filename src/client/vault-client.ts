@@ -20,7 +20,7 @@ export class VaultClient {
     this.http = new HttpClient(options);
   }
 
-  whoami(): Promise<{ user: string; admin: boolean }> {
+  whoami(): Promise<{ user: string; admin: boolean; defaultRootRole: string; home?: string | null }> {
     return this.http.json('/v1/whoami');
   }
 
@@ -100,8 +100,16 @@ export class VaultClient {
     return this.http.getInto(`/v1/blobs/${blobId}/chunks/${index}`, into.length > MAX_SEALED_SIZE ? into.subarray(0, MAX_SEALED_SIZE) : into);
   }
 
-  grants(path: string): Promise<{ grants: Array<{ user: string; role: string; createdAt: string }> }> {
-    return this.http.json('/v1/grants', { query: { path } });
+  grants(path: string, inherited = false): Promise<{ grants: Array<{ user: string; role: string; createdAt: string; path?: string; inherited?: boolean }> }> {
+    return this.http.json('/v1/grants', { query: { path, inherited: inherited ? 'true' : undefined } });
+  }
+
+  users(): Promise<{ users: Array<{ name: string; createdAt: string; disabled: boolean }> }> {
+    return this.http.json('/v1/users');
+  }
+
+  setUserDisabled(user: string, disabled: boolean): Promise<{ name: string; createdAt: string; disabled: boolean }> {
+    return this.http.json('/v1/users/disabled', { method: 'POST', json: { user, disabled } });
   }
 
   putGrant(path: string, user: string, role: string): Promise<unknown> {

@@ -174,6 +174,8 @@ export interface MetadataStore {
   ensureUser(name: string): Promise<User>;
   getUser(name: string): Promise<User | null>;
   listUsers(): Promise<User[]>;
+  /** Sets the user's `disabled` flag; one write. NOT_FOUND if the user was never recorded. Idempotent. */
+  setUserDisabled(name: string, disabled: boolean): Promise<User>;
   /** Upsert on (nodeId, user). */
   putGrant(grant: Grant): Promise<void>;
   /** Idempotent. */

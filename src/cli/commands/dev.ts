@@ -27,7 +27,7 @@ export function register(program: Command): void {
     .addOption(jsonOption())
     .action(async (opts: DevFlags) => {
       const dataDir = path.resolve(opts.dataDir);
-      const dev = await startDev({ dataDir, listen: parseListen(opts.listen), kmsListen: opts.kmsListen, logger: createLogger({ level: process.env.COFFER_LOG_LEVEL ?? 'warn' }) });
+      const dev = await startDev({ dataDir, listen: parseListen(opts.listen), kmsListen: opts.kmsListen, homes: true, logger: createLogger({ level: process.env.COFFER_LOG_LEVEL ?? 'warn' }) });
       const relative = path.relative(process.cwd(), dataDir) || '.';
       const rel = relative.startsWith('..') ? dataDir : relative;
       print(opts, {
@@ -38,6 +38,7 @@ export function register(program: Command): void {
         enclaveMeasurement: dev.measurement,
         gatewayUrl: null,
         dataDir,
+        homes: '/home/NAME',
       }, () => [
         `storage service: ${dev.storageUrl}`,
         `embedded KMS:    ${dev.kmsUrl} (region ${dev.region}; key ${dev.keyAlias} = ${dev.keyArn})`,
@@ -46,6 +47,8 @@ export function register(program: Command): void {
         `  ${dev.measurement.pcr0}`,
         `  over ${dev.measurement.files} files of ${dev.measurement.bundleDir} (recompute: coffer attestation measure DIR)`,
         `data: ${dataDir} (development only: tokens are signed by a key in it)`,
+        `dev tokens: each user NAME has /home/NAME, theirs alone; nothing else without a grant (coffer share PATH --user NAME --role read|write|admin);`,
+        `  an --admin token (coffer token --admin) may do everything, including coffer users disable`,
         '',
         'try it:',
         `  export COFFER_SERVER=${dev.storageUrl}`,
@@ -53,8 +56,8 @@ export function register(program: Command): void {
         `  # seal with a KMS data key (this dev credential may generate data keys; only enclaves may decrypt):`,
         `  export COFFER_KMS_ENDPOINT=${dev.kmsUrl} COFFER_KMS_KEY_ID=${dev.keyAlias} AWS_REGION=${dev.region}`,
         `  export AWS_ACCESS_KEY_ID=${dev.sealer.accessKeyId} AWS_SECRET_ACCESS_KEY=$(node -p "require('${path.isAbsolute(rel) ? '' : './'}${path.join(rel, 'kms', 'credentials.json')}').credentials[0].secretAccessKey")`,
-        `  npx coffer put ./some-file /some-file`,
-        `  # or keep the key yourself: npx coffer keygen --out my.key && npx coffer put --key-file my.key ./f /f && npx coffer get --key-file my.key /f ./f.copy`,
+        `  npx coffer put ./some-file /home/alice/some-file`,
+        `  # or keep the key yourself: npx coffer keygen --out my.key && npx coffer put --key-file my.key ./f /home/alice/f && npx coffer get --key-file my.key /home/alice/f ./f.copy`,
         '',
         'Ctrl-C stops everything.',
       ].join('\n'));

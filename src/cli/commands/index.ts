@@ -23,6 +23,11 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   fsck: () => import('./fsck.js'),
   attestation: () => import('./attestation.js'),
   bench: () => import('./bench.js'),
+  share: () => import('./share.js'),
+  unshare: () => import('./unshare.js'),
+  grants: () => import('./grants.js'),
+  whoami: () => import('./whoami.js'),
+  users: () => import('./users.js'),
 };
 
 /** True when `name` is one of the subcommands (or `help`). */

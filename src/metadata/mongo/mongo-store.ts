@@ -270,6 +270,14 @@ export class MongoMetadataStore implements MetadataStore {
     return docs.map(d.userFromDoc);
   }
 
+  async setUserDisabled(name: string, disabled: boolean): Promise<User> {
+    const doc = await this.#do(`set user ${name} disabled`, () =>
+      this.#users.findOneAndUpdate({ _id: name }, { $set: { disabled } }, { returnDocument: 'after' }),
+    );
+    if (doc === null) throw new CofferError(ErrorCode.NOT_FOUND, `no user ${name}`);
+    return d.userFromDoc(doc);
+  }
+
   async putGrant(grant: Grant): Promise<void> {
     const { nodeId, user, role, createdAt } = grant;
     await this.#upsert(`put grant ${nodeId}/${user}`, () =>

@@ -294,6 +294,14 @@ export class SqliteMetadataStore implements MetadataStore {
     return list.map(rows.userFromRow);
   }
 
+  async setUserDisabled(name: string, disabled: boolean): Promise<User> {
+    const r = this.#do(`set user ${name} disabled`, () =>
+      returning(this.#stmt('UPDATE users SET disabled = ? WHERE name = ? RETURNING *'), disabled ? 1 : 0, name),
+    ) as rows.UserRow | undefined;
+    if (r === undefined) throw new CofferError(ErrorCode.NOT_FOUND, `no user ${name}`);
+    return rows.userFromRow(r);
+  }
+
   async putGrant(grant: Grant): Promise<void> {
     this.#do(`put grant ${grant.nodeId}/${grant.user}`, () =>
       this.#stmt(
