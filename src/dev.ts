@@ -1,10 +1,12 @@
 // The development bundle behind `npm start` / `coffer dev`: the embedded KMS (attestation root = this data
 // dir's development root), a vault key whose policy admits only the development enclave measurement, and the
 // storage service — all on loopback, all state under the data directory, no other setup.
+import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, GetKeyPolicyCommand, KMSClient, ListAliasesCommand, PutKeyPolicyCommand } from '@aws-sdk/client-kms';
 import { ensureDevRoot, measureEnclaveBundle } from '../enclave/attestation/index.js';
 import type { ListenAddress } from './config.js';
+import { lockDataDir } from './data-dir-lock.js';
 import { attestedKeyPolicy, loadOrCreateCredentials, startKmsServer, type KmsCredential } from './kms/index.js';
 import { startService } from './service.js';
 import type { Logger } from './telemetry/index.js';
@@ -40,6 +42,17 @@ export function enclaveBundleDir(): string {
 }
 
 export async function startDev(config: DevConfig): Promise<RunningDev> {
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const lock = await lockDataDir(config.dataDir); // before the KMS touches the directory; the service shares it
+  try {
+    return await startDevLocked(config, lock.release);
+  } catch (e) {
+    await lock.release();
+    throw e;
+  }
+}
+
+async function startDevLocked(config: DevConfig, unlock: () => Promise<void>): Promise<RunningDev> {
   const devRoot = await ensureDevRoot(config.dataDir);
   const credentials = await loadOrCreateCredentials(config.dataDir);
   const admin = credentials[0] as KmsCredential;
@@ -60,6 +73,7 @@ export async function startDev(config: DevConfig): Promise<RunningDev> {
       close: async () => {
         await service.close();
         await kms.close();
+        await unlock();
       },
     };
   } catch (e) {

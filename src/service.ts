@@ -6,6 +6,7 @@ import { access, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { createAuthenticator, startStorageServer, type AuthConfig } from './api/index.js';
 import { directIoSetting, metadataConfig, type ListenAddress } from './config.js';
+import { lockDataDir } from './data-dir-lock.js';
 import { CofferError, ErrorCode } from './errors.js';
 import { openMetadataStore } from './metadata/index.js';
 import { createLogger, createServiceMetrics, type Logger } from './telemetry/index.js';
@@ -47,13 +48,20 @@ async function prepareDataDir(dataDir: string): Promise<void> {
   }
 }
 
-/** Starts the service. Throws SCHEMA_TOO_NEW, METADATA, NO_SPACE, listen errors. Closes what it opened on failure. */
+/** Starts the service. Throws CONFLICT (another service holds the data directory), SCHEMA_TOO_NEW, METADATA, NO_SPACE, listen errors. Closes what it opened on failure. */
 export async function startService(config: ServiceConfig): Promise<RunningService> {
   const dataDir = path.resolve(config.dataDir);
   await prepareDataDir(dataDir);
   const logger = config.logger ?? createLogger();
-  const store = await openMetadataStore(metadataConfig(dataDir, config.mongoUri));
-  const closers: Array<() => Promise<void>> = [() => store.close()];
+  const lock = await lockDataDir(dataDir); // a second service on this directory is refused here
+  let store;
+  try {
+    store = await openMetadataStore(metadataConfig(dataDir, config.mongoUri));
+  } catch (e) {
+    await lock.release();
+    throw e;
+  }
+  const closers: Array<() => Promise<void>> = [() => lock.release(), () => store.close()];
   const closeAll = async (): Promise<void> => {
     for (const c of closers.reverse()) await c().catch((e: unknown) => logger.error({ err: e }, 'close failed'));
   };

@@ -1,6 +1,7 @@
 // `coffer get VAULT_PATH LOCAL`: downloads, verifies every chunk, and only then renames into place.
 import type { Command } from 'commander';
 import { downloadFile, verifyFile } from '../../client/download.js';
+import { streamFile } from '../../client/download-stream.js';
 import { downloadTree } from '../../client/tree-transfer.js';
 import type { NodeInfo } from '../../client/vault-client.js';
 import { CofferError, ErrorCode } from '../../errors.js';
@@ -23,14 +24,33 @@ export function register(program: Command): void {
     .command('get')
     .description('download a file, verify every chunk, then write it (nothing is left behind on failure)')
     .argument('<path>', 'vault path', vaultPathArg)
-    .argument('[local]', 'local destination file or directory')
+    .argument('[local]', 'local destination file or directory (default: the current directory, under the vault name); - writes to standard output')
     .option('--verify-only', 'download, authenticate and open every chunk, but write nothing')
     .option('-r, --recursive', 'copy a vault directory tree into the local directory LOCAL (existing files are skipped without --force)')
     .option('-f, --force', 'replace an existing local file')
     .option('--concurrency <n>', 'chunks in flight', '4')
-    .addOption(jsonOption());
-  withKeys(withServer(cmd)).action(async (vaultPath: string, local: string | undefined, opts: GetFlags) => {
-    if (!local && !opts.verifyOnly) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'give a local destination (or --verify-only)');
+    .addOption(jsonOption())
+    .addHelpText('after', [
+      '',
+      'With - as LOCAL the plaintext goes to standard output in file order, each chunk authenticated before any of its',
+      'bytes is written. A pipe cannot take bytes back: if a later chunk fails verification, what came before it has',
+      'already been written, and only the exit status (non-zero, e.g. 6 for CHUNK_AUTH_FAILED) says the output is',
+      'incomplete. Check it (set -o pipefail) before trusting the output; without -, nothing is written on failure.',
+    ].join('\n'));
+  withKeys(withServer(cmd)).action(async (vaultPath: string, localArg: string | undefined, opts: GetFlags) => {
+    // like cp and scp: no destination means the current directory, under the vault name
+    const local = localArg ?? (opts.verifyOnly || opts.recursive ? undefined : '.');
+    if (local === '-' && !opts.recursive && !opts.verifyOnly) {
+      const keys = await dataKeys(opts);
+      try {
+        await withClient(opts, async (client) => {
+          await streamFile(client, vaultPath, process.stdout, { keys, concurrency: intFlag('--concurrency', opts.concurrency, 1, 64) });
+        }, intFlag('--concurrency', opts.concurrency, 1, 64));
+      } finally {
+        keys.close?.();
+      }
+      return;
+    }
     const keys = await dataKeys(opts);
     const interrupt = removeTempFileOnSignal();
     try {
