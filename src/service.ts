@@ -7,6 +7,7 @@ import path from 'node:path';
 import { createAuthenticator, startStorageServer, type AuthConfig } from './api/index.js';
 import { directIoSetting, metadataConfig, type ListenAddress } from './config.js';
 import { lockDataDir } from './data-dir-lock.js';
+import { releasingReserveWhenFull, SpaceReserve, spaceReserveBytes, withHeadroom } from './space/index.js';
 import { CofferError, ErrorCode } from './errors.js';
 import { openMetadataStore } from './metadata/index.js';
 import { createLogger, createServiceMetrics, type Logger } from './telemetry/index.js';
@@ -53,15 +54,21 @@ export async function startService(config: ServiceConfig): Promise<RunningServic
   const dataDir = path.resolve(config.dataDir);
   await prepareDataDir(dataDir);
   const logger = config.logger ?? createLogger();
+  // a start on a full disk (the usual moment for a restart) first gives back the space reserve: the lock file,
+  // the database's journal and the first GC pass need a little room
+  const reserve = await SpaceReserve.open(dataDir, spaceReserveBytes(), (message) => logger.warn({ dataDir }, message));
+  if (reserve.held && (await reserve.free()) < reserve.bytes) await reserve.release();
   const lock = await lockDataDir(dataDir); // a second service on this directory is refused here
-  let store;
+  let opened;
   try {
-    store = await openMetadataStore(metadataConfig(dataDir, config.mongoUri));
+    opened = await openMetadataStore(metadataConfig(dataDir, config.mongoUri));
   } catch (e) {
     await lock.release();
     throw e;
   }
-  const closers: Array<() => Promise<void>> = [() => lock.release(), () => store.close()];
+  const rawStore = opened;
+  const store = releasingReserveWhenFull(rawStore, reserve);
+  const closers: Array<() => Promise<void>> = [() => lock.release(), () => rawStore.close()];
   const closeAll = async (): Promise<void> => {
     for (const c of closers.reverse()) await c().catch((e: unknown) => logger.error({ err: e }, 'close failed'));
   };
@@ -73,12 +80,13 @@ export async function startService(config: ServiceConfig): Promise<RunningServic
       ...(directIo === undefined ? {} : { directIo }),
     });
     closers.push(() => chunks.close());
-    const vault = await Vault.open(store, chunks, { defaultRootRole: config.defaultRootRole, uploadGraceMs: config.uploadGraceMs, homes: config.homes });
+    const vault = await Vault.open(store, withHeadroom(chunks, reserve), { defaultRootRole: config.defaultRootRole, uploadGraceMs: config.uploadGraceMs, homes: config.homes });
     const authConfig: AuthConfig = config.jwks
       ? { kind: 'jwks', jwksUrl: config.jwks.url, issuer: config.jwks.issuer, audience: config.jwks.audience }
       : { kind: 'dev', dataDir };
     const auth = await createAuthenticator(authConfig);
-    const server = await startStorageServer({ vault, auth, listen: config.listen, logger, metrics, gcIntervalMs: config.gcIntervalMs });
+    await reserve.ensure();
+    const server = await startStorageServer({ vault, auth, listen: config.listen, logger, metrics, gcIntervalMs: config.gcIntervalMs, afterGc: () => void reserve.ensure() });
     closers.push(() => server.close());
     logger.info({ url: server.url, metadata: store.kind, dataDir, directIo: 'directIo' in chunks ? chunks.directIo : false }, 'storage service started');
     return { url: server.url, close: closeAll };

@@ -83,6 +83,10 @@ export class VaultClient {
     return this.http.json(`/v1/uploads/${blobId}/commit`, { method: 'POST', json: { chunkCount, size } });
   }
 
+  uploads(all = false): Promise<{ uploads: Array<{ blobId: string; path: string; owner: string; size: number | null; chunks: number; storedBytes: number; createdAt: string; updatedAt: string }> }> {
+    return this.http.json('/v1/uploads', { query: { all: all ? 'true' : undefined } });
+  }
+
   abort(blobId: string): Promise<unknown> {
     return this.http.json(`/v1/uploads/${blobId}`, { method: 'DELETE' });
   }

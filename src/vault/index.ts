@@ -13,3 +13,4 @@ export type { AuditEvent, AuditVerification } from './audit.js';
 export { HOMES_DIR, type UserView } from './users.js';
 export { parsePath, formatPath, MAX_PATH_BYTES, MAX_SEGMENT_BYTES } from './paths.js';
 export { checkUserName } from './grants.js';
+export type { UploadSummary } from './upload-list.js';

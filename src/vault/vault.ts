@@ -15,6 +15,7 @@ import { ensureRoot } from './resolve.js';
 import * as tree from './tree.js';
 import * as uploads from './uploads.js';
 import { UserRegistry, type UserView } from './users.js';
+import { listUploads, type UploadSummary } from './upload-list.js';
 
 export const DEFAULT_UPLOAD_GRACE_MS = 24 * 60 * 60 * 1000;
 
@@ -103,6 +104,9 @@ export class Vault {
   }
   abortUpload(actor: Actor, blobId: string): Promise<{ blobId: string; state: 'deleting' }> {
     return uploads.abortUpload(this.ctx, actor, blobId);
+  }
+  listUploads(actor: Actor, options?: { all?: boolean }): Promise<UploadSummary[]> {
+    return listUploads(this.ctx, actor, options);
   }
 
   // ---- downloads ----

@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -225,7 +226,7 @@ describe('Unix habits', () => {
     await ok(['mv', '/mv/other', '/mv/into']);
     await ok(['mv', '/mv/into/m.txt', '/mv/into/renamed.txt']);
     expect(JSON.parse(await ok(['ls', '/mv/into', '--json'])).map((e: { name: string }) => e.name)).toEqual(['other', 'renamed.txt']);
-    expect(await ok(['rm', '/mv/into/renamed.txt'])).toMatch(/^removed 1 entry; the service frees their space at its next garbage-collection pass/);
+    expect(await ok(['rm', '/mv/into/renamed.txt'])).toMatch(/^removed 1 entry; the service frees their space in a garbage-collection pass it starts within seconds\n$/);
     expect(JSON.parse(await ok(['rm', '-r', '/mv', '--json']))).toEqual({ removed: 3 });
   });
 
@@ -257,4 +258,42 @@ describe('Unix habits', () => {
     child.kill('SIGTERM');
     expect(out).not.toMatch(/127\.0\.0\.1:1\b/);
   }, 60_000);
+
+  it('rm, mv and mkdir ride through a restart: a request that never reached the service is sent again', async () => {
+    // a port where nothing listens yet (a service restarting), then a forwarder to the real service
+    const port = await new Promise<number>((resolve) => {
+      const probe = net.createServer().listen(0, '127.0.0.1', () => {
+        const p = (probe.address() as net.AddressInfo).port;
+        probe.close(() => resolve(p));
+      });
+    });
+    const target = new URL(server.url);
+    const src = path.join(work, 'r.txt');
+    await writeFile(src, 'r');
+    await ok(['put', src, '/r.txt']);
+    for (const args of [['mkdir', '/restart'], ['mv', '/r.txt', '/restart'], ['rm', '/restart/r.txt']]) {
+      const child = spawnCli(args, { ...env, COFFER_SERVER: `http://127.0.0.1:${port}`, COFFER_DEBUG: '1' });
+      let stderr = '';
+      const refused = new Promise<void>((resolve) => child.stderr?.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (/retrying \(attempt 2\) after: cannot reach .*ECONNREFUSED/.test(stderr)) resolve();
+      }));
+      const exited = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
+      await refused; // it was refused at least once: the "restart" is now over
+      const forwarder = net.createServer((c) => {
+        const up = net.connect(Number(target.port), target.hostname);
+        c.pipe(up).pipe(c);
+        c.on('error', () => up.destroy());
+        up.on('error', () => c.destroy());
+      });
+      await new Promise<void>((resolve) => forwarder.listen(port, '127.0.0.1', resolve));
+      try {
+        expect(await exited, `coffer ${args.join(' ')}: ${stderr}`).toBe(0);
+      } finally {
+        forwarder.close();
+        forwarder.unref();
+      }
+    }
+    expect(JSON.parse(await ok(['ls', '/restart', '--json']))).toEqual([]);
+  }, 120_000);
 });

@@ -28,6 +28,7 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   grants: () => import('./grants.js'),
   whoami: () => import('./whoami.js'),
   users: () => import('./users.js'),
+  uploads: () => import('./uploads.js'),
 };
 
 /** True when `name` is one of the subcommands (or `help`). */
