@@ -1,4 +1,5 @@
-// One service per data directory: `coffer serve` and `coffer dev` hold `<dataDir>/service.lock` while they run,
+// One service per data directory: `coffer serve` and `coffer dev` hold `<dataDir>/service.lock` while they run
+// (with MongoDB metadata, one per machine: `service-HOST.lock`),
 // and a second one on the same directory is refused (CONFLICT) instead of running beside it. The lock file
 // names its holder (pid, the process's start time and the machine's boot id); a lock whose holder is gone — a
 // kill -9, a crash, a reboot — is stale and taken over at the next start, so a crash never leaves it stuck.
@@ -90,11 +91,20 @@ async function tryCreate(file: string, content: string): Promise<boolean> {
 }
 
 /**
- * Takes the data directory's lock. Throws CONFLICT naming the running holder, or the fs error of the
+ * The lock of this machine only: with metadata in MongoDB, stateless replicas on several machines share one data
+ * directory on a shared filesystem (DESIGN.md "Scale-out"), so only a second service on the same machine is a
+ * mistake.
+ */
+export function perHostLockFile(): string {
+  return `service-${os.hostname().replace(/[^A-Za-z0-9.-]/g, '_')}.lock`;
+}
+
+/**
+ * Takes the data directory's lock (`perHost`: this machine's lock, see perHostLockFile). Throws CONFLICT naming the running holder, or the fs error of the
  * directory (which must exist).
  */
-export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
-  const file = path.join(path.resolve(dataDir), LOCK_FILE);
+export async function lockDataDir(dataDir: string, options: { perHost?: boolean } = {}): Promise<DataDirLock> {
+  const file = path.join(path.resolve(dataDir), options.perHost ? perHostLockFile() : LOCK_FILE);
   const mine = held.get(file);
   if (mine) {
     mine.count++;

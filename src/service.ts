@@ -58,10 +58,13 @@ export async function startService(config: ServiceConfig): Promise<RunningServic
   // the database's journal and the first GC pass need a little room
   const reserve = await SpaceReserve.open(dataDir, spaceReserveBytes(), (message) => logger.warn({ dataDir }, message));
   if (reserve.held && (await reserve.free()) < reserve.bytes) await reserve.release();
-  const lock = await lockDataDir(dataDir); // a second service on this directory is refused here
+  // a second service on this directory is refused here (with MongoDB, on this machine: replicas on other
+  // machines may share the directory on a shared filesystem)
+  const metadata = metadataConfig(dataDir, config.mongoUri);
+  const lock = await lockDataDir(dataDir, { perHost: metadata.kind === 'mongo' });
   let opened;
   try {
-    opened = await openMetadataStore(metadataConfig(dataDir, config.mongoUri));
+    opened = await openMetadataStore(metadata);
   } catch (e) {
     await lock.release();
     throw e;
