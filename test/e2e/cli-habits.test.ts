@@ -180,7 +180,7 @@ describe('pipes', () => {
     process.kill(pid, 'SIGTERM');
     const r = await run.done;
     expect(r.code).toBe(143);
-    expect(r.stderr).toMatch(/nothing was committed/);
+    expect(r.stderr).toMatch(/^coffer: interrupted \(SIGTERM\); nothing was committed; .*coffer uploads abort [0-9a-f]{32}\n$/);
     expect((await coffer(['stat', '/cut.bin'])).code).toBe(3);
   }, 60_000);
 

@@ -12,7 +12,7 @@ import { dataKeys, joinVaultPath, vaultPathArg, withClient, withKeys, withServer
 import { intFlag, jsonOption } from '../options.js';
 import { print } from '../output.js';
 import { formatBytes, progressBar } from '../progress.js';
-import { resumeHintOnSignal } from '../interrupt.js';
+import { abandonHintOnSignal, resumeHintOnSignal } from '../interrupt.js';
 
 interface PutFlags extends ServerFlags, KeyFlags {
   recursive?: boolean;
@@ -99,7 +99,7 @@ async function putStdin(client: VaultClient, target: string, keys: DataKeyProvid
     throw new CofferError(ErrorCode.INVALID_ARGUMENT, `put - needs the file's vault path, not a directory (${target}): standard input has no name`);
   }
   let blobId: string | null = null;
-  const interrupt = resumeHintOnSignal(() => 'nothing was committed; the partial upload is freed by the service\'s GC (or now: coffer uploads abort)');
+  const interrupt = abandonHintOnSignal();
   try {
     const r = await uploadStream(client, process.stdin, null, {
       path: target, keys, overwrite: opts.force === true, concurrency: intFlag('--concurrency', opts.concurrency, 1, 64),
