@@ -117,4 +117,14 @@ describe.each([
     expect(JSON.parse(await ok('bob', ['whoami', '--json']))).toMatchObject({ user: 'bob' });
     expect((await as('root', ['users', 'disable', 'root'])).code).toBe(2);
   });
+
+  it.skipIf(skip)('audit log reads what they did from this store, verified', async () => {
+    type Entry = { actor: string; action: string; target: string; details: Record<string, unknown> };
+    const log = JSON.parse(await ok('root', ['audit', 'log', '--data-dir', dataDir, '--user', 'root', '--json'])) as Entry[];
+    expect(log.map((e) => `${e.action} ${e.target}`)).toEqual(expect.arrayContaining([
+      'grant.put /lab', 'grant.delete /lab/results', 'user.disable bob', 'user.enable bob',
+    ]));
+    const results = JSON.parse(await ok('root', ['audit', 'log', '--data-dir', dataDir, '--path', '/lab/results', '--json'])) as Entry[];
+    expect(results.find((e) => e.action === 'grant.put')).toMatchObject({ actor: 'alice', details: { user: 'bob', role: 'read' } });
+  });
 });
