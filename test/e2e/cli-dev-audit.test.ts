@@ -5,8 +5,11 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { runCliProcess, spawnCli, startServerProcess } from '../../bench/cli-process.js';
+
+// each test spawns many `coffer` processes (about a second each, more on a loaded machine)
+vi.setConfig({ testTimeout: 240_000 });
 
 let work: string;
 let dataDir: string;
@@ -31,7 +34,7 @@ beforeAll(async () => {
     const token = (await runCliProcess(['token', '--data-dir', dataDir, '--user', who])).stdout.trim();
     env[who] = { COFFER_SERVER: dev.url, COFFER_TOKEN: token, COFFER_KEY_FILE: keyFile, COFFER_STATE_DIR: path.join(work, `state-${who}`), COFFER_DATA_DIR: dataDir };
   }
-}, 180_000);
+}, 240_000);
 
 afterAll(async () => {
   await dev?.stop();

@@ -9,9 +9,12 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { cliCommand, runCliProcess, spawnCli, startServerProcess } from '../../bench/cli-process.js';
 import { EXIT_STATUSES, exitCodeOf } from '../../src/errors.js';
+
+// each test spawns many `coffer` processes (about a second each, more on a loaded machine)
+vi.setConfig({ testTimeout: 240_000 });
 
 const MiB = 1024 * 1024;
 let work: string;
@@ -70,7 +73,7 @@ beforeAll(async () => {
   env = { COFFER_SERVER: server.url, COFFER_KEY_FILE: keyFile, COFFER_STATE_DIR: path.join(work, 'state') };
   await ok(['keygen', '--out', keyFile]);
   env.COFFER_TOKEN = (await ok(['token', '--data-dir', dataDir, '--user', 'alice'])).trim();
-}, 120_000);
+}, 240_000);
 
 afterAll(async () => {
   await server?.stop();
@@ -182,7 +185,7 @@ describe('pipes', () => {
     expect(r.code).toBe(143);
     expect(r.stderr).toMatch(/^coffer: interrupted \(SIGTERM\); nothing was committed; .*coffer uploads abort [0-9a-f]{32}\n$/);
     expect((await coffer(['stat', '/cut.bin'])).code).toBe(3);
-  }, 60_000);
+  }, 240_000);
 
   it('get PATH - fails with the exit status when a later chunk is damaged, after the good chunks before it', async () => {
     const src = path.join(work, 'two-chunks.bin');
@@ -198,7 +201,7 @@ describe('pipes', () => {
     expect(got.stderr).toMatch(/\[CHUNK_AUTH_FAILED\]\n$/);
     expect(got.stdout.equals(bytes.subarray(0, 8 * MiB))).toBe(true); // what came before is out; nothing of the bad chunk
     expect(await ok(['get', '--help'])).toMatch(/cannot take bytes back/);
-  }, 60_000);
+  }, 240_000);
 
   it('get PATH without a destination writes into the current directory under the vault name', async () => {
     const src = path.join(work, 'hello.txt');
@@ -243,7 +246,7 @@ describe('Unix habits', () => {
     expect((await runCliProcess(['serve', '--data-dir', dir, '--listen', '127.0.0.1:0'])).code).toBe(4);
     await again.stop();
     expect(existsSync(path.join(dir, 'service.lock'))).toBe(false); // a clean stop removes it
-  }, 120_000);
+  }, 240_000);
 
   it('kms serve listens on COFFER_KMS_LISTEN, not the storage service\'s COFFER_LISTEN', async () => {
     const child = spawnCli(['kms', 'serve', '--data-dir', path.join(work, 'kms')], { COFFER_LISTEN: '127.0.0.1:1', COFFER_KMS_LISTEN: '127.0.0.1:0' });
@@ -257,7 +260,7 @@ describe('Unix habits', () => {
     });
     child.kill('SIGTERM');
     expect(out).not.toMatch(/127\.0\.0\.1:1\b/);
-  }, 60_000);
+  }, 240_000);
 
   it('rm, mv and mkdir ride through a restart: a request that never reached the service is sent again', async () => {
     // a port where nothing listens yet (a service restarting), then a forwarder to the real service
@@ -295,5 +298,5 @@ describe('Unix habits', () => {
       }
     }
     expect(JSON.parse(await ok(['ls', '/restart', '--json']))).toEqual([]);
-  }, 120_000);
+  }, 240_000);
 });

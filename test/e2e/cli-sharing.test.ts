@@ -5,8 +5,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { runCliProcess, startServerProcess } from '../../bench/cli-process.js';
+
+// each test spawns many `coffer` processes (about a second each, more on a loaded machine)
+vi.setConfig({ testTimeout: 240_000 });
 
 const mongoUri = inject('mongoUri');
 
@@ -48,7 +51,7 @@ describe.each([
     }
     await ok('root', ['mkdir', '/lab']);
     await ok('root', ['share', '/lab', '--user', 'alice', '--role', 'admin']);
-  }, 120_000);
+  }, 240_000);
 
   afterAll(async () => {
     await server?.stop();

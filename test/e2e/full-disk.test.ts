@@ -64,7 +64,7 @@ beforeAll(async () => {
   env = { COFFER_SERVER: server.url, COFFER_KEY_FILE: keyFile, COFFER_STATE_DIR: path.join(work, 'state') };
   await ok(['keygen', '--out', keyFile]);
   env.COFFER_TOKEN = (await ok(['token', '--data-dir', dataDir, '--user', 'alice'])).trim();
-}, 120_000);
+}, 240_000);
 
 afterAll(async () => {
   await server?.stop();
