@@ -65,10 +65,17 @@ export class UserRegistry {
   private async ensureHome(user: string): Promise<void> {
     const home = this.homeOf(user);
     if (!home) return;
-    const { chain, found } = await resolvePath(this.ctx.store, ['home', user]);
+    let resolved;
+    try {
+      resolved = await resolvePath(this.ctx.store, ['home', user]);
+    } catch (e) {
+      if (isCofferError(e, ErrorCode.NOT_A_DIRECTORY)) return; // a file named /home: nobody gets a home
+      throw e;
+    }
+    const { chain, found } = resolved;
     if (found) return;
     const homes = chain[1];
-    if (homes && homes.owner !== SYSTEM_ACTOR.user) return;
+    if (homes && (homes.owner !== SYSTEM_ACTOR.user || homes.type !== 'dir')) return;
     if (!homes) await tree.mkdir(this.ctx, SYSTEM_ACTOR, HOMES_DIR, { parents: true });
     try {
       await tree.mkdir(this.ctx, { user, admin: true }, home, { parents: true });
