@@ -3,6 +3,7 @@
 // Then, for the admin on the host: `coffer audit log` (filters; verified as read, so an edited entry stops it)
 // and `coffer fsck` naming the vault path of a damaged blob.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { DatabaseSync } from 'node:sqlite';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -121,8 +122,7 @@ describe('admin tools on the host', () => {
   });
 
   it('an edited audit entry stops the log there with AUDIT_CHAIN_BROKEN', async () => {
-    const Database = (await import('better-sqlite3')).default;
-    const db = new Database(path.join(dataDir, 'metadata.sqlite'));
+    const db = new DatabaseSync(path.join(dataDir, 'metadata.sqlite'));
     const victim = db.prepare("SELECT seq FROM audit WHERE action = 'grant.put' LIMIT 1").get() as { seq: number };
     db.prepare('UPDATE audit SET actor = ? WHERE seq = ?').run('mallory', victim.seq);
     db.close();

@@ -29,6 +29,7 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   whoami: () => import('./whoami.js'),
   users: () => import('./users.js'),
   uploads: () => import('./uploads.js'),
+  net: () => import('./net.js'),
 };
 
 /** True when `name` is one of the subcommands (or `help`). */
