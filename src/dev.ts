@@ -12,6 +12,7 @@ import { launchEnclave, type LaunchedEnclave } from '../enclave/runtime/launch.j
 import { startHostProxy, type HostProxy } from '../enclave/runtime/proxy.js';
 import { devPublicJwk } from './api/auth/index.js';
 import type { ListenAddress } from './config.js';
+import { lockDataDir } from './data-dir-lock.js';
 import { CofferError, ErrorCode } from './errors.js';
 import {
   attestationRuleOf, attestedKeyPolicy, loadOrCreateCredentials, roleCredentials, startKmsServer, type KmsCredential, type KmsServer, type RoleCredentials,
@@ -33,6 +34,11 @@ export interface DevConfig {
   /** The enclave's network namespace (see enclave/runtime/launch.ts). */
   isolateNetwork?: 'auto' | 'on' | 'off';
   logger?: Logger;
+  /**
+   * Each user gets /home/NAME, theirs alone, and nothing else without a grant (`coffer dev` sets this). Off,
+   * every user may write anywhere (the library default, kept for callers that want a shared root).
+   */
+  homes?: boolean;
 }
 
 export interface RunningDev {
@@ -62,6 +68,17 @@ export interface RunningDev {
 }
 
 export async function startDev(config: DevConfig): Promise<RunningDev> {
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const lock = await lockDataDir(config.dataDir); // before the KMS touches the directory; the service shares it
+  try {
+    return await startDevLocked(config, lock.release);
+  } catch (e) {
+    await lock.release();
+    throw e;
+  }
+}
+
+async function startDevLocked(config: DevConfig, unlock: () => Promise<void>): Promise<RunningDev> {
   const devRoot = await ensureDevRoot(config.dataDir);
   const credentials = await loadOrCreateCredentials(config.dataDir);
   const roles = roleCredentials(credentials);
@@ -72,7 +89,7 @@ export async function startDev(config: DevConfig): Promise<RunningDev> {
   try {
     const keyPolicy = vaultKeyPolicy(roles, measurement.pcr0);
     const { keyArn, keyAlias } = await ensureVaultKey(kms.url, kms.region, roles.admin, keyPolicy);
-    const service = await startService({ dataDir: config.dataDir, listen: config.listen, defaultRootRole: 'write', logger: config.logger });
+    const service = await startService({ dataDir: config.dataDir, listen: config.listen, defaultRootRole: config.homes ? 'none' : 'write', homes: config.homes, logger: config.logger });
     let proxy: HostProxy | null = null;
     let enclave: LaunchedEnclave | null = null;
     try {
@@ -118,6 +135,7 @@ export async function startDev(config: DevConfig): Promise<RunningDev> {
         await proxy?.close();
         await running.service.close();
         await running.kms.close(); // the current one: a test may have replaced it
+        await unlock();
       },
     };
     return running;

@@ -132,6 +132,22 @@ export const exitCodeOf: Readonly<Record<ErrorCode, number>> = Object.freeze({
   NETWORK: 1,
 });
 
+/**
+ * What each CLI exit status means (README "Exit status", `coffer --help`): one table, so the documentation and
+ * exitCodeOf cannot drift apart (test/e2e/cli-script.test.ts checks both against it).
+ */
+export const EXIT_STATUSES: ReadonlyArray<{ status: number; meaning: string }> = Object.freeze([
+  { status: 0, meaning: 'success' },
+  { status: 1, meaning: 'failure not covered below (INTERNAL, NO_SPACE, METADATA, SCHEMA_TOO_NEW, NETWORK)' },
+  { status: 2, meaning: 'usage: bad flag, argument or path (INVALID_ARGUMENT, INVALID_PATH, KEY_INVALID, PAYLOAD_TOO_LARGE…)' },
+  { status: 3, meaning: 'not found (NOT_FOUND), in the vault or on this machine' },
+  { status: 4, meaning: 'conflict with the current state (ALREADY_EXISTS, IS_A_DIRECTORY, DIRECTORY_NOT_EMPTY, UPLOAD_STATE…)' },
+  { status: 5, meaning: 'not allowed (UNAUTHENTICATED, PERMISSION_DENIED, KMS_ACCESS_DENIED, ATTESTATION_POLICY)' },
+  { status: 6, meaning: 'integrity: data or log failed verification (CHUNK_AUTH_FAILED, INTEGRITY, AUDIT_CHAIN_BROKEN…)' },
+  { status: 7, meaning: 'unavailable: service, KMS or network down or timed out; retrying later may work (UNAVAILABLE, TIMEOUT, KMS)' },
+  { status: 130, meaning: 'interrupted (128 + signal number: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)' },
+]);
+
 export interface CofferErrorOptions {
   cause?: unknown;
   /** Safe to retry the same operation unchanged (transient I/O, network). */

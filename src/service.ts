@@ -6,6 +6,8 @@ import { access, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { createAuthenticator, startStorageServer, type AuthConfig } from './api/index.js';
 import { directIoSetting, metadataConfig, type ListenAddress } from './config.js';
+import { lockDataDir } from './data-dir-lock.js';
+import { releasingReserveWhenFull, SpaceReserve, spaceReserveBytes, withHeadroom } from './space/index.js';
 import { CofferError, ErrorCode } from './errors.js';
 import { openMetadataStore } from './metadata/index.js';
 import { createLogger, createServiceMetrics, type Logger } from './telemetry/index.js';
@@ -21,6 +23,8 @@ export interface ServiceConfig {
   jwks?: { url: string; issuer: string; audience: string };
   gcIntervalMs?: number;
   uploadGraceMs?: number;
+  /** Give each user /home/NAME on first sight (development mode; see docs/vault.md "Homes"). */
+  homes?: boolean;
   logger?: Logger;
 }
 
@@ -45,13 +49,29 @@ async function prepareDataDir(dataDir: string): Promise<void> {
   }
 }
 
-/** Starts the service. Throws SCHEMA_TOO_NEW, METADATA, NO_SPACE, listen errors. Closes what it opened on failure. */
+/** Starts the service. Throws CONFLICT (another service holds the data directory), SCHEMA_TOO_NEW, METADATA, NO_SPACE, listen errors. Closes what it opened on failure. */
 export async function startService(config: ServiceConfig): Promise<RunningService> {
   const dataDir = path.resolve(config.dataDir);
   await prepareDataDir(dataDir);
   const logger = config.logger ?? createLogger();
-  const store = await openMetadataStore(metadataConfig(dataDir, config.mongoUri));
-  const closers: Array<() => Promise<void>> = [() => store.close()];
+  // a start on a full disk (the usual moment for a restart) first gives back the space reserve: the lock file,
+  // the database's journal and the first GC pass need a little room
+  const reserve = await SpaceReserve.open(dataDir, spaceReserveBytes(), (message) => logger.warn({ dataDir }, message));
+  if (reserve.held && (await reserve.free()) < reserve.bytes) await reserve.release();
+  // a second service on this directory is refused here (with MongoDB, on this machine: replicas on other
+  // machines may share the directory on a shared filesystem)
+  const metadata = metadataConfig(dataDir, config.mongoUri);
+  const lock = await lockDataDir(dataDir, { perHost: metadata.kind === 'mongo' });
+  let opened;
+  try {
+    opened = await openMetadataStore(metadata);
+  } catch (e) {
+    await lock.release();
+    throw e;
+  }
+  const rawStore = opened;
+  const store = releasingReserveWhenFull(rawStore, reserve);
+  const closers: Array<() => Promise<void>> = [() => lock.release(), () => rawStore.close()];
   const closeAll = async (): Promise<void> => {
     for (const c of closers.reverse()) await c().catch((e: unknown) => logger.error({ err: e }, 'close failed'));
   };
@@ -63,12 +83,13 @@ export async function startService(config: ServiceConfig): Promise<RunningServic
       ...(directIo === undefined ? {} : { directIo }),
     });
     closers.push(() => chunks.close());
-    const vault = await Vault.open(store, chunks, { defaultRootRole: config.defaultRootRole, uploadGraceMs: config.uploadGraceMs });
+    const vault = await Vault.open(store, withHeadroom(chunks, reserve), { defaultRootRole: config.defaultRootRole, uploadGraceMs: config.uploadGraceMs, homes: config.homes });
     const authConfig: AuthConfig = config.jwks
       ? { kind: 'jwks', jwksUrl: config.jwks.url, issuer: config.jwks.issuer, audience: config.jwks.audience }
       : { kind: 'dev', dataDir };
     const auth = await createAuthenticator(authConfig);
-    const server = await startStorageServer({ vault, auth, listen: config.listen, logger, metrics, gcIntervalMs: config.gcIntervalMs });
+    await reserve.ensure();
+    const server = await startStorageServer({ vault, auth, listen: config.listen, logger, metrics, gcIntervalMs: config.gcIntervalMs, afterGc: () => void reserve.ensure() });
     closers.push(() => server.close());
     logger.info({ url: server.url, metadata: store.kind, dataDir, directIo: 'directIo' in chunks ? chunks.directIo : false }, 'storage service started');
     return { url: server.url, close: closeAll };

@@ -28,6 +28,8 @@ export interface AppDeps {
   logger?: Logger;
   metrics?: ServiceMetrics;
   limits?: ApiLimits;
+  /** Called after a request released space (a remove, an aborted upload): the server starts a GC pass soon. */
+  onSpaceReleased?: () => void;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -102,7 +104,19 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
     c.set('actor', actor);
     await next();
   });
-  app.get('/v1/whoami', (c) => c.json({ user: c.var.actor.user, admin: c.var.actor.admin, defaultRootRole: vault.defaultRootRole }));
+  // space a remove or an abort released comes back at the next GC pass: ask for one now rather than in 10 minutes
+  const released = async (c: { res: Response }, next: () => Promise<void>): Promise<void> => {
+    await next();
+    if (c.res.status === 200) deps.onSpaceReleased?.();
+  };
+  app.post('/v1/fs/remove', released);
+  app.delete('/v1/uploads/:blobId', released);
+  app.get('/v1/uploads', async (c) => {
+    const all = c.req.query('all');
+    if (all !== undefined && all !== 'true' && all !== 'false') throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'all must be true or false');
+    return c.json({ uploads: await vault.listUploads(c.var.actor, { all: all === 'true' }) });
+  });
+  app.get('/v1/whoami', (c) => c.json({ user: c.var.actor.user, admin: c.var.actor.admin, defaultRootRole: vault.defaultRootRole, home: vault.homeOf(c.var.actor) }));
 
   uploadRoutes(app, vault, metrics, { maxMultipartParts: deps.limits?.maxMultipartParts ?? 16 });
   downloadRoutes(app, vault, metrics);

@@ -62,7 +62,7 @@ describe('authentication', () => {
       expect(await errorCode(res), name).toBe('UNAUTHENTICATED');
     }
     const ok = await call(s.url, alice, 'GET', '/v1/whoami');
-    expect(await ok.json()).toEqual({ user: 'alice', admin: false, defaultRootRole: 'write' });
+    expect(await ok.json()).toEqual({ user: 'alice', admin: false, defaultRootRole: 'write', home: null });
   });
 });
 

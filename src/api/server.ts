@@ -25,8 +25,10 @@ export interface StorageServerOptions {
   limits?: ServerLimits;
   logger?: Logger;
   metrics?: ServiceMetrics;
-  /** GC period (default 10 min; 0 disables). */
+  /** GC period (default 10 min; 0 disables, also the pass a remove asks for). */
   gcIntervalMs?: number;
+  /** Called after each GC pass (the service re-creates its space reserve then). */
+  afterGc?: () => void;
 }
 
 export interface StorageServer {
@@ -63,7 +65,8 @@ export async function startStorageServer(options: StorageServerOptions): Promise
   const logger = options.logger ?? createLogger();
   const metrics = options.metrics ?? createServiceMetrics();
   const limits = options.limits ?? {};
-  const app = createApp({ vault: options.vault, auth: options.auth, logger, metrics, limits });
+  let gcSoon: () => void = () => undefined; // set below once GC is scheduled
+  const app = createApp({ vault: options.vault, auth: options.auth, logger, metrics, limits, onSpaceReleased: () => gcSoon() });
   // A request @hono/node-server cannot turn into a Request (no Host on HTTP/1.1, a Host that is not one, a
   // backslash in the path) would get its empty 400; this handler gives it the JSON one. HTTP/1.0 needs no Host
   // (load balancers' health checks often send none): a placeholder stands in for it there only.
@@ -113,13 +116,34 @@ export async function startStorageServer(options: StorageServerOptions): Promise
   const gcInterval = options.gcIntervalMs ?? 10 * 60 * 1000;
   let gcFirst: NodeJS.Timeout | undefined;
   if (gcInterval > 0) {
+    let again = false;
     const pass = (): void => {
-      if (gcRunning) return;
+      if (gcRunning) {
+        again = true; // asked for while one runs: the space released meanwhile needs one more
+        return;
+      }
       gcRunning = true;
       options.vault.runGc(new Date())
         .then((report) => logger.info({ gc: report }, 'gc pass'))
         .catch((e: unknown) => logger.error({ err: e }, 'gc pass failed'))
-        .finally(() => { gcRunning = false; });
+        .finally(() => {
+          gcRunning = false;
+          options.afterGc?.();
+          if (again) {
+            again = false;
+            gcSoon();
+          }
+        });
+    };
+    // a remove or abort asks for a pass: one second later, so a burst of removes (rm of many files) shares it
+    let soon: NodeJS.Timeout | undefined;
+    gcSoon = () => {
+      if (soon) return;
+      soon = setTimeout(() => {
+        soon = undefined;
+        pass();
+      }, 1_000);
+      soon.unref();
     };
     // one pass soon after start, then every interval: space held by abandoned uploads and removed files comes
     // back without waiting a whole interval after a restart (e.g. one made to recover from a full disk)

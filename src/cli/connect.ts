@@ -38,7 +38,11 @@ export function connect(flags: ServerFlags, concurrency = 4, ca?: string): Vault
   if (!flags.token) {
     throw new CofferError(ErrorCode.UNAUTHENTICATED, 'no token: pass --token or set COFFER_TOKEN (`coffer token --user NAME` mints a development token)');
   }
-  return new VaultClient({ server: flags.server, token: flags.token, maxSockets: concurrency + 2, ...(ca ? { ca } : {}) });
+  // with COFFER_DEBUG, each retry is said on stderr (a service restarting is ridden through, quietly otherwise)
+  const onRetry = process.env.COFFER_DEBUG
+    ? (attempt: number, e: unknown) => process.stderr.write(`coffer: retrying (attempt ${attempt + 1}) after: ${e instanceof Error ? e.message : String(e)}\n`)
+    : undefined;
+  return new VaultClient({ server: flags.server, token: flags.token, maxSockets: concurrency + 2, onRetry, ...(ca ? { ca } : {}) });
 }
 
 export const DEFAULT_KMS_KEY_ID = 'alias/coffer-vault';

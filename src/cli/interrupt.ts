@@ -40,3 +40,12 @@ export function resumeHintOnSignal(resumeCommand: (blobId: string) => string): {
   const dispose = exitOnSignal(() => (blobId ? `the upload is kept on the service: resume it with ${resumeCommand(blobId)}` : 'nothing was uploaded'));
   return { onUpload: (id) => void (blobId = id), dispose };
 }
+
+/** `put -`: standard input cannot be read again, so a signal means the upload is abandoned; says how to free it now. */
+export function abandonHintOnSignal(): { onUpload: (blobId: string) => void; dispose: () => void } {
+  let blobId: string | null = null;
+  const dispose = exitOnSignal(() => (blobId
+    ? `nothing was committed; the unfinished upload is freed by the service's GC within 24 h, or now: coffer uploads abort ${blobId}`
+    : 'nothing was committed'));
+  return { onUpload: (id) => void (blobId = id), dispose };
+}

@@ -4,16 +4,19 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
-import { toCofferError } from '../errors.js';
+import { ErrorCode } from '../errors.js';
 import { isCommandName, registerCommands } from './commands/index.js';
+import { cliError, exitStatusHelp, wantsJson, writeError } from './report-error.js';
 
 /** The program with the commands argv needs (all of them for help). */
 export async function buildProgram(argv: readonly string[] = []): Promise<Command> {
+  const json = wantsJson(argv);
   const program = new Command('coffer')
     .description('Coffer: an encrypted, chunked research-data vault')
     .version(packageVersion())
     // a usage error is one line like every other failure: `coffer: <what> (see --help) [INVALID_ARGUMENT]`
-    .configureOutput({ outputError: (message, write) => write(`coffer: ${oneLine(message.replace(/^error: /, ''))} (see --help) [INVALID_ARGUMENT]\n`) })
+    .configureOutput({ outputError: (message) => writeError(ErrorCode.INVALID_ARGUMENT, `${oneLine(message.replace(/^error: /, ''))} (see --help)`, json) })
+    .addHelpText('after', exitStatusHelp())
     .exitOverride();
   await registerCommands(program, argv);
   return program;
@@ -26,7 +29,7 @@ export async function runCli(argv: string[]): Promise<number> {
   const words = argv.filter((a) => !a.startsWith('-'));
   const name = words[0] === 'help' ? words[1] : words[0]; // `coffer help X` asks about X
   if (name !== undefined && !isCommandName(name)) {
-    process.stderr.write(`coffer: unknown command '${oneLine(name)}' (see --help) [INVALID_ARGUMENT]\n`);
+    writeError(ErrorCode.INVALID_ARGUMENT, `unknown command '${oneLine(name)}' (see --help)`, wantsJson(argv));
     return 2;
   }
   try {
@@ -38,8 +41,8 @@ export async function runCli(argv: string[]): Promise<number> {
       // help and version exit 0; usage errors were already printed by commander
       return e.exitCode === 0 ? 0 : 2;
     }
-    const err = toCofferError(e);
-    process.stderr.write(`coffer: ${oneLine(err.message)} [${err.code}]\n`);
+    const err = cliError(e);
+    writeError(err.code, err.message, wantsJson(argv));
     if (process.env.COFFER_DEBUG) process.stderr.write(`${(e as Error).stack ?? ''}\n`);
     return err.exitCode;
   }

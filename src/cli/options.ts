@@ -5,8 +5,9 @@ import { CofferError, ErrorCode } from '../errors.js';
 
 export const dataDirOption = (): Option =>
   new Option('--data-dir <dir>', 'data directory').env('COFFER_DATA_DIR').default('./data');
-export const listenOption = (fallback: string): Option =>
-  new Option('--listen <host:port>', 'address to listen on').env('COFFER_LISTEN').default(fallback);
+/** --listen with the server's own environment variable (COFFER_LISTEN for the storage service, COFFER_KMS_LISTEN for the KMS). */
+export const listenOption = (fallback: string, env = 'COFFER_LISTEN'): Option =>
+  new Option('--listen <host:port>', 'address to listen on').env(env).default(fallback);
 export const serverOption = (): Option =>
   new Option('--server <url>', 'storage service URL').env('COFFER_SERVER').default('http://127.0.0.1:7700');
 export const tokenOption = (): Option =>

@@ -180,9 +180,11 @@ const BUFFER_SIZE = alignUp(SEALED_AT + MAX_SEALED_SIZE);
  * so nothing is allocated per chunk: the body is read straight into it (body-fetcher.ts) and the plaintext
  * replaces the ciphertext. The buffers are zeroed at the end.
  */
-async function openChunks(
+export async function openChunks(
   client: VaultClient, manifest: Manifest, dek: Uint8Array, concurrency: number,
   sink: (offset: number, plaintext: Uint8Array) => Promise<void>,
+  /** Told of the first chunk that fails (a sink waiting for an earlier chunk must stop waiting). */
+  onFailure?: (e: unknown) => void,
 ): Promise<void> {
   const blobId = blobIdFromHex(manifest.blobId);
   const layout = expectedChunkLayout(manifest.size);
@@ -194,17 +196,22 @@ async function openChunks(
   try {
     for (let index = 0; index < manifest.chunkCount && gate.error === undefined; index++) {
       await gate.submit(async () => {
-        const buf = buffers.acquire();
-        const sealed = await client.getChunkInto(manifest.blobId, index, buf.subarray(SEALED_AT));
-        const plaintext = openChunkInto(dek, sealed, {
-          blobId,
-          index,
-          keyGeneration: manifest.keyGeneration,
-          final: index === manifest.chunkCount - 1,
-          plaintextLength: layout.plaintextLengthOf(index),
-        }, sealed.subarray(HEADER_SIZE));
-        await sink(layout.offsetOf(index), plaintext);
-        buffers.release(buf);
+        try {
+          const buf = buffers.acquire();
+          const sealed = await client.getChunkInto(manifest.blobId, index, buf.subarray(SEALED_AT));
+          const plaintext = openChunkInto(dek, sealed, {
+            blobId,
+            index,
+            keyGeneration: manifest.keyGeneration,
+            final: index === manifest.chunkCount - 1,
+            plaintextLength: layout.plaintextLengthOf(index),
+          }, sealed.subarray(HEADER_SIZE));
+          await sink(layout.offsetOf(index), plaintext);
+          buffers.release(buf);
+        } catch (e) {
+          onFailure?.(e);
+          throw e;
+        }
       });
     }
   } finally {
@@ -217,7 +224,7 @@ async function openChunks(
 }
 
 /** The manifest comes from the untrusted service: it must at least be self-consistent before we use it. */
-function checkManifest(m: Manifest): void {
+export function checkManifest(m: Manifest): void {
   const count = Number.isSafeInteger(m.size) && m.size >= 0 ? expectedChunkLayout(m.size).chunkCount : -1;
   if (count < 0 || m.chunkCount !== count || m.state !== 'committed') {
     throw new CofferError(ErrorCode.INTEGRITY, `manifest of blob ${m.blobId} is inconsistent (size ${m.size}, ${m.chunkCount} chunks, state ${m.state})`);

@@ -5,7 +5,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { CofferError, ErrorCode } from '../errors.js';
 import { BodyFetcher } from './body-fetcher.js';
 import { errorFromResponse } from './http-errors.js';
-import { withRetry } from './retry.js';
+import { neverSent, withRetry, type RetryOptions } from './retry.js';
 
 export interface ClientOptions {
   server: string;
@@ -20,6 +20,8 @@ export interface ClientOptions {
    * header and the scheme): the enclave's host channel (enclave/runtime/host-channel.ts).
    */
   socketPath?: string;
+  /** Told of each retry (the CLI reports them with COFFER_DEBUG). */
+  onRetry?: RetryOptions['onRetry'];
 }
 
 export interface RequestOptions {
@@ -33,6 +35,9 @@ export interface RequestOptions {
 }
 
 
+/** Connection errors that mean the request was never sent: the service was not listening (yet). */
+const NEVER_SENT_ERRNO = new Set(['ECONNREFUSED']);
+
 export class HttpClient {
   readonly base: URL;
   private readonly token: string | undefined;
@@ -42,6 +47,7 @@ export class HttpClient {
   private readonly timeoutMs: number;
   private readonly fetcher: BodyFetcher;
   private readonly socketPath: string | undefined;
+  private readonly onRetry: RetryOptions['onRetry'];
 
   constructor(options: ClientOptions) {
     let base: URL;
@@ -60,6 +66,7 @@ export class HttpClient {
     this.agent = base.protocol === 'https:' ? new HttpsAgent({ ...agentOptions, ca: options.ca }) : new Agent(agentOptions);
     this.timeoutMs = options.timeoutMs ?? 120_000;
     this.socketPath = options.socketPath;
+    this.onRetry = options.onRetry;
     this.fetcher = new BodyFetcher({ base, maxIdle: options.maxSockets ?? 8, timeoutMs: this.timeoutMs, ca: options.ca, socketPath: options.socketPath });
   }
 
@@ -72,12 +79,13 @@ export class HttpClient {
   /**
    * Sends a request and returns the raw response (body not consumed). Throws CofferError for error statuses.
    * Idempotent methods (GET, HEAD, PUT — a chunk PUT replaces the same chunk) are retried after transient
-   * failures; POST and DELETE are sent once (callers retry the ones they know to be idempotent).
+   * failures; POST and DELETE only when they never reached the service (a refused connection, as while it
+   * restarts), since then nothing was done (callers retry the ones they know to be idempotent after other failures).
    */
   raw(pathname: string, options: RequestOptions = {}): Promise<IncomingMessage> {
     const method = options.method ?? 'GET';
-    if (method === 'GET' || method === 'HEAD' || method === 'PUT') return withRetry(() => this.send(pathname, options));
-    return this.send(pathname, options);
+    if (method === 'GET' || method === 'HEAD' || method === 'PUT') return withRetry(() => this.send(pathname, options), { onRetry: this.onRetry });
+    return withRetry(() => this.send(pathname, options), { retryIf: neverSent, onRetry: this.onRetry });
   }
 
   private async send(pathname: string, options: RequestOptions): Promise<IncomingMessage> {
@@ -96,7 +104,11 @@ export class HttpClient {
       req.on('response', resolve);
       req.on('timeout', () => req.destroy(new CofferError(ErrorCode.TIMEOUT, `request to ${u.host} timed out`, { retryable: true })));
       req.on('error', (e) =>
-        reject(e instanceof CofferError ? e : new CofferError(ErrorCode.UNAVAILABLE, `cannot reach ${u.origin}: ${(e as Error).message}`, { cause: e, retryable: true })),
+        reject(e instanceof CofferError ? e : new CofferError(ErrorCode.UNAVAILABLE, `cannot reach ${u.origin}: ${(e as Error).message}`, {
+          cause: e, retryable: true,
+          // refused at connect: not a byte of the request went out
+          ...(NEVER_SENT_ERRNO.has((e as NodeJS.ErrnoException).code ?? '') ? { details: { neverSent: true } } : {}),
+        })),
       );
       req.end(body);
     });
@@ -115,7 +127,7 @@ export class HttpClient {
     const u = this.url(pathname);
     const all: Record<string, string> = { accept: 'application/octet-stream', ...headers };
     if (this.token) all.authorization = `Bearer ${this.token}`;
-    return withRetry(() => this.fetcher.getInto(`${u.pathname}${u.search}`, all, into));
+    return withRetry(() => this.fetcher.getInto(`${u.pathname}${u.search}`, all, into), { onRetry: this.onRetry });
   }
 
   async json<T>(pathname: string, options: RequestOptions = {}): Promise<T> {

@@ -9,6 +9,16 @@ export interface RetryOptions {
   /** First backoff in ms (default 250), doubled each time, with ±50 % jitter. */
   baseDelayMs?: number;
   onRetry?: (attempt: number, error: unknown) => void;
+  /** Which failures to retry (default: isTransient). */
+  retryIf?: (error: unknown) => boolean;
+}
+
+/**
+ * The request never reached the service (the connection was refused, as during a restart): sending it again
+ * cannot do anything twice, whatever its method.
+ */
+export function neverSent(e: unknown): boolean {
+  return isCofferError(e) && e.details?.neverSent === true;
 }
 
 /** Transient: the request may succeed unchanged if sent again. */
@@ -23,7 +33,7 @@ export async function withRetry<T>(fn: () => Promise<T>, options: RetryOptions =
     try {
       return await fn();
     } catch (e) {
-      if (attempt >= attempts || !isTransient(e)) throw e;
+      if (attempt >= attempts || !(options.retryIf ?? isTransient)(e)) throw e;
       options.onRetry?.(attempt, e);
       await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random())));
       delay *= 2;

@@ -5,7 +5,7 @@
 import { constants } from 'node:fs';
 import { link, lstat, open, rename, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { CHUNK_SIZE, HEADER_SIZE, blobIdFromHex, blobIdToHex, expectedChunkLayout, newBlobId, openChunkInto, sealChunkInto, sealedSize } from '../crypto/index.js';
+import { CHUNK_SIZE, HEADER_SIZE, blobIdFromHex, blobIdToHex, expectedChunkLayout, newBlobId, openChunkInto, sealChunkInto, sealedSize, uploadBindingTag } from '../crypto/index.js';
 import { CofferError, ErrorCode } from '../errors.js';
 import type { DataKeyProvider } from './data-keys.js';
 import { partialPath } from './partial-files.js';
@@ -50,15 +50,18 @@ export async function uploadSmallFile(client: VaultClient, source: string, optio
   const { dek, keyRecord } = await options.keys.newDataKey(blobIdHex);
   let sealed: Uint8Array;
   let tag: string;
+  let binding: string | undefined;
   try {
     sealed = sealChunkInto(dek, { blobId, index: 0, keyGeneration: 1, final: true }, plaintext, Buffer.allocUnsafe(sealedSize(plaintext.length)));
     tag = sourceTag(dek, identity);
+    // lets an enclave endorse this file later: only a holder of the data key can bind this blob to this path
+    if (client.http.tokenSubject !== null) binding = uploadBindingTag(dek, { blobId: blobIdHex, path: options.path, owner: client.http.tokenSubject, size: plaintext.length });
   } finally {
     dek.fill(0);
     plaintext.fill(0);
   }
   const { node } = await client.putSmallFile({
-    path: options.path, blobId: blobIdHex, keyGeneration: 1, keyRecord, size: plaintext.length, overwrite: options.overwrite ?? false, source: tag,
+    path: options.path, blobId: blobIdHex, keyGeneration: 1, keyRecord, size: plaintext.length, overwrite: options.overwrite ?? false, source: tag, ...(binding === undefined ? {} : { binding }),
   }, sealed);
   return { node, blobId: blobIdHex, chunkCount: 1, size: plaintext.length, skippedChunks: 0, resumed: false };
 }

@@ -134,14 +134,19 @@ export function sourceTag(dek: Uint8Array, identity: string): string {
   return createHmac('sha256', dek).update(`coffer-source-v1\0${identity}`).digest('base64url');
 }
 
-/** Uploads a byte stream whose size is known in advance (the service checks it at commit). */
+/**
+ * Uploads a byte stream. With its size known in advance the service checks it at commit; with `size` null (a
+ * pipe) the upload declares none and is committed with what was read when the stream ended cleanly (a stream
+ * that fails is never committed). A stream of unknown size cannot be resumed.
+ */
 export async function uploadStream(
-  client: VaultClient, stream: Readable | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, size: number, options: UploadOptions,
+  client: VaultClient, stream: Readable | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, size: number | null, options: UploadOptions,
 ): Promise<UploadResult> {
-  const { blobIdHex, dek, durable, committed } = options.resume ? await resumeOrRefuse(client, options.resume, size, options) : await startUpload(client, size, options);
+  if (size === null && options.resume) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'a stream of unknown size cannot be resumed');
+  const { blobIdHex, dek, durable, committed } = options.resume && size !== null ? await resumeOrRefuse(client, options.resume, size, options) : await startUpload(client, size, options);
   const resumed = options.resume !== undefined;
   await options.onUpload?.(blobIdHex);
-  if (committed) {
+  if (committed && size !== null) {
     // every chunk is in and the blob committed; only binding its path was cut short: commit again binds it
     dek.fill(0);
     if ('destroy' in stream && typeof stream.destroy === 'function') stream.destroy();
@@ -196,7 +201,7 @@ export async function uploadStream(
       await Promise.allSettled(inFlight);
       throw await keepOrAbort(client, blobIdHex, e);
     }
-    if (total !== size) {
+    if (size !== null && total !== size) {
       await client.abort(blobIdHex).catch(() => undefined);
       throw new CofferError(ErrorCode.CONFLICT, `source changed while uploading: read ${total} bytes, expected ${size}`);
     }
@@ -221,15 +226,16 @@ export async function uploadStream(
   }
 }
 
-async function startUpload(client: VaultClient, size: number, options: UploadOptions): Promise<Resumed> {
+async function startUpload(client: VaultClient, size: number | null, options: UploadOptions): Promise<Resumed> {
   const blobIdHex = blobIdToHex(newBlobId());
   const { dek, keyRecord } = await options.keys.newDataKey(blobIdHex);
   try {
     const request = {
-      path: options.path, blobId: blobIdHex, keyGeneration: 1, keyRecord, size, overwrite: options.overwrite ?? false,
+      path: options.path, blobId: blobIdHex, keyGeneration: 1, keyRecord, ...(size === null ? {} : { size }), overwrite: options.overwrite ?? false,
       ...(options.sourceIdentity === undefined ? {} : { source: sourceTag(dek, options.sourceIdentity) }),
       // lets an enclave endorse this file later: only a holder of the data key can bind this blob to this path
-      ...(client.http.tokenSubject === null ? {} : { binding: uploadBindingTag(dek, { blobId: blobIdHex, path: options.path, owner: client.http.tokenSubject, size }) }),
+      // (a stream of unknown size, `put -`, cannot be bound up front: such a file is not endorsable by the gateway)
+      ...(client.http.tokenSubject === null || size === null ? {} : { binding: uploadBindingTag(dek, { blobId: blobIdHex, path: options.path, owner: client.http.tokenSubject, size }) }),
     };
     // the same request again is answered with the upload it made (docs/http-api.md): safe to retry
     await withRetry(() => client.createUpload(request));

@@ -50,7 +50,7 @@ export class VaultClient {
     this.http = new HttpClient(options);
   }
 
-  whoami(): Promise<{ user: string; admin: boolean }> {
+  whoami(): Promise<{ user: string; admin: boolean; defaultRootRole: string; home?: string | null }> {
     return this.http.json('/v1/whoami');
   }
 
@@ -130,6 +130,10 @@ export class VaultClient {
     return parseFileResponse(body);
   }
 
+  uploads(all = false): Promise<{ uploads: Array<{ blobId: string; path: string; owner: string; size: number | null; chunks: number; storedBytes: number; createdAt: string; updatedAt: string }> }> {
+    return this.http.json('/v1/uploads', { query: { all: all ? 'true' : undefined } });
+  }
+
   abort(blobId: string): Promise<unknown> {
     return this.http.json(`/v1/uploads/${blobId}`, { method: 'DELETE' });
   }
@@ -147,8 +151,16 @@ export class VaultClient {
     return this.http.getInto(`/v1/blobs/${blobId}/chunks/${index}`, into.length > MAX_SEALED_SIZE ? into.subarray(0, MAX_SEALED_SIZE) : into);
   }
 
-  grants(path: string): Promise<{ grants: Array<{ user: string; role: string; createdAt: string; mac?: string }> }> {
-    return this.http.json('/v1/grants', { query: { path } });
+  grants(path: string, inherited = false): Promise<{ grants: Array<{ user: string; role: string; createdAt: string; mac?: string; path?: string; inherited?: boolean }> }> {
+    return this.http.json('/v1/grants', { query: { path, inherited: inherited ? 'true' : undefined } });
+  }
+
+  users(): Promise<{ users: Array<{ name: string; createdAt: string; disabled: boolean }> }> {
+    return this.http.json('/v1/users');
+  }
+
+  setUserDisabled(user: string, disabled: boolean): Promise<{ name: string; createdAt: string; disabled: boolean }> {
+    return this.http.json('/v1/users/disabled', { method: 'POST', json: { user, disabled } });
   }
 
   /** Upserts a grant; `mac` is the enclave's MAC of it, stored verbatim (docs/metadata.md "Record MACs"). */

@@ -148,6 +148,11 @@ export function runBlobAndRecordContract(getStore: () => MetadataStore): void {
     await Promise.all([store.ensureUser('carol'), store.ensureUser('carol'), store.ensureUser('alice')]);
     expect((await store.listUsers()).map((u) => u.name)).toEqual(['alice', 'bob', 'carol']);
     expect(await store.getUser('bob')).toEqual(bob);
+    expect(await store.setUserDisabled('bob', true)).toMatchObject({ name: 'bob', disabled: true });
+    expect(await store.getUser('bob')).toMatchObject({ disabled: true, createdAt: bob.createdAt });
+    expect(await store.ensureUser('bob')).toMatchObject({ disabled: true });
+    expect(await store.setUserDisabled('bob', false)).toEqual(bob);
+    await expectCode(store.setUserDisabled('nobody', true), 'NOT_FOUND');
 
     await store.putGrant({ nodeId: 'n1', user: 'bob', role: 'read', createdAt: T0 });
     await store.putGrant({ nodeId: 'n1', user: 'bob', role: 'write', createdAt: T0 });

@@ -184,6 +184,8 @@ export interface MetadataStore {
   listUsers(): Promise<User[]>;
   /** Compare-and-set free update of one user's status and MAC. NOT_FOUND if absent. Returns the updated user. */
   updateUser(name: string, patch: { disabled?: boolean; mac?: string | null }): Promise<User>;
+  /** Sets the user's `disabled` flag (its MAC, if any, then no longer verifies: the gateway refuses the user until it re-MACs it); one write. NOT_FOUND if the user was never recorded. Idempotent. */
+  setUserDisabled(name: string, disabled: boolean): Promise<User>;
   /** Upsert on (nodeId, user); the whole record is replaced, MAC included (a grant without `mac` has none). */
   putGrant(grant: Grant): Promise<void>;
   /** Idempotent. */

@@ -23,6 +23,8 @@ export interface VaultOptions {
   uploadGraceMs?: number;
   /** Injectable clock (tests). */
   now?: () => Date;
+  /** Give every user a home directory /home/NAME, owned by them, on first sight (development mode). */
+  homes?: boolean;
 }
 
 export interface VaultContext {
@@ -77,6 +79,9 @@ export interface GrantView {
   createdAt: string;
   /** The enclave's MAC of the grant, verbatim; absent when none. */
   mac?: string;
+  /** With `inherited` listings: the path the grant is set on, and whether that is an ancestor. */
+  path?: string;
+  inherited?: boolean;
 }
 
 export function nodeView(node: TreeNode, path: string): NodeView {

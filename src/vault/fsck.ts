@@ -21,6 +21,7 @@ import type { ChunkStore } from '../../storage-backend/types.js';
 import { SYSTEM_ACTOR, type VaultContext } from './context.js';
 import { MAX_SEGMENT_BYTES, checkName } from './paths.js';
 import { ensureRoot } from './resolve.js';
+import { nameProblemPaths } from './fsck-paths.js';
 import { audit, newNode } from './tree.js';
 
 /** The directory under the root that unreachable subtrees are reattached to. */
@@ -54,6 +55,8 @@ export interface FsckProblem {
   parentId?: string;
   blobId?: string;
   index?: number;
+  /** The vault paths of the files concerned (the files bound to `blobId`, or the node's own path). */
+  paths?: string[];
   /** Set when `repair` fixed it: what was done. */
   repaired?: string;
 }
@@ -108,6 +111,7 @@ export async function fsck(ctx: VaultContext, options: FsckOptions = {}): Promis
   await checkTree(ctx, nodes, report, repair);
   const referenced = await checkBlobs(ctx, nodes, report, options);
   await checkFiles(ctx, nodes, referenced, report);
+  await nameProblemPaths(ctx.store, report.problems);
   report.errors = report.problems.filter((p) => p.severity === 'error' && !p.repaired).length;
   return report;
 }

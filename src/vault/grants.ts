@@ -49,12 +49,29 @@ export async function deleteGrant(ctx: VaultContext, actor: Actor, path: string,
   await audit(ctx, actor, 'grant.delete', target.path, { user, nodeId: target.node.id });
 }
 
-/** Grants set directly on the node. Throws NOT_FOUND, INVALID_PATH, PERMISSION_DENIED. */
-export async function listGrants(ctx: VaultContext, actor: Actor, path: string): Promise<GrantView[]> {
-  const target = await adminNode(ctx, actor, path, `list grants on ${path}`);
-  const grants = await ctx.store.listGrants([target.node.id]);
+/**
+ * Grants set directly on the node; with `inherited`, also those on its ancestors, each marked with the path it
+ * is set on (they apply here too: grants inherit down the tree). Throws NOT_FOUND, INVALID_PATH,
+ * PERMISSION_DENIED.
+ */
+export async function listGrants(ctx: VaultContext, actor: Actor, path: string, options: { inherited?: boolean } = {}): Promise<GrantView[]> {
+  const segments = parsePath(path);
+  const chain = await resolveExisting(ctx.store, segments);
+  await requireRole(ctx, actor, chain, 'admin', `list grants on ${path}`);
+  const target = chain[chain.length - 1] as TreeNode;
+  const nodes = options.inherited ? chain : [target];
+  const pathOf = new Map(nodes.map((n) => [n.id, formatPath(segments.slice(0, chain.indexOf(n)))]));
+  const grants = await ctx.store.listGrants(nodes.map((n) => n.id));
+  const depth = (nodeId: string): number => chain.findIndex((n) => n.id === nodeId);
   return grants
-    .filter((g) => g.nodeId === target.node.id)
-    .map((g) => ({ user: g.user, role: g.role, createdAt: g.createdAt.toISOString(), ...macField(g.mac) }))
-    .sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0));
+    .filter((g) => pathOf.has(g.nodeId))
+    .sort((a, b) => depth(a.nodeId) - depth(b.nodeId) || (a.user < b.user ? -1 : a.user > b.user ? 1 : 0))
+    .map((g) => {
+      const view: GrantView = { user: g.user, role: g.role, createdAt: g.createdAt.toISOString(), ...macField(g.mac) };
+      if (options.inherited) {
+        view.path = pathOf.get(g.nodeId) as string;
+        view.inherited = g.nodeId !== target.id;
+      }
+      return view;
+    });
 }

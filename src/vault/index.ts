@@ -10,5 +10,7 @@ export { LOST_AND_FOUND, fsckStores } from './fsck.js';
 export type { FsckOptions, FsckProblem, FsckProblemKind, FsckReport } from './fsck.js';
 export { appendAudit, auditHash, auditHead, canonicalJson, verifyAuditChain, GENESIS_HASH } from './audit.js';
 export type { AuditEvent, AuditVerification } from './audit.js';
+export { HOMES_DIR, type UserView } from './users.js';
 export { parsePath, formatPath, MAX_PATH_BYTES, MAX_SEGMENT_BYTES } from './paths.js';
 export { checkUserName } from './grants.js';
+export type { UploadSummary } from './upload-list.js';

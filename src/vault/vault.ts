@@ -16,7 +16,8 @@ import { ensureRoot } from './resolve.js';
 import { getSmallFile, putSmallFile, type SmallFileInput, type SmallFileRead } from './small-files.js';
 import * as tree from './tree.js';
 import * as uploads from './uploads.js';
-import { UserRegistry } from './users.js';
+import { UserRegistry, type UserView } from './users.js';
+import { listUploads, type UploadSummary } from './upload-list.js';
 
 export const DEFAULT_UPLOAD_GRACE_MS = 24 * 60 * 60 * 1000;
 
@@ -27,9 +28,9 @@ export class Vault {
   private readonly gcState: GcState = {};
   private readonly users: UserRegistry;
 
-  private constructor(ctx: VaultContext) {
+  private constructor(ctx: VaultContext, homes: boolean) {
     this.ctx = ctx;
-    this.users = new UserRegistry(ctx);
+    this.users = new UserRegistry(ctx, homes);
     this.store = ctx.store;
     this.chunks = ctx.chunks;
   }
@@ -43,7 +44,7 @@ export class Vault {
     }
     const ctx: VaultContext = { store, chunks, defaultRootRole: role, uploadGraceMs: options.uploadGraceMs ?? DEFAULT_UPLOAD_GRACE_MS, now };
     await ensureRoot(store, now());
-    return new Vault(ctx);
+    return new Vault(ctx, options.homes === true);
   }
 
   get defaultRootRole(): VaultContext['defaultRootRole'] {
@@ -74,8 +75,20 @@ export class Vault {
   deleteGrant(actor: Actor, path: string, user: unknown): Promise<void> {
     return deleteGrant(this.ctx, actor, path, user);
   }
-  listGrants(actor: Actor, path: string): Promise<GrantView[]> {
-    return listGrants(this.ctx, actor, path);
+  listGrants(actor: Actor, path: string, options?: { inherited?: boolean }): Promise<GrantView[]> {
+    return listGrants(this.ctx, actor, path, options);
+  }
+
+  // ---- users ----
+  /** The caller's home directory (development mode's /home/NAME), or null. */
+  homeOf(actor: Actor): string | null {
+    return this.users.homeOf(actor.user);
+  }
+  listUsers(actor: Actor): Promise<UserView[]> {
+    return this.users.list(actor);
+  }
+  setUserDisabled(actor: Actor, user: unknown, disabled: boolean): Promise<UserView> {
+    return this.users.setDisabled(actor, user, disabled);
   }
 
   // ---- record MACs (stored verbatim for the enclave; docs/metadata.md "Record MACs") ----
@@ -118,6 +131,9 @@ export class Vault {
   /** A file's node, manifest and, for one chunk, its sealed bytes (small-files.ts). */
   getSmallFile(actor: Actor, path: string): Promise<SmallFileRead> {
     return getSmallFile(this.ctx, actor, path);
+  }
+  listUploads(actor: Actor, options?: { all?: boolean }): Promise<UploadSummary[]> {
+    return listUploads(this.ctx, actor, options);
   }
 
   // ---- downloads ----

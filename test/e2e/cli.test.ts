@@ -262,7 +262,8 @@ describe('coffer CLI against coffer serve', () => {
       const found = await coffer(['fsck', '--data-dir', dir, '--read-data', '--json']);
       expect(found.code).toBe(6);
       expect(found.stderr.trim().split('\n')).toHaveLength(1);
-      expect(found.stderr).toMatch(/fsck found 1 problem.*\[INTEGRITY\]/);
+      // with --json the failure is JSON too (the script contract): one object on stderr
+      expect(JSON.parse(found.stderr)).toEqual({ error: { code: 'INTEGRITY', message: expect.stringMatching(/fsck found 1 problem/) } });
       const report = JSON.parse(found.stdout) as { errors: number; problems: Array<{ kind: string; blobId: string; index: number }> };
       expect(report.problems).toMatchObject([{ kind: 'chunk-damaged', blobId: put.blobId, index: 0 }]);
       await rm(chunk); // a backup would restore it; here the file goes

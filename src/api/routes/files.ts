@@ -10,7 +10,7 @@ import type { Vault } from '../../vault/index.js';
 import { FILE_MEDIA_TYPE, FRAME_PREFIX, frameHead, readFrameHead } from '../framed-body.js';
 import { MAX_JSON_BYTES, field, jsonObjectFrom, query, type ApiEnv } from '../http.js';
 
-const FIELDS = ['path', 'blobId', 'keyGeneration', 'keyRecord', 'size', 'overwrite', 'source'] as const;
+const FIELDS = ['path', 'blobId', 'keyGeneration', 'keyRecord', 'size', 'overwrite', 'source', 'binding'] as const;
 
 // @hono/node-server's marker for a response the route wrote itself (as in downloads.ts)
 const ALREADY_SENT = 'x-hono-already-sent';
@@ -41,6 +41,7 @@ export function fileRoutes(app: Hono<ApiEnv>, vault: Vault, metrics: ServiceMetr
       size,
       overwrite: field.optBool(b, 'overwrite'),
       source: field.optString(b, 'source'),
+      binding: field.optString(b, 'binding'),
     }, counted(rest, metrics), sealedLength);
     return c.json({ node: r.node, manifest: r.manifest }, r.repeated ? 200 : 201);
   });

@@ -32,7 +32,7 @@ export function register(program: Command): void {
     .action(async (opts: DevFlags) => {
       const dataDir = path.resolve(opts.dataDir);
       const dev = await startDev({
-        dataDir, listen: parseListen(opts.listen), kmsListen: opts.kmsListen, gatewayListen: parseListen(opts.gatewayListen), noGateway: !opts.gateway,
+        dataDir, listen: parseListen(opts.listen), kmsListen: opts.kmsListen, gatewayListen: parseListen(opts.gatewayListen), noGateway: !opts.gateway, homes: true,
         logger: createLogger({ level: process.env.COFFER_LOG_LEVEL ?? 'warn' }),
       });
       const relative = path.relative(process.cwd(), dataDir) || '.';
@@ -50,6 +50,7 @@ export function register(program: Command): void {
         enclaveIsolated: dev.enclave?.isolated ?? null,
         enclavePid: dev.enclave?.pid ?? null,
         dataDir,
+        homes: '/home/NAME',
       }, () => banner(dev, dataDir, rel));
       await untilSignal(dev.close);
     });
@@ -68,6 +69,8 @@ function banner(dev: RunningDev, dataDir: string, rel: string): string {
     `  over ${dev.measurement.files} files of the enclave code bundle in ${dev.measurement.bundleDir} (recompute: coffer attestation measure)`,
     `data: ${dataDir} (development only: tokens are signed by a key in it)`,
     `KMS administrator credential: ${path.join(dataDir, 'kms', 'credentials.json')} (mode 0600; for admin commands such as coffer keys rewrap, never for clients)`,
+    `dev tokens: each user NAME has /home/NAME, theirs alone; nothing else without a grant (coffer share PATH --user NAME --role read|write|admin);`,
+    `  an --admin token (coffer token --admin) may do everything, including coffer users disable`,
     '',
   ];
   if (dev.gatewayUrl) {
@@ -76,11 +79,11 @@ function banner(dev: RunningDev, dataDir: string, rel: string): string {
       'use the gateway (plaintext over attested TLS; sealing happens inside the enclave):',
       `  export COFFER_TOKEN=$(npx coffer token --data-dir ${rel} --user alice)`,
       `  npx coffer enclave verify --server ${dev.gatewayUrl} --expect-pcr0 ${pcr0} --root dev --dev-root-cert ${root} --out enclave.pem`,
-      `  curl --cacert enclave.pem -H "Authorization: Bearer $COFFER_TOKEN" -T ./some-file ${dev.gatewayUrl}/v1/files/some-file`,
-      `  curl --cacert enclave.pem -H "Authorization: Bearer $COFFER_TOKEN" ${dev.gatewayUrl}/v1/files/some-file -o copy`,
+      `  curl --cacert enclave.pem -H "Authorization: Bearer $COFFER_TOKEN" -T ./some-file ${dev.gatewayUrl}/v1/files/home/alice/some-file`,
+      `  curl --cacert enclave.pem -H "Authorization: Bearer $COFFER_TOKEN" ${dev.gatewayUrl}/v1/files/home/alice/some-file -o copy`,
       `  # the coffer command verifies the gateway by itself when it is told the measurement:`,
       `  export COFFER_SERVER=${dev.gatewayUrl} COFFER_EXPECT_PCR0=${pcr0} COFFER_ATTESTATION_ROOT=dev COFFER_DEV_ROOT_CERT=${root}`,
-      `  npx coffer put ./some-file /some-file && npx coffer ls / && npx coffer get /some-file ./copy`,
+      `  npx coffer put ./some-file /home/alice/some-file && npx coffer ls /home/alice && npx coffer get /home/alice/some-file ./copy`,
       '',
     );
   }
@@ -90,8 +93,8 @@ function banner(dev: RunningDev, dataDir: string, rel: string): string {
     `  # this client credential may only generate data keys for its own new data; only the enclave decrypts`,
     `  export COFFER_KMS_ENDPOINT=${dev.kmsUrl} COFFER_KMS_KEY_ID=${dev.keyArn} AWS_REGION=${dev.region}`,
     `  export AWS_ACCESS_KEY_ID=${dev.sealer.accessKeyId} AWS_SECRET_ACCESS_KEY=${dev.sealer.secretAccessKey}`,
-    `  npx coffer put ./some-file /sealed-here   # KMS mode: read it back through the gateway`,
-    `  # or keep the key yourself: npx coffer keygen --out my.key && npx coffer put --key-file my.key ./f /f && npx coffer get --key-file my.key /f ./f.copy`,
+    `  npx coffer put ./some-file /home/alice/sealed-here   # KMS mode: read it back through the gateway`,
+    `  # or keep the key yourself: npx coffer keygen --out my.key && npx coffer put --key-file my.key ./f /home/alice/f && npx coffer get --key-file my.key /home/alice/f ./f.copy`,
     '',
     'Ctrl-C stops everything.',
   );

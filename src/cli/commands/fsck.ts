@@ -60,7 +60,7 @@ export function register(program: Command): void {
 }
 
 function describe(r: FsckReport, readData: boolean): string {
-  const lines = r.problems.map((p) => `${p.severity.padEnd(7)} ${p.kind.padEnd(17)} ${p.message}${p.repaired ? ` [repaired: ${p.repaired}]` : ''}`);
+  const lines = r.problems.map((p) => `${p.severity.padEnd(7)} ${p.kind.padEnd(17)} ${p.message}${p.paths ? ` (file${p.paths.length > 1 ? 's' : ''}: ${p.paths.join(', ')})` : ''}${p.repaired ? ` [repaired: ${p.repaired}]` : ''}`);
   const data = readData ? `, ${formatBytes(r.bytesRead)} read and hashed` : ' (sizes only; --read-data hashes them)';
   lines.push(
     `${r.nodes} node(s): ${r.directories} directories, ${r.files} files, ${r.unreachable} unreachable; ` +

@@ -24,6 +24,12 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   attestation: () => import('./attestation.js'),
   enclave: () => import('./enclave.js'),
   bench: () => import('./bench.js'),
+  share: () => import('./share.js'),
+  unshare: () => import('./unshare.js'),
+  grants: () => import('./grants.js'),
+  whoami: () => import('./whoami.js'),
+  users: () => import('./users.js'),
+  uploads: () => import('./uploads.js'),
   net: () => import('./net.js'),
 };
 

@@ -40,7 +40,7 @@ export function register(program: Command): void {
     .command('serve')
     .description('run the embedded KMS (AWS KMS JSON protocol; point @aws-sdk/client-kms at it with `endpoint`)')
     .addOption(dataDirOption())
-    .addOption(listenOption('127.0.0.1:7710'))
+    .addOption(listenOption('127.0.0.1:7710', 'COFFER_KMS_LISTEN')) // not COFFER_LISTEN: that is the storage service's
     // The dev root's private keys sit in the data directory, readable by the (untrusted) host that runs this:
     // trusting it lets the host mint documents for any measurement. So `serve` trusts AWS unless told otherwise;
     // `coffer dev` (a simulated enclave on one machine) chooses the dev root itself.

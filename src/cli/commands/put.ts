@@ -4,8 +4,9 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULT_TREE_CONCURRENCY } from '../../client/tree-transfer.js';
 import { runTreeCommand, treeConcurrency } from '../tree-command.js';
-import { uploadFile } from '../../client/upload.js';
-import { KeyFileDataKeys } from '../../client/data-keys.js';
+import { uploadFile, uploadStream } from '../../client/upload.js';
+import { KeyFileDataKeys, type DataKeyProvider } from '../../client/data-keys.js';
+import type { VaultClient } from '../../client/vault-client.js';
 import { UploadJournal } from '../../client/upload-journal.js';
 import { CofferError, ErrorCode, isCofferError } from '../../errors.js';
 import { dataKeys, joinVaultPath, vaultPathArg, withClient, withKeys, withServer, type KeyFlags, type ServerFlags } from '../connect.js';
@@ -14,7 +15,7 @@ import { print } from '../output.js';
 import { gatewayClientFor } from '../gateway-connect.js';
 import type { GatewayClient } from '../../client/gateway-client.js';
 import { formatBytes, progressBar } from '../progress.js';
-import { resumeHintOnSignal } from '../interrupt.js';
+import { abandonHintOnSignal, resumeHintOnSignal } from '../interrupt.js';
 
 interface PutFlags extends ServerFlags, KeyFlags {
   recursive?: boolean;
@@ -30,7 +31,7 @@ export function register(program: Command): void {
   const cmd = program
     .command('put')
     .description('seal a local file and upload it to the vault (a trailing / or an existing directory keeps the file name)')
-    .argument('<local>', 'local file to upload')
+    .argument('<local>', 'local file to upload, or - for standard input (committed only when it ends cleanly)')
     .argument('<path>', 'vault path')
     .option('-f, --force', 'replace an existing file')
     .option('-r, --recursive', 'upload a local directory tree into the vault directory PATH (existing files are skipped without --force)')
@@ -47,6 +48,10 @@ export function register(program: Command): void {
     // key-file mode only (in KMS mode only enclaves may open a blob's key, so no client can continue an upload)
     const journal = keys instanceof KeyFileDataKeys ? new UploadJournal() : undefined;
     try {
+      if (local === '-' && !opts.recursive) {
+        await withClient(opts, (client) => putStdin(client, target, keys, opts), intFlag('--concurrency', opts.concurrency ?? '4', 1, 64));
+        return;
+      }
       const size = (await stat(local).catch(() => null))?.size ?? 0;
       await withClient(opts, async (client) => {
         if (opts.recursive) {
@@ -88,6 +93,38 @@ export function register(program: Command): void {
       keys.close?.();
     }
   });
+}
+
+/**
+ * `put - PATH`: seals standard input as it arrives (size unknown up front, memory flat) and commits only when the
+ * input ended cleanly; an upload that fails is dropped (a pipe cannot be read again, so there is nothing to resume).
+ */
+async function putStdin(client: VaultClient, target: string, keys: DataKeyProvider, opts: PutFlags): Promise<void> {
+  if (opts.resume) throw new CofferError(ErrorCode.INVALID_ARGUMENT, '--resume needs a file: standard input cannot be read again');
+  const existing = target.endsWith('/') ? null : await client.stat(target).catch((e: unknown) => (isCofferError(e, 'NOT_FOUND') ? null : Promise.reject(e)));
+  if (target.endsWith('/') || existing?.type === 'dir') {
+    throw new CofferError(ErrorCode.INVALID_ARGUMENT, `put - needs the file's vault path, not a directory (${target}): standard input has no name`);
+  }
+  let blobId: string | null = null;
+  const interrupt = abandonHintOnSignal();
+  try {
+    const r = await uploadStream(client, process.stdin, null, {
+      path: target, keys, overwrite: opts.force === true, concurrency: intFlag('--concurrency', opts.concurrency ?? '4', 1, 64),
+      onUpload: (id) => {
+        blobId = id;
+        interrupt.onUpload(id);
+      },
+    });
+    print(opts, { path: r.node.path, blobId: r.blobId, size: r.size, chunkCount: r.chunkCount }, () => `${r.node.path}: ${formatBytes(r.size)} from standard input in ${r.chunkCount} chunk(s), blob ${r.blobId}`);
+  } catch (e) {
+    if (blobId !== null) await client.abort(blobId).catch(() => undefined);
+    const err = isCofferError(e) ? e : null;
+    // the upload's resume hint does not apply to a pipe
+    const message = (err?.message ?? (e instanceof Error ? e.message : String(e))).replace(/; the upload is kept: resume it with --resume \S+$/, '');
+    throw new CofferError(err?.code ?? ErrorCode.INTERNAL, `${message} (nothing was committed)`, { cause: e });
+  } finally {
+    interrupt.dispose();
+  }
 }
 
 /** A word safe to paste into a POSIX shell. */

@@ -14,7 +14,9 @@ export function register(program: Command): void {
   withServer(cmd).action(async (vaultPath: string, opts: ServerFlags & { json?: boolean; recursive?: boolean }) => {
     await withClient(opts, async (client) => {
       const res = await client.remove(vaultPath, opts.recursive === true);
-      print(opts, res, () => '');
+      // the service frees the chunk files in a garbage-collection pass, not in the request: say so, or a user
+      // watching `df` thinks nothing happened
+      print(opts, res, () => `removed ${res.removed} ${res.removed === 1 ? 'entry' : 'entries'}; the service frees their space in a garbage-collection pass it starts within seconds`);
     });
   });
 }

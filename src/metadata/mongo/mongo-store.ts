@@ -272,6 +272,10 @@ export class MongoMetadataStore implements MetadataStore {
     return docs.map(d.userFromDoc);
   }
 
+  async setUserDisabled(name: string, disabled: boolean): Promise<User> {
+    return this.updateUser(name, { disabled });
+  }
+
   async updateUser(name: string, patch: { disabled?: boolean; mac?: string | null }): Promise<User> {
     const p = c.checkUserPatch(patch);
     const doc = await this.#do(`update user ${name}`, () =>

@@ -311,6 +311,10 @@ export class SqliteMetadataStore implements MetadataStore {
     return list.map(rows.userFromRow);
   }
 
+  async setUserDisabled(name: string, disabled: boolean): Promise<User> {
+    return this.updateUser(name, { disabled });
+  }
+
   async updateUser(name: string, patch: { disabled?: boolean; mac?: string | null }): Promise<User> {
     const p = c.checkUserPatch(patch);
     const sets = ['name = name'];
