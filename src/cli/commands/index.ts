@@ -23,6 +23,7 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   fsck: () => import('./fsck.js'),
   attestation: () => import('./attestation.js'),
   bench: () => import('./bench.js'),
+  backup: () => import('./backup.js'),
 };
 
 /** True when `name` is one of the subcommands (or `help`). */
