@@ -175,7 +175,7 @@ describe('backup to a directory', () => {
     const chunkFile = (blob: string, i: number): string => path.join(target, 'chunks', blob.slice(0, 2), blob.slice(2, 4), blob, i.toString(16).padStart(8, '0'));
     const f = chunkFile(big, 1);
     const bytes = await readFile(f);
-    bytes[bytes.length - 3] ^= 0x01; // a flipped bit in the ciphertext tag
+    bytes[bytes.length - 3] = (bytes[bytes.length - 3] as number) ^ 0x01; // a flipped bit in the ciphertext tag
     await writeFile(f, bytes);
     await unlink(chunkFile(small, 0));
 

@@ -101,7 +101,10 @@ export async function createSnapshot(store: MetadataStore, source: ChunkStore, t
     }
     let files = 0;
     let directories = 0;
-    for (const n of sel.nodes.values()) n.type === 'file' ? files++ : directories++;
+    for (const n of sel.nodes.values()) {
+      if (n.type === 'file') files++;
+      else directories++;
+    }
     const manifest: SnapshotManifest = {
       format: MANIFEST_FORMAT, version: MANIFEST_VERSION, createdAt: sel.startedAt.toISOString(), host: os.hostname(),
       parent: parentRef?.id ?? null, metadata: exported, chunks, stats: { files, directories, blobs: sel.blobs.size, bytes },

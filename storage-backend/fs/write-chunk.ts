@@ -193,7 +193,7 @@ async function writeAll(fh: FileHandle, buf: Buffer, len: number, position: numb
 }
 
 /** The next piece of the source, or signal.reason as soon as the signal fires (even if the source stalls). */
-function nextPiece(it: AsyncIterator<unknown>, signal: AbortSignal | undefined, what: string): Promise<IteratorResult<unknown>> {
+export function nextPiece(it: AsyncIterator<unknown>, signal: AbortSignal | undefined, what: string): Promise<IteratorResult<unknown>> {
   const wrap = (e: unknown): never => {
     if (e instanceof CofferError) throw e;
     throw new CofferError(ErrorCode.INTERNAL, `${what}: reading the chunk data failed: ${e instanceof Error ? e.message : String(e)}`, {
@@ -223,7 +223,7 @@ function nextPiece(it: AsyncIterator<unknown>, signal: AbortSignal | undefined, 
 }
 
 /** We stopped early: release the source without waiting for it (it may be stalled). */
-function stopSource(data: Readable | AsyncIterable<Uint8Array>, it: AsyncIterator<unknown>): void {
+export function stopSource(data: Readable | AsyncIterable<Uint8Array>, it: AsyncIterator<unknown>): void {
   if (data instanceof Readable) {
     data.destroy();
     return;
