@@ -34,9 +34,12 @@ export function vaultChunkStoreConfig(dataDir: string, extra: Omit<FsChunkStoreO
   return { kind: 'fs', root: path.resolve(dataDir), ...extra, ...(directIo === undefined ? {} : { directIo }) };
 }
 
-/** Opens the vault's chunk store; with `create` a missing data directory is made first (restore). */
-export async function openVaultChunkStore(dataDir: string, options: { create?: boolean } = {}): Promise<ChunkStore> {
-  const config = vaultChunkStoreConfig(dataDir);
+/**
+ * Opens the vault's chunk store; with `create` a missing data directory is made first, and with `bulk` an fs
+ * store defers its fsyncs to FsChunkStore.flush() (restore).
+ */
+export async function openVaultChunkStore(dataDir: string, options: { create?: boolean; bulk?: boolean } = {}): Promise<ChunkStore> {
+  const config = vaultChunkStoreConfig(dataDir, options.bulk ? { deferSync: true } : {});
   if (options.create) await mkdir(path.resolve(dataDir), { recursive: true, mode: 0o700 });
   return openChunkStore(config);
 }

@@ -63,6 +63,12 @@ export async function readChecked(from: ChunkStore, job: ChunkJob, buf: Buffer):
   return data;
 }
 
+/** Makes a bulk copy durable: stores opened with deferred fsyncs (the fs store's deferSync) have flush(). */
+export async function flushChunks(store: ChunkStore): Promise<void> {
+  const flush = (store as Partial<{ flush(): Promise<void> }>).flush;
+  if (typeof flush === 'function') await flush.call(store);
+}
+
 export function isProblem(r: Buffer | ChunkProblem): r is ChunkProblem {
   return !Buffer.isBuffer(r);
 }

@@ -10,7 +10,7 @@ import type { ChunkStore } from '../../storage-backend/index.js';
 import { CofferError, ErrorCode } from '../errors.js';
 import type { MetadataStore } from '../metadata/types.js';
 import { chunkJobsOf } from './chunk-jobs.js';
-import { copyChunks, type ChunkJob, type ChunkProblem } from './copy-chunks.js';
+import { copyChunks, flushChunks, type ChunkJob, type ChunkProblem } from './copy-chunks.js';
 import { writeExport } from './export-writer.js';
 import { chunkKey, MANIFEST_FORMAT, MANIFEST_VERSION, type ManifestChunk, type SnapshotManifest } from './manifest.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -90,6 +90,7 @@ export async function createSnapshot(store: MetadataStore, source: ChunkStore, t
       pending = await settleProblems(store, sel, r.problems);
     }
 
+    await flushChunks(target.chunks); // every chunk durable before anything lists it
     const exported = await writeExport(store, sel, target, now());
     const chunks: ManifestChunk[] = [];
     let bytes = 0;

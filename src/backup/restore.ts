@@ -10,7 +10,7 @@ import { CofferError, ErrorCode, isCofferError } from '../errors.js';
 import { ROOT_ID, type MetadataStore } from '../metadata/types.js';
 import { appendAudit } from '../vault/index.js';
 import { chunkJobsOf } from './chunk-jobs.js';
-import { copyChunks, type ChunkJob } from './copy-chunks.js';
+import { copyChunks, flushChunks, type ChunkJob } from './copy-chunks.js';
 import { readCheckedExport } from './export-reader.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { SnapshotRef } from './snapshots.js';
@@ -114,6 +114,7 @@ export async function restoreSnapshot(target: BackupTarget, ref: SnapshotRef, de
       throw new CofferError(ErrorCode.INTEGRITY, `snapshot ${ref.id.slice(0, 12)} has ${copied.problems.length} missing or damaged chunk file(s), nothing restored into the metadata (run backup verify for the full list): ${first.join('; ')}`);
     }
 
+    await flushChunks(dest.chunks); // no record may point at a chunk a power loss could still take
     await importMetadata(store, target, manifest);
     await appendAudit(store, { actor: ':system', action: 'backup.restore', target: '/', details: { snapshot: ref.id, createdAt: manifest.createdAt } });
     await store.sync();

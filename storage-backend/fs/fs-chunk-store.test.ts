@@ -18,13 +18,20 @@ const variants = [
   ['fs, O_DIRECT, verifyAfterWrite', { directIo: true, verifyAfterWrite: true }],
   ['fs, buffered, verifyAfterWrite', { directIo: false, verifyAfterWrite: true }],
   ['fs, concurrency 1', { concurrency: 1 }],
+  ['fs, deferSync (bulk writers: fsyncs deferred to flush)', { deferSync: true }],
 ] as const;
 for (const [label, extra] of variants) {
   runChunkStoreContract(label, async () => {
     const root = await tempRoot();
     const store = await openFsChunkStore({ root, ...extra });
     if ('directIo' in extra) expect(store.directIo).toBe(extra.directIo);
-    return { store, cleanup: () => rm(root, { recursive: true, force: true }) };
+    return {
+      store,
+      cleanup: async () => {
+        if ('deferSync' in extra) await store.flush(); // syncfs of the root's filesystem succeeds
+        await rm(root, { recursive: true, force: true });
+      },
+    };
   });
 }
 

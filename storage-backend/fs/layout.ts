@@ -117,8 +117,12 @@ export class FsLayout {
     this.#durable.delete(this.blobDir(blobId));
   }
 
+  /** With deferSync (bulk writers that call FsChunkStore.flush() at the end), directory fsyncs are skipped. */
+  deferSync = false;
+
   /** fsyncs the parent of every level (whoever created it), then remembers the chain as durable. */
   async #fsyncChain(levels: string[]): Promise<void> {
+    if (this.deferSync) return;
     for (const level of levels) await fsyncDir(dirname(level), this.root);
     if (this.#durable.size >= DURABLE_MEMO_MAX) this.#durable.clear();
     this.#durable.add(levels[levels.length - 1] as string);

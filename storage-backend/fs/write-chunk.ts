@@ -41,6 +41,8 @@ export interface WriteChunkJob {
   /** Bounds concurrent filesystem operations (shared by the whole store). */
   io: LimitFunction;
   onFsync: ((seconds: number, what: 'file' | 'directory') => void) | undefined;
+  /** Skip the file and directory fsyncs: the caller makes everything durable at once with FsChunkStore.flush(). */
+  deferSync: boolean;
 }
 
 /** Runs an fsync and reports its duration to the observer, if any. */
@@ -70,7 +72,7 @@ export async function writeChunk(job: WriteChunkJob): Promise<PutResult> {
     // direct writes end on a 4 KiB boundary: cut the zero padding of the last block off before the fsync
     if (job.direct && size !== alignUp(size)) await io(() => fh.truncate(size));
     job.signal?.throwIfAborted();
-    await io(() => timedSync(job, 'file', () => fh.sync()));
+    if (!job.deferSync) await io(() => timedSync(job, 'file', () => fh.sync()));
     // cheap check always; the read-back only when asked (it costs a page-cache read and a second hash)
     const st = await io(() => fh.stat());
     if (st.size !== size) {
@@ -86,7 +88,7 @@ export async function writeChunk(job: WriteChunkJob): Promise<PutResult> {
       await rename(tempPath, finalPath);
     });
     renamed = true;
-    await io(() => timedSync(job, 'directory', () => fsyncDir(job.dir, root)));
+    if (!job.deferSync) await io(() => timedSync(job, 'directory', () => fsyncDir(job.dir, root)));
     return { size, sha256 };
   } catch (e) {
     await handle?.close().catch(() => undefined);

@@ -130,7 +130,7 @@ export function register(program: Command): void {
         const ref = await findSnapshot(target, opts.snapshot);
         const isMongo = /^mongodb(\+srv)?:\/\//.test(opts.to);
         const chunkDir = path.resolve(isMongo ? opts.dataDir : opts.to);
-        const chunks = await openVaultChunkStore(chunkDir, { create: true });
+        const chunks = await openVaultChunkStore(chunkDir, { create: true, bulk: true });
         try {
           const dest = destination(opts.to, isMongo, chunkDir, chunks);
           const progress = bar('backup restore');
