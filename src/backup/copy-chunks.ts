@@ -40,6 +40,8 @@ export interface CopyOptions {
   /** Check the destination first and skip chunks it already has at the expected size (resume). */
   skipPresent: boolean;
   signal?: AbortSignal;
+  /** Turns an error of the destination store into one that names it (e.g. the backup target's errno meaning). */
+  destinationError?: (e: unknown) => unknown;
 }
 
 /** Reads one chunk into `buf` and checks it. Returns the bytes, or the problem. Store errors other than NOT_FOUND throw. */
@@ -82,9 +84,12 @@ export async function copyChunks(from: ChunkStore, to: ChunkStore, jobs: Iterabl
   const gate = new Gate(Math.max(1, options.concurrency));
   const size = alignUp(MAX_SEALED_SIZE);
   const buffers = new BufferPool(size, gate.limit, alignedAllocator(size, gate.limit));
+  const dest = <T>(p: Promise<T>): Promise<T> => p.catch((e: unknown) => {
+    throw options.destinationError ? options.destinationError(e) : e;
+  });
   const copyOne = async (job: ChunkJob): Promise<void> => {
     if (options.skipPresent) {
-      const st = await to.stat(job.ref);
+      const st = await dest(to.stat(job.ref));
       if (st && st.size === job.size) {
         result.present++;
         options.onBytes?.(job.size);
@@ -99,7 +104,7 @@ export async function copyChunks(from: ChunkStore, to: ChunkStore, jobs: Iterabl
       return;
     }
     await options.rate?.take(data.byteLength, options.signal);
-    const put = await to.put(job.ref, single(data), { expectedSize: job.size, signal: options.signal });
+    const put = await dest(to.put(job.ref, single(data), { expectedSize: job.size, signal: options.signal }));
     buffers.release(buf);
     if (put.sha256 !== job.sha256) {
       throw new CofferError(ErrorCode.INTEGRITY, `chunk ${job.ref.blobId}/${job.ref.index}: the destination stored bytes with another SHA-256 (memory or disk fault); run it again`);

@@ -16,7 +16,7 @@ import { chunkKey, MANIFEST_FORMAT, MANIFEST_VERSION, type ManifestChunk, type S
 import type { RateLimiter } from './rate-limit.js';
 import { pathOf, refreshFile, selectSnapshot, type Selection } from './select.js';
 import { findSnapshot, loadManifest, writeManifest } from './snapshots.js';
-import { clearStaleLocks, lockName, type BackupTarget } from './target.js';
+import { clearStaleLocks, lockName, targetError, type BackupTarget } from './target.js';
 
 export interface CreateOptions {
   concurrency?: number;
@@ -83,6 +83,7 @@ export async function createSnapshot(store: MetadataStore, source: ChunkStore, t
       options.onPlan?.(plannedBytes(sel, pending, known));
       const r = await copyChunks(source, target.chunks, jobs(), {
         concurrency: options.concurrency ?? 4, rate: options.rate, onBytes: options.onBytes, skipPresent: true, signal: options.signal,
+        destinationError: (e) => targetError(target.description, e),
       });
       totals.copied += r.copied;
       totals.copiedBytes += r.copiedBytes;
@@ -90,7 +91,9 @@ export async function createSnapshot(store: MetadataStore, source: ChunkStore, t
       pending = await settleProblems(store, sel, r.problems);
     }
 
-    await flushChunks(target.chunks); // every chunk durable before anything lists it
+    await flushChunks(target.chunks).catch((e: unknown) => {
+      throw targetError(target.description, e);
+    }); // every chunk durable before anything lists it
     const exported = await writeExport(store, sel, target, now());
     const chunks: ManifestChunk[] = [];
     let bytes = 0;

@@ -40,7 +40,13 @@ export function assertFileName(name: string): void {
 
 /** Maps a filesystem error on the target to a clear CofferError naming the target. */
 export function targetError(where: string, e: unknown): CofferError {
-  if (e instanceof CofferError) return e;
+  if (e instanceof CofferError) {
+    // the chunk store reports errnos it has no code for as INTERNAL: name what they mean for a target
+    const cause = e.cause as NodeJS.ErrnoException | undefined;
+    const mapped = new Set(['ENOSPC', 'EDQUOT', 'EFBIG', 'EACCES', 'EPERM', 'EROFS', 'ENOENT', 'ESTALE', 'ENOTDIR']);
+    if (e.code !== ErrorCode.INTERNAL || !mapped.has(cause?.code ?? '')) return e;
+    e = cause;
+  }
   const code = (e as NodeJS.ErrnoException).code ?? '';
   const msg = (e as Error).message;
   if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG') {
