@@ -22,9 +22,9 @@ export interface LiveVault {
 }
 
 /** Starts `coffer serve` in-process on `dataDir` (alice may write everywhere). */
-export async function serveVault(dataDir: string, mongoUri?: string): Promise<LiveVault> {
+export async function serveVault(dataDir: string, mongoUri?: string, options: { gcIntervalMs?: number } = {}): Promise<LiveVault> {
   const service = await startService({
-    dataDir, listen: { host: '127.0.0.1', port: 0 }, mongoUri, defaultRootRole: 'write', gcIntervalMs: 0, logger: createLogger({ level: 'silent' }),
+    dataDir, listen: { host: '127.0.0.1', port: 0 }, mongoUri, defaultRootRole: 'write', gcIntervalMs: options.gcIntervalMs ?? 0, logger: createLogger({ level: 'silent' }),
   });
   const client = new VaultClient({ server: service.url, token: await mintDevToken(dataDir, { user: 'alice' }) });
   return {
