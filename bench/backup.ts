@@ -118,7 +118,7 @@ async function hashTree(dir: string): Promise<void> {
 async function buildVault(dataDir: string, size: number, files: number): Promise<number> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const store = await openMetadataStore({ kind: 'sqlite', path: path.join(dataDir, 'metadata.sqlite') });
-  const chunks = await openFsChunkStore({ root: dataDir });
+  const chunks = await openFsChunkStore({ root: dataDir, deferSync: true }); // one syncfs at the end
   const now = new Date();
   let bytes = 0;
   try {
@@ -134,6 +134,7 @@ async function buildVault(dataDir: string, size: number, files: number): Promise
       if (jobs.length >= 16) bytes += (await Promise.all(jobs.splice(0))).reduce((a, b) => a + b, 0);
     }
     bytes += (await Promise.all(jobs)).reduce((a, b) => a + b, 0);
+    await chunks.flush();
   } finally {
     await chunks.close();
     await store.close();
