@@ -115,7 +115,7 @@ async function hashTree(dir: string): Promise<void> {
 }
 
 /** A vault straight through the stores: committed blobs with real sealed chunks, file nodes under /bench. */
-async function buildVault(dataDir: string, size: number, files: number): Promise<number> {
+export async function buildVault(dataDir: string, size: number, files: number): Promise<number> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const store = await openMetadataStore({ kind: 'sqlite', path: path.join(dataDir, 'metadata.sqlite') });
   const chunks = await openFsChunkStore({ root: dataDir, deferSync: true }); // one syncfs at the end
