@@ -244,6 +244,22 @@ describe('backup to a directory', () => {
     expect(none.code).toBe(2);
   }, 120_000);
 
+  it('refuses bad input with one-line errors: a non-empty directory that is not a backup, a bad rate, an unknown snapshot', async () => {
+    const notBackup = path.join(ws.dir, 'not-a-backup');
+    await mkdir(notBackup);
+    await writeFile(path.join(notBackup, 'precious.txt'), 'keep me');
+    const r = await runCliProcess(['backup', 'create', '--to', notBackup, '--data-dir', vault.dataDir]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/is not a Coffer backup .* and not empty/);
+    expect(await readdir(notBackup)).toEqual(['precious.txt']);
+    const rate = await runCliProcess(['backup', 'create', '--to', path.join(ws.dir, 'b1'), '--data-dir', vault.dataDir, '--rate-limit', 'fast']);
+    expect(rate.code).toBe(2);
+    expect(rate.stderr).toMatch(/--rate-limit must be a byte rate/);
+    const unknown = await runCliProcess(['backup', 'verify', path.join(ws.dir, 'b1'), '--snapshot', 'abcdef12']);
+    expect(unknown.code).toBe(3);
+    expect(unknown.stderr.trim().split('\n')).toHaveLength(1);
+  }, 120_000);
+
   it('a `backup create` killed halfway is resumed by running it again, copying only what is missing', async () => {
     const live = await serveVault(path.join(ws.dir, 'kill-vault'));
     const target = path.join(ws.dir, 'b-kill');
