@@ -91,9 +91,14 @@ export async function createSnapshot(store: MetadataStore, source: ChunkStore, t
       pending = await settleProblems(store, sel, r.problems);
     }
 
-    await flushChunks(target.chunks).catch((e: unknown) => {
-      throw targetError(target.description, e);
-    }); // every chunk durable before anything lists it
+    // every chunk durable before anything lists it: those this run wrote, and those an interrupted run left
+    // (unsynced); chunks of the parent snapshot were synced by the run that made it. syncfs flushes the whole
+    // filesystem, other writers' data included, so an incremental run with nothing new skips it.
+    if (totals.copied + totals.present > 0) {
+      await flushChunks(target.chunks).catch((e: unknown) => {
+        throw targetError(target.description, e);
+      });
+    }
     const exported = await writeExport(store, sel, target, now());
     const chunks: ManifestChunk[] = [];
     let bytes = 0;

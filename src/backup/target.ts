@@ -3,7 +3,6 @@
 // `metadata/<sha256>.jsonl`, `locks/<name>.json` and the marker `coffer-backup.json`. Every file is written
 // atomically (temp, fsync, rename, fsync the directory; on S3 one PUT or one completed multipart upload).
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -116,7 +115,8 @@ class DirTarget implements BackupTarget {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new CofferError(ErrorCode.NOT_FOUND, `${dir}/${name} is not in the backup target ${this.root}`);
       throw targetError(this.root, e);
     });
-    return createReadStream(file, { fd: fh.fd, autoClose: true, highWaterMark: 1 << 20 }).on('close', () => void fh.close().catch(() => undefined));
+    // the stream owns the handle and closes it once (never the raw fd: a second close could hit a reused fd)
+    return fh.createReadStream({ highWaterMark: 1 << 20 });
   }
 
   async listFiles(dir: TargetDir): Promise<string[]> {
