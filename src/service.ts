@@ -5,9 +5,10 @@ import { constants } from 'node:fs';
 import { access, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { createAuthenticator, startStorageServer, type AuthConfig } from './api/index.js';
-import { directIoSetting, metadataConfig, type ListenAddress } from './config.js';
+import { metadataConfig, type ListenAddress } from './config.js';
 import { lockDataDir } from './data-dir-lock.js';
 import { releasingReserveWhenFull, SpaceReserve, spaceReserveBytes, withHeadroom } from './space/index.js';
+import { vaultChunkStoreConfig } from './chunk-store-config.js';
 import { CofferError, ErrorCode } from './errors.js';
 import { openMetadataStore } from './metadata/index.js';
 import { createLogger, createServiceMetrics, type Logger } from './telemetry/index.js';
@@ -77,11 +78,10 @@ export async function startService(config: ServiceConfig): Promise<RunningServic
   };
   try {
     const metrics = createServiceMetrics();
-    const directIo = directIoSetting();
-    const chunks = await openChunkStore({
-      kind: 'fs', root: dataDir, onFsync: (seconds, target) => metrics.fsyncDuration.observe({ target }, seconds),
-      ...(directIo === undefined ? {} : { directIo }),
-    });
+    // COFFER_CHUNK_STORE=s3://bucket/prefix selects the S3 store; otherwise the fs store in the data dir
+    const chunks = await openChunkStore(vaultChunkStoreConfig(dataDir, {
+      onFsync: (seconds, target) => metrics.fsyncDuration.observe({ target }, seconds),
+    }));
     closers.push(() => chunks.close());
     const vault = await Vault.open(store, withHeadroom(chunks, reserve), { defaultRootRole: config.defaultRootRole, uploadGraceMs: config.uploadGraceMs, homes: config.homes });
     const authConfig: AuthConfig = config.jwks
@@ -91,7 +91,7 @@ export async function startService(config: ServiceConfig): Promise<RunningServic
     await reserve.ensure();
     const server = await startStorageServer({ vault, auth, listen: config.listen, logger, metrics, gcIntervalMs: config.gcIntervalMs, afterGc: () => void reserve.ensure() });
     closers.push(() => server.close());
-    logger.info({ url: server.url, metadata: store.kind, dataDir, directIo: 'directIo' in chunks ? chunks.directIo : false }, 'storage service started');
+    logger.info({ url: server.url, metadata: store.kind, dataDir, chunkStore: 'bucket' in chunks ? `s3://${String(chunks.bucket)}` : 'fs', directIo: 'directIo' in chunks ? chunks.directIo : false }, 'storage service started');
     return { url: server.url, close: closeAll };
   } catch (e) {
     await closeAll();

@@ -1,6 +1,6 @@
 // Public entry of the chunk storage backends: the ChunkStore interface, the shared validators, and
-// openChunkStore(config), which picks an implementation by `kind`. Only 'fs' exists today; the 's3' shape is
-// declared so configuration code can be written against it, and opening it fails clearly until it lands.
+// openChunkStore(config), which picks an implementation by `kind`: 'fs' (fs/) or 's3' (s3/, loaded only when
+// used, so fs users never load the AWS SDK).
 import { CofferError, ErrorCode } from '../src/errors.js';
 import { openFsChunkStore, type FsChunkStoreOptions } from './fs/index.js';
 import type { ChunkStore } from './types.js';
@@ -14,24 +14,27 @@ export interface FsChunkStoreConfig extends FsChunkStoreOptions {
   kind: 'fs';
 }
 
-/** An S3-compatible object store (not implemented yet: openChunkStore refuses it with UNAVAILABLE). */
+/** An S3-compatible object store (storage-backend/s3/). */
 export interface S3ChunkStoreConfig {
   kind: 's3';
   bucket: string;
   /** Key prefix under which `chunks/…` lives, e.g. "coffer/". */
   prefix?: string;
   region?: string;
-  /** For S3-compatible services (MinIO, Ceph RGW): their endpoint URL. */
+  /** For S3-compatible services (MinIO, Ceph RGW, moto): their endpoint URL. */
   endpoint?: string;
   forcePathStyle?: boolean;
   concurrency?: number;
+  /** Attempts per request, the first included (default 5; the SDK's standard retry strategy with backoff). */
+  maxAttempts?: number;
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
 }
 
 export type ChunkStoreConfig = FsChunkStoreConfig | S3ChunkStoreConfig;
 
 /**
  * Opens the chunk store the config names. Throws INVALID_ARGUMENT for an unknown kind or bad/unknown options,
- * UNAVAILABLE for kind 's3' (not implemented yet), and whatever the implementation's open throws.
+ * UNAVAILABLE for an S3 bucket that is absent or unreachable, and whatever the implementation's open throws.
  */
 export async function openChunkStore(config: ChunkStoreConfig): Promise<ChunkStore> {
   if (typeof config !== 'object' || config === null) {
@@ -42,8 +45,11 @@ export async function openChunkStore(config: ChunkStoreConfig): Promise<ChunkSto
       const { kind: _kind, ...options } = config;
       return openFsChunkStore(options);
     }
-    case 's3':
-      throw new CofferError(ErrorCode.UNAVAILABLE, 'the S3 chunk store is not implemented yet; use { kind: "fs", root }');
+    case 's3': {
+      const { kind: _kind, ...options } = config;
+      const { openS3ChunkStore } = await import('./s3/index.js');
+      return openS3ChunkStore(options);
+    }
     default:
       throw new CofferError(ErrorCode.INVALID_ARGUMENT, `unknown chunk store kind "${String((config as { kind?: unknown }).kind)}"`);
   }

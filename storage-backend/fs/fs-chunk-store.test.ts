@@ -18,13 +18,20 @@ const variants = [
   ['fs, O_DIRECT, verifyAfterWrite', { directIo: true, verifyAfterWrite: true }],
   ['fs, buffered, verifyAfterWrite', { directIo: false, verifyAfterWrite: true }],
   ['fs, concurrency 1', { concurrency: 1 }],
+  ['fs, deferSync (bulk writers: fsyncs deferred to flush)', { deferSync: true }],
 ] as const;
 for (const [label, extra] of variants) {
   runChunkStoreContract(label, async () => {
     const root = await tempRoot();
     const store = await openFsChunkStore({ root, ...extra });
     if ('directIo' in extra) expect(store.directIo).toBe(extra.directIo);
-    return { store, cleanup: () => rm(root, { recursive: true, force: true }) };
+    return {
+      store,
+      cleanup: async () => {
+        if ('deferSync' in extra) await store.flush(); // syncfs of the root's filesystem succeeds
+        await rm(root, { recursive: true, force: true });
+      },
+    };
   });
 }
 
@@ -188,14 +195,14 @@ describe('opening', () => {
     }
   });
 
-  it('openChunkStore opens kind fs, refuses s3 (not yet) and unknown kinds', async () => {
+  it('openChunkStore opens kind fs, refuses a malformed s3 config and unknown kinds', async () => {
     const root = await tempRoot();
     try {
       const store = await openChunkStore({ kind: 'fs', root });
       await store.put({ blobId: newBlobId(), index: 0 }, pieces(randomBytes(8)));
       await store.close();
       expect((await lstat(join(root, 'chunks'))).isDirectory()).toBe(true);
-      await expectCode(openChunkStore({ kind: 's3', bucket: 'b' }), 'UNAVAILABLE');
+      await expectCode(openChunkStore({ kind: 's3', bucket: 'b' }), 'INVALID_ARGUMENT'); // bucket names have 3..63 characters
       await expectCode(openChunkStore({ kind: 'ftp', root } as never), 'INVALID_ARGUMENT');
       await expectCode(openChunkStore({ kind: 'fs', root, extra: 1 } as never), 'INVALID_ARGUMENT');
     } finally {

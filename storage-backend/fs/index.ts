@@ -2,6 +2,8 @@
 // (NFS, Lustre, GPFS, CephFS). Layout and symlink refusal: ./layout.ts. Durable atomic writes: ./write-chunk.ts.
 // Every filesystem operation runs through one p-limit queue, so a burst of requests cannot open thousands of
 // files or flood libuv's thread pool. Contract: ../types.ts, checked by ../contract.case.ts.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { constants } from 'node:fs';
 import { open, readdir, rmdir, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -34,10 +36,16 @@ export interface FsChunkStoreOptions {
    * shows the filesystem allows it. true: require it (INVALID_ARGUMENT if refused); false: never.
    */
   directIo?: boolean;
+  /**
+   * Bulk writers only (backup create and restore): a put resolves once its chunk is renamed into place, without
+   * the file and directory fsyncs; the writer calls flush() before relying on durability (default false).
+   * A crash of the process loses nothing; a power loss before flush() may lose such chunks.
+   */
+  deferSync?: boolean;
 }
 
 const DEFAULT_CONCURRENCY = 8;
-const OPTION_KEYS = new Set(['root', 'concurrency', 'verifyAfterWrite', 'onFsync', 'directIo']);
+const OPTION_KEYS = new Set(['root', 'concurrency', 'verifyAfterWrite', 'onFsync', 'directIo', 'deferSync']);
 
 /**
  * Opens (creating if needed) a filesystem chunk store. Throws INVALID_ARGUMENT for bad or unknown options,
@@ -50,7 +58,8 @@ export async function openFsChunkStore(options: FsChunkStoreOptions): Promise<Fs
   for (const key of Object.keys(options)) {
     if (!OPTION_KEYS.has(key)) throw new CofferError(ErrorCode.INVALID_ARGUMENT, `unknown filesystem chunk store option "${key}"`);
   }
-  const { root, concurrency = DEFAULT_CONCURRENCY, verifyAfterWrite = false, onFsync, directIo } = options;
+  const { root, concurrency = DEFAULT_CONCURRENCY, verifyAfterWrite = false, onFsync, directIo, deferSync = false } = options;
+  if (typeof deferSync !== 'boolean') throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'deferSync must be a boolean');
   if (onFsync !== undefined && typeof onFsync !== 'function') {
     throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'onFsync must be a function');
   }
@@ -71,6 +80,7 @@ export async function openFsChunkStore(options: FsChunkStoreOptions): Promise<Fs
   if (directIo === true && !direct) {
     throw new CofferError(ErrorCode.INVALID_ARGUMENT, `the filesystem of ${layout.root} refuses O_DIRECT writes (directIo: true)`);
   }
+  layout.deferSync = deferSync;
   return new FsChunkStore(layout, pLimit(concurrency), verifyAfterWrite, onFsync, direct);
 }
 
@@ -135,6 +145,7 @@ export class FsChunkStore implements ChunkStore {
         direct: this.directIo,
         onFsync: this.onFsync,
         dirSync: (d) => this.layout.dirSyncs.sync(d),
+        deferSync: this.layout.deferSync,
         io: this.io,
       });
       // the directory chain's fsyncs ran beside the chunk's own; the chunk is durable only once both are
@@ -291,6 +302,17 @@ export class FsChunkStore implements ChunkStore {
     return this.#track(async () => {
       assertSweepAge(olderThanMs);
       return sweepTemporaryFiles(this.layout, this.io, olderThanMs);
+    });
+  }
+
+  /**
+   * Makes everything written so far durable (for stores opened with deferSync): syncfs(2) of the root's
+   * filesystem, through coreutils' `sync --file-system` (Node has no syncfs). Throws INTERNAL when it fails.
+   */
+  async flush(): Promise<void> {
+    await promisify(execFile)('sync', ['--file-system', this.layout.chunksDir]).catch((e: unknown) => {
+      const err = e as { stderr?: string; message?: string };
+      throw new CofferError(ErrorCode.INTERNAL, `syncing ${this.layout.root} failed: ${(err.stderr || err.message || '').trim()}`, { cause: e, retryable: true });
     });
   }
 

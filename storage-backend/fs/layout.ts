@@ -124,12 +124,16 @@ export class FsLayout {
     this.#durable.delete(this.blobDir(blobId));
   }
 
+  /** With deferSync (bulk writers that call FsChunkStore.flush() at the end), directory fsyncs are skipped. */
+  deferSync = false;
+
   /**
    * fsyncs the parent of every level (whoever created it) not yet known durable, all at once and batched with
    * the other puts' (a level's entry is durable once its parent was fsynced after the level existed; only
    * blob directories are ever removed, and forgetDurable drops those), then remembers each level as durable.
    */
   async #fsyncChain(levels: string[]): Promise<void> {
+    if (this.deferSync) return;
     const todo = levels.filter((level) => !this.#durable.has(level));
     await Promise.all(todo.map((level) => this.dirSyncs.sync(dirname(level))));
     if (this.#durable.size + todo.length > DURABLE_MEMO_MAX) this.#durable.clear();

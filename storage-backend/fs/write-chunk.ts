@@ -42,6 +42,8 @@ export interface WriteChunkJob {
   onFsync: ((seconds: number, what: 'file' | 'directory') => void) | undefined;
   /** Makes the rename durable: an fsync of the directory begun after it (GroupFsync.sync). */
   dirSync: (dir: string) => Promise<void>;
+  /** Skip the file and directory fsyncs: the caller makes everything durable at once with FsChunkStore.flush(). */
+  deferSync: boolean;
 }
 
 /** Runs an fsync and reports its duration to the observer, if any. */
@@ -71,7 +73,7 @@ export async function writeChunk(job: WriteChunkJob): Promise<PutResult> {
     // direct writes end on a 4 KiB boundary: cut the zero padding of the last block off before the fsync
     if (job.direct && size !== alignUp(size)) await io(() => fh.truncate(size));
     job.signal?.throwIfAborted();
-    await io(() => timedSync(job, 'file', () => fh.sync()));
+    if (!job.deferSync) await io(() => timedSync(job, 'file', () => fh.sync()));
     // cheap check always; the read-back only when asked (it costs a page-cache read and a second hash)
     const st = await io(() => fh.stat());
     if (st.size !== size) {
@@ -87,7 +89,7 @@ export async function writeChunk(job: WriteChunkJob): Promise<PutResult> {
       await rename(tempPath, finalPath);
     });
     renamed = true;
-    await timedSync(job, 'directory', () => job.dirSync(job.dir)); // batched with other puts' (group-fsync.ts)
+    if (!job.deferSync) await timedSync(job, 'directory', () => job.dirSync(job.dir)); // batched with other puts' (group-fsync.ts)
     return { size, sha256 };
   } catch (e) {
     await handle?.close().catch(() => undefined);
@@ -194,7 +196,7 @@ async function writeAll(fh: FileHandle, buf: Buffer, len: number, position: numb
 }
 
 /** The next piece of the source, or signal.reason as soon as the signal fires (even if the source stalls). */
-function nextPiece(it: AsyncIterator<unknown>, signal: AbortSignal | undefined, what: string): Promise<IteratorResult<unknown>> {
+export function nextPiece(it: AsyncIterator<unknown>, signal: AbortSignal | undefined, what: string): Promise<IteratorResult<unknown>> {
   const wrap = (e: unknown): never => {
     if (e instanceof CofferError) throw e;
     throw new CofferError(ErrorCode.INTERNAL, `${what}: reading the chunk data failed: ${e instanceof Error ? e.message : String(e)}`, {
@@ -224,7 +226,7 @@ function nextPiece(it: AsyncIterator<unknown>, signal: AbortSignal | undefined, 
 }
 
 /** We stopped early: release the source without waiting for it (it may be stalled). */
-function stopSource(data: Readable | AsyncIterable<Uint8Array>, it: AsyncIterator<unknown>): void {
+export function stopSource(data: Readable | AsyncIterable<Uint8Array>, it: AsyncIterator<unknown>): void {
   if (data instanceof Readable) {
     data.destroy();
     return;

@@ -2,13 +2,15 @@
 // their addresses to the tests through vitest's provide/inject:
 //   import { inject } from 'vitest'; const uri = inject('mongoUri'); // null → skip with inject('mongoUnavailableReason')
 // MongoDB: COFFER_TEST_MONGODB_URI (a real MongoDB) wins; otherwise the FerretDB harness is built if needed
-// and started on a free loopback port. In CI (CI=true) a server that cannot start fails the run, never skips.
+// and started on a free loopback port. S3: COFFER_TEST_S3_ENDPOINT wins; otherwise moto's server
+// (test/servers/s3-server.ts). In CI (CI=true) a server that cannot start fails the run, never skips.
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type {} from 'vitest';
 import type { TestProject } from 'vitest/node';
 import { buildMongoWireServer, startMongoWireServer } from '../servers/mongo-wire.js';
+import { startS3TestServer } from '../servers/s3-server.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -16,6 +18,10 @@ declare module 'vitest' {
     mongoUri: string | null;
     /** Why no MongoDB-wire server is available (null when mongoUri is set). */
     mongoUnavailableReason: string | null;
+    /** Endpoint of an S3-compatible server (moto; COFFER_TEST_S3_ENDPOINT wins), or null when none could be started. */
+    s3Endpoint: string | null;
+    /** Why no S3-compatible server is available (null when s3Endpoint is set). */
+    s3UnavailableReason: string | null;
   }
 }
 
@@ -49,6 +55,27 @@ export default async function setup(project: TestProject): Promise<() => Promise
     console.warn(`[test setup] MongoDB-wire tests will be skipped: ${reason}`);
     project.provide('mongoUri', null);
     project.provide('mongoUnavailableReason', reason);
+  }
+
+  try {
+    const external = process.env.COFFER_TEST_S3_ENDPOINT;
+    if (external) {
+      project.provide('s3Endpoint', external);
+    } else {
+      const s3 = await startS3TestServer();
+      teardowns.push(() => s3.stop());
+      project.provide('s3Endpoint', s3.endpoint);
+    }
+    project.provide('s3UnavailableReason', null);
+  } catch (err) {
+    if (process.env.CI === 'true') {
+      await teardown();
+      throw err; // the S3 chunk store and backup target tests are mandatory in CI
+    }
+    const reason = err instanceof Error ? err.message : String(err);
+    console.warn(`[test setup] S3 tests will be skipped: ${reason}`);
+    project.provide('s3Endpoint', null);
+    project.provide('s3UnavailableReason', reason);
   }
   return teardown;
 }

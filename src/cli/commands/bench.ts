@@ -1,7 +1,8 @@
-// `coffer bench ingest|metadata|all`: benchmarks that print figures and ratios measured in one run
+// `coffer bench ingest|metadata|files|net|gateway|backup|all`: benchmarks that print figures and ratios measured in one run
 // (docs/benchmarks.md). Never used as pass/fail tests.
 import type { Command } from 'commander';
 import { benchFiles } from '../../../bench/files.js';
+import { benchBackup } from '../../../bench/backup.js';
 import { benchIngest } from '../../../bench/ingest.js';
 import { benchMetadata } from '../../../bench/metadata.js';
 import { benchNet } from '../../../bench/net.js';
@@ -44,6 +45,18 @@ export function register(program: Command): void {
     .action(async (opts: IngestFlags) => {
       const log = opts.json ? () => undefined : undefined;
       const r = await benchIngest({ size: parseSize(opts.size), rounds: intFlag('--rounds', opts.rounds, 1, 20), dir: opts.dir, keep: opts.keep, log });
+      if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    });
+
+  bench.command('backup').description('backup create/verify/restore vs cp -r + sync, SHA-256 speed and restic; incremental over many files')
+    .option('--size <size>', 'size of the big file in the vault (e.g. 2GiB)', '2GiB')
+    .option('--files <n>', 'small files in the vault (the incremental run walks them all)', '10000')
+    .option('--dir <dir>', 'scratch directory on the disk to measure (default: the system temp dir)')
+    .option('--keep', 'keep the scratch files')
+    .addOption(jsonOption())
+    .action(async (opts: { size: string; files: string; dir?: string; keep?: boolean; json?: boolean }) => {
+      const log = opts.json ? () => undefined : undefined;
+      const r = await benchBackup({ size: parseSize(opts.size), files: intFlag('--files', opts.files, 0, 10_000_000), dir: opts.dir, keep: opts.keep, log });
       if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
     });
 

@@ -31,6 +31,7 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   users: () => import('./users.js'),
   uploads: () => import('./uploads.js'),
   net: () => import('./net.js'),
+  backup: () => import('./backup.js'),
 };
 
 /** True when `name` is one of the subcommands (or `help`). */
