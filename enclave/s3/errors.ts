@@ -67,7 +67,9 @@ const FROM_COFFER: Partial<Record<ErrorCode, S3Code>> = {
 
 /** Any thrown value as an S3Error (unknown failures are InternalError with no detail leaked). */
 export function toS3Error(e: unknown, notFound: 'NoSuchKey' | 'NoSuchBucket' | 'NoSuchUpload' = 'NoSuchKey'): S3Error {
-  if (e instanceof S3Error) return e;
+  // an S3 refusal raised inside a request body (a bad digest or chunk signature) may come back wrapped by the
+  // upload that was reading it: the refusal is the answer
+  for (let c: unknown = e, depth = 0; c instanceof Error && depth < 8; c = c.cause, depth++) if (c instanceof S3Error) return c;
   if (isCofferError(e)) {
     if (e.code === ErrorCode.NOT_FOUND || e.code === ErrorCode.NOT_A_DIRECTORY || e.code === ErrorCode.IS_A_DIRECTORY) {
       return new S3Error(notFound, notFoundMessage(notFound));

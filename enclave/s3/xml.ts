@@ -1,13 +1,14 @@
 // XML in and out, through fast-xml-parser (no hand-written parser). Responses carry S3's namespace; request
-// bodies (CompleteMultipartUpload, DeleteObjects) are parsed with entity expansion and attributes off and a
-// size cap applied by the caller before parsing.
+// bodies (CompleteMultipartUpload, DeleteObjects) are parsed with attributes off and a
+// size cap applied by the caller before parsing. Only the predefined and numeric character entities are decoded
+// (SDKs escape quotes in ETags as &#34;); documents with a DOCTYPE are refused.
 import { XMLBuilder, XMLParser } from 'fast-xml-parser';
 import { S3Error } from './errors.js';
 
 const NS = 'http://s3.amazonaws.com/doc/2006-03-01/';
 const builder = new XMLBuilder({ ignoreAttributes: false, attributeNamePrefix: '@', suppressEmptyNode: false, processEntities: true });
 const parser = new XMLParser({
-  ignoreAttributes: true, processEntities: false, parseTagValue: false, trimValues: false,
+  ignoreAttributes: true, processEntities: true, htmlEntities: true, parseTagValue: false, trimValues: false,
   isArray: (name) => name === 'Part' || name === 'Object',
 });
 
@@ -27,6 +28,7 @@ export function parseXmlBody(text: string, root: string): Record<string, unknown
   let doc: unknown;
   try {
     if (!/^\s*(<\?xml[^>]*\?>\s*)?</.test(text)) throw new Error('not XML');
+    if (/<!DOCTYPE|<!ENTITY/i.test(text)) throw new Error('no document type declarations'); // no entity expansion games
     doc = parser.parse(text, true);
   } catch {
     throw new S3Error('MalformedXML', 'The XML you provided was not well-formed or did not validate against our published schema');
