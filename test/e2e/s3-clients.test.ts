@@ -4,7 +4,7 @@
 // In CI (CI=true) a missing client fails these tests; elsewhere they are skipped with the reason.
 import { execFile, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,13 +13,17 @@ import { startS3TestEnv, type S3TestEnv } from '../../enclave/s3/test-env.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CI = process.env.CI === 'true';
+// .ci/install-s3-clients.sh: the AWS CLI v2 from Debian, boto3 in a venv; else whatever is on PATH
+const AWS = process.env.COFFER_AWS_CLI ?? (existsSync('/usr/bin/aws') ? '/usr/bin/aws' : 'aws');
+const venvPython = path.join(here, '..', 'servers', 's3-clients-venv', 'bin', 'python');
+const PYTHON = existsSync(venvPython) ? venvPython : 'python3';
 
 function has(cmd: string, args: string[]): boolean {
   return spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
 }
 const tools = {
-  aws: has('aws', ['--version']),
-  boto3: has('python3', ['-c', 'import boto3']),
+  aws: has(AWS, ['--version']),
+  boto3: has(PYTHON, ['-c', 'import boto3']),
   rclone: has('rclone', ['version']),
 };
 /** In CI a missing client is a failure, not a skip. */
@@ -96,7 +100,7 @@ describe('AWS CLI', () => {
   it.skipIf(!tools.aws && !CI)('cp (multipart ≥ 100 MiB), sync, ls, presign, rm: every byte verified', async () => {
     need('aws');
     const e = { ...clientEnv, AWS_CA_BUNDLE: env.caFile };
-    const aws = (...args: string[]): Promise<{ stdout: string }> => run('aws', ['--endpoint-url', env.url, ...args, ...(['cp', 'sync'].includes(args[1] ?? '') ? ['--no-progress'] : [])], e);
+    const aws = (...args: string[]): Promise<{ stdout: string }> => run(AWS, ['--endpoint-url', env.url, ...args, ...(['cp', 'sync'].includes(args[1] ?? '') ? ['--no-progress'] : [])], e);
     const src = path.join(env.work, 'aws-src');
     await writeRandom(path.join(src, 'big.bin'), 110 * 1024 * 1024 + 777);
     await writeRandom(path.join(src, 'sub dir', 'a.bin'), 300_000);
@@ -134,7 +138,7 @@ describe('AWS CLI', () => {
 describe('boto3', () => {
   it.skipIf(!tools.boto3 && !CI)('upload_file/download_file with concurrency, paginators, ranged get, checksums', async () => {
     need('boto3');
-    const { stdout } = await run('python3', [path.join(here, 's3', 'boto3_client.py'), env.url, env.caFile, creds.id, creds.secret, env.work], clientEnv);
+    const { stdout } = await run(PYTHON, [path.join(here, 's3', 'boto3_client.py'), env.url, env.caFile, creds.id, creds.secret, env.work], clientEnv);
     const r = JSON.parse(stdout.trim().split('\n').pop() as string) as Record<string, unknown>;
     expect(r.big_sha_match).toBe(true);
     expect(r.big_etag).toMatch(/^"[0-9a-f]{32}-6"$/); // 40 MiB + in 8 MiB parts
