@@ -174,11 +174,14 @@ export async function completeMultipartUpload(ctx: S3Context): Promise<Response>
   if (requested.length === 0) throw new S3Error('MalformedXML', 'You must specify at least one part');
   if (requested.length > MAX_PARTS) throw new S3Error('MalformedXML', 'too many parts');
   const stored = new Map((await listParts(ctx.backend, ctx.who, dir)).map((p) => [p.number, p]));
-  const chosen: StoredPart[] = [];
   for (let i = 0; i < requested.length; i++) {
     const r = requested[i] as { number: number; etag: string };
     if (!Number.isInteger(r.number) || r.number < 1 || r.number > MAX_PARTS) throw new S3Error('InvalidPart', `part ${String(r.number)} is not a valid part number`);
     if (i > 0 && r.number <= (requested[i - 1] as { number: number }).number) throw new S3Error('InvalidPartOrder', 'The list of parts was not in ascending order. Parts must be ordered by part number.');
+  }
+  const chosen: StoredPart[] = [];
+  for (let i = 0; i < requested.length; i++) {
+    const r = requested[i] as { number: number; etag: string };
     const p = stored.get(r.number);
     if (!p || p.md5 !== r.etag) {
       throw new S3Error('InvalidPart', 'One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part\'s entity tag.', { PartNumber: String(r.number), ETag: r.etag });
