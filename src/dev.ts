@@ -1,11 +1,16 @@
 // The development bundle behind `npm start` / `coffer dev`: the embedded KMS (attestation root = this data
 // dir's development root), a vault key whose policy admits only the development enclave measurement, and the
 // storage service — all on loopback, all state under the data directory, no other setup.
-import { fileURLToPath } from 'node:url';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, GetKeyPolicyCommand, KMSClient, ListAliasesCommand, PutKeyPolicyCommand } from '@aws-sdk/client-kms';
-import { ensureDevRoot, measureEnclaveBundle } from '../enclave/attestation/index.js';
+import { devRootDir, ensureDevRoot } from '../enclave/attestation/index.js';
+import { measureEnclaveCode } from '../enclave/runtime/bundle.js';
+import { launchEnclave, type LaunchedEnclave } from '../enclave/runtime/launch.js';
+import { startHostProxy, type HostProxy } from '../enclave/runtime/proxy.js';
+import { devPublicJwk } from './api/auth/index.js';
 import type { ListenAddress } from './config.js';
-import { attestedKeyPolicy, loadOrCreateCredentials, startKmsServer, type KmsCredential } from './kms/index.js';
+import { attestedKeyPolicy, loadOrCreateCredentials, startKmsServer, type KmsCredential, type KmsServer } from './kms/index.js';
 import { startService } from './service.js';
 import type { Logger } from './telemetry/index.js';
 
@@ -15,6 +20,12 @@ export interface DevConfig {
   dataDir: string;
   listen: ListenAddress;
   kmsListen: string;
+  /** Where the enclave gateway's host proxy listens (https). */
+  gatewayListen?: ListenAddress;
+  /** Run without the enclave gateway (storage service + KMS only). */
+  noGateway?: boolean;
+  /** The enclave's network namespace (see enclave/runtime/launch.ts). */
+  isolateNetwork?: 'auto' | 'on' | 'off';
   logger?: Logger;
 }
 
@@ -26,24 +37,52 @@ export interface RunningDev {
   keyAlias: string;
   measurement: { pcr0: string; bundleDir: string; files: number };
   sealer: KmsCredential;
+  /** https:// URL of the enclave gateway (null with noGateway). */
+  gatewayUrl: string | null;
+  /** The development attestation root clients verify the gateway against. */
+  devRootCert: string;
+  enclave: LaunchedEnclave | null;
+  proxy: HostProxy | null;
+  /** The embedded KMS (tests stop it to show what an unreachable KMS does). */
+  kms: KmsServer;
   close(): Promise<void>;
-}
-
-/** The enclave code bundle whose measurement (PCR0) the development key policy admits. */
-export function enclaveBundleDir(): string {
-  return fileURLToPath(new URL('../enclave/', import.meta.url));
 }
 
 export async function startDev(config: DevConfig): Promise<RunningDev> {
   const devRoot = await ensureDevRoot(config.dataDir);
   const credentials = await loadOrCreateCredentials(config.dataDir);
   const admin = credentials[0] as KmsCredential;
-  const bundleDir = enclaveBundleDir();
-  const measurement = await measureEnclaveBundle(bundleDir);
+  // the one measurement: the enclave code bundle (enclave/runtime/bundle.ts), the same from dist/ or source
+  const measurement = await measureEnclaveCode();
+  const bundleDir = measurement.root;
   const kms = await startKmsServer({ dataDir: config.dataDir, listen: config.kmsListen, credentials, attestationRoot: devRoot.trustRoot });
   try {
     const keyArn = await ensureVaultKey(kms.url, kms.region, admin, measurement.pcr0);
     const service = await startService({ dataDir: config.dataDir, listen: config.listen, defaultRootRole: 'write', logger: config.logger });
+    let proxy: HostProxy | null = null;
+    let enclave: LaunchedEnclave | null = null;
+    try {
+      if (!config.noGateway) {
+        const channelDir = path.join(config.dataDir, 'enclave');
+        await mkdir(channelDir, { recursive: true, mode: 0o700 });
+        await chmod(channelDir, 0o700);
+        // the enclave verifies tokens with the issuer's public key only; it never reads the signing key
+        const jwkFile = path.join(channelDir, 'token-issuer.jwk.json');
+        await writeFile(jwkFile, JSON.stringify(await devPublicJwk(config.dataDir)) + '\n', { mode: 0o644 });
+        proxy = await startHostProxy({ channelDir, listen: config.gatewayListen ?? { host: '127.0.0.1', port: 7443 }, storageUrl: service.url, kmsUrl: kms.url });
+        enclave = await launchEnclave({
+          args: ['enclave', 'run', '--channel', channelDir, '--data-dir', config.dataDir, '--kms-key-id', keyArn, '--region', kms.region, '--token-jwk', jwkFile],
+          env: { AWS_ACCESS_KEY_ID: admin.accessKeyId, AWS_SECRET_ACCESS_KEY: admin.secretAccessKey, COFFER_LOG_LEVEL: process.env.COFFER_LOG_LEVEL ?? 'warn' },
+          ...(config.isolateNetwork ? { isolateNetwork: config.isolateNetwork } : {}),
+        });
+        if (enclave.pcr0 !== measurement.pcr0) throw new Error(`the enclave measured ${enclave.pcr0}, the key policy admits ${measurement.pcr0}`);
+      }
+    } catch (e) {
+      await enclave?.stop();
+      await proxy?.close();
+      await service.close();
+      throw e;
+    }
     return {
       storageUrl: service.url,
       kmsUrl: kms.url,
@@ -52,7 +91,14 @@ export async function startDev(config: DevConfig): Promise<RunningDev> {
       keyAlias: DEV_KEY_ALIAS,
       measurement: { pcr0: measurement.pcr0, bundleDir, files: measurement.files },
       sealer: admin,
+      gatewayUrl: proxy?.url ?? null,
+      devRootCert: path.join(devRootDir(config.dataDir), 'root.pem'),
+      enclave,
+      proxy,
+      kms,
       close: async () => {
+        await enclave?.stop();
+        await proxy?.close();
         await service.close();
         await kms.close();
       },

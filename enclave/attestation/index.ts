@@ -3,6 +3,6 @@
 export type { AttestationProvider, AttestationRequest } from './provider.js';
 export { validateAttestationRequest } from './provider.js';
 export { ensureDevRoot, loadDevRoot, devRootDir, DEV_ROOT_SUBJECT, type DevRoot } from './dev-root.js';
-export { measureEnclaveBundle, SIMULATED_PCR1_INPUT, type BundleMeasurement } from './measure.js';
+export { measureEnclaveBundle, measureFiles, SIMULATED_PCR1_INPUT, type BundleMeasurement } from './measure.js';
 export { SimulatedNsm, DEFAULT_LEAF_LIFETIME_MS, type SimulatedNsmOptions } from './simulated-nsm.js';
 export { NitroNsmProvider, type NitroNsmOptions } from './nitro-nsm.js';

@@ -65,10 +65,22 @@ export async function measureEnclaveBundle(dir: string): Promise<BundleMeasureme
   const files: string[] = [];
   await collect(dir, '', files);
   if (files.length === 0) throw new CofferError(ErrorCode.INVALID_ARGUMENT, `enclave bundle ${dir} is empty`);
+  return measureFiles(dir, files);
+}
+
+/**
+ * Measures the listed files (paths relative to `root`, POSIX separators) with the same recipe as a bundle
+ * directory: the enclave code bundle (enclave/runtime/bundle.ts) is a file list, not a directory.
+ */
+export async function measureFiles(root: string, relativePaths: readonly string[]): Promise<BundleMeasurement> {
+  const files = [...relativePaths];
+  for (const f of files) {
+    if (f.includes('\n')) throw new CofferError(ErrorCode.INVALID_ARGUMENT, `bundle file name with a newline cannot be measured: ${JSON.stringify(f)}`);
+  }
   files.sort((a, b) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8')));
   let listing = '';
   for (const f of files) {
-    const { size, digest } = await hashFile(join(dir, f));
+    const { size, digest } = await hashFile(join(root, f));
     listing += `${f}\0${size}\0${digest}\n`;
   }
   const pcr0 = sha384(listing);

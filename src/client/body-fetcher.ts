@@ -26,6 +26,8 @@ export interface BodyFetcherOptions {
   timeoutMs: number;
   /** Extra trusted CA certificates (PEM) for https. */
   ca?: string | Buffer | Array<string | Buffer>;
+  /** Connect to this Unix socket instead of the URL's host and port (http: only). */
+  socketPath?: string;
 }
 
 /** Error bodies are read when they are at most this long (the service's are a few hundred bytes). */
@@ -129,7 +131,9 @@ class Connection {
     const tlsOptions: tls.ConnectionOptions & { onread: net.OnReadOpts } = {
       host, port, servername: net.isIP(host) ? undefined : host, ca: options.ca, ALPNProtocols: ['http/1.1'], onread,
     };
-    this.socket = base.protocol === 'https:' ? tls.connect(tlsOptions) : net.connect({ host, port, onread });
+    this.socket = base.protocol === 'https:'
+      ? tls.connect(options.socketPath ? { ...tlsOptions, path: options.socketPath } : tlsOptions)
+      : net.connect(options.socketPath ? { path: options.socketPath, onread } : { host, port, onread });
     this.socket.setNoDelay(true);
     this.socket.setTimeout(options.timeoutMs);
     this.socket.on('timeout', () => this.fail(new CofferError(ErrorCode.TIMEOUT, `request to ${base.host} timed out`, { retryable: true })));

@@ -15,6 +15,11 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** Extra trusted CA certificates (PEM) for an https server. */
   ca?: string | Buffer | Array<string | Buffer>;
+  /**
+   * Reach the server through this Unix socket instead of the URL's host and port (the URL still names the Host
+   * header and the scheme): the enclave's host channel (enclave/runtime/host-channel.ts).
+   */
+  socketPath?: string;
 }
 
 export interface RequestOptions {
@@ -34,6 +39,7 @@ export class HttpClient {
   private readonly agent: Agent;
   private readonly timeoutMs: number;
   private readonly fetcher: BodyFetcher;
+  private readonly socketPath: string | undefined;
 
   constructor(options: ClientOptions) {
     let base: URL;
@@ -50,7 +56,8 @@ export class HttpClient {
     const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 8 };
     this.agent = base.protocol === 'https:' ? new HttpsAgent({ ...agentOptions, ca: options.ca }) : new Agent(agentOptions);
     this.timeoutMs = options.timeoutMs ?? 120_000;
-    this.fetcher = new BodyFetcher({ base, maxIdle: options.maxSockets ?? 8, timeoutMs: this.timeoutMs, ca: options.ca });
+    this.socketPath = options.socketPath;
+    this.fetcher = new BodyFetcher({ base, maxIdle: options.maxSockets ?? 8, timeoutMs: this.timeoutMs, ca: options.ca, socketPath: options.socketPath });
   }
 
   url(pathname: string, query?: RequestOptions['query']): URL {
@@ -82,7 +89,7 @@ export class HttpClient {
     if (body) headers['content-length'] = String(body.byteLength);
     const send = u.protocol === 'https:' ? httpsRequest : httpRequest;
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = send(u, { method: options.method ?? 'GET', headers, agent: this.agent, timeout: this.timeoutMs });
+      const req = send(u, { method: options.method ?? 'GET', headers, agent: this.agent, timeout: this.timeoutMs, ...(this.socketPath ? { socketPath: this.socketPath } : {}) });
       req.on('response', resolve);
       req.on('timeout', () => req.destroy(new CofferError(ErrorCode.TIMEOUT, `request to ${u.host} timed out`, { retryable: true })));
       req.on('error', (e) =>

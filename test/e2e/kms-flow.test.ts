@@ -15,7 +15,7 @@ import { KmsDataKeys } from '../../src/client/data-keys.js';
 import { uploadStream } from '../../src/client/upload.js';
 import { VaultClient } from '../../src/client/vault-client.js';
 import { blobIdFromHex, openChunk } from '../../src/crypto/index.js';
-import { startDev, enclaveBundleDir, type RunningDev } from '../../src/dev.js';
+import { startDev, type RunningDev } from '../../src/dev.js';
 import { isCofferError } from '../../src/errors.js';
 import { mintDevToken } from '../../src/api/index.js';
 import { attestedKeyPolicy, AwsKeyService } from '../../src/kms/index.js';
@@ -56,7 +56,7 @@ async function openAsEnclave(nsm: SimulatedNsm, vaultPath: string, service: AwsK
 beforeAll(async () => {
   work = await mkdtemp(path.join(os.tmpdir(), 'coffer-kms-flow-'));
   const dataDir = path.join(work, 'data');
-  dev = await startDev({ dataDir, listen: { host: '127.0.0.1', port: 0 }, kmsListen: '127.0.0.1:0', logger: createLogger({ level: 'silent' }) });
+  dev = await startDev({ dataDir, listen: { host: '127.0.0.1', port: 0 }, kmsListen: '127.0.0.1:0', noGateway: true, logger: createLogger({ level: 'silent' }) });
   const token = await mintDevToken(dataDir, { user: 'alice' });
   client = new VaultClient({ server: dev.storageUrl, token });
   keys = new AwsKeyService({ keyId: dev.keyAlias, endpoint: dev.kmsUrl, region: dev.region, credentials: adminCreds() });
@@ -83,7 +83,7 @@ describe('KMS-held keys', () => {
   });
 
   it('an enclave with the admitted measurement gets the key and reads byte-identical data', async () => {
-    const nsm = await SimulatedNsm.create({ dataDir: path.join(work, 'data'), bundleDir: enclaveBundleDir() });
+    const nsm = await SimulatedNsm.create({ dataDir: path.join(work, 'data'), pcrs: { 0: dev.measurement.pcr0 } });
     for (const [name, f] of files) expect((await openAsEnclave(nsm, name)).equals(f.bytes)).toBe(true);
   });
 
@@ -141,7 +141,7 @@ describe('KMS-held keys', () => {
       expect(m.keyRecord.keyId).toBe(toKeyArn);
       expect(m.chunks.map((c) => c.sha256)).toEqual(before[i]?.chunks.map((c) => c.sha256));
     });
-    const nsm = await SimulatedNsm.create({ dataDir: path.join(work, 'data'), bundleDir: enclaveBundleDir() });
+    const nsm = await SimulatedNsm.create({ dataDir: path.join(work, 'data'), pcrs: { 0: dev.measurement.pcr0 } });
     for (const [name, f] of files) expect((await openAsEnclave(nsm, name)).equals(f.bytes)).toBe(true);
     kms.destroy();
   });
@@ -151,12 +151,12 @@ describe('KMS-held keys', () => {
     client.close();
     keys.close();
     await dev.close();
-    dev = await startDev({ dataDir: path.join(work, 'data'), listen: { host: '127.0.0.1', port: 0 }, kmsListen: '127.0.0.1:0', logger: createLogger({ level: 'silent' }) });
+    dev = await startDev({ dataDir: path.join(work, 'data'), listen: { host: '127.0.0.1', port: 0 }, kmsListen: '127.0.0.1:0', noGateway: true, logger: createLogger({ level: 'silent' }) });
     expect(dev.keyArn).toBe(before.arn);
     expect(dev.measurement.pcr0).toBe(before.pcr0);
     client = new VaultClient({ server: dev.storageUrl, token: await mintDevToken(path.join(work, 'data'), { user: 'alice' }) });
     keys = new AwsKeyService({ keyId: dev.keyAlias, endpoint: dev.kmsUrl, region: dev.region, credentials: adminCreds() });
-    const nsm = await SimulatedNsm.create({ dataDir: path.join(work, 'data'), bundleDir: enclaveBundleDir() });
+    const nsm = await SimulatedNsm.create({ dataDir: path.join(work, 'data'), pcrs: { 0: dev.measurement.pcr0 } });
     const small = files.get('/small.txt');
     expect((await openAsEnclave(nsm, '/small.txt')).equals(small?.bytes as Buffer)).toBe(true);
   });

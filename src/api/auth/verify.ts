@@ -1,7 +1,7 @@
 // Bearer-token verification for the storage service: jose jwtVerify against either a remote JWKS (issuer and
 // audience checked) or the local development key. Fails closed: anything but a valid, unexpired token signed
 // by the configured issuer is UNAUTHENTICATED. Never logs or echoes the token.
-import { createLocalJWKSet, createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWK, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { CofferError, ErrorCode } from '../../errors.js';
 import type { Actor } from '../../vault/index.js';
 import { checkUserName } from '../../vault/index.js';
@@ -9,6 +9,8 @@ import { DEV_ALG, DEV_AUDIENCE, DEV_ISSUER, devPublicJwk } from './dev-key.js';
 
 export type AuthConfig =
   | { kind: 'dev'; dataDir: string }
+  /** A given public key (e.g. the development key's public half handed to the enclave, which never reads the private one). */
+  | { kind: 'jwk'; jwk: JWK; issuer: string; audience: string; algorithms: string[] }
   | { kind: 'jwks'; jwksUrl: string; issuer: string; audience: string; algorithms?: string[] };
 
 export interface Authenticator {
@@ -29,7 +31,13 @@ export async function createAuthenticator(config: AuthConfig): Promise<Authentic
   let issuer: string;
   let audience: string;
   let algorithms: string[];
-  if (config.kind === 'dev') {
+  if (config.kind === 'jwk') {
+    if (typeof config.jwk !== 'object' || config.jwk === null || 'd' in config.jwk) throw new CofferError(ErrorCode.KEY_INVALID, 'token key must be a public JWK');
+    getKey = createLocalJWKSet({ keys: [config.jwk] });
+    issuer = config.issuer;
+    audience = config.audience;
+    algorithms = config.algorithms;
+  } else if (config.kind === 'dev') {
     getKey = createLocalJWKSet({ keys: [await devPublicJwk(config.dataDir)] });
     issuer = DEV_ISSUER;
     audience = DEV_AUDIENCE;

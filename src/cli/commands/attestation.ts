@@ -126,11 +126,13 @@ export function register(program: Command): void {
 
   attestation
     .command('measure')
-    .description('print the PCR0 measurement of an enclave code bundle (see docs/attestation.md)')
-    .argument('<dir>', 'enclave code bundle directory')
+    .description('print the PCR0 measurement of the enclave code bundle (what `npm start` admits), or of a bundle directory (see docs/enclave-gateway.md)')
+    .argument('[dir]', 'a bundle directory (default: the enclave code bundle of this Coffer)')
+    .option('--list', 'print the measured listing (path, size, SHA-384 per file) instead of PCR0')
     .addOption(jsonOption())
-    .action(async (dir: string, opts: { json?: boolean }) => {
-      const m = await measureEnclaveBundle(dir);
+    .action(async (dir: string | undefined, opts: { json?: boolean; list?: boolean }) => {
+      const m = dir === undefined ? await (await import('../../../enclave/runtime/bundle.js')).measureEnclaveCode() : await measureEnclaveBundle(dir);
+      if (opts.list && !opts.json) return void process.stdout.write(m.listing.replace(/\0/g, '  '));
       print(opts, { pcr0: m.pcr0, pcr1: m.pcr1, pcr2: m.pcr2, files: m.files }, () => m.pcr0);
     });
 }

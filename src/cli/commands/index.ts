@@ -22,6 +22,7 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   audit: () => import('./audit.js'),
   fsck: () => import('./fsck.js'),
   attestation: () => import('./attestation.js'),
+  enclave: () => import('./enclave.js'),
   bench: () => import('./bench.js'),
 };
 

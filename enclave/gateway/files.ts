@@ -1,0 +1,368 @@
+// The gateway's plaintext file operations: the one module both the hono routes (routes.ts) and the S3 layer
+// (issue 10) call. Plaintext exists only here, inside the enclave: uploads are cut into 8 MiB chunks and sealed
+// under a fresh data key from the KMS (Recipient), then sent to the untrusted storage service; downloads fetch
+// only the chunks a byte range needs, authenticate and open each before a single byte of it is handed on.
+//
+// Streaming and flat memory: an upload holds at most two plaintext chunks (sealStream's look-ahead) and
+// `UPLOAD_CONCURRENCY` sealed chunks in flight; a read holds `READ_AHEAD` chunk buffers from a pool.
+// Every record from the storage service goes through GatewayRecords (records.ts), where integrity checks plug in.
+//
+// Stable interface (other layers depend on it): Caller, FileOps and its methods, PutOptions/PutResult,
+// OpenedFile.read/stream. Add to it; do not change what is there.
+import { createHash, type Hash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { BufferPool } from '../../src/buffer-pool.js';
+import type { VaultClient } from '../../src/client/vault-client.js';
+import {
+  CHUNK_SIZE, HEADER_SIZE, MAX_SEALED_SIZE, blobIdFromHex, blobIdToHex, expectedChunkLayout, newBlobId, openChunkInto, sealStream,
+} from '../../src/crypto/index.js';
+import { CofferError, ErrorCode, isCofferError } from '../../src/errors.js';
+import type { EnclaveDataKeys } from './data-keys.js';
+import { GatewayRecords, selfConsistency, type FileRecord, type Grant, type NodeInfo, type RecordIntegrity } from './records.js';
+
+export type { Grant, NodeInfo };
+
+/** Sealed chunks sent to the storage service at once by one upload. */
+const UPLOAD_CONCURRENCY = 3;
+/** Chunks fetched and opened ahead of the one being sent by one read. */
+const READ_AHEAD = 2;
+
+/** Who asks: verified inside the enclave from their bearer token, which is also what the storage service sees. */
+export interface Caller {
+  user: string;
+  admin: boolean;
+  /** The caller's bearer token (forwarded to the storage service, which applies its own permission checks too). */
+  token: string;
+}
+
+export interface PutOptions {
+  /** Plaintext size if known in advance (Content-Length): checked at commit. Unknown: whatever the source yields. */
+  size?: number;
+  /** Replace an existing file (default true, as an HTTP PUT does); false → ALREADY_EXISTS if one is there. */
+  overwrite?: boolean;
+  /** Digests of the plaintext to compute while it streams through (e.g. 'md5' for S3 ETags). */
+  digests?: Array<'sha256' | 'md5'>;
+}
+
+export interface PutResult {
+  node: NodeInfo;
+  size: number;
+  chunkCount: number;
+  /** Requested digests, lowercase hex. */
+  digests: Partial<Record<'sha256' | 'md5', string>>;
+}
+
+/** A file opened for reading: its checked records and its key. Close it when done (zeroes the key). */
+export interface OpenedFile {
+  node: NodeInfo;
+  size: number;
+  /** Strong validator of the content: the blob id (a blob is immutable; new content is a new blob). */
+  etag: string;
+  /**
+   * Reads plaintext bytes [start, end) (0 ≤ start ≤ end ≤ size), calling `sink` with each piece in order and
+   * awaiting it before the piece's memory is reused: a piece is valid only until the sink's promise settles.
+   * Only the chunks the range needs are fetched; each is authenticated before any byte of it reaches the sink.
+   * Throws CHUNK_AUTH_FAILED / CHUNK_MISMATCH / CHUNK_FORMAT / INTEGRITY for a bad chunk (nothing of it was given
+   * to the sink), the storage service's errors, and whatever the sink throws.
+   */
+  read(start: number, end: number, sink: (piece: Uint8Array) => Promise<void>): Promise<void>;
+  /** The same bytes as a Readable (each piece copied; for consumers that keep pieces). */
+  stream(start: number, end: number): Readable;
+  close(): void;
+}
+
+export interface FileOpsOptions {
+  /** A storage-service client acting for this caller (its token on every request). */
+  storage: (caller: Caller) => VaultClient;
+  keys: EnclaveDataKeys;
+  integrity?: RecordIntegrity;
+}
+
+/**
+ * The plaintext operations. Errors are CofferErrors with the storage service's codes (NOT_FOUND,
+ * PERMISSION_DENIED, ALREADY_EXISTS, IS_A_DIRECTORY, …), UNAVAILABLE (retryable: the storage service or the KMS
+ * cannot be reached), KMS_ACCESS_DENIED, INTEGRITY and the chunk codes.
+ */
+export class FileOps {
+  private readonly pool = new BufferPool(MAX_SEALED_SIZE, 16);
+  private readonly integrity: RecordIntegrity;
+
+  constructor(private readonly options: FileOpsOptions) {
+    this.integrity = options.integrity ?? selfConsistency;
+  }
+
+  /** The caller's records (the one door to the storage service). Close it when done. */
+  records(caller: Caller): GatewayRecords {
+    return new GatewayRecords(this.options.storage(caller), this.integrity);
+  }
+
+  private async with<T>(caller: Caller, fn: (r: GatewayRecords) => Promise<T>): Promise<T> {
+    const r = this.records(caller);
+    try {
+      return await fn(r);
+    } finally {
+      r.close();
+    }
+  }
+
+  stat(caller: Caller, path: string): Promise<NodeInfo> {
+    return this.with(caller, (r) => r.stat(path));
+  }
+
+  list(caller: Caller, path: string, options: { after?: string; limit?: number } = {}): Promise<{ items: NodeInfo[]; next: string | null }> {
+    return this.with(caller, (r) => r.list(path, options));
+  }
+
+  mkdir(caller: Caller, path: string, parents = false): Promise<NodeInfo> {
+    return this.with(caller, (r) => r.mkdir(path, parents));
+  }
+
+  move(caller: Caller, from: string, to: string, overwrite = false): Promise<NodeInfo> {
+    return this.with(caller, (r) => r.move(from, to, overwrite));
+  }
+
+  remove(caller: Caller, path: string, recursive = false): Promise<{ removed: number }> {
+    return this.with(caller, (r) => r.remove(path, recursive));
+  }
+
+  grants(caller: Caller, path: string): Promise<Grant[]> {
+    return this.with(caller, (r) => r.grants(path));
+  }
+
+  putGrant(caller: Caller, path: string, user: string, role: string): Promise<unknown> {
+    return this.with(caller, (r) => r.putGrant(path, user, role));
+  }
+
+  deleteGrant(caller: Caller, path: string, user: string): Promise<unknown> {
+    return this.with(caller, (r) => r.deleteGrant(path, user));
+  }
+
+  whoami(caller: Caller): Promise<{ user: string; admin: boolean }> {
+    return this.with(caller, (r) => r.whoami());
+  }
+
+  /** Copies a file: its plaintext re-sealed under a new data key as a new blob (blobs are never shared). */
+  async copy(caller: Caller, from: string, to: string, overwrite = false): Promise<PutResult> {
+    const src = await this.open(caller, from);
+    try {
+      return await this.put(caller, to, src.stream(0, src.size), { size: src.size, overwrite });
+    } finally {
+      src.close();
+    }
+  }
+
+  /**
+   * Seals a plaintext stream and stores it at `path`, which appears (or switches to the new content) only when
+   * every chunk is durable and the commit succeeded: a failure or a crash at any point leaves no half file.
+   * A failed upload is abandoned on the service (its chunks are freed by GC). Throws as the class says, plus
+   * CONFLICT when the source yields another number of bytes than `size`.
+   */
+  async put(caller: Caller, path: string, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: PutOptions = {}): Promise<PutResult> {
+    const records = this.records(caller);
+    const hashes = new Map<'sha256' | 'md5', Hash>((options.digests ?? []).map((d) => [d, createHash(d)]));
+    const blobIdHex = blobIdToHex(newBlobId());
+    let created = false;
+    let dek: Uint8Array | undefined;
+    try {
+      const key = await this.options.keys.newDataKey(blobIdHex);
+      dek = key.dek;
+      await records.createUpload({
+        path, blobId: blobIdHex, keyGeneration: 1, keyRecord: key.keyRecord, overwrite: options.overwrite ?? true,
+        ...(options.size === undefined ? {} : { size: options.size }),
+      });
+      created = true;
+      const hashed = hashes.size === 0 ? source : tee(source, [...hashes.values()]);
+      const { chunkCount, total } = await this.sendChunks(records, blobIdHex, dek, hashed);
+      if (options.size !== undefined && total !== options.size) {
+        throw new CofferError(ErrorCode.CONFLICT, `the body had ${total} bytes, not the ${options.size} announced`);
+      }
+      const { node } = await records.commit(blobIdHex, chunkCount, total);
+      created = false; // committed: nothing to abandon
+      const digests: PutResult['digests'] = {};
+      for (const [name, h] of hashes) digests[name] = h.digest('hex');
+      return { node, size: total, chunkCount, digests };
+    } catch (e) {
+      if (created) await records.abort(blobIdHex).catch(() => undefined);
+      throw e;
+    } finally {
+      dek?.fill(0);
+      records.close();
+    }
+  }
+
+  private async sendChunks(records: GatewayRecords, blobIdHex: string, dek: Uint8Array, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<{ chunkCount: number; total: number }> {
+    const inFlight = new Set<Promise<void>>();
+    let failure: unknown;
+    let chunkCount = 0;
+    let total = 0;
+    try {
+      for await (const chunk of sealStream(source, dek, { blobId: blobIdFromHex(blobIdHex), keyGeneration: 1 }, { buffers: this.pool })) {
+        if (failure !== undefined) break;
+        chunkCount = chunk.index + 1;
+        total += chunk.plaintextLength;
+        const p: Promise<void> = records.putChunk(blobIdHex, chunk.index, chunk.bytes) // retried inside: a chunk PUT is idempotent
+          .then(() => chunk.release())
+          .catch((e: unknown) => {
+            failure ??= e;
+          })
+          .finally(() => inFlight.delete(p));
+        inFlight.add(p);
+        if (inFlight.size >= UPLOAD_CONCURRENCY) await Promise.race(inFlight);
+      }
+    } finally {
+      await Promise.allSettled(inFlight);
+    }
+    if (failure !== undefined) throw failure;
+    return { chunkCount, total };
+  }
+
+  /**
+   * Opens a file for reading: its records (checked), and its data key from the KMS. Throws NOT_FOUND,
+   * IS_A_DIRECTORY, PERMISSION_DENIED, KEY_INVALID (a key-file blob: read it with the client), KMS errors.
+   */
+  async open(caller: Caller, path: string): Promise<OpenedFile> {
+    const records = this.records(caller);
+    let file: FileRecord;
+    let dek: Uint8Array;
+    try {
+      file = await records.file(path);
+      dek = await this.options.keys.openDataKey(file.manifest.keyRecord, file.manifest.blobId);
+    } catch (e) {
+      records.close();
+      throw e;
+    }
+    const pool = this.pool;
+    const { node, manifest } = file;
+    const read = (start: number, end: number, sink: (piece: Uint8Array) => Promise<void>): Promise<void> =>
+      readRange(records, pool, manifest, dek, start, end, sink);
+    return {
+      node,
+      size: manifest.size,
+      etag: manifest.blobId,
+      read,
+      stream: (start, end) => rangeStream(read, start, end),
+      close: () => {
+        dek.fill(0);
+        records.close();
+      },
+    };
+  }
+}
+
+/** Feeds every piece of `source` to the hashes on its way through. */
+async function* tee(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, hashes: Hash[]): AsyncGenerator<Uint8Array> {
+  for await (const piece of source) {
+    for (const h of hashes) h.update(piece);
+    yield piece;
+  }
+}
+
+async function readRange(
+  records: GatewayRecords, pool: BufferPool, manifest: FileRecord['manifest'], dek: Uint8Array, start: number, end: number,
+  sink: (piece: Uint8Array) => Promise<void>,
+): Promise<void> {
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start || end > manifest.size) {
+    throw new CofferError(ErrorCode.RANGE_NOT_SATISFIABLE, `range ${start}-${end} is outside the file (${manifest.size} bytes)`);
+  }
+  if (start === end) return;
+  const layout = expectedChunkLayout(manifest.size);
+  const blobId = blobIdFromHex(manifest.blobId);
+  const first = Math.floor(start / CHUNK_SIZE);
+  const last = Math.floor((end - 1) / CHUNK_SIZE);
+  // fetch-and-open of chunk i+1.. runs while chunk i is handed to the sink; each opened chunk is a pooled buffer
+  const fetchOpen = async (index: number): Promise<{ buf: Buffer; plaintext: Uint8Array }> => {
+    const buf = pool.acquire();
+    const sealed = await records.getChunkInto(manifest.blobId, index, buf);
+    const plaintext = openChunkInto(dek, sealed, {
+      blobId, index, keyGeneration: manifest.keyGeneration, final: index === manifest.chunkCount - 1, plaintextLength: layout.plaintextLengthOf(index),
+    }, sealed.subarray(HEADER_SIZE));
+    return { buf, plaintext };
+  };
+  const ahead: Array<Promise<{ buf: Buffer; plaintext: Uint8Array }>> = [];
+  let next = first;
+  const schedule = (): void => {
+    while (next <= last && ahead.length < READ_AHEAD) {
+      const p = fetchOpen(next++);
+      p.catch(() => undefined); // observed below, in order
+      ahead.push(p);
+    }
+  };
+  try {
+    for (let index = first; index <= last; index++) {
+      schedule();
+      const { buf, plaintext } = await (ahead.shift() as Promise<{ buf: Buffer; plaintext: Uint8Array }>);
+      const offset = index * CHUNK_SIZE;
+      const from = Math.max(start - offset, 0);
+      const to = Math.min(end - offset, plaintext.length);
+      try {
+        await sink(plaintext.subarray(from, to));
+      } finally {
+        buf.fill(0, 0, HEADER_SIZE + plaintext.length);
+      }
+      pool.release(buf);
+    }
+  } finally {
+    // whatever was fetched ahead and not consumed: wait for it, then wipe it (it may hold plaintext)
+    for (const p of ahead.splice(0)) {
+      const got = await p.catch(() => null);
+      if (got) {
+        got.buf.fill(0);
+        pool.release(got.buf);
+      }
+    }
+  }
+}
+
+function rangeStream(read: OpenedFile['read'], start: number, end: number): Readable {
+  const pieces = (async function* (): AsyncGenerator<Buffer> {
+    const queue: Buffer[] = [];
+    let wake: (() => void) | null = null;
+    let done = false;
+    let error: unknown;
+    let space: (() => void) | null = null;
+    let cancelled = false;
+    const running = read(start, end, async (piece) => {
+      // copy in slices so a slow consumer holds at most a few MiB beyond the chunk being read
+      for (let off = 0; off < piece.length; off += 1024 * 1024) {
+        if (cancelled) throw new CofferError(ErrorCode.UNAVAILABLE, 'the reader went away');
+        queue.push(Buffer.from(piece.subarray(off, Math.min(off + 1024 * 1024, piece.length))));
+        wake?.();
+        while (queue.length > 4) await new Promise<void>((r) => (space = r));
+      }
+    }).then(() => {
+      done = true;
+    }, (e: unknown) => {
+      error = e;
+      done = true;
+    }).finally(() => wake?.());
+    try {
+      for (;;) {
+        const item = queue.shift();
+        if (item) {
+          const s = space as (() => void) | null;
+          space = null;
+          s?.();
+          yield item;
+          continue;
+        }
+        if (done) {
+          if (error !== undefined) throw error;
+          return;
+        }
+        await new Promise<void>((r) => (wake = r));
+        wake = null;
+      }
+    } finally {
+      cancelled = true;
+      const s = space as (() => void) | null;
+      s?.();
+      await running;
+    }
+  })();
+  return Readable.from(pieces, { objectMode: false });
+}
+
+/** True for failures a client should simply retry (the storage service or the KMS was unreachable). */
+export function isRetryable(e: unknown): boolean {
+  return isCofferError(e) && (e.retryable || e.code === ErrorCode.UNAVAILABLE);
+}

@@ -1,0 +1,122 @@
+// `coffer enclave run`: the process that stands for the enclave. At boot it measures its code bundle (PCR0),
+// makes its RSA key (KMS Recipient) and its TLS key and certificate — in memory only —, checks that the KMS
+// releases keys to it (a measurement the key policy does not admit ends the start with a clear message), then
+// serves the plaintext gateway over TLS on the channel's gateway socket. Its only way out is the channel
+// (host-channel.ts): the storage service and the KMS are reached through the host proxy's sockets.
+import { rm } from 'node:fs/promises';
+import { createServer as createHttpsServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { getRequestListener } from '@hono/node-server';
+import { KMSClient } from '@aws-sdk/client-kms';
+import type { JWK } from 'jose';
+import { createAuthenticator } from '../../src/api/auth/index.js';
+import { VaultClient } from '../../src/client/vault-client.js';
+import { CofferError, ErrorCode, isCofferError } from '../../src/errors.js';
+import { AwsKeyService } from '../../src/kms/index.js';
+import type { Logger } from '../../src/telemetry/index.js';
+import { SimulatedNsm, type AttestationProvider } from '../attestation/index.js';
+import { EnclaveDataKeys } from '../gateway/data-keys.js';
+import { FileOps } from '../gateway/files.js';
+import { attest, makeEnclaveIdentity, type EnclaveIdentity } from '../gateway/identity.js';
+import type { RecordIntegrity } from '../gateway/records.js';
+import { createGatewayApp } from '../gateway/routes.js';
+import { measureEnclaveCode } from './bundle.js';
+import { KMS_VIA_CHANNEL, STORAGE_VIA_CHANNEL, channelPaths, unixSocketAgent } from './host-channel.js';
+
+export interface EnclaveOptions {
+  channelDir: string;
+  /** Development: the data directory whose development root the simulated NSM signs with. */
+  devDataDir?: string;
+  /** Use this provider instead of a simulated NSM (production: NitroNsmProvider). */
+  provider?: AttestationProvider;
+  /** KMS key for new data keys, and the region and credentials of the enclave's KMS principal. */
+  kmsKeyId: string;
+  kmsRegion: string;
+  kmsCredentials?: { accessKeyId: string; secretAccessKey: string };
+  /** The token issuer's public key (the enclave verifies every token itself). */
+  tokenJwk: JWK;
+  tokenIssuer?: string;
+  tokenAudience?: string;
+  tokenAlgorithms?: string[];
+  /** Names the gateway certificate is valid for (default localhost, 127.0.0.1, ::1). */
+  tlsNames?: string[];
+  integrity?: RecordIntegrity;
+  logger?: Logger;
+}
+
+export interface RunningEnclave {
+  pcr0: string;
+  identity: EnclaveIdentity;
+  files: FileOps;
+  close(): Promise<void>;
+}
+
+/**
+ * Boots the enclave. Throws CofferError KMS_ACCESS_DENIED with a plain message when the KMS will not release
+ * keys to this measurement, UNAVAILABLE when the KMS cannot be reached through the channel, and the
+ * provider's and listen errors.
+ */
+export async function startEnclave(options: EnclaveOptions): Promise<RunningEnclave> {
+  const paths = channelPaths(options.channelDir);
+  const measurement = await measureEnclaveCode();
+  let provider = options.provider;
+  if (!provider) {
+    if (!options.devDataDir) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'without a Nitro NSM the enclave needs --data-dir (the development root of the simulated NSM)');
+    provider = await SimulatedNsm.create({ dataDir: options.devDataDir, pcrs: { 0: measurement.pcr0, 1: measurement.pcr1, 2: measurement.pcr2 } });
+  }
+  const identity = await makeEnclaveIdentity(provider, options.tlsNames ?? ['localhost', '127.0.0.1', '::1']);
+  const kmsClient = new KMSClient({
+    region: options.kmsRegion,
+    endpoint: KMS_VIA_CHANNEL,
+    ...(options.kmsCredentials ? { credentials: options.kmsCredentials } : {}),
+    requestHandler: { httpAgent: unixSocketAgent(paths.kms), requestTimeout: 30_000 },
+    maxAttempts: 2,
+  });
+  const keys = new EnclaveDataKeys(identity, new AwsKeyService({ keyId: options.kmsKeyId, client: kmsClient }));
+  try {
+    await keys.probe();
+  } catch (e) {
+    keys.close();
+    kmsClient.destroy();
+    if (isCofferError(e, ErrorCode.KMS_ACCESS_DENIED)) {
+      throw new CofferError(ErrorCode.KMS_ACCESS_DENIED, `the KMS key policy does not admit this enclave (PCR0 ${measurement.pcr0}): refusing to start. ${e.message}`, { cause: e });
+    }
+    throw new CofferError(isCofferError(e) ? e.code : ErrorCode.UNAVAILABLE, `cannot get a data key from the KMS through the host channel: ${(e as Error).message}`, { cause: e });
+  }
+  const auth = await createAuthenticator({
+    kind: 'jwk', jwk: options.tokenJwk, issuer: options.tokenIssuer ?? 'coffer-dev', audience: options.tokenAudience ?? 'coffer', algorithms: options.tokenAlgorithms ?? ['EdDSA'],
+  });
+  const files = new FileOps({
+    storage: (caller) => new VaultClient({ server: STORAGE_VIA_CHANNEL, token: caller.token, socketPath: paths.storage, maxSockets: 4 }),
+    keys,
+    ...(options.integrity ? { integrity: options.integrity } : {}),
+  });
+  const app = createGatewayApp({ files, auth, attest: (nonce) => attest(identity, nonce), ...(options.logger ? { logger: options.logger } : {}) });
+  const listener = getRequestListener(app.fetch);
+  const server: Server = createHttpsServer({
+    key: identity.tls.keyPem,
+    cert: identity.tls.certPem,
+    maxHeaderSize: 16 * 1024,
+    requestTimeout: 0, // large bodies stream for as long as they stream; idle sockets still time out
+    headersTimeout: 30_000,
+  }, (req: IncomingMessage, res: ServerResponse) => void listener(req, res));
+  server.on('request', (req: IncomingMessage) => req.on('error', () => undefined));
+  await rm(paths.gateway, { force: true });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(paths.gateway, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return {
+    pcr0: measurement.pcr0,
+    identity,
+    files,
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+      keys.close();
+    }),
+  };
+}
