@@ -15,6 +15,11 @@ import { makeDevCertificate } from './dev-certificate.js';
 import { createS3Handler } from './handler.js';
 import { startS3Server, type S3Server } from './server.js';
 import { VaultClientBackend } from './vault-client-backend.js';
+import { VaultClient } from '../../src/client/vault-client.js';
+import type { EnclaveDataKeys } from '../gateway/data-keys.js';
+import { FileOps } from '../gateway/files.js';
+import type { VaultBackend } from './backend.js';
+import { GatewayBackend } from './gateway-backend.js';
 
 export interface S3TestEnv {
   storage: TestServer;
@@ -26,13 +31,18 @@ export interface S3TestEnv {
   caPem: string;
   work: string;
   keys: AccessKeyStore;
-  backend: VaultClientBackend;
+  /** The backend the S3 layer runs over. */
+  backend: VaultBackend;
   /** A fresh access key for `user`. */
   accessKey(user: string): Promise<{ id: string; secret: string }>;
   close(): Promise<void>;
 }
 
-export async function startS3TestEnv(options: { limits?: Partial<S3Limits>; defaultRootRole?: 'none' | 'read' | 'write'; tls?: boolean } = {}): Promise<S3TestEnv> {
+/**
+ * `backend: 'gateway'` runs the S3 layer over the enclave gateway's FileOps (its sealing, ranged reads and
+ * record checks) instead of the client library; both seal with the same key file here (no KMS in this env).
+ */
+export async function startS3TestEnv(options: { limits?: Partial<S3Limits>; defaultRootRole?: 'none' | 'read' | 'write'; tls?: boolean; backend?: 'client' | 'gateway' } = {}): Promise<S3TestEnv> {
   const storage = await startTestServer({ defaultRootRole: options.defaultRootRole ?? 'write' });
   const work = await mkdtemp(path.join(os.tmpdir(), 'coffer-s3-'));
   await generateKeyFile(path.join(work, 'gateway.key'));
@@ -41,14 +51,21 @@ export async function startS3TestEnv(options: { limits?: Partial<S3Limits>; defa
     server: storage.url, keys: dataKeys,
     mintToken: (who, ttlSeconds) => mintDevToken(storage.env.dir, { user: who.user, admin: who.admin, ttlSeconds }),
   });
+  const mint = (who: { user: string; admin: boolean }, ttlSeconds = 3600): Promise<string> => mintDevToken(storage.env.dir, { user: who.user, admin: who.admin, ttlSeconds });
+  const s3Backend: VaultBackend = options.backend === 'gateway'
+    ? new GatewayBackend(new FileOps({
+      storage: (caller) => new VaultClient({ server: storage.url, token: caller.token }),
+      keys: dataKeys as unknown as EnclaveDataKeys, // same shape (DataKeyProvider); the enclave's comes from the KMS
+    }), async (who) => ({ ...who, token: await mint(who) }))
+    : backend;
   const keys = new AccessKeyStore(accessKeysPath(work), await devSealer(work));
   const tls = options.tls === false ? undefined : await makeDevCertificate();
   const caFile = path.join(work, 'endpoint.pem');
   if (tls) await writeFile(caFile, tls.cert);
-  const handler = createS3Handler({ backend, lookup: (id) => keys.lookup(id), limits: options.limits });
+  const handler = createS3Handler({ backend: s3Backend, lookup: (id) => keys.lookup(id), limits: options.limits });
   const s3 = await startS3Server({ handler, listen: { host: '127.0.0.1', port: 0 }, tls });
   return {
-    storage, s3, url: s3.url, caFile, caPem: tls?.cert ?? '', work, keys, backend,
+    storage, s3, url: s3.url, caFile, caPem: tls?.cert ?? '', work, keys, backend: s3Backend,
     accessKey: async (user) => keys.create(user),
     async close() {
       await s3.close();
