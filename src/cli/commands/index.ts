@@ -24,6 +24,8 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   attestation: () => import('./attestation.js'),
   enclave: () => import('./enclave.js'),
   bench: () => import('./bench.js'),
+  'access-key': () => import('./access-key.js'),
+  s3: () => import('./s3.js'),
 };
 
 /** True when `name` is one of the subcommands (or `help`). */
