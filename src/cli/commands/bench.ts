@@ -1,8 +1,9 @@
-// `coffer bench ingest|metadata|all`: benchmarks that print figures and ratios measured in one run
+// `coffer bench ingest|metadata|s3|all`: benchmarks that print figures and ratios measured in one run
 // (docs/benchmarks.md). Never used as pass/fail tests.
 import type { Command } from 'commander';
 import { benchIngest } from '../../../bench/ingest.js';
 import { benchMetadata } from '../../../bench/metadata.js';
+import { benchS3 } from '../../../bench/s3.js';
 import { parseSize } from '../../../bench/measure.js';
 import { intFlag, jsonOption, mongoUriOption } from '../options.js';
 
@@ -50,6 +51,16 @@ export function register(program: Command): void {
     .action(async (opts: MetaFlags) => {
       const log = opts.json ? () => undefined : undefined;
       const r = await benchMetadata({ mongoUri: opts.mongodbUri ?? null, mongoWire: opts.mongoWire === true, listEntries: intFlag('--entries', opts.entries, 1, 10_000_000), creates: intFlag('--creates', opts.creates, 1, 10_000_000), log });
+      if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    });
+
+  bench.command('s3').description('aws s3 cp and rclone up/down through the S3 endpoint vs the same clients on moto (one run)')
+    .option('--size <size>', 'file size (e.g. 1GiB, 256MiB)', '1GiB')
+    .option('--clients <list>', 'comma-separated: aws,rclone', 'aws,rclone')
+    .addOption(jsonOption())
+    .action(async (opts: { size: string; clients: string; json?: boolean }) => {
+      const clients = opts.clients.split(',').map((c) => c.trim()) as Array<'aws' | 'rclone'>;
+      const r = await benchS3({ size: parseSize(opts.size), clients, ...(opts.json ? { log: () => undefined } : {}) });
       if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
     });
 
