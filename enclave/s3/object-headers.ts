@@ -21,7 +21,7 @@ export function refuseUnsupported(headers: Headers): void {
     if (n === 'x-amz-tagging') throw new S3Error('NotImplemented', 'object tagging is not supported');
     if (n === 'x-amz-website-redirect-location') throw new S3Error('NotImplemented', 'website redirects are not supported');
     if (n === 'x-amz-storage-class' && value.trim() !== 'STANDARD') throw new S3Error('NotImplemented', `storage class ${value} is not supported (STANDARD is)`);
-    if (n === 'x-amz-request-payer' || n === 'x-amz-expected-bucket-owner') return;
+    if (n === 'x-amz-expected-bucket-owner' || n === 'x-amz-source-expected-bucket-owner') throw new S3Error('NotImplemented', 'bucket owner checks (account ids) are not supported');
   });
 }
 

@@ -88,6 +88,8 @@ export async function deleteKey(ctx: S3Context, key: string): Promise<void> {
   const { path, marker } = objectPath(ctx.bucket, key);
   try {
     if (marker) {
+      // only a directory is a marker: "x/" never deletes a file "x"
+      if ((await ctx.backend.stat(ctx.who, path)).type !== 'dir') return;
       await ctx.backend.remove(ctx.who, path, false);
     } else {
       const info = await ctx.backend.stat(ctx.who, path);

@@ -265,6 +265,8 @@ describe('PutObject / GetObject / HeadObject', () => {
     expect((await put(alice, '/ops/file', 'x')).status).toBe(200);
     expect((await put(alice, '/ops/file/below', 'x')).code).toBe('InvalidRequest');
     expect((await put(alice, '/ops/folder', 'x')).code).toBe('InvalidRequest');
+    expect((await alice.send('DELETE', '/ops/file/')).status).toBe(204); // "file/" is no marker: the file stays
+    expect((await alice.send('HEAD', '/ops/file')).status).toBe(200);
     expect((await alice.send('DELETE', '/ops/folder/')).status).toBe(204);
     expect((await alice.send('HEAD', '/ops/folder/')).status).toBe(404);
   });
