@@ -20,7 +20,7 @@ export function register(program: Command): void {
     .action(async (opts: { dataDir: string; user: string; json?: boolean }) => {
       const k = await (await store(opts.dataDir)).create(opts.user);
       print(opts, { accessKeyId: k.id, secretAccessKey: k.secret, user: k.user, createdAt: k.createdAt }, () =>
-        `AWS_ACCESS_KEY_ID=${k.id}\nAWS_SECRET_ACCESS_KEY=${k.secret}\n# user ${k.user}; the secret is not shown again`);
+        `export AWS_ACCESS_KEY_ID=${k.id}\nexport AWS_SECRET_ACCESS_KEY=${k.secret}\n# user ${k.user}; the secret is not shown again`);
     });
   cmd
     .command('list')
