@@ -11,7 +11,7 @@ import { startHostProxy, type HostProxy } from '../enclave/runtime/proxy.js';
 import { devPublicJwk } from './api/auth/index.js';
 import type { ListenAddress } from './config.js';
 import { attestedKeyPolicy, loadOrCreateCredentials, startKmsServer, type KmsCredential, type KmsServer } from './kms/index.js';
-import { startService } from './service.js';
+import { startService, type RunningService } from './service.js';
 import type { Logger } from './telemetry/index.js';
 
 export const DEV_KEY_ALIAS = 'alias/coffer-vault';
@@ -45,6 +45,8 @@ export interface RunningDev {
   proxy: HostProxy | null;
   /** The embedded KMS (tests stop it to show what an unreachable KMS does). */
   kms: KmsServer;
+  /** The storage service (tests restart it mid-upload). */
+  service: RunningService;
   close(): Promise<void>;
 }
 
@@ -83,7 +85,7 @@ export async function startDev(config: DevConfig): Promise<RunningDev> {
       await service.close();
       throw e;
     }
-    return {
+    const running: RunningDev = {
       storageUrl: service.url,
       kmsUrl: kms.url,
       region: kms.region,
@@ -96,13 +98,15 @@ export async function startDev(config: DevConfig): Promise<RunningDev> {
       enclave,
       proxy,
       kms,
+      service,
       close: async () => {
         await enclave?.stop();
         await proxy?.close();
-        await service.close();
-        await kms.close();
+        await running.service.close();
+        await running.kms.close(); // the current one: a test may have replaced it
       },
     };
+    return running;
   } catch (e) {
     await kms.close();
     throw e;

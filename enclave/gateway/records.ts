@@ -9,6 +9,7 @@
 // a key (a manifest whose chunk count disagrees with its size, a node bound to another blob than its manifest,
 // a listing entry outside the directory listed), which is also what every later check starts from.
 import { expectedChunkLayout, isBlobIdHex } from '../../src/crypto/index.js';
+import { withRetry } from '../../src/client/retry.js';
 import { CofferError, ErrorCode } from '../../src/errors.js';
 import type { CreateUploadRequest, Manifest, NodeInfo, UploadState, VaultClient } from '../../src/client/vault-client.js';
 
@@ -117,8 +118,10 @@ export class GatewayRecords {
     return grants;
   }
 
+  /** Idempotent on the service (the same request answers the same upload), so retried after transient failures. */
   async createUpload(request: UploadRequest): Promise<UploadState> {
-    return this.client.createUpload(await this.integrity.prepareUpload(request));
+    const prepared = await this.integrity.prepareUpload(request);
+    return withRetry(() => this.client.createUpload(prepared));
   }
 
   putChunk(blobId: string, index: number, sealed: Uint8Array): Promise<unknown> {
@@ -126,7 +129,8 @@ export class GatewayRecords {
   }
 
   async commit(blobId: string, chunkCount: number, size: number): Promise<FileRecord> {
-    const { node, manifest } = await this.client.commit(blobId, chunkCount, size);
+    // commit is idempotent (docs/http-api.md): repeated after a lost answer or a storage service restart
+    const { node, manifest } = await withRetry(() => this.client.commit(blobId, chunkCount, size));
     await this.integrity.checkCommitted(node, manifest);
     return { node, manifest };
   }

@@ -4,8 +4,9 @@
 // The bundle is the source the enclave process is built from, taken from the repository (or the installed
 // package) root, never from dist/: `npm run build` compiles exactly these files with the pinned compiler, so the
 // same commit measures the same on every machine, whether Coffer runs compiled or from source:
-//   - every file under enclave/ and src/ except tests (*.test.ts, *.case.ts, *.test-util.ts, testdata/,
-//     test-env.ts, test-server.ts) — the enclave runs the `coffer` program (src/cli) with these libraries;
+//   - every file under enclave/, src/ and storage-backend/ except tests (*.test.ts, *.case.ts, *.test-util.ts,
+//     testdata/, test-env.ts, test-server.ts) — the enclave runs the `coffer` program (src/cli) with these;
+//     bench/ is left out: `coffer enclave run` never loads it;
 //   - migrations/ (same rule), bin/coffer.mjs (the entry point), tsconfig.json and tsconfig.build.json (how it is
 //     compiled), package-lock.json (every dependency's exact version and integrity hash).
 // The listing and the hash follow measure.ts's recipe (path NUL size NUL sha384 LF, sorted by UTF-8 bytes, then
@@ -17,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { measureFiles, type BundleMeasurement } from '../attestation/measure.js';
 import { CofferError, ErrorCode } from '../../src/errors.js';
 
-const DIRS = ['enclave', 'src', 'migrations'];
+const DIRS = ['enclave', 'src', 'storage-backend', 'migrations'];
 const FILES = ['bin/coffer.mjs', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json'];
 const EXCLUDED = /(\.test\.ts|\.case\.ts|\.test-util\.ts|(^|\/)testdata\/.*|(^|\/)test-env\.ts|(^|\/)test-server\.ts)$/;
 

@@ -3,7 +3,7 @@
 // keys, reads byte ranges chunk by chunk and checks every record; this only renames. `callerFor` turns the
 // user an access key belongs to into the gateway's Caller (with the bearer token the storage service sees).
 import { CofferError, ErrorCode } from '../../src/errors.js';
-import type { FileOps, NodeInfo } from '../gateway/files.js';
+import type { FileOps, NodeInfo } from '../gateway/index.js';
 import type { FileInfo, Principal, PutOptions, VaultBackend } from './backend.js';
 
 export type CallerFor = (who: Principal) => Promise<{ user: string; admin: boolean; token: string }>;

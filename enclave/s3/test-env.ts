@@ -16,8 +16,7 @@ import { createS3Handler } from './handler.js';
 import { startS3Server, type S3Server } from './server.js';
 import { VaultClientBackend } from './vault-client-backend.js';
 import { VaultClient } from '../../src/client/vault-client.js';
-import type { EnclaveDataKeys } from '../gateway/data-keys.js';
-import { FileOps } from '../gateway/files.js';
+import { FileOps, type EnclaveDataKeys } from '../gateway/index.js';
 import type { VaultBackend } from './backend.js';
 import { GatewayBackend } from './gateway-backend.js';
 

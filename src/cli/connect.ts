@@ -3,11 +3,14 @@ import { Option, type Command } from 'commander';
 import { KeyFileDataKeys, KmsDataKeys, type DataKeyProvider } from '../client/data-keys.js';
 import { VaultClient } from '../client/vault-client.js';
 import { CofferError, ErrorCode } from '../errors.js';
+import { verifiedGateway } from './gateway-connect.js';
 import { keyFileOption, serverOption, tokenOption } from './options.js';
 
 export interface ServerFlags {
   server: string;
   token?: string;
+  /** An enclave gateway's expected measurement: verify the https --server before anything is sent. */
+  expectPcr0?: string;
 }
 
 export interface KeyFlags {
@@ -19,7 +22,8 @@ export interface KeyFlags {
 
 /** Adds --server and --token (with their environment variables) to a command. */
 export function withServer(cmd: Command): Command {
-  return cmd.addOption(serverOption()).addOption(tokenOption());
+  return cmd.addOption(serverOption()).addOption(tokenOption())
+    .addOption(new Option('--expect-pcr0 <hex>', 'the --server is an enclave gateway: verify it runs this measurement (attested TLS) and pin its certificate').env('COFFER_EXPECT_PCR0'));
 }
 
 export function withKeys(cmd: Command): Command {
@@ -30,11 +34,11 @@ export function withKeys(cmd: Command): Command {
     .addOption(new Option('--region <region>', 'AWS region').env('AWS_REGION'));
 }
 
-export function connect(flags: ServerFlags, concurrency = 4): VaultClient {
+export function connect(flags: ServerFlags, concurrency = 4, ca?: string): VaultClient {
   if (!flags.token) {
     throw new CofferError(ErrorCode.UNAUTHENTICATED, 'no token: pass --token or set COFFER_TOKEN (`coffer token --user NAME` mints a development token)');
   }
-  return new VaultClient({ server: flags.server, token: flags.token, maxSockets: concurrency + 2 });
+  return new VaultClient({ server: flags.server, token: flags.token, maxSockets: concurrency + 2, ...(ca ? { ca } : {}) });
 }
 
 export const DEFAULT_KMS_KEY_ID = 'alias/coffer-vault';
@@ -59,7 +63,9 @@ export async function dataKeys(flags: KeyFlags): Promise<DataKeyProvider> {
 
 /** Runs fn with a connected client and always closes it. */
 export async function withClient<T>(flags: ServerFlags, fn: (client: VaultClient) => Promise<T>, concurrency?: number): Promise<T> {
-  const client = connect(flags, concurrency);
+  // an enclave gateway (--expect-pcr0) is verified first and its certificate pinned; its tree API has the same shapes
+  const gateway = await verifiedGateway(flags.server, flags.expectPcr0);
+  const client = connect(flags, concurrency, gateway?.ca);
   try {
     return await fn(client);
   } finally {

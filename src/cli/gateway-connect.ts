@@ -38,3 +38,16 @@ export async function verifiedGateway(server: string, expectPcr0 = process.env.C
   const v = await verifyGateway({ server, expectPcr0, root, allowDebugMode: process.env.COFFER_ALLOW_DEBUG_MODE === '1' });
   return { ca: v.certPem, pcr0: v.pcr0 };
 }
+
+/**
+ * `coffer put`/`get` against a verified gateway: plaintext over the attested TLS, sealed and opened inside the
+ * enclave (no key file or KMS credentials on this machine). Returns null when `flags` name no gateway.
+ */
+export async function gatewayClientFor(flags: { server: string; token?: string; expectPcr0?: string }): Promise<import('../client/gateway-client.js').GatewayClient | null> {
+  if (!flags.expectPcr0) return null;
+  if (!flags.token) throw new CofferError(ErrorCode.UNAUTHENTICATED, 'no token: pass --token or set COFFER_TOKEN');
+  if (!flags.server.startsWith('https://')) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'an expected PCR0 is set but --server is not https://: an enclave gateway is reached over attested TLS only');
+  const { GatewayClient } = await import('../client/gateway-client.js');
+  const root = await gatewayTrustRoot(process.env.COFFER_ATTESTATION_ROOT, process.env.COFFER_DEV_ROOT_CERT);
+  return GatewayClient.connect({ server: flags.server, token: flags.token, expectPcr0: flags.expectPcr0, root, allowDebugMode: process.env.COFFER_ALLOW_DEBUG_MODE === '1' });
+}

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCliProcess } from '../../bench/cli-process.js';
 import { mintDevToken } from '../../src/api/auth/index.js';
 import { verifyGateway } from '../../src/client/gateway-verify.js';
 import { KmsDataKeys } from '../../src/client/data-keys.js';
@@ -22,6 +23,7 @@ import { uploadStream } from '../../src/client/upload.js';
 import { VaultClient } from '../../src/client/vault-client.js';
 import { startDev, type RunningDev } from '../../src/dev.js';
 import { AwsKeyService, attestedKeyPolicy, loadOrCreateCredentials, startKmsServer } from '../../src/kms/index.js';
+import { startService } from '../../src/service.js';
 import { createLogger } from '../../src/telemetry/index.js';
 import { ensureDevRoot } from '../../enclave/attestation/index.js';
 import { measureEnclaveCode } from '../../enclave/runtime/bundle.js';
@@ -237,8 +239,43 @@ describe('plaintext files through the gateway', () => {
   });
 });
 
+describe('the coffer command against the gateway', () => {
+  it('enclave verify writes the certificate; measure prints the same PCR0; put/ls/get verify by themselves', async () => {
+    const pem = path.join(work, 'enclave.pem');
+    const rootPem = dev.devRootCert;
+    const verify = await runCliProcess(['enclave', 'verify', '--server', dev.gatewayUrl as string, '--expect-pcr0', dev.measurement.pcr0, '--root', 'dev', '--dev-root-cert', rootPem, '--out', pem, '--json']);
+    expect(verify.code, verify.stderr).toBe(0);
+    expect(JSON.parse(verify.stdout)).toMatchObject({ pcr0: dev.measurement.pcr0 });
+    expect(await readFile(pem, 'utf8')).toBe(ca);
+    const wrong = await runCliProcess(['enclave', 'verify', '--server', dev.gatewayUrl as string, '--expect-pcr0', 'cd'.repeat(48), '--root', 'dev', '--dev-root-cert', rootPem]);
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.stderr.trim().split('\n')).toHaveLength(1);
+    const measure = await runCliProcess(['attestation', 'measure']);
+    expect(measure.stdout.trim()).toBe(dev.measurement.pcr0);
+
+    const env = { COFFER_SERVER: dev.gatewayUrl as string, COFFER_TOKEN: alice, COFFER_EXPECT_PCR0: dev.measurement.pcr0, COFFER_ATTESTATION_ROOT: 'dev', COFFER_DEV_ROOT_CERT: rootPem };
+    const src = path.join(work, 'cli-src.bin');
+    const bytes = randomBytes(9 * MiB);
+    await writeFile(src, bytes);
+    expect((await runCliProcess(['mkdir', '/cli'], env)).code).toBe(0);
+    const put = await runCliProcess(['put', src, '/cli/', '--json'], env);
+    expect(put.code, put.stderr).toBe(0);
+    expect(JSON.parse(put.stdout)).toMatchObject({ path: '/cli/cli-src.bin', size: bytes.length });
+    const ls = await runCliProcess(['ls', '/cli'], env);
+    expect(ls.stdout.trim()).toBe('cli-src.bin');
+    const out = path.join(work, 'cli-copy.bin');
+    const get = await runCliProcess(['get', '/cli/cli-src.bin', out], env);
+    expect(get.code, get.stderr + get.stdout).toBe(0);
+    expect(sha(await readFile(out))).toBe(sha(bytes));
+    // a wrong measurement: one line, nothing sent
+    const refused = await runCliProcess(['ls', '/'], { ...env, COFFER_EXPECT_PCR0: 'ef'.repeat(48) });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/^coffer: .*\[ATTESTATION_POLICY\]\n$/);
+  }, 120_000);
+});
+
 describe('files sealed by coffer put in KMS mode', () => {
-  it('read back through the gateway by the owner and by a user with a read grant, by nobody else', async () => {
+  it('read back through the gateway by the owner and by a user with a read grant', async () => {
     const client = new VaultClient({ server: dev.storageUrl, token: alice });
     const keys = new KmsDataKeys(new AwsKeyService({
       keyId: dev.keyAlias, endpoint: dev.kmsUrl, region: dev.region, credentials: { accessKeyId: dev.sealer.accessKeyId, secretAccessKey: dev.sealer.secretAccessKey },
@@ -247,7 +284,6 @@ describe('files sealed by coffer put in KMS mode', () => {
     try {
       await client.mkdir('/sealed-by-client', true);
       await uploadStream(client, [bytes], bytes.length, { path: '/sealed-by-client/f.bin', keys });
-      // bob is denied before the grant (the deployment's default role is write on /, so deny by a sibling tree)
       await client.putGrant('/sealed-by-client', 'bob', 'read');
     } finally {
       keys.close();
@@ -334,6 +370,37 @@ describe('failures', () => {
       await rm(channel, { recursive: true, force: true });
     }
   });
+
+  it('the storage service restarted mid-upload: the upload goes on (or fails cleanly), committed files intact', async () => {
+    const committed = randomBytes(3 * MiB);
+    expect((await call('PUT', fileUrl('/before-restart.bin'), { token: alice, body: committed })).status).toBe(201);
+    const port = Number(new URL(dev.storageUrl).port);
+    const bytes = randomBytes(40 * MiB);
+    let sent = 0;
+    let restarted: Promise<void> | undefined;
+    const body = new Readable({
+      read() {
+        if (sent >= bytes.length) return void this.push(null);
+        this.push(bytes.subarray(sent, sent + MiB));
+        sent += MiB;
+        if (sent === 12 * MiB) {
+          restarted = (async () => {
+            await dev.service.close();
+            dev.service = await startService({ dataDir, listen: { host: '127.0.0.1', port }, defaultRootRole: 'write', logger: createLogger({ level: 'silent' }) });
+          })();
+        }
+      },
+    });
+    const r = await call('PUT', fileUrl('/during-restart.bin'), { token: alice, headers: { 'content-length': String(bytes.length) }, body });
+    await restarted;
+    if (r.status === 201) {
+      expect(sha((await call('GET', fileUrl('/during-restart.bin'), { token: alice })).body)).toBe(sha(bytes));
+    } else {
+      expect(r.status).toBe(503);
+      expect((await call('GET', '/v1/fs/stat?path=/during-restart.bin', { token: alice })).status).toBe(404);
+    }
+    expect(sha((await call('GET', fileUrl('/before-restart.bin'), { token: alice })).body)).toBe(sha(committed));
+  }, 120_000);
 
   it('KMS unreachable: 503 with Retry-After, nothing half-written; back when it is back', async () => {
     const port = new URL(dev.kmsUrl).port;

@@ -1,9 +1,8 @@
-// `coffer bench ingest|metadata|s3|all`: benchmarks that print figures and ratios measured in one run
+// `coffer bench ingest|metadata|gateway|s3|all`: benchmarks that print figures and ratios measured in one run
 // (docs/benchmarks.md). Never used as pass/fail tests.
 import type { Command } from 'commander';
 import { benchIngest } from '../../../bench/ingest.js';
 import { benchMetadata } from '../../../bench/metadata.js';
-import { benchS3 } from '../../../bench/s3.js';
 import { parseSize } from '../../../bench/measure.js';
 import { intFlag, jsonOption, mongoUriOption } from '../options.js';
 
@@ -60,7 +59,22 @@ export function register(program: Command): void {
     .addOption(jsonOption())
     .action(async (opts: { size: string; clients: string; json?: boolean }) => {
       const clients = opts.clients.split(',').map((c) => c.trim()) as Array<'aws' | 'rclone'>;
+      const { benchS3 } = await import('../../../bench/s3.js');
       const r = await benchS3({ size: parseSize(opts.size), clients, ...(opts.json ? { log: () => undefined } : {}) });
+      if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    });
+
+  bench.command('gateway')
+    .description('the enclave gateway (pinned curl up/down) vs coffer put/get in one run, and concurrent clients')
+    .option('--size <size>', 'file size (e.g. 1GiB, 256MiB)', '1GiB')
+    .option('--clients <n>', 'concurrent clients', '16')
+    .option('--dir <dir>', 'scratch directory (default: the system temp dir)')
+    .option('--keep', 'keep the scratch files')
+    .addOption(jsonOption())
+    .action(async (opts: { size: string; clients: string; dir?: string; keep?: boolean; json?: boolean }) => {
+      const { benchGateway } = await import('../../../bench/gateway.js');
+      const log = opts.json ? () => undefined : undefined;
+      const r = await benchGateway({ size: parseSize(opts.size), clients: intFlag('--clients', opts.clients, 1, 256), dir: opts.dir, keep: opts.keep, log });
       if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
     });
 

@@ -58,6 +58,7 @@ export function register(program: Command): void {
         gatewayUrl: dev.gatewayUrl,
         devRootCert: dev.devRootCert,
         enclaveIsolated: dev.enclave?.isolated ?? null,
+        enclavePid: dev.enclave?.pid ?? null,
         dataDir,
         s3Url: s3?.url ?? null,
         s3Certificate: s3?.certFile ?? null,

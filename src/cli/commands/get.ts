@@ -7,6 +7,7 @@ import { CofferError, ErrorCode } from '../../errors.js';
 import { dataKeys, vaultPathArg, withClient, withKeys, withServer, type KeyFlags, type ServerFlags } from '../connect.js';
 import { intFlag, jsonOption } from '../options.js';
 import { print } from '../output.js';
+import { gatewayClientFor } from '../gateway-connect.js';
 import { formatBytes, progressBar } from '../progress.js';
 import { removeTempFileOnSignal } from '../interrupt.js';
 
@@ -31,6 +32,17 @@ export function register(program: Command): void {
     .addOption(jsonOption());
   withKeys(withServer(cmd)).action(async (vaultPath: string, local: string | undefined, opts: GetFlags) => {
     if (!local && !opts.verifyOnly) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'give a local destination (or --verify-only)');
+    const gateway = await gatewayClientFor(opts);
+    if (gateway) {
+      try {
+        if (opts.recursive || opts.verifyOnly) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'get -r and --verify-only are not available through the enclave gateway yet');
+        const r = await gateway.getFile(vaultPath, local as string, { overwrite: opts.force === true });
+        print(opts, { path: vaultPath, destination: r.destination, size: r.size, gateway: true }, () => `${r.destination} (${formatBytes(r.size)}, opened in the enclave)`);
+      } finally {
+        gateway.close();
+      }
+      return;
+    }
     const keys = await dataKeys(opts);
     const interrupt = removeTempFileOnSignal();
     try {

@@ -6,10 +6,12 @@ import { uploadTree } from '../../client/tree-transfer.js';
 import { uploadFile } from '../../client/upload.js';
 import { KeyFileDataKeys } from '../../client/data-keys.js';
 import { UploadJournal } from '../../client/upload-journal.js';
-import { isCofferError } from '../../errors.js';
+import { CofferError, ErrorCode, isCofferError } from '../../errors.js';
 import { dataKeys, joinVaultPath, vaultPathArg, withClient, withKeys, withServer, type KeyFlags, type ServerFlags } from '../connect.js';
 import { intFlag, jsonOption } from '../options.js';
 import { print } from '../output.js';
+import { gatewayClientFor } from '../gateway-connect.js';
+import type { GatewayClient } from '../../client/gateway-client.js';
 import { formatBytes, progressBar } from '../progress.js';
 import { resumeHintOnSignal } from '../interrupt.js';
 
@@ -33,6 +35,8 @@ export function register(program: Command): void {
     .option('--resume <blob>', 'continue an interrupted upload of the same, unchanged file (sends only missing chunks); the same put run again does this by itself')
     .addOption(jsonOption());
   withKeys(withServer(cmd)).action(async (local: string, target: string, opts: PutFlags) => {
+    const gateway = await gatewayClientFor(opts);
+    if (gateway) return putThroughGateway(gateway, local, target, opts);
     const keys = await dataKeys(opts);
     // unfinished uploads, so that the same put run again after a kill or a reboot continues where it stopped;
     // key-file mode only (in KMS mode only enclaves may open a blob's key, so no client can continue an upload)
@@ -86,4 +90,21 @@ export function register(program: Command): void {
 /** A word safe to paste into a POSIX shell. */
 function shellQuote(word: string): string {
   return /^[A-Za-z0-9._/:=@%+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/** put against an enclave gateway: the file goes as plaintext over the attested TLS and is sealed inside. */
+async function putThroughGateway(gateway: GatewayClient, local: string, target: string, opts: PutFlags): Promise<void> {
+  try {
+    if (opts.recursive || opts.resume) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'put -r and --resume are not available through the enclave gateway yet');
+    let vaultPath = target;
+    if (target.endsWith('/')) vaultPath = joinVaultPath(target, path.basename(local));
+    else {
+      const existing = await gateway.vault.stat(target).catch((e: unknown) => (isCofferError(e, 'NOT_FOUND') ? null : Promise.reject(e)));
+      if (existing?.type === 'dir') vaultPath = joinVaultPath(target, path.basename(local));
+    }
+    const node = await gateway.putFile(local, vaultPath, { overwrite: opts.force === true });
+    print(opts, { path: node.path, size: node.size, blobId: node.blobId, gateway: true }, () => `${node.path} (${formatBytes(node.size)}, sealed in the enclave)`);
+  } finally {
+    gateway.close();
+  }
 }
