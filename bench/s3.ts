@@ -9,6 +9,7 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { runCliProcess, spawnCli, startServerProcess } from './cli-process.js';
+import { peakRss } from './measure.js';
 
 export interface S3BenchOptions {
   size: number;
@@ -98,6 +99,9 @@ export async function benchS3(options: S3BenchOptions): Promise<S3BenchRow[]> {
       { name: 'moto', url: moto.url, id: 'testing', secret: 'testing', ca: undefined as string | undefined },
     ];
     const rows: S3BenchRow[] = [];
+    const s3Pid = s3child.pid as number;
+    const storagePid = storage.child.pid as number;
+    const rssAtStart = { s3: (await peakRss(s3Pid)) ?? 0, storage: (await peakRss(storagePid)) ?? 0 };
     const baseEnv = { ...process.env, AWS_DEFAULT_REGION: 'us-east-1', AWS_CONFIG_FILE: path.join(work, 'none'), AWS_SHARED_CREDENTIALS_FILE: path.join(work, 'none') };
     for (const client of clients) {
       for (const s of servers) {
@@ -133,6 +137,10 @@ export async function benchS3(options: S3BenchOptions): Promise<S3BenchRow[]> {
       const m = rows.find((r) => r.client === client && r.server === 'moto');
       if (c && m) log(`${client.padEnd(6)} coffer/moto: up ×${(c.upMBs / m.upMBs).toFixed(2)}, down ×${(c.downMBs / m.downMBs).toFixed(2)}`);
     }
+    // VmHWM: the highest resident set each process reached over the whole run (flat memory: independent of --size)
+    const s3Peak = (await peakRss(s3Pid)) ?? 0;
+    const storagePeak = (await peakRss(storagePid)) ?? 0;
+    log(`peak RSS: coffer s3 serve ${(s3Peak / 2 ** 20).toFixed(0)} MiB (${(rssAtStart.s3 / 2 ** 20).toFixed(0)} MiB after start), coffer serve ${(storagePeak / 2 ** 20).toFixed(0)} MiB (${(rssAtStart.storage / 2 ** 20).toFixed(0)} MiB after start)`);
     return rows;
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
