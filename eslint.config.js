@@ -5,7 +5,8 @@ import tseslint from 'typescript-eslint';
 
 const driverPaths = [
   { name: 'mongodb', message: 'Only src/metadata/ (and test servers) may import the MongoDB driver.' },
-  { name: 'better-sqlite3', message: 'Only src/metadata/ may import better-sqlite3.' },
+  { name: 'node:sqlite', message: 'Only src/metadata/ (and migrations/) may import node:sqlite.' },
+  { name: 'better-sqlite3', message: 'Coffer uses node:sqlite (docs/metadata.md); only src/metadata/ may open SQLite.' },
 ];
 // The crypto internals (including the fixed-nonce helpers for test vectors) are reached only through
 // src/crypto/index.ts; only src/crypto itself and the tests import the modules directly.

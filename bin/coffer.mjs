@@ -1,7 +1,15 @@
 #!/usr/bin/env node
-// The `coffer` command: runs the compiled CLI (built by `npm ci` through the `prepare` script).
+// The `coffer` command: checks the Node.js version, then runs the compiled CLI (built by `npm ci` through the
+// `prepare` script).
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { unsupportedNode } from './supported-node.mjs';
+
+const unsupported = unsupportedNode();
+if (unsupported !== null) {
+  process.stderr.write(`coffer: ${unsupported}\n`);
+  process.exit(1);
+}
 
 const compiled = new URL('../dist/src/cli/run.js', import.meta.url);
 if (!existsSync(fileURLToPath(compiled))) {

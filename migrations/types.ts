@@ -1,7 +1,7 @@
 // The shape of one numbered metadata migration. Each migration carries one step per store; both steps must be
 // idempotent (CREATE ... IF NOT EXISTS, createIndex), because a migration that half-ran before a crash is run
 // again from the start. The runner is src/metadata/migrate.ts.
-import type BetterSqlite3 from 'better-sqlite3';
+import type { DatabaseSync } from 'node:sqlite';
 import type { Db } from 'mongodb';
 
 export interface Migration {
@@ -10,7 +10,7 @@ export interface Migration {
   /** Short description, for `coffer migrate` output. */
   readonly name: string;
   /** Runs inside one SQLite transaction together with the version stamp. Must be idempotent. */
-  sqlite(db: BetterSqlite3.Database): void;
+  sqlite(db: DatabaseSync): void;
   /** Runs against the database; the version is stamped after it returns. Must be idempotent. */
   mongo(db: Db): Promise<void>;
 }

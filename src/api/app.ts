@@ -9,6 +9,7 @@ import { createLogger, type Logger, type ServiceMetrics } from '../telemetry/ind
 import type { Vault } from '../vault/index.js';
 import type { Authenticator } from './auth/index.js';
 import { errorResponse, type ApiEnv } from './http.js';
+import { discardUnreadBody } from './linger.js';
 import { downloadRoutes } from './routes/downloads.js';
 import { grantRoutes } from './routes/grants.js';
 import { treeRoutes } from './routes/tree.js';
@@ -53,13 +54,17 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
     else logger.info(entry, 'request');
   });
 
-  app.onError((e, c) => {
+  app.onError(async (e, c) => {
     const { status, body, error } = errorResponse(e);
     c.set('errorCode', error.code);
     if (status >= 500) logger.error({ reqId: c.get('requestId'), err: error, cause: error.cause }, 'request failed');
-    // The request body may be unread (refused before reading): do not reuse this connection.
+    // The request body may be unread (refused before reading): do not reuse this connection, and read the rest
+    // of the body first (bounded, see linger.ts) so that the client still sending it gets this answer.
     const incoming = c.env?.incoming;
-    if (incoming && !incoming.readableEnded && c.req.method !== 'GET' && c.req.method !== 'HEAD') c.header('Connection', 'close');
+    if (incoming && !incoming.readableEnded && c.req.method !== 'GET' && c.req.method !== 'HEAD') {
+      c.header('Connection', 'close');
+      await discardUnreadBody(incoming);
+    }
     if (status === 503) c.header('Retry-After', '1');
     if (error.code === ErrorCode.RANGE_NOT_SATISFIABLE && typeof error.details?.size === 'number') {
       c.header('Content-Range', `bytes */${error.details.size}`);

@@ -63,7 +63,10 @@ export function readMultipart(
       const err = e instanceof Error ? e : new Error(String(e));
       for (const part of open) part.destroy(err);
       open.clear();
-      reject(e);
+      // Answer only once the part being stored has failed and removed its temporary file: the caller's error
+      // response then means "nothing of this body is left on disk". `chain` never rejects (onPart's errors
+      // are caught below), and the destroyed part makes a running onPart fail promptly.
+      void chain.then(() => reject(e));
     };
     const count = (chunk: Buffer): void => {
       total += chunk.length;

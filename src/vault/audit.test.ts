@@ -2,16 +2,16 @@
 // attacker would.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 // The test edits the SQLite file behind the store's back, which is the point (test files may use the driver).
-import Database from 'better-sqlite3';
+import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import { appendAudit, auditHash, canonicalJson, GENESIS_HASH, verifyAuditChain } from './audit.js';
 import { openTestVault, type TestVault } from './test-env.js';
 
 let t: TestVault;
-let db: Database.Database;
+let db: DatabaseSync;
 beforeEach(async () => {
   t = await openTestVault({ defaultRootRole: 'write' });
   for (let i = 1; i <= 6; i++) await appendAudit(t.store, { actor: 'alice', action: 'test', target: `/t${i}`, details: { i, nested: { b: [1, 'x'], a: null } } });
-  db = new Database(t.dbPath);
+  db = new DatabaseSync(t.dbPath);
 });
 afterEach(async () => {
   db.close();
@@ -57,13 +57,13 @@ describe('audit chain', () => {
   });
 
   it('detects reordered entries', async () => {
-    const rows = db.prepare(`SELECT * FROM audit WHERE seq IN (2, 3) ORDER BY seq`).all() as Array<Record<string, unknown>>;
+    const rows = db.prepare(`SELECT * FROM audit WHERE seq IN (2, 3) ORDER BY seq`).all() as Array<Record<string, SQLInputValue>>;
     const cols = Object.keys(rows[0]!).filter((k) => k !== 'seq');
     const set = db.prepare(`UPDATE audit SET ${cols.map((c) => `${c} = @${c}`).join(', ')} WHERE seq = @seq`);
-    db.transaction(() => {
-      set.run({ ...rows[1], seq: 2 });
-      set.run({ ...rows[0], seq: 3 });
-    })();
+    db.exec('BEGIN');
+    set.run({ ...rows[1], seq: 2 });
+    set.run({ ...rows[0], seq: 3 });
+    db.exec('COMMIT');
     expect(await verifyAuditChain(t.store)).toMatchObject({ ok: false, brokenAt: 2 });
   });
 

@@ -1,5 +1,5 @@
 // Users: recorded (and audited) the first time they act, refused once disabled in the metadata store.
-import Database from 'better-sqlite3';
+import { DatabaseSync } from 'node:sqlite';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openTestVault, type TestVault } from './test-env.js';
 import { USER_CACHE_MS } from './users.js';
@@ -25,7 +25,7 @@ describe('users', () => {
     let now = Date.parse('2026-01-01T00:00:00Z');
     t = await openTestVault({ defaultRootRole: 'write', now: () => new Date(now) });
     await t.vault.admitUser({ user: 'bob', admin: false });
-    const db = new Database(t.dbPath);
+    const db = new DatabaseSync(t.dbPath);
     const changed = db.prepare('UPDATE users SET disabled = 1 WHERE name = ?').run('bob').changes;
     db.close();
     expect(changed).toBe(1);

@@ -9,6 +9,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile, open } from 
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCliProcess, spawnCli, startServerProcess } from '../../bench/cli-process.js';
@@ -228,8 +229,7 @@ describe('coffer CLI against coffer serve', () => {
     const wrongHead = await coffer(['audit', 'verify', '--data-dir', dataDir, '--expect-head', `${good.head.seq}:${'0'.repeat(64)}`]);
     expect(wrongHead.code).toBe(6);
     // an operator "fixes" history: the chain shows it
-    const Database = (await import('better-sqlite3')).default;
-    const db = new Database(path.join(dataDir, 'metadata.sqlite'));
+    const db = new DatabaseSync(path.join(dataDir, 'metadata.sqlite'));
     const changed = db.prepare("UPDATE audit SET actor = 'mallory' WHERE seq = 2").run().changes;
     db.close();
     expect(changed).toBe(1);
@@ -270,8 +270,7 @@ describe('coffer CLI against coffer serve', () => {
 
       // the documented race: a directory removed while a child was being created under it
       await ok(['mkdir', '/lab/run/keep'], e);
-      const Database = (await import('better-sqlite3')).default;
-      const db = new Database(path.join(dir, 'metadata.sqlite'));
+      const db = new DatabaseSync(path.join(dir, 'metadata.sqlite'));
       const lab = db.prepare("SELECT id FROM nodes WHERE name = 'lab'").get() as { id: string };
       expect(db.prepare('DELETE FROM nodes WHERE id = ?').run(lab.id).changes).toBe(1);
       db.close();

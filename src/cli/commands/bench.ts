@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { benchIngest } from '../../../bench/ingest.js';
 import { benchMetadata } from '../../../bench/metadata.js';
+import { benchNet } from '../../../bench/net.js';
 import { parseSize } from '../../../bench/measure.js';
 import { intFlag, jsonOption, mongoUriOption } from '../options.js';
 
@@ -75,6 +76,18 @@ export function register(program: Command): void {
       const { benchGateway } = await import('../../../bench/gateway.js');
       const log = opts.json ? () => undefined : undefined;
       const r = await benchGateway({ size: parseSize(opts.size), clients: intFlag('--clients', opts.clients, 1, 256), dir: opts.dir, keep: opts.keep, log });
+      if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    });
+
+  bench
+    .command('net')
+    .description('network flow compiler: 1,000 ports / 10 networks / 20 hosts, one-rule change, 100 vs 10,000 ports')
+    .option('--ports <n>', 'ports in the main run', '1000')
+    .option('--rounds <n>', 'rounds per compile figure (the median is reported)', '5')
+    .addOption(jsonOption())
+    .action(async (opts: { ports: string; rounds: string; json?: boolean }) => {
+      const log = opts.json ? () => undefined : undefined;
+      const r = await benchNet({ ports: intFlag('--ports', opts.ports, 1, 100_000), rounds: intFlag('--rounds', opts.rounds, 1, 50), log });
       if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
     });
 

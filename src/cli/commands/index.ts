@@ -26,6 +26,7 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   bench: () => import('./bench.js'),
   'access-key': () => import('./access-key.js'),
   s3: () => import('./s3.js'),
+  net: () => import('./net.js'),
 };
 
 /** True when `name` is one of the subcommands (or `help`). */

@@ -1,8 +1,9 @@
 // Row shapes of the SQLite schema (migrations/001-initial.ts) and their conversion to and from the
-// MetadataStore records: dates are integer milliseconds, booleans 0/1, JSON fields are TEXT.
+// MetadataStore records: dates are integer milliseconds, booleans 0/1, JSON fields are TEXT. Row shapes are type
+// aliases, not interfaces, so that node:sqlite takes them as named parameters (an index signature).
 import type { AuditEntry, BlobRecord, BlobState, Grant, NodeType, Role, TreeNode, UploadChunkRecord, User } from '../types.js';
 
-export interface NodeRow {
+export type NodeRow = {
   id: string;
   parent_id: string | null;
   name: string;
@@ -13,9 +14,9 @@ export interface NodeRow {
   created_at: number;
   modified_at: number;
   version: number;
-}
+};
 
-export interface BlobRow {
+export type BlobRow = {
   id: string;
   state: string;
   owner: string;
@@ -27,9 +28,9 @@ export interface BlobRow {
   created_at: number;
   updated_at: number;
   attrs: string;
-}
+};
 
-export interface UploadChunkRow {
+export type UploadChunkRow = {
   blob_id: string;
   idx: number;
   plaintext_length: number;
@@ -37,22 +38,22 @@ export interface UploadChunkRow {
   stored_size: number;
   sha256: string;
   created_at: number;
-}
+};
 
-export interface UserRow {
+export type UserRow = {
   name: string;
   created_at: number;
   disabled: number;
-}
+};
 
-export interface GrantRow {
+export type GrantRow = {
   node_id: string;
   user: string;
   role: string;
   created_at: number;
-}
+};
 
-export interface AuditRow {
+export type AuditRow = {
   seq: number;
   at: number;
   actor: string;
@@ -61,7 +62,7 @@ export interface AuditRow {
   details: string;
   prev_hash: string;
   hash: string;
-}
+};
 
 export function nodeFromRow(r: NodeRow): TreeNode {
   return {

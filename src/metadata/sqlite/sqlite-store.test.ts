@@ -3,7 +3,7 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { DatabaseSync } from 'node:sqlite';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runMetadataStoreContract } from '../contract.case.js';
 import { openMetadataStore } from '../index.js';
@@ -24,10 +24,10 @@ describe('SqliteMetadataStore settings', () => {
     const store = await openMetadataStore({ kind: 'sqlite', path, synchronous: 'full', busyTimeoutMs: 1234 });
     await store.close();
     expect(statSync(path).mode & 0o777).toBe(0o600);
-    const db = new Database(path, { readonly: true });
+    const db = new DatabaseSync(path, { readOnly: true });
     try {
-      expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-      const names = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name`).pluck().all();
+      expect(db.prepare('PRAGMA journal_mode').get()).toEqual({ journal_mode: 'wal' });
+      const names = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name`).all().map((r) => r.name);
       expect(names).toEqual(['blobs_state_updated', 'nodes_blob', 'nodes_parent_name']);
     } finally {
       db.close();
@@ -35,8 +35,8 @@ describe('SqliteMetadataStore settings', () => {
     // synchronous and busy_timeout are per connection: check them on a live store's own handle
     const live = await openMetadataStore({ kind: 'sqlite', path, synchronous: 'full', busyTimeoutMs: 1234 });
     await live.runMigration(1, (h) => {
-      expect(h.pragma('synchronous', { simple: true })).toBe(2); // FULL
-      expect(h.pragma('busy_timeout', { simple: true })).toBe(1234);
+      expect(h.prepare('PRAGMA synchronous').get()).toEqual({ synchronous: 2 }); // FULL
+      expect(h.prepare('PRAGMA busy_timeout').get()).toEqual({ timeout: 1234 });
     });
     await live.close();
   });
@@ -44,7 +44,7 @@ describe('SqliteMetadataStore settings', () => {
   it('reports a locked database as retryable METADATA', async () => {
     const path = join(dir, 'locked', 'meta.db');
     const store = await openMetadataStore({ kind: 'sqlite', path, busyTimeoutMs: 10 });
-    const other = new Database(path);
+    const other = new DatabaseSync(path);
     other.exec('BEGIN IMMEDIATE');
     try {
       const e = await store.ensureUser('x').catch((err: unknown) => err);

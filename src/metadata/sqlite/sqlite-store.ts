@@ -1,10 +1,11 @@
-// SqliteMetadataStore: the embedded MetadataStore on better-sqlite3. Every method is one SQL statement in its
+// SqliteMetadataStore: the embedded MetadataStore on Node's built-in node:sqlite (no native module of our own:
+// docs/metadata.md says why). Every method is one SQL statement in its
 // own autocommit transaction (reads may add a second read to tell NOT_FOUND from CONFLICT), so it keeps the
 // same single-record rules as the MongoDB adapter. Durability choice (WAL + synchronous=NORMAL by default) is
 // explained in docs/metadata.md.
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { CofferError, ErrorCode } from '../../errors.js';
 import * as c from '../common.js';
 import type {
@@ -36,15 +37,15 @@ const JSON_BLOB_FIELDS = new Set(['chunkSha256', 'keyRecord', 'attrs']);
  * the WAL cannot grow), so the caller would be told of a change the database rolled back. `.all()` steps to
  * SQLITE_DONE and throws that failure.
  */
-function returning(stmt: Database.Statement, ...params: unknown[]): unknown {
-  return stmt.all(...params)[0];
+function returning(stmt: StatementSync, ...params: unknown[]): unknown {
+  return stmt.all(...(params as SQLInputValue[]))[0];
 }
 
 export class SqliteMetadataStore implements MetadataStore {
   readonly kind = 'sqlite' as const;
-  readonly #db: Database.Database;
+  readonly #db: DatabaseSync;
   /** Prepared statements by SQL text, prepared on first use (tables may not exist before migrations). */
-  readonly #stmts = new Map<string, Database.Statement>();
+  readonly #stmts = new Map<string, StatementSync>();
 
   /**
    * Opens (creating if needed, mode 0600) the database file at `path`. Does not migrate: see
@@ -56,22 +57,29 @@ export class SqliteMetadataStore implements MetadataStore {
         mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
         closeSync(openSync(path, 'a', 0o600)); // SQLite gives -wal and -shm the main file's mode
       }
-      const db = new Database(path);
-      db.pragma('journal_mode = WAL');
-      db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
-      db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5000)}`);
-      db.pragma('foreign_keys = OFF'); // no cross-record constraints: the same rules as MongoDB
+      // node:sqlite's defaults differ from better-sqlite3's in two ways that matter here: foreign keys are
+      // enforced unless turned off (we turn them off below), and double-quoted strings are not literals (kept).
+      const db = new DatabaseSync(path);
+      try {
+        db.exec('PRAGMA journal_mode = WAL');
+        db.exec(`PRAGMA synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+        db.exec(`PRAGMA busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5000)}`);
+        db.exec('PRAGMA foreign_keys = OFF'); // no cross-record constraints: the same rules as MongoDB
+      } catch (e) {
+        db.close();
+        throw e;
+      }
       return new SqliteMetadataStore(db);
     } catch (e) {
       throw sqliteError(e, `open ${path}`);
     }
   }
 
-  private constructor(db: Database.Database) {
+  private constructor(db: DatabaseSync) {
     this.#db = db;
   }
 
-  #stmt(sql: string): Database.Statement {
+  #stmt(sql: string): StatementSync {
     let s = this.#stmts.get(sql);
     if (s === undefined) {
       s = this.#db.prepare(sql);
@@ -82,7 +90,7 @@ export class SqliteMetadataStore implements MetadataStore {
 
   /** Runs `fn`, turning driver errors into CofferError (see sqlite-errors.ts). */
   #do<T>(what: string, fn: () => T): T {
-    if (!this.#db.open) throw new CofferError(ErrorCode.METADATA, `${what}: the metadata store is closed`);
+    if (!this.#db.isOpen) throw new CofferError(ErrorCode.METADATA, `${what}: the metadata store is closed`);
     try {
       return fn();
     } catch (e) {
@@ -105,9 +113,12 @@ export class SqliteMetadataStore implements MetadataStore {
    * Runs one migration step and stamps `version` in the same transaction (SQLite DDL is transactional), so a
    * crash leaves either both or neither. The stamp never lowers the version. Throws METADATA.
    */
-  async runMigration(version: number, step: (db: Database.Database) => void): Promise<void> {
+  async runMigration(version: number, step: (db: DatabaseSync) => void): Promise<void> {
     this.#do(`migrate to v${version}`, () => {
-      this.#db.transaction(() => {
+      // BEGIN IMMEDIATE: take the write lock first, so two processes migrating at once wait (busy_timeout)
+      // instead of failing half-way with SQLITE_BUSY on lock upgrade
+      this.#db.exec('BEGIN IMMEDIATE');
+      try {
         step(this.#db);
         this.#db.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID`);
         this.#db
@@ -116,7 +127,11 @@ export class SqliteMetadataStore implements MetadataStore {
              SET value = excluded.value WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)`,
           )
           .run(String(version));
-      }).immediate();
+        this.#db.exec('COMMIT');
+      } catch (e) {
+        if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
+        throw e;
+      }
     });
   }
 
@@ -346,10 +361,10 @@ export class SqliteMetadataStore implements MetadataStore {
   async sync(): Promise<void> {
     // In WAL mode a checkpoint first syncs the WAL (every committed frame) whenever it holds frames not yet in
     // the database file; a fully checkpointed WAL means the database file was synced after that checkpoint.
-    this.#do('sync', () => this.#db.pragma('wal_checkpoint(PASSIVE)'));
+    this.#do('sync', () => this.#db.exec('PRAGMA wal_checkpoint(PASSIVE)'));
   }
 
   async close(): Promise<void> {
-    if (this.#db.open) this.#db.close();
+    if (this.#db.isOpen) this.#db.close();
   }
 }
