@@ -19,7 +19,7 @@ const cryptoInternals = [
 const driverImports = { paths: driverPaths, patterns: cryptoInternals };
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'data/**', 'coverage/**', '.tmp/**', 'test/servers/**/*.go', 'test/servers/moto-venv/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'data/**', 'coverage/**', '.tmp/**', 'test/servers/**/*.go', 'test/servers/moto-venv/**', 'test/servers/s3-clients-venv/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,4 +1,4 @@
-// `coffer bench ingest|metadata|files|net|gateway|backup|all`: benchmarks that print figures and ratios measured in one run
+// `coffer bench ingest|metadata|files|net|gateway|backup|s3|all`: benchmarks that print figures and ratios measured in one run
 // (docs/benchmarks.md). Never used as pass/fail tests.
 import type { Command } from 'commander';
 import { benchFiles } from '../../../bench/files.js';
@@ -112,6 +112,17 @@ export function register(program: Command): void {
         concurrency: opts.concurrency === undefined ? undefined : intFlag('--concurrency', opts.concurrency, 1, 256), largeSize: parseSize(opts.largeSize),
         dir: opts.dir, keep: opts.keep, log,
       });
+      if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    });
+
+  bench.command('s3').description('aws s3 cp and rclone up/down through the S3 endpoint vs the same clients on moto (one run)')
+    .option('--size <size>', 'file size (e.g. 1GiB, 256MiB)', '1GiB')
+    .option('--clients <list>', 'comma-separated: aws,rclone', 'aws,rclone')
+    .addOption(jsonOption())
+    .action(async (opts: { size: string; clients: string; json?: boolean }) => {
+      const clients = opts.clients.split(',').map((c) => c.trim()) as Array<'aws' | 'rclone'>;
+      const { benchS3 } = await import('../../../bench/s3.js');
+      const r = await benchS3({ size: parseSize(opts.size), clients, ...(opts.json ? { log: () => undefined } : {}) });
       if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
     });
 

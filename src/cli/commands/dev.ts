@@ -5,6 +5,7 @@ import { Option } from 'commander';
 import path from 'node:path';
 import { parseListen } from '../../config.js';
 import { startDev, type RunningDev } from '../../dev.js';
+import { startDevS3Endpoint } from '../../../enclave/s3/dev-endpoint.js';
 import { untilSignal } from '../../service.js';
 import { createLogger } from '../../telemetry/index.js';
 import { dataDirOption, jsonOption, listenOption } from '../options.js';
@@ -16,6 +17,8 @@ interface DevFlags {
   kmsListen: string;
   gatewayListen: string;
   gateway: boolean;
+  s3Listen: string;
+  s3: boolean;
   json?: boolean;
 }
 
@@ -28,6 +31,8 @@ export function register(program: Command): void {
     .addOption(new Option('--kms-listen <host:port>', 'where the embedded KMS listens').env('COFFER_KMS_LISTEN').default('127.0.0.1:7710'))
     .addOption(new Option('--gateway-listen <host:port>', 'where the enclave gateway (https) listens').env('COFFER_GATEWAY_LISTEN').default('127.0.0.1:7443'))
     .option('--no-gateway', 'run without the enclave gateway (storage service + KMS only)')
+    .addOption(new Option('--s3-listen <host:port>', 'where the S3-compatible endpoint (https) listens').env('COFFER_S3_LISTEN').default('127.0.0.1:7701'))
+    .option('--no-s3', 'run without the S3-compatible endpoint')
     .addOption(jsonOption())
     .action(async (opts: DevFlags) => {
       const dataDir = path.resolve(opts.dataDir);
@@ -35,6 +40,13 @@ export function register(program: Command): void {
         dataDir, listen: parseListen(opts.listen), kmsListen: opts.kmsListen, gatewayListen: parseListen(opts.gatewayListen), noGateway: !opts.gateway, homes: true,
         logger: createLogger({ level: process.env.COFFER_LOG_LEVEL ?? 'warn' }),
       });
+      // the S3 endpoint (docs/s3-api.md): development form, beside the storage service, sealing with a key file
+      const s3 = opts.s3
+        ? await startDevS3Endpoint({ dataDir, storageUrl: dev.storageUrl, listen: parseListen(opts.s3Listen) }).catch(async (e: unknown) => {
+          await dev.close();
+          throw e;
+        })
+        : null;
       const relative = path.relative(process.cwd(), dataDir) || '.';
       const rel = relative.startsWith('..') ? dataDir : relative;
       print(opts, {
@@ -51,9 +63,25 @@ export function register(program: Command): void {
         enclavePid: dev.enclave?.pid ?? null,
         dataDir,
         homes: '/home/NAME',
-      }, () => banner(dev, dataDir, rel));
-      await untilSignal(dev.close);
+        s3Url: s3?.url ?? null,
+        s3Certificate: s3?.certFile ?? null,
+      }, () => banner(dev, dataDir, rel) + (s3 ? s3Banner(s3.url, s3.certFile, rel) : ''));
+      await untilSignal(async () => {
+        await s3?.close();
+        await dev.close();
+      });
     });
+}
+
+function s3Banner(url: string, certFile: string, rel: string): string {
+  const cert = path.relative(process.cwd(), certFile).startsWith('..') ? certFile : path.relative(process.cwd(), certFile);
+  return [
+    '',
+    `S3 endpoint:     ${url} (path-style; development form: beside the storage service, sealing with ${path.join(rel, 's3', 'gateway.key')}; certificate to pin: ${cert})`,
+    `  eval "$(npx coffer access-key create --data-dir ${rel} --user alice)"`,
+    `  AWS_CA_BUNDLE=${cert} aws --endpoint-url ${url} s3 mb s3://docs && AWS_CA_BUNDLE=${cert} aws --endpoint-url ${url} s3 cp ./some-file s3://docs/`,
+    `  rclone --ca-cert ${cert} --s3-provider Other --s3-endpoint ${url} --s3-force-path-style --s3-access-key-id "$AWS_ACCESS_KEY_ID" --s3-secret-access-key "$AWS_SECRET_ACCESS_KEY" lsf :s3:docs`,
+  ].join('\n');
 }
 
 function banner(dev: RunningDev, dataDir: string, rel: string): string {

@@ -30,6 +30,8 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   whoami: () => import('./whoami.js'),
   users: () => import('./users.js'),
   uploads: () => import('./uploads.js'),
+  'access-key': () => import('./access-key.js'),
+  s3: () => import('./s3.js'),
   net: () => import('./net.js'),
   backup: () => import('./backup.js'),
 };

@@ -1,0 +1,52 @@
+// The narrow file interface the S3 layer needs from the enclave's plaintext vault access: the gateway's
+// plaintext file module implements it inside the enclave (issue 9); vault-client-backend.ts implements it over
+// the client library in key-file mode for development and tests. Every call acts as one vault user, so the
+// vault's grants decide access exactly as on the native API.
+//
+// Errors are CofferErrors as the vault throws them (NOT_FOUND, PERMISSION_DENIED, ALREADY_EXISTS,
+// IS_A_DIRECTORY, NOT_A_DIRECTORY, DIRECTORY_NOT_EMPTY, INVALID_PATH…); the S3 layer maps them.
+
+export interface Principal {
+  user: string;
+  admin: boolean;
+}
+
+export interface FileInfo {
+  path: string;
+  name: string;
+  type: 'dir' | 'file';
+  size: number;
+  /** The blob the file's content is (changes with every new content); null for directories. */
+  blobId: string | null;
+  modifiedAt: string;
+}
+
+export interface PutOptions {
+  /** Replace an existing file (default false: ALREADY_EXISTS). */
+  overwrite?: boolean;
+}
+
+export interface VaultBackend {
+  /** Idempotent read. Throws NOT_FOUND. */
+  stat(who: Principal, path: string): Promise<FileInfo>;
+  /** One page of a directory, in byte order of names, strictly after `after`. */
+  list(who: Principal, dir: string, options: { after?: string; limit: number }): Promise<{ items: FileInfo[]; next: string | null }>;
+  /** With parents: every missing ancestor too (idempotent then). Throws ALREADY_EXISTS without parents. */
+  mkdir(who: Principal, path: string, parents: boolean): Promise<FileInfo>;
+  /** A file or an empty directory (recursive: a whole subtree). Throws NOT_FOUND, DIRECTORY_NOT_EMPTY. */
+  remove(who: Principal, path: string, recursive: boolean): Promise<void>;
+  /** Atomic rename within the vault (the content is not copied). */
+  move(who: Principal, from: string, to: string, overwrite: boolean): Promise<FileInfo>;
+  /**
+   * Stores exactly `size` bytes read from `body` as the file at `path`; the file appears (or is replaced) only
+   * when the whole body was read without error, atomically. A body that throws leaves nothing behind. The
+   * parent directory must exist.
+   */
+  put(who: Principal, path: string, body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, size: number, options?: PutOptions): Promise<FileInfo>;
+  /**
+   * The plaintext of bytes [start, end) of the file, authenticated chunk by chunk (a chunk that fails to open
+   * ends the stream with an error before any of its bytes). `expectBlobId`: fail with PRECONDITION_FAILED if
+   * the file's content is not that blob any more.
+   */
+  read(who: Principal, path: string, range?: { start: number; end: number }, expectBlobId?: string): Promise<{ info: FileInfo; body: AsyncIterable<Uint8Array> }>;
+}
