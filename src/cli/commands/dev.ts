@@ -18,7 +18,7 @@ interface DevFlags {
   gatewayListen: string;
   gateway: boolean;
   s3Listen: string;
-  s3: boolean;
+  s3?: boolean;
   json?: boolean;
 }
 
@@ -32,7 +32,7 @@ export function register(program: Command): void {
     .addOption(new Option('--gateway-listen <host:port>', 'where the enclave gateway (https) listens').env('COFFER_GATEWAY_LISTEN').default('127.0.0.1:7443'))
     .option('--no-gateway', 'run without the enclave gateway (storage service + KMS only)')
     .addOption(new Option('--s3-listen <host:port>', 'where the S3-compatible endpoint (https) listens').env('COFFER_S3_LISTEN').default('127.0.0.1:7701'))
-    .option('--no-s3', 'run without the S3-compatible endpoint')
+    .option('--s3', 'also start the development S3-compatible endpoint: it runs on this host and seals with a key file here, so plaintext passes through a host process (a client-side tool, not the attested path; docs/s3-api.md)')
     .addOption(jsonOption())
     .action(async (opts: DevFlags) => {
       const dataDir = path.resolve(opts.dataDir);
@@ -41,7 +41,7 @@ export function register(program: Command): void {
         logger: createLogger({ level: process.env.COFFER_LOG_LEVEL ?? 'warn' }),
       });
       // the S3 endpoint (docs/s3-api.md): development form, beside the storage service, sealing with a key file
-      const s3 = opts.s3
+      const s3 = opts.s3 === true
         ? await startDevS3Endpoint({ dataDir, storageUrl: dev.storageUrl, listen: parseListen(opts.s3Listen) }).catch(async (e: unknown) => {
           await dev.close();
           throw e;
@@ -77,7 +77,7 @@ function s3Banner(url: string, certFile: string, rel: string): string {
   const cert = path.relative(process.cwd(), certFile).startsWith('..') ? certFile : path.relative(process.cwd(), certFile);
   return [
     '',
-    `S3 endpoint:     ${url} (path-style; development form: beside the storage service, sealing with ${path.join(rel, 's3', 'gateway.key')}; certificate to pin: ${cert})`,
+    `S3 endpoint:     ${url} (path-style; development form, NOT attested: a host process that sees plaintext and seals with ${path.join(rel, 's3', 'gateway.key')}; certificate to pin: ${cert})`,
     `  eval "$(npx coffer access-key create --data-dir ${rel} --user alice)"`,
     `  AWS_CA_BUNDLE=${cert} aws --endpoint-url ${url} s3 mb s3://docs && AWS_CA_BUNDLE=${cert} aws --endpoint-url ${url} s3 cp ./some-file s3://docs/`,
     `  rclone --ca-cert ${cert} --s3-provider Other --s3-endpoint ${url} --s3-force-path-style --s3-access-key-id "$AWS_ACCESS_KEY_ID" --s3-secret-access-key "$AWS_SECRET_ACCESS_KEY" lsf :s3:docs`,
