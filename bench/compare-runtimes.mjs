@@ -5,8 +5,11 @@
 // previous revision, installed with `npm ci` on Node 20; the candidate is this tree on the Node 24 that its
 // `npm ci` installed. Plain JavaScript with no dependencies: it only spawns the two `coffer` commands.
 //
-//   node bench/compare-runtimes.mjs --baseline DIR [--baseline-node PATH] [--node PATH] [--rounds N]
-//        [--size 512MiB] [--entries 100000] [--creates 10000] [--dir DIR] [--only metadata|ingest]
+//   node bench/compare-runtimes.mjs --baseline DIR [--baseline-node PATH] [--candidate DIR] [--node PATH]
+//        [--rounds N] [--size 512MiB] [--entries 100000] [--creates 10000] [--dir DIR] [--only metadata|ingest]
+//
+// --candidate defaults to this tree, --node to its node_modules/.bin/node, --baseline-node to the first `node`
+// on PATH outside node_modules/.bin (the machine's own).
 //
 // Figures go to stdout; each benchmark's own output is not shown (it runs with --json).
 import { spawnSync } from 'node:child_process';
@@ -19,6 +22,7 @@ const here = path.resolve(fileURLToPath(new URL('..', import.meta.url)));
 const { values: o } = parseArgs({
   options: {
     baseline: { type: 'string' },
+    candidate: { type: 'string' },
     'baseline-node': { type: 'string' },
     node: { type: 'string' },
     rounds: { type: 'string', default: '3' },
@@ -46,7 +50,7 @@ function systemNode() {
 
 const sides = [
   { name: 'baseline', tree: path.resolve(o.baseline), node: o['baseline-node'] ?? systemNode() },
-  { name: 'candidate', tree: here, node: o.node ?? path.join(here, 'node_modules', '.bin', 'node') },
+  { name: 'candidate', tree: path.resolve(o.candidate ?? here), node: o.node ?? path.join(path.resolve(o.candidate ?? here), 'node_modules', '.bin', 'node') },
 ];
 for (const s of sides) {
   const bin = path.join(s.tree, 'bin', 'coffer.mjs');

@@ -46,6 +46,8 @@ export class SqliteMetadataStore implements MetadataStore {
   readonly #db: DatabaseSync;
   /** Prepared statements by SQL text, prepared on first use (tables may not exist before migrations). */
   readonly #stmts = new Map<string, StatementSync>();
+  /** The same for statements whose rows come back as arrays (the hot node reads: see nodeFromArray). */
+  readonly #arrayStmts = new Map<string, StatementSync>();
 
   /**
    * Opens (creating if needed, mode 0600) the database file at `path`. Does not migrate: see
@@ -84,6 +86,16 @@ export class SqliteMetadataStore implements MetadataStore {
     if (s === undefined) {
       s = this.#db.prepare(sql);
       this.#stmts.set(sql, s);
+    }
+    return s;
+  }
+
+  #arrays(sql: string): StatementSync {
+    let s = this.#arrayStmts.get(sql);
+    if (s === undefined) {
+      s = this.#db.prepare(sql);
+      s.setReturnArrays(true);
+      this.#arrayStmts.set(sql, s);
     }
     return s;
   }
@@ -138,33 +150,33 @@ export class SqliteMetadataStore implements MetadataStore {
   // ---- tree ----
 
   async getNode(id: string): Promise<TreeNode | null> {
-    const r = this.#do('get node', () => this.#stmt('SELECT * FROM nodes WHERE id = ?').get(id)) as rows.NodeRow | undefined;
-    return r === undefined ? null : rows.nodeFromRow(r);
+    const r = this.#do('get node', () => this.#arrays(`SELECT ${rows.NODE_COLUMNS_IN_ORDER} FROM nodes WHERE id = ?`).get(id)) as unknown[] | undefined;
+    return r === undefined ? null : rows.nodeFromArray(r);
   }
 
   async getChild(parentId: string, name: string): Promise<TreeNode | null> {
     const r = this.#do('get child', () =>
-      this.#stmt('SELECT * FROM nodes WHERE parent_id = ? AND name = ?').get(parentId, name),
-    ) as rows.NodeRow | undefined;
-    return r === undefined ? null : rows.nodeFromRow(r);
+      this.#arrays(`SELECT ${rows.NODE_COLUMNS_IN_ORDER} FROM nodes WHERE parent_id = ? AND name = ?`).get(parentId, name),
+    ) as unknown[] | undefined;
+    return r === undefined ? null : rows.nodeFromArray(r);
   }
 
   async listNodes(options: { after?: string; limit?: number } = {}): Promise<Page<TreeNode>> {
     const limit = c.pageLimit(options.limit);
     const list = this.#do('list nodes', () =>
-      this.#stmt('SELECT * FROM nodes WHERE id > ? ORDER BY id LIMIT ?').all(options.after ?? '', limit + 1),
-    ) as rows.NodeRow[];
-    return c.toPage(list.map(rows.nodeFromRow), limit, (n) => n.id);
+      this.#arrays(`SELECT ${rows.NODE_COLUMNS_IN_ORDER} FROM nodes WHERE id > ? ORDER BY id LIMIT ?`).all(options.after ?? '', limit + 1),
+    ) as unknown as unknown[][];
+    return c.toPage(list.map(rows.nodeFromArray), limit, (n) => n.id);
   }
 
   async listChildren(parentId: string, options: { after?: string; limit?: number } = {}): Promise<Page<TreeNode>> {
     const limit = c.pageLimit(options.limit);
     const list = this.#do('list children', () =>
       options.after === undefined
-        ? this.#stmt('SELECT * FROM nodes WHERE parent_id = ? ORDER BY name LIMIT ?').all(parentId, limit + 1)
-        : this.#stmt('SELECT * FROM nodes WHERE parent_id = ? AND name > ? ORDER BY name LIMIT ?').all(parentId, options.after, limit + 1),
-    ) as rows.NodeRow[];
-    return c.toPage(list.map(rows.nodeFromRow), limit, (n) => n.name);
+        ? this.#arrays(`SELECT ${rows.NODE_COLUMNS_IN_ORDER} FROM nodes WHERE parent_id = ? ORDER BY name LIMIT ?`).all(parentId, limit + 1)
+        : this.#arrays(`SELECT ${rows.NODE_COLUMNS_IN_ORDER} FROM nodes WHERE parent_id = ? AND name > ? ORDER BY name LIMIT ?`).all(parentId, options.after, limit + 1),
+    ) as unknown as unknown[][];
+    return c.toPage(list.map(rows.nodeFromArray), limit, (n) => n.name);
   }
 
   async hasChildren(parentId: string): Promise<boolean> {
