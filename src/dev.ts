@@ -7,7 +7,7 @@ import { CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, GetKeyPolicyC
 import { devRootDir, ensureDevRoot } from '../enclave/attestation/index.js';
 import { measureEnclaveCode } from '../enclave/runtime/bundle.js';
 import { launchEnclave, type LaunchedEnclave } from '../enclave/runtime/launch.js';
-import { startHostProxy, type HostProxy } from '../enclave/runtime/proxy.js';
+import { launchHostProxy, type ProxyProcess } from '../enclave/runtime/proxy-process.js';
 import { devPublicJwk } from './api/auth/index.js';
 import type { ListenAddress } from './config.js';
 import { attestedKeyPolicy, loadOrCreateCredentials, startKmsServer, type KmsCredential, type KmsServer } from './kms/index.js';
@@ -42,7 +42,8 @@ export interface RunningDev {
   /** The development attestation root clients verify the gateway against. */
   devRootCert: string;
   enclave: LaunchedEnclave | null;
-  proxy: HostProxy | null;
+  /** The host proxy, a process of its own (enclave/runtime/proxy-process.ts says why). */
+  proxy: ProxyProcess | null;
   /** The embedded KMS (tests stop it to show what an unreachable KMS does). */
   kms: KmsServer;
   /** The storage service (tests restart it mid-upload). */
@@ -61,7 +62,7 @@ export async function startDev(config: DevConfig): Promise<RunningDev> {
   try {
     const keyArn = await ensureVaultKey(kms.url, kms.region, admin, measurement.pcr0);
     const service = await startService({ dataDir: config.dataDir, listen: config.listen, defaultRootRole: 'write', logger: config.logger });
-    let proxy: HostProxy | null = null;
+    let proxy: ProxyProcess | null = null;
     let enclave: LaunchedEnclave | null = null;
     try {
       if (!config.noGateway) {
@@ -71,7 +72,7 @@ export async function startDev(config: DevConfig): Promise<RunningDev> {
         // the enclave verifies tokens with the issuer's public key only; it never reads the signing key
         const jwkFile = path.join(channelDir, 'token-issuer.jwk.json');
         await writeFile(jwkFile, JSON.stringify(await devPublicJwk(config.dataDir)) + '\n', { mode: 0o644 });
-        proxy = await startHostProxy({ channelDir, listen: config.gatewayListen ?? { host: '127.0.0.1', port: 7443 }, storageUrl: service.url, kmsUrl: kms.url });
+        proxy = await launchHostProxy({ channelDir, listen: config.gatewayListen ?? { host: '127.0.0.1', port: 7443 }, storageUrl: service.url, kmsUrl: kms.url });
         enclave = await launchEnclave({
           args: ['enclave', 'run', '--channel', channelDir, '--data-dir', config.dataDir, '--kms-key-id', keyArn, '--region', kms.region, '--token-jwk', jwkFile],
           env: { AWS_ACCESS_KEY_ID: admin.accessKeyId, AWS_SECRET_ACCESS_KEY: admin.secretAccessKey, COFFER_LOG_LEVEL: process.env.COFFER_LOG_LEVEL ?? 'warn' },

@@ -47,6 +47,7 @@ export function register(program: Command): void {
         devRootCert: dev.devRootCert,
         enclaveIsolated: dev.enclave?.isolated ?? null,
         enclavePid: dev.enclave?.pid ?? null,
+        proxyPid: dev.proxy?.pid ?? null,
         dataDir,
       }, () => banner(dev, dataDir, rel));
       await untilSignal(dev.close);
