@@ -3,10 +3,11 @@
 // gateway transfer crosses the proxy twice (client TLS records in, sealed chunks out); in the storage service's
 // process those copies shared its event loop and, worse, its garbage collector — profiles of a 256 MiB upload
 // showed half of that process's time in GC, triggered by the proxy's read buffers against the service's large
-// heap. In a small process of its own the same buffers cost a few milliseconds of GC.
+// heap. In a small process of its own (proxy-main.ts loads the proxy's modules only) GC stays cheap.
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { CofferError, ErrorCode } from '../../src/errors.js';
-import { cliInvocation } from './launch.js';
 
 export interface ProxyProcessOptions {
   channelDir: string;
@@ -26,12 +27,8 @@ export interface ProxyProcess {
 
 /** Spawns the proxy and resolves once it listens. Throws CofferError UNAVAILABLE with the proxy's last words. */
 export function launchHostProxy(options: ProxyProcessOptions): Promise<ProxyProcess> {
-  const host = options.listen.host.includes(':') ? `[${options.listen.host}]` : options.listen.host;
-  const [node, ...cli] = [
-    ...cliInvocation(), 'enclave', 'proxy', '--channel', options.channelDir, '--listen', `${host}:${options.listen.port}`,
-    '--storage', options.storageUrl, '--kms', options.kmsUrl,
-  ];
-  const child = spawn(node as string, cli, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const config = JSON.stringify({ channelDir: options.channelDir, listen: options.listen, storageUrl: options.storageUrl, kmsUrl: options.kmsUrl });
+  const child = spawn(process.execPath, proxyEntry(), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, COFFER_PROXY_CONFIG: config } });
   return new Promise((resolve, reject) => {
     let out = '';
     let err = '';
@@ -68,4 +65,11 @@ export function launchHostProxy(options: ProxyProcessOptions): Promise<ProxyProc
       });
     });
   });
+}
+
+/** node arguments that run proxy-main: compiled output when this file is compiled, else the source via tsx. */
+function proxyEntry(): string[] {
+  const compiled = fileURLToPath(new URL('./proxy-main.js', import.meta.url));
+  if (existsSync(compiled)) return [compiled];
+  return ['--import', import.meta.resolve('tsx'), fileURLToPath(new URL('./proxy-main.ts', import.meta.url))];
 }
