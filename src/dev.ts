@@ -9,7 +9,7 @@ import { CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, GetKeyPolicyC
 import { devRootDir, ensureDevRoot } from '../enclave/attestation/index.js';
 import { measureEnclaveCode } from '../enclave/runtime/bundle.js';
 import { launchEnclave, type LaunchedEnclave } from '../enclave/runtime/launch.js';
-import { startHostProxy, type HostProxy } from '../enclave/runtime/proxy.js';
+import { launchHostProxy, type ProxyProcess } from '../enclave/runtime/proxy-process.js';
 import { devPublicJwk } from './api/auth/index.js';
 import type { ListenAddress } from './config.js';
 import { lockDataDir } from './data-dir-lock.js';
@@ -59,7 +59,8 @@ export interface RunningDev {
   /** The development attestation root clients verify the gateway against. */
   devRootCert: string;
   enclave: LaunchedEnclave | null;
-  proxy: HostProxy | null;
+  /** The host proxy, a process of its own (enclave/runtime/proxy-process.ts says why). */
+  proxy: ProxyProcess | null;
   /** The embedded KMS (tests stop it to show what an unreachable KMS does). */
   kms: KmsServer;
   /** The storage service (tests restart it mid-upload). */
@@ -90,7 +91,7 @@ async function startDevLocked(config: DevConfig, unlock: () => Promise<void>): P
     const keyPolicy = vaultKeyPolicy(roles, measurement.pcr0);
     const { keyArn, keyAlias } = await ensureVaultKey(kms.url, kms.region, roles.admin, keyPolicy);
     const service = await startService({ dataDir: config.dataDir, listen: config.listen, defaultRootRole: config.homes ? 'none' : 'write', homes: config.homes, logger: config.logger });
-    let proxy: HostProxy | null = null;
+    let proxy: ProxyProcess | null = null;
     let enclave: LaunchedEnclave | null = null;
     try {
       if (!config.noGateway) {
@@ -100,7 +101,7 @@ async function startDevLocked(config: DevConfig, unlock: () => Promise<void>): P
         // the enclave verifies tokens with the issuer's public key only; it never reads the signing key
         const jwkFile = path.join(channelDir, 'token-issuer.jwk.json');
         await writeFile(jwkFile, JSON.stringify(await devPublicJwk(config.dataDir)) + '\n', { mode: 0o644 });
-        proxy = await startHostProxy({ channelDir, listen: config.gatewayListen ?? { host: '127.0.0.1', port: 7443 }, storageUrl: service.url, kmsUrl: kms.url });
+        proxy = await launchHostProxy({ channelDir, listen: config.gatewayListen ?? { host: '127.0.0.1', port: 7443 }, storageUrl: service.url, kmsUrl: kms.url });
         enclave = await launchEnclave({
           args: ['enclave', 'run', '--channel', channelDir, '--data-dir', config.dataDir, '--kms-key-id', keyArn, '--region', kms.region, '--token-jwk', jwkFile],
           env: { AWS_ACCESS_KEY_ID: roles.enclave.accessKeyId, AWS_SECRET_ACCESS_KEY: roles.enclave.secretAccessKey, COFFER_LOG_LEVEL: process.env.COFFER_LOG_LEVEL ?? 'warn' },

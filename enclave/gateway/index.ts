@@ -6,3 +6,4 @@ export { GatewayRecords, selfConsistency, type FileRecord, type Grant, type Mani
 export { createGatewayApp, filePathOf, type GatewayAppDeps, type GatewayEnv } from './routes.js';
 export { attest, makeEnclaveIdentity, makeTlsIdentity, type EnclaveIdentity, type TlsIdentity } from './identity.js';
 export { EnclaveDataKeys } from './data-keys.js';
+export { createGatewayMetrics, type GatewayMetrics } from './metrics.js';

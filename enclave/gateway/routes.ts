@@ -1,4 +1,6 @@
 // The gateway's plaintext HTTP API (hono), served over TLS that ends inside the enclave (docs/enclave-gateway.md):
+//   GET  /healthz, /readyz, /metrics    liveness; readiness (storage service and KMS reachable through the
+//                                       channel); Prometheus text (metrics.ts: counts and latencies only)
 //   GET  /v1/attestation?nonce=HEX      a fresh attestation document (CBOR) binding the TLS certificate's key
 //   PUT  /v1/files/<path>               raw body, streamed and sealed (If-None-Match: * → never replace)
 //   POST /v1/files/<dir>                multipart/form-data: every file part stored as <dir>/<its filename>
@@ -10,12 +12,15 @@
 import type { HttpBindings } from '@hono/node-server';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import busboy from 'busboy';
+import { performance } from 'node:perf_hooks';
 import { Hono, type Context } from 'hono';
+import { routePath } from 'hono/route';
 import { errorResponse, field, flag, optionalQuery, parseRange, query, readJson, type Ctx } from '../../src/api/http.js';
 import type { Authenticator } from '../../src/api/auth/index.js';
 import { CofferError, ErrorCode, toCofferError } from '../../src/errors.js';
 import type { Logger } from '../../src/telemetry/index.js';
 import type { Caller, FileOps, OpenedFile } from './files.js';
+import type { GatewayMetrics } from './metrics.js';
 
 export type GatewayEnv = { Bindings: HttpBindings; Variables: { caller: Caller } };
 type GCtx = Context<GatewayEnv>;
@@ -25,11 +30,16 @@ export interface GatewayAppDeps {
   auth: Authenticator;
   /** A fresh attestation document binding the TLS key, with the caller's nonce. */
   attest(nonce: Uint8Array): Promise<Uint8Array>;
+  /** Resolves when the gateway can serve (storage service and KMS answer through the channel); throws UNAVAILABLE. */
+  ready?: () => Promise<void>;
+  metrics?: GatewayMetrics;
   logger?: Logger;
 }
 
 const ALREADY_SENT = 'x-hono-already-sent';
 const MAX_NONCE_BYTES = 512;
+/** How long /readyz waits before it answers 503. */
+const READY_TIMEOUT_MS = 2_000;
 
 const h = (c: GCtx): Ctx => c as unknown as Ctx;
 
@@ -62,12 +72,41 @@ function sendError(c: GCtx, e: unknown, logger?: Logger): Response {
 }
 
 export function createGatewayApp(deps: GatewayAppDeps): Hono<GatewayEnv> {
-  const { files, auth } = deps;
+  const { files, auth, metrics } = deps;
   const app = new Hono<GatewayEnv>();
   app.onError((e, c) => sendError(c, e, deps.logger));
   app.notFound((c) => sendError(c, new CofferError(ErrorCode.NOT_FOUND, `no route ${c.req.method} ${new URL(c.req.url).pathname}`)));
 
+  if (metrics) {
+    app.use('*', async (c, next) => {
+      const t0 = performance.now();
+      await next();
+      const route = routePath(c, -1);
+      const label = route.endsWith('*') && !route.startsWith('/v1/files') ? 'unmatched' : route;
+      metrics.httpRequests.inc({ method: c.req.method, route: label, status: String(c.res.status) });
+      metrics.httpDuration.observe({ method: c.req.method, route: label }, (performance.now() - t0) / 1000);
+    });
+  }
+
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', async (c) => {
+    if (deps.ready) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new CofferError(ErrorCode.UNAVAILABLE, `not ready within ${READY_TIMEOUT_MS} ms`, { retryable: true })), READY_TIMEOUT_MS);
+      });
+      try {
+        await Promise.race([deps.ready(), late]);
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    return c.json({ status: 'ready' });
+  });
+  app.get('/metrics', async (c) => {
+    if (!metrics) throw new CofferError(ErrorCode.NOT_FOUND, 'metrics are disabled');
+    return c.body(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType });
+  });
 
   app.get('/v1/attestation', async (c) => {
     const hex = optionalQuery(h(c), 'nonce') ?? '';
@@ -126,12 +165,14 @@ export function createGatewayApp(deps: GatewayAppDeps): Hono<GatewayEnv> {
     }
     const overwrite = c.req.header('if-none-match')?.trim() !== '*';
     const r = await files.put(c.var.caller, path, incoming, { ...(size === undefined ? {} : { size }), overwrite });
+    metrics?.bytesSealed.inc(r.size);
     return c.json({ ...r.node, etag: `"${r.node.blobId}"` }, 201, { etag: `"${r.node.blobId}"` });
   });
 
   app.post('/v1/files/*', async (c) => {
     const dir = filePathOf(c.req.url);
     const stored = await readForm(c, files, dir);
+    for (const f of stored) metrics?.bytesSealed.inc(f.size);
     return c.json({ files: stored }, 201);
   });
 
@@ -162,7 +203,7 @@ export function createGatewayApp(deps: GatewayAppDeps): Hono<GatewayEnv> {
       const status = range ? 206 : 200;
       if (head || end === start) return c.body(null, status, headers);
       handedOver = true;
-      await sendBody(c.env.outgoing, file, start, end, status, headers, deps.logger);
+      await sendBody(c.env.outgoing, file, start, end, status, headers, deps.logger, metrics);
       return new Response(null, { headers: { [ALREADY_SENT]: 'true' } });
     } finally {
       if (!handedOver) file.close();
@@ -194,6 +235,7 @@ function notModifiedSince(modifiedAt: string, header: string): boolean {
  */
 async function sendBody(
   res: ServerResponse, file: OpenedFile, start: number, end: number, status: number, headers: Record<string, string>, logger?: Logger,
+  metrics?: GatewayMetrics,
 ): Promise<void> {
   let started = false;
   const first = new Promise<void>((resolve, reject) => {
@@ -206,9 +248,11 @@ async function sendBody(
       if (res.destroyed) throw new CofferError(ErrorCode.UNAVAILABLE, 'the client went away');
       await writePiece(res, piece);
     }).then(() => {
+      metrics?.bytesOpened.inc(end - start);
       res.end();
     }, (e: unknown) => {
       if (!started) return reject(e);
+      metrics?.downloadsCutOff.inc();
       logger?.warn({ err: toCofferError(e) }, 'download cut off');
       res.destroy(); // never a wrong byte: the client sees a short body
     }).finally(() => file.close());

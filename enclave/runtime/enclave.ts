@@ -5,7 +5,7 @@
 // (host-channel.ts): the storage service and the KMS are reached through the host proxy's sockets.
 import { rm } from 'node:fs/promises';
 import { createServer as createHttpsServer, type Server } from 'node:https';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { get as httpGet, type IncomingMessage, type ServerResponse } from 'node:http';
 import { getRequestListener } from '@hono/node-server';
 import { KMSClient } from '@aws-sdk/client-kms';
 import type { JWK } from 'jose';
@@ -19,6 +19,7 @@ import { EnclaveDataKeys } from '../gateway/data-keys.js';
 import { FileOps } from '../gateway/files.js';
 import { attest, makeEnclaveIdentity, type EnclaveIdentity } from '../gateway/identity.js';
 import type { RecordIntegrity } from '../gateway/records.js';
+import { createGatewayMetrics } from '../gateway/metrics.js';
 import { createGatewayApp } from '../gateway/routes.js';
 import { measureEnclaveCode } from './bundle.js';
 import { KMS_VIA_CHANNEL, STORAGE_VIA_CHANNEL, channelPaths, unixSocketAgent } from './host-channel.js';
@@ -91,7 +92,14 @@ export async function startEnclave(options: EnclaveOptions): Promise<RunningEncl
     keys,
     ...(options.integrity ? { integrity: options.integrity } : {}),
   });
-  const app = createGatewayApp({ files, auth, attest: (nonce) => attest(identity, nonce), ...(options.logger ? { logger: options.logger } : {}) });
+  const storageAgent = unixSocketAgent(paths.storage);
+  const ready = readiness(
+    () => storageReady(storageAgent),
+    () => keys.probe(),
+  );
+  const app = createGatewayApp({
+    files, auth, attest: (nonce) => attest(identity, nonce), ready, metrics: createGatewayMetrics(), ...(options.logger ? { logger: options.logger } : {}),
+  });
   const listener = getRequestListener(app.fetch);
   const server: Server = createHttpsServer({
     key: identity.tls.keyPem,
@@ -116,7 +124,43 @@ export async function startEnclave(options: EnclaveOptions): Promise<RunningEncl
     close: () => new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeAllConnections();
+      storageAgent.destroy();
       keys.close();
     }),
+  };
+}
+
+/** The storage service's own /readyz, asked through the channel. Throws UNAVAILABLE unless it answers 200. */
+function storageReady(agent: import('node:http').Agent): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(`${STORAGE_VIA_CHANNEL}/readyz`, { agent, timeout: 2_000 }, (res) => {
+      res.resume();
+      if (res.statusCode === 200) resolve();
+      else reject(new CofferError(ErrorCode.UNAVAILABLE, `the storage service is not ready (${res.statusCode})`, { retryable: true }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', (e) => reject(new CofferError(ErrorCode.UNAVAILABLE, `the storage service cannot be reached through the channel: ${e.message}`, { cause: e, retryable: true })));
+  });
+}
+
+/** How long a successful KMS probe counts (a probe is a GenerateDataKey and a Decrypt with an attestation document). */
+const KMS_READY_MS = 30_000;
+
+/**
+ * /readyz: the storage service answers through the channel (every time), and the KMS releases keys to this
+ * enclave (probed at most every KMS_READY_MS while it succeeds; every time while it fails).
+ */
+function readiness(storage: () => Promise<void>, kms: () => Promise<void>): () => Promise<void> {
+  let kmsOkUntil = 0;
+  return async () => {
+    await storage();
+    if (Date.now() < kmsOkUntil) return;
+    try {
+      await kms();
+    } catch (e) {
+      if (isCofferError(e, ErrorCode.KMS_ACCESS_DENIED)) throw e;
+      throw new CofferError(ErrorCode.UNAVAILABLE, `the KMS cannot be reached through the channel: ${(e as Error).message}`, { cause: e, retryable: true });
+    }
+    kmsOkUntil = Date.now() + KMS_READY_MS;
   };
 }

@@ -32,8 +32,38 @@ function target(url: string): { host: string; port: number } {
   return { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port) || 80 };
 }
 
-/** Joins two sockets both ways; either side closing or failing ends both. */
-function splice(a: net.Socket, b: net.Socket): void {
+/** Bytes read at once from a connection the proxy opened (one buffer per connection, reused for every read). */
+const READ_BUFFER_BYTES = 256 * 1024;
+
+type OnRead = { buffer: Buffer; callback: (n: number, buf: Buffer) => boolean };
+
+/**
+ * Reads of the connection the proxy opens (enclave → client downloads, storage service → enclave chunks) go
+ * into one fixed buffer (`onread`) and straight to `to`, instead of a fresh buffer per read: no garbage per byte.
+ * The buffer is reused only once the kernel took its bytes: when a write is left queued, reading pauses until
+ * that write completes.
+ */
+function fixedBufferCopy(to: () => net.Socket, resume: () => void): OnRead {
+  let paused = false;
+  return {
+    buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES),
+    callback: (n, buf) => {
+      const dest = to();
+      if (dest.destroyed) return false;
+      dest.write(buf.subarray(0, n), () => {
+        if (!paused) return;
+        paused = false;
+        resume();
+      });
+      if (dest.writableLength === 0) return true; // written synchronously: the buffer is free again
+      paused = true;
+      return false;
+    },
+  };
+}
+
+/** Joins two sockets both ways; either side closing or failing ends both. `b`'s reads are already routed to `a` (onread) when `bReadsToA`. */
+function splice(a: net.Socket, b: net.Socket, bReadsToA = false): void {
   const end = (): void => {
     a.destroy();
     b.destroy();
@@ -43,7 +73,8 @@ function splice(a: net.Socket, b: net.Socket): void {
   a.on('close', end);
   b.on('close', end);
   a.pipe(b);
-  b.pipe(a);
+  if (bReadsToA) b.on('end', () => a.end());
+  else b.pipe(a);
 }
 
 function listen(server: net.Server, at: { path: string } | { host: string; port: number }): Promise<void> {
@@ -69,24 +100,25 @@ export async function startHostProxy(options: HostProxyOptions): Promise<HostPro
     s.on('close', () => sockets.delete(s));
     return s;
   };
-  const forward = (name: keyof typeof counts, connect: () => net.Socket) => (inbound: net.Socket): void => {
+  const forward = (name: keyof typeof counts, connect: (onread: OnRead) => net.Socket) => (inbound: net.Socket): void => {
     counts[name]++;
     track(inbound);
-    splice(inbound, track(connect()));
+    const outbound: net.Socket = connect(fixedBufferCopy(() => inbound, () => outbound.resume()));
+    splice(inbound, track(outbound), true);
   };
   const storage = target(options.storageUrl);
   const kms = target(options.kmsUrl);
   try {
     for (const [p, name, connect] of [
-      [paths.storage, 'storage', () => net.connect(storage)],
-      [paths.kms, 'kms', () => net.connect(kms)],
+      [paths.storage, 'storage', (onread: OnRead) => net.connect({ ...storage, onread })],
+      [paths.kms, 'kms', (onread: OnRead) => net.connect({ ...kms, onread })],
     ] as const) {
       await rm(p, { force: true });
       const s = net.createServer(forward(name, connect));
       servers.push(s);
       await listen(s, { path: p });
     }
-    const front = net.createServer(forward('gateway', () => net.connect({ path: paths.gateway })));
+    const front = net.createServer(forward('gateway', (onread) => net.connect({ path: paths.gateway, onread })));
     servers.push(front);
     await listen(front, options.listen).catch((e: NodeJS.ErrnoException) => {
       throw new CofferError(ErrorCode.UNAVAILABLE, `cannot listen on ${options.listen.host}:${options.listen.port}: ${e.code ?? e.message}`, { cause: e });

@@ -116,6 +116,25 @@ describe('verification', () => {
     expect(JSON.parse(denied.body.toString()).error.code).toBe('UNAUTHENTICATED');
   });
 
+  it('/readyz and /metrics like the storage service: ready through the channel; counts only, no path or user', async () => {
+    const ready = await call('GET', '/readyz');
+    expect(ready.status).toBe(200);
+    expect(JSON.parse(ready.body.toString())).toEqual({ status: 'ready' });
+    const secretName = `metrics-${randomBytes(6).toString('hex')}.bin`;
+    expect((await call('PUT', fileUrl(`/${secretName}`), { token: alice, body: randomBytes(1000) })).status).toBe(201);
+    expect((await call('GET', fileUrl(`/${secretName}`), { token: alice })).status).toBe(200);
+    const m = await call('GET', '/metrics');
+    expect(m.status).toBe(200);
+    expect(m.headers['content-type']).toMatch(/^text\/plain/);
+    const text = m.body.toString();
+    expect(text).toMatch(/coffer_gateway_http_requests_total\{method="PUT",route="\/v1\/files\/\*",status="201"\} [1-9]/);
+    expect(text).toMatch(/coffer_gateway_bytes_sealed_total [1-9]\d{3,}/);
+    expect(text).toMatch(/coffer_gateway_bytes_opened_total [1-9]\d{3,}/);
+    expect(text).toMatch(/coffer_gateway_process_resident_memory_bytes/);
+    expect(text).not.toContain(secretName);
+    expect(text).not.toContain('alice');
+  });
+
   it('the enclave runs in a network namespace of its own: a TCP connect to the storage service from inside fails', () => {
     if (process.getuid?.() !== 0 || process.platform !== 'linux') {
       expect(dev.enclave?.isolated).toBe(false);

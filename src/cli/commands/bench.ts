@@ -84,13 +84,18 @@ export function register(program: Command): void {
     .description('the enclave gateway (pinned curl up/down) vs coffer put/get in one run, and concurrent clients')
     .option('--size <size>', 'file size (e.g. 1GiB, 256MiB)', '1GiB')
     .option('--clients <n>', 'concurrent clients', '16')
+    .option('--rounds <n>', 'interleaved rounds of the four transfers (medians reported)', '1')
+    .option('--compare-size <size>', 'run everything again at this size with a fresh coffer dev and print peak RSS of both (e.g. 256MiB)')
     .option('--dir <dir>', 'scratch directory (default: the system temp dir)')
     .option('--keep', 'keep the scratch files')
     .addOption(jsonOption())
-    .action(async (opts: { size: string; clients: string; dir?: string; keep?: boolean; json?: boolean }) => {
+    .action(async (opts: { size: string; clients: string; rounds: string; compareSize?: string; dir?: string; keep?: boolean; json?: boolean }) => {
       const { benchGateway } = await import('../../../bench/gateway.js');
       const log = opts.json ? () => undefined : undefined;
-      const r = await benchGateway({ size: parseSize(opts.size), clients: intFlag('--clients', opts.clients, 1, 256), dir: opts.dir, keep: opts.keep, log });
+      const r = await benchGateway({
+        size: parseSize(opts.size), clients: intFlag('--clients', opts.clients, 1, 256), rounds: intFlag('--rounds', opts.rounds, 1, 20),
+        ...(opts.compareSize ? { compareSize: parseSize(opts.compareSize) } : {}), dir: opts.dir, keep: opts.keep, log,
+      });
       if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
     });
 

@@ -61,6 +61,7 @@ export function register(program: Command): void {
         devRootCert: dev.devRootCert,
         enclaveIsolated: dev.enclave?.isolated ?? null,
         enclavePid: dev.enclave?.pid ?? null,
+        proxyPid: dev.proxy?.pid ?? null,
         dataDir,
         homes: '/home/NAME',
         s3Url: s3?.url ?? null,
