@@ -119,6 +119,11 @@ export class VaultClient {
     return this.http.json('/v1/integrity/blob', { method: 'PUT', json: { blobId, mac } });
   }
 
+  /** The node chain root..path and the caller's own grants on it, with their MACs (docs/http-api.md "Record MACs"). */
+  accessEvidence(path: string): Promise<{ chain: NodeInfo[]; grants: Array<{ path: string; user: string; role: string; mac?: string }> }> {
+    return this.http.json('/v1/integrity/access', { query: { path } });
+  }
+
   userStatus(user: string): Promise<{ user: string; disabled: boolean; mac?: string }> {
     return this.http.json('/v1/integrity/user', { query: { user } });
   }

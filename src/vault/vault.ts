@@ -90,6 +90,10 @@ export class Vault {
     return integrity.setUserStatus(this.ctx, actor, user, disabled, mac);
   }
 
+  accessEvidence(actor: Actor, path: string): Promise<integrity.AccessEvidence> {
+    return integrity.accessEvidence(this.ctx, actor, path);
+  }
+
   userStatus(actor: Actor, user: unknown): Promise<{ user: string; disabled: boolean; mac?: string }> {
     return integrity.userStatus(this.ctx, actor, user);
   }

@@ -18,6 +18,8 @@ export function integrityRoutes(app: Hono<ApiEnv>, vault: Vault): void {
     return c.json(await vault.setBlobMac(c.var.actor, blobId, b.mac));
   });
 
+  app.get('/v1/integrity/access', async (c) => c.json(await vault.accessEvidence(c.var.actor, query(c, 'path'))));
+
   app.get('/v1/integrity/user', async (c) => c.json(await vault.userStatus(c.var.actor, query(c, 'user'))));
 
   app.put('/v1/integrity/user', async (c) => {
