@@ -103,6 +103,9 @@ export class FileOps {
     const r = this.records(caller);
     try {
       return await fn(r);
+    } catch (e) {
+      await r.auditRefusal(e);
+      throw e;
     } finally {
       r.close();
     }
@@ -186,6 +189,7 @@ export class FileOps {
       return { node, size: total, chunkCount, digests };
     } catch (e) {
       if (created) await records.abort(blobIdHex).catch(() => undefined);
+      await records.auditRefusal(e);
       throw e;
     } finally {
       dek?.fill(0);
@@ -236,6 +240,7 @@ export class FileOps {
         throw e;
       });
     } catch (e) {
+      await records.auditRefusal(e);
       records.close();
       throw e;
     }

@@ -122,6 +122,18 @@ export class GatewayRecords {
     }
   }
 
+  /**
+   * A refused record (INTEGRITY) goes into the storage service's audit chain as `integrity.refused` (best effort:
+   * the refusal stands either way; the enclave's log has it too). Other errors are ignored here.
+   */
+  async auditRefusal(e: unknown): Promise<void> {
+    if (!(e instanceof CofferError) || e.code !== ErrorCode.INTEGRITY) return;
+    const d = (e.details ?? {}) as { kind?: unknown; target?: unknown };
+    const kind = typeof d.kind === 'string' ? d.kind : 'record';
+    const target = typeof d.target === 'string' ? d.target.slice(0, 1024) : '';
+    await this.client.reportRefusal({ kind, target, reason: e.message.slice(0, 1024) }).catch(() => undefined);
+  }
+
   whoami(): Promise<{ user: string; admin: boolean }> {
     return this.client.whoami();
   }

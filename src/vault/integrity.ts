@@ -95,3 +95,16 @@ export async function accessEvidence(ctx: VaultContext, actor: Actor, path: stri
       .map((g) => ({ path: pathOf.get(g.nodeId) as string, user: g.user, role: g.role, ...(g.mac ? { mac: g.mac } : {}) })),
   };
 }
+
+/**
+ * Appends an `integrity.refused` entry to the audit chain: the enclave refused a record (docs/metadata.md "Record
+ * MACs"). Any authenticated caller (the enclave reports under the token of the request that met the record).
+ * Throws INVALID_ARGUMENT for fields that are not strings of 1–1024 characters (reason: 0–1024).
+ */
+export async function reportRefusal(ctx: VaultContext, actor: Actor, kind: unknown, target: unknown, reason: unknown): Promise<{ recorded: true }> {
+  for (const [name, v, min] of [['kind', kind, 1], ['target', target, 0], ['reason', reason, 0]] as const) {
+    if (typeof v !== 'string' || v.length < min || v.length > 1024) throw new CofferError(ErrorCode.INVALID_ARGUMENT, `${name} must be a string of at most 1024 characters`);
+  }
+  await audit(ctx, actor, 'integrity.refused', target as string, { kind, reason });
+  return { recorded: true };
+}

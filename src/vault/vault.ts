@@ -90,6 +90,10 @@ export class Vault {
     return integrity.setUserStatus(this.ctx, actor, user, disabled, mac);
   }
 
+  reportRefusal(actor: Actor, kind: unknown, target: unknown, reason: unknown): Promise<{ recorded: true }> {
+    return integrity.reportRefusal(this.ctx, actor, kind, target, reason);
+  }
+
   accessEvidence(actor: Actor, path: string): Promise<integrity.AccessEvidence> {
     return integrity.accessEvidence(this.ctx, actor, path);
   }

@@ -35,6 +35,8 @@ interface Db {
   getBlob(blobId: string): Promise<{ size: number; keyRecord: string }>;
   insertGrant(nodeId: string, user: string, role: string, mac: string | null): Promise<void>;
   grantMac(nodeId: string, user: string): Promise<string | null>;
+  /** The audit chain's `integrity.refused` entries: [actor, target, kind]. */
+  refusals(): Promise<Array<[string, string, string]>>;
   close(): Promise<void>;
 }
 
@@ -68,6 +70,10 @@ function sqliteDb(file: string): Db {
     },
     async grantMac(nodeId, user) {
       return (db.prepare('SELECT mac FROM grants WHERE node_id = ? AND user = ?').get(nodeId, user) as { mac: string | null }).mac;
+    },
+    async refusals() {
+      const rows = db.prepare(`SELECT actor, target, details FROM audit WHERE action = 'integrity.refused' ORDER BY seq`).all() as Array<{ actor: string; target: string; details: string }>;
+      return rows.map((r) => [r.actor, r.target, (JSON.parse(r.details) as { kind: string }).kind]);
     },
     async close() {
       db.close();
@@ -104,6 +110,10 @@ async function mongoDb(uri: string): Promise<Db> {
     },
     async grantMac(nodeId, user) {
       return ((await db.collection('grants').findOne({ nodeId, user })) as unknown as { mac?: string }).mac ?? null;
+    },
+    async refusals() {
+      const rows = (await db.collection('audit').find({ action: 'integrity.refused' }).sort({ _id: 1 }).toArray()) as unknown as Array<{ actor: string; target: string; details: string }>;
+      return rows.map((r) => [r.actor, r.target, (JSON.parse(r.details) as { kind: string }).kind]);
     },
     async close() {
       await client.close();
@@ -255,6 +265,10 @@ for (const store of stores) {
       await db.insertGrant(docs, 'eve', 'read', await db.grantMac(docs, 'bob'));
       await refused('/docs/a.bin', 'eve');
       await served('/docs/a.bin', 'bob'); // the real grant still works
+      // each refusal is in the audit chain, under the caller whose request met the record
+      const audited = await db.refusals();
+      expect(audited).toContainEqual(['mallory', '/docs mallory', 'grant']);
+      expect(audited).toContainEqual(['eve', '/docs eve', 'grant']);
     }, 120_000);
 
     it('point a path at another of the owner\'s blobs: refused, nothing served', async () => {
