@@ -33,6 +33,10 @@ export interface DevConfig {
   noGateway?: boolean;
   /** The enclave's network namespace (see enclave/runtime/launch.ts). */
   isolateNetwork?: 'auto' | 'on' | 'off';
+  /** The role every user has on '/', for the storage service and the enclave alike (default 'write'). */
+  defaultRootRole?: 'none' | 'read' | 'write';
+  /** Metadata in this MongoDB-wire database instead of SQLite (default: COFFER_MONGODB_URI, else SQLite). */
+  mongoUri?: string;
   logger?: Logger;
   /**
    * Each user gets /home/NAME, theirs alone, and nothing else without a grant (`coffer dev` sets this). Off,
@@ -90,7 +94,10 @@ async function startDevLocked(config: DevConfig, unlock: () => Promise<void>): P
   try {
     const keyPolicy = vaultKeyPolicy(roles, measurement.pcr0);
     const { keyArn, keyAlias } = await ensureVaultKey(kms.url, kms.region, roles.admin, keyPolicy);
-    const service = await startService({ dataDir: config.dataDir, listen: config.listen, defaultRootRole: config.homes ? 'none' : 'write', homes: config.homes, logger: config.logger });
+    const rootRole = config.defaultRootRole ?? (config.homes ? 'none' : 'write');
+    const service = await startService({
+      dataDir: config.dataDir, listen: config.listen, defaultRootRole: rootRole, homes: config.homes, logger: config.logger, ...(config.mongoUri ? { mongoUri: config.mongoUri } : {}),
+    });
     let proxy: ProxyProcess | null = null;
     let enclave: LaunchedEnclave | null = null;
     try {
@@ -103,7 +110,7 @@ async function startDevLocked(config: DevConfig, unlock: () => Promise<void>): P
         await writeFile(jwkFile, JSON.stringify(await devPublicJwk(config.dataDir)) + '\n', { mode: 0o644 });
         proxy = await launchHostProxy({ channelDir, listen: config.gatewayListen ?? { host: '127.0.0.1', port: 7443 }, storageUrl: service.url, kmsUrl: kms.url });
         enclave = await launchEnclave({
-          args: ['enclave', 'run', '--channel', channelDir, '--data-dir', config.dataDir, '--kms-key-id', keyArn, '--region', kms.region, '--token-jwk', jwkFile],
+          args: ['enclave', 'run', '--channel', channelDir, '--data-dir', config.dataDir, '--kms-key-id', keyArn, '--region', kms.region, '--token-jwk', jwkFile, '--default-root-role', rootRole],
           env: { AWS_ACCESS_KEY_ID: roles.enclave.accessKeyId, AWS_SECRET_ACCESS_KEY: roles.enclave.secretAccessKey, COFFER_LOG_LEVEL: process.env.COFFER_LOG_LEVEL ?? 'warn' },
           ...(config.isolateNetwork ? { isolateNetwork: config.isolateNetwork } : {}),
         });

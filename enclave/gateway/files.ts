@@ -17,6 +17,7 @@ import {
   CHUNK_SIZE, HEADER_SIZE, MAX_SEALED_SIZE, blobIdFromHex, blobIdToHex, expectedChunkLayout, newBlobId, openChunkInto, sealStream,
 } from '../../src/crypto/index.js';
 import { CofferError, ErrorCode, isCofferError } from '../../src/errors.js';
+import type { RootRole } from './access.js';
 import type { EnclaveDataKeys } from './data-keys.js';
 import { GatewayRecords, selfConsistency, type FileRecord, type Grant, type NodeInfo, type RecordIntegrity } from './records.js';
 
@@ -76,6 +77,8 @@ export interface FileOpsOptions {
   storage: (caller: Caller) => VaultClient;
   keys: EnclaveDataKeys;
   integrity?: RecordIntegrity;
+  /** The default role every user has on '/' as the enclave decides access (record MACs on); default 'none'. */
+  defaultRootRole?: RootRole;
 }
 
 /**
@@ -93,13 +96,16 @@ export class FileOps {
 
   /** The caller's records (the one door to the storage service). Close it when done. */
   records(caller: Caller): GatewayRecords {
-    return new GatewayRecords(this.options.storage(caller), this.integrity);
+    return new GatewayRecords(this.options.storage(caller), this.integrity, { user: caller.user, admin: caller.admin, defaultRootRole: this.options.defaultRootRole ?? 'none' });
   }
 
   private async with<T>(caller: Caller, fn: (r: GatewayRecords) => Promise<T>): Promise<T> {
     const r = this.records(caller);
     try {
       return await fn(r);
+    } catch (e) {
+      await r.auditRefusal(e);
+      throw e;
     } finally {
       r.close();
     }
@@ -176,13 +182,14 @@ export class FileOps {
       if (options.size !== undefined && total !== options.size) {
         throw new CofferError(ErrorCode.CONFLICT, `the body had ${total} bytes, not the ${options.size} announced`);
       }
-      const { node } = await records.commit(blobIdHex, chunkCount, total);
+      const { node } = await records.commit(blobIdHex, chunkCount, total, dek); // dek: for the record MACs
       created = false; // committed: nothing to abandon
       const digests: PutResult['digests'] = {};
       for (const [name, h] of hashes) digests[name] = h.digest('hex');
       return { node, size: total, chunkCount, digests };
     } catch (e) {
       if (created) await records.abort(blobIdHex).catch(() => undefined);
+      await records.auditRefusal(e);
       throw e;
     } finally {
       dek?.fill(0);
@@ -233,6 +240,7 @@ export class FileOps {
         throw e;
       });
     } catch (e) {
+      await records.auditRefusal(e);
       records.close();
       throw e;
     }

@@ -12,6 +12,7 @@ import { expectedChunkLayout, isBlobIdHex } from '../../src/crypto/index.js';
 import { withRetry } from '../../src/client/retry.js';
 import { CofferError, ErrorCode } from '../../src/errors.js';
 import type { CreateUploadRequest, Manifest, NodeInfo, UploadState, VaultClient } from '../../src/client/vault-client.js';
+import { requireVerifiedRole, type AccessActor, type Role } from './access.js';
 
 export type { Manifest, NodeInfo, UploadState };
 
@@ -42,6 +43,23 @@ export interface RecordIntegrity {
   checkCommitted(node: NodeInfo, manifest: Manifest): Promise<void>;
   /** The data key just opened for a checked file, before any chunk is opened with it (record MACs commit to it). */
   checkDataKey?(file: FileRecord, dek: Uint8Array): Promise<void>;
+  // ---- MACs of what the gateway writes (absent: the gateway attaches none; docs/metadata.md "Record MACs") ----
+  /** The MACs of a commit the gateway made itself with `dek`. */
+  commitMacs?(node: NodeInfo, manifest: Manifest, dek: Uint8Array): { node: string; blob: string };
+  /** The MAC of a node the gateway created (a directory) as the service answered it. */
+  nodeMac?(node: NodeInfo): string;
+  /** The MAC of `node` at its new path, if its MAC verifies at `oldPath` (a move); throws INTEGRITY otherwise. */
+  movedNodeMac?(node: NodeInfo, oldPath: string): string;
+  grantMac?(path: string, user: string, role: string): string;
+  /** The MAC of a grant moved with its node from `oldPath`, if its MAC verifies there; throws INTEGRITY otherwise. */
+  movedGrantMac?(grant: Grant & { mac?: string }, oldPath: string, newPath: string): string;
+  /** A file with no MAC at all (committed by a client, `coffer put` in KMS mode): verified and endorsed, or INTEGRITY. */
+  endorseFile?(client: VaultClient, path: string): Promise<FileRecord>;
+}
+
+function parentOf(path: string): string {
+  const segments = path.split('/').filter((x) => x !== '');
+  return `/${segments.slice(0, -1).join('/')}`;
 }
 
 function integrity(message: string): CofferError {
@@ -85,13 +103,43 @@ export interface FileRecord {
  * UNAVAILABLE when it cannot be reached) and INTEGRITY from the integrity checks.
  */
 export class GatewayRecords {
-  constructor(readonly client: VaultClient, private readonly integrity: RecordIntegrity = selfConsistency) {}
+  /** `actor`: with record MACs on, the gateway decides access itself from verified records (access.ts). */
+  constructor(readonly client: VaultClient, private readonly integrity: RecordIntegrity = selfConsistency, private readonly actor?: AccessActor) {}
+
+  /** The gateway's own access check (only with record MACs and an actor; else the storage service decides alone). */
+  private async require(path: string, needed: Role, verifiedLeaf?: NodeInfo): Promise<void> {
+    if (!this.actor || !this.integrity.grantMac) return;
+    await requireVerifiedRole(this.client, this.integrity, this.actor, path, needed, verifiedLeaf);
+  }
+
+  /** `needed` on `path` if it exists, else on its parent (where it would be created). */
+  private async requireHereOrParent(path: string, needed: Role): Promise<void> {
+    try {
+      await this.require(path, needed);
+    } catch (e) {
+      if (!(e instanceof CofferError) || e.code !== ErrorCode.NOT_FOUND) throw e;
+      await this.require(parentOf(path), needed);
+    }
+  }
+
+  /**
+   * A refused record (INTEGRITY) goes into the storage service's audit chain as `integrity.refused` (best effort:
+   * the refusal stands either way; the enclave's log has it too). Other errors are ignored here.
+   */
+  async auditRefusal(e: unknown): Promise<void> {
+    if (!(e instanceof CofferError) || e.code !== ErrorCode.INTEGRITY) return;
+    const d = (e.details ?? {}) as { kind?: unknown; target?: unknown };
+    const kind = typeof d.kind === 'string' ? d.kind : 'record';
+    const target = typeof d.target === 'string' ? d.target.slice(0, 1024) : '';
+    await this.client.reportRefusal({ kind, target, reason: e.message.slice(0, 1024) }).catch(() => undefined);
+  }
 
   whoami(): Promise<{ user: string; admin: boolean }> {
     return this.client.whoami();
   }
 
   async stat(path: string): Promise<NodeInfo> {
+    await this.require(path, 'read');
     const node = await this.client.stat(path);
     await this.integrity.checkNode(node, path);
     return node;
@@ -99,12 +147,21 @@ export class GatewayRecords {
 
   async file(path: string): Promise<FileRecord> {
     const { node, manifest } = await this.client.manifestByPath(path);
+    if (this.integrity.endorseFile && node.mac === undefined && manifest.mac === undefined && node.type === 'file') {
+      // a file a client committed itself: verified (uploader tag, every chunk) and endorsed before anything else
+      // is decided from it; only then the caller's access, from verified records including this one
+      const endorsed = await this.integrity.endorseFile(this.client, path);
+      await this.require(path, 'read', endorsed.node);
+      return endorsed;
+    }
     await this.integrity.checkNode(node, path);
     await this.integrity.checkFile(node, manifest);
+    await this.require(path, 'read', node);
     return { node, manifest };
   }
 
   async list(path: string, options: { after?: string; limit?: number } = {}): Promise<{ items: NodeInfo[]; next: string | null }> {
+    await this.require(path, 'read');
     const page = await this.client.list(path, options);
     const prefix = path === '/' ? '/' : `${path}/`;
     for (const item of page.items) {
@@ -115,13 +172,16 @@ export class GatewayRecords {
   }
 
   async grants(path: string): Promise<Grant[]> {
-    const { grants } = await this.client.grants(path);
-    await this.integrity.checkGrants(path, grants);
+    await this.require(path, 'admin');
+    const at = this.integrity.grantMac ? (await this.stat(path)).path : path; // grant MACs bind the canonical path
+    const { grants } = await this.client.grants(at);
+    await this.integrity.checkGrants(at, grants);
     return grants;
   }
 
   /** Idempotent on the service (the same request answers the same upload), so retried after transient failures. */
   async createUpload(request: UploadRequest): Promise<UploadState> {
+    await this.requireHereOrParent(request.path, 'write');
     const prepared = await this.integrity.prepareUpload(request);
     return withRetry(() => this.client.createUpload(prepared));
   }
@@ -130,11 +190,29 @@ export class GatewayRecords {
     return this.client.putChunk(blobId, index, sealed);
   }
 
-  async commit(blobId: string, chunkCount: number, size: number): Promise<FileRecord> {
+  /** `dek`: the blob's data key, for its record MACs (the caller keeps and wipes it). */
+  async commit(blobId: string, chunkCount: number, size: number, dek?: Uint8Array): Promise<FileRecord> {
     // commit is idempotent (docs/http-api.md): repeated after a lost answer or a storage service restart
     const { node, manifest } = await withRetry(() => this.client.commit(blobId, chunkCount, size));
     await this.integrity.checkCommitted(node, manifest);
-    return { node, manifest };
+    if (!this.integrity.commitMacs || !dek) return { node, manifest };
+    const macs = this.integrity.commitMacs(node, manifest, dek);
+    await withRetry(() => this.client.setBlobMac(blobId, macs.blob));
+    const endorsed = await this.setNodeMac(node, macs.node);
+    return { node: endorsed, manifest: { ...manifest, mac: macs.blob } };
+  }
+
+  /**
+   * Attaches a node MAC at the version the gateway saw. A CONFLICT means someone changed the node meanwhile (an
+   * overwrite, a move): that write attaches its own MAC, and this one would not verify anyway.
+   */
+  private async setNodeMac(node: NodeInfo, mac: string): Promise<NodeInfo> {
+    try {
+      return await withRetry(() => this.client.setNodeMac(node.path, node.version, mac));
+    } catch (e) {
+      if (e instanceof CofferError && e.code === ErrorCode.CONFLICT) return node;
+      throw e;
+    }
   }
 
   abort(blobId: string): Promise<unknown> {
@@ -147,26 +225,118 @@ export class GatewayRecords {
   }
 
   async mkdir(path: string, parents: boolean): Promise<NodeInfo> {
-    const node = await this.client.mkdir(path, parents);
-    await this.integrity.checkNode(node, path);
-    return node;
+    if (!this.integrity.nodeMac) {
+      const node = await this.client.mkdir(path, parents);
+      await this.integrity.checkNode(node, path);
+      return node;
+    }
+    // one directory at a time, so that exactly the directories this call creates get a MAC (an existing one
+    // without a MAC is never endorsed on the way: it could be the host's)
+    const segments = path.split('/').filter((x) => x !== '');
+    const steps = parents ? segments.map((_, i) => `/${segments.slice(0, i + 1).join('/')}`) : [path];
+    for (const [i, step] of steps.entries()) {
+      const last = i === steps.length - 1;
+      if (parents) {
+        const existing = await this.stat(step).catch((e: unknown) => {
+          if (e instanceof CofferError && e.code === ErrorCode.NOT_FOUND) return null;
+          throw e;
+        });
+        if (existing?.type === 'dir') {
+          if (last) return existing;
+          continue;
+        }
+      }
+      let node: NodeInfo;
+      try {
+        await this.require(parentOf(step), 'write');
+        node = await this.client.mkdir(step, false);
+      } catch (e) {
+        if (parents && e instanceof CofferError && e.code === ErrorCode.ALREADY_EXISTS) {
+          if (last) return this.stat(step);
+          continue;
+        }
+        throw e;
+      }
+      await selfConsistency.checkNode(node, step);
+      if (node.type !== 'dir' || node.blobId !== null) throw integrity(`the storage service answered a mkdir of ${step} with a ${node.type}`);
+      const endorsed = await this.setNodeMac(node, this.integrity.nodeMac(node));
+      if (last) return endorsed;
+    }
+    return this.stat(path); // only for the root ("mkdir -p /")
   }
 
+  /**
+   * Moves a node. With record MACs: the node (and, for a directory, every node below it) and their grants get MACs
+   * at their new paths — each only if its MAC verified at the old path, so a move never endorses what was not.
+   */
   async move(from: string, to: string, overwrite: boolean): Promise<NodeInfo> {
+    if (!this.integrity.movedNodeMac) {
+      const node = await this.client.move(from, to, overwrite);
+      await this.integrity.checkNode(node, to);
+      return node;
+    }
+    const before = await this.stat(from);
+    await this.require(from, 'write');
+    await this.requireHereOrParent(to, 'write');
     const node = await this.client.move(from, to, overwrite);
-    await this.integrity.checkNode(node, to);
-    return node;
+    if (node.id !== before.id || node.type !== before.type || node.blobId !== before.blobId || node.owner !== before.owner) {
+      throw integrity(`the storage service answered the move of ${from} with another node`);
+    }
+    const moved = await this.remac(node, before.path);
+    await this.integrity.checkNode(moved, to);
+    if (node.type === 'dir') await this.remacBelow(moved.path, before.path);
+    return moved;
   }
 
-  remove(path: string, recursive: boolean): Promise<{ removed: number }> {
+  /** A moved node's MAC and its grants' MACs at its new path (a node whose old MAC did not verify stays refused). */
+  private async remac(node: NodeInfo, oldPath: string): Promise<NodeInfo> {
+    const integrityOf = this.integrity as Required<Pick<RecordIntegrity, 'movedNodeMac' | 'movedGrantMac'>>;
+    let mac: string;
+    try {
+      mac = integrityOf.movedNodeMac({ ...node, mac: node.mac }, oldPath);
+    } catch (e) {
+      if (e instanceof CofferError && e.code === ErrorCode.INTEGRITY) return node;
+      throw e;
+    }
+    const updated = await this.setNodeMac(node, mac);
+    const { grants } = await this.client.grants(node.path).catch(() => ({ grants: [] as Array<Grant & { mac?: string }> }));
+    for (const g of grants) {
+      try {
+        await this.client.putGrant(node.path, g.user, g.role, integrityOf.movedGrantMac(g, oldPath, node.path));
+      } catch (e) {
+        if (!(e instanceof CofferError) || (e.code !== ErrorCode.INTEGRITY && e.code !== ErrorCode.PERMISSION_DENIED)) throw e;
+      }
+    }
+    return updated;
+  }
+
+  private async remacBelow(dir: string, oldDir: string): Promise<void> {
+    let after: string | undefined;
+    do {
+      const page = await this.client.list(dir, after === undefined ? {} : { after });
+      for (const item of page.items) {
+        const oldPath = `${oldDir === '/' ? '' : oldDir}${item.path.slice(dir === '/' ? 0 : dir.length)}`;
+        await this.remac(item, oldPath);
+        if (item.type === 'dir') await this.remacBelow(item.path, oldPath);
+      }
+      after = page.next ?? undefined;
+    } while (after !== undefined);
+  }
+
+  async remove(path: string, recursive: boolean): Promise<{ removed: number }> {
+    await this.require(path, 'write');
     return this.client.remove(path, recursive);
   }
 
-  putGrant(path: string, user: string, role: string): Promise<unknown> {
-    return this.client.putGrant(path, user, role);
+  async putGrant(path: string, user: string, role: string): Promise<unknown> {
+    if (!this.integrity.grantMac) return this.client.putGrant(path, user, role);
+    await this.require(path, 'admin');
+    const at = (await this.stat(path)).path;
+    return this.client.putGrant(at, user, role, this.integrity.grantMac(at, user, role));
   }
 
-  deleteGrant(path: string, user: string): Promise<unknown> {
+  async deleteGrant(path: string, user: string): Promise<unknown> {
+    await this.require(path, 'admin');
     return this.client.deleteGrant(path, user);
   }
 

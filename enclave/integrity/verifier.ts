@@ -2,9 +2,12 @@
 // RecordIntegrity (enclave/gateway/records.ts), so every record the gateway reads passes through it. A record
 // whose MAC is missing, malformed or wrong is refused (CofferError INTEGRITY, permanent) and reported to `onRefused`
 // (the gateway audits it); nothing is served from it. It also makes the MACs of what the gateway writes.
+import type { DataKeyProvider } from '../../src/client/data-keys.js';
+import type { VaultClient } from '../../src/client/vault-client.js';
 import { CofferError, ErrorCode } from '../../src/errors.js';
 import { ROOT_ID } from '../../src/metadata/types.js';
 import { selfConsistency, type FileRecord, type Grant, type Manifest, type NodeInfo, type RecordIntegrity, type UploadRequest } from '../gateway/records.js';
+import { endorseClientFile } from './endorse.js';
 import type { MetadataMacKey } from './mac.js';
 import type { BlobFacts, NodeFacts } from './records.js';
 
@@ -31,6 +34,8 @@ export class MacIntegrity implements RecordIntegrity {
   constructor(
     private readonly key: MetadataMacKey,
     private readonly onRefused: (r: IntegrityRefusal) => void = () => undefined,
+    /** The enclave's data keys: with them, files a client committed itself are endorsed on first read. */
+    private readonly keys?: DataKeyProvider,
   ) {}
 
   /** Runs the key-less checks; their refusals are reported like the MAC checks'. */
@@ -121,6 +126,25 @@ export class MacIntegrity implements RecordIntegrity {
 
   grantMac(path: string, user: string, role: string): string {
     return this.key.grant({ path, user, role });
+  }
+
+  movedNodeMac(node: NodeInfo, oldPath: string): string {
+    if (!this.key.verify('node', { ...nodeFacts(node), path: oldPath }, node.mac)) {
+      this.refuse({ kind: 'node', target: oldPath, reason: 'moved, but its MAC did not verify at its old path: not endorsed at the new one' });
+    }
+    return this.key.node(nodeFacts(node));
+  }
+
+  movedGrantMac(grant: Grant & { mac?: string }, oldPath: string, newPath: string): string {
+    if (!this.key.verify('grant', { path: oldPath, user: grant.user, role: grant.role }, grant.mac)) {
+      this.refuse({ kind: 'grant', target: `${oldPath} ${grant.user}`, reason: 'moved, but its MAC did not verify at its old path: not endorsed at the new one' });
+    }
+    return this.key.grant({ path: newPath, user: grant.user, role: grant.role });
+  }
+
+  async endorseFile(client: VaultClient, path: string): Promise<FileRecord> {
+    if (!this.keys) return this.refuse({ kind: 'node', target: path, reason: 'no enclave MAC (not endorsed)' });
+    return endorseClientFile(client, this, this.keys, path);
   }
 
   userMac(user: string, disabled: boolean): string {

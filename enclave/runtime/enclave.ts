@@ -15,6 +15,8 @@ import { CofferError, ErrorCode, isCofferError } from '../../src/errors.js';
 import { AwsKeyService } from '../../src/kms/index.js';
 import type { Logger } from '../../src/telemetry/index.js';
 import { SimulatedNsm, type AttestationProvider } from '../attestation/index.js';
+import { MacIntegrity, openMetadataKey, type IntegrityRefusal, type MetadataMacKey } from '../integrity/index.js';
+import type { RootRole } from '../gateway/access.js';
 import { EnclaveDataKeys } from '../gateway/data-keys.js';
 import { FileOps } from '../gateway/files.js';
 import { attest, makeEnclaveIdentity, type EnclaveIdentity } from '../gateway/identity.js';
@@ -22,6 +24,7 @@ import type { RecordIntegrity } from '../gateway/records.js';
 import { createGatewayMetrics } from '../gateway/metrics.js';
 import { createGatewayApp } from '../gateway/routes.js';
 import { measureEnclaveCode } from './bundle.js';
+import { fileKeySlot } from './key-slot.js';
 import { KMS_VIA_CHANNEL, STORAGE_VIA_CHANNEL, channelPaths, unixSocketAgent } from './host-channel.js';
 
 export interface EnclaveOptions {
@@ -41,6 +44,9 @@ export interface EnclaveOptions {
   tokenAlgorithms?: string[];
   /** Names the gateway certificate is valid for (default localhost, 127.0.0.1, ::1). */
   tlsNames?: string[];
+  /** The role every user has on '/' when the enclave decides access from verified records (default 'none'). */
+  defaultRootRole?: RootRole;
+  /** Replaces the record MAC checks (tests only: without it the enclave opens its metadata key and checks MACs). */
   integrity?: RecordIntegrity;
   logger?: Logger;
 }
@@ -84,13 +90,34 @@ export async function startEnclave(options: EnclaveOptions): Promise<RunningEncl
     }
     throw new CofferError(isCofferError(e) ? e.code : ErrorCode.UNAVAILABLE, `cannot get a data key from the KMS through the host channel: ${(e as Error).message}`, { cause: e });
   }
+  // the metadata MAC key (docs/metadata.md "Record MACs"): made by the first enclave, kept wrapped beside the channel
+  let metadataKey: MetadataMacKey | null = null;
+  let integrity = options.integrity;
+  if (!integrity) {
+    try {
+      metadataKey = await openMetadataKey({
+        kms: kmsClient, keyId: options.kmsKeyId, slot: fileKeySlot(paths.dir),
+        recipient: async () => ({ attestationDocument: await attest(identity), privateKey: identity.rsaPrivateKey }),
+      });
+    } catch (e) {
+      keys.close();
+      kmsClient.destroy();
+      throw new CofferError(isCofferError(e) ? e.code : ErrorCode.UNAVAILABLE, `cannot open the metadata MAC key: ${(e as Error).message}`, { cause: e });
+    }
+    const onRefused = (r: IntegrityRefusal): void => {
+      // the audit record of a refused record: the enclave's log (the host keeps it; it cannot make one up that verifies)
+      options.logger?.warn({ audit: 'integrity.refused', ...r }, `refused the ${r.kind} record of ${r.target}: ${r.reason}`);
+    };
+    integrity = new MacIntegrity(metadataKey, onRefused, keys);
+  }
   const auth = await createAuthenticator({
     kind: 'jwk', jwk: options.tokenJwk, issuer: options.tokenIssuer ?? 'coffer-dev', audience: options.tokenAudience ?? 'coffer', algorithms: options.tokenAlgorithms ?? ['EdDSA'],
   });
   const files = new FileOps({
     storage: (caller) => new VaultClient({ server: STORAGE_VIA_CHANNEL, token: caller.token, socketPath: paths.storage, maxSockets: 4 }),
     keys,
-    ...(options.integrity ? { integrity: options.integrity } : {}),
+    integrity,
+    defaultRootRole: options.defaultRootRole ?? 'none',
   });
   const storageAgent = unixSocketAgent(paths.storage);
   const ready = readiness(
@@ -126,6 +153,7 @@ export async function startEnclave(options: EnclaveOptions): Promise<RunningEncl
       server.closeAllConnections();
       storageAgent.destroy();
       keys.close();
+      metadataKey?.destroy();
     }),
   };
 }

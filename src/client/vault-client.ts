@@ -178,6 +178,16 @@ export class VaultClient {
     return this.http.json('/v1/integrity/blob', { method: 'PUT', json: { blobId, mac } });
   }
 
+  /** Records in the audit chain that the enclave refused a record (`integrity.refused`). */
+  reportRefusal(refusal: { kind: string; target: string; reason: string }): Promise<unknown> {
+    return this.http.json('/v1/integrity/refused', { method: 'POST', json: refusal });
+  }
+
+  /** The node chain root..path and the caller's own grants on it, with their MACs (docs/http-api.md "Record MACs"). */
+  accessEvidence(path: string): Promise<{ chain: NodeInfo[]; grants: Array<{ path: string; user: string; role: string; mac?: string }> }> {
+    return this.http.json('/v1/integrity/access', { query: { path } });
+  }
+
   userStatus(user: string): Promise<{ user: string; disabled: boolean; mac?: string }> {
     return this.http.json('/v1/integrity/user', { query: { user } });
   }

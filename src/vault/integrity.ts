@@ -68,3 +68,43 @@ export async function userStatus(ctx: VaultContext, actor: Actor, user: unknown)
   if (!u) throw new CofferError(ErrorCode.NOT_FOUND, `user ${user} not found`);
   return { user: u.name, disabled: u.disabled, ...(u.mac ? { mac: u.mac } : {}) };
 }
+
+/** What the enclave decides a caller's access from (docs/metadata.md "Access in the gateway"). */
+export interface AccessEvidence {
+  /** The nodes from the root down to `path`, each with its MAC. */
+  chain: NodeView[];
+  /** The caller's own grants on those nodes, each with the path of its node and its MAC. */
+  grants: Array<{ path: string; user: string; role: string; mac?: string }>;
+}
+
+/**
+ * The records the enclave checks (MACs) and decides the caller's access to `path` from: the node chain and the
+ * caller's grants on it. The service shows them only to a caller it lets read `path` (its own decision comes
+ * first; the enclave's is made again from what verifies). Throws NOT_FOUND, INVALID_PATH, PERMISSION_DENIED.
+ */
+export async function accessEvidence(ctx: VaultContext, actor: Actor, path: string): Promise<AccessEvidence> {
+  const segments = parsePath(path);
+  const chain = await resolveExisting(ctx.store, segments);
+  await requireRole(ctx, actor, chain, 'read', `access evidence for ${path}`);
+  const pathOf = new Map(chain.map((n, i) => [n.id, formatPath(segments.slice(0, i))]));
+  const grants = await ctx.store.listGrants(chain.map((n) => n.id));
+  return {
+    chain: chain.map((n, i) => nodeView(n, formatPath(segments.slice(0, i)))),
+    grants: grants
+      .filter((g) => g.user === actor.user && pathOf.has(g.nodeId))
+      .map((g) => ({ path: pathOf.get(g.nodeId) as string, user: g.user, role: g.role, ...(g.mac ? { mac: g.mac } : {}) })),
+  };
+}
+
+/**
+ * Appends an `integrity.refused` entry to the audit chain: the enclave refused a record (docs/metadata.md "Record
+ * MACs"). Any authenticated caller (the enclave reports under the token of the request that met the record).
+ * Throws INVALID_ARGUMENT for fields that are not strings of 1–1024 characters (reason: 0–1024).
+ */
+export async function reportRefusal(ctx: VaultContext, actor: Actor, kind: unknown, target: unknown, reason: unknown): Promise<{ recorded: true }> {
+  for (const [name, v, min] of [['kind', kind, 1], ['target', target, 0], ['reason', reason, 0]] as const) {
+    if (typeof v !== 'string' || v.length < min || v.length > 1024) throw new CofferError(ErrorCode.INVALID_ARGUMENT, `${name} must be a string of at most 1024 characters`);
+  }
+  await audit(ctx, actor, 'integrity.refused', target as string, { kind, reason });
+  return { recorded: true };
+}

@@ -104,6 +104,14 @@ export class Vault {
     return integrity.setUserStatus(this.ctx, actor, user, disabled, mac);
   }
 
+  reportRefusal(actor: Actor, kind: unknown, target: unknown, reason: unknown): Promise<{ recorded: true }> {
+    return integrity.reportRefusal(this.ctx, actor, kind, target, reason);
+  }
+
+  accessEvidence(actor: Actor, path: string): Promise<integrity.AccessEvidence> {
+    return integrity.accessEvidence(this.ctx, actor, path);
+  }
+
   userStatus(actor: Actor, user: unknown): Promise<{ user: string; disabled: boolean; mac?: string }> {
     return integrity.userStatus(this.ctx, actor, user);
   }

@@ -18,6 +18,13 @@ export function integrityRoutes(app: Hono<ApiEnv>, vault: Vault): void {
     return c.json(await vault.setBlobMac(c.var.actor, blobId, b.mac));
   });
 
+  app.post('/v1/integrity/refused', async (c) => {
+    const b = await readJson(c, ['kind', 'target', 'reason']);
+    return c.json(await vault.reportRefusal(c.var.actor, b.kind, b.target, b.reason), 201);
+  });
+
+  app.get('/v1/integrity/access', async (c) => c.json(await vault.accessEvidence(c.var.actor, query(c, 'path'))));
+
   app.get('/v1/integrity/user', async (c) => c.json(await vault.userStatus(c.var.actor, query(c, 'user'))));
 
   app.put('/v1/integrity/user', async (c) => {
