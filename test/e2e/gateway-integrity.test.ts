@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import { DatabaseSync } from 'node:sqlite';
 import { MongoClient } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { mintDevToken } from '../../src/api/auth/index.js';
@@ -41,11 +41,11 @@ interface Db {
 }
 
 function sqliteDb(file: string): Db {
-  const db = new Database(file);
-  db.pragma('busy_timeout = 5000');
+  const db = new DatabaseSync(file);
+  db.exec('PRAGMA busy_timeout = 5000');
   const nodeId = async (p: string): Promise<string> => {
     let id = 'root';
-    for (const name of p.split('/').filter((s) => s !== '')) id = (db.prepare('SELECT id FROM nodes WHERE parent_id = ? AND name = ?').get(id, name) as { id: string }).id;
+    for (const name of p.split('/').filter((s) => s !== '')) id = (db.prepare('SELECT id FROM nodes WHERE parent_id = ? AND name = ?').get(id, name) as unknown as { id: string }).id;
     return id;
   };
   return {
@@ -55,24 +55,24 @@ function sqliteDb(file: string): Db {
       for (const [k, v] of Object.entries(set)) db.prepare(`UPDATE nodes SET ${k === 'blobId' ? 'blob_id' : k} = ? WHERE id = ?`).run(v, id);
     },
     async getNode(p) {
-      const r = db.prepare('SELECT blob_id, size, mac FROM nodes WHERE id = ?').get(await nodeId(p)) as { blob_id: string | null; size: number; mac: string | null };
+      const r = db.prepare('SELECT blob_id, size, mac FROM nodes WHERE id = ?').get(await nodeId(p)) as unknown as { blob_id: string | null; size: number; mac: string | null };
       return { blobId: r.blob_id, size: r.size, mac: r.mac };
     },
     async setBlob(blobId, set) {
       for (const [k, v] of Object.entries(set)) db.prepare(`UPDATE blobs SET ${k === 'keyRecord' ? 'key_record' : k} = ? WHERE id = ?`).run(v, blobId);
     },
     async getBlob(blobId) {
-      const r = db.prepare('SELECT size, key_record FROM blobs WHERE id = ?').get(blobId) as { size: number; key_record: string };
+      const r = db.prepare('SELECT size, key_record FROM blobs WHERE id = ?').get(blobId) as unknown as { size: number; key_record: string };
       return { size: r.size, keyRecord: r.key_record };
     },
     async insertGrant(nodeId, user, role, mac) {
       db.prepare('INSERT INTO grants (node_id, user, role, created_at, mac) VALUES (?, ?, ?, ?, ?)').run(nodeId, user, role, Date.now(), mac);
     },
     async grantMac(nodeId, user) {
-      return (db.prepare('SELECT mac FROM grants WHERE node_id = ? AND user = ?').get(nodeId, user) as { mac: string | null }).mac;
+      return (db.prepare('SELECT mac FROM grants WHERE node_id = ? AND user = ?').get(nodeId, user) as unknown as { mac: string | null }).mac;
     },
     async refusals() {
-      const rows = db.prepare(`SELECT actor, target, details FROM audit WHERE action = 'integrity.refused' ORDER BY seq`).all() as Array<{ actor: string; target: string; details: string }>;
+      const rows = db.prepare(`SELECT actor, target, details FROM audit WHERE action = 'integrity.refused' ORDER BY seq`).all() as unknown as Array<{ actor: string; target: string; details: string }>;
       return rows.map((r) => [r.actor, r.target, (JSON.parse(r.details) as { kind: string }).kind]);
     },
     async close() {
