@@ -110,7 +110,7 @@ async function startDevLocked(config: DevConfig, unlock: () => Promise<void>): P
         await writeFile(jwkFile, JSON.stringify(await devPublicJwk(config.dataDir)) + '\n', { mode: 0o644 });
         proxy = await launchHostProxy({ channelDir, listen: config.gatewayListen ?? { host: '127.0.0.1', port: 7443 }, storageUrl: service.url, kmsUrl: kms.url });
         enclave = await launchEnclave({
-          args: ['enclave', 'run', '--channel', channelDir, '--data-dir', config.dataDir, '--kms-key-id', keyArn, '--region', kms.region, '--token-jwk', jwkFile, '--default-root-role', rootRole],
+          args: ['enclave', 'run', '--channel', channelDir, '--data-dir', config.dataDir, '--kms-key-id', keyArn, '--region', kms.region, '--token-jwk', jwkFile, '--default-root-role', rootRole, ...(config.homes ? ['--homes'] : [])],
           env: { AWS_ACCESS_KEY_ID: roles.enclave.accessKeyId, AWS_SECRET_ACCESS_KEY: roles.enclave.secretAccessKey, COFFER_LOG_LEVEL: process.env.COFFER_LOG_LEVEL ?? 'warn' },
           ...(config.isolateNetwork ? { isolateNetwork: config.isolateNetwork } : {}),
         });

@@ -46,6 +46,8 @@ export interface EnclaveOptions {
   tlsNames?: string[];
   /** The role every user has on '/' when the enclave decides access from verified records (default 'none'). */
   defaultRootRole?: RootRole;
+  /** Development homes: accept /home and /home/NAME as the storage service makes them (enclave/integrity/verifier.ts). */
+  homes?: boolean;
   /** Replaces the record MAC checks (tests only: without it the enclave opens its metadata key and checks MACs). */
   integrity?: RecordIntegrity;
   logger?: Logger;
@@ -108,7 +110,7 @@ export async function startEnclave(options: EnclaveOptions): Promise<RunningEncl
       // the audit record of a refused record: the enclave's log (the host keeps it; it cannot make one up that verifies)
       options.logger?.warn({ audit: 'integrity.refused', ...r }, `refused the ${r.kind} record of ${r.target}: ${r.reason}`);
     };
-    integrity = new MacIntegrity(metadataKey, onRefused, keys);
+    integrity = new MacIntegrity(metadataKey, onRefused, keys, { homes: options.homes === true });
   }
   const auth = await createAuthenticator({
     kind: 'jwk', jwk: options.tokenJwk, issuer: options.tokenIssuer ?? 'coffer-dev', audience: options.tokenAudience ?? 'coffer', algorithms: options.tokenAlgorithms ?? ['EdDSA'],

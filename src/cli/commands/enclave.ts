@@ -19,6 +19,7 @@ interface RunFlags {
   tokenJwk: string;
   tlsName: string[];
   defaultRootRole: 'none' | 'read' | 'write';
+  homes?: boolean;
 }
 
 interface ProxyFlags {
@@ -52,6 +53,7 @@ export function register(program: Command): void {
     .addOption(new Option('--region <region>', 'KMS region').env('AWS_REGION').default('us-east-1'))
     .addOption(new Option('--token-jwk <file>', "the token issuer's public key (JWK JSON)").env('COFFER_TOKEN_JWK').makeOptionMandatory())
     .addOption(new Option('--default-root-role <role>', "role every authenticated user has on / when the enclave decides access (as coffer serve's)").choices(['none', 'read', 'write']).default('none'))
+    .option('--homes', 'development homes: accept /home and /home/NAME (owned by NAME) as the storage service makes them, without a MAC')
     .option('--tls-name <name>', 'a DNS name or IP address for the gateway certificate, repeatable (default localhost, 127.0.0.1, ::1)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .action(async (opts: RunFlags) => {
       const { startEnclave } = await import('../../../enclave/runtime/enclave.js');
@@ -72,6 +74,7 @@ export function register(program: Command): void {
         tokenJwk: jwk,
         ...(opts.tlsName.length > 0 ? { tlsNames: opts.tlsName } : {}),
         defaultRootRole: opts.defaultRootRole,
+        homes: opts.homes === true,
         logger: createLogger({ level: process.env.COFFER_LOG_LEVEL ?? 'warn' }),
       });
       // one line the launcher waits for (enclave/runtime/launch.ts): the measurement and the certificate's key

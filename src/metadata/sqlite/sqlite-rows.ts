@@ -90,7 +90,7 @@ export function nodeFromRow(r: NodeRow): TreeNode {
  * for arrays instead of objects: it builds a row object in C++ key by key, about 1.5x slower than reading an
  * array and building the record here (measured in issue 15, docs/runtime.md).
  */
-export const NODE_COLUMNS_IN_ORDER = 'id, parent_id, name, type, blob_id, size, owner, created_at, modified_at, version';
+export const NODE_COLUMNS_IN_ORDER = 'id, parent_id, name, type, blob_id, size, owner, created_at, modified_at, version, mac';
 
 /** A node from an array row of NODE_COLUMNS_IN_ORDER. */
 export function nodeFromArray(a: readonly unknown[]): TreeNode {
@@ -105,6 +105,7 @@ export function nodeFromArray(a: readonly unknown[]): TreeNode {
     createdAt: new Date(a[7] as number),
     modifiedAt: new Date(a[8] as number),
     version: a[9] as number,
+    ...macField(a[10] as string | null),
   };
 }
 
