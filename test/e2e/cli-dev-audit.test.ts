@@ -28,7 +28,7 @@ async function ok(who: string, args: string[]): Promise<string> {
 beforeAll(async () => {
   work = await mkdtemp(path.join(os.tmpdir(), 'coffer-dev-'));
   dataDir = path.join(work, 'data');
-  dev = await startServerProcess(['dev', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--kms-listen', '127.0.0.1:0']);
+  dev = await startServerProcess(['dev', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--kms-listen', '127.0.0.1:0', '--gateway-listen', '127.0.0.1:0']);
   const keyFile = path.join(work, 'k.key');
   await runCliProcess(['keygen', '--out', keyFile]);
   for (const who of ['alice', 'bob']) {
@@ -45,7 +45,7 @@ afterAll(async () => {
 describe('coffer dev: a home per user', () => {
   it('says at start what dev tokens can do', async () => {
     // the banner as people see it: a second dev on another data directory, stopped once it has printed it
-    const other = spawnCli(['dev', '--data-dir', path.join(work, 'other'), '--listen', '127.0.0.1:0', '--kms-listen', '127.0.0.1:0']);
+    const other = spawnCli(['dev', '--data-dir', path.join(work, 'other'), '--listen', '127.0.0.1:0', '--kms-listen', '127.0.0.1:0', '--gateway-listen', '127.0.0.1:0']);
     await new Promise<void>((resolve, reject) => {
       other.stdout?.on('data', (d: Buffer) => {
         banner += d.toString();
@@ -79,7 +79,7 @@ describe('coffer dev: a home per user', () => {
   });
 
   it('a second coffer dev on the same data directory is refused', async () => {
-    const second = await runCliProcess(['dev', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--kms-listen', '127.0.0.1:0']);
+    const second = await runCliProcess(['dev', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--kms-listen', '127.0.0.1:0', '--gateway-listen', '127.0.0.1:0']);
     expect(second.code).toBe(4);
     expect(second.stderr).toMatch(/in use by another coffer service.*\[CONFLICT\]/);
   });

@@ -180,7 +180,7 @@ describe('coffer CLI against coffer serve', () => {
   });
 
   it('usage errors are one line with a code and exit 2; an unknown command fails even beside --help; token refuses a data dir that does not exist; serve says a port is in use', async () => {
-    for (const args of [['put'], ['bogus'], ['ls', '--nope'], ['token'], ['backup', '--help'], ['net', 'ls'], ['help', 'bogus']]) {
+    for (const args of [['put'], ['bogus'], ['ls', '--nope'], ['token'], ['frobnicate', '--help'], ['net', 'ls'], ['help', 'bogus']]) {
       const r = await coffer(args);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr, args.join(' ')).toMatch(/^coffer: .+ \(see --help\) \[INVALID_ARGUMENT\]\n$/);
