@@ -3,16 +3,15 @@
 // through the chunked download. Each file gets the vault file's modification time, which is what a re-run
 // compares (with the size) to skip it. Directory entries are made durable by one fsync per directory and batch
 // (dir-sync.ts), not one per file.
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { lstat, mkdir, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { CofferError, ErrorCode, isCofferError } from '../errors.js';
 import { Gate } from '../gate.js';
 import { DirSyncer } from './dir-sync.js';
-import { downloadFile, fileSha256 } from './download.js';
+import { downloadFile } from './download.js';
 import { localName } from './local-name.js';
 import { sweepDeadPartials } from './partial-files.js';
+import { sameBytes } from './same-bytes.js';
 import { SMALL_FILE_MAX, fetchSmallFile, placeFile } from './small-file.js';
 import {
   DEFAULT_TREE_CONCURRENCY, MEDIUM_FILES_IN_FLIGHT, SMALL_IN_FLIGHT_MAX, emptyResult, fail, isFileOnlyFailure, reasonOf,
@@ -133,16 +132,5 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
 async function sameLocally(client: VaultClient, local: string, st: { size: number; mtimeMs: number }, node: NodeInfo, options: TreeTransferOptions): Promise<boolean> {
   if (st.size !== node.size) return false;
   if (!options.checksum) return Math.abs(st.mtimeMs - Date.parse(node.modifiedAt)) < 1; // ms: what the vault keeps
-  const h = createHash('sha256');
-  for await (const piece of createReadStream(local)) h.update(piece as Buffer);
-  const want = h.digest('hex');
-  if (node.size <= SMALL_FILE_MAX) {
-    const { plaintext } = await fetchSmallFile(client, node.path, options.keys);
-    if (plaintext) {
-      const same = createHash('sha256').update(plaintext).digest('hex') === want;
-      plaintext.fill(0);
-      return same;
-    }
-  }
-  return (await fileSha256(client, node.path, options.keys)) === want;
+  return sameBytes(client, local, node, options.keys);
 }

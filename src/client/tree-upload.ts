@@ -2,15 +2,13 @@
 // uploads its regular files with many in flight. One-chunk files go in one request each (small-file.ts);
 // larger ones go one at a time through the chunked, resumable upload. Each vault directory is listed once, which
 // is what the skip decisions of a re-run read. Symbolic links and special files are never followed.
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCode, isCofferError } from '../errors.js';
 import { Gate } from '../gate.js';
 import { checkName } from '../vault/paths.js';
-import { fileSha256 } from './download.js';
-import { SMALL_FILE_MAX, fetchSmallFile, uploadSmallFile } from './small-file.js';
+import { sameBytes } from './same-bytes.js';
+import { SMALL_FILE_MAX, uploadSmallFile } from './small-file.js';
 import {
   DEFAULT_TREE_CONCURRENCY, MEDIUM_FILES_IN_FLIGHT, SMALL_IN_FLIGHT_MAX, emptyResult, fail, isFileOnlyFailure, reasonOf, vaultJoin,
   type TreeTransferOptions, type TreeTransferResult,
@@ -158,16 +156,5 @@ async function sameInVault(
 ): Promise<boolean> {
   if (node.type !== 'file' || node.size !== st.size) return false;
   if (!options.checksum) return st.mtimeMs <= Date.parse(node.modifiedAt);
-  const localHash = createHash('sha256');
-  for await (const piece of createReadStream(local)) localHash.update(piece as Buffer);
-  const want = localHash.digest('hex');
-  if (st.size <= SMALL_FILE_MAX) {
-    const { plaintext } = await fetchSmallFile(client, node.path, options.keys);
-    if (plaintext) {
-      const same = createHash('sha256').update(plaintext).digest('hex') === want;
-      plaintext.fill(0);
-      return same;
-    }
-  }
-  return (await fileSha256(client, node.path, options.keys)) === want;
+  return sameBytes(client, local, node, options.keys);
 }
