@@ -9,6 +9,7 @@ import type { ServiceMetrics } from '../../telemetry/index.js';
 import type { Vault } from '../../vault/index.js';
 import { FILE_MEDIA_TYPE, FRAME_PREFIX, frameHead, readFrameHead } from '../framed-body.js';
 import { MAX_JSON_BYTES, field, jsonObjectFrom, query, type ApiEnv } from '../http.js';
+import { counted } from './uploads.js';
 
 const FIELDS = ['path', 'blobId', 'keyGeneration', 'keyRecord', 'size', 'overwrite', 'source', 'binding'] as const;
 
@@ -62,16 +63,4 @@ export function fileRoutes(app: Hono<ApiEnv>, vault: Vault, metrics: ServiceMetr
     outgoing.end(r.sealed ?? head);
     return new Response(null, { status: 200, headers: { [ALREADY_SENT]: 'true' } });
   });
-}
-
-async function* counted(body: AsyncIterable<Uint8Array>, metrics: ServiceMetrics | undefined): AsyncGenerator<Uint8Array> {
-  try {
-    for await (const chunk of body) {
-      metrics?.bytesIn.inc(chunk.length);
-      yield chunk;
-    }
-  } catch (e) {
-    if (e instanceof CofferError) throw e;
-    throw new CofferError(ErrorCode.INVALID_ARGUMENT, `the request body ended early: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
-  }
 }
