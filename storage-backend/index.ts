@@ -3,6 +3,7 @@
 // used, so fs users never load the AWS SDK).
 import { CofferError, ErrorCode } from '../src/errors.js';
 import { openFsChunkStore, type FsChunkStoreOptions } from './fs/index.js';
+import type { S3ChunkStoreOptions } from './s3/index.js';
 import type { ChunkStore } from './types.js';
 
 export type * from './types.js';
@@ -14,20 +15,9 @@ export interface FsChunkStoreConfig extends FsChunkStoreOptions {
   kind: 'fs';
 }
 
-/** An S3-compatible object store (storage-backend/s3/). */
-export interface S3ChunkStoreConfig {
+/** An S3-compatible object store (storage-backend/s3/; the AWS SDK is loaded only when one is opened). */
+export interface S3ChunkStoreConfig extends S3ChunkStoreOptions {
   kind: 's3';
-  bucket: string;
-  /** Key prefix under which `chunks/…` lives, e.g. "coffer/". */
-  prefix?: string;
-  region?: string;
-  /** For S3-compatible services (MinIO, Ceph RGW, moto): their endpoint URL. */
-  endpoint?: string;
-  forcePathStyle?: boolean;
-  concurrency?: number;
-  /** Attempts per request, the first included (default 5; the SDK's standard retry strategy with backoff). */
-  maxAttempts?: number;
-  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
 }
 
 export type ChunkStoreConfig = FsChunkStoreConfig | S3ChunkStoreConfig;
