@@ -127,7 +127,7 @@ function startDev(dataDir: string): Promise<Dev> {
 async function oneClient(url: string, ca: string, token: string, name: string, size: number): Promise<void> {
   const body = randomBytes(size);
   const want = createHash('sha256').update(body).digest('hex');
-  const u = new URL(`/v1/files/bench/${name}`, url);
+  const u = new URL(`/v1/files/home/bench/${name}`, url);
   await new Promise<void>((resolve, reject) => {
     const req = request(u, { method: 'PUT', ca, agent: false, headers: { authorization: `Bearer ${token}`, 'content-length': String(size) } }, (res) => {
       res.resume();
@@ -207,15 +207,15 @@ async function benchOneSize(options: GatewayBenchOptions, size: number, log: (l:
     };
     const auth = `Authorization: Bearer ${token}`;
     const steps: Record<PathName, () => Promise<Transfer>> = {
-      'coffer put': () => transfer(d, size, () => run(cli.command, [...cli.args, 'put', '--force', src, '/cli.bin'], env)),
-      'gateway up': () => transfer(d, size, () => run('curl', ['-sSf', '--cacert', pem, '-H', auth, '-T', src, `${d.gatewayUrl}/v1/files/gateway.bin`, '-o', '/dev/null'])),
+      'coffer put': () => transfer(d, size, () => run(cli.command, [...cli.args, 'put', '--force', src, '/home/bench/cli.bin'], env)),
+      'gateway up': () => transfer(d, size, () => run('curl', ['-sSf', '--cacert', pem, '-H', auth, '-T', src, `${d.gatewayUrl}/v1/files/home/bench/gateway.bin`, '-o', '/dev/null'])),
       'coffer get': async () => {
-        const t = await transfer(d, size, () => run(cli.command, [...cli.args, 'get', '/cli.bin', path.join(work, 'cli.out')], env));
+        const t = await transfer(d, size, () => run(cli.command, [...cli.args, 'get', '/home/bench/cli.bin', path.join(work, 'cli.out')], env));
         await check(path.join(work, 'cli.out'), 'coffer get');
         return t;
       },
       'gateway down': async () => {
-        const t = await transfer(d, size, () => run('curl', ['-sSf', '--cacert', pem, '-H', auth, `${d.gatewayUrl}/v1/files/gateway.bin`, '-o', path.join(work, 'gw.out')]));
+        const t = await transfer(d, size, () => run('curl', ['-sSf', '--cacert', pem, '-H', auth, `${d.gatewayUrl}/v1/files/home/bench/gateway.bin`, '-o', path.join(work, 'gw.out')]));
         await check(path.join(work, 'gw.out'), 'curl through the gateway');
         return t;
       },
@@ -244,8 +244,6 @@ async function benchOneSize(options: GatewayBenchOptions, size: number, log: (l:
     // N concurrent clients, mixed sizes, every byte checked
     const sizes = [1, 3 * 1024 * 1024, 8 * 1024 * 1024, 8 * 1024 * 1024 + 1, 20 * 1024 * 1024, 40 * 1024 * 1024];
     const ca = readFile(pem, 'utf8');
-    const mkdir = await runCliProcess(['mkdir', '/bench'], { COFFER_SERVER: dev.storageUrl, COFFER_TOKEN: token });
-    if (mkdir.code !== 0) throw new Error(`mkdir: ${mkdir.stderr}`);
     let total = 0;
     let errors = 0;
     const t0 = process.hrtime.bigint();
