@@ -13,7 +13,7 @@ import { MAX_SEALED_SIZE, blobIdToHex, newBlobId, newDataKey, sealStream } from 
 import { openFsChunkStore } from '../storage-backend/index.js';
 import { VaultClient } from '../src/client/vault-client.js';
 import { runCliProcess, startServerProcess } from './cli-process.js';
-import { peakRss, row, timed, watchPeakRss, type Timing } from './measure.js';
+import { cpuAround, peakRss, row, timed, watchPeakRss, type Timing } from './measure.js';
 
 const CHUNK = 8 * 1024 * 1024;
 
@@ -52,18 +52,23 @@ export async function benchIngest(options: IngestOptions): Promise<Record<string
     const server = await startServerProcess(['serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0']);
     let putRss = 0;
     let serverRss = 0;
-    let full: Timing;
+    let full!: Timing;
+    let putCpu = { client: 0, server: 0 };
     let downloads: DownloadFigures;
     try {
       const env = { COFFER_SERVER: server.url, COFFER_TOKEN: token, COFFER_KEY_FILE: keyFile };
-      full = await timed(size, async () => {
-        putRss = await runWatched(['put', source, '/bench.bin', '--json'], env);
+      const serverPid = server.child.pid as number;
+      putCpu = await cpuAround(serverPid, async () => {
+        full = await timed(size, async () => {
+          putRss = await runWatched(['put', source, '/bench.bin', '--json'], env);
+        });
       });
       log(row('full path: coffer put → HTTP → store → commit', full, baseline, `of baseline, client peak RSS ${mib(putRss)}`));
+      log(`  CPU per GiB: coffer put ${perGiB(putCpu.client, size)} s, storage service ${perGiB(putCpu.server, size)} s`);
 
       const stat = JSON.parse(await runOk(['stat', '/bench.bin', '--json'], env)) as { blobId: string };
       const blobDir = path.join(dataDir, 'chunks', stat.blobId.slice(0, 2), stat.blobId.slice(2, 4), stat.blobId);
-      downloads = await measureDownloads({ size, work, source, blobDir, server: server.url, token, blobId: stat.blobId, env, rounds: options.rounds ?? 3, log });
+      downloads = await measureDownloads({ size, work, source, blobDir, server: server.url, serverPid, token, blobId: stat.blobId, env, rounds: options.rounds ?? 3, log });
       serverRss = (await peakRss(server.child.pid as number)) ?? 0; // VmHWM is already the peak
       log(`storage service peak RSS: ${mib(serverRss)}`);
     } finally {
@@ -82,6 +87,8 @@ export async function benchIngest(options: IngestOptions): Promise<Record<string
       fullPathMBps: full.rate / 1e6,
       fullPathRatio: full.rate / baseline.rate,
       ...downloads.results,
+      putClientCpuPerGiB: putCpu.client / (size / 2 ** 30),
+      putServerCpuPerGiB: putCpu.server / (size / 2 ** 30),
       putPeakRssBytes: putRss,
       serverPeakRssBytes: serverRss,
       resticMBps: restic ? restic.rate / 1e6 : null,
@@ -92,6 +99,11 @@ export async function benchIngest(options: IngestOptions): Promise<Record<string
   } finally {
     if (!options.keep) await rm(work, { recursive: true, force: true });
   }
+}
+
+/** CPU seconds per GiB moved, as text. */
+function perGiB(seconds: number, bytes: number): string {
+  return (seconds / (bytes / 2 ** 30)).toFixed(2);
 }
 
 function mib(n: number): string {
@@ -189,6 +201,7 @@ interface DownloadSetup {
   source: string;
   blobDir: string;
   server: string;
+  serverPid: number;
   token: string;
   blobId: string;
   env: NodeJS.ProcessEnv;
@@ -213,6 +226,7 @@ async function measureDownloads(o: DownloadSetup): Promise<DownloadFigures> {
   };
   let verifyRss = 0;
   let getRss = 0;
+  const getCpu = { client: [] as number[], server: [] as number[] };
   for (let round = 1; round <= o.rounds; round++) {
     evictFromPageCache(o.blobDir, log); // so that "from disk" is from the disk in every round, not only the first
     const readBuffered = await timed(size, () => readFilesRaw(o.blobDir, false));
@@ -228,9 +242,14 @@ async function measureDownloads(o: DownloadSetup): Promise<DownloadFigures> {
     await rm(path.join(o.work, 'raw-copy.bin'));
     await rm(path.join(o.work, 'raw-copy-direct.bin'));
     const out = path.join(o.work, 'downloaded.bin');
-    const get = await timed(size, async () => {
-      getRss = Math.max(getRss, await runWatched(['get', '/bench.bin', out, '--json'], o.env));
+    let get!: Timing;
+    const cpu = await cpuAround(o.serverPid, async () => {
+      get = await timed(size, async () => {
+        getRss = Math.max(getRss, await runWatched(['get', '/bench.bin', out, '--json'], o.env));
+      });
     });
+    getCpu.client.push(cpu.client);
+    getCpu.server.push(cpu.server);
     if (round === 1 && !(await sameFile(o.source, out))) throw new Error('downloaded file differs from the source');
     await rm(out);
 
@@ -258,7 +277,12 @@ async function measureDownloads(o: DownloadSetup): Promise<DownloadFigures> {
     return xs.length > 1 ? `${m} (${(Math.min(...xs) / scale).toFixed(digits)}–${(Math.max(...xs) / scale).toFixed(digits)})` : m;
   };
   log(`download medians over ${o.rounds} round(s) (range): raw read buffered ${span(per.readBuffered, 0, 1e6)} MB/s, O_DIRECT ${span(per.readDirect, 0, 1e6)} MB/s, page cache ${span(per.readWarm, 0, 1e6)} MB/s; raw fetch ${span(per.fetch, 0, 1e6)} MB/s; get --verify-only ${span(per.verify, 0, 1e6)} MB/s; raw copy buffered ${span(per.copyBuffered, 0, 1e6)} MB/s, O_DIRECT ${span(per.copyDirect, 0, 1e6)} MB/s; coffer get ${span(per.get, 0, 1e6)} MB/s; client peak RSS verify ${mib(verifyRss)}, get ${mib(getRss)}`);
-  const results: Record<string, number> = { downloadRounds: o.rounds, verifyOnlyPeakRssBytes: verifyRss, getPeakRssBytes: getRss };
+  const gib = size / 2 ** 30;
+  log(`  CPU per GiB (median of ${o.rounds}): coffer get ${(median(getCpu.client) / gib).toFixed(2)} s, storage service ${(median(getCpu.server) / gib).toFixed(2)} s`);
+  const results: Record<string, number> = {
+    downloadRounds: o.rounds, verifyOnlyPeakRssBytes: verifyRss, getPeakRssBytes: getRss,
+    getClientCpuPerGiB: median(getCpu.client) / gib, getServerCpuPerGiB: median(getCpu.server) / gib,
+  };
   for (const [k, xs] of Object.entries(per)) results[`${k}Median`] = median(xs);
   return {
     results,

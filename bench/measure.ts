@@ -19,6 +19,32 @@ export function mbps(rate: number): string {
   return `${(rate / 1e6).toFixed(0)} MB/s`;
 }
 
+/**
+ * CPU seconds (user + system) used so far by a running process, or, with 'children', by every child of this
+ * process that has exited and been waited for (cutime + cstime of /proc/self/stat; Node reaps its children, so
+ * the difference around one `runCliProcess` is that command's CPU). 0 when the process is gone. CPU time is
+ * what the runtime comparisons rely on: on this shared 2-core machine wall time moves 2× with the load, CPU
+ * seconds far less.
+ */
+export async function cpuSecondsUsed(pid: number | 'children'): Promise<number> {
+  try {
+    const stat = await readFile(`/proc/${pid === 'children' ? 'self' : pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields[11..14] = utime, stime, cutime, cstime in clock ticks (USER_HZ = 100)
+    return pid === 'children' ? (Number(fields[13]) + Number(fields[14])) / 100 : (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds a step cost the client (this process's children) and a server process, measured around it. */
+export async function cpuAround(serverPid: number, fn: () => Promise<void>): Promise<{ client: number; server: number }> {
+  const [c0, s0] = await Promise.all([cpuSecondsUsed('children'), cpuSecondsUsed(serverPid)]);
+  await fn();
+  const [c1, s1] = await Promise.all([cpuSecondsUsed('children'), cpuSecondsUsed(serverPid)]);
+  return { client: c1 - c0, server: s1 - s0 };
+}
+
 /** Peak resident set size (VmHWM) of a running process in bytes, or null if it is gone. */
 export async function peakRss(pid: number): Promise<number | null> {
   try {
