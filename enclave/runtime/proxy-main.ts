@@ -3,6 +3,7 @@
 // allocates a read buffer per socket read for every byte of every gateway transfer. Its configuration comes as
 // JSON in COFFER_PROXY_CONFIG (written by proxy-process.ts, not by people: `coffer enclave proxy` is the
 // command for that); it prints the gateway URL line and stops on SIGTERM/SIGINT.
+import '../../src/gc-tuning.js';
 import { startHostProxy, type HostProxyOptions } from './proxy.js';
 
 async function main(): Promise<void> {

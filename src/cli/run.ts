@@ -1,5 +1,6 @@
 // Process entry of the `coffer` command (bin/coffer.mjs loads the compiled form; tests run it with tsx).
 // Server commands resolve only when they shut down, so exiting afterwards is always right.
+import '../gc-tuning.js';
 
 // The AWS SDK warns on every start that its releases after January 2027 need Node 22; Coffer pins versions that
 // support Node 20 (package-lock.json), so for users of this command the notice is noise. The SDK's own switch:
