@@ -95,7 +95,18 @@ export interface SmallDownloadOptions {
  * an inconsistent manifest), CHUNK_AUTH_FAILED, CHUNK_MISMATCH, and the service's errors.
  */
 export async function fetchSmallFile(client: VaultClient, vaultPath: string, keys: DataKeyProvider): Promise<{ node: NodeInfo; manifest: Manifest; plaintext: Buffer | null }> {
-  const { node, manifest, sealed } = await client.getFile(vaultPath);
+  return openFileAnswer(await client.getFile(vaultPath), vaultPath, keys);
+}
+
+/**
+ * Checks one file's answer (from `GET /v1/fs/file` or a batch read) and opens its chunk: the manifest must agree
+ * with itself and the node, and the chunk must authenticate as chunk 0, FINAL, of that blob and size. Returns as
+ * fetchSmallFile; throws INTEGRITY, CHUNK_AUTH_FAILED, CHUNK_MISMATCH.
+ */
+export async function openFileAnswer(
+  answer: { node: NodeInfo; manifest: Manifest; sealed: Buffer | null }, vaultPath: string, keys: DataKeyProvider,
+): Promise<{ node: NodeInfo; manifest: Manifest; plaintext: Buffer | null }> {
+  const { node, manifest, sealed } = answer;
   const count = Number.isSafeInteger(manifest.size) && manifest.size >= 0 ? expectedChunkLayout(manifest.size).chunkCount : -1;
   if (count < 0 || manifest.chunkCount !== count || manifest.state !== 'committed' || manifest.blobId !== node.blobId) {
     throw new CofferError(ErrorCode.INTEGRITY, `manifest of ${vaultPath} is inconsistent (size ${manifest.size}, ${manifest.chunkCount} chunks)`);
