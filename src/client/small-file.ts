@@ -3,7 +3,7 @@
 // gets node, manifest and sealed chunk in one GET, authenticates the chunk, and writes it beside the destination,
 // renaming it into place only when it verified (DESIGN.md), exactly as a multi-chunk download does.
 import { constants } from 'node:fs';
-import { link, lstat, open, rename, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { link, lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { CHUNK_SIZE, HEADER_SIZE, blobIdFromHex, blobIdToHex, expectedChunkLayout, newBlobId, openChunkInto, sealChunkInto, sealedSize, uploadBindingTag } from '../crypto/index.js';
 import { CofferError, ErrorCode } from '../errors.js';
@@ -144,11 +144,12 @@ export async function placeFile(dest: string, plaintext: Uint8Array, options: Om
     try {
       let n = 0;
       while (n < plaintext.length) n += (await fh.write(plaintext, n, plaintext.length - n, n)).bytesWritten;
+      // the time first, so the fsync makes it durable too (a re-run after a crash compares it)
+      if (options.mtime) await fh.utimes(options.mtime, options.mtime);
       await fh.sync();
     } finally {
       await fh.close();
     }
-    if (options.mtime) await utimes(temp, options.mtime, options.mtime);
     if (options.overwrite) {
       await rename(temp, dest);
     } else {
