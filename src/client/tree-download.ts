@@ -156,6 +156,13 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
         }
         todo = [];
       } catch (err) {
+        // a service from before the batch read answers the route itself with 404 (per-file NOT_FOUNDs are
+        // records): fetch these files one request each, as before
+        if (answered === 0 && isCofferError(err, ErrorCode.NOT_FOUND)) {
+          for (const e of todo) writes.push((await writers.submit(() => fetchOne(e.node, e.dest, e.replace))).done);
+          todo = [];
+          continue;
+        }
         if (!isCofferError(err) || !err.retryable || attempt >= BATCH_RETRIES) throw err;
         todo = todo.slice(answered);
       }

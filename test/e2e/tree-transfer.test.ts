@@ -206,7 +206,7 @@ describe('put -r / get -r with many files in flight', () => {
     const child = spawnCli(['get', '-r', '/k', mirror, '--concurrency', '8'], env);
     const exited = new Promise<number | null>((r) => child.once('close', r));
     for (let i = 0; i < 2000 && child.exitCode === null; i++) {
-      if ((await localFiles(mirror)).length >= 20) break;
+      if ((await localFiles(mirror)).filter((rel) => !path.basename(rel).startsWith('.coffer-partial-')).length >= 20) break;
       await new Promise((r) => setTimeout(r, 10));
     }
     expect(child.exitCode, 'get -r finished before it could be killed').toBeNull();
@@ -229,31 +229,15 @@ describe('put -r / get -r with many files in flight', () => {
 
   it('a batch answer with one forged chunk: get -r stops, that file is absent, nothing partial is left', async () => {
     // a proxy in front of the service that flips one ciphertext byte of the first file of each batch answer
-    const target = new URL(server!.url);
-    const proxy: Server = createServer((req, res) => {
-      const up = request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (upRes) => {
-        if (!req.url?.startsWith('/v1/fs/files/read') || upRes.statusCode !== 200) {
-          res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-          upRes.pipe(res);
-          return;
-        }
-        const parts: Buffer[] = [];
-        upRes.on('data', (b: Buffer) => parts.push(b));
-        upRes.on('end', () => {
-          const body = Buffer.concat(parts);
-          const j = body.readUInt32BE(0);
-          const first = JSON.parse(body.subarray(4, 4 + j).toString('utf8')) as { sealedLength?: number };
-          if ((first.sealedLength ?? 0) > 64) body[4 + j + 50] = (body[4 + j + 50] ?? 0) ^ 1; // inside the ciphertext
-          res.writeHead(200, { 'content-type': String(upRes.headers['content-type']) });
-          res.end(body);
-        });
-      });
-      req.pipe(up);
+    const proxy = await batchProxy((body) => {
+      const j = body.readUInt32BE(0);
+      const first = JSON.parse(body.subarray(4, 4 + j).toString('utf8')) as { sealedLength?: number };
+      if ((first.sealedLength ?? 0) > 64) body[4 + j + 50] = (body[4 + j + 50] ?? 0) ^ 1; // inside the ciphertext
+      return body;
     });
-    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
     try {
       const mirror = path.join(work, 'forged');
-      const r = await runCliProcess(['get', '-r', '/k/d3', mirror, '--json'], { ...env, COFFER_SERVER: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}` });
+      const r = await runCliProcess(['get', '-r', '/k/d3', mirror, '--json'], { ...env, COFFER_SERVER: proxyUrl(proxy) });
       expect(r.code).not.toBe(0);
       expect(r.stderr).toMatch(/CHUNK_AUTH_FAILED|authenticat/i);
       const names = await localFiles(mirror);
@@ -265,7 +249,57 @@ describe('put -r / get -r with many files in flight', () => {
       await new Promise<void>((r) => proxy.close(() => r()));
     }
   }, 120_000);
+
+  it('a service without the batch read (404 for its route): get -r fetches each file on its own and finishes', async () => {
+    const proxy = await batchProxy(() => null);
+    try {
+      const mirror = path.join(work, 'old-service');
+      const r = await runCliProcess(['get', '-r', '/k/d4', mirror, '--json'], { ...env, COFFER_SERVER: proxyUrl(proxy) });
+      expect(r.code, r.stderr).toBe(0);
+      const want = [...local.keys()].filter((rel) => rel.startsWith('d4/'));
+      expect(JSON.parse(r.stdout)).toMatchObject({ files: want.length, failed: [] });
+      for (const rel of want) expect((await readFile(path.join(mirror, rel.slice(3)))).equals(local.get(rel)!), rel).toBe(true);
+    } finally {
+      await new Promise<void>((r) => proxy.close(() => r()));
+    }
+  }, 120_000);
 });
+
+/**
+ * A proxy in front of the service that passes every request through, except that each batch read's answer is
+ * handed to `edit` whole: its result is sent instead, or null answers 404 as a service without the route would.
+ */
+async function batchProxy(edit: (body: Buffer) => Buffer | null): Promise<Server> {
+  const target = new URL(server!.url);
+  const proxy = createServer((req, res) => {
+    const up = request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (upRes) => {
+      if (!req.url?.startsWith('/v1/fs/files/read') || upRes.statusCode !== 200) {
+        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+        upRes.pipe(res);
+        return;
+      }
+      const parts: Buffer[] = [];
+      upRes.on('data', (b: Buffer) => parts.push(b));
+      upRes.on('end', () => {
+        const body = edit(Buffer.concat(parts));
+        if (body === null) {
+          res.writeHead(404, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ error: { code: 'NOT_FOUND', message: `no route ${req.method} ${req.url}` } }));
+          return;
+        }
+        res.writeHead(200, { 'content-type': String(upRes.headers['content-type']) });
+        res.end(body);
+      });
+    });
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  return proxy;
+}
+
+function proxyUrl(proxy: Server): string {
+  return `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+}
 
 /** Every regular file under `dir`, by path relative to it (none when it does not exist). */
 async function localFiles(dir: string): Promise<string[]> {
