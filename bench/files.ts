@@ -2,13 +2,15 @@
 // in one run. Each round runs, interleaved: `restic backup` (a fresh repository) and `coffer put -r` (a fresh
 // vault directory), then `restic restore` and `coffer get -r` (fresh destinations); medians and ranges of
 // files/s and the ratios are printed. Then a re-run of `put -r` and of `get -r` over the complete tree (every file
-// skipped), a listing of the largest directory, and the peak RSS of client and service.
+// skipped), a listing of the largest directory and a walk listing the whole tree, and the peak RSS of client
+// (every run, re-runs included) and service. `--no-restic` leaves restic out (a 100,000-file tree: coffer alone).
 // Not a test: figures vary with the machine's load; compare only figures from the same run.
 import { spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { VaultClient } from '../src/client/vault-client.js';
 import { runCliProcess, startServerProcess } from './cli-process.js';
 import { benchLarge } from './large.js';
 import { peakRss, watchPeakRss } from './measure.js';
@@ -25,6 +27,8 @@ export interface FilesBenchOptions {
   largeSize?: number;
   dir?: string;
   keep?: boolean;
+  /** Measure restic too (default true; false for trees too large to copy twice in the time allowed). */
+  restic?: boolean;
   log?: (line: string) => void;
 }
 
@@ -52,8 +56,10 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
     const server = await startServerProcess(['serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--gc-interval', '0']);
     const env = { COFFER_SERVER: server.url, COFFER_TOKEN: token, COFFER_KEY_FILE: keyFile, COFFER_STATE_DIR: path.join(work, 'state') };
     const conc = options.concurrency === undefined ? [] : ['--concurrency', String(options.concurrency)];
-    const hasRestic = spawnSync('sh', ['-c', 'command -v restic'], { encoding: 'utf8' }).status === 0;
-    if (!hasRestic) log('restic: not installed (apt-get install restic, or .ci/install-restic.sh) — ratios skipped');
+    const wantRestic = options.restic ?? true;
+    const hasRestic = wantRestic && spawnSync('sh', ['-c', 'command -v restic'], { encoding: 'utf8' }).status === 0;
+    if (!wantRestic) log('restic: left out (--no-restic) — ratios skipped');
+    else if (!hasRestic) log('restic: not installed (apt-get install restic, or .ci/install-restic.sh) — ratios skipped');
     const rounds: Round[] = [];
     let putRss = 0;
     let getRss = 0;
@@ -80,14 +86,21 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
         // free the disk for the next round (the vault copies stay: the later steps use them)
         await Promise.all([rm(repo, { recursive: true, force: true }), rm(restoreDir, { recursive: true, force: true }), r > 0 ? rm(out, { recursive: true, force: true }) : Promise.resolve()]);
       }
+      let rss = 0;
       const rerunPut = await timeAsync(async () => {
-        await runOk(['put', '-r', tree, '/r0', '--json', ...conc], env);
+        rss = await runWatched(['put', '-r', tree, '/r0', '--json', ...conc], env);
       });
+      putRss = Math.max(putRss, rss);
       const rerunGet = await timeAsync(async () => {
-        await runOk(['get', '-r', '/r0', path.join(work, 'get-0'), '--json', ...conc], env);
+        rss = await runWatched(['get', '-r', '/r0', path.join(work, 'get-0'), '--json', ...conc], env);
       });
+      getRss = Math.max(getRss, rss);
       const listing = await timeAsync(async () => {
         await runOk(['ls', '/r0/d00000', '--json'], env);
+      });
+      let treeEntries = 0;
+      const treeListing = await timeAsync(async () => {
+        treeEntries = await listTree(server.url, token, '/r0');
       });
       serverRss = (await peakRss(server.child.pid as number)) ?? 0;
       const rate = (secs: number[]): number[] => secs.map((s) => files / s);
@@ -96,6 +109,7 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
       const summary: Record<string, unknown> = {
         files, fileSize, rounds: rounds.length, putFilesPerSecond: median(put), getFilesPerSecond: median(get),
         rerunPutSeconds: rerunPut, rerunGetSeconds: rerunGet, listSeconds: listing, listedEntries: Math.min(perDir, files),
+        treeListSeconds: treeListing, treeEntries,
         peakRss: { put: putRss, get: getRss, serve: serverRss },
       };
       log(`coffer put -r: ${range(put)} files/s; coffer get -r: ${range(get)} files/s`);
@@ -106,7 +120,7 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
         log(`restic backup: ${range(rate(rounds.map((x) => x.resticBackup as number)))} files/s; restic restore: ${range(rate(rounds.map((x) => x.resticRestore as number)))} files/s`);
         log(`ratios (median of ${rounds.length}, per round in brackets): put -r ${median(putVs).toFixed(2)}× restic backup [${putVs.map((v) => v.toFixed(2)).join(', ')}] (target ≥ 1.0); get -r ${median(getVs).toFixed(2)}× restic restore [${getVs.map((v) => v.toFixed(2)).join(', ')}] (target ≥ 1.0)`);
       }
-      log(`re-run over the complete tree (every file skipped): put -r ${rerunPut.toFixed(2)} s, get -r ${rerunGet.toFixed(2)} s; ls of a ${Math.min(perDir, files)}-entry directory ${listing.toFixed(2)} s`);
+      log(`re-run over the complete tree (every file skipped): put -r ${rerunPut.toFixed(2)} s, get -r ${rerunGet.toFixed(2)} s; ls of a ${Math.min(perDir, files)}-entry directory ${listing.toFixed(2)} s (CLI start included); listing the whole tree (${treeEntries} entries, page by page, in-process) ${treeListing.toFixed(2)} s`);
       log(`peak RSS: put -r ${mib(putRss)}, get -r ${mib(getRss)}, coffer serve ${mib(serverRss)}`);
       log('note: coffer fsyncs every file it commits (service) and writes (get -r); restic fsyncs its pack files on backup and nothing on restore.');
       if ((options.largeSize ?? 0) > 0) {
@@ -119,6 +133,24 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
   } finally {
     if (!options.keep) await rm(work, { recursive: true, force: true });
   }
+}
+
+/** Lists every directory under `root` page by page, as get -r does; returns the number of entries. */
+async function listTree(server: string, token: string, root: string): Promise<number> {
+  const client = new VaultClient({ server, token });
+  let n = 0;
+  const walk = async (dir: string): Promise<void> => {
+    for await (const e of client.listAll(dir)) {
+      n++;
+      if (e.type === 'dir') await walk(e.path);
+    }
+  };
+  try {
+    await walk(root);
+  } finally {
+    client.http.close();
+  }
+  return n;
 }
 
 async function makeTree(root: string, files: number, size: number, perDir: number): Promise<void> {

@@ -6,6 +6,8 @@ import { CofferError, ErrorCode } from '../errors.js';
 
 export const FRAME_PREFIX = 4;
 export const FILE_MEDIA_TYPE = 'application/vnd.coffer.file+v1';
+/** The batch read's answer: a sequence of framed records (docs/http-api.md "Many small files in one request"). */
+export const FILES_MEDIA_TYPE = 'application/vnd.coffer.files+v1';
 
 /**
  * Reads the prefix and the JSON part of a framed body; returns the JSON bytes and a stream of the rest (the

@@ -32,6 +32,8 @@ export interface RequestOptions {
   headers?: Record<string, string>;
   /** Statuses that are not errors (default: 2xx). */
   okStatuses?: number[];
+  /** A POST that only reads (a batch read): retried after transient failures like a GET. */
+  idempotent?: boolean;
 }
 
 
@@ -84,7 +86,7 @@ export class HttpClient {
    */
   raw(pathname: string, options: RequestOptions = {}): Promise<IncomingMessage> {
     const method = options.method ?? 'GET';
-    if (method === 'GET' || method === 'HEAD' || method === 'PUT') return withRetry(() => this.send(pathname, options), { onRetry: this.onRetry });
+    if (method === 'GET' || method === 'HEAD' || method === 'PUT' || options.idempotent === true) return withRetry(() => this.send(pathname, options), { onRetry: this.onRetry });
     return withRetry(() => this.send(pathname, options), { retryIf: neverSent, onRetry: this.onRetry });
   }
 

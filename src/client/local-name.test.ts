@@ -20,6 +20,8 @@ let work: string;
 let hostileName = '';
 let claimedSize = 1;
 let manifestRefusal: { status: number; code: string } | null = null;
+/** Whether the fake service has the batch read (else 404 for its route, and get -r asks file by file). */
+let batchRead = false;
 beforeAll(async () => {
   work = await mkdtemp(path.join(os.tmpdir(), 'coffer-names-'));
   server = createServer((req, res) => {
@@ -27,7 +29,17 @@ beforeAll(async () => {
     const node = { id: 'n1', path: '/evil/f', name: hostileName, type: 'file', size: 1, blobId: 'ab'.repeat(16), owner: 'a', createdAt: '', modifiedAt: '2025-01-01T00:00:00.000Z' };
     res.setHeader('content-type', 'application/json');
     if (u.pathname === '/v1/fs/list') res.end(JSON.stringify({ items: [node], next: null }));
-    else if ((u.pathname === '/v1/fs/manifest' || u.pathname === '/v1/fs/file') && manifestRefusal) {
+    else if (u.pathname === '/v1/fs/files/read' && manifestRefusal && batchRead) {
+      // the batch read's answer: this file's error record, then the end record (docs/http-api.md)
+      const frame = (v: unknown): Buffer => {
+        const j = Buffer.from(JSON.stringify(v));
+        const p = Buffer.alloc(4);
+        p.writeUInt32BE(j.length);
+        return Buffer.concat([p, j]);
+      };
+      res.setHeader('content-type', 'application/vnd.coffer.files+v1');
+      res.end(Buffer.concat([frame({ path: node.path, error: { code: manifestRefusal.code, message: 'says the service' }, status: manifestRefusal.status }), frame({ end: true, count: 1 })]));
+    } else if ((u.pathname === '/v1/fs/manifest' || u.pathname === '/v1/fs/file') && manifestRefusal) {
       res.statusCode = manifestRefusal.status;
       res.end(JSON.stringify({ error: { code: manifestRefusal.code, message: 'says the service' } }));
     } else if (u.pathname === '/v1/fs/manifest') res.end(JSON.stringify({ node, manifest: { blobId: 'ab'.repeat(16), size: claimedSize, chunkCount: Math.max(1, Math.ceil(claimedSize / (8 * 1024 * 1024))), state: 'committed', keyGeneration: 1, keyRecord: { scheme: 'x' }, chunks: [] } }));
@@ -69,7 +81,8 @@ describe('names from the service', () => {
     }
   });
 
-  it('get -r skips a file only when it exists locally, never because the service says ALREADY_EXISTS', async () => {
+  it.each([false, true])('get -r skips a file only when it exists locally, never because the service says ALREADY_EXISTS (batch read: %s)', async (batch) => {
+    batchRead = batch;
     hostileName = 'f.bin';
     manifestRefusal = { status: 409, code: 'ALREADY_EXISTS' };
     const client = new VaultClient({ server: url, token: 't' });
@@ -87,6 +100,7 @@ describe('names from the service', () => {
     } finally {
       client.close();
       manifestRefusal = null;
+      batchRead = false;
       await rm(dest, { recursive: true, force: true });
     }
   });

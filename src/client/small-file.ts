@@ -3,7 +3,7 @@
 // gets node, manifest and sealed chunk in one GET, authenticates the chunk, and writes it beside the destination,
 // renaming it into place only when it verified (DESIGN.md), exactly as a multi-chunk download does.
 import { constants } from 'node:fs';
-import { link, lstat, open, rename, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { link, lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { CHUNK_SIZE, HEADER_SIZE, blobIdFromHex, blobIdToHex, expectedChunkLayout, newBlobId, openChunkInto, sealChunkInto, sealedSize, uploadBindingTag } from '../crypto/index.js';
 import { CofferError, ErrorCode } from '../errors.js';
@@ -95,7 +95,18 @@ export interface SmallDownloadOptions {
  * an inconsistent manifest), CHUNK_AUTH_FAILED, CHUNK_MISMATCH, and the service's errors.
  */
 export async function fetchSmallFile(client: VaultClient, vaultPath: string, keys: DataKeyProvider): Promise<{ node: NodeInfo; manifest: Manifest; plaintext: Buffer | null }> {
-  const { node, manifest, sealed } = await client.getFile(vaultPath);
+  return openFileAnswer(await client.getFile(vaultPath), vaultPath, keys);
+}
+
+/**
+ * Checks one file's answer (from `GET /v1/fs/file` or a batch read) and opens its chunk: the manifest must agree
+ * with itself and the node, and the chunk must authenticate as chunk 0, FINAL, of that blob and size. Returns as
+ * fetchSmallFile; throws INTEGRITY, CHUNK_AUTH_FAILED, CHUNK_MISMATCH.
+ */
+export async function openFileAnswer(
+  answer: { node: NodeInfo; manifest: Manifest; sealed: Buffer | null }, vaultPath: string, keys: DataKeyProvider,
+): Promise<{ node: NodeInfo; manifest: Manifest; plaintext: Buffer | null }> {
+  const { node, manifest, sealed } = answer;
   const count = Number.isSafeInteger(manifest.size) && manifest.size >= 0 ? expectedChunkLayout(manifest.size).chunkCount : -1;
   if (count < 0 || manifest.chunkCount !== count || manifest.state !== 'committed' || manifest.blobId !== node.blobId) {
     throw new CofferError(ErrorCode.INTEGRITY, `manifest of ${vaultPath} is inconsistent (size ${manifest.size}, ${manifest.chunkCount} chunks)`);
@@ -133,11 +144,12 @@ export async function placeFile(dest: string, plaintext: Uint8Array, options: Om
     try {
       let n = 0;
       while (n < plaintext.length) n += (await fh.write(plaintext, n, plaintext.length - n, n)).bytesWritten;
+      // the time first, so the fsync makes it durable too (a re-run after a crash compares it)
+      if (options.mtime) await fh.utimes(options.mtime, options.mtime);
       await fh.sync();
     } finally {
       await fh.close();
     }
-    if (options.mtime) await utimes(temp, options.mtime, options.mtime);
     if (options.overwrite) {
       await rename(temp, dest);
     } else {

@@ -1,34 +1,45 @@
-// `coffer get -r`: mirrors a vault directory locally with many files in flight. One-chunk files come in one
-// request each (small-file.ts) and are renamed into place once authenticated; larger ones go one at a time
-// through the chunked download. Each file gets the vault file's modification time, which is what a re-run
-// compares (with the size) to skip it. Directory entries are made durable by one fsync per directory and batch
-// (dir-sync.ts), not one per file.
+// `coffer get -r`: mirrors a vault directory locally with many files in flight. Files up to 1 MiB are asked
+// for in batches (`POST /v1/fs/files/read`: many files' manifests, key records and sealed chunks in one streamed
+// answer), a few batches at once; each file is authenticated as a single file is (small-file.ts openFileAnswer)
+// and written to a temporary name, fsynced — many in parallel, never one after another — and renamed into place,
+// so an interruption leaves every file whole or absent. Other one-chunk files come in one request each, larger
+// ones one at a time through the chunked download. Each file gets the vault file's modification time, which is
+// what a re-run compares (with the size) to skip it, from the listing alone (no request per file). Directory
+// entries are made durable by one fsync per directory and batch (dir-sync.ts), not one per file.
 import { lstat, mkdir, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { CofferError, ErrorCode, isCofferError } from '../errors.js';
 import { Gate } from '../gate.js';
 import { DirSyncer } from './dir-sync.js';
 import { downloadFile } from './download.js';
+import { MAX_BATCH_READ, type FileAnswer } from './file-batch.js';
 import { localName } from './local-name.js';
 import { sweepDeadPartials } from './partial-files.js';
 import { sameBytes } from './same-bytes.js';
-import { SMALL_FILE_MAX, fetchSmallFile, placeFile } from './small-file.js';
+import { SMALL_FILE_MAX, fetchSmallFile, openFileAnswer, placeFile } from './small-file.js';
 import {
   DEFAULT_TREE_CONCURRENCY, MEDIUM_FILES_IN_FLIGHT, SMALL_IN_FLIGHT_MAX, emptyResult, fail, isFileOnlyFailure, reasonOf,
   type TreeTransferOptions, type TreeTransferResult,
 } from './tree-transfer.js';
 import type { NodeInfo, VaultClient } from './vault-client.js';
 
-/**
- * Downloads every file under `vaultDir` into `localDir` (created as needed). A local file is skipped when it is
- * the same file: same size and the vault file's modification time (which a download sets), or with `checksum`
- * the same bytes; otherwise it is fetched again and replaced. `overwrite` fetches everything. A local directory
- * or link where a file should go is reported, never written through. Throws the first failure that is not one
- * file's own.
- */
+/** Files per batch read, and their plaintext bytes at most (a batch is cut at whichever comes first). */
+export const BATCH_FILES = 128;
+export const BATCH_BYTES = 4 * 1024 * 1024;
+/** Batch reads in flight at once: one streams while the next is prepared by the service. */
+export const BATCHES_IN_FLIGHT = 3;
+/** Times a batch read cut by a transient failure is asked again for the files it had not answered yet. */
+const BATCH_RETRIES = 3;
+
+interface Entry {
+  node: NodeInfo;
+  dest: string;
+}
+
 export async function downloadTree(client: VaultClient, vaultDir: string, localDir: string, options: TreeTransferOptions): Promise<TreeTransferResult> {
   const result = emptyResult();
-  const small = new Gate(Math.max(1, options.concurrency ?? DEFAULT_TREE_CONCURRENCY));
+  const writers = new Gate(Math.max(1, options.concurrency ?? DEFAULT_TREE_CONCURRENCY));
+  const batches = new Gate(BATCHES_IN_FLIGHT);
   const medium = new Gate(MEDIUM_FILES_IN_FLIGHT);
   const large = new Gate(1);
   const dirs = new DirSyncer();
@@ -62,21 +73,101 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
         await utimes(dest, mtime, mtime);
         size = r.size;
       }
-      if (replace) result.updated++;
-      else result.files++;
-      result.bytes += size;
-      options.onFile?.({ path: node.path, size, action: replace ? 'updated' : 'copied' });
+      done(node, size, replace);
     } catch (e) {
-      // without replace, ALREADY_EXISTS from link(2) means a file appeared here meanwhile; the service's own
-      // ALREADY_EXISTS is never taken for that (it has no say over what exists here: checked, not trusted)
-      if (!replace && isCofferError(e, ErrorCode.ALREADY_EXISTS) && (await lstat(dest).then(() => true, () => false))) {
-        result.skipped++;
-        options.onFile?.({ path: node.path, size: 0, action: 'skipped', reason: 'appeared locally meanwhile (use --force)' });
+      await failed(node, dest, replace, e);
+    }
+  };
+
+  const failed = async (node: NodeInfo, dest: string, replace: boolean, e: unknown): Promise<void> => {
+    // without replace, ALREADY_EXISTS from link(2) means a file appeared here meanwhile; the service's own
+    // ALREADY_EXISTS is never taken for that (it has no say over what exists here: checked, not trusted)
+    if (!replace && isCofferError(e, ErrorCode.ALREADY_EXISTS) && (await lstat(dest).then(() => true, () => false))) {
+      result.skipped++;
+      options.onFile?.({ path: node.path, size: 0, action: 'skipped', reason: 'appeared locally meanwhile (use --force)' });
+      return;
+    }
+    if (!isFileOnlyFailure(e)) throw e;
+    fail(result, options, node.path, reasonOf(e));
+  };
+
+  const done = (node: NodeInfo, size: number, replace: boolean): void => {
+    if (replace) result.updated++;
+    else result.files++;
+    result.bytes += size;
+    options.onFile?.({ path: node.path, size, action: replace ? 'updated' : 'copied' });
+  };
+
+  /** What to do with a file found locally at `dest`: null to fetch it (and whether it replaces one), or skipped. */
+  const localState = async (node: NodeInfo, dest: string): Promise<{ replace: boolean } | null> => {
+    const st = await lstat(dest).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? null : Promise.reject(e)));
+    if (st && !st.isFile()) {
+      fail(result, options, node.path, `${dest} exists locally and is not a regular file; nothing is written through it`);
+      return null;
+    }
+    if (st && !options.overwrite && (await sameLocally(client, dest, st, node, options))) {
+      result.skipped++;
+      options.onProgress?.(node.size);
+      options.onFile?.({ path: node.path, size: node.size, action: 'skipped', reason: 'unchanged' });
+      return null;
+    }
+    return { replace: st !== null };
+  };
+
+  /** Writes one file of a batch answer into place (or hands a file that is no longer one chunk to fetchOne). */
+  const placeAnswer = async (e: Entry & { replace: boolean }, answer: FileAnswer): Promise<void> => {
+    const last = { path: null as string | null };
+    try {
+      if (answer.error) throw answer.error;
+      const got = await openFileAnswer(answer, e.node.path, options.keys);
+      if (!got.plaintext) {
+        await fetchOne(e.node, e.dest, e.replace); // it grew past one chunk since the listing
         return;
       }
-      if (!isFileOnlyFailure(e)) throw e;
-      fail(result, options, node.path, reasonOf(e));
+      const mtime = new Date(e.node.modifiedAt);
+      try {
+        await placeFile(e.dest, got.plaintext, { overwrite: e.replace, mtime, syncDir: (d) => dirs.sync(d), onTempFile: (p) => tempFile(p, last) });
+      } finally {
+        got.plaintext.fill(0);
+      }
+      options.onProgress?.(got.plaintext.length);
+      done(e.node, got.plaintext.length, e.replace);
+    } catch (err) {
+      await failed(e.node, e.dest, e.replace, err);
     }
+  };
+
+  /**
+   * One batch: local checks first (skips cost no request), then one batch read for the rest, each answer
+   * written as it arrives by the shared writers (so at most `concurrency` files are held). A read cut by a
+   * transient failure is asked again for the files not yet answered.
+   */
+  const fetchBatch = async (entries: Entry[]): Promise<void> => {
+    const states = await Promise.all(entries.map((e) => localState(e.node, e.dest)));
+    let todo = entries.flatMap((e, i) => (states[i] ? [{ ...e, replace: (states[i] as { replace: boolean }).replace }] : []));
+    const writes: Array<Promise<void>> = [];
+    for (let attempt = 0; todo.length > 0; attempt++) {
+      let answered = 0;
+      try {
+        for await (const answer of client.readFiles(todo.map((e) => e.node.path))) {
+          const e = todo[answered++] as Entry & { replace: boolean };
+          writes.push((await writers.submit(() => placeAnswer(e, answer))).done);
+          if (writers.error !== undefined) return;
+        }
+        todo = [];
+      } catch (err) {
+        // a service from before the batch read answers the route itself with 404 (per-file NOT_FOUNDs are
+        // records): fetch these files one request each, as before
+        if (answered === 0 && isCofferError(err, ErrorCode.NOT_FOUND)) {
+          for (const e of todo) writes.push((await writers.submit(() => fetchOne(e.node, e.dest, e.replace))).done);
+          todo = [];
+          continue;
+        }
+        if (!isCofferError(err) || !err.retryable || attempt >= BATCH_RETRIES) throw err;
+        todo = todo.slice(answered);
+      }
+    }
+    await Promise.all(writes);
   };
 
   const walk = async (remote: string, local: string, top: boolean): Promise<void> => {
@@ -88,7 +179,7 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
     }
     await sweepDeadPartials(local); // once per directory
     for await (const node of client.listAll(remote)) {
-      if (small.error !== undefined || medium.error !== undefined || large.error !== undefined) return;
+      if (stopped()) return;
       const l = path.join(local, localName(node.name));
       if (node.type === 'dir') {
         await walk(node.path, l, false);
@@ -97,31 +188,43 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
       found++;
       foundBytes += node.size;
       options.onFound?.(found, foundBytes, false);
-      const gate = node.size <= SMALL_IN_FLIGHT_MAX ? small : node.size <= SMALL_FILE_MAX ? medium : large;
+      if (node.size <= SMALL_IN_FLIGHT_MAX) {
+        pending.push({ node, dest: l });
+        pendingBytes += node.size;
+        if (pending.length >= batchFiles || pendingBytes >= BATCH_BYTES) await flush();
+        continue;
+      }
+      const gate = node.size <= SMALL_FILE_MAX ? medium : large;
       await gate.submit(async () => {
-        const st = await lstat(l).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? null : Promise.reject(e)));
-        if (st && !st.isFile()) {
-          fail(result, options, node.path, `${l} exists locally and is not a regular file; nothing is written through it`);
-          return;
-        }
-        if (st && !options.overwrite && (await sameLocally(client, l, st, node, options))) {
-          result.skipped++;
-          options.onProgress?.(node.size);
-          options.onFile?.({ path: node.path, size: node.size, action: 'skipped', reason: 'unchanged' });
-          return;
-        }
-        await fetchOne(node, l, st !== null);
+        const state = await localState(node, l);
+        if (state) await fetchOne(node, l, state.replace);
       });
     }
   };
 
+  let pending: Entry[] = [];
+  let pendingBytes = 0;
+  const batchFiles = Math.min(BATCH_FILES, MAX_BATCH_READ);
+  const flush = async (): Promise<void> => {
+    if (pending.length === 0) return;
+    const batch = pending;
+    pending = [];
+    pendingBytes = 0;
+    await batches.submit(() => fetchBatch(batch));
+  };
+  const gates = [writers, batches, medium, large];
+  const stopped = (): boolean => gates.some((g) => g.error !== undefined);
+
   try {
     await walk(vaultDir, localDir, true);
+    if (!stopped()) await flush();
     options.onFound?.(found, foundBytes, true);
   } finally {
-    await Promise.all([small.drain(), medium.drain(), large.drain()]);
+    // batches first: their writes are submitted to the writers while they run
+    await Promise.all([batches.drain(), medium.drain(), large.drain()]);
+    await writers.drain();
   }
-  for (const g of [small, medium, large]) if (g.error !== undefined) throw g.error;
+  for (const g of gates) if (g.error !== undefined) throw g.error;
   return result;
 }
 

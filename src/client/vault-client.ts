@@ -4,6 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import type { ChunkView, CreateUploadInput, ManifestView, NodeView, UploadChunkView, UploadView } from '../vault/index.js';
 import { MAX_SEALED_SIZE } from '../crypto/index.js';
 import { CofferError, ErrorCode } from '../errors.js';
+import { FILES_MEDIA_TYPE, readFileAnswers, type FileAnswer } from './file-batch.js';
 import { HttpClient, readAll, type ClientOptions } from './http.js';
 import { withRetry } from './retry.js';
 
@@ -128,6 +129,16 @@ export class VaultClient {
     const res = await this.http.raw('/v1/fs/file', { query: { path }, headers: { accept: FILE_MEDIA_TYPE } });
     const body = await readAll(res, MAX_SEALED_SIZE + 1024 * 1024);
     return parseFileResponse(body);
+  }
+
+  /**
+   * Many files as getFile answers one, in one request (at most MAX_BATCH_READ paths), yielded in order as they
+   * arrive; a file's own error is its answer and the rest go on (file-batch.ts). The request is retried like a
+   * GET; a failure once answers have begun throws.
+   */
+  async *readFiles(paths: readonly string[]): AsyncGenerator<FileAnswer> {
+    const res = await this.http.raw('/v1/fs/files/read', { method: 'POST', json: { paths }, idempotent: true, headers: { accept: FILES_MEDIA_TYPE } });
+    yield* readFileAnswers(res, paths);
   }
 
   uploads(all = false): Promise<{ uploads: Array<{ blobId: string; path: string; owner: string; size: number | null; chunks: number; storedBytes: number; createdAt: string; updatedAt: string }> }> {

@@ -4,6 +4,7 @@ export { SYSTEM_ACTOR } from './context.js';
 export type { Actor, GrantView, ManifestView, NodeView, ChunkView, RootRole, VaultOptions } from './context.js';
 export type { CreateUploadInput, UploadChunkView, UploadView } from './uploads.js';
 export type { CommitInput } from './commit.js';
+export { MAX_BATCH_READ } from './small-files.js';
 export type { ChunkInfo, ChunkReadPlan } from './downloads.js';
 export type { GcOptions, GcReport } from './gc.js';
 export { LOST_AND_FOUND, fsckStores } from './fsck.js';

@@ -69,3 +69,40 @@ export async function getSmallFile(ctx: VaultContext, actor: Actor, path: string
   });
   return { node, manifest, sealed: r.bytes ?? null };
 }
+
+/** The most paths one batch read names (docs/http-api.md "Many small files in one request"). */
+export const MAX_BATCH_READ = 256;
+/** Files the batch read prepares ahead of the one being sent: bounds memory (each ≤ one sealed chunk). */
+const BATCH_READ_AHEAD = 4;
+
+export type BatchReadItem = { path: string; read: SmallFileRead } | { path: string; error: CofferError };
+
+/**
+ * Reads many files as getSmallFile reads one, each with its own access check, yielding them in the order asked.
+ * A file's own failure (not found, not readable, a lost chunk) is yielded as its item and the rest go on; a
+ * failure that is not a CofferError (a bug, a broken store) is thrown. At most BATCH_READ_AHEAD + 1 files are
+ * held at once, whatever the number of paths. Throws INVALID_ARGUMENT for more than MAX_BATCH_READ paths.
+ */
+export async function* readSmallFiles(ctx: VaultContext, actor: Actor, paths: readonly string[]): AsyncGenerator<BatchReadItem> {
+  if (paths.length > MAX_BATCH_READ) throw new CofferError(ErrorCode.INVALID_ARGUMENT, `at most ${MAX_BATCH_READ} paths in one batch read`);
+  const read = (p: string): Promise<BatchReadItem> => getSmallFile(ctx, actor, p).then(
+    (r) => ({ path: p, read: r }),
+    (e: unknown) => {
+      if (!isCofferError(e)) throw e;
+      return { path: p, error: e };
+    },
+  );
+  const ahead: Array<Promise<BatchReadItem>> = [];
+  let next = 0;
+  try {
+    for (;;) {
+      while (ahead.length <= BATCH_READ_AHEAD && next < paths.length) ahead.push(read(paths[next++] as string));
+      const head = ahead.shift();
+      if (!head) return;
+      yield await head;
+    }
+  } finally {
+    // an abandoned stream (the client went away): settle what was started, so nothing rejects unhandled
+    await Promise.allSettled(ahead);
+  }
+}

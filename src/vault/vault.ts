@@ -13,7 +13,7 @@ import { runGc, type GcOptions, type GcReport, type GcState } from './gc.js';
 import { deleteGrant, listGrants, putGrant } from './grants.js';
 import * as integrity from './integrity.js';
 import { ensureRoot } from './resolve.js';
-import { getSmallFile, putSmallFile, type SmallFileInput, type SmallFileRead } from './small-files.js';
+import { getSmallFile, putSmallFile, readSmallFiles, type BatchReadItem, type SmallFileInput, type SmallFileRead } from './small-files.js';
 import * as tree from './tree.js';
 import * as uploads from './uploads.js';
 import { UserRegistry, type UserView } from './users.js';
@@ -139,6 +139,10 @@ export class Vault {
   /** A file's node, manifest and, for one chunk, its sealed bytes (small-files.ts). */
   getSmallFile(actor: Actor, path: string): Promise<SmallFileRead> {
     return getSmallFile(this.ctx, actor, path);
+  }
+  /** Many files as getSmallFile reads one, in order, each failing alone (small-files.ts). */
+  readSmallFiles(actor: Actor, paths: readonly string[]): AsyncGenerator<BatchReadItem> {
+    return readSmallFiles(this.ctx, actor, paths);
   }
   listUploads(actor: Actor, options?: { all?: boolean }): Promise<UploadSummary[]> {
     return listUploads(this.ctx, actor, options);

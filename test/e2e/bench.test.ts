@@ -42,5 +42,16 @@ describe('benchmarks, small', () => {
     expect(text).toContain('round 2:');
     expect(text).toMatch(/^coffer put -r: \d+ \(\d+–\d+\) files\/s; coffer get -r: /m);
     expect(text).toMatch(/^large-file ratios \(medians of 2\)/m);
+    expect(r.treeEntries).toBe(40 + 3); // 40 files in 3 directories, every page listed
+    expect(r.treeListSeconds).toBeGreaterThan(0);
   }, 300_000);
+
+  it('bench files --no-restic measures coffer alone (a tree too large to copy twice)', async () => {
+    const lines: string[] = [];
+    const r = await benchFiles({ files: 12, fileSize: 100, perDir: 5, rounds: 1, largeSize: 0, restic: false, log: (l) => lines.push(l) });
+    expect(lines.join('\n')).toContain('restic: left out (--no-restic)');
+    expect(r.getVsResticRestore).toBeUndefined();
+    expect(r.getFilesPerSecond).toBeGreaterThan(0);
+    expect(r.treeEntries).toBe(12 + 3);
+  }, 120_000);
 });

@@ -1,9 +1,13 @@
 // `coffer put -r` / `get -r` with many files in flight, killed for real: the CLI itself (SIGKILL) and the
 // storage service (SIGKILL, restarted on the same data directory and port). Every file the vault shows is whole
 // and exactly the local bytes; the same command run again finishes the tree, skipping what is there; a changed
-// file is sent again without --force; a name the vault refuses is reported and the rest goes on.
+// file is sent again without --force; a name the vault refuses is reported and the rest goes on. get -r (small
+// files in batch reads) killed mid-tree leaves only whole files under their names, and a batch answer with one
+// forged chunk leaves that file absent.
 import { randomBytes } from 'node:crypto';
-import { appendFile, mkdir, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -194,4 +198,111 @@ describe('put -r / get -r with many files in flight', () => {
     expect(summary.failed[0]!.reason).toMatch(/control character/);
     expect([...(await vaultFiles('/odd')).keys()]).toEqual(['fine.txt']);
   }, 120_000);
+
+  it('get -r SIGKILLed mid-tree: every file under its name is whole; the same command finishes, skipping what is there', async () => {
+    const vault = await vaultFiles('/k');
+    expect(vault.size).toBe(local.size); // the first test put the whole tree there
+    const mirror = path.join(work, 'killed-get');
+    const child = spawnCli(['get', '-r', '/k', mirror, '--concurrency', '8'], env);
+    const exited = new Promise<number | null>((r) => child.once('close', r));
+    for (let i = 0; i < 2000 && child.exitCode === null; i++) {
+      if ((await localFiles(mirror)).filter((rel) => !path.basename(rel).startsWith('.coffer-partial-')).length >= 20) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(child.exitCode, 'get -r finished before it could be killed').toBeNull();
+    child.kill('SIGKILL');
+    await exited;
+    const present = (await localFiles(mirror)).filter((rel) => !path.basename(rel).startsWith('.coffer-partial-'));
+    expect(present.length).toBeGreaterThanOrEqual(20);
+    expect(present.length).toBeLessThan(local.size);
+    for (const rel of present) expect((await readFile(path.join(mirror, rel))).equals(local.get(rel)!), rel).toBe(true);
+    const again = await run(['get', '-r', '/k', mirror, '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    const r = JSON.parse(again.stdout) as { files: number; updated: number; skipped: number };
+    expect(r.files + r.updated + r.skipped).toBe(local.size);
+    expect(r.skipped).toBeGreaterThanOrEqual(present.length - 1); // each small file took its time before its name (big.bin: after)
+    const after = await localFiles(mirror);
+    expect(after.filter((rel) => path.basename(rel).startsWith('.coffer-partial-'))).toEqual([]); // swept
+    expect(after.length).toBe(local.size);
+    for (const [rel, bytes] of local) expect((await readFile(path.join(mirror, rel))).equals(bytes), rel).toBe(true);
+  }, 300_000);
+
+  it('a batch answer with one forged chunk: get -r stops, that file is absent, nothing partial is left', async () => {
+    // a proxy in front of the service that flips one ciphertext byte of the first file of each batch answer
+    const proxy = await batchProxy((body) => {
+      const j = body.readUInt32BE(0);
+      const first = JSON.parse(body.subarray(4, 4 + j).toString('utf8')) as { sealedLength?: number };
+      if ((first.sealedLength ?? 0) > 64) body[4 + j + 50] = (body[4 + j + 50] ?? 0) ^ 1; // inside the ciphertext
+      return body;
+    });
+    try {
+      const mirror = path.join(work, 'forged');
+      const r = await runCliProcess(['get', '-r', '/k/d3', mirror, '--json'], { ...env, COFFER_SERVER: proxyUrl(proxy) });
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/CHUNK_AUTH_FAILED|authenticat/i);
+      const names = await localFiles(mirror);
+      expect(names.filter((rel) => path.basename(rel).startsWith('.coffer-partial-'))).toEqual([]);
+      const firstSmall = [...local.keys()].filter((rel) => rel.startsWith('d3/') && local.get(rel)!.length > 0).sort()[0]!;
+      expect(names).not.toContain(firstSmall.slice(3));
+      for (const rel of names) expect((await readFile(path.join(mirror, rel))).equals(local.get(`d3/${rel}`)!), rel).toBe(true);
+    } finally {
+      await new Promise<void>((r) => proxy.close(() => r()));
+    }
+  }, 120_000);
+
+  it('a service without the batch read (404 for its route): get -r fetches each file on its own and finishes', async () => {
+    const proxy = await batchProxy(() => null);
+    try {
+      const mirror = path.join(work, 'old-service');
+      const r = await runCliProcess(['get', '-r', '/k/d4', mirror, '--json'], { ...env, COFFER_SERVER: proxyUrl(proxy) });
+      expect(r.code, r.stderr).toBe(0);
+      const want = [...local.keys()].filter((rel) => rel.startsWith('d4/'));
+      expect(JSON.parse(r.stdout)).toMatchObject({ files: want.length, failed: [] });
+      for (const rel of want) expect((await readFile(path.join(mirror, rel.slice(3)))).equals(local.get(rel)!), rel).toBe(true);
+    } finally {
+      await new Promise<void>((r) => proxy.close(() => r()));
+    }
+  }, 120_000);
 });
+
+/**
+ * A proxy in front of the service that passes every request through, except that each batch read's answer is
+ * handed to `edit` whole: its result is sent instead, or null answers 404 as a service without the route would.
+ */
+async function batchProxy(edit: (body: Buffer) => Buffer | null): Promise<Server> {
+  const target = new URL(server!.url);
+  const proxy = createServer((req, res) => {
+    const up = request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (upRes) => {
+      if (!req.url?.startsWith('/v1/fs/files/read') || upRes.statusCode !== 200) {
+        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+        upRes.pipe(res);
+        return;
+      }
+      const parts: Buffer[] = [];
+      upRes.on('data', (b: Buffer) => parts.push(b));
+      upRes.on('end', () => {
+        const body = edit(Buffer.concat(parts));
+        if (body === null) {
+          res.writeHead(404, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ error: { code: 'NOT_FOUND', message: `no route ${req.method} ${req.url}` } }));
+          return;
+        }
+        res.writeHead(200, { 'content-type': String(upRes.headers['content-type']) });
+        res.end(body);
+      });
+    });
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  return proxy;
+}
+
+function proxyUrl(proxy: Server): string {
+  return `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+}
+
+/** Every regular file under `dir`, by path relative to it (none when it does not exist). */
+async function localFiles(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
+  return entries.filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath, e.name)));
+}

@@ -1,14 +1,15 @@
 // One-request small files (docs/http-api.md "Small files"): `POST /v1/files` creates, stores and commits a
-// one-chunk file; `GET /v1/fs/file` answers a file's node, manifest and (one chunk) sealed bytes together.
-// Both bodies are framed (framed-body.ts): u32 J ‖ JSON ‖ sealed chunk.
+// one-chunk file; `GET /v1/fs/file` answers a file's node, manifest and (one chunk) sealed bytes together;
+// `POST /v1/fs/files/read` answers many files so, one framed record after another, streamed as they are read.
+// The bodies are framed (framed-body.ts): u32 J ‖ JSON ‖ sealed chunk.
 import type { Hono } from 'hono';
-import { CofferError, ErrorCode } from '../../errors.js';
+import { CofferError, ErrorCode, httpStatusOf } from '../../errors.js';
 import { MAX_SEALED_SIZE } from '../../crypto/index.js';
 import type { KeyRecord } from '../../metadata/types.js';
 import type { ServiceMetrics } from '../../telemetry/index.js';
-import type { Vault } from '../../vault/index.js';
-import { FILE_MEDIA_TYPE, FRAME_PREFIX, frameHead, readFrameHead } from '../framed-body.js';
-import { MAX_JSON_BYTES, field, jsonObjectFrom, query, type ApiEnv } from '../http.js';
+import { MAX_BATCH_READ, type Vault } from '../../vault/index.js';
+import { FILES_MEDIA_TYPE, FILE_MEDIA_TYPE, FRAME_PREFIX, frameHead, readFrameHead } from '../framed-body.js';
+import { MAX_JSON_BYTES, field, jsonObjectFrom, query, readJson, type ApiEnv } from '../http.js';
 import { counted } from './uploads.js';
 
 const FIELDS = ['path', 'blobId', 'keyGeneration', 'keyRecord', 'size', 'overwrite', 'source', 'binding'] as const;
@@ -62,5 +63,45 @@ export function fileRoutes(app: Hono<ApiEnv>, vault: Vault, metrics: ServiceMetr
     if (r.sealed) outgoing.write(head);
     outgoing.end(r.sealed ?? head);
     return new Response(null, { status: 200, headers: { [ALREADY_SENT]: 'true' } });
+  });
+
+  app.post('/v1/fs/files/read', async (c) => {
+    const b = await readJson(c, ['paths']);
+    const paths = b.paths;
+    if (!Array.isArray(paths) || paths.length === 0 || paths.length > MAX_BATCH_READ || !paths.every((p) => typeof p === 'string')) {
+      throw new CofferError(ErrorCode.INVALID_ARGUMENT, `"paths" must be a list of 1..${MAX_BATCH_READ} paths`);
+    }
+    const items = vault.readSmallFiles(c.var.actor, paths as string[]);
+    let count = 0;
+    // pulled as the socket drains: one record at a time, never the whole answer in memory
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        try {
+          const r = await items.next();
+          if (r.done) {
+            controller.enqueue(frameHead({ end: true, count }));
+            controller.close();
+            return;
+          }
+          count++;
+          const item = r.value;
+          if ('error' in item) {
+            controller.enqueue(frameHead({ path: item.path, error: { code: item.error.code, message: item.error.message }, status: httpStatusOf[item.error.code] }));
+            return;
+          }
+          const sealed = item.read.sealed;
+          const head = frameHead({ path: item.path, node: item.read.node, manifest: item.read.manifest, sealedLength: sealed?.length ?? 0 });
+          metrics?.bytesOut.inc(head.length + (sealed?.length ?? 0));
+          controller.enqueue(head);
+          if (sealed) controller.enqueue(sealed);
+        } catch (e) {
+          controller.error(e); // the client sees a cut answer (no end record) and fails the batch
+        }
+      },
+      async cancel() {
+        await items.return(undefined);
+      },
+    }, { highWaterMark: 0 });
+    return new Response(body, { status: 200, headers: { 'Content-Type': FILES_MEDIA_TYPE, 'Cache-Control': 'private, no-cache' } });
   });
 }

@@ -1,0 +1,146 @@
+// The batch read over real HTTP (docs/http-api.md "Many small files in one request"): many files' node, manifest
+// and sealed chunk in one streamed answer, in the order asked, each file checked and failing alone; and the
+// client's reading of it (src/client/file-batch.ts), which trusts nothing: answers for other paths, a cut answer,
+// lengths over one chunk and bytes after the end are refused.
+import { createServer, type Server } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHUNK_SIZE, MAX_SEALED_SIZE } from '../crypto/index.js';
+import { FILES_MEDIA_TYPE, type FileAnswer } from '../client/file-batch.js';
+import { VaultClient } from '../client/vault-client.js';
+import { newBlobHex, newDek, sealAll } from '../vault/test-env.js';
+import { FILE_MEDIA_TYPE, frameHead } from './framed-body.js';
+import { call, errorCode, startTestServer, type TestServer } from './test-server.js';
+
+let s: TestServer;
+let alice: string;
+let bob: string;
+const sealedOf = new Map<string, Uint8Array>();
+const keyRecord = { scheme: 'test', wrapped: 'AAAA' };
+
+async function put(token: string, path: string, size: number): Promise<void> {
+  const blobId = newBlobHex();
+  const sealed = await sealAll(newDek(), blobId, randomBytes(size));
+  if (sealed.length === 1) {
+    const body = Buffer.concat([frameHead({ path, blobId, keyGeneration: 1, keyRecord, size }), sealed[0]!]);
+    expect((await call(s.url, token, 'POST', '/v1/files', body, { 'content-type': FILE_MEDIA_TYPE })).status).toBe(201);
+    sealedOf.set(path, sealed[0]!);
+    return;
+  }
+  await call(s.url, token, 'POST', '/v1/uploads', { path, blobId, keyGeneration: 1, keyRecord, size });
+  for (const [i, c] of sealed.entries()) await call(s.url, token, 'PUT', `/v1/uploads/${blobId}/chunks/${i}`, c);
+  expect((await call(s.url, token, 'POST', `/v1/uploads/${blobId}/commit`, { chunkCount: sealed.length, size })).status).toBe(200);
+}
+
+beforeAll(async () => {
+  s = await startTestServer({ defaultRootRole: 'none' });
+  alice = await s.token('alice');
+  bob = await s.token('bob');
+  const admin = await s.token('root', true);
+  await call(s.url, admin, 'POST', '/v1/fs/mkdir', { path: '/a/open', parents: true });
+  await call(s.url, admin, 'PUT', '/v1/grants', { path: '/a', user: 'alice', role: 'write' });
+  await call(s.url, admin, 'PUT', '/v1/grants', { path: '/a/open', user: 'bob', role: 'read' });
+  for (let i = 0; i < 40; i++) await put(alice, `/a/f${i}`, 1000 + i);
+  await put(alice, '/a/empty', 0);
+  await put(alice, '/a/open/shared', 77);
+  await put(alice, '/a/two', CHUNK_SIZE + 1);
+});
+afterAll(async () => s.close());
+
+async function readAll(token: string, paths: string[]): Promise<FileAnswer[]> {
+  const client = new VaultClient({ server: s.url, token });
+  try {
+    const out: FileAnswer[] = [];
+    for await (const a of client.readFiles(paths)) out.push(a);
+    return out;
+  } finally {
+    client.http.close();
+  }
+}
+
+describe('POST /v1/fs/files/read', () => {
+  it('answers every file in the order asked, each failing alone; sealed bytes are the stored chunk', async () => {
+    const paths = ['/a/f3', '/a/none', '/a/empty', '/a', '/a/two', ...Array.from({ length: 40 }, (_, i) => `/a/f${i}`), '/a/open/shared'];
+    const got = await readAll(alice, paths);
+    expect(got.map((a) => a.path)).toEqual(paths);
+    const codes = got.map((a) => (a.error ? a.error.code : 'ok'));
+    expect(codes.slice(0, 5)).toEqual(['ok', 'NOT_FOUND', 'ok', 'IS_A_DIRECTORY', 'ok']);
+    for (const a of got) {
+      if (a.error || a.path === '/a/two') continue;
+      expect(a.manifest.chunkCount).toBe(1);
+      expect(a.node.blobId).toBe(a.manifest.blobId);
+      expect(Buffer.from(a.sealed!).equals(Buffer.from(sealedOf.get(a.path)!)), a.path).toBe(true);
+    }
+    const two = got[4]!;
+    expect(two.error === undefined && two.manifest.chunkCount === 2 && two.sealed === null).toBe(true);
+  });
+
+  it('checks access per file: what the caller may not read fails alone, the rest is answered', async () => {
+    const got = await readAll(bob, ['/a/f1', '/a/open/shared', '/a/f2']);
+    expect(got.map((a) => (a.error ? a.error.code : 'ok'))).toEqual(['PERMISSION_DENIED', 'ok', 'PERMISSION_DENIED']);
+    expect(got[1]!.error === undefined && Buffer.from(got[1]!.sealed!).equals(Buffer.from(sealedOf.get('/a/open/shared')!))).toBe(true);
+  });
+
+  it('refuses a request that is not a list of 1..256 paths', async () => {
+    for (const body of [{ paths: [] }, { paths: 'x' }, { paths: [1] }, { paths: Array.from({ length: 257 }, () => '/a/f1') }, { paths: ['/a/f1'], extra: 1 }]) {
+      const res = await call(s.url, alice, 'POST', '/v1/fs/files/read', body);
+      expect([res.status, await errorCode(res)]).toEqual([400, 'INVALID_ARGUMENT']);
+    }
+    const res = await call(s.url, '', 'POST', '/v1/fs/files/read', { paths: ['/a/f1'] });
+    expect(res.status).toBe(401);
+  });
+});
+
+describe('the client reading a batch answer trusts nothing', () => {
+  let fake: Server;
+  let answer: Buffer = Buffer.alloc(0);
+  let fakeUrl = '';
+  beforeAll(async () => {
+    fake = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': FILES_MEDIA_TYPE, 'content-length': String(answer.length) });
+        res.end(answer);
+      });
+    });
+    await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r));
+    fakeUrl = `http://127.0.0.1:${(fake.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => new Promise<void>((r) => fake.close(() => r())));
+
+  const node = (path: string): unknown => ({ path, blobId: 'b', type: 'file', size: 1 });
+  const rec = (json: unknown, sealed = Buffer.alloc(0)): Buffer => Buffer.concat([frameHead(json), sealed]);
+  const read = async (paths: string[]): Promise<string> => {
+    const client = new VaultClient({ server: fakeUrl, token: 't' });
+    try {
+      for await (const _ of client.readFiles(paths)) { /* drain */ }
+      return 'ok';
+    } catch (e) {
+      return `${(e as { code?: string }).code}: ${(e as Error).message}`;
+    } finally {
+      client.http.close();
+    }
+  };
+
+  it('accepts a well-formed answer and refuses each way of breaking it', async () => {
+    const good = rec({ path: '/x', node: node('/x'), manifest: {}, sealedLength: 3 }, Buffer.from('abc'));
+    const end = rec({ end: true, count: 1 });
+    answer = Buffer.concat([good, end]);
+    expect(await read(['/x'])).toBe('ok');
+    const cases: Array<[string, Buffer]> = [
+      ['a record for another path', Buffer.concat([rec({ path: '/y', node: node('/y'), manifest: {}, sealedLength: 0 }), end])],
+      ['a node for another path', Buffer.concat([rec({ path: '/x', node: node('/y'), manifest: {}, sealedLength: 0 }), end])],
+      ['cut before the end record', good],
+      ['cut inside the sealed bytes', good.subarray(0, good.length - 1)],
+      ['a wrong count', Buffer.concat([good, rec({ end: true, count: 2 })])],
+      ['bytes after the end', Buffer.concat([good, end, Buffer.from([0])])],
+      ['a length over one sealed chunk', Buffer.concat([rec({ path: '/x', node: node('/x'), manifest: {}, sealedLength: MAX_SEALED_SIZE + 1 }), end])],
+      ['a JSON part that is not JSON', Buffer.concat([Buffer.from([0, 0, 0, 2]), Buffer.from('{{'), end])],
+    ];
+    for (const [what, body] of cases) {
+      answer = body;
+      expect(await read(['/x']), what).toMatch(/^INTEGRITY: malformed batch read answer/);
+    }
+  });
+});
