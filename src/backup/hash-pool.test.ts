@@ -24,6 +24,23 @@ describe('HashPool', () => {
     expect(bufs.every((b) => b.byteLength > 0)).toBe(true);
   });
 
+  it('runs its workers as plain scripts whatever flags the process has (tsx, --input-type=module)', async () => {
+    // the worker's code is evaluated: it must not depend on being taken as CommonJS or as a module
+    const { execFileSync } = await import('node:child_process');
+    const here = new URL('.', import.meta.url).pathname;
+    const script = `
+      const { HashPool } = await import(${JSON.stringify(`${here}hash-pool.ts`)});
+      const { alignedAllocator } = await import(${JSON.stringify(`${here}../buffer-pool.ts`)});
+      const b = alignedAllocator(1 << 20, 1, { shared: true })();
+      b.fill(7);
+      const pool = new HashPool(1);
+      console.log(await pool.digest(b));
+      await pool.close();
+    `;
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+    expect(out.trim()).toBe(sha(Buffer.alloc(1 << 20, 7)));
+  }, 90_000);
+
   it('hashes ordinary and small buffers on the calling thread, empty ones included', async () => {
     pool = new HashPool(2);
     for (const b of [Buffer.alloc(0), randomFillSync(Buffer.alloc(100)), randomFillSync(Buffer.alloc(2 * 1024 * 1024))]) {

@@ -8,10 +8,11 @@ import { createHash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { CofferError, ErrorCode } from '../errors.js';
 
-// CommonJS evaluated in the worker: one message in (shared memory, offset, length), one digest out
+// Evaluated in the worker: one message in (shared memory, offset, length), one digest out. getBuiltinModule
+// works whether the eval is taken as CommonJS or as a module (flags such as --input-type=module are inherited).
 const WORKER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
-const { createHash } = require('node:crypto');
+const { parentPort } = process.getBuiltinModule('node:worker_threads');
+const { createHash } = process.getBuiltinModule('node:crypto');
 parentPort.on('message', (m) => {
   try {
     parentPort.postMessage({ id: m.id, sha256: createHash('sha256').update(new Uint8Array(m.memory, m.offset, m.length)).digest('hex') });
@@ -67,17 +68,20 @@ export class HashPool {
       if (!slot) return;
       const req = this.#queue.shift() as Request;
       slot.busy = req;
+      slot.worker.ref(); // a digest awaited keeps the process alive, as pending I/O would
       slot.worker.postMessage({ id: req.id, memory: req.memory, offset: req.offset, length: req.length });
     }
   }
 
   #spawn(): Slot {
-    const worker = new Worker(WORKER_SOURCE, { eval: true });
+    // no inherited loaders (tsx in tests) or profiling flags: the worker needs nothing but node:crypto
+    const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [] });
     const slot: Slot = { worker, busy: null };
-    worker.unref(); // an idle pool never keeps the process alive
+    worker.unref(); // an idle pool never keeps the process alive (ref'd only while it hashes)
     worker.on('message', (m: { id: number; sha256?: string; error?: string }) => {
       const req = slot.busy;
       slot.busy = null;
+      worker.unref();
       if (req?.id === m.id) {
         if (m.sha256 !== undefined) req.resolve(m.sha256);
         else req.reject(new CofferError(ErrorCode.INTERNAL, `hashing a chunk failed: ${m.error ?? 'unknown error'}`));
