@@ -50,7 +50,7 @@ export class BufferPool {
 
 // the global exists in every Node; the project's type libraries (no DOM) just do not declare it
 const WasmMemory = (globalThis as unknown as {
-  WebAssembly: { Memory: new (descriptor: { initial: number; maximum: number }) => { buffer: ArrayBuffer } };
+  WebAssembly: { Memory: new (descriptor: { initial: number; maximum: number; shared?: boolean }) => { buffer: ArrayBuffer | SharedArrayBuffer } };
 }).WebAssembly.Memory;
 
 /** Alignment of the buffers made by alignedAllocator: enough for O_DIRECT on any Linux block device. */
@@ -69,18 +69,21 @@ export function alignUp(n: number): number {
  * and file offset all aligned). Node has no aligned allocation, but a WebAssembly.Memory is page-aligned by
  * construction (V8 maps it on a 64 KiB boundary), so buffers are carved from memories of `perSlab` buffers
  * each: every memory reserves ≈ 10 GiB of address space (its guard region) but only touched pages use memory.
+ * With `shared`, the memory is a SharedArrayBuffer, so worker threads can read the buffers in place
+ * (src/backup/hash-pool.ts hashes chunks read by the main thread without copying or transferring them).
  */
-export function alignedAllocator(size: number, perSlab: number): () => Buffer {
+export function alignedAllocator(size: number, perSlab: number, options: { shared?: boolean } = {}): () => Buffer {
   if (!Number.isSafeInteger(size) || size <= 0) throw new RangeError(`buffer size ${size} must be a positive integer`);
   if (!Number.isSafeInteger(perSlab) || perSlab <= 0) throw new RangeError(`perSlab ${perSlab} must be a positive integer`);
   const stride = alignUp(size);
   const WASM_PAGE = 65536;
-  let slab: ArrayBuffer | undefined;
+  let slab: ArrayBuffer | SharedArrayBuffer | undefined;
   let next = 0;
   return () => {
     if (slab === undefined || next === perSlab) {
       const pages = Math.ceil((stride * perSlab) / WASM_PAGE);
-      slab = new WasmMemory({ initial: pages, maximum: pages }).buffer;
+      // shared: a SharedArrayBuffer, so worker threads read the bytes in place (no copy, no transfer)
+      slab = new WasmMemory({ initial: pages, maximum: pages, shared: options.shared === true }).buffer;
       next = 0;
     }
     return Buffer.from(slab, stride * next++, size);

@@ -97,6 +97,17 @@ export function runChunkStoreContract(name: string, makeStore: () => Promise<Chu
         expect(await store.stat(ref)).toEqual({ size: data.byteLength });
       });
 
+      it('takes the caller\'s SHA-256 of the bytes (sha256 option) and reports it; refuses a malformed one', async () => {
+        const ref = { blobId: newBlobId(), index: 0 };
+        const data = randomBytes(200 * KiB + 3);
+        expect(await store.put(ref, pieces(data), { sha256: sha256(data) })).toEqual({ size: data.byteLength, sha256: sha256(data) });
+        expect(await readAll(store, ref)).toEqual(data);
+        const other = { blobId: newBlobId(), index: 0 };
+        await expectCode(store.put(other, pieces(data), { sha256: sha256(data).toUpperCase() }), 'INVALID_ARGUMENT');
+        await expectCode(store.put(other, pieces(data), { sha256: 'abc' }), 'INVALID_ARGUMENT');
+        expect(await store.stat(other)).toBeNull();
+      });
+
       it('stores a full-size sealed chunk (8 MiB + 64) sent as 64 KiB pieces', async () => {
         const ref = { blobId: newBlobId(), index: 3 };
         const data = randomBytes(8 * MiB + 64);

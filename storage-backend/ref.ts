@@ -60,7 +60,7 @@ export function assertPutOptions(options: PutOptions | undefined): void {
     throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'put options must be an object');
   }
   for (const key of Object.keys(options)) {
-    if (key !== 'maxBytes' && key !== 'expectedSize' && key !== 'signal' && key !== 'beforeRename') {
+    if (key !== 'maxBytes' && key !== 'expectedSize' && key !== 'signal' && key !== 'beforeRename' && key !== 'sha256') {
       throw new CofferError(ErrorCode.INVALID_ARGUMENT, `unknown put option "${key}"`);
     }
   }
@@ -68,6 +68,9 @@ export function assertPutOptions(options: PutOptions | undefined): void {
   if (options.expectedSize !== undefined) assertNonNegativeInteger(options.expectedSize, 'expectedSize');
   if (options.beforeRename !== undefined && typeof options.beforeRename !== 'function') {
     throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'beforeRename must be a function');
+  }
+  if (options.sha256 !== undefined && (typeof options.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(options.sha256))) {
+    throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'sha256 must be 64 lowercase hex digits');
   }
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
     throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'signal must be an AbortSignal');

@@ -21,6 +21,12 @@ export interface PutOptions {
    * error (the caller's last chance to refuse, e.g. an upload committed while this chunk was streaming).
    */
   beforeRename?: () => Promise<void>;
+  /**
+   * The SHA-256 (64 lowercase hex) the caller already computed of exactly the bytes it passes (bulk copies hash
+   * on worker threads, backup/hash-pool.ts). A store may return it as PutResult.sha256 instead of hashing the
+   * bytes again (the filesystem store does); a store that hashes anyway returns its own digest.
+   */
+  sha256?: string;
 }
 
 export interface PutResult {

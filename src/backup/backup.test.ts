@@ -9,6 +9,7 @@ import { runCliProcess, spawnCli } from '../../bench/cli-process.js';
 import { openChunkStore } from '../../storage-backend/index.js';
 import { CofferError } from '../errors.js';
 import { openMetadataStore } from '../metadata/index.js';
+import type { MetadataStore } from '../metadata/types.js';
 import { verifyAuditChain } from '../vault/index.js';
 import {
   createSnapshot, findSnapshot, listSnapshots, openDirTarget, pruneSnapshots, restoreSnapshot, verifySnapshot,
@@ -67,7 +68,34 @@ beforeAll(async () => {
   files.set('/docs/deep/er/two-chunks.bin', await ws.put(vault, '/docs/deep/er/two-chunks.bin', 8 * MiB + 1000));
   files.set('/top.bin', await ws.put(vault, '/top.bin', 100_000));
   await vault.client.putGrant('/docs', 'bob', 'read');
+  // users as the enclave leaves them: disabled or not, with or without its MAC (restored verbatim, or the
+  // gateway would refuse them; a disabled user must not come back enabled)
+  const store = await openMetadataStore({ kind: 'sqlite', path: path.join(vault.dataDir, 'metadata.sqlite') });
+  try {
+    for (const [name, patch] of Object.entries(USERS)) {
+      await store.ensureUser(name);
+      await store.updateUser(name, patch);
+    }
+  } finally {
+    await store.close();
+  }
 }, 120_000);
+
+const USERS: Record<string, { disabled: boolean; mac?: string }> = {
+  carol: { disabled: true, mac: `cm1.${'c'.repeat(64)}` },
+  dave: { disabled: false, mac: `cm1.${'d'.repeat(64)}` },
+  erin: { disabled: true },
+};
+
+async function expectUsersRestored(store: MetadataStore): Promise<void> {
+  const users = new Map((await store.listUsers()).map((u) => [u.name, u]));
+  for (const [name, want] of Object.entries(USERS)) {
+    const u = users.get(name);
+    expect(u, name).toBeDefined();
+    expect(u?.disabled, name).toBe(want.disabled);
+    expect(u?.mac ?? undefined, name).toBe(want.mac);
+  }
+}
 
 afterAll(async () => {
   await vault?.close();
@@ -114,7 +142,11 @@ describe('backup to a directory', () => {
     const store = await openMetadataStore({ kind: 'sqlite', path: path.join(dest, 'metadata.sqlite') });
     const audit = await verifyAuditChain(store);
     const last = await store.lastAudit();
-    await store.close();
+    try {
+      await expectUsersRestored(store);
+    } finally {
+      await store.close();
+    }
     expect(audit.ok).toBe(true);
     expect(last?.action).toBe('backup.restore');
   }, 120_000);
@@ -156,6 +188,12 @@ describe('backup to a directory', () => {
       await expectServesAll(restored);
     } finally {
       await restored.close();
+    }
+    const store = await openMetadataStore({ kind: 'mongo', uri: dbUri });
+    try {
+      await expectUsersRestored(store);
+    } finally {
+      await store.close();
     }
   }, 180_000);
 

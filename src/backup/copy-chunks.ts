@@ -1,16 +1,19 @@
 // Copies sealed chunk files from one chunk store to another (vault → target for create, target → vault for
-// restore), checking each one on the way: size and header before the put, SHA-256 (computed by the put itself)
-// after it; a chunk whose digest is not the recorded one is deleted from the destination again and reported.
-// (A crash in that instant leaves it there under its name; `backup verify` reports it.) Bounded
-// concurrency (a Gate: tasks are made one by one as room frees, never one promise per chunk up front), a few
-// reused 4 KiB-aligned 8 MiB buffers (O_DIRECT reads), an optional rate limit. A chunk that the source does
-// not have or that fails a check is reported, not thrown, so the caller can say which files it affects.
-import { createHash } from 'node:crypto';
+// restore), checking each one on the way, all in one step (`copyOne` below, the only place that reads, checks,
+// hashes and puts a chunk): size and header as read, then SHA-256 on a worker thread (hash-pool.ts) while other
+// chunks are read and written; only a chunk whose digest is the recorded one is put, and the put is given that
+// digest so the destination does not hash the bytes a second time. Bounded concurrency (a Gate: tasks are made
+// one by one as room frees, never one promise per chunk up front), a few reused 4 KiB-aligned 8 MiB buffers in
+// shared memory (O_DIRECT reads; the hash workers read them in place), an optional rate limit. A chunk that
+// the source does not have or that fails a check is reported, not thrown, so the caller can say which files
+// it affects.
+import os from 'node:os';
 import type { ChunkRef, ChunkStore } from '../../storage-backend/index.js';
 import { alignUp, alignedAllocator, BufferPool } from '../buffer-pool.js';
 import { MAX_SEALED_SIZE } from '../crypto/index.js';
 import { CofferError, ErrorCode } from '../errors.js';
 import { Gate } from '../gate.js';
+import { HashPool } from './hash-pool.js';
 import type { RateLimiter } from './rate-limit.js';
 
 export interface ChunkJob {
@@ -47,10 +50,10 @@ export interface CopyOptions {
 }
 
 /**
- * Reads one chunk into `buf` and checks it (size, header, and SHA-256 unless `hash` is false). Returns the bytes,
- * or the problem. Store errors other than NOT_FOUND throw.
+ * Reads one chunk into `buf` and checks it: size, header, and SHA-256 (on `hasher`'s workers) unless `hasher` is
+ * null. Returns the bytes, or the problem. Store errors other than NOT_FOUND throw.
  */
-export async function readChecked(from: ChunkStore, job: ChunkJob, buf: Buffer, hash = true): Promise<Buffer | ChunkProblem> {
+export async function readChecked(from: ChunkStore, job: ChunkJob, buf: Buffer, hasher: HashPool | null): Promise<Buffer | ChunkProblem> {
   let data: Buffer;
   try {
     data = await from.readInto(job.ref, buf);
@@ -65,11 +68,31 @@ export async function readChecked(from: ChunkStore, job: ChunkJob, buf: Buffer, 
   } catch (e) {
     return { job, kind: 'header', message: (e as Error).message };
   }
-  if (hash) {
-    const sha = createHash('sha256').update(data).digest('hex');
+  if (hasher) {
+    const sha = await hasher.digest(data);
     if (sha !== job.sha256) return shaProblem(job, sha);
   }
   return data;
+}
+
+/**
+ * What a bulk chunk pass holds: `concurrency` aligned 8 MiB buffers in shared memory and a pool of hash
+ * workers (one per core, at most one per buffer). close() stops the workers and zeroes the buffers.
+ */
+export class ChunkWorkspace {
+  readonly buffers: BufferPool;
+  readonly hasher: HashPool;
+
+  constructor(readonly concurrency: number, hashWorkers = Math.min(concurrency, os.availableParallelism())) {
+    const size = alignUp(MAX_SEALED_SIZE);
+    this.buffers = new BufferPool(size, concurrency, alignedAllocator(size, concurrency, { shared: true }));
+    this.hasher = new HashPool(hashWorkers);
+  }
+
+  async close(): Promise<void> {
+    this.buffers.clear();
+    await this.hasher.close();
+  }
 }
 
 function shaProblem(job: ChunkJob, sha: string): ChunkProblem {
@@ -93,8 +116,7 @@ async function* single(data: Buffer): AsyncGenerator<Uint8Array> {
 export async function copyChunks(from: ChunkStore, to: ChunkStore, jobs: Iterable<ChunkJob>, options: CopyOptions): Promise<CopyResult> {
   const result: CopyResult = { copied: 0, copiedBytes: 0, present: 0, problems: [] };
   const gate = new Gate(Math.max(1, options.concurrency));
-  const size = alignUp(MAX_SEALED_SIZE);
-  const buffers = new BufferPool(size, gate.limit, alignedAllocator(size, gate.limit));
+  const work = new ChunkWorkspace(gate.limit);
   const dest = <T>(p: Promise<T>): Promise<T> => p.catch((e: unknown) => {
     throw options.destinationError ? options.destinationError(e) : e;
   });
@@ -107,19 +129,20 @@ export async function copyChunks(from: ChunkStore, to: ChunkStore, jobs: Iterabl
         return;
       }
     }
-    const buf = buffers.acquire();
-    // SHA-256 once, by the destination's put (on a 2-core machine a second pass on the read side cost ~40%)
-    const data = await readChecked(from, job, buf, false);
+    const buf = work.buffers.acquire();
+    // SHA-256 once, on a worker, before the put: a chunk whose bytes are not the recorded ones never reaches
+    // the destination, and the put is handed the digest instead of hashing again on this thread
+    const data = await readChecked(from, job, buf, work.hasher);
     if (isProblem(data)) {
-      buffers.release(buf);
+      work.buffers.release(buf);
       result.problems.push(data);
       return;
     }
     await options.rate?.take(data.byteLength, options.signal);
-    const put = await dest(to.put(job.ref, single(data), { expectedSize: job.size, signal: options.signal }));
-    buffers.release(buf);
+    const put = await dest(to.put(job.ref, single(data), { expectedSize: job.size, signal: options.signal, sha256: job.sha256 }));
+    work.buffers.release(buf);
     if (put.sha256 !== job.sha256) {
-      // the source's bytes are not the recorded ones: take them out of the destination again and report it
+      // a store that hashes anyway saw other bytes than we did: take them out of the destination again
       await dest(to.delete(job.ref));
       result.problems.push(shaProblem(job, put.sha256));
       return;
@@ -136,7 +159,7 @@ export async function copyChunks(from: ChunkStore, to: ChunkStore, jobs: Iterabl
     }
   } finally {
     await gate.drain();
-    buffers.clear();
+    await work.close();
   }
   if (gate.error !== undefined) throw gate.error;
   return result;

@@ -20,6 +20,14 @@ export type ExportRecord =
 
 const iso = (d: Date): string => d.toISOString();
 
+/**
+ * The enclave's MAC of a record (docs/format.md "Metadata MAC v1"), kept verbatim so a restored vault still
+ * verifies at the gateway: the key `mac` is appended last, and only when the record has one (an export of a
+ * vault without MACs is byte-identical to one written before this field existed).
+ */
+const withMac = (o: Record<string, unknown>, mac: string | null | undefined): Record<string, unknown> =>
+  typeof mac === 'string' ? { ...o, mac } : o;
+
 /** One line (with its newline) of the export. Dates are ISO-8601 UTC with milliseconds. */
 export function encodeRecord(r: ExportRecord): string {
   switch (r.type) {
@@ -27,23 +35,23 @@ export function encodeRecord(r: ExportRecord): string {
     case 'end':
       return `${JSON.stringify(r)}\n`;
     case 'user':
-      return `${JSON.stringify({ type: 'user', name: r.user.name, createdAt: iso(r.user.createdAt), disabled: r.user.disabled })}\n`;
+      return `${JSON.stringify(withMac({ type: 'user', name: r.user.name, createdAt: iso(r.user.createdAt), disabled: r.user.disabled }, r.user.mac))}\n`;
     case 'blob': {
       const b = r.blob;
-      return `${JSON.stringify({
+      return `${JSON.stringify(withMac({
         type: 'blob', id: b.id, state: b.state, owner: b.owner, keyGeneration: b.keyGeneration, keyRecord: b.keyRecord,
         size: b.size, chunkCount: b.chunkCount, chunkSha256: b.chunkSha256, createdAt: iso(b.createdAt), updatedAt: iso(b.updatedAt), attrs: b.attrs,
-      })}\n`;
+      }, b.mac))}\n`;
     }
     case 'node': {
       const n = r.node;
-      return `${JSON.stringify({
+      return `${JSON.stringify(withMac({
         type: 'node', id: n.id, parentId: n.parentId, name: n.name, nodeType: n.type, blobId: n.blobId, size: n.size,
         owner: n.owner, createdAt: iso(n.createdAt), modifiedAt: iso(n.modifiedAt), version: n.version,
-      })}\n`;
+      }, n.mac))}\n`;
     }
     case 'grant':
-      return `${JSON.stringify({ type: 'grant', nodeId: r.grant.nodeId, user: r.grant.user, role: r.grant.role, createdAt: iso(r.grant.createdAt) })}\n`;
+      return `${JSON.stringify(withMac({ type: 'grant', nodeId: r.grant.nodeId, user: r.grant.user, role: r.grant.role, createdAt: iso(r.grant.createdAt) }, r.grant.mac))}\n`;
     case 'audit': {
       const e = r.entry;
       return `${JSON.stringify({
@@ -80,6 +88,17 @@ class LineReader {
     const v = this.o[k];
     return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : this.fail(`"${k}" is not an object`);
   }
+  /** `{ mac }` when the record carries one, `{}` when the key is absent (exports written before it existed). */
+  mac(): { mac?: string } {
+    const v = this.o.mac;
+    if (v === undefined) return {};
+    return typeof v === 'string' && /^[\x21-\x7e]{1,256}$/.test(v) ? { mac: v } : this.fail('"mac" is not 1–256 printable ASCII characters');
+  }
+  /** A boolean that must be there (an export that lost it must not turn a disabled user into an enabled one). */
+  bool(k: string): boolean {
+    const v = this.o[k];
+    return typeof v === 'boolean' ? v : this.fail(`"${k}" is not true or false`);
+  }
   oneOf<T extends string>(k: string, values: readonly T[]): T {
     const v = this.str(k);
     return (values as readonly string[]).includes(v) ? (v as T) : this.fail(`"${k}" is not one of ${values.join(', ')}`);
@@ -102,7 +121,7 @@ export function parseRecord(text: string, line: number): ExportRecord {
     case 'end':
       return { type: 'end', records: r.int('records') };
     case 'user':
-      return { type: 'user', user: { name: r.str('name'), createdAt: r.date('createdAt'), disabled: r.o.disabled === true } };
+      return { type: 'user', user: { name: r.str('name'), createdAt: r.date('createdAt'), disabled: r.bool('disabled'), ...r.mac() } };
     case 'blob': {
       const sums = r.o.chunkSha256;
       if (sums !== null && (!Array.isArray(sums) || !sums.every((s) => typeof s === 'string' && /^[0-9a-f]{64}$/.test(s)))) r.fail('"chunkSha256" is not a list of SHA-256 digests');
@@ -114,7 +133,7 @@ export function parseRecord(text: string, line: number): ExportRecord {
           id: r.str('id'), state: r.oneOf('state', ['uploading', 'committed', 'deleting'] as const), owner: r.str('owner'),
           keyGeneration: r.int('keyGeneration'), keyRecord: keyRecord as BlobRecord['keyRecord'], size: r.intOrNull('size'),
           chunkCount: r.intOrNull('chunkCount'), chunkSha256: sums as string[] | null, createdAt: r.date('createdAt'),
-          updatedAt: r.date('updatedAt'), attrs: r.obj('attrs'),
+          updatedAt: r.date('updatedAt'), attrs: r.obj('attrs'), ...r.mac(),
         },
       };
     }
@@ -124,11 +143,11 @@ export function parseRecord(text: string, line: number): ExportRecord {
         node: {
           id: r.str('id'), parentId: r.strOrNull('parentId'), name: r.str('name'), type: r.oneOf('nodeType', ['dir', 'file'] as const),
           blobId: r.strOrNull('blobId'), size: r.int('size'), owner: r.str('owner'), createdAt: r.date('createdAt'),
-          modifiedAt: r.date('modifiedAt'), version: r.int('version'),
+          modifiedAt: r.date('modifiedAt'), version: r.int('version'), ...r.mac(),
         },
       };
     case 'grant':
-      return { type: 'grant', grant: { nodeId: r.str('nodeId'), user: r.str('user'), role: r.oneOf('role', ['read', 'write', 'admin'] as const), createdAt: r.date('createdAt') } };
+      return { type: 'grant', grant: { nodeId: r.str('nodeId'), user: r.str('user'), role: r.oneOf('role', ['read', 'write', 'admin'] as const), createdAt: r.date('createdAt'), ...r.mac() } };
     case 'audit':
       return {
         type: 'audit',

@@ -2,12 +2,10 @@
 // the metadata export matches the manifest, the manifest lists exactly the chunks the export's blobs need, and
 // every chunk file is present, has the recorded size and SHA-256, and a header consistent with its blob and
 // index. Each problem names the vault files it affects.
-import { alignUp, alignedAllocator, BufferPool } from '../buffer-pool.js';
-import { MAX_SEALED_SIZE } from '../crypto/index.js';
 import { Gate } from '../gate.js';
 import type { BlobRecord, TreeNode } from '../metadata/types.js';
 import { chunkJobsOf } from './chunk-jobs.js';
-import { isProblem, readChecked, type ChunkJob } from './copy-chunks.js';
+import { ChunkWorkspace, isProblem, readChecked, type ChunkJob } from './copy-chunks.js';
 import { readCheckedExport } from './export-reader.js';
 import { chunkKey, type SnapshotManifest } from './manifest.js';
 import { pathOf } from './select.js';
@@ -93,16 +91,15 @@ export async function verifySnapshot(
 
   // Every chunk file: present, size, SHA-256, header.
   const gate = new Gate(Math.max(1, options.concurrency ?? 4));
-  const size = alignUp(MAX_SEALED_SIZE);
-  const buffers = new BufferPool(size, gate.limit, alignedAllocator(size, gate.limit));
+  const work = new ChunkWorkspace(gate.limit);
   let bytesRead = 0;
   try {
     for (const job of jobs.sort((a, b) => (a.ref.blobId < b.ref.blobId ? -1 : a.ref.blobId > b.ref.blobId ? 1 : a.ref.index - b.ref.index))) {
       await gate.submit(async () => {
-        const buf = buffers.acquire();
+        const buf = work.buffers.acquire();
         let r: Awaited<ReturnType<typeof readChecked>>;
         try {
-          r = await readChecked(target.chunks, job, buf);
+          r = await readChecked(target.chunks, job, buf, work.hasher);
         } catch (e) {
           add('unreadable', job.ref.blobId, job.ref.index, (e as Error).message);
           return;
@@ -113,12 +110,13 @@ export async function verifySnapshot(
           bytesRead += r.byteLength;
           options.onBytes?.(r.byteLength);
         }
-        buffers.release(buf);
+        work.buffers.release(buf);
       });
       if (gate.error !== undefined) throw gate.error;
     }
   } finally {
     await gate.drain();
+    await work.close();
   }
   if (gate.error !== undefined) throw gate.error;
   problems.sort((a, b) => (a.blob < b.blob ? -1 : a.blob > b.blob ? 1 : (a.index ?? -1) - (b.index ?? -1)));

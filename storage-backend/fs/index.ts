@@ -141,6 +141,7 @@ export class FsChunkStore implements ChunkStore {
         expectedSize: options?.expectedSize,
         signal: options?.signal,
         beforeRename: options?.beforeRename,
+        knownSha256: options?.sha256,
         verifyAfterWrite: this.verifyAfterWrite,
         direct: this.directIo,
         onFsync: this.onFsync,

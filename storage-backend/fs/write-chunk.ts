@@ -34,6 +34,8 @@ export interface WriteChunkJob {
   signal: AbortSignal | undefined;
   /** PutOptions.beforeRename: may refuse the write after the data is durable, before it becomes visible. */
   beforeRename: (() => Promise<void>) | undefined;
+  /** PutOptions.sha256: the caller's digest of the bytes; when given, they are not hashed again here. */
+  knownSha256?: string;
   verifyAfterWrite: boolean;
   /** Write with O_DIRECT through aligned buffers (direct-io.ts); the store probed that the filesystem allows it. */
   direct: boolean;
@@ -104,7 +106,7 @@ export async function writeChunk(job: WriteChunkJob): Promise<PutResult> {
 
 /** Copies the stream into the file through two alternating buffers; returns the total size and SHA-256. */
 async function streamInto(fh: FileHandle, job: WriteChunkJob): Promise<PutResult> {
-  const hash = createHash('sha256');
+  const hash = job.knownSha256 === undefined ? createHash('sha256') : null;
   // a small chunk whose size is announced gets a small buffer; the second buffer is made only when needed
   const bound = Math.min(job.expectedSize ?? Infinity, job.maxBytes ?? Infinity);
   const pool = job.direct ? directWriteBuffers : writeBuffers;
@@ -122,7 +124,7 @@ async function streamInto(fh: FileHandle, job: WriteChunkJob): Promise<PutResult
     const buf = buffers[current] as Buffer;
     const len = fill;
     const at = position;
-    hash.update(buf.subarray(0, len)); // one call per buffer, not per piece: fewer crossings into OpenSSL
+    hash?.update(buf.subarray(0, len)); // one call per buffer, not per piece: fewer crossings into OpenSSL
     // only the last flush can be partial; O_DIRECT writes it as whole 4 KiB blocks, zero-padded
     const writeLen = job.direct ? alignUp(len) : len;
     if (writeLen > len) buf.fill(0, len, writeLen);
@@ -176,7 +178,7 @@ async function streamInto(fh: FileHandle, job: WriteChunkJob): Promise<PutResult
     for (const buf of buffers) pool.release(buf);
   }
   if (job.expectedSize !== undefined && total !== job.expectedSize) throw sizeMismatch(job, total, 'only');
-  return { size: total, sha256: hash.digest('hex') };
+  return { size: total, sha256: hash === null ? (job.knownSha256 as string) : hash.digest('hex') };
 }
 
 function sizeMismatch(job: WriteChunkJob, total: number, how: string): CofferError {

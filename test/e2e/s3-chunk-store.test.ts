@@ -1,8 +1,9 @@
 // End to end with the chunk files in S3: `coffer serve` with COFFER_CHUNK_STORE=s3://bucket/prefix on moto's
 // server (test/setup/global.ts), driven by the real `coffer` command: put/get byte-identical (0 B, 1 B, three
 // chunks), ls/mv/rm, overwrite, resume of an interrupted upload's chunks, tamper detection on an S3 object
-// that leaves nothing at the destination, and fsck-free garbage collection of a replaced blob's objects.
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+// that leaves nothing at the destination, fsck-free garbage collection of a replaced blob's objects, and
+// `coffer fsck` reading the S3 objects (not the data directory) to find a damaged and a missing one.
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -21,6 +22,7 @@ describe.skipIf(!endpoint)('coffer serve with the S3 chunk store', () => {
   let bucket: string;
   let server: Awaited<ReturnType<typeof startServerProcess>>;
   let env: NodeJS.ProcessEnv;
+  let tampered: string | undefined; // blob of /t.bin, whose chunk 1 the tamper test alters in S3
   const coffer = (args: string[]) => runCliProcess(args, env);
   const ok = async (args: string[]): Promise<string> => {
     const r = await coffer(args);
@@ -89,6 +91,7 @@ describe.skipIf(!endpoint)('coffer serve with the S3 chunk store', () => {
     const src = path.join(work, 't');
     await writeFile(src, randomBytes(8 * MiB + 100));
     const put = JSON.parse(await ok(['put', src, '/t.bin', '--json'])) as { blobId: string };
+    tampered = put.blobId;
     const key = (await objects()).find((o) => o.key.endsWith(`${put.blobId}/00000001`))?.key as string;
     const c = testS3Client(endpoint as string);
     const body = Buffer.from(await (await c.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body!.transformToByteArray());
@@ -100,5 +103,31 @@ describe.skipIf(!endpoint)('coffer serve with the S3 chunk store', () => {
     expect(r.code).toBe(6);
     expect(r.stderr).toMatch(/CHUNK_AUTH_FAILED/);
     expect(existsSync(out)).toBe(false);
+  }, 240_000);
+
+  it('coffer fsck checks the chunk store the service uses (COFFER_CHUNK_STORE): the tampered object, then a deleted one', async () => {
+    expect(tampered).toBeDefined();
+    const dataDir = path.join(work, 'data');
+    type Report = { errors: number; chunksChecked: number; bytesRead: number; problems: Array<{ kind: string; severity: string; blobId: string; index: number }> };
+    const errorsOf = (r: Report) => r.problems.filter((p) => p.severity === 'error');
+    // with --read-data every object of every committed blob is read from S3 and hashed: only /t.bin's chunk 1 is wrong
+    const damaged = await coffer(['fsck', '--data-dir', dataDir, '--read-data', '--json']);
+    expect(damaged.code, damaged.stderr).toBe(6);
+    const report = JSON.parse(damaged.stdout) as Report;
+    expect(errorsOf(report)).toMatchObject([{ kind: 'chunk-damaged', blobId: tampered, index: 1 }]);
+    expect(report.chunksChecked).toBe(7); // /d/f-0, /d/f-1, three chunks of /d/f-…, two of /t.bin
+    expect(report.bytesRead).toBe(2 * 8 * MiB + 777 + 1 + 8 * MiB + 100 + 7 * 64);
+    // an object deleted behind the service's back: found from sizes alone
+    const key = (await objects()).find((o) => o.key.endsWith(`${tampered as string}/00000000`))?.key as string;
+    const c = testS3Client(endpoint as string);
+    await c.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+    c.destroy();
+    const missing = await coffer(['fsck', '--data-dir', dataDir, '--json']);
+    expect(missing.code, missing.stderr).toBe(6);
+    expect(errorsOf(JSON.parse(missing.stdout) as Report)).toMatchObject([{ kind: 'chunk-missing', blobId: tampered, index: 0 }]);
+    // once the file is gone (its blob released), fsck is clean: it never looked at the empty data directory's chunks
+    await ok(['rm', '/t.bin']);
+    const clean = JSON.parse(await ok(['fsck', '--data-dir', dataDir, '--read-data', '--json'])) as Report;
+    expect(clean).toMatchObject({ errors: 0, chunksChecked: 5 });
   }, 240_000);
 });

@@ -1,9 +1,9 @@
 // `coffer fsck`: checks a vault's metadata against its chunk files, straight from the stores (like `audit
-// verify`, it does not go through the service it checks, and it needs no key). Exits non-zero when a problem
-// of severity error remains; the report goes to stdout either way.
+// verify`, it does not go through the service it checks, and it needs no key). The chunk store is the one the
+// service is configured with: COFFER_CHUNK_STORE=s3://bucket/prefix, otherwise the data directory's files.
+// Exits non-zero when a problem of severity error remains; the report goes to stdout either way.
 import type { Command } from 'commander';
-import { openChunkStore } from '../../../storage-backend/index.js';
-import { directIoSetting } from '../../config.js';
+import { openVaultChunkStore } from '../../chunk-store-config.js';
 import { CofferError, ErrorCode } from '../../errors.js';
 import type { MetadataStore } from '../../metadata/types.js';
 import { fsckStores, type FsckReport } from '../../vault/index.js';
@@ -35,8 +35,8 @@ export function register(program: Command): void {
       const concurrency = intFlag('--concurrency', opts.concurrency, 1, 64);
       const store = await openVaultMetadata(opts.dataDir, opts.mongodbUri);
       try {
-        const directIo = directIoSetting();
-        const chunks = await openChunkStore({ kind: 'fs', root: opts.dataDir, ...(directIo === undefined ? {} : { directIo }) });
+        // the chunk store the service is configured with: COFFER_CHUNK_STORE (s3://…) or the data directory's
+        const chunks = await openVaultChunkStore(opts.dataDir);
         try {
           const bar = opts.readData && process.stderr.isTTY && !process.env.COFFER_NO_PROGRESS
             ? progressBar('fsck --read-data', await sealedBytesOfCommittedBlobs(store))
