@@ -95,11 +95,13 @@ function banner(dev: RunningDev, dataDir: string, rel: string): string {
     const url = dev.s3Url;
     lines.push(
       `S3 endpoint:     ${url} (path-style; inside the enclave, the gateway's attested certificate: pin enclave.pem from coffer enclave verify above)`,
-      `  # an access key for alice, made and sealed inside the enclave (an administrator's token; the secret is shown once):`,
-      `  eval "$(COFFER_TOKEN=$(npx coffer token --data-dir ${rel} --user admin --admin) npx coffer access-key create --server ${dev.gatewayUrl ?? ''} --ca-cert enclave.pem --user alice)"`,
-      `  AWS_CA_BUNDLE=enclave.pem aws --endpoint-url ${url} s3 mb s3://docs && AWS_CA_BUNDLE=enclave.pem aws --endpoint-url ${url} s3 cp ./some-file s3://docs/`,
+      `  # as an administrator, through the gateway (COFFER_SERVER/COFFER_EXPECT_PCR0… as above): a bucket is a top-level directory`,
+      `  export ADMIN_TOKEN=$(npx coffer token --data-dir ${rel} --user admin --admin)`,
+      `  COFFER_TOKEN=$ADMIN_TOKEN npx coffer mkdir /docs && COFFER_TOKEN=$ADMIN_TOKEN npx coffer share /docs --user alice --role write`,
+      `  # an access key for alice, made and sealed inside the enclave (the secret is shown once):`,
+      `  eval "$(COFFER_TOKEN=$ADMIN_TOKEN npx coffer access-key create --server ${dev.gatewayUrl ?? ''} --ca-cert enclave.pem --user alice)"`,
+      `  AWS_CA_BUNDLE=enclave.pem aws --endpoint-url ${url} s3 cp ./some-file s3://docs/ && AWS_CA_BUNDLE=enclave.pem aws --endpoint-url ${url} s3 ls s3://docs/`,
       `  rclone --ca-cert enclave.pem --s3-provider Other --s3-endpoint ${url} --s3-force-path-style --s3-access-key-id "$AWS_ACCESS_KEY_ID" --s3-secret-access-key "$AWS_SECRET_ACCESS_KEY" lsf :s3:docs`,
-      `  # buckets are top-level directories: alice may create /docs only if she has write on / (or use an existing granted directory)`,
       '',
     );
   }
