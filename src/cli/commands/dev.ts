@@ -16,7 +16,7 @@ interface DevFlags {
   kmsListen: string;
   gatewayListen: string;
   gateway: boolean;
-  s3Listen: string;
+  s3Listen?: string;
   json?: boolean;
 }
 
@@ -29,12 +29,12 @@ export function register(program: Command): void {
     .addOption(new Option('--kms-listen <host:port>', 'where the embedded KMS listens').env('COFFER_KMS_LISTEN').default('127.0.0.1:7710'))
     .addOption(new Option('--gateway-listen <host:port>', 'where the enclave gateway (https) listens').env('COFFER_GATEWAY_LISTEN').default('127.0.0.1:7443'))
     .option('--no-gateway', 'run without the enclave gateway (storage service + KMS only)')
-    .addOption(new Option('--s3-listen <host:port>', "where the enclave's S3-compatible listener (https, the gateway's attested certificate) is reached").env('COFFER_S3_LISTEN').default('127.0.0.1:7701'))
+    .addOption(new Option('--s3-listen <host:port>', "where the enclave's S3-compatible listener (https, the gateway's attested certificate) is reached (default 127.0.0.1:7701; any free port when --gateway-listen takes port 0)").env('COFFER_S3_LISTEN'))
     .addOption(jsonOption())
     .action(async (opts: DevFlags) => {
       const dataDir = path.resolve(opts.dataDir);
       const dev = await startDev({
-        dataDir, listen: parseListen(opts.listen), kmsListen: opts.kmsListen, gatewayListen: parseListen(opts.gatewayListen), s3Listen: parseListen(opts.s3Listen), noGateway: !opts.gateway, homes: true,
+        dataDir, listen: parseListen(opts.listen), kmsListen: opts.kmsListen, gatewayListen: parseListen(opts.gatewayListen), ...(opts.s3Listen ? { s3Listen: parseListen(opts.s3Listen) } : {}), noGateway: !opts.gateway, homes: true,
         logger: createLogger({ level: process.env.COFFER_LOG_LEVEL ?? 'warn' }),
       });
       const relative = path.relative(process.cwd(), dataDir) || '.';
