@@ -12,6 +12,7 @@ import { ensureDevRoot } from '../enclave/attestation/index.js';
 import { mintDevToken } from '../src/api/auth/index.js';
 import { verifyGateway } from '../src/client/gateway-verify.js';
 import { startDev } from '../src/dev.js';
+import { createLogger } from '../src/telemetry/index.js';
 import { runCliProcess } from './cli-process.js';
 import { peakRss } from './measure.js';
 
@@ -83,6 +84,7 @@ export async function benchS3(options: S3BenchOptions): Promise<S3BenchRow[]> {
     const dataDir = path.join(work, 'data');
     const dev = await startDev({
       dataDir, listen: { host: '127.0.0.1', port: 0 }, kmsListen: '127.0.0.1:0', gatewayListen: { host: '127.0.0.1', port: 0 }, s3Listen: { host: '127.0.0.1', port: 0 }, defaultRootRole: 'write',
+      logger: createLogger({ level: 'warn' }),
     });
     stops.push(() => dev.close());
     const verified = await verifyGateway({ server: dev.gatewayUrl as string, expectPcr0: dev.measurement.pcr0, root: (await ensureDevRoot(dataDir)).trustRoot });
