@@ -105,6 +105,9 @@ async function startEnclaveS3Env(): Promise<EnclaveS3Env> {
   // buckets are top-level directories: every user may write on / here, as in `coffer serve --default-root-role write`
   const dev = await startDev({
     dataDir, listen: { host: '127.0.0.1', port: 0 }, kmsListen: '127.0.0.1:0', gatewayListen: { host: '127.0.0.1', port: 0 }, s3Listen: { host: '127.0.0.1', port: 0 }, defaultRootRole: 'write', logger,
+  }).catch(async (e: unknown) => {
+    await rmrf(work, { recursive: true, force: true }); // nothing left behind when the product does not start
+    throw e;
   });
   const root = await ensureDevRoot(dataDir);
   // the client trusts only what the verification pinned (coffer enclave verify … --out enclave.pem)
