@@ -1,14 +1,19 @@
 // `coffer bench s3`: the AWS CLI (and rclone) copying one file up and down through Coffer's S3 endpoint
-// (`coffer serve` + `coffer s3 serve` as processes: sealed on the way in, opened and authenticated on the way
-// out, https with the pinned certificate) against the same client on moto's S3 server (plain, unencrypted, not
+// (the enclave's S3 listener as `npm start` runs it — enclave and host proxy as processes: sealed on the way in,
+// opened and authenticated on the way out, https with the attested certificate pinned) against the same client on moto's S3 server (plain, unencrypted, not
 // attested; PyPI moto[server]) in the same run. Every download is SHA-256 checked. Figures, never pass/fail.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { runCliProcess, spawnCli, startServerProcess } from './cli-process.js';
+import { ensureDevRoot } from '../enclave/attestation/index.js';
+import { mintDevToken } from '../src/api/auth/index.js';
+import { verifyGateway } from '../src/client/gateway-verify.js';
+import { startDev } from '../src/dev.js';
+import { createLogger } from '../src/telemetry/index.js';
+import { runCliProcess } from './cli-process.js';
 import { peakRss } from './measure.js';
 
 export interface S3BenchOptions {
@@ -74,22 +79,19 @@ export async function benchS3(options: S3BenchOptions): Promise<S3BenchRow[]> {
     await fh.close();
     const srcSha = await sha256File(src);
 
-    // Coffer: storage service + S3 endpoint as separate processes, as deployed
+    // Coffer as `npm start` runs it: storage service + KMS here, the enclave and the host proxy as processes; the
+    // S3 listener inside the enclave, its certificate pinned by verification
     const dataDir = path.join(work, 'data');
-    const storage = await startServerProcess(['serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--default-root-role', 'write']);
-    stops.push(storage.stop);
-    const s3child = spawnCli(['s3', 'serve', '--data-dir', dataDir, '--server', storage.url, '--listen', '127.0.0.1:0']);
-    const coffer = await new Promise<{ url: string; cert: string }>((resolve, reject) => {
-      let out = '';
-      s3child.stdout?.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /S3 endpoint: (https:\/\/\S+) .*certificate to pin: (\S+)\)/.exec(out);
-        if (m) resolve({ url: m[1] as string, cert: m[2] as string });
-      });
-      s3child.on('close', (code) => reject(new Error(`coffer s3 serve exited with ${code}: ${out}`)));
+    const dev = await startDev({
+      dataDir, listen: { host: '127.0.0.1', port: 0 }, kmsListen: '127.0.0.1:0', gatewayListen: { host: '127.0.0.1', port: 0 }, s3Listen: { host: '127.0.0.1', port: 0 }, defaultRootRole: 'write',
+      logger: createLogger({ level: 'warn' }),
     });
-    stops.push(() => new Promise<void>((r) => { s3child.once('close', () => r()); s3child.kill('SIGTERM'); }));
-    const keyOut = await runCliProcess(['access-key', 'create', '--data-dir', dataDir, '--user', 'bench', '--json']);
+    stops.push(() => dev.close());
+    const verified = await verifyGateway({ server: dev.gatewayUrl as string, expectPcr0: dev.measurement.pcr0, root: (await ensureDevRoot(dataDir)).trustRoot });
+    const certFile = path.join(work, 'enclave.pem');
+    await writeFile(certFile, verified.certPem);
+    const coffer = { url: dev.s3Url as string, cert: certFile };
+    const keyOut = await runCliProcess(['access-key', 'create', '--server', dev.gatewayUrl as string, '--ca-cert', certFile, '--token', await mintDevToken(dataDir, { user: 'bench-admin', admin: true }), '--user', 'bench', '--json']);
     const key = JSON.parse(keyOut.stdout) as { accessKeyId: string; secretAccessKey: string };
     const moto = await startMoto(python);
     stops.push(async () => { moto.child.stdin?.end(); });
@@ -99,8 +101,8 @@ export async function benchS3(options: S3BenchOptions): Promise<S3BenchRow[]> {
       { name: 'moto', url: moto.url, id: 'testing', secret: 'testing', ca: undefined as string | undefined },
     ];
     const rows: S3BenchRow[] = [];
-    const s3Pid = s3child.pid as number;
-    const storagePid = storage.child.pid as number;
+    const s3Pid = dev.enclave?.pid as number;
+    const storagePid = process.pid;
     const rssAtStart = { s3: (await peakRss(s3Pid)) ?? 0, storage: (await peakRss(storagePid)) ?? 0 };
     const baseEnv = { ...process.env, AWS_DEFAULT_REGION: 'us-east-1', AWS_CONFIG_FILE: path.join(work, 'none'), AWS_SHARED_CREDENTIALS_FILE: path.join(work, 'none') };
     for (const client of clients) {
@@ -140,7 +142,7 @@ export async function benchS3(options: S3BenchOptions): Promise<S3BenchRow[]> {
     // VmHWM: the highest resident set each process reached over the whole run (flat memory: independent of --size)
     const s3Peak = (await peakRss(s3Pid)) ?? 0;
     const storagePeak = (await peakRss(storagePid)) ?? 0;
-    log(`peak RSS: coffer s3 serve ${(s3Peak / 2 ** 20).toFixed(0)} MiB (${(rssAtStart.s3 / 2 ** 20).toFixed(0)} MiB after start), coffer serve ${(storagePeak / 2 ** 20).toFixed(0)} MiB (${(rssAtStart.storage / 2 ** 20).toFixed(0)} MiB after start)`);
+    log(`peak RSS: the enclave (S3 listener) ${(s3Peak / 2 ** 20).toFixed(0)} MiB (${(rssAtStart.s3 / 2 ** 20).toFixed(0)} MiB after start), storage service + KMS + bench (one process) ${(storagePeak / 2 ** 20).toFixed(0)} MiB (${(rssAtStart.storage / 2 ** 20).toFixed(0)} MiB after start)`);
     return rows;
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);

@@ -10,7 +10,7 @@ import { devRootDir, ensureDevRoot } from '../enclave/attestation/index.js';
 import { measureEnclaveCode } from '../enclave/runtime/bundle.js';
 import { launchEnclave, type LaunchedEnclave } from '../enclave/runtime/launch.js';
 import { launchHostProxy, type ProxyProcess } from '../enclave/runtime/proxy-process.js';
-import { devPublicJwk } from './api/auth/index.js';
+import { ENCLAVE_ISSUER_FILE, devPublicJwk } from './api/auth/index.js';
 import type { ListenAddress } from './config.js';
 import { lockDataDir } from './data-dir-lock.js';
 import { CofferError, ErrorCode } from './errors.js';
@@ -29,6 +29,8 @@ export interface DevConfig {
   kmsListen: string;
   /** Where the enclave gateway's host proxy listens (https). */
   gatewayListen?: ListenAddress;
+  /** Where the host proxy forwards S3 clients to the enclave's S3 listener (https; default 127.0.0.1:7701). */
+  s3Listen?: ListenAddress;
   /** Run without the enclave gateway (storage service + KMS only). */
   noGateway?: boolean;
   /** The enclave's network namespace (see enclave/runtime/launch.ts). */
@@ -60,6 +62,8 @@ export interface RunningDev {
   keyPolicy: string;
   /** https:// URL of the enclave gateway (null with noGateway). */
   gatewayUrl: string | null;
+  /** https:// URL of the enclave's S3 listener, path-style, same attested certificate (null with noGateway). */
+  s3Url: string | null;
   /** The development attestation root clients verify the gateway against. */
   devRootCert: string;
   enclave: LaunchedEnclave | null;
@@ -95,20 +99,23 @@ async function startDevLocked(config: DevConfig, unlock: () => Promise<void>): P
     const keyPolicy = vaultKeyPolicy(roles, measurement.pcr0);
     const { keyArn, keyAlias } = await ensureVaultKey(kms.url, kms.region, roles.admin, keyPolicy);
     const rootRole = config.defaultRootRole ?? (config.homes ? 'none' : 'write');
+    const channelDir = path.join(config.dataDir, 'enclave');
+    // the storage service accepts the enclave's tokens for S3 users only from this measurement (src/api/auth/enclave-issuer.ts)
+    const enclaveIssuer = { file: path.join(channelDir, ENCLAVE_ISSUER_FILE), root: devRoot.trustRoot, pcrPolicy: { pcrs: { 0: measurement.pcr0 } } };
     const service = await startService({
       dataDir: config.dataDir, listen: config.listen, defaultRootRole: rootRole, homes: config.homes, logger: config.logger, ...(config.mongoUri ? { mongoUri: config.mongoUri } : {}),
+      ...(config.noGateway ? {} : { enclaveIssuer }),
     });
     let proxy: ProxyProcess | null = null;
     let enclave: LaunchedEnclave | null = null;
     try {
       if (!config.noGateway) {
-        const channelDir = path.join(config.dataDir, 'enclave');
         await mkdir(channelDir, { recursive: true, mode: 0o700 });
         await chmod(channelDir, 0o700);
         // the enclave verifies tokens with the issuer's public key only; it never reads the signing key
         const jwkFile = path.join(channelDir, 'token-issuer.jwk.json');
         await writeFile(jwkFile, JSON.stringify(await devPublicJwk(config.dataDir)) + '\n', { mode: 0o644 });
-        proxy = await launchHostProxy({ channelDir, listen: config.gatewayListen ?? { host: '127.0.0.1', port: 7443 }, storageUrl: service.url, kmsUrl: kms.url });
+        proxy = await launchHostProxy({ channelDir, listen: config.gatewayListen ?? { host: '127.0.0.1', port: 7443 }, s3Listen: config.s3Listen ?? s3ListenBeside(config.gatewayListen), storageUrl: service.url, kmsUrl: kms.url });
         enclave = await launchEnclave({
           args: ['enclave', 'run', '--channel', channelDir, '--data-dir', config.dataDir, '--kms-key-id', keyArn, '--region', kms.region, '--token-jwk', jwkFile, '--default-root-role', rootRole, ...(config.homes ? ['--homes'] : [])],
           env: { AWS_ACCESS_KEY_ID: roles.enclave.accessKeyId, AWS_SECRET_ACCESS_KEY: roles.enclave.secretAccessKey, COFFER_LOG_LEVEL: process.env.COFFER_LOG_LEVEL ?? 'warn' },
@@ -133,6 +140,7 @@ async function startDevLocked(config: DevConfig, unlock: () => Promise<void>): P
       enclaveCredential: roles.enclave,
       keyPolicy,
       gatewayUrl: proxy?.url ?? null,
+      s3Url: proxy?.s3Url ?? null,
       devRootCert: path.join(devRootDir(config.dataDir), 'root.pem'),
       enclave,
       proxy,
@@ -151,6 +159,11 @@ async function startDevLocked(config: DevConfig, unlock: () => Promise<void>): P
     await kms.close();
     throw e;
   }
+}
+
+/** The S3 listener's default: 7701 beside the gateway's host, or any free port when the gateway takes any (tests). */
+function s3ListenBeside(gateway: ListenAddress | undefined): ListenAddress {
+  return { host: gateway?.host ?? '127.0.0.1', port: gateway?.port === 0 ? 0 : 7701 };
 }
 
 /** The development vault key's policy: each role its own principal; the development enclave measurement only. */

@@ -5,6 +5,7 @@ import { constants } from 'node:fs';
 import { access, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { createAuthenticator, startStorageServer, type AuthConfig } from './api/index.js';
+import { createEnclaveIssuerAuthenticator, withEnclaveIssuer, type EnclaveIssuerConfig } from './api/auth/index.js';
 import { metadataConfig, type ListenAddress } from './config.js';
 import { lockDataDir } from './data-dir-lock.js';
 import { releasingReserveWhenFull, SpaceReserve, spaceReserveBytes, withHeadroom } from './space/index.js';
@@ -26,6 +27,12 @@ export interface ServiceConfig {
   uploadGraceMs?: number;
   /** Give each user /home/NAME on first sight (development mode; see docs/vault.md "Homes"). */
   homes?: boolean;
+  /**
+   * Accept tokens the attested enclave signs for the users it authenticated itself (S3 access keys): its
+   * published issuer key, checked against this root and PCR policy (src/api/auth/enclave-issuer.ts). Absent,
+   * such tokens are refused.
+   */
+  enclaveIssuer?: EnclaveIssuerConfig;
   logger?: Logger;
 }
 
@@ -87,7 +94,7 @@ export async function startService(config: ServiceConfig): Promise<RunningServic
     const authConfig: AuthConfig = config.jwks
       ? { kind: 'jwks', jwksUrl: config.jwks.url, issuer: config.jwks.issuer, audience: config.jwks.audience }
       : { kind: 'dev', dataDir };
-    const auth = await createAuthenticator(authConfig);
+    const auth = withEnclaveIssuer(await createAuthenticator(authConfig), config.enclaveIssuer ? createEnclaveIssuerAuthenticator(config.enclaveIssuer) : null);
     await reserve.ensure();
     const server = await startStorageServer({ vault, auth, listen: config.listen, logger, metrics, gcIntervalMs: config.gcIntervalMs, afterGc: () => void reserve.ensure() });
     closers.push(() => server.close());

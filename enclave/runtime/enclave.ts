@@ -23,6 +23,7 @@ import { attest, makeEnclaveIdentity, type EnclaveIdentity } from '../gateway/id
 import type { RecordIntegrity } from '../gateway/records.js';
 import { createGatewayMetrics } from '../gateway/metrics.js';
 import { createGatewayApp } from '../gateway/routes.js';
+import { startEnclaveS3, type EnclaveS3 } from '../s3/enclave-s3.js';
 import { measureEnclaveCode } from './bundle.js';
 import { fileKeySlot } from './key-slot.js';
 import { KMS_VIA_CHANNEL, STORAGE_VIA_CHANNEL, channelPaths, unixSocketAgent } from './host-channel.js';
@@ -129,6 +130,17 @@ export async function startEnclave(options: EnclaveOptions): Promise<RunningEncl
   const app = createGatewayApp({
     files, auth, attest: (nonce) => attest(identity, nonce), ready, metrics: createGatewayMetrics(), ...(options.logger ? { logger: options.logger } : {}),
   });
+  // the S3 API: its own listener on the channel's S3 socket, same attested certificate (docs/s3-api.md)
+  let s3: EnclaveS3;
+  try {
+    s3 = await startEnclaveS3({ channelDir: paths.dir, socket: paths.s3, identity, files, kms: kmsClient, kmsKeyId: options.kmsKeyId, auth, ...(options.logger ? { logger: options.logger } : {}) });
+  } catch (e) {
+    keys.close();
+    kmsClient.destroy();
+    metadataKey?.destroy();
+    throw new CofferError(isCofferError(e) ? e.code : ErrorCode.UNAVAILABLE, `cannot start the S3 listener: ${(e as Error).message}`, { cause: e });
+  }
+  app.route('/v1/s3', s3.adminRoutes);
   const listener = getRequestListener(app.fetch);
   const server: Server = createHttpsServer({
     key: identity.tls.keyPem,
@@ -151,6 +163,7 @@ export async function startEnclave(options: EnclaveOptions): Promise<RunningEncl
     identity,
     files,
     close: () => new Promise<void>((resolve) => {
+      void s3.close();
       server.close(() => resolve());
       server.closeAllConnections();
       storageAgent.destroy();

@@ -12,8 +12,9 @@ import type { WrappedKeySlot } from '../integrity/index.js';
 
 export const METADATA_KEY_FILE = 'metadata-key.wrapped';
 
-export function fileKeySlot(dir: string): WrappedKeySlot {
-  const file = path.join(dir, METADATA_KEY_FILE);
+/** A slot in `dir` named `name` (default the metadata key's; the S3 sealing key has its own, enclave/s3/sealing-key.ts). */
+export function fileKeySlot(dir: string, name = METADATA_KEY_FILE): WrappedKeySlot {
+  const file = path.join(dir, name);
   const read = async (): Promise<Uint8Array | null> => {
     try {
       return new Uint8Array(await readFile(file));
@@ -26,7 +27,7 @@ export function fileKeySlot(dir: string): WrappedKeySlot {
     read,
     async createIfAbsent(blob) {
       // written whole under a temporary name, then linked: the first writer wins, nobody sees a partial file
-      const tmp = path.join(dir, `.${METADATA_KEY_FILE}.${randomBytes(8).toString('hex')}`);
+      const tmp = path.join(dir, `.${name}.${randomBytes(8).toString('hex')}`);
       await writeFile(tmp, blob, { mode: 0o600, flush: true });
       try {
         await link(tmp, file);

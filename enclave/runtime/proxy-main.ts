@@ -10,6 +10,7 @@ async function main(): Promise<void> {
   const options = JSON.parse(process.env.COFFER_PROXY_CONFIG ?? 'null') as HostProxyOptions | null;
   if (!options) throw new Error('COFFER_PROXY_CONFIG is not set');
   const proxy = await startHostProxy(options);
+  if (proxy.s3Url) process.stdout.write(`enclave S3: ${proxy.s3Url}\n`);
   process.stdout.write(`enclave gateway: ${proxy.url}\n`);
   const stop = (): void => {
     void proxy.close().finally(() => process.exit(0));

@@ -12,6 +12,8 @@ import { CofferError, ErrorCode } from '../../src/errors.js';
 export interface ProxyProcessOptions {
   channelDir: string;
   listen: { host: string; port: number };
+  /** Where S3 clients connect (the enclave's S3 listener); none when absent. */
+  s3Listen?: { host: string; port: number };
   storageUrl: string;
   kmsUrl: string;
   /** How long to wait for the proxy's URL line (default 60 s). */
@@ -21,13 +23,15 @@ export interface ProxyProcessOptions {
 export interface ProxyProcess {
   /** https://host:port of the gateway as clients reach it. */
   url: string;
+  /** https://host:port of the enclave's S3 listener (null without s3Listen). */
+  s3Url: string | null;
   pid: number;
   close(): Promise<void>;
 }
 
 /** Spawns the proxy and resolves once it listens. Throws CofferError UNAVAILABLE with the proxy's last words. */
 export function launchHostProxy(options: ProxyProcessOptions): Promise<ProxyProcess> {
-  const config = JSON.stringify({ channelDir: options.channelDir, listen: options.listen, storageUrl: options.storageUrl, kmsUrl: options.kmsUrl });
+  const config = JSON.stringify({ channelDir: options.channelDir, listen: options.listen, s3Listen: options.s3Listen, storageUrl: options.storageUrl, kmsUrl: options.kmsUrl });
   const child = spawn(process.execPath, proxyEntry(), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, COFFER_PROXY_CONFIG: config } });
   return new Promise((resolve, reject) => {
     let out = '';
@@ -56,6 +60,7 @@ export function launchHostProxy(options: ProxyProcessOptions): Promise<ProxyProc
       child.stdout?.resume();
       resolve({
         url: m[1] as string,
+        s3Url: /enclave S3: (https:\/\/\S+)/.exec(out)?.[1] ?? null, // printed before the gateway line
         pid: child.pid as number,
         close: () => new Promise<void>((r) => {
           if (child.exitCode !== null || child.signalCode !== null) return r();

@@ -1,5 +1,5 @@
 // `coffer enclave proxy`: the host side of the enclave's channel (host-channel.ts). It listens where clients
-// connect (TCP) and hands each connection's bytes to the enclave's gateway socket, and it listens on the
+// connect (TCP) and hands each connection's bytes to the enclave's gateway socket (and S3 clients' to its S3 socket), and it listens on the
 // enclave's storage and KMS sockets and hands those bytes to the storage service and the KMS over TCP.
 // Bytes only: it never parses, terminates or logs the streams, holds no TLS key and sees only TLS records (client
 // side) and what the untrusted storage service and the KMS see anyway (enclave side).
@@ -13,6 +13,8 @@ export interface HostProxyOptions {
   channelDir: string;
   /** Where clients connect (the gateway's public address). */
   listen: { host: string; port: number };
+  /** Where S3 clients connect (forwarded to the enclave's S3 socket); none when absent. */
+  s3Listen?: { host: string; port: number };
   /** The storage service's and the KMS's TCP addresses (http://host:port). */
   storageUrl: string;
   kmsUrl: string;
@@ -22,8 +24,10 @@ export interface HostProxy {
   /** https://host:port of the gateway as clients reach it. */
   url: string;
   address: { host: string; port: number };
+  /** https://host:port of the enclave's S3 listener as clients reach it (null without s3Listen). */
+  s3Url: string | null;
   /** Connections forwarded so far, per stream (for tests and metrics; never their content). */
-  counts: { gateway: number; storage: number; kms: number };
+  counts: { gateway: number; s3: number; storage: number; kms: number };
   close(): Promise<void>;
 }
 
@@ -89,10 +93,14 @@ function listen(server: net.Server, at: { path: string } | { host: string; port:
   });
 }
 
+function urlOf(addr: AddressInfo): string {
+  return `https://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+}
+
 /** Starts the proxy. Throws CofferError UNAVAILABLE when an address is taken. */
 export async function startHostProxy(options: HostProxyOptions): Promise<HostProxy> {
   const paths = channelPaths(options.channelDir);
-  const counts = { gateway: 0, storage: 0, kms: 0 };
+  const counts = { gateway: 0, s3: 0, storage: 0, kms: 0 };
   const servers: net.Server[] = [];
   const sockets = new Set<net.Socket>();
   const track = (s: net.Socket): net.Socket => {
@@ -123,10 +131,20 @@ export async function startHostProxy(options: HostProxyOptions): Promise<HostPro
     await listen(front, options.listen).catch((e: NodeJS.ErrnoException) => {
       throw new CofferError(ErrorCode.UNAVAILABLE, `cannot listen on ${options.listen.host}:${options.listen.port}: ${e.code ?? e.message}`, { cause: e });
     });
+    let s3Url: string | null = null;
+    if (options.s3Listen) {
+      const s3 = net.createServer(forward('s3', (onread) => net.connect({ path: paths.s3, onread })));
+      servers.push(s3);
+      const at = options.s3Listen;
+      await listen(s3, at).catch((e: NodeJS.ErrnoException) => {
+        throw new CofferError(ErrorCode.UNAVAILABLE, `cannot listen on ${at.host}:${at.port} (S3): ${e.code ?? e.message}`, { cause: e });
+      });
+      s3Url = urlOf(s3.address() as AddressInfo);
+    }
     const addr = front.address() as AddressInfo;
-    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
     return {
-      url: `https://${host}:${addr.port}`,
+      url: urlOf(addr),
+      s3Url,
       address: { host: addr.address, port: addr.port },
       counts,
       close: async () => {

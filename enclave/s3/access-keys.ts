@@ -1,8 +1,8 @@
 // S3 access keys: per-user (access key id, secret) pairs. The secret is needed in clear to check a SigV4
 // signature, so it is stored only sealed (AES-256-GCM) under a key that only the enclave holds; the record's
 // id, user and creation time are the AAD, so a host that edits the file cannot move a key to another user or
-// make up one (it fails to open and counts as unknown). The file itself lives on the untrusted host:
-// `<data dir>/s3/access-keys.json`, written temp → fsync → rename → fsync dir. Revoking removes the record;
+// make up one (it fails to open and counts as unknown). The file itself lives on the untrusted host: in the
+// enclave, `<channel>/s3-access-keys.json` (enclave-s3.ts), written temp → fsync → rename → fsync dir. Revoking removes the record;
 // the store re-reads the file when it changes, so a revocation applies to the next request.
 // Limit (docs/s3-api.md): the host can restore an older copy of the file (bringing back a revoked key) until
 // the records are also bound to the enclave's MAC'd metadata version (custody, issue 9).
@@ -52,10 +52,6 @@ export interface AccessKeyRecord {
 interface KeyFile { v: 1; keys: AccessKeyRecord[] }
 
 const ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-
-export function accessKeysPath(dataDir: string): string {
-  return path.join(dataDir, 's3', 'access-keys.json');
-}
 
 function aadOf(r: Pick<AccessKeyRecord, 'id' | 'user' | 'createdAt'>): Buffer {
   return Buffer.from(`coffer-s3-access-key-v1\0${r.id}\0${r.user}\0${r.createdAt}`, 'utf8');
@@ -148,25 +144,4 @@ export class AccessKeyStore {
     }
     this.cache = null;
   }
-}
-
-/**
- * The development enclave's sealing key: 32 random bytes in `<data dir>/s3/sealing.key` (0600), made once.
- * A stand-in for the key the KMS releases only to the attested enclave (custody); the host can read this file.
- */
-export async function devSealer(dataDir: string): Promise<AesGcmSealer> {
-  const file = path.join(dataDir, 's3', 'sealing.key');
-  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  try {
-    const fh = await open(file, 'wx', 0o600);
-    try {
-      await fh.writeFile(randomBytes(32));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-  }
-  return new AesGcmSealer(await readFile(file));
 }

@@ -118,9 +118,16 @@ async function storePart(ctx: S3Context, dir: string, number: number, stream: As
     await ctx.backend.remove(ctx.who, temp, false).catch(() => undefined);
     throw toS3Error(e, 'NoSuchUpload');
   }
-  // an earlier upload of this part number with other content is replaced
-  for (const p of await listParts(ctx.backend, ctx.who, dir, true)) {
-    if (p.number === number && p.name !== name) await ctx.backend.remove(ctx.who, `${dir}/${p.name}`, false).catch(() => undefined);
+  // an earlier upload of this part number with other content is replaced. Best effort: a leftover copy is never
+  // used (Complete picks parts by their ETag's name) and goes with the staging directory; and in the enclave a
+  // listing can be refused while a concurrent part is mid-rename (its node still carries the MAC of its temporary
+  // name until the gateway re-MACs it), which must not fail this part.
+  try {
+    for (const p of await listParts(ctx.backend, ctx.who, dir, true)) {
+      if (p.number === number && p.name !== name) await ctx.backend.remove(ctx.who, `${dir}/${p.name}`, false).catch(() => undefined);
+    }
+  } catch {
+    // the cleanup waits for the next upload of this number, an abort, or the staging directory's removal
   }
   return md5;
 }

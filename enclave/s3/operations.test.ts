@@ -65,8 +65,7 @@ describe('authentication and access', () => {
   it('a host-side edit of a sealed access-key record makes the key unknown (fails closed)', async () => {
     const k = await env.accessKey('dave');
     const { readFile, writeFile } = await import('node:fs/promises');
-    const { accessKeysPath } = await import('./access-keys.js');
-    const file = accessKeysPath(env.work);
+    const file = (await import('node:path')).join(env.work, 's3', 'access-keys.json');
     const data = JSON.parse(await readFile(file, 'utf8')) as { keys: Array<{ id: string; user: string }> };
     (data.keys.find((r) => r.id === k.id) as { user: string }).user = 'alice'; // try to move dave's key to alice
     await writeFile(file, JSON.stringify(data));

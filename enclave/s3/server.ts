@@ -10,7 +10,8 @@ import type { S3Handler } from './handler.js';
 
 export interface S3ServerOptions {
   handler: S3Handler;
-  listen: { host: string; port: number };
+  /** A TCP address, or a Unix socket path (the enclave's channel socket). */
+  listen: { host: string; port: number } | { path: string };
   tls?: { cert: string; key: string };
 }
 
@@ -53,15 +54,19 @@ export async function startS3Server(options: S3ServerOptions): Promise<S3Server>
   server.keepAliveTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.listen.port, options.listen.host, () => {
+    const done = (): void => {
       server.off('error', reject);
       resolve();
-    });
+    };
+    if ('path' in options.listen) server.listen(options.listen.path, done);
+    else server.listen(options.listen.port, options.listen.host, done);
   });
-  const addr = server.address() as AddressInfo;
-  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  const addr = server.address();
+  const url = typeof addr === 'string' || addr === null
+    ? `unix:${addr ?? ''}`
+    : `${options.tls ? 'https' : 'http'}://${(addr as AddressInfo).family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
   return {
-    url: `${options.tls ? 'https' : 'http'}://${host}:${addr.port}`,
+    url,
     server,
     close: () => new Promise<void>((resolve) => {
       server.close(() => resolve());

@@ -2,6 +2,7 @@
 // and the fs chunk store, the S3 layer over the client library in key-file mode (sealed on the way in, opened
 // on the way out), SigV4 with access keys sealed in a temporary data directory, and an https listener with a
 // fresh self-signed certificate that clients pin.
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,7 +10,7 @@ import { startTestServer, type TestServer } from '../../src/api/test-server.js';
 import { mintDevToken } from '../../src/api/auth/index.js';
 import { KeyFileDataKeys } from '../../src/client/data-keys.js';
 import { generateKeyFile } from '../../src/crypto/index.js';
-import { AccessKeyStore, accessKeysPath, devSealer } from './access-keys.js';
+import { AccessKeyStore, AesGcmSealer } from './access-keys.js';
 import type { S3Limits } from './context.js';
 import { makeDevCertificate } from './dev-certificate.js';
 import { createS3Handler } from './handler.js';
@@ -57,7 +58,7 @@ export async function startS3TestEnv(options: { limits?: Partial<S3Limits>; defa
       keys: dataKeys as unknown as EnclaveDataKeys, // same shape (DataKeyProvider); the enclave's comes from the KMS
     }), async (who) => ({ ...who, token: await mint(who) }))
     : backend;
-  const keys = new AccessKeyStore(accessKeysPath(work), await devSealer(work));
+  const keys = new AccessKeyStore(path.join(work, 's3', 'access-keys.json'), new AesGcmSealer(randomBytes(32)));
   const tls = options.tls === false ? undefined : await makeDevCertificate();
   const caFile = path.join(work, 'endpoint.pem');
   if (tls) await writeFile(caFile, tls.cert);

@@ -5,7 +5,6 @@ import { Option } from 'commander';
 import path from 'node:path';
 import { parseListen } from '../../config.js';
 import { startDev, type RunningDev } from '../../dev.js';
-import { startDevS3Endpoint } from '../../../enclave/s3/dev-endpoint.js';
 import { untilSignal } from '../../service.js';
 import { createLogger } from '../../telemetry/index.js';
 import { dataDirOption, jsonOption, listenOption } from '../options.js';
@@ -17,8 +16,7 @@ interface DevFlags {
   kmsListen: string;
   gatewayListen: string;
   gateway: boolean;
-  s3Listen: string;
-  s3?: boolean;
+  s3Listen?: string;
   json?: boolean;
 }
 
@@ -31,22 +29,14 @@ export function register(program: Command): void {
     .addOption(new Option('--kms-listen <host:port>', 'where the embedded KMS listens').env('COFFER_KMS_LISTEN').default('127.0.0.1:7710'))
     .addOption(new Option('--gateway-listen <host:port>', 'where the enclave gateway (https) listens').env('COFFER_GATEWAY_LISTEN').default('127.0.0.1:7443'))
     .option('--no-gateway', 'run without the enclave gateway (storage service + KMS only)')
-    .addOption(new Option('--s3-listen <host:port>', 'where the S3-compatible endpoint (https) listens').env('COFFER_S3_LISTEN').default('127.0.0.1:7701'))
-    .option('--s3', 'also start the development S3-compatible endpoint: it runs on this host and seals with a key file here, so plaintext passes through a host process (a client-side tool, not the attested path; docs/s3-api.md)')
+    .addOption(new Option('--s3-listen <host:port>', "where the enclave's S3-compatible listener (https, the gateway's attested certificate) is reached (default 127.0.0.1:7701; any free port when --gateway-listen takes port 0)").env('COFFER_S3_LISTEN'))
     .addOption(jsonOption())
     .action(async (opts: DevFlags) => {
       const dataDir = path.resolve(opts.dataDir);
       const dev = await startDev({
-        dataDir, listen: parseListen(opts.listen), kmsListen: opts.kmsListen, gatewayListen: parseListen(opts.gatewayListen), noGateway: !opts.gateway, homes: true,
+        dataDir, listen: parseListen(opts.listen), kmsListen: opts.kmsListen, gatewayListen: parseListen(opts.gatewayListen), ...(opts.s3Listen ? { s3Listen: parseListen(opts.s3Listen) } : {}), noGateway: !opts.gateway, homes: true,
         logger: createLogger({ level: process.env.COFFER_LOG_LEVEL ?? 'warn' }),
       });
-      // the S3 endpoint (docs/s3-api.md): development form, beside the storage service, sealing with a key file
-      const s3 = opts.s3 === true
-        ? await startDevS3Endpoint({ dataDir, storageUrl: dev.storageUrl, listen: parseListen(opts.s3Listen) }).catch(async (e: unknown) => {
-          await dev.close();
-          throw e;
-        })
-        : null;
       const relative = path.relative(process.cwd(), dataDir) || '.';
       const rel = relative.startsWith('..') ? dataDir : relative;
       print(opts, {
@@ -64,25 +54,10 @@ export function register(program: Command): void {
         proxyPid: dev.proxy?.pid ?? null,
         dataDir,
         homes: '/home/NAME',
-        s3Url: s3?.url ?? null,
-        s3Certificate: s3?.certFile ?? null,
-      }, () => banner(dev, dataDir, rel) + (s3 ? s3Banner(s3.url, s3.certFile, rel) : ''));
-      await untilSignal(async () => {
-        await s3?.close();
-        await dev.close();
-      });
+        s3Url: dev.s3Url,
+      }, () => banner(dev, dataDir, rel));
+      await untilSignal(() => dev.close());
     });
-}
-
-function s3Banner(url: string, certFile: string, rel: string): string {
-  const cert = path.relative(process.cwd(), certFile).startsWith('..') ? certFile : path.relative(process.cwd(), certFile);
-  return [
-    '',
-    `S3 endpoint:     ${url} (path-style; development form, NOT attested: a host process that sees plaintext and seals with ${path.join(rel, 's3', 'gateway.key')}; certificate to pin: ${cert})`,
-    `  eval "$(npx coffer access-key create --data-dir ${rel} --user alice)"`,
-    `  AWS_CA_BUNDLE=${cert} aws --endpoint-url ${url} s3 mb s3://docs && AWS_CA_BUNDLE=${cert} aws --endpoint-url ${url} s3 cp ./some-file s3://docs/`,
-    `  rclone --ca-cert ${cert} --s3-provider Other --s3-endpoint ${url} --s3-force-path-style --s3-access-key-id "$AWS_ACCESS_KEY_ID" --s3-secret-access-key "$AWS_SECRET_ACCESS_KEY" lsf :s3:docs`,
-  ].join('\n');
 }
 
 function banner(dev: RunningDev, dataDir: string, rel: string): string {
@@ -113,6 +88,20 @@ function banner(dev: RunningDev, dataDir: string, rel: string): string {
       `  # the coffer command verifies the gateway by itself when it is told the measurement:`,
       `  export COFFER_SERVER=${dev.gatewayUrl} COFFER_EXPECT_PCR0=${pcr0} COFFER_ATTESTATION_ROOT=dev COFFER_DEV_ROOT_CERT=${root}`,
       `  npx coffer put ./some-file /home/alice/some-file && npx coffer ls /home/alice && npx coffer get /home/alice/some-file ./copy`,
+      '',
+    );
+  }
+  if (dev.s3Url) {
+    const url = dev.s3Url;
+    lines.push(
+      `S3 endpoint:     ${url} (path-style; inside the enclave, the gateway's attested certificate: pin enclave.pem from coffer enclave verify above)`,
+      `  # as an administrator, through the gateway (COFFER_SERVER/COFFER_EXPECT_PCR0… as above): a bucket is a top-level directory`,
+      `  export ADMIN_TOKEN=$(npx coffer token --data-dir ${rel} --user admin --admin)`,
+      `  COFFER_TOKEN=$ADMIN_TOKEN npx coffer mkdir /docs && COFFER_TOKEN=$ADMIN_TOKEN npx coffer share /docs --user alice --role write`,
+      `  # an access key for alice, made and sealed inside the enclave (the secret is shown once):`,
+      `  eval "$(COFFER_TOKEN=$ADMIN_TOKEN npx coffer access-key create --server ${dev.gatewayUrl ?? ''} --ca-cert enclave.pem --user alice)"`,
+      `  AWS_CA_BUNDLE=enclave.pem aws --endpoint-url ${url} s3 cp ./some-file s3://docs/ && AWS_CA_BUNDLE=enclave.pem aws --endpoint-url ${url} s3 ls s3://docs/`,
+      `  rclone --ca-cert enclave.pem --s3-provider Other --s3-endpoint ${url} --s3-force-path-style --s3-access-key-id "$AWS_ACCESS_KEY_ID" --s3-secret-access-key "$AWS_SECRET_ACCESS_KEY" lsf :s3:docs`,
       '',
     );
   }

@@ -25,6 +25,7 @@ interface RunFlags {
 interface ProxyFlags {
   channel: string;
   listen: string;
+  s3Listen?: string;
   storage: string;
   kms: string;
 }
@@ -87,11 +88,15 @@ export function register(program: Command): void {
     .description('the host side of the channel: forwards client TLS bytes to the enclave and its calls to the storage service and KMS (bytes only)')
     .addOption(channelOption())
     .addOption(new Option('--listen <host:port>', 'where clients connect').env('COFFER_GATEWAY_LISTEN').default('127.0.0.1:7443'))
+    .addOption(new Option('--s3-listen <host:port>', "where S3 clients connect (the enclave's S3 listener)").env('COFFER_S3_LISTEN'))
     .addOption(new Option('--storage <url>', 'the storage service').env('COFFER_SERVER').default('http://127.0.0.1:7700'))
     .addOption(new Option('--kms <url>', 'the KMS').env('COFFER_KMS_ENDPOINT').default('http://127.0.0.1:7710'))
     .action(async (opts: ProxyFlags) => {
       const { startHostProxy } = await import('../../../enclave/runtime/proxy.js');
-      const proxy = await startHostProxy({ channelDir: opts.channel, listen: parseListen(opts.listen), storageUrl: opts.storage, kmsUrl: opts.kms });
+      const proxy = await startHostProxy({
+        channelDir: opts.channel, listen: parseListen(opts.listen), storageUrl: opts.storage, kmsUrl: opts.kms, ...(opts.s3Listen ? { s3Listen: parseListen(opts.s3Listen) } : {}),
+      });
+      if (proxy.s3Url) process.stdout.write(`enclave S3: ${proxy.s3Url}\n`);
       process.stdout.write(`enclave gateway: ${proxy.url}\n`);
       await untilSignal(proxy.close);
     });

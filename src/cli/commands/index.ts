@@ -31,7 +31,6 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   users: () => import('./users.js'),
   uploads: () => import('./uploads.js'),
   'access-key': () => import('./access-key.js'),
-  s3: () => import('./s3.js'),
   net: () => import('./net.js'),
   backup: () => import('./backup.js'),
 };
