@@ -6,6 +6,8 @@ import { CofferError, ErrorCode } from '../errors.js';
 
 export const FRAME_PREFIX = 4;
 export const FILE_MEDIA_TYPE = 'application/vnd.coffer.file+v1';
+/** Many files in one request (POST /v1/files/batch): the same framing, the JSON part listing the files. */
+export const FILES_MEDIA_TYPE = 'application/vnd.coffer.files+v1';
 
 /**
  * Reads the prefix and the JSON part of a framed body; returns the JSON bytes and a stream of the rest (the
