@@ -37,7 +37,7 @@ export async function uploadTree(client: VaultClient, localDir: string, vaultDir
   const root = vaultDir.replace(/\/+$/, '') || '/';
   await client.mkdir(root, true);
 
-  const batcher = new FileBatcher(client);
+  const batcher = new FileBatcher(client, options.batchFiles);
 
   const sent = (remote: string, size: number, overwrite: boolean): void => {
     if (overwrite) result.updated++;
