@@ -4,7 +4,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { blobIdFromHex, openChunk } from '../crypto/index.js';
 import { newBlobHex, newDek, sealAll } from '../vault/test-env.js';
 import { FILES_MEDIA_TYPE } from './framed-body.js';
@@ -13,15 +13,7 @@ import { call, errorCode, startTestServer, type TestServer } from './test-server
 let s: TestServer;
 let alice: string;
 let bob: string;
-beforeAll(async () => {
-  s = await startTestServer({ defaultRootRole: 'none' });
-  alice = await s.token('alice');
-  bob = await s.token('bob');
-  const admin = await s.token('root', true);
-  await call(s.url, admin, 'POST', '/v1/fs/mkdir', { path: '/b', parents: true });
-  await call(s.url, admin, 'PUT', '/v1/grants', { path: '/b', user: 'alice', role: 'write' });
-});
-afterAll(async () => s.close());
+const mongoUri = inject('mongoUri');
 
 const keyRecord = { scheme: 'test', wrapped: 'AAAA' };
 
@@ -61,7 +53,21 @@ async function packsOnDisk(): Promise<string[]> {
   return out;
 }
 
-describe('POST /v1/files/batch', () => {
+describe.each([['sqlite', null], ['mongo', mongoUri]] as Array<[string, string | null]>)('POST /v1/files/batch, metadata on %s', (kind, uri) => {
+  if (kind === 'mongo' && !uri) {
+    it.skip(`MongoDB-wire server unavailable: ${inject('mongoUnavailableReason')}`, () => undefined);
+    return;
+  }
+  beforeAll(async () => {
+    s = await startTestServer({ defaultRootRole: 'none', ...(uri ? { mongoUri: uri } : {}) });
+    alice = await s.token('alice');
+    bob = await s.token('bob');
+    const admin = await s.token('root', true);
+    await call(s.url, admin, 'POST', '/v1/fs/mkdir', { path: '/b', parents: true });
+    await call(s.url, admin, 'PUT', '/v1/grants', { path: '/b', user: 'alice', role: 'write' });
+  });
+  afterAll(async () => s.close());
+
   it('stores many files as one pack, commits them, and they read back through GET /v1/fs/file', async () => {
     const files = await Promise.all(Array.from({ length: 40 }, (_, i) => file(`/b/many/f${i}.bin`, 100 + i * 50)));
     await call(s.url, alice, 'POST', '/v1/fs/mkdir', { path: '/b/many' });
