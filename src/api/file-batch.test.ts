@@ -102,6 +102,22 @@ describe.each([['sqlite', null], ['mongo', mongoUri]] as Array<[string, string |
     expect(report.chunksChecked).toBeGreaterThanOrEqual(40);
   });
 
+  it('GC removes a pack once every file in it is removed, and not before', async () => {
+    await call(s.url, alice, 'POST', '/v1/fs/mkdir', { path: '/b/gc' });
+    const files = await Promise.all(Array.from({ length: 5 }, (_, i) => file(`/b/gc/g${i}.bin`)));
+    await postBatch(alice, batchBody(files.map((f) => entry(f)), files.map((f) => f.sealed)));
+    const packs = await packsOnDisk();
+    const remove = (p: string): Promise<Response> => call(s.url, alice, 'POST', '/v1/fs/remove', { path: p });
+    for (const f of files.slice(0, 4)) expect((await remove(f.path)).status).toBe(200);
+    await s.env.vault.runGc(new Date(Date.now() + 1000));
+    expect(await packsOnDisk()).toEqual(packs); // one file of the pack is still there
+    const last = await call(s.url, alice, 'GET', `/v1/fs/file?path=${encodeURIComponent(files[4]!.path)}`);
+    expect(last.status).toBe(200);
+    expect((await remove(files[4]!.path)).status).toBe(200);
+    await s.env.vault.runGc(new Date(Date.now() + 1000));
+    expect((await packsOnDisk()).length).toBe(packs.length - 1);
+  });
+
   it('answers per file: a bad, conflicting, forbidden or mismatched file fails alone; the rest commit', async () => {
     const taken = await file('/b/taken.bin');
     await postBatch(alice, batchBody([entry(taken)], [taken.sealed]));
