@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { alignUp, alignedAllocator } from '../src/buffer-pool.js';
-import { CofferError, type ErrorCode } from '../src/errors.js';
+import { CofferError, ErrorCode } from '../src/errors.js';
 import type { ChunkRef, ChunkStore } from './types.js';
 
 export interface ChunkStoreFixture {
@@ -62,8 +62,14 @@ async function collect(it: AsyncIterable<string>): Promise<string[]> {
   return out.sort();
 }
 
-/** Runs the ChunkStore contract against stores made by `makeStore` (one fresh, empty store per test). */
-export function runChunkStoreContract(name: string, makeStore: () => Promise<ChunkStoreFixture>): void {
+/** A sealed-chunk-sized random payload (64 bytes of "header and tag" plus `n`). */
+const sealedLike = (n: number): Buffer => randomBytes(64 + n);
+
+/**
+ * Runs the ChunkStore contract against stores made by `makeStore` (one fresh, empty store per test).
+ * `features.packs`: the store implements the optional putPack (docs/format.md "Pack file v2").
+ */
+export function runChunkStoreContract(name: string, makeStore: () => Promise<ChunkStoreFixture>, features: { packs: boolean } = { packs: true }): void {
   describe(`ChunkStore contract: ${name}`, () => {
     let store: ChunkStore;
     let cleanup: () => Promise<void>;
@@ -418,6 +424,85 @@ export function runChunkStoreContract(name: string, makeStore: () => Promise<Chu
     it('sweepTemporary on a clean store removes nothing', async () => {
       await store.put({ blobId: newBlobId(), index: 0 }, pieces(randomBytes(10)));
       expect(await store.sweepTemporary(0)).toBe(0);
+    });
+
+    describe.runIf(features.packs)('putPack (many small chunks in one pack)', () => {
+      const packOf = (n: number): Array<{ ref: ChunkRef; data: Buffer }> =>
+        Array.from({ length: n }, (_, i) => ({ ref: { blobId: newBlobId(), index: 0 }, data: sealedLike(i * 97) }));
+
+      it('stores every chunk durably and reads each back through get, readInto, stat, list and listBlobs', async () => {
+        const chunks = packOf(50);
+        const r = await store.putPack!(chunks);
+        expect(r.packId).toMatch(/^[0-9a-f]{32}$/);
+        expect(r.chunks).toEqual(chunks.map((c) => ({ size: c.data.length, sha256: sha256(c.data) })));
+        for (const c of chunks) {
+          expect(await readAll(store, c.ref)).toEqual(c.data);
+          expect(await store.readInto(c.ref, Buffer.alloc(c.data.length + 5))).toEqual(c.data);
+          expect(await store.stat(c.ref)).toEqual({ size: c.data.length });
+          expect(await store.list(c.ref.blobId)).toEqual([0]);
+        }
+        const last = chunks[49]!;
+        expect(await readAll(store, last.ref, { start: 10, end: 99 })).toEqual(last.data.subarray(10, 100));
+        await expectCode(store.get(last.ref, { start: last.data.length, end: last.data.length }), 'RANGE_NOT_SATISFIABLE');
+        await expectCode(store.readInto(last.ref, Buffer.alloc(10)), 'PAYLOAD_TOO_LARGE');
+        expect(await collect(store.listBlobs())).toEqual(chunks.map((c) => c.ref.blobId).sort());
+        // a pack just written is not yet "settled": GC's stray sweep leaves it to the batch about to record it
+        expect(await collect(store.listBlobs({ settledMs: 60_000 }))).toEqual([]);
+        expect(await store.sweepTemporary(0)).toBe(0);
+      });
+
+      it('packed and v1 chunks live side by side; a blob may have both', async () => {
+        const [a] = packOf(1);
+        await store.putPack!([a!]);
+        const v1 = randomBytes(100);
+        await store.put({ blobId: a!.ref.blobId, index: 1 }, pieces(v1));
+        expect(await store.list(a!.ref.blobId)).toEqual([0, 1]);
+        expect(await readAll(store, { blobId: a!.ref.blobId, index: 1 })).toEqual(v1);
+        expect(await readAll(store, a!.ref)).toEqual(a!.data);
+        await store.deleteBlob(a!.ref.blobId);
+        expect(await store.list(a!.ref.blobId)).toEqual([]);
+        await expectCode(store.get(a!.ref), 'NOT_FOUND');
+      });
+
+      it('deleting packed blobs hides only them; the rest of the pack stays readable', async () => {
+        const chunks = packOf(5);
+        await store.putPack!(chunks);
+        await store.deleteBlob(chunks[0]!.ref.blobId);
+        await store.delete(chunks[1]!.ref);
+        await store.deleteBlob(chunks[0]!.ref.blobId); // idempotent
+        for (const c of chunks.slice(0, 2)) {
+          expect(await store.stat(c.ref)).toBeNull();
+          await expectCode(store.get(c.ref), 'NOT_FOUND');
+        }
+        for (const c of chunks.slice(2)) expect(await readAll(store, c.ref)).toEqual(c.data);
+        expect(await collect(store.listBlobs())).toEqual(chunks.slice(2).map((c) => c.ref.blobId).sort());
+        for (const c of chunks.slice(2)) await store.deleteBlob(c.ref.blobId);
+        expect(await collect(store.listBlobs())).toEqual([]);
+      });
+
+      it('refuses (INVALID_ARGUMENT) bad packs and leaves nothing behind', async () => {
+        const [a, b] = packOf(2);
+        await expectCode(store.putPack!([]), 'INVALID_ARGUMENT');
+        await expectCode(store.putPack!([a!, { ref: a!.ref, data: b!.data }]), 'INVALID_ARGUMENT');
+        await expectCode(store.putPack!([a!, { ref: b!.ref, data: randomBytes(63) }]), 'INVALID_ARGUMENT');
+        await expectCode(store.putPack!([{ ref: { blobId: 'XYZ', index: 0 }, data: a!.data }]), 'INVALID_ARGUMENT');
+        await expectCode(store.putPack!([a!], { later: true } as never), 'INVALID_ARGUMENT');
+        await expectLeftNothing(a!.ref);
+        await expectLeftNothing(b!.ref);
+      });
+
+      it('a beforeRename that throws stores nothing and leaves no temporary file', async () => {
+        const chunks = packOf(3);
+        const e = await store.putPack!(chunks, { beforeRename: () => Promise.reject(new CofferError(ErrorCode.UPLOAD_STATE, 'too late')) }).catch((x: unknown) => x);
+        expect((e as CofferError).code).toBe('UPLOAD_STATE');
+        for (const c of chunks) await expectLeftNothing(c.ref);
+      });
+
+      it('packs written concurrently are all readable', async () => {
+        const packs = Array.from({ length: 8 }, () => packOf(20));
+        await Promise.all(packs.map((p) => store.putPack!(p)));
+        for (const p of packs) for (const c of p) expect(await store.readInto(c.ref, Buffer.alloc(c.data.length))).toEqual(c.data);
+      });
     });
   });
 }

@@ -36,6 +36,28 @@ export interface PutResult {
   sha256: string;
 }
 
+/** One whole sealed chunk for putPack. */
+export interface PackedChunkInput {
+  ref: ChunkRef;
+  data: Uint8Array;
+}
+
+export interface PackPutResult {
+  /** The pack's id (32 lowercase hex), docs/format.md "Pack file v2". */
+  packId: string;
+  /** Per chunk, in the order given: bytes stored and their SHA-256. */
+  chunks: PutResult[];
+}
+
+/** Options of listBlobs. */
+export interface ListBlobsOptions {
+  /**
+   * Leave out blobs whose only chunks sit in packs written less than this many ms ago (GC's stray sweep: a batch
+   * writes its pack before the records that point at it). Chunk v1 files are always listed.
+   */
+  settledMs?: number;
+}
+
 export interface ChunkStat {
   size: number;
 }
@@ -70,8 +92,19 @@ export interface ChunkStore {
   /** Indices of the blob's stored chunks, ascending. Empty when the blob has none. */
   list(blobId: string): Promise<number[]>;
   /** Every blob id that has at least one chunk (order unspecified). For GC and backup. */
-  listBlobs(): AsyncIterable<string>;
+  listBlobs(options?: ListBlobsOptions): AsyncIterable<string>;
   /** Removes temporary files older than `olderThanMs` left by a crash. Returns how many were removed. */
   sweepTemporary(olderThanMs: number): Promise<number>;
   close(): Promise<void>;
+  /**
+   * Optional (the fs store has it; see docs/storage-backend.md "Packs" for S3): stores many small whole sealed
+   * chunks as one pack file (docs/format.md "Pack file v2") with one fsync and one directory fsync. Atomic and
+   * durable as a whole: when it resolves every chunk is on stable storage and readable through get, readInto,
+   * stat and list like any other; when it rejects none of them is visible through the pack. `beforeRename` is as
+   * in PutOptions. Not idempotent per se (a retry writes a second pack; the first holds live copies of the same
+   * chunks, of which reads use one): callers retry only chunks they have not recorded. Each ref must be new
+   * (in no other pack, no chunk file). Throws INVALID_ARGUMENT (no chunks, over 65,536, a length no sealed
+   * chunk has, a ref twice), NO_SPACE, INTERNAL.
+   */
+  putPack?(chunks: PackedChunkInput[], options?: { beforeRename?: () => Promise<void> }): Promise<PackPutResult>;
 }

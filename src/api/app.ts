@@ -12,6 +12,7 @@ import { errorResponse, type ApiEnv } from './http.js';
 import { discardUnreadBody } from './linger.js';
 import { downloadRoutes } from './routes/downloads.js';
 import { fileRoutes } from './routes/files.js';
+import { fileBatchRoutes } from './routes/file-batch.js';
 import { grantRoutes } from './routes/grants.js';
 import { integrityRoutes } from './routes/integrity.js';
 import { treeRoutes } from './routes/tree.js';
@@ -121,6 +122,7 @@ export function createApp(deps: AppDeps): Hono<ApiEnv> {
   uploadRoutes(app, vault, metrics, { maxMultipartParts: deps.limits?.maxMultipartParts ?? 16 });
   downloadRoutes(app, vault, metrics);
   fileRoutes(app, vault, metrics);
+  fileBatchRoutes(app, vault, metrics);
   treeRoutes(app, vault);
   grantRoutes(app, vault);
   integrityRoutes(app, vault);

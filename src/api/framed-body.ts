@@ -8,6 +8,8 @@ export const FRAME_PREFIX = 4;
 export const FILE_MEDIA_TYPE = 'application/vnd.coffer.file+v1';
 /** The batch read's answer: a sequence of framed records (docs/http-api.md "Many small files in one request"). */
 export const FILES_MEDIA_TYPE = 'application/vnd.coffer.files+v1';
+/** Many files in one upload request (POST /v1/files/batch): the same framing, the JSON part listing the files. */
+export const FILE_BATCH_MEDIA_TYPE = 'application/vnd.coffer.file-batch+v1';
 
 /**
  * Reads the prefix and the JSON part of a framed body; returns the JSON bytes and a stream of the rest (the

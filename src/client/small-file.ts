@@ -10,7 +10,7 @@ import { CofferError, ErrorCode } from '../errors.js';
 import type { DataKeyProvider } from './data-keys.js';
 import { partialPath } from './partial-files.js';
 import { identityOf, sourceTag, type UploadResult } from './upload.js';
-import type { Manifest, NodeInfo, VaultClient } from './vault-client.js';
+import type { Manifest, NodeInfo, SmallFileRequest, VaultClient } from './vault-client.js';
 
 /** The largest file sent in one request: one chunk. */
 export const SMALL_FILE_MAX = CHUNK_SIZE;
@@ -27,6 +27,22 @@ export interface SmallUploadOptions {
  * the service's errors. Nothing is committed unless the whole request succeeds.
  */
 export async function uploadSmallFile(client: VaultClient, source: string, options: SmallUploadOptions): Promise<UploadResult> {
+  const prepared = await prepareSmallFile(client, source, options);
+  const { node } = await client.putSmallFile(prepared.request, prepared.sealed);
+  return { node, blobId: prepared.request.blobId, chunkCount: 1, size: prepared.request.size, skippedChunks: 0, resumed: false };
+}
+
+/** A small file read, sealed and ready to send (alone with putSmallFile, or in a batch with putSmallFiles). */
+export interface PreparedSmallFile {
+  request: SmallFileRequest;
+  sealed: Uint8Array;
+}
+
+/**
+ * Reads a local file of at most 8 MiB and seals it as chunk 0 of a new blob under a new data key. Throws as
+ * uploadSmallFile does, before anything is sent.
+ */
+export async function prepareSmallFile(client: VaultClient, source: string, options: SmallUploadOptions): Promise<PreparedSmallFile> {
   const fh = await open(source, constants.O_RDONLY | constants.O_NOFOLLOW).catch((e: NodeJS.ErrnoException) => {
     throw new CofferError(e.code === 'ENOENT' ? ErrorCode.NOT_FOUND : ErrorCode.INVALID_ARGUMENT, `cannot read ${source}: ${e.message}`, { cause: e });
   });
@@ -60,10 +76,12 @@ export async function uploadSmallFile(client: VaultClient, source: string, optio
     dek.fill(0);
     plaintext.fill(0);
   }
-  const { node } = await client.putSmallFile({
-    path: options.path, blobId: blobIdHex, keyGeneration: 1, keyRecord, size: plaintext.length, overwrite: options.overwrite ?? false, source: tag, ...(binding === undefined ? {} : { binding }),
-  }, sealed);
-  return { node, blobId: blobIdHex, chunkCount: 1, size: plaintext.length, skippedChunks: 0, resumed: false };
+  return {
+    request: {
+      path: options.path, blobId: blobIdHex, keyGeneration: 1, keyRecord, size: plaintext.length, overwrite: options.overwrite ?? false, source: tag, ...(binding === undefined ? {} : { binding }),
+    },
+    sealed,
+  };
 }
 
 async function readWhole(fh: FileHandle, size: number): Promise<Buffer> {

@@ -39,6 +39,8 @@ export interface TreeTransferOptions {
   checksum?: boolean;
   /** Files in flight at once (default DEFAULT_TREE_CONCURRENCY). */
   concurrency?: number;
+  /** Uploads: files up to 1 MiB sent per batch request (default BATCH_FILES, file-batcher.ts). */
+  batchFiles?: number;
   /** Chunks in flight for each file larger than one chunk (default 4); such files go one at a time. */
   chunkConcurrency?: number;
   onFile?: (event: TreeFileEvent) => void;

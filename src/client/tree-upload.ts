@@ -1,6 +1,8 @@
 // `coffer put -r`: walks a local tree (one directory at a time, so memory stays flat whatever its size) and
-// uploads its regular files with many in flight. One-chunk files go in one request each (small-file.ts);
-// larger ones go one at a time through the chunked, resumable upload. Each vault directory is listed once, which
+// uploads its regular files with many in flight. Files up to 1 MiB are read and sealed with many in flight and
+// sent BATCH_FILES to a request (file-batcher.ts: one pack, one metadata round each at the service); other
+// one-chunk files go in one request each (small-file.ts); larger ones go one at a time through the chunked,
+// resumable upload. Each vault directory is listed once, which
 // is what the skip decisions of a re-run read. Symbolic links and special files are never followed.
 import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -8,7 +10,8 @@ import { ErrorCode, isCofferError } from '../errors.js';
 import { Gate } from '../gate.js';
 import { checkName } from '../vault/paths.js';
 import { sameBytes } from './same-bytes.js';
-import { SMALL_FILE_MAX, uploadSmallFile } from './small-file.js';
+import { FileBatcher } from './file-batcher.js';
+import { SMALL_FILE_MAX, prepareSmallFile, uploadSmallFile } from './small-file.js';
 import {
   DEFAULT_TREE_CONCURRENCY, MEDIUM_FILES_IN_FLIGHT, SMALL_IN_FLIGHT_MAX, emptyResult, fail, isFileOnlyFailure, reasonOf, vaultJoin,
   type TreeTransferOptions, type TreeTransferResult,
@@ -34,9 +37,46 @@ export async function uploadTree(client: VaultClient, localDir: string, vaultDir
   const root = vaultDir.replace(/\/+$/, '') || '/';
   await client.mkdir(root, true);
 
+  const batcher = new FileBatcher(client, options.batchFiles);
+
+  const sent = (remote: string, size: number, overwrite: boolean): void => {
+    if (overwrite) result.updated++;
+    else result.files++;
+    result.bytes += size;
+    options.onFile?.({ path: remote, size, action: overwrite ? 'updated' : 'copied' });
+  };
+
+  /** A file that was not sent: skipped (appeared meanwhile), reported (its own failure), or the run stops. */
+  const notSent = (remote: string, e: unknown): void => {
+    if (isCofferError(e, ErrorCode.ALREADY_EXISTS)) {
+      // appeared since the listing (another put): someone else's file is not replaced without --force
+      result.skipped++;
+      options.onFile?.({ path: remote, size: 0, action: 'skipped', reason: 'appeared in the vault meanwhile (use --force)' });
+      return;
+    }
+    if (!isFileOnlyFailure(e)) throw e;
+    fail(result, options, remote, reasonOf(e));
+  };
+
   const send = async (local: string, remote: string, size: number, existing: NodeInfo | undefined): Promise<void> => {
+    const overwrite = existing !== undefined;
     try {
-      const overwrite = existing !== undefined;
+      if (size <= SMALL_IN_FLIGHT_MAX) {
+        // read and sealed now; sent with up to BATCH_FILES others in one request (file-batcher.ts)
+        const prepared = await prepareSmallFile(client, local, { path: remote, keys: options.keys, overwrite });
+        await batcher.add({
+          prepared,
+          settle: (outcome) => {
+            if ('error' in outcome) {
+              notSent(remote, outcome.error); // a failure that is not the file's own stops the run (the batch's gate keeps it)
+              return;
+            }
+            options.onProgress?.(size);
+            sent(remote, prepared.request.size, overwrite);
+          },
+        });
+        return;
+      }
       const up = size <= SMALL_FILE_MAX
         ? await uploadSmallFile(client, local, { path: remote, keys: options.keys, overwrite })
         : await uploadFile(client, local, {
@@ -44,19 +84,9 @@ export async function uploadTree(client: VaultClient, localDir: string, vaultDir
           onProgress: (n) => options.onProgress?.(n),
         });
       if (size <= SMALL_FILE_MAX) options.onProgress?.(up.size);
-      if (overwrite) result.updated++;
-      else result.files++;
-      result.bytes += up.size;
-      options.onFile?.({ path: remote, size: up.size, action: overwrite ? 'updated' : 'copied' });
+      sent(remote, up.size, overwrite);
     } catch (e) {
-      if (isCofferError(e, ErrorCode.ALREADY_EXISTS)) {
-        // appeared since the listing (another put): someone else's file is not replaced without --force
-        result.skipped++;
-        options.onFile?.({ path: remote, size: 0, action: 'skipped', reason: 'appeared in the vault meanwhile (use --force)' });
-        return;
-      }
-      if (!isFileOnlyFailure(e)) throw e;
-      fail(result, options, remote, reasonOf(e));
+      notSent(remote, e);
     }
   };
 
@@ -66,7 +96,7 @@ export async function uploadTree(client: VaultClient, localDir: string, vaultDir
     const entries = (await readdir(local, { withFileTypes: true, encoding: 'buffer' }))
       .sort((a, b) => Buffer.compare(a.name, b.name));
     for (const e of entries) {
-      if (small.error !== undefined || medium.error !== undefined || large.error !== undefined) return;
+      if (small.error !== undefined || medium.error !== undefined || large.error !== undefined || batcher.error !== undefined) return;
       const name = nameOf(e.name);
       const localPath = path.join(local, name.ok ? name.name : e.name.toString('latin1'));
       if (!name.ok) {
@@ -125,7 +155,13 @@ export async function uploadTree(client: VaultClient, localDir: string, vaultDir
   } finally {
     await Promise.all([small.drain(), medium.drain(), large.drain()]);
   }
-  for (const g of [small, medium, large]) if (g.error !== undefined) throw g.error;
+  for (const g of [small, medium, large]) {
+    if (g.error !== undefined) {
+      await batcher.drain();
+      throw g.error;
+    }
+  }
+  await batcher.finish(); // the last, partial batch; throws a whole batch's failure (or one a file's answer raised)
   return result;
 }
 

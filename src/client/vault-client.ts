@@ -10,6 +10,13 @@ import { withRetry } from './retry.js';
 
 /** The framing of the small-file calls (src/api/framed-body.ts, docs/http-api.md): u32 J ‖ JSON ‖ sealed chunk. */
 const FILE_MEDIA_TYPE = 'application/vnd.coffer.file+v1';
+const FILE_BATCH_MEDIA_TYPE = 'application/vnd.coffer.file-batch+v1';
+
+/** One file of a one-request upload (POST /v1/files, or one entry of POST /v1/files/batch). */
+export type SmallFileRequest = CreateUploadRequest & { size: number };
+
+/** One file's answer in a batch: committed, or its own error (docs/http-api.md "Many small files"). */
+export type BatchFileAnswer = { node: NodeInfo; manifest: Manifest; repeated: boolean } | { error: { code: string; message: string } };
 
 function frameHead(value: unknown): Buffer {
   const json = Buffer.from(JSON.stringify(value), 'utf8');
@@ -119,9 +126,24 @@ export class VaultClient {
    * the service's side (the same request again answers the committed file), so it is retried after transient
    * failures like a chunk PUT.
    */
-  putSmallFile(req: CreateUploadRequest & { size: number }, sealed: Uint8Array): Promise<{ node: NodeInfo; manifest: Manifest }> {
+  putSmallFile(req: SmallFileRequest, sealed: Uint8Array): Promise<{ node: NodeInfo; manifest: Manifest }> {
     const head = frameHead(req);
     return withRetry(() => this.http.json('/v1/files', { method: 'POST', body: Buffer.concat([head, sealed]), headers: { 'content-type': FILE_MEDIA_TYPE } }));
+  }
+
+  /**
+   * Many one-chunk files in one request, answered per file in order. Retried as a whole on a transient failure:
+   * safe, since a file the lost attempt committed answers as repeated. Throws INTEGRITY if the answer does not
+   * hold one result per file, and the service's errors for the batch as a whole.
+   */
+  async putSmallFiles(files: Array<{ request: SmallFileRequest; sealed: Uint8Array }>): Promise<BatchFileAnswer[]> {
+    const head = frameHead({ files: files.map((f) => ({ ...f.request, sealedLength: f.sealed.byteLength })) });
+    const body = Buffer.concat([head, ...files.map((f) => f.sealed)]);
+    const answer = await withRetry(() => this.http.json<{ results?: unknown }>('/v1/files/batch', { method: 'POST', body, headers: { 'content-type': FILE_BATCH_MEDIA_TYPE } }));
+    if (!Array.isArray(answer.results) || answer.results.length !== files.length) {
+      throw new CofferError(ErrorCode.INTEGRITY, 'malformed batch answer: not one result per file');
+    }
+    return answer.results as BatchFileAnswer[];
   }
 
   /** A file's node and manifest, and for a one-chunk file its sealed chunk, in one request (retried like a GET). */

@@ -141,3 +141,24 @@ export function checkVersion(v: number): number {
   if (!Number.isSafeInteger(v) || v < 0) throw new CofferError(ErrorCode.INVALID_ARGUMENT, `bad version ${v}`);
   return v;
 }
+
+/** The most records one insertBlobs / insertNodes call takes. */
+export const MAX_BATCH = 10_000;
+
+/** Throws INVALID_ARGUMENT unless `items` is an array of at most MAX_BATCH records. */
+export function checkBatch(items: unknown): void {
+  if (!Array.isArray(items) || items.length > MAX_BATCH) {
+    throw new CofferError(ErrorCode.INVALID_ARGUMENT, `a batch is an array of at most ${MAX_BATCH} records`);
+  }
+}
+
+/** Runs a record's own checks, returning the error instead of throwing it (a batch fails one record alone). */
+export function checked(check: () => void): CofferError | null {
+  try {
+    check();
+    return null;
+  } catch (e) {
+    if (e instanceof CofferError) return e;
+    throw e;
+  }
+}

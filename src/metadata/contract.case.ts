@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { byteOrder, expectCode, mkNode, T0, type ContractTarget } from './contract-helpers.case.js';
 import { runBlobAndRecordContract } from './contract-records.case.js';
 import { runMacContract } from './contract-macs.case.js';
+import { runBatchContract } from './contract-batches.case.js';
 import { ROOT_ID, type MetadataStore, type TreeNode } from './types.js';
 
 export type { ContractTarget } from './contract-helpers.case.js';
@@ -213,6 +214,7 @@ export function runMetadataStoreContract(name: string, open: () => Promise<Contr
 
     runBlobAndRecordContract(() => store);
     runMacContract(() => store);
+    runBatchContract(() => store);
   });
 }
 

@@ -10,6 +10,8 @@
 //   CONFLICT (version mismatch), UPLOAD_STATE (blob state mismatch), METADATA (store failure; retryable when transient).
 // The store holds no plaintext and no plaintext key: wrapped keys only, and it is not trusted (DESIGN.md).
 
+import type { CofferError } from '../errors.js';
+
 export const ROOT_ID = 'root';
 
 export type NodeType = 'dir' | 'file';
@@ -168,6 +170,18 @@ export interface MetadataStore {
   listBlobsByState(state: BlobState, updatedBefore: Date, limit: number): Promise<BlobRecord[]>;
   /** All blobs ordered by id, ids strictly greater than `after` (for rewrap, backup, verify). */
   listBlobs(options?: { after?: string; limit?: number }): Promise<Page<BlobRecord>>;
+
+  // ---- batches (group commit of many small files; docs/metadata.md "Batches") ----
+  /**
+   * Inserts many blobs in one round: one SQLite transaction, one unordered MongoDB bulk write. Each insert is
+   * still its own single-document write with insertBlob's rules: one that fails (ALREADY_EXISTS, a bad record)
+   * fails alone and the others are applied. Returns, per blob in order, null (inserted) or its error. Throws
+   * (METADATA) only when the round itself failed; then any subset may have been applied, and running the same
+   * batch again is safe (the applied ones answer ALREADY_EXISTS). At most 10,000 records (INVALID_ARGUMENT).
+   */
+  insertBlobs(blobs: BlobRecord[]): Promise<Array<CofferError | null>>;
+  /** Inserts many nodes in one round, as insertBlobs does for blobs (each with insertNode's rules). */
+  insertNodes(nodes: TreeNode[]): Promise<Array<CofferError | null>>;
 
   // ---- upload sessions ----
   /** Records a durable chunk. Idempotent upsert on (blobId, index): the latest record wins. */

@@ -18,9 +18,16 @@ export function withHeadroom(chunks: ChunkStore, reserve: SpaceReserve): ChunkSt
     }
     return chunks.put(ref, data, options);
   };
+  const putPack: ChunkStore['putPack'] = chunks.putPack && (async (list, options) => {
+    if (!reserve.held && (await reserve.free()) < list.reduce((n, c) => n + c.data.byteLength, 0) + reserve.bytes) {
+      throw new CofferError(ErrorCode.NO_SPACE, 'the storage is full: new chunks are refused until space comes back (remove files, or drop unfinished uploads with coffer uploads abort)');
+    }
+    return chunks.putPack!(list, options);
+  });
   return new Proxy(chunks, {
     get(target, prop) {
       if (prop === 'put') return put;
+      if (prop === 'putPack') return putPack;
       const v: unknown = Reflect.get(target, prop, target);
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },

@@ -113,8 +113,10 @@ export async function runGc(ctx: VaultContext, now: Date, state: GcState = {}, o
   }
   report.skipped = [...skipped].filter((id) => !report.failed.some((f) => f.blobId === id));
 
-  // 4. chunk directories with no blob record (a chunk PUT that raced a purge)
-  for await (const id of ctx.chunks.listBlobs()) {
+  // 4. chunk directories with no blob record (a chunk PUT that raced a purge), and packed chunks no record
+  // points at (a batch that crashed between its pack and its records) once their pack is older than the grace:
+  // a batch writes its pack before its records (docs/vault.md "Many small files")
+  for await (const id of ctx.chunks.listBlobs({ settledMs: options.tempGraceMs ?? 60 * 60 * 1000 })) {
     if (!(await ctx.store.getBlob(id))) {
       try {
         await ctx.chunks.deleteBlob(id);

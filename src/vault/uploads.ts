@@ -150,8 +150,11 @@ export async function checkUploadTarget(ctx: VaultContext, actor: Actor, segment
 /** A client's source tag: short, printable, no spaces. */
 const SOURCE_TAG = /^[A-Za-z0-9+/=:._-]{1,128}$/;
 
-/** Starts an upload: a blob in state 'uploading'. Throws as checkUploadTarget, plus INVALID_ARGUMENT, ALREADY_EXISTS (blob id). */
-export async function createUpload(ctx: VaultContext, actor: Actor, input: CreateUploadInput): Promise<UploadView> {
+/**
+ * The checks of an upload's own fields, before anything is read or written: blob id, key generation, key
+ * record, size, source and binding tags, path syntax. Throws INVALID_ARGUMENT, INVALID_PATH.
+ */
+export function checkCreateInput(input: CreateUploadInput): void {
   checkBlobId(input.blobId);
   const { keyGeneration, keyRecord, size } = input;
   if (!Number.isInteger(keyGeneration) || keyGeneration < 1 || keyGeneration > MAX_U32) {
@@ -165,6 +168,13 @@ export async function createUpload(ctx: VaultContext, actor: Actor, input: Creat
   if (input.binding !== undefined && (typeof input.binding !== 'string' || !SOURCE_TAG.test(input.binding))) {
     throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'binding must be 1..128 characters of [A-Za-z0-9+/=:._-]');
   }
+  parsePath(input.path);
+}
+
+/** Starts an upload: a blob in state 'uploading'. Throws as checkUploadTarget, plus INVALID_ARGUMENT, ALREADY_EXISTS (blob id). */
+export async function createUpload(ctx: VaultContext, actor: Actor, input: CreateUploadInput): Promise<UploadView> {
+  checkCreateInput(input);
+  const { keyGeneration, keyRecord, size } = input;
   const segments = parsePath(input.path);
   const overwrite = input.overwrite === true;
   await checkUploadTarget(ctx, actor, segments, overwrite);

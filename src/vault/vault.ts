@@ -14,6 +14,7 @@ import { deleteGrant, listGrants, putGrant } from './grants.js';
 import * as integrity from './integrity.js';
 import { ensureRoot } from './resolve.js';
 import { getSmallFile, putSmallFile, readSmallFiles, type BatchReadItem, type SmallFileInput, type SmallFileRead } from './small-files.js';
+import { putSmallFiles, type BatchFile, type BatchResult } from './small-file-batch.js';
 import * as tree from './tree.js';
 import * as uploads from './uploads.js';
 import { UserRegistry, type UserView } from './users.js';
@@ -135,6 +136,10 @@ export class Vault {
   /** A one-chunk file created, stored and committed in one call (small-files.ts). */
   putSmallFile(actor: Actor, input: SmallFileInput, body: AsyncIterable<Uint8Array>, contentLength: number): Promise<{ node: NodeView; manifest: ManifestView; repeated: boolean }> {
     return putSmallFile(this.ctx, actor, input, body, contentLength);
+  }
+  /** Many one-chunk files stored as one pack and committed in one metadata round, answered per file (small-file-batch.ts). */
+  putSmallFiles(actor: Actor, files: BatchFile[]): Promise<BatchResult[]> {
+    return putSmallFiles(this.ctx, actor, files);
   }
   /** A file's node, manifest and, for one chunk, its sealed bytes (small-files.ts). */
   getSmallFile(actor: Actor, path: string): Promise<SmallFileRead> {

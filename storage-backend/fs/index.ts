@@ -12,10 +12,11 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import { O_DIRECT, alignUp } from '../../src/buffer-pool.js';
 import { CofferError, ErrorCode } from '../../src/errors.js';
 import { assertBlobId, assertChunkRef, assertPutOptions, assertRange, assertSweepAge, chunkName, resolveRange } from '../ref.js';
-import type { ByteRange, ChunkRef, ChunkStat, ChunkStore, PutOptions, PutResult } from '../types.js';
+import type { ByteRange, ChunkRef, ChunkStat, ChunkStore, ListBlobsOptions, PackPutResult, PackedChunkInput, PutOptions, PutResult } from '../types.js';
 import { errnoOf, fsError } from './errors.js';
 import { fsyncDir, FsLayout, prepareRoot } from './layout.js';
 import { probeDirectIo } from './direct-io.js';
+import { FsPacks, readAt, type PackedLocation } from './packs.js';
 import { blobDirs, chunkIndices, sweepTemporaryFiles } from './walk.js';
 import { writeChunk } from './write-chunk.js';
 
@@ -81,12 +82,16 @@ export async function openFsChunkStore(options: FsChunkStoreOptions): Promise<Fs
     throw new CofferError(ErrorCode.INVALID_ARGUMENT, `the filesystem of ${layout.root} refuses O_DIRECT writes (directIo: true)`);
   }
   layout.deferSync = deferSync;
-  return new FsChunkStore(layout, pLimit(concurrency), verifyAfterWrite, onFsync, direct);
+  const store = new FsChunkStore(layout, pLimit(concurrency), verifyAfterWrite, onFsync, direct);
+  await store.packs.rescan(); // the index of every pack (docs/format.md "Pack file v2")
+  return store;
 }
 
 export class FsChunkStore implements ChunkStore {
   #closed = false;
   readonly #inflight = new Set<Promise<unknown>>();
+  /** Pack files (./packs.ts): where packed chunks live. */
+  readonly packs: FsPacks;
 
   /** Use openFsChunkStore. */
   constructor(
@@ -96,7 +101,9 @@ export class FsChunkStore implements ChunkStore {
     private readonly onFsync?: (seconds: number, what: 'file' | 'directory') => void,
     /** Chunks are written with O_DIRECT (probed at open). */
     readonly directIo = false,
-  ) {}
+  ) {
+    this.packs = new FsPacks(layout, io);
+  }
 
   /** Directory fsyncs issued and puts (or directory creations) they served (group-fsync.ts). */
   get directoryFsyncs(): { fsyncs: number; callers: number } {
@@ -159,6 +166,8 @@ export class FsChunkStore implements ChunkStore {
     return this.#track(async () => {
       assertChunkRef(ref);
       if (range !== undefined) assertRange(range);
+      const packed = await this.#packed(ref);
+      if (packed) return this.#getPacked(ref, packed, range);
       const path = await this.#chunkPath(ref);
       const handle = await this.io(() => open(path, constants.O_RDONLY | constants.O_NOFOLLOW)).catch((e: unknown) => {
         throw this.#readError(e, ref, path);
@@ -181,6 +190,8 @@ export class FsChunkStore implements ChunkStore {
     return this.#track(async () => {
       assertChunkRef(ref);
       if (!Buffer.isBuffer(into)) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'readInto needs a Buffer');
+      const packed = await this.#packed(ref);
+      if (packed) return this.#readPacked(ref, packed, into);
       const path = await this.#chunkPath(ref);
       // Chunks written with O_DIRECT are not in the page cache: read them the same way, sparing the kernel a
       // fresh page per 4 KiB (direct-io.ts). That needs an aligned buffer (alignedAllocator) with room for the
@@ -225,6 +236,8 @@ export class FsChunkStore implements ChunkStore {
   stat(ref: ChunkRef): Promise<ChunkStat | null> {
     return this.#track(async () => {
       assertChunkRef(ref);
+      const packed = this.packs.known(ref);
+      if (packed) return { size: packed.length };
       let handle;
       try {
         const path = await this.#chunkPath(ref);
@@ -233,8 +246,11 @@ export class FsChunkStore implements ChunkStore {
         const st = await this.io(() => h.stat());
         return { size: st.size };
       } catch (e) {
-        if (e instanceof CofferError && e.code === ErrorCode.NOT_FOUND) return null;
-        if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR') return null;
+        const absent = (e instanceof CofferError && e.code === ErrorCode.NOT_FOUND) || errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR';
+        if (absent) {
+          const found = await this.packs.locate(ref); // a pack another process wrote since
+          return found ? { size: found.length } : null;
+        }
         throw fsError(e, `inspecting chunk ${ref.blobId}/${chunkName(ref.index)}`, this.layout.root);
       } finally {
         await handle?.close().catch(() => undefined);
@@ -245,6 +261,7 @@ export class FsChunkStore implements ChunkStore {
   delete(ref: ChunkRef): Promise<void> {
     return this.#track(async () => {
       assertChunkRef(ref);
+      await this.packs.kill(ref.blobId, ref.index);
       const dir = await this.layout.existingBlobDir(ref.blobId);
       if (dir === null) return;
       const path = join(dir, chunkName(ref.index));
@@ -261,6 +278,7 @@ export class FsChunkStore implements ChunkStore {
   deleteBlob(blobId: string): Promise<void> {
     return this.#track(async () => {
       assertBlobId(blobId);
+      await this.packs.kill(blobId);
       const dir = await this.layout.existingBlobDir(blobId);
       if (dir === null) return;
       this.layout.forgetDurable(blobId);
@@ -288,21 +306,45 @@ export class FsChunkStore implements ChunkStore {
     return this.#track(async () => {
       assertBlobId(blobId);
       const dir = await this.layout.existingBlobDir(blobId);
-      return dir === null ? [] : chunkIndices(dir, this.io, this.layout.root);
+      const files = dir === null ? [] : await chunkIndices(dir, this.io, this.layout.root);
+      const packed = this.packs.indices(blobId);
+      return packed.length === 0 ? files : [...new Set([...files, ...packed])].sort((x, y) => x - y);
     });
   }
 
-  async *listBlobs(): AsyncIterable<string> {
+  async *listBlobs(options: ListBlobsOptions = {}): AsyncIterable<string> {
     if (this.#closed) throw new CofferError(ErrorCode.UNAVAILABLE, 'the chunk store is closed');
+    const settledMs = options.settledMs ?? 0;
+    if (!Number.isSafeInteger(settledMs) || settledMs < 0) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'settledMs must be a non-negative integer');
+    await this.packs.rescan();
+    const listed = new Set<string>();
     for await (const [blobId, dir] of blobDirs(this.layout, this.io)) {
-      if ((await chunkIndices(dir, this.io, this.layout.root)).length > 0) yield blobId;
+      if ((await chunkIndices(dir, this.io, this.layout.root)).length > 0) {
+        listed.add(blobId);
+        yield blobId;
+      }
     }
+    for (const blobId of this.packs.blobs(settledMs)) if (!listed.has(blobId)) yield blobId;
+  }
+
+  putPack(chunks: PackedChunkInput[], options: { beforeRename?: () => Promise<void> } = {}): Promise<PackPutResult> {
+    return this.#track(async () => {
+      if (!Array.isArray(chunks)) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'putPack needs an array of chunks');
+      for (const key of Object.keys(options)) {
+        if (key !== 'beforeRename') throw new CofferError(ErrorCode.INVALID_ARGUMENT, `unknown putPack option "${key}"`);
+      }
+      for (const c of chunks) {
+        assertChunkRef(c?.ref);
+        if (!(c.data instanceof Uint8Array)) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'a packed chunk\'s data must be a Uint8Array');
+      }
+      return this.packs.write(chunks, options.beforeRename);
+    });
   }
 
   sweepTemporary(olderThanMs: number): Promise<number> {
     return this.#track(async () => {
       assertSweepAge(olderThanMs);
-      return sweepTemporaryFiles(this.layout, this.io, olderThanMs);
+      return (await sweepTemporaryFiles(this.layout, this.io, olderThanMs)) + (await this.packs.sweep(Date.now() - olderThanMs));
     });
   }
 
@@ -321,6 +363,47 @@ export class FsChunkStore implements ChunkStore {
   async close(): Promise<void> {
     this.#closed = true;
     await Promise.allSettled([...this.#inflight]);
+  }
+
+  /** The packed location of a chunk, or undefined when it is a chunk file (or absent): packs first, then v1. */
+  async #packed(ref: ChunkRef): Promise<PackedLocation | undefined> {
+    const hit = this.packs.known(ref);
+    if (hit) return hit;
+    // a chunk file is the common v1 case; look for a pack written by another process only when there is none
+    const dir = await this.layout.existingBlobDir(ref.blobId);
+    if (dir !== null) return undefined;
+    return this.packs.locate(ref);
+  }
+
+  async #getPacked(ref: ChunkRef, at: PackedLocation, range?: ByteRange): Promise<Readable> {
+    const path = this.packs.packPath(at.packId);
+    const handle = await this.io(() => open(path, constants.O_RDONLY | constants.O_NOFOLLOW)).catch((e: unknown) => {
+      throw this.#readError(e, ref, path);
+    });
+    try {
+      const span = range === undefined ? { start: 0, end: at.length - 1 } : resolveRange(range, at.length);
+      return handle.createReadStream({ start: at.offset + span.start, end: at.offset + span.end, highWaterMark: 1024 * 1024 });
+    } catch (e) {
+      await handle.close().catch(() => undefined);
+      throw fsError(e, `reading ${path}`, this.layout.root);
+    }
+  }
+
+  async #readPacked(ref: ChunkRef, at: PackedLocation, into: Buffer): Promise<Buffer> {
+    if (at.length > into.length) {
+      throw new CofferError(ErrorCode.PAYLOAD_TOO_LARGE, `chunk ${ref.blobId}/${chunkName(ref.index)} has ${at.length} bytes, more than the ${into.length} of the buffer`);
+    }
+    const path = this.packs.packPath(at.packId);
+    const handle = await this.io(() => open(path, constants.O_RDONLY | constants.O_NOFOLLOW)).catch((e: unknown) => {
+      throw this.#readError(e, ref, path);
+    });
+    try {
+      return await readAt(this.io, handle, at.offset, at.length, into);
+    } catch (e) {
+      throw fsError(e, `reading ${path}`, this.layout.root);
+    } finally {
+      await handle.close().catch(() => undefined);
+    }
   }
 
   /** The chunk's path, its directory checked; NOT_FOUND when the blob has no directory. */

@@ -4,6 +4,8 @@
 //   test-child.ts put <root> <blobId> <index> <bytes> [direct|buffered]
 //                                                       put <bytes> random bytes; prints {"ok":…} or {"error":…}
 //   test-child.ts stall <root> <blobId> <index>         put 2 MiB then wait forever (until killed)
+//   test-child.ts pack <root> <count> <bytes>           putPack <count> random chunks of <bytes>; prints {"ok":{packId,refs}}
+//   test-child.ts stallpack <root> <count> <bytes>      the same, but waits forever in beforeRename (until killed)
 //   test-child.ts read <root> <blobId> <index> - [direct|buffered]
 //                                                       readInto an aligned buffer; prints {"ok":{"size":…}}
 import { createHash, randomBytes } from 'node:crypto';
@@ -21,9 +23,21 @@ async function* source(bytes: number, stall: boolean): AsyncGenerator<Uint8Array
 }
 
 const [mode, root, blobId, indexText, bytesText, io] = process.argv.slice(2);
-const store = await openFsChunkStore({ root: root ?? '', ...(io === undefined ? {} : { directIo: io === 'direct' }) });
+const store = await openFsChunkStore({ root: root ?? '', ...(io === undefined || io === '-' ? {} : { directIo: io === 'direct' }) });
 const ref = { blobId: blobId ?? '', index: Number(indexText) };
 try {
+  if (mode === 'pack' || mode === 'stallpack') {
+    const refs = Array.from({ length: Number(blobId) }, () => ({ blobId: randomBytes(16).toString('hex'), index: 0 }));
+    const chunks = refs.map((r) => ({ ref: r, data: randomBytes(Number(indexText)) }));
+    const stall = async (): Promise<void> => {
+      process.stdout.write(`${JSON.stringify({ stalled: refs })}\n`);
+      await new Promise(() => undefined);
+    };
+    const result = await store.putPack(chunks, mode === 'stallpack' ? { beforeRename: stall } : {});
+    process.stdout.write(`${JSON.stringify({ ok: { packId: result.packId, refs } })}\n`);
+    await store.close();
+    process.exit(0);
+  }
   if (mode === 'read') {
     const bytes = await store.readInto(ref, alignedAllocator(alignUp(MAX_SEALED_SIZE), 1)());
     process.stdout.write(`${JSON.stringify({ ok: { size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') } })}\n`);

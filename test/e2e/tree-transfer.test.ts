@@ -95,7 +95,8 @@ async function expectEveryVaultFileWhole(dir: string): Promise<number> {
 
 /** Starts `put -r` and SIGKILLs it (or the service) once at least `after` files are committed. */
 async function killDuring(dir: string, after: number, victim: 'client' | 'server'): Promise<void> {
-  const child = spawnCli(['put', '-r', tree, dir, '--concurrency', '16'], env);
+  // batches of 8 files (not 256): the tree is 30 batches, so a kill lands between commits
+  const child = spawnCli(['put', '-r', tree, dir, '--concurrency', '16', '--batch-files', '8'], env);
   const exited = new Promise<number | null>((r) => child.once('close', r));
   for (let i = 0; i < 1200; i++) {
     if ((await vaultFiles(dir)).size >= after) break;

@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
-"""Independent reader for Coffer chunk format v1.
+"""Independent reader for Coffer chunk format v1 and pack file v2.
 
-Written only from DESIGN.md "Chunk format v1" (normative) - it shares no code with the TypeScript project -
-so that a blob sealed by Coffer can be checked and recovered without Coffer. Needs Python 3.8+ and the
-`cryptography` package (pip install cryptography).
+Written only from DESIGN.md "Chunk format v1" (normative) and docs/format.md "Pack file v2" - it shares no
+code with the TypeScript project - so that a blob sealed by Coffer can be checked and recovered without
+Coffer. Needs Python 3.8+ and the `cryptography` package (pip install cryptography).
 
 Usage: open_blob.py CHUNK_DIR DEK_HEX BLOB_ID_HEX [--out FILE] [--size N] [--key-generation N]
+       open_blob.py --store ROOT DEK_HEX BLOB_ID_HEX [...]
+
+With --store, the blob's chunks are looked up in the packs under ROOT/packs/ (every pack's index checked by
+the pack rules; a damaged pack is not used at all), then in ROOT/chunks/<hex[0:2]>/<hex[2:4]>/<blob hex>/.
 
 CHUNK_DIR holds one blob's chunk files, named as 8 lowercase hex digits (the chunk index), e.g. the
 filesystem backend's <root>/chunks/<hex[0:2]>/<hex[2:4]>/<blob hex>/. Other names (temporary files) are
@@ -14,6 +18,7 @@ temporary file and only renamed to --out (or copied to standard output) once eve
 Exit status: 0 success, 1 the blob failed a check (one-line reason on stderr), 2 usage error.
 """
 import argparse
+import hashlib
 import os
 import re
 import struct
@@ -35,6 +40,120 @@ FLAG_FINAL = 0x01
 HEADER = struct.Struct(">4sBBH16sIII12s")
 assert HEADER.size == HEADER_SIZE
 CHUNK_NAME = re.compile(r"^[0-9a-f]{8}$")
+
+# docs/format.md "Pack file v2": chunks back to back, then entries of blob id(16) index(u32 BE) offset(u64 BE)
+# length(u32 BE), then the trailer magic(4) version(1) reserved(3) count(u32 BE) reserved(u32) sha256(32)
+PACK_ENTRY = struct.Struct(">16sIQI")
+PACK_TRAILER = struct.Struct(">4sB3sII32s")
+assert PACK_ENTRY.size == 32 and PACK_TRAILER.size == 48
+PACK_MAGIC = b"CFP2"
+PACK_NAME = re.compile(r"^[0-9a-f]{32}$")
+FANOUT = re.compile(r"^[0-9a-f]{2}$")
+
+
+class PackError(Exception):
+    """A pack failed a check of its index or trailer."""
+
+
+def read_pack_index(path):
+    """The entries (blob id, index, offset, length) of one pack, after every check of the pack rules."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        if size < PACK_TRAILER.size:
+            raise PackError("shorter than its trailer")
+        f.seek(size - PACK_TRAILER.size)
+        trailer = f.read(PACK_TRAILER.size)
+        magic, version, reserved3, count, reserved4, digest = PACK_TRAILER.unpack(trailer)
+        if magic != PACK_MAGIC or version != 2 or reserved3 != b"\0\0\0" or reserved4 != 0:
+            raise PackError("bad magic, version or reserved bytes")
+        if count < 1 or count > 65536:
+            raise PackError("entry count %d out of range" % count)
+        index_bytes = 32 * count
+        if size < PACK_TRAILER.size + index_bytes + 64 * count:
+            raise PackError("too short for %d entries" % count)
+        f.seek(size - PACK_TRAILER.size - index_bytes)
+        index = f.read(index_bytes)
+    if hashlib.sha256(index + trailer[:16]).digest() != digest:
+        raise PackError("index checksum mismatch")
+    entries = []
+    seen = set()
+    expected = 0
+    for i in range(count):
+        blob, chunk_index, offset, length = PACK_ENTRY.unpack_from(index, 32 * i)
+        if offset != expected or length < 64 or length > HEADER_SIZE + CHUNK_SIZE + TAG_SIZE:
+            raise PackError("entry %d: offset %d length %d" % (i, offset, length))
+        if (blob, chunk_index) in seen:
+            raise PackError("entry %d repeats a chunk" % i)
+        seen.add((blob, chunk_index))
+        entries.append((blob, chunk_index, offset, length))
+        expected = offset + length
+    if expected != size - PACK_TRAILER.size - index_bytes:
+        raise PackError("chunks do not end where the index begins")
+    return entries
+
+
+def packed_chunks(packs_dir, blob_id):
+    """{index: (pack path, offset, length)} of the blob's chunks in every good pack under packs_dir."""
+    found = {}
+    if not os.path.isdir(packs_dir):
+        return found
+    for fan in sorted(os.listdir(packs_dir)):
+        if not FANOUT.match(fan):
+            continue
+        for name in sorted(os.listdir(os.path.join(packs_dir, fan))):
+            if not PACK_NAME.match(name) or not name.startswith(fan):
+                continue
+            path = os.path.join(packs_dir, fan, name)
+            try:
+                entries = read_pack_index(path)
+            except PackError:
+                continue  # a damaged pack is not used at all
+            for blob, chunk_index, offset, length in entries:
+                if blob == blob_id and chunk_index not in found:
+                    found[chunk_index] = (path, offset, length)
+    return found
+
+
+def read_store_chunk(packed, chunk_dir, index):
+    """The bytes of chunk `index`: from its pack if packed, else its v1 chunk file."""
+    if index in packed:
+        path, offset, length = packed[index]
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read(length)
+        if len(data) != length:
+            raise BlobError("chunk %08x: its pack ends early" % index)
+        return data
+    with open(os.path.join(chunk_dir, "%08x" % index), "rb") as f:
+        return f.read(HEADER_SIZE + CHUNK_SIZE + TAG_SIZE + 1)
+
+
+def open_store_blob(root, dek, blob_id, sink, size=None, key_generation=None):
+    """As open_blob, with the blob's chunks found in ROOT's packs first, then ROOT's chunk files."""
+    hexid = blob_id.hex()
+    chunk_dir = os.path.join(root, "chunks", hexid[0:2], hexid[2:4], hexid)
+    packed = packed_chunks(os.path.join(root, "packs"), blob_id)
+    files = set()
+    if os.path.isdir(chunk_dir):
+        files = {int(n, 16) for n in os.listdir(chunk_dir) if CHUNK_NAME.match(n)}
+    indices = sorted(set(packed) | files)
+    if not indices:
+        raise BlobError("no chunks of blob %s under %s" % (hexid, root))
+    for expected, index in enumerate(indices):
+        if index != expected:
+            raise BlobError("chunk %08x is missing" % expected)
+    aead = AESGCM(dek)
+    total = 0
+    for index in indices:
+        data = read_store_chunk(packed, chunk_dir, index)
+        gen, plaintext = open_chunk(aead, data, "%08x" % index, index, len(indices), blob_id, key_generation)
+        key_generation = gen
+        sink.write(plaintext)
+        total += len(plaintext)
+    if size is not None and total != size:
+        raise BlobError("blob holds %d bytes, expected %d" % (total, size))
+    return total
 
 
 class BlobError(Exception):
@@ -122,8 +241,9 @@ def open_blob(chunk_dir, dek, blob_id, sink, size=None, key_generation=None):
 
 
 def main(argv):
-    p = argparse.ArgumentParser(description="Verify and decrypt one Coffer blob (chunk format v1).")
-    p.add_argument("chunk_dir")
+    p = argparse.ArgumentParser(description="Verify and decrypt one Coffer blob (chunk format v1, pack file v2).")
+    p.add_argument("--store", help="a filesystem store root: look in its packs, then its chunk files")
+    p.add_argument("chunk_dir", nargs="?" if "--store" in argv else None)
     p.add_argument("dek", type=lambda v: parse_hex(v, 32, "DEK"))
     p.add_argument("blob_id", type=lambda v: parse_hex(v, 16, "blob id"))
     p.add_argument("--out", help="write the plaintext here (default: standard output)")
@@ -139,7 +259,10 @@ def main(argv):
         return 1
     try:
         try:
-            open_blob(args.chunk_dir, args.dek, args.blob_id, tmp, args.size, args.key_generation)
+            if args.store:
+                open_store_blob(args.store, args.dek, args.blob_id, tmp, args.size, args.key_generation)
+            else:
+                open_blob(args.chunk_dir, args.dek, args.blob_id, tmp, args.size, args.key_generation)
             tmp.flush()
             os.fsync(tmp.fileno())
         finally:

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import pLimit from 'p-limit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHUNK_SIZE, blobIdToHex, newBlobId, sealStream } from '../../src/crypto/index.js';
+import { openFsChunkStore } from '../../storage-backend/fs/index.js';
 
 const READER = fileURLToPath(new URL('open_blob.py', import.meta.url));
 
@@ -99,6 +100,48 @@ describe('independent Python reader', () => {
     expect((await runReader([dir, dekHex, blobIdToHex(newBlobId())])).stderr).toMatch(/belongs to blob/);
     expect((await runReader([dir, dekHex, blobHex, '--size', String(size + 1)])).code).toBe(1);
     expect((await runReader([dir, dekHex, blobHex, '--key-generation', '6'])).code).toBe(1);
+  });
+
+  it('opens blobs whose chunks sit in packs (pack file v2) written by the project store, alone or beside chunk files', async () => {
+    const storeRoot = join(root, 'store');
+    const store = await openFsChunkStore({ root: storeRoot });
+    const blobs: Array<{ hex: string; plain: Buffer }> = [];
+    const packed: Array<{ ref: { blobId: string; index: number }; data: Uint8Array }> = [];
+    try {
+      for (const n of [0, 1, 5000, 70_000]) {
+        const id = newBlobId();
+        const plain = randomBytes(n);
+        for await (const c of sealStream((async function* () { yield plain; })(), dek, { blobId: id, keyGeneration: 1 })) packed.push({ ref: { blobId: blobIdToHex(id), index: c.index }, data: c.bytes });
+        blobs.push({ hex: blobIdToHex(id), plain });
+      }
+      // a two-chunk blob: chunk 0 packed, chunk 1 a v1 chunk file
+      const mixedId = newBlobId();
+      const mixed = randomBytes(CHUNK_SIZE + 10);
+      const sealedMixed: Uint8Array[] = [];
+      for await (const c of sealStream((async function* () { yield mixed; })(), dek, { blobId: mixedId, keyGeneration: 1 })) sealedMixed.push(c.bytes);
+      packed.push({ ref: { blobId: blobIdToHex(mixedId), index: 0 }, data: sealedMixed[0]! });
+      const { packId } = await store.putPack(packed);
+      await store.put({ blobId: blobIdToHex(mixedId), index: 1 }, (async function* () { yield sealedMixed[1]!; })());
+      for (const b of blobs) {
+        const r = await runReader(['--store', storeRoot, dekHex, b.hex, '--size', String(b.plain.length)]);
+        expect(r.stderr).toBe('');
+        expect(Buffer.compare(r.stdout, b.plain)).toBe(0);
+      }
+      const m = await runReader(['--store', storeRoot, dekHex, blobIdToHex(mixedId)]);
+      expect(m.code, m.stderr).toBe(0);
+      expect(Buffer.compare(m.stdout, mixed)).toBe(0);
+      // a damaged index: the pack is not used at all, so its blobs have no chunks
+      const packPath = join(storeRoot, 'packs', packId.slice(0, 2), packId);
+      const bytes = await readFile(packPath);
+      bytes[bytes.length - 48 - 5] = (bytes[bytes.length - 48 - 5] ?? 0) ^ 1;
+      await writeFile(packPath, bytes);
+      const bad = await runReader(['--store', storeRoot, dekHex, blobs[2]!.hex]);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toMatch(/no chunks of blob/);
+      expect((await runReader(['--store', storeRoot, dekHex, blobIdToHex(mixedId)])).stderr).toMatch(/chunk 00000000 is missing/);
+    } finally {
+      await store.close();
+    }
   });
 
   it('fails on a truncated blob (last chunk removed) and on a missing middle chunk', async () => {

@@ -3,6 +3,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULT_TREE_CONCURRENCY } from '../../client/tree-transfer.js';
+import { BATCH_FILES } from '../../client/file-batcher.js';
 import { runTreeCommand, treeConcurrency } from '../tree-command.js';
 import { uploadFile, uploadStream } from '../../client/upload.js';
 import { KeyFileDataKeys, type DataKeyProvider } from '../../client/data-keys.js';
@@ -25,6 +26,7 @@ interface PutFlags extends ServerFlags, KeyFlags {
   concurrency?: string;
   checksum?: boolean;
   verbose?: boolean;
+  batchFiles?: string;
 }
 
 export function register(program: Command): void {
@@ -36,6 +38,7 @@ export function register(program: Command): void {
     .option('-f, --force', 'replace an existing file')
     .option('-r, --recursive', 'upload a local directory tree into the vault directory PATH (existing files are skipped without --force)')
     .option('--concurrency <n>', `chunks in flight (default 4); with -r, files in flight (default ${DEFAULT_TREE_CONCURRENCY})`)
+    .option('--batch-files <n>', `with -r: files up to 1 MiB sent per request (1..1000, default ${BATCH_FILES})`)
     .option('--checksum', 'with -r: a file already in the vault is the same only if its bytes are (default: same size, not modified since)')
     .option('-v, --verbose', 'with -r: name every file')
     .option('--resume <blob>', 'continue an interrupted upload of the same, unchanged file (sends only missing chunks); the same put run again does this by itself')
@@ -56,7 +59,7 @@ export function register(program: Command): void {
       await withClient(opts, async (client) => {
         if (opts.recursive) {
           await runTreeCommand('put', client, local, vaultPathArg(target), opts, {
-            keys, concurrency: treeConcurrency(opts),
+            keys, concurrency: treeConcurrency(opts), batchFiles: intFlag('--batch-files', opts.batchFiles ?? String(BATCH_FILES), 1, 1000),
             journalFor: journal && ((vaultPath, localPath) => journal.recordFor(opts.server, vaultPath, localPath)),
           }, `coffer put -r ${shellQuote(local)} ${shellQuote(target)}`);
           return;

@@ -1,7 +1,7 @@
 // MongoMetadataStore: the production MetadataStore on the official MongoDB driver. Every write touches one
 // document (insertOne, updateOne/findOneAndUpdate with a compare-and-set filter, deleteOne/deleteMany on one
 // key); there are no multi-document transactions, so it works on a replica set or a sharded cluster alike.
-import { MongoClient, type Collection, type Db, type MongoClientOptions } from 'mongodb';
+import { MongoBulkWriteError, MongoClient, type Collection, type Db, type Document, type MongoClientOptions, type OptionalUnlessRequiredId } from 'mongodb';
 import { CofferError, ErrorCode } from '../../errors.js';
 import * as c from '../common.js';
 import type {
@@ -190,6 +190,48 @@ export class MongoMetadataStore implements MetadataStore {
     c.checkBlobState(blob.state);
     c.checkMac(blob.mac);
     await this.#do(`insert blob ${blob.id}`, () => this.#blobs.insertOne(d.blobToDoc(blob)));
+  }
+
+  // ---- batches ----
+
+  async insertBlobs(blobs: BlobRecord[]): Promise<Array<CofferError | null>> {
+    c.checkBatch(blobs);
+    return this.#insertMany('insert blobs', this.#blobs, blobs, (b) => {
+      c.checkBlobState(b.state);
+      c.checkMac(b.mac);
+    }, d.blobToDoc, (b) => `insert blob ${b.id}`);
+  }
+
+  async insertNodes(nodes: TreeNode[]): Promise<Array<CofferError | null>> {
+    c.checkBatch(nodes);
+    return this.#insertMany('insert nodes', this.#nodes, nodes, (n) => {
+      c.checkVersion(n.version);
+      c.checkMac(n.mac);
+    }, d.nodeToDoc, (n) => `insert node ${n.id}`);
+  }
+
+  /** One unordered bulk insert: every document is its own atomic write; the ones that fail are reported by index. */
+  async #insertMany<T, D extends Document>(
+    what: string, coll: Collection<D>, items: T[], check: (item: T) => void, toDoc: (item: T) => D, name: (item: T) => string,
+  ): Promise<Array<CofferError | null>> {
+    const results = items.map((item) => c.checked(() => check(item)));
+    const sent = items.flatMap((item, i) => (results[i] === null ? [i] : []));
+    if (sent.length === 0) return results;
+    await this.#do(what, async () => {
+      try {
+        await coll.insertMany(sent.map((i) => toDoc(items[i] as T)) as OptionalUnlessRequiredId<D>[], { ordered: false });
+      } catch (e) {
+        if (!(e instanceof MongoBulkWriteError) || e.writeConcernError !== undefined) throw e;
+        const errors = Array.isArray(e.writeErrors) ? e.writeErrors : [e.writeErrors];
+        if (errors.length === 0) throw e;
+        for (const w of errors) {
+          const i = sent[w.index] as number;
+          const dup = w.code === 11000 || w.code === 11001;
+          results[i] = new CofferError(dup ? ErrorCode.ALREADY_EXISTS : ErrorCode.METADATA, `${name(items[i] as T)}: ${dup ? 'already exists' : w.errmsg ?? `code ${w.code}`}`);
+        }
+      }
+    });
+    return results;
   }
 
   async getBlob(id: string): Promise<BlobRecord | null> {

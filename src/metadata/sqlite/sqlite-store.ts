@@ -235,6 +235,55 @@ export class SqliteMetadataStore implements MetadataStore {
     );
   }
 
+  // ---- batches ----
+
+  async insertBlobs(blobs: BlobRecord[]): Promise<Array<CofferError | null>> {
+    c.checkBatch(blobs);
+    const sql = `INSERT INTO blobs (id, state, owner, key_generation, key_record, size, chunk_count, chunk_sha256, created_at, updated_at, attrs, mac)
+         VALUES (@id, @state, @owner, @key_generation, @key_record, @size, @chunk_count, @chunk_sha256, @created_at, @updated_at, @attrs, @mac)`;
+    return this.#batch('insert blobs', blobs, (b) => {
+      c.checkBlobState(b.state);
+      c.checkMac(b.mac);
+    }, (b) => this.#stmt(sql).run(rows.blobToRow(b)), (b) => `insert blob ${b.id}`);
+  }
+
+  async insertNodes(nodes: TreeNode[]): Promise<Array<CofferError | null>> {
+    c.checkBatch(nodes);
+    const sql = `INSERT INTO nodes (id, parent_id, name, type, blob_id, size, owner, created_at, modified_at, version, mac)
+         VALUES (@id, @parent_id, @name, @type, @blob_id, @size, @owner, @created_at, @modified_at, @version, @mac)`;
+    return this.#batch('insert nodes', nodes, (n) => {
+      c.checkVersion(n.version);
+      c.checkMac(n.mac);
+    }, (n) => this.#stmt(sql).run(rows.nodeToRow(n)), (n) => `insert node ${n.id}`);
+  }
+
+  /**
+   * One transaction of single-row writes, each failing alone: a failed INSERT rolls back only its own statement
+   * (SQLite's default ABORT), so the transaction goes on. BEGIN IMMEDIATE takes the write lock first (busy_timeout).
+   */
+  #batch<T>(what: string, items: T[], check: (item: T) => void, write: (item: T) => unknown, name: (item: T) => string): Array<CofferError | null> {
+    const results = items.map((item) => c.checked(() => check(item)));
+    if (items.length === 0) return results;
+    this.#do(what, () => {
+      this.#db.exec('BEGIN IMMEDIATE');
+      try {
+        items.forEach((item, i) => {
+          if (results[i] !== null) return;
+          try {
+            write(item);
+          } catch (e) {
+            results[i] = sqliteError(e, name(item));
+          }
+        });
+        this.#db.exec('COMMIT');
+      } catch (e) {
+        if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
+        throw e;
+      }
+    });
+    return results;
+  }
+
   async getBlob(id: string): Promise<BlobRecord | null> {
     const r = this.#do('get blob', () => this.#stmt('SELECT * FROM blobs WHERE id = ?').get(id)) as rows.BlobRow | undefined;
     return r === undefined ? null : rows.blobFromRow(r);

@@ -1,0 +1,73 @@
+// `coffer put -r`'s batches of small files (docs/http-api.md "Many small files"): files already read and sealed
+// are gathered until a batch holds BATCH_FILES files or BATCH_BYTES sealed bytes, then sent as one request
+// (POST /v1/files/batch), BATCHES_IN_FLIGHT at a time. Adding to a full queue waits for room, so memory stays
+// bounded (about (BATCHES_IN_FLIGHT + 1) × BATCH_BYTES). Each file is told its own answer: committed, or its own
+// error; a failure of a whole batch (the service unreachable) stops the run like any failure that is not one file's.
+import { ErrorCode, httpStatusOf } from '../errors.js';
+import { Gate } from '../gate.js';
+import { errorFromResponse } from './http-errors.js';
+import type { PreparedSmallFile } from './small-file.js';
+import type { BatchFileAnswer, NodeInfo, VaultClient } from './vault-client.js';
+
+export const BATCH_FILES = 256;
+export const BATCH_BYTES = 8 * 1024 * 1024;
+export const BATCHES_IN_FLIGHT = 3;
+
+export interface BatchedFile {
+  prepared: PreparedSmallFile;
+  /** Called once with the file's outcome: its node, or its own error (a CofferError with the service's code). */
+  settle: (outcome: { node: NodeInfo } | { error: Error }) => void;
+}
+
+export class FileBatcher {
+  #queue: BatchedFile[] = [];
+  #bytes = 0;
+  readonly #gate = new Gate(BATCHES_IN_FLIGHT);
+
+  constructor(private readonly client: VaultClient, private readonly maxFiles = BATCH_FILES, private readonly maxBytes = BATCH_BYTES) {}
+
+  /** The first failure of a whole batch, if any (no batch starts after it). */
+  get error(): unknown {
+    return this.#gate.error;
+  }
+
+  /** Queues a file; sends the batch when full, waiting for room when BATCHES_IN_FLIGHT are in flight. */
+  async add(file: BatchedFile): Promise<void> {
+    this.#queue.push(file);
+    this.#bytes += file.prepared.sealed.byteLength;
+    if (this.#queue.length >= this.maxFiles || this.#bytes >= this.maxBytes) await this.flush();
+  }
+
+  /** Sends what is queued (waiting for room). */
+  async flush(): Promise<void> {
+    if (this.#queue.length === 0) return;
+    const batch = this.#queue;
+    this.#queue = [];
+    this.#bytes = 0;
+    await this.#gate.submit(async () => {
+      const answers = await this.client.putSmallFiles(batch.map((f) => f.prepared));
+      batch.forEach((f, i) => f.settle(outcomeOf(answers[i] as BatchFileAnswer)));
+    });
+  }
+
+  /** Sends the rest and waits for every batch. Throws the first failure of a whole batch. */
+  async finish(): Promise<void> {
+    await this.flush();
+    await this.#gate.drain();
+    if (this.#gate.error !== undefined) throw this.#gate.error;
+  }
+
+  /** Waits for the batches in flight, without sending the queue (after a failure elsewhere). */
+  async drain(): Promise<void> {
+    await this.#gate.drain();
+  }
+}
+
+function outcomeOf(a: BatchFileAnswer): { node: NodeInfo } | { error: Error } {
+  if ('error' in a) {
+    const code = a.error?.code as ErrorCode;
+    const status = (httpStatusOf as Record<string, number | undefined>)[code] ?? 500;
+    return { error: errorFromResponse(status, JSON.stringify({ error: a.error })) };
+  }
+  return { node: a.node };
+}
