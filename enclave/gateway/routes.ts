@@ -128,7 +128,8 @@ export function createGatewayApp(deps: GatewayAppDeps): Hono<GatewayEnv> {
     const b = await readJson(h(c), ['user', 'disabled']);
     const disabled = field.optBool(b, 'disabled');
     if (disabled === undefined) throw bad('disabled (true or false) is required');
-    return c.json(await files.setUserDisabled(c.var.caller, field.string(b, 'user'), disabled));
+    const r = await files.setUserDisabled(c.var.caller, field.string(b, 'user'), disabled);
+    return c.json({ name: r.user, disabled: r.disabled }); // the storage service's answer shape (`coffer users disable`)
   });
   app.get('/v1/fs/stat', async (c) => c.json(await files.stat(c.var.caller, query(h(c), 'path'))));
   app.get('/v1/fs/list', async (c) => {

@@ -339,7 +339,7 @@ for (const store of stores) {
       expect((await call('POST', '/v1/users/disabled', 'root', { json: { user: 'carol' } })).code).toBe('INVALID_ARGUMENT');
       const off = await call('POST', '/v1/users/disabled', 'root', { json: { user: 'carol', disabled: true } });
       expect(off.status, off.body.toString()).toBe(200);
-      expect(JSON.parse(off.body.toString())).toMatchObject({ user: 'carol', disabled: true });
+      expect(JSON.parse(off.body.toString())).toEqual({ name: 'carol', disabled: true });
       const stored = await db.getUser('carol');
       expect(stored).toMatchObject({ disabled: true, mac: expect.stringMatching(/^cm1\.[0-9a-f]{64}$/) as unknown as string });
       await refused('/docs/a.bin', 'carol', ['PERMISSION_DENIED']);
