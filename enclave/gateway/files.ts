@@ -19,9 +19,9 @@ import {
 import { CofferError, ErrorCode, isCofferError } from '../../src/errors.js';
 import type { RootRole } from './access.js';
 import type { EnclaveDataKeys } from './data-keys.js';
-import { GatewayRecords, selfConsistency, type FileRecord, type Grant, type NodeInfo, type RecordIntegrity } from './records.js';
+import { GatewayRecords, selfConsistency, type FileRecord, type Grant, type NodeInfo, type RecordIntegrity, type UserStatus } from './records.js';
 
-export type { Grant, NodeInfo };
+export type { Grant, NodeInfo, UserStatus };
 
 /** Sealed chunks sent to the storage service at once by one upload. */
 const UPLOAD_CONCURRENCY = 3;
@@ -102,6 +102,7 @@ export class FileOps {
   private async with<T>(caller: Caller, fn: (r: GatewayRecords) => Promise<T>): Promise<T> {
     const r = this.records(caller);
     try {
+      await r.admit();
       return await fn(r);
     } catch (e) {
       await r.auditRefusal(e);
@@ -147,6 +148,11 @@ export class FileOps {
     return this.with(caller, (r) => r.whoami());
   }
 
+  /** Token admins: disables or enables a user, the new status MACed in the enclave (docs/metadata.md "Users' status"). */
+  setUserDisabled(caller: Caller, user: string, disabled: boolean): Promise<UserStatus> {
+    return this.with(caller, (r) => r.setUserDisabled(user, disabled));
+  }
+
   /** Copies a file: its plaintext re-sealed under a new data key as a new blob (blobs are never shared). */
   async copy(caller: Caller, from: string, to: string, overwrite = false): Promise<PutResult> {
     const src = await this.open(caller, from);
@@ -170,6 +176,7 @@ export class FileOps {
     let created = false;
     let dek: Uint8Array | undefined;
     try {
+      await records.admit();
       const key = await this.options.keys.newDataKey(blobIdHex);
       dek = key.dek;
       await records.createUpload({
@@ -232,6 +239,7 @@ export class FileOps {
     let file: FileRecord;
     let dek: Uint8Array;
     try {
+      await records.admit();
       file = await records.file(path);
       dek = await this.options.keys.openDataKey(file.manifest.keyRecord, file.manifest.blobId);
       // the opened key must be the one the blob's record commits to (record MACs), before any chunk is opened

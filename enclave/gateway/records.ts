@@ -55,6 +55,17 @@ export interface RecordIntegrity {
   movedGrantMac?(grant: Grant & { mac?: string }, oldPath: string, newPath: string): string;
   /** A file with no MAC at all (committed by a client, `coffer put` in KMS mode): verified and endorsed, or INTEGRITY. */
   endorseFile?(client: VaultClient, path: string): Promise<FileRecord>;
+  /** A user's status record as the service keeps it: throws INTEGRITY when its MAC is there and wrong (docs/metadata.md "Users' status"). */
+  checkUser?(status: UserStatus): void;
+  /** The MAC of a user's status the gateway sets (an admin's disable / enable). */
+  userMac?(user: string, disabled: boolean): string;
+}
+
+/** A user's status as the storage service keeps it (GET /v1/integrity/user). */
+export interface UserStatus {
+  user: string;
+  disabled: boolean;
+  mac?: string;
 }
 
 function parentOf(path: string): string {
@@ -138,6 +149,29 @@ export class GatewayRecords {
     return this.client.whoami();
   }
 
+  /**
+   * The caller's own status, checked before anything else is done for them (record MACs on): a status record whose
+   * MAC does not verify is refused (INTEGRITY, audited), a disabled user is PERMISSION_DENIED. The service refuses
+   * a user disabled in its store by itself; this catches the store edited back to "enabled".
+   */
+  async admit(): Promise<void> {
+    if (!this.actor || !this.integrity.checkUser) return;
+    const status = await this.client.userStatus(this.actor.user);
+    if (status.user !== this.actor.user) throw new CofferError(ErrorCode.INTEGRITY, `the storage service answered the status of ${JSON.stringify(status.user)} for ${this.actor.user}`, { details: { kind: 'user', target: this.actor.user } });
+    this.integrity.checkUser(status);
+    if (status.disabled) throw new CofferError(ErrorCode.PERMISSION_DENIED, `user ${this.actor.user} is disabled`);
+  }
+
+  /** Token admins (verified in the enclave): disables or enables `user`, with the enclave's MAC of the new status. */
+  async setUserDisabled(user: string, disabled: boolean): Promise<UserStatus> {
+    if (!this.actor?.admin) throw new CofferError(ErrorCode.PERMISSION_DENIED, `${disabled ? 'disable' : 'enable'} users: only a token admin may`);
+    if (disabled && user === this.actor.user) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'you cannot disable yourself');
+    if (!this.integrity.userMac) throw new CofferError(ErrorCode.UNAVAILABLE, 'user status needs record MACs (this enclave runs without its metadata key)');
+    const updated = await this.client.setUserStatus(user, { disabled, mac: this.integrity.userMac(user, disabled) });
+    if (updated.user !== user || updated.disabled !== disabled) throw new CofferError(ErrorCode.INTEGRITY, `the storage service did not record ${user} as ${disabled ? 'disabled' : 'enabled'}`, { details: { kind: 'user', target: user } });
+    return updated;
+  }
+
   async stat(path: string): Promise<NodeInfo> {
     await this.require(path, 'read');
     const node = await this.client.stat(path);
@@ -164,11 +198,21 @@ export class GatewayRecords {
     await this.require(path, 'read');
     const page = await this.client.list(path, options);
     const prefix = path === '/' ? '/' : `${path}/`;
+    const items: NodeInfo[] = [];
     for (const item of page.items) {
       if (!item.path.startsWith(prefix) || item.path.slice(prefix.length).includes('/')) throw integrity(`listing of ${path} holds ${item.path}`);
-      await this.integrity.checkNode(item, null);
+      try {
+        await this.integrity.checkNode(item, null);
+      } catch (e) {
+        // an entry that does not verify (e.g. a directory made at the storage service, never endorsed) is left out
+        // of the listing and audited; the rest of the directory is still listed (docs/metadata.md "Record MACs")
+        if (!(e instanceof CofferError) || e.code !== ErrorCode.INTEGRITY) throw e;
+        await this.auditRefusal(e);
+        continue;
+      }
+      items.push(item);
     }
-    return page;
+    return { items, next: page.next };
   }
 
   async grants(path: string): Promise<Grant[]> {

@@ -8,6 +8,7 @@
 //   DELETE /v1/files/<path>             remove (?recursive=true for a directory tree)
 //   /v1/whoami, /v1/fs/{stat,list,mkdir,move,remove,copy}, /v1/grants  — the storage service's JSON shapes, so
 //   existing clients' tree operations work unchanged against the gateway.
+//   POST /v1/users/disabled {user, disabled}  token admins: disable / enable a user, the status MACed in the enclave
 // Tokens are verified here, inside the enclave, before anything reaches the storage service.
 import type { HttpBindings } from '@hono/node-server';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -123,6 +124,13 @@ export function createGatewayApp(deps: GatewayAppDeps): Hono<GatewayEnv> {
   });
 
   app.get('/v1/whoami', async (c) => c.json(await files.whoami(c.var.caller)));
+  app.post('/v1/users/disabled', async (c) => {
+    const b = await readJson(h(c), ['user', 'disabled']);
+    const disabled = field.optBool(b, 'disabled');
+    if (disabled === undefined) throw bad('disabled (true or false) is required');
+    const r = await files.setUserDisabled(c.var.caller, field.string(b, 'user'), disabled);
+    return c.json({ name: r.user, disabled: r.disabled }); // the storage service's answer shape (`coffer users disable`)
+  });
   app.get('/v1/fs/stat', async (c) => c.json(await files.stat(c.var.caller, query(h(c), 'path'))));
   app.get('/v1/fs/list', async (c) => {
     const limit = optionalQuery(h(c), 'limit');

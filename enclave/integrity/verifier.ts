@@ -101,10 +101,16 @@ export class MacIntegrity implements RecordIntegrity {
     }
   }
 
-  /** A user's status as recorded by the enclave; a user record without a valid MAC is refused. */
+  /**
+   * A user's status record. One with a MAC must verify (an edited `disabled` flag, or another user's MAC, is
+   * refused). One with no MAC at all is a user whose status no enclave ever set — the service makes users on first
+   * sight without one — and stands as the service says; deleting the MAC with the flag is the rollback case of
+   * docs/metadata.md (a state once legitimate), which a MAC cannot tell from a user never disabled.
+   */
   checkUser(status: { user: string; disabled: boolean; mac?: string }): void {
+    if (status.mac === undefined) return;
     if (!this.key.verify('user', { name: status.user, disabled: status.disabled }, status.mac)) {
-      this.refuse({ kind: 'user', target: status.user, reason: 'no valid enclave MAC' });
+      this.refuse({ kind: 'user', target: status.user, reason: 'MAC does not match' });
     }
   }
 

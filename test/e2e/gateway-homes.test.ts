@@ -11,6 +11,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintDevToken } from '../../src/api/auth/index.js';
 import { verifyGateway } from '../../src/client/gateway-verify.js';
+import { VaultClient } from '../../src/client/vault-client.js';
 import { startDev, type RunningDev } from '../../src/dev.js';
 import { ensureDevRoot } from '../../enclave/attestation/index.js';
 
@@ -59,6 +60,29 @@ describe('the gateway with development homes', () => {
     await dev?.close();
     if (work) await rm(work, { recursive: true, force: true });
   });
+
+  it('a directory made at the storage service inside a home is left out of the gateway\'s listing and audited; the rest is listed', async () => {
+    const bytes = randomBytes(1000);
+    expect((await call('PUT', '/v1/files/home/bob/b.bin', 'bob', bytes)).status).toBe(201);
+    const direct = new VaultClient({ server: dev.storageUrl, token: token.bob as string });
+    try {
+      await direct.mkdir('/home/bob/raw'); // `coffer mkdir` against the storage URL: no enclave MAC
+      expect((await direct.list('/home/bob')).items.map((n) => n.name).sort()).toEqual(['b.bin', 'raw']);
+    } finally {
+      direct.close();
+    }
+    const list = await call('GET', '/v1/fs/list?path=/home/bob', 'bob');
+    expect(list.status, list.body.toString()).toBe(200);
+    expect((JSON.parse(list.body.toString()) as { items: Array<{ path: string }> }).items.map((n) => n.path)).toEqual(['/home/bob/b.bin']);
+    expect((await call('GET', '/v1/fs/stat?path=/home/bob/raw', 'bob')).code).toBe('INTEGRITY'); // named directly: refused
+    const db = new DatabaseSync(path.join(dataDir, 'metadata.sqlite'));
+    try {
+      const rows = db.prepare("SELECT actor, target, details FROM audit WHERE action = 'integrity.refused'").all() as unknown as Array<{ actor: string; target: string; details: string }>;
+      expect(rows.map((r) => [r.actor, r.target, (JSON.parse(r.details) as { kind: string }).kind])).toContainEqual(['bob', '/home/bob/raw', 'node']);
+    } finally {
+      db.close();
+    }
+  }, 120_000);
 
   it('alice stores and reads in /home/alice; bob is refused there; a host edit of the home owner is refused', async () => {
     const bytes = randomBytes(100_000);

@@ -35,6 +35,8 @@ interface Db {
   getBlob(blobId: string): Promise<{ size: number; keyRecord: string }>;
   insertGrant(nodeId: string, user: string, role: string, mac: string | null): Promise<void>;
   grantMac(nodeId: string, user: string): Promise<string | null>;
+  setUser(name: string, set: { disabled?: boolean; mac?: string | null }): Promise<void>;
+  getUser(name: string): Promise<{ disabled: boolean; mac: string | null }>;
   /** The audit chain's `integrity.refused` entries: [actor, target, kind]. */
   refusals(): Promise<Array<[string, string, string]>>;
   close(): Promise<void>;
@@ -70,6 +72,14 @@ function sqliteDb(file: string): Db {
     },
     async grantMac(nodeId, user) {
       return (db.prepare('SELECT mac FROM grants WHERE node_id = ? AND user = ?').get(nodeId, user) as unknown as { mac: string | null }).mac;
+    },
+    async setUser(name, set) {
+      if (set.disabled !== undefined) db.prepare('UPDATE users SET disabled = ? WHERE name = ?').run(set.disabled ? 1 : 0, name);
+      if (set.mac !== undefined) db.prepare('UPDATE users SET mac = ? WHERE name = ?').run(set.mac, name);
+    },
+    async getUser(name) {
+      const r = db.prepare('SELECT disabled, mac FROM users WHERE name = ?').get(name) as unknown as { disabled: number; mac: string | null };
+      return { disabled: r.disabled === 1, mac: r.mac };
     },
     async refusals() {
       const rows = db.prepare(`SELECT actor, target, details FROM audit WHERE action = 'integrity.refused' ORDER BY seq`).all() as unknown as Array<{ actor: string; target: string; details: string }>;
@@ -110,6 +120,13 @@ async function mongoDb(uri: string): Promise<Db> {
     },
     async grantMac(nodeId, user) {
       return ((await db.collection('grants').findOne({ nodeId, user })) as unknown as { mac?: string }).mac ?? null;
+    },
+    async setUser(name, set) {
+      await db.collection('users').updateOne({ _id: name as never }, { $set: set });
+    },
+    async getUser(name) {
+      const r = (await db.collection('users').findOne({ _id: name as never })) as unknown as { disabled: boolean; mac?: string | null };
+      return { disabled: r.disabled, mac: r.mac ?? null };
     },
     async refusals() {
       const rows = (await db.collection('audit').find({ action: 'integrity.refused' }).sort({ _id: 1 }).toArray()) as unknown as Array<{ actor: string; target: string; details: string }>;
@@ -310,6 +327,45 @@ for (const store of stores) {
       await db.setBlob(b, { keyRecord: kb });
       await served('/docs/a.bin', 'alice');
       await served('/docs/b.bin', 'bob');
+    }, 120_000);
+
+    it('users\' status: an admin disables a user through the gateway; the database edited back to "enabled" is refused and audited', async () => {
+      token.carol = await mintDevToken(path.join(work, 'data'), { user: 'carol' });
+      expect((await call('PUT', '/v1/grants', 'root', { json: { path: '/docs', user: 'carol', role: 'read' } })).status).toBe(200);
+      await served('/docs/a.bin', 'carol'); // carol is known to the service now, with no status MAC: never disabled
+      // only a token admin, and never yourself
+      expect((await call('POST', '/v1/users/disabled', 'alice', { json: { user: 'carol', disabled: true } })).status).toBe(403);
+      expect((await call('POST', '/v1/users/disabled', 'root', { json: { user: 'root', disabled: true } })).code).toBe('INVALID_ARGUMENT');
+      expect((await call('POST', '/v1/users/disabled', 'root', { json: { user: 'carol' } })).code).toBe('INVALID_ARGUMENT');
+      const off = await call('POST', '/v1/users/disabled', 'root', { json: { user: 'carol', disabled: true } });
+      expect(off.status, off.body.toString()).toBe(200);
+      expect(JSON.parse(off.body.toString())).toEqual({ name: 'carol', disabled: true });
+      const stored = await db.getUser('carol');
+      expect(stored).toMatchObject({ disabled: true, mac: expect.stringMatching(/^cm1\.[0-9a-f]{64}$/) as unknown as string });
+      await refused('/docs/a.bin', 'carol', ['PERMISSION_DENIED']);
+      // the host flips the flag back and keeps the MAC: the storage service admits carol again, the gateway does not
+      await db.setUser('carol', { disabled: false });
+      const direct = new VaultClient({ server: dev.storageUrl, token: token.carol as string });
+      try {
+        expect((await direct.userStatus('carol')).disabled).toBe(false);
+      } finally {
+        direct.close();
+      }
+      await refused('/docs/a.bin', 'carol');
+      expect((await call('GET', '/v1/fs/list?path=/docs', 'carol')).code).toBe('INTEGRITY');
+      expect((await call('PUT', fileUrl('/docs/c.bin'), 'carol', { body: Buffer.from('no') })).code).toBe('INTEGRITY');
+      // another user's valid MAC binds that user's name: refused too (mallory's "enabled", MACed by an admin's enable)
+      expect((await call('GET', '/v1/whoami', 'mallory')).status).toBe(200);
+      expect((await call('POST', '/v1/users/disabled', 'root', { json: { user: 'mallory', disabled: false } })).status).toBe(200);
+      await db.setUser('carol', { mac: (await db.getUser('mallory')).mac });
+      await refused('/docs/a.bin', 'carol');
+      expect(await db.refusals()).toContainEqual(['carol', 'carol', 'user']);
+      // an admin enables her through the gateway: a fresh MAC of "enabled", and she is served again
+      await db.setUser('carol', { disabled: true, mac: stored.mac });
+      const on = await call('POST', '/v1/users/disabled', 'root', { json: { user: 'carol', disabled: false } });
+      expect(on.status, on.body.toString()).toBe(200);
+      await served('/docs/a.bin', 'carol');
+      await served('/docs/a.bin', 'bob'); // nobody else was touched
     }, 120_000);
   });
 }

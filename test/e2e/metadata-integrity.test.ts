@@ -239,7 +239,10 @@ for (const kind of stores) {
       await refused(() => serve(alice, '/docs/b.bin'), 'blob');
       await db.setBlob(b.blobId, { mac: bMac });
       await db.setUserDisabled('carol', false);
-      expect(() => integrity.checkUser({ user: 'carol', disabled: false })).toThrow(/user record of carol refused/);
+      expect(() => integrity.checkUser({ user: 'carol', disabled: false, mac: integrity.userMac('carol', true) })).toThrow(/user record of carol refused/);
+      expect(() => integrity.checkUser({ user: 'carol', disabled: false, mac: integrity.userMac('dave', false) })).toThrow(/user record of carol refused/);
+      // no MAC at all: a user whose status no enclave ever set stands as the service says (docs/metadata.md "Users' status")
+      expect(() => integrity.checkUser({ user: 'carol', disabled: false })).not.toThrow();
       await expect(admin.userStatus('carol').then((st) => integrity.checkUser(st))).rejects.toMatchObject({ code: 'INTEGRITY' });
     });
 
