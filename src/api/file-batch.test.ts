@@ -157,4 +157,14 @@ describe.each([['sqlite', null], ['mongo', mongoUri]] as Array<[string, string |
     expect(results.map((r) => r.error?.code)).toEqual(['PERMISSION_DENIED']);
     expect((await call(s.url, alice, 'GET', '/v1/fs/file?path=%2Fb%2Fwhole.bin')).status).toBe(404);
   });
+
+  it('refuses more than 8 MiB of sealed chunks in one batch; many batches at once all commit (at most 4 held at a time)', async () => {
+    const big = await Promise.all(Array.from({ length: 9 }, (_, i) => file(`/b/big${i}.bin`, 1024 * 1024)));
+    const res = await call(s.url, alice, 'POST', '/v1/files/batch', batchBody(big.map((f) => entry(f)), big.map((f) => f.sealed)), { 'content-type': FILE_BATCH_MEDIA_TYPE });
+    expect(await errorCode(res)).toBe('PAYLOAD_TOO_LARGE');
+    expect((await call(s.url, alice, 'GET', '/v1/fs/file?path=%2Fb%2Fbig0.bin')).status).toBe(404);
+    const batches = await Promise.all(Array.from({ length: 12 }, async (_, b) => Promise.all(Array.from({ length: 5 }, (_, i) => file(`/b/many-${b}-${i}.bin`)))));
+    const answers = await Promise.all(batches.map((fs) => postBatch(alice, batchBody(fs.map((f) => entry(f)), fs.map((f) => f.sealed)))));
+    for (const a of answers) expect(a.results.map((r) => r.error?.code ?? 'ok')).toEqual(Array(5).fill('ok'));
+  });
 });

@@ -1,7 +1,7 @@
 // Where a client gets a blob's data key (DEK): from its own key file (client-held-key mode) or, for sealing new
 // blobs, from the KMS (GenerateDataKey). Opening a KMS-wrapped key happens only inside attested enclaves.
 import type { KeyRecord } from '../metadata/types.js';
-import { newDataKey, readKeyFile, unwrapDataKey, wrapDataKey } from '../crypto/index.js';
+import { dataKeyWrapper, newDataKey, readKeyFile, unwrapDataKey } from '../crypto/index.js';
 import { CofferError, ErrorCode } from '../errors.js';
 import type { KeyService } from '../kms/index.js';
 
@@ -15,7 +15,11 @@ export interface DataKeyProvider {
 
 /** Client-held-key mode: a 32-byte key file wraps a fresh random DEK per blob (docs/format.md). */
 export class KeyFileDataKeys implements DataKeyProvider {
-  private constructor(private readonly kek: Uint8Array) {}
+  readonly #wrap: ReturnType<typeof dataKeyWrapper>;
+
+  private constructor(private readonly kek: Uint8Array) {
+    this.#wrap = dataKeyWrapper(kek);
+  }
 
   static async open(keyFile: string): Promise<KeyFileDataKeys> {
     return new KeyFileDataKeys(await readKeyFile(keyFile));
@@ -23,7 +27,7 @@ export class KeyFileDataKeys implements DataKeyProvider {
 
   async newDataKey(blobIdHex: string): Promise<{ dek: Uint8Array; keyRecord: KeyRecord }> {
     const dek = newDataKey();
-    const keyRecord: KeyRecord = { ...wrapDataKey(this.kek, dek, blobIdHex) };
+    const keyRecord: KeyRecord = { ...this.#wrap(dek, blobIdHex) };
     return { dek, keyRecord };
   }
 

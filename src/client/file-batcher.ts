@@ -33,6 +33,8 @@ export class FileBatcher {
 
   /** Queues a file; sends the batch when full, waiting for room when BATCHES_IN_FLIGHT are in flight. */
   async add(file: BatchedFile): Promise<void> {
+    // a batch never exceeds maxBytes (the service refuses more than BATCH_MAX_BYTES): send first if it would
+    if (this.#queue.length > 0 && this.#bytes + file.prepared.sealed.byteLength > this.maxBytes) await this.flush();
     this.#queue.push(file);
     this.#bytes += file.prepared.sealed.byteLength;
     if (this.#queue.length >= this.maxFiles || this.#bytes >= this.maxBytes) await this.flush();

@@ -2,7 +2,7 @@
 // reads the file whole, seals it as chunk 0 (FINAL) and sends create + chunk + commit as one POST; the download
 // gets node, manifest and sealed chunk in one GET, authenticates the chunk, and writes it beside the destination,
 // renaming it into place only when it verified (DESIGN.md), exactly as a multi-chunk download does.
-import { constants } from 'node:fs';
+import { constants, type BigIntStats } from 'node:fs';
 import { link, lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { CHUNK_SIZE, HEADER_SIZE, blobIdFromHex, blobIdToHex, expectedChunkLayout, newBlobId, openChunkInto, sealChunkInto, sealedSize, uploadBindingTag } from '../crypto/index.js';
@@ -19,6 +19,11 @@ export interface SmallUploadOptions {
   path: string;
   keys: DataKeyProvider;
   overwrite?: boolean;
+  /**
+   * The file's lstat (bigint), taken by the caller before this call (put -r's walk): it stands for the fstat
+   * before reading, so a file read costs one fstat, not two. The file read must still match it afterwards.
+   */
+  expected?: BigIntStats;
 }
 
 /**
@@ -49,7 +54,8 @@ export async function prepareSmallFile(client: VaultClient, source: string, opti
   let plaintext: Buffer;
   let identity: string;
   try {
-    const st = await fh.stat({ bigint: true });
+    // a file replaced or changed since `expected` was taken fails the identity check after the read
+    const st = options.expected ?? (await fh.stat({ bigint: true }));
     if (st.isDirectory()) throw new CofferError(ErrorCode.IS_A_DIRECTORY, `${source} is a directory`);
     if (st.size > BigInt(SMALL_FILE_MAX)) throw new CofferError(ErrorCode.INVALID_ARGUMENT, `${source} is larger than one chunk`);
     identity = identityOf(st);

@@ -4,6 +4,7 @@
 // one-chunk files go in one request each (small-file.ts); larger ones go one at a time through the chunked,
 // resumable upload. Each vault directory is listed once, which
 // is what the skip decisions of a re-run read. Symbolic links and special files are never followed.
+import type { BigIntStats } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCode, isCofferError } from '../errors.js';
@@ -58,12 +59,12 @@ export async function uploadTree(client: VaultClient, localDir: string, vaultDir
     fail(result, options, remote, reasonOf(e));
   };
 
-  const send = async (local: string, remote: string, size: number, existing: NodeInfo | undefined): Promise<void> => {
+  const send = async (local: string, remote: string, size: number, existing: NodeInfo | undefined, expected: BigIntStats): Promise<void> => {
     const overwrite = existing !== undefined;
     try {
       if (size <= SMALL_IN_FLIGHT_MAX) {
         // read and sealed now; sent with up to BATCH_FILES others in one request (file-batcher.ts)
-        const prepared = await prepareSmallFile(client, local, { path: remote, keys: options.keys, overwrite });
+        const prepared = await prepareSmallFile(client, local, { path: remote, keys: options.keys, overwrite, expected });
         await batcher.add({
           prepared,
           settle: (outcome) => {
@@ -121,8 +122,10 @@ export async function uploadTree(client: VaultClient, localDir: string, vaultDir
         continue;
       }
       let st;
+      let big: BigIntStats;
       try {
-        st = await lstat(localPath);
+        big = await lstat(localPath, { bigint: true }); // also the small file's identity before it is read
+        st = { size: Number(big.size), mtimeMs: Number(big.mtimeNs) / 1e6 };
       } catch (err) {
         if (!isFileOnlyFailure(err)) throw err;
         fail(result, options, localPath, reasonOf(err));
@@ -144,7 +147,7 @@ export async function uploadTree(client: VaultClient, localDir: string, vaultDir
           options.onFile?.({ path: r, size: st.size, action: 'skipped', reason: 'unchanged' });
           return;
         }
-        await send(localPath, r, st.size, existing);
+        await send(localPath, r, st.size, existing, big);
       });
     }
   };

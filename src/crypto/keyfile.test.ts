@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isCofferError, type ErrorCode } from '../errors.js';
 import { blobIdToHex, newBlobId } from './blob-id.js';
 import {
-  generateKeyFile, kekIdOf, newDataKey, parseKeyRecord, readKeyFile, unwrapDataKey, wrapDataKey, type KeyRecord,
+  dataKeyWrapper, generateKeyFile, kekIdOf, newDataKey, parseKeyRecord, readKeyFile, unwrapDataKey, wrapDataKey, type KeyRecord,
 } from './keyfile.js';
 
 let dir: string;
@@ -74,6 +74,18 @@ describe('KeyRecord', () => {
     expect(unwrapDataKey(kek, r1, blob)).toEqual(dek);
     // survives a JSON round trip, as it does in the metadata store
     expect(unwrapDataKey(kek, JSON.parse(JSON.stringify(r2)), blob)).toEqual(dek);
+  });
+
+  it('dataKeyWrapper (many keys under one KEK) makes the records wrapDataKey makes; a wrong-size KEK is refused', () => {
+    const wrapOne = dataKeyWrapper(kek);
+    const r1 = wrapOne(dek, blob);
+    const r2 = wrapOne(dek, blob);
+    expect(r1).toMatchObject({ scheme: 'keyfile', version: 1, kekId: kekIdOf(kek), context: { 'coffer:blob': blob } });
+    expect(Object.keys(r1).sort()).toEqual(Object.keys(wrapDataKey(kek, dek, blob)).sort());
+    expect(r1.nonce).not.toBe(r2.nonce);
+    expect(unwrapDataKey(kek, r1, blob)).toEqual(dek);
+    expect(() => unwrapDataKey(newDataKey(), r1, blob)).toThrow();
+    throwsCode(() => dataKeyWrapper(new Uint8Array(31)), 'KEY_INVALID');
   });
 
   it('a record moved to another blob fails, even with its context edited to match', () => {

@@ -59,7 +59,7 @@ export function newDataKey(): Uint8Array {
   return new Uint8Array(randomBytes(DEK_SIZE));
 }
 
-function wrap(kek: Uint8Array, dek: Uint8Array, blobIdHex: string, nonce: Uint8Array): KeyRecord {
+function wrap(kek: Uint8Array, dek: Uint8Array, blobIdHex: string, nonce: Uint8Array, kekId?: string): KeyRecord {
   checkKey(kek, 'key-encryption key');
   checkKey(dek, 'data key');
   const aad = keyRecordAad(blobIdHex);
@@ -69,7 +69,7 @@ function wrap(kek: Uint8Array, dek: Uint8Array, blobIdHex: string, nonce: Uint8A
   return {
     scheme: KEY_RECORD_SCHEME,
     version: KEY_RECORD_VERSION,
-    kekId: kekIdOf(kek),
+    kekId: kekId ?? kekIdOf(kek),
     nonce: Buffer.from(nonce).toString('base64'),
     wrapped: wrapped.toString('base64'),
     context: { 'coffer:blob': blobIdHex },
@@ -79,6 +79,15 @@ function wrap(kek: Uint8Array, dek: Uint8Array, blobIdHex: string, nonce: Uint8A
 /** Wraps `dek` for blob `blobIdHex` under `kek` with a fresh nonce. Throws KEY_INVALID, INVALID_ARGUMENT. */
 export function wrapDataKey(kek: Uint8Array, dek: Uint8Array, blobIdHex: string): KeyRecord {
   return wrap(kek, dek, blobIdHex, randomBytes(NONCE_SIZE));
+}
+
+/**
+ * A wrapper for many data keys under one KEK (put -r wraps one per file): the KEK's id is hashed once, not per
+ * key. The records are those of wrapDataKey. Throws KEY_INVALID (a KEK of the wrong size), INVALID_ARGUMENT.
+ */
+export function dataKeyWrapper(kek: Uint8Array): (dek: Uint8Array, blobIdHex: string) => KeyRecord {
+  const kekId = kekIdOf(kek);
+  return (dek, blobIdHex) => wrap(kek, dek, blobIdHex, randomBytes(NONCE_SIZE), kekId);
 }
 
 /** Test vectors only (refuses outside vitest / the vector generator): wraps with a caller-chosen nonce. */

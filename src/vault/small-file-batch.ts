@@ -20,9 +20,14 @@ import { putSmallFile, type SmallFileInput } from './small-files.js';
 import { audit, newNode } from './tree.js';
 import { checkCreateInput } from './uploads.js';
 
-/** Most files in one batch, and most sealed bytes (the request is held whole: memory is bounded by this). */
+/**
+ * Most files in one batch, and most sealed bytes. The request is held whole while it is checked and packed, so
+ * the service's memory for batches is bounded by BATCHES_AT_ONCE × (BATCH_MAX_BYTES + the JSON part's cap).
+ */
 export const BATCH_MAX_FILES = 1000;
-export const BATCH_MAX_BYTES = 64 * 1024 * 1024;
+export const BATCH_MAX_BYTES = 8 * 1024 * 1024;
+/** Batches one service process reads and stores at once; others wait unread (TCP pushes back on their clients). */
+export const BATCHES_AT_ONCE = 4;
 
 export interface BatchFile {
   input: SmallFileInput;

@@ -4,10 +4,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { expectCode, newBlobId } from '../contract.case.js';
 import { PACK_ENTRY_SIZE, PACK_TRAILER_SIZE } from '../pack-format.js';
 import { openFsChunkStore, type FsChunkStore } from './index.js';
+import { MISS_RESCAN_MS } from './packs.js';
 import { tempRoot } from './test-util.js';
 
 const chunksOf = (n: number): Array<{ ref: { blobId: string; index: number }; data: Buffer }> =>
@@ -105,5 +107,55 @@ describe('FsChunkStore packs on disk', () => {
     await writeFile(join(root, 'packs', fan!, '.tmp-pack-0123456789abcdef'), randomBytes(100));
     expect(await store.sweepTemporary(60_000)).toBe(0);
     expect(await store.sweepTemporary(0)).toBe(1);
+  });
+
+  it('reading and stat-ing chunk files (v1) never lists packs/', async () => {
+    await store.putPack(chunksOf(2)); // packs exist, so a rescan would have something to list
+    const ref = { blobId: newBlobId(), index: 0 };
+    const data = randomBytes(5000);
+    await store.put(ref, Readable.from([data]));
+    const before = store.packs.scans;
+    for (let i = 0; i < 20; i++) {
+      expect(await store.readInto(ref, Buffer.alloc(data.length))).toEqual(data);
+      expect(await store.stat(ref)).toEqual({ size: data.length });
+      await (await store.get(ref)).toArray();
+      // an absent chunk of a blob with chunk files: not found without a rescan either
+      await expectCode(store.get({ ...ref, index: 1 }), 'NOT_FOUND');
+    }
+    expect(store.packs.scans).toBe(before);
+  });
+
+  it('misses rescan at most once per MISS_RESCAN_MS, concurrent misses sharing one rescan', async () => {
+    const before = store.packs.scans;
+    const absent = (): { blobId: string; index: number } => ({ blobId: newBlobId(), index: 0 });
+    // 200 concurrent misses: one rescan now and one for those that arrived while it ran
+    await Promise.all(Array.from({ length: 200 }, () => store.stat(absent())));
+    expect(store.packs.scans - before).toBeGreaterThanOrEqual(1);
+    expect(store.packs.scans - before).toBeLessThanOrEqual(2);
+    // a client asking for absent chunks in a loop: bounded by elapsed time, not by the number of requests
+    const start = store.packs.scans;
+    const t0 = Date.now();
+    let asked = 0;
+    while (Date.now() - t0 < 3 * MISS_RESCAN_MS) {
+      await Promise.all([store.stat(absent()), expectCode(store.get(absent()), 'NOT_FOUND'), store.stat({ blobId: '0'.repeat(32), index: 0 })]);
+      asked += 3;
+    }
+    const elapsed = Date.now() - t0;
+    expect(store.packs.scans - start).toBeLessThanOrEqual(Math.floor(elapsed / MISS_RESCAN_MS) + 1);
+    expect(asked).toBeGreaterThan(store.packs.scans - start);
+  });
+
+  it('a miss is still served by a rescan begun after it: a pack written elsewhere just before is found', async () => {
+    const other = await openFsChunkStore({ root });
+    try {
+      for (let i = 0; i < 3; i++) {
+        await other.stat({ blobId: newBlobId(), index: 0 }); // a miss just before: the next rescan must wait
+        const later = chunksOf(1);
+        await store.putPack(later);
+        expect(await other.stat(later[0]!.ref)).toEqual({ size: later[0]!.data.length });
+      }
+    } finally {
+      await other.close();
+    }
   });
 });

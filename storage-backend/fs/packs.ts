@@ -2,12 +2,15 @@
 //   <root>/packs/<id hex[0:2]>/<id hex>
 // written once (temp, one fsync, rename, one directory fsync) and never changed. Where each packed chunk lives
 // is kept in memory, built at open from every pack's own index and trailer and extended by every pack written;
-// a lookup that misses rescans for packs another process (a replica on a shared filesystem) wrote since.
+// a lookup that misses rescans for packs another process (a replica on a shared filesystem) wrote since, at most
+// once per MISS_RESCAN_MS however many misses arrive (a client asking for absent chunks cannot make the service
+// list the packs/ directories in a loop). A chunk file (v1) is looked for before any rescan (./index.ts).
 // Deleting packed chunks marks them dead; a pack goes once none of its chunks is alive (no repacking yet).
 import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { LimitFunction } from 'p-limit';
 import { CofferError, ErrorCode } from '../../src/errors.js';
 import { PACK_ENTRY_SIZE, PACK_TRAILER_SIZE, PACKED_CHUNK_MAX, PACKED_CHUNK_MIN, decodePackIndex, encodePackIndex, isPackId, newPackId, packEntryCount, type PackEntry } from '../pack-format.js';
@@ -21,6 +24,8 @@ const DIR_MODE = 0o700;
 const FILE_MODE = 0o600;
 /** Packs remembered as removed, so a rescan racing the unlink does not bring their dead entries back. */
 const GONE_MAX = 4096;
+/** Lookups that miss start at most one rescan per this many ms; every miss waits for a rescan begun after it. */
+export const MISS_RESCAN_MS = 250;
 
 /** Where one packed chunk lives. */
 export interface PackedLocation {
@@ -44,7 +49,11 @@ export class FsPacks {
   readonly #gone = new Set<string>();
   readonly #durableDirs = new Set<string>();
   #scan: Promise<void> | null = null;
-  #scanStarted = 0;
+  #nextScan: Promise<void> | null = null;
+  /** The next rescan on behalf of misses, not yet begun: misses arriving before it begins share it. */
+  #missScan: Promise<void> | null = null;
+  #missScanStarted = -Infinity;
+  #scans = 0;
 
   constructor(private readonly layout: FsLayout, private readonly io: LimitFunction) {}
 
@@ -61,24 +70,50 @@ export class FsPacks {
     return this.#where.get(keyOf(ref.blobId, ref.index));
   }
 
+  /** Directory scans run so far (at open, for listBlobs, for misses): for tests. */
+  get scans(): number {
+    return this.#scans;
+  }
+
   /**
-   * The chunk's location if it is packed, rescanning once for packs written elsewhere when memory has none (a
-   * scan that began after this call serves it, as group-fsync does). Throws CHUNK_FORMAT for a damaged pack met
-   * on the way (the pack is then skipped and reported), INTERNAL on an I/O error.
+   * The chunk's location if it is packed, rescanning for packs written elsewhere when memory has none. A rescan
+   * begun after this call serves it; misses share rescans, begun at most once per MISS_RESCAN_MS (a miss may
+   * wait that long). Errors are those of rescan.
    */
   async locate(ref: ChunkRef): Promise<PackedLocation | undefined> {
     const hit = this.known(ref);
     if (hit) return hit;
-    const asked = Date.now();
-    if (this.#scan === null || this.#scanStarted < asked) await this.rescan();
-    else await this.#scan;
+    await this.#rescanForMiss();
     return this.known(ref);
   }
 
-  /** Loads every pack not yet known. Concurrent callers share one scan. */
+  #rescanForMiss(): Promise<void> {
+    if (this.#missScan) return this.#missScan;
+    const wait = this.#missScanStarted + MISS_RESCAN_MS - Date.now();
+    const run = (async (): Promise<void> => {
+      await (wait > 0 ? sleep(wait) : Promise.resolve());
+      this.#missScan = null; // a miss from now on needs a rescan begun later than this one
+      this.#missScanStarted = Date.now();
+      await this.rescan();
+    })();
+    this.#missScan = run;
+    return run;
+  }
+
+  /**
+   * Loads every pack not yet known. Concurrent callers share one scan. Throws CHUNK_FORMAT never (a damaged
+   * pack is skipped: its chunks read as missing and fsck reports it), INTERNAL on an I/O error.
+   */
   rescan(): Promise<void> {
-    if (this.#scan) return this.#scan.then(() => this.rescan());
-    this.#scanStarted = Date.now();
+    if (this.#scan) {
+      // callers arriving during a scan share the one that follows it
+      this.#nextScan ??= this.#scan.catch(() => undefined).then(() => {
+        this.#nextScan = null;
+        return this.rescan();
+      });
+      return this.#nextScan;
+    }
+    this.#scans++;
     const run = this.#scanAll().finally(() => {
       if (this.#scan === run) this.#scan = null;
     });

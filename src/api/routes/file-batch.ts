@@ -6,17 +6,20 @@ import { CofferError, ErrorCode } from '../../errors.js';
 import type { KeyRecord } from '../../metadata/types.js';
 import type { ServiceMetrics } from '../../telemetry/index.js';
 import type { Vault } from '../../vault/index.js';
-import { BATCH_MAX_BYTES, BATCH_MAX_FILES, type BatchFile } from '../../vault/small-file-batch.js';
+import pLimit from 'p-limit';
+import { BATCH_MAX_BYTES, BATCH_MAX_FILES, BATCHES_AT_ONCE, type BatchFile } from '../../vault/small-file-batch.js';
 import { FILE_BATCH_MEDIA_TYPE, FRAME_PREFIX, readFrameHead } from '../framed-body.js';
 import { errorResponse, field, jsonObjectFrom, type ApiEnv } from '../http.js';
 import { counted } from './uploads.js';
 
 const FILE_FIELDS = ['path', 'blobId', 'keyGeneration', 'keyRecord', 'size', 'overwrite', 'source', 'binding', 'sealedLength'] as const;
-/** JSON part of a batch: up to 1,000 entries with key records of up to 16 KiB each. */
-const MAX_BATCH_JSON = 20 * 1024 * 1024;
+/** JSON part of a batch: 1,000 entries of about 1 KiB (a key record is a few hundred bytes) fit several times. */
+const MAX_BATCH_JSON = 4 * 1024 * 1024;
 
 export function fileBatchRoutes(app: Hono<ApiEnv>, vault: Vault, metrics: ServiceMetrics | undefined): void {
-  app.post('/v1/files/batch', async (c) => {
+  // memory bound: at most BATCHES_AT_ONCE bodies held at once in this process, whatever the number of clients
+  const atOnce = pLimit(BATCHES_AT_ONCE);
+  app.post('/v1/files/batch', (c) => atOnce(async () => {
     const type = c.req.header('content-type') ?? '';
     if (type.split(';')[0]?.trim().toLowerCase() !== FILE_BATCH_MEDIA_TYPE) {
       throw new CofferError(ErrorCode.INVALID_ARGUMENT, `Content-Type must be ${FILE_BATCH_MEDIA_TYPE}`);
@@ -71,7 +74,7 @@ export function fileBatchRoutes(app: Hono<ApiEnv>, vault: Vault, metrics: Servic
       results[g.i] = r.ok ? { node: r.node, manifest: r.manifest, repeated: r.repeated } : { error: errorResponse(r.error).body.error };
     });
     return c.json({ results }, 200);
-  });
+  }));
 }
 
 /** Reads exactly `n` bytes into one buffer. Throws INVALID_ARGUMENT if the stream ends first or runs on. */
