@@ -10,6 +10,13 @@ import { formatPath, parsePath } from './paths.js';
 import { chainOf, resolveExisting } from './resolve.js';
 import { checkBlobId, checkIndex } from './uploads.js';
 
+const AUTHORISED: unique symbol = Symbol('authorised');
+/** A committed blob whose read was authorised (readableBlob or readableFile): only this module makes one. */
+export interface AuthorisedBlob {
+  readonly record: BlobRecord;
+  readonly [AUTHORISED]: true;
+}
+
 /** Loads a committed blob the caller may read. Throws INVALID_ARGUMENT, NOT_FOUND, UPLOAD_STATE, PERMISSION_DENIED. */
 async function readableBlob(ctx: VaultContext, actor: Actor, blobId: string): Promise<BlobRecord> {
   checkBlobId(blobId);
@@ -40,15 +47,27 @@ export async function manifestByBlob(ctx: VaultContext, actor: Actor, blobId: st
 
 /** Manifest by path. Throws INVALID_PATH, NOT_FOUND, IS_A_DIRECTORY, NOT_A_DIRECTORY, PERMISSION_DENIED. */
 export async function manifestByPath(ctx: VaultContext, actor: Actor, path: string): Promise<{ node: NodeView; manifest: ManifestView }> {
+  const { node, manifest } = await readableFile(ctx, actor, path);
+  return { node, manifest };
+}
+
+/**
+ * A file the caller may read, with its committed blob: one access decision (read on the path) that also
+ * authorises reading that blob's chunks, since the file node is bound to it (node.blobId). Throws as manifestByPath.
+ */
+export async function readableFile(
+  ctx: VaultContext, actor: Actor, path: string,
+): Promise<{ node: NodeView; manifest: ManifestView; blob: AuthorisedBlob }> {
   const segments = parsePath(path);
   const chain = await resolveExisting(ctx.store, segments);
   await requireRole(ctx, actor, chain, 'read', `read ${path}`);
   const node = chain[chain.length - 1] as TreeNode;
   if (node.type !== 'file' || !node.blobId) throw new CofferError(ErrorCode.IS_A_DIRECTORY, `${path} is a directory`);
   const blob = await ctx.store.getBlob(node.blobId);
-  if (!blob || blob.state !== 'committed') throw new CofferError(ErrorCode.NOT_FOUND, `${path}: its blob is gone`);
-  return { node: nodeView(node, formatPath(segments)), manifest: manifestView(blob) };
+  if (!blob || blob.state !== 'committed' || blob.id !== node.blobId) throw new CofferError(ErrorCode.NOT_FOUND, `${path}: its blob is gone`);
+  return { node: nodeView(node, formatPath(segments)), manifest: manifestView(blob), blob: { record: blob, [AUTHORISED]: true } };
 }
+
 
 export interface ChunkInfo {
   /** Size of the sealed chunk file. */
@@ -82,7 +101,18 @@ export async function readChunk(
   ctx: VaultContext, actor: Actor, blobId: string, index: number, plan: (info: ChunkInfo) => ChunkReadPlan = () => ({}),
 ): Promise<ChunkRead> {
   checkIndex(index);
-  const blob = await readableBlob(ctx, actor, blobId);
+  return readAuthorisedChunk(ctx, { record: await readableBlob(ctx, actor, blobId), [AUTHORISED]: true }, index, plan);
+}
+
+/** readChunk for a blob already authorised (readableFile): no second access check. Throws as readChunk. */
+export async function readAuthorisedChunk(
+  ctx: VaultContext, authorised: AuthorisedBlob, index: number, plan: (info: ChunkInfo) => ChunkReadPlan = () => ({}),
+): Promise<ChunkRead> {
+  checkIndex(index);
+  if (authorised[AUTHORISED] !== true) throw new CofferError(ErrorCode.PERMISSION_DENIED, 'blob read not authorised');
+  const blob = authorised.record;
+  const blobId = blob.id;
+  if (blob.state !== 'committed') throw new CofferError(ErrorCode.NOT_FOUND, `blob ${blobId} is not committed`);
   const count = blob.chunkCount ?? 0;
   if (index >= count) throw new CofferError(ErrorCode.NOT_FOUND, `blob ${blobId} has ${count} chunks`);
   const st = await ctx.chunks.stat({ blobId, index });

@@ -6,7 +6,7 @@ import { CofferError, ErrorCode, isCofferError } from '../errors.js';
 import { CHUNK_SIZE } from '../crypto/index.js';
 import { commitUpload } from './commit.js';
 import type { Actor, ManifestView, NodeView, VaultContext } from './context.js';
-import { manifestByPath, readChunk } from './downloads.js';
+import { readAuthorisedChunk, readableFile } from './downloads.js';
 import { formatPath, parsePath } from './paths.js';
 import { abortUpload, createUpload, putChunk, uploadAttrs, type CreateUploadInput } from './uploads.js';
 
@@ -60,10 +60,11 @@ export interface SmallFileRead {
 
 /** Reads a file's node, manifest and (for a one-chunk file) its sealed chunk. Throws as manifestByPath and readChunk. */
 export async function getSmallFile(ctx: VaultContext, actor: Actor, path: string): Promise<SmallFileRead> {
-  const { node, manifest } = await manifestByPath(ctx, actor, path);
+  // one access decision: read on the path authorises the chunk of the blob that file is bound to
+  const { node, manifest, blob } = await readableFile(ctx, actor, path);
   if (manifest.chunkCount !== 1) return { node, manifest, sealed: null };
   const stored = manifest.chunks[0]?.storedSize ?? 0;
-  const r = await readChunk(ctx, actor, manifest.blobId, 0, (info) => {
+  const r = await readAuthorisedChunk(ctx, blob, 0, (info) => {
     if (info.size !== stored) throw new CofferError(ErrorCode.CHUNK_MISSING, `chunk 0 of blob ${manifest.blobId} is not in the chunk store at its recorded size`);
     return { into: Buffer.allocUnsafe(info.size) };
   });
