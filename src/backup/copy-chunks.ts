@@ -44,6 +44,12 @@ export interface CopyOptions {
   onBytes?: (n: number) => void;
   /** Check the destination first and skip chunks it already has at the expected size (resume). */
   skipPresent: boolean;
+  /**
+   * With skipPresent: the blob ids the destination had any chunk of when the run began (one listing,
+   * `presentBlobs`). A chunk of another blob is not looked up one by one: a fresh target costs no stat per chunk.
+   * A blob missed by the listing is only copied again (puts are atomic), never skipped.
+   */
+  presentBlobs?: ReadonlySet<string>;
   signal?: AbortSignal;
   /** Turns an error of the destination store into one that names it (e.g. the backup target's errno meaning). */
   destinationError?: (e: unknown) => unknown;
@@ -99,6 +105,13 @@ function shaProblem(job: ChunkJob, sha: string): ChunkProblem {
   return { job, kind: 'sha256', message: `SHA-256 ${sha.slice(0, 16)}… differs from the recorded ${job.sha256.slice(0, 16)}…` };
 }
 
+/** Every blob id the store has a chunk of, as a set (one listing instead of a stat per chunk). */
+export async function presentBlobs(store: ChunkStore): Promise<Set<string>> {
+  const ids = new Set<string>();
+  for await (const id of store.listBlobs()) ids.add(id);
+  return ids;
+}
+
 /** Makes a bulk copy durable: stores opened with deferred fsyncs (the fs store's deferSync) have flush(). */
 export async function flushChunks(store: ChunkStore): Promise<void> {
   const flush = (store as Partial<{ flush(): Promise<void> }>).flush;
@@ -121,7 +134,7 @@ export async function copyChunks(from: ChunkStore, to: ChunkStore, jobs: Iterabl
     throw options.destinationError ? options.destinationError(e) : e;
   });
   const copyOne = async (job: ChunkJob): Promise<void> => {
-    if (options.skipPresent) {
+    if (options.skipPresent && (options.presentBlobs === undefined || options.presentBlobs.has(job.ref.blobId))) {
       const st = await dest(to.stat(job.ref));
       if (st && st.size === job.size) {
         result.present++;

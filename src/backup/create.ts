@@ -10,7 +10,7 @@ import type { ChunkStore } from '../../storage-backend/index.js';
 import { CofferError, ErrorCode } from '../errors.js';
 import type { MetadataStore } from '../metadata/types.js';
 import { chunkJobsOf } from './chunk-jobs.js';
-import { copyChunks, flushChunks, type ChunkJob, type ChunkProblem } from './copy-chunks.js';
+import { copyChunks, flushChunks, presentBlobs, type ChunkJob, type ChunkProblem } from './copy-chunks.js';
 import { writeExport } from './export-writer.js';
 import { chunkKey, MANIFEST_FORMAT, MANIFEST_VERSION, type ManifestChunk, type SnapshotManifest } from './manifest.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -62,6 +62,11 @@ export async function createSnapshot(store: MetadataStore, source: ChunkStore, t
     const known = new Map<string, string>();
     if (parentRef) for (const c of (await loadManifest(target, parentRef)).chunks) known.set(chunkKey(c), c.sha256);
 
+    // a full run (no parent: a new target, or one an interrupted full run left) lists the target's blobs once
+    // and stats only chunks of blobs found there; an incremental run copies few chunks and stats each
+    const atTarget = parentRef ? undefined : await presentBlobs(target.chunks).catch((e: unknown) => {
+      throw targetError(target.description, e);
+    });
     const sel = await selectSnapshot(store, now());
     const totals = { copied: 0, copiedBytes: 0, present: 0, unchanged: 0 };
     // Blobs are immutable, but one can be released and purged while we copy (its file was overwritten or
@@ -82,7 +87,7 @@ export async function createSnapshot(store: MetadataStore, source: ChunkStore, t
       };
       options.onPlan?.(plannedBytes(sel, pending, known));
       const r = await copyChunks(source, target.chunks, jobs(), {
-        concurrency: options.concurrency ?? 4, rate: options.rate, onBytes: options.onBytes, skipPresent: true, signal: options.signal,
+        concurrency: options.concurrency ?? 4, rate: options.rate, onBytes: options.onBytes, skipPresent: true, presentBlobs: atTarget, signal: options.signal,
         destinationError: (e) => targetError(target.description, e),
       });
       totals.copied += r.copied;

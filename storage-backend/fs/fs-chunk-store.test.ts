@@ -61,6 +61,15 @@ describe('FsChunkStore on disk', () => {
     expect(store.root).toBe(await realpath(root));
   });
 
+  it('makes the fan-out directories again when they were removed behind its back (it remembers made ones)', async () => {
+    const first = 'ab12' + randomBytes(14).toString('hex');
+    await store.put({ blobId: first, index: 0 }, pieces(randomBytes(10)));
+    await rm(join(root, 'chunks', 'ab'), { recursive: true });
+    const second = 'ab12' + randomBytes(14).toString('hex');
+    await store.put({ blobId: second, index: 0 }, pieces(randomBytes(10)));
+    expect(await store.list(second)).toEqual([0]);
+  });
+
   it('refuses a fan-out directory that is a symbolic link out of the root, for every operation', async () => {
     const outside = await tempRoot();
     try {

@@ -27,6 +27,9 @@ export class FsLayout {
    */
   readonly #durable = new Set<string>();
 
+  /** `chunks` and fan-out directories known to exist as real directories (the chain resolved to itself). */
+  readonly #realDirs = new Set<string>();
+
   /** Directory fsyncs of concurrent puts, batched (group-fsync.ts). */
   readonly dirSyncs: GroupFsync;
 
@@ -100,10 +103,18 @@ export class FsLayout {
     if (existing !== null) {
       return { dir: existing, durable: this.#durable.has(dir) ? Promise.resolve() : this.#fsyncChain(levels) };
     }
+    // fan-out levels this process made or checked are not made again (a mkdir that fails EEXIST and an lstat
+    // each, per new blob); the realpath below still checks the whole chain
     for (const level of levels) {
+      if (level !== dir && this.#realDirs.has(level)) continue;
       try {
         await mkdir(level, { mode: DIR_MODE });
       } catch (e) {
+        if (errnoOf(e) === 'ENOENT' && this.#realDirs.size > 0) {
+          // a remembered level was removed behind our back (e.g. by hand): forget them all, make the chain anew
+          this.#realDirs.clear();
+          return this.ensureBlobDir(blobId);
+        }
         if (errnoOf(e) !== 'EEXIST') throw fsError(e, `creating directory ${level}`, this.root);
         const st = await lstat(level).catch((err: unknown) => {
           throw fsError(err, `inspecting ${level}`, this.root);
@@ -115,7 +126,12 @@ export class FsLayout {
     const real = await realpath(dir).catch((e: unknown) => {
       throw fsError(e, `resolving ${dir}`, this.root);
     });
-    if (real !== dir) throw this.refuse(dir, `resolves to ${real} (a symbolic link)`);
+    if (real !== dir) {
+      this.#realDirs.clear();
+      throw this.refuse(dir, `resolves to ${real} (a symbolic link)`);
+    }
+    if (this.#realDirs.size + 3 > DURABLE_MEMO_MAX) this.#realDirs.clear();
+    for (const level of levels.slice(0, 3)) this.#realDirs.add(level);
     return { dir, durable: this.#fsyncChain(levels) };
   }
 
