@@ -15,7 +15,7 @@ import { request } from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { cliCommand, runCliProcess, spawnCli } from './cli-process.js';
-import { peakRss, row, type Timing } from './measure.js';
+import { cpuSecondsUsed, peakRss, row, type Timing } from './measure.js';
 
 export interface GatewayBenchOptions {
   size: number;
@@ -50,17 +50,6 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Prom
       resolve({ maxRss: Number(m[1]) * 1024, cpu: Number(m[2]) + Number(m[3]) });
     });
   });
-}
-
-/** CPU seconds (user + system) a running process has used so far (0 if it is gone). */
-async function cpuSeconds(pid: number): Promise<number> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
-  } catch {
-    return 0;
-  }
 }
 
 const median = (xs: number[]): number => {
@@ -158,7 +147,7 @@ interface Transfer {
 }
 
 async function transfer(dev: Dev, bytes: number, fn: () => Promise<ProcessCost>): Promise<Transfer> {
-  const cpus = (): Promise<number[]> => Promise.all([dev.pid, dev.proxyPid ?? 0, dev.enclavePid].map((p) => (p ? cpuSeconds(p) : Promise.resolve(0))));
+  const cpus = (): Promise<number[]> => Promise.all([dev.pid, dev.proxyPid ?? 0, dev.enclavePid].map((p) => (p ? cpuSecondsUsed(p) : Promise.resolve(0))));
   const [h0, p0, e0] = (await cpus()) as [number, number, number];
   const t0 = process.hrtime.bigint();
   const client = await fn();
