@@ -7,7 +7,7 @@ import type { BigIntStats } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { BufferPool } from '../buffer-pool.js';
-import { MAX_SEALED_SIZE, blobIdFromHex, blobIdToHex, expectedChunkLayout, newBlobId, sealStream, uploadBindingTag } from '../crypto/index.js';
+import { MAX_SEALED_SIZE, blobIdFromHex, blobIdToHex, expectedChunkLayout, newBlobId, sealStream, uploadBindingTag, type DataKey } from '../crypto/index.js';
 import { CofferError, ErrorCode, isCofferError } from '../errors.js';
 import type { DataKeyProvider } from './data-keys.js';
 import { isTransient, withRetry } from './retry.js';
@@ -130,7 +130,7 @@ async function* readPieces(fh: FileHandle): AsyncGenerator<Uint8Array> {
 }
 
 /** The source tag stored with an upload: the identity, keyed by the blob's data key (opaque to the service). */
-export function sourceTag(dek: Uint8Array, identity: string): string {
+export function sourceTag(dek: DataKey, identity: string): string {
   return createHmac('sha256', dek).update(`coffer-source-v1\0${identity}`).digest('base64url');
 }
 

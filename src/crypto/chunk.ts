@@ -7,6 +7,7 @@
 // call, and those fresh 8 MiB buffers cost more in page faults than the AES itself. The fixed-nonce path for
 // test vectors shares sealInto with the bulk path; all are cross-checked against @noble/ciphers in the tests.
 import { createCipheriv, createDecipheriv, randomBytes, webcrypto } from 'node:crypto';
+import { checkKey32, type DataKey } from './data-key.js';
 import { CofferError, ErrorCode } from '../errors.js';
 import {
   CHUNK_SIZE, DEK_SIZE, HEADER_SIZE, MAX_SEALED_SIZE, NONCE_SIZE, TAG_SIZE,
@@ -35,11 +36,9 @@ export interface OpenExpectation {
 // slicing bounds the transient memory to one slice instead of a second 8 MiB buffer.
 const SLICE = 1024 * 1024;
 
-/** Throws KEY_INVALID unless `dek` is a 32-byte Uint8Array. */
-export function checkDek(dek: Uint8Array): void {
-  if (!(dek instanceof Uint8Array) || dek.length !== DEK_SIZE) {
-    throw new CofferError(ErrorCode.KEY_INVALID, `data key must be ${DEK_SIZE} bytes`);
-  }
+/** Throws KEY_INVALID unless `dek` is 32 bytes (raw, or a secret KeyObject: data-key.ts). */
+export function checkDek(dek: DataKey): void {
+  checkKey32(dek, `data key must be ${DEK_SIZE} bytes`);
 }
 
 function seal(dek: Uint8Array, params: SealParams, plaintext: Uint8Array, nonce: Uint8Array): Uint8Array {
@@ -50,7 +49,7 @@ function seal(dek: Uint8Array, params: SealParams, plaintext: Uint8Array, nonce:
 }
 
 /** Header ‖ ciphertext ‖ tag into `out`, with Node's cipher in 1 MiB slices; returns the sealed view of `out`. */
-function sealInto(dek: Uint8Array, params: SealParams, plaintext: Uint8Array, nonce: Uint8Array, out: Uint8Array): Uint8Array {
+function sealInto(dek: DataKey, params: SealParams, plaintext: Uint8Array, nonce: Uint8Array, out: Uint8Array): Uint8Array {
   const size = sealedSize(plaintext.length);
   if (!(out instanceof Uint8Array) || out.length < size) {
     throw new CofferError(ErrorCode.INVALID_ARGUMENT, `output buffer must hold at least ${size} bytes`);
@@ -79,7 +78,7 @@ function sealInto(dek: Uint8Array, params: SealParams, plaintext: Uint8Array, no
  * AES-GCM (OpenSSL, AES-NI) at ≈ 2.2 GB/s holds the event loop ≈ 4 ms for a full chunk.
  * Throws as sealChunk, and INVALID_ARGUMENT when `out` is too small.
  */
-export function sealChunkInto(dek: Uint8Array, params: SealParams, plaintext: Uint8Array, out: Uint8Array): Uint8Array {
+export function sealChunkInto(dek: DataKey, params: SealParams, plaintext: Uint8Array, out: Uint8Array): Uint8Array {
   checkDek(dek);
   checkPlaintext(plaintext);
   return sealInto(dek, params, plaintext, randomBytes(NONCE_SIZE), out);
@@ -156,7 +155,7 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
  * Checks a sealed chunk's lengths, header format and header fields against `expect`; returns the header.
  * Throws KEY_INVALID, INVALID_ARGUMENT, CHUNK_FORMAT, CHUNK_MISMATCH as openChunk.
  */
-function checkSealed(dek: Uint8Array, sealed: Uint8Array, expect: OpenExpectation): ChunkHeader {
+function checkSealed(dek: DataKey, sealed: Uint8Array, expect: OpenExpectation): ChunkHeader {
   checkDek(dek);
   if (!(sealed instanceof Uint8Array)) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'sealed chunk must be a Uint8Array');
   if (sealed.length < HEADER_SIZE + TAG_SIZE || sealed.length > MAX_SEALED_SIZE) {
@@ -215,7 +214,7 @@ export async function openChunk(dek: Uint8Array, sealed: Uint8Array, expect: Ope
  * Any other overlap of `out` and `sealed` is refused.
  * Checks and throws as openChunk, and INVALID_ARGUMENT when `out` is too small or overlaps `sealed` otherwise.
  */
-export function openChunkInto(dek: Uint8Array, sealed: Uint8Array, expect: OpenExpectation, out: Uint8Array): Uint8Array {
+export function openChunkInto(dek: DataKey, sealed: Uint8Array, expect: OpenExpectation, out: Uint8Array): Uint8Array {
   const h = checkSealed(dek, sealed, expect);
   if (!(out instanceof Uint8Array) || out.length < h.plaintextLength) {
     throw new CofferError(ErrorCode.INVALID_ARGUMENT, `output buffer must hold at least ${h.plaintextLength} bytes`);

@@ -16,4 +16,5 @@ export {
   newDataKey, parseKeyRecord, readKeyFile, unwrapDataKey, wrapDataKey,
 } from './keyfile.js';
 export type { KeyRecord } from './keyfile.js';
+export { dataKeyObject, type DataKey } from './data-key.js';
 export { uploadBindingTag, verifyUploadBindingTag, UPLOAD_BINDING_PREFIX, type UploadBinding } from './upload-binding.js';

@@ -1,12 +1,13 @@
 // Client-held-key mode: a key file holds a 32-byte key-encryption key (KEK) that wraps each blob's data key
 // (DEK) into a KeyRecord stored with the blob's metadata. AES-256-GCM with AAD binding scheme, version and
 // blob id, so a record moved to another blob fails. Byte-level spec: docs/format.md "Key file and KeyRecord".
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createSecretKey, randomBytes } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { CofferError, ErrorCode } from '../errors.js';
 import { DEK_SIZE, NONCE_SIZE, TAG_SIZE } from './chunk-header.js';
 import { isBlobIdHex } from './blob-id.js';
+import { checkKey32, type DataKey } from './data-key.js';
 import { assertTestVectorMode } from './test-only.js';
 
 export const KEK_SIZE = 32;
@@ -59,8 +60,8 @@ export function newDataKey(): Uint8Array {
   return new Uint8Array(randomBytes(DEK_SIZE));
 }
 
-function wrap(kek: Uint8Array, dek: Uint8Array, blobIdHex: string, nonce: Uint8Array, kekId?: string): KeyRecord {
-  checkKey(kek, 'key-encryption key');
+function wrap(kek: DataKey, dek: Uint8Array, blobIdHex: string, nonce: Uint8Array, kekId: string): KeyRecord {
+  checkKey32(kek, `key-encryption key must be ${KEK_SIZE} bytes`);
   checkKey(dek, 'data key');
   const aad = keyRecordAad(blobIdHex);
   const cipher = createCipheriv('aes-256-gcm', kek, nonce, { authTagLength: TAG_SIZE });
@@ -69,7 +70,7 @@ function wrap(kek: Uint8Array, dek: Uint8Array, blobIdHex: string, nonce: Uint8A
   return {
     scheme: KEY_RECORD_SCHEME,
     version: KEY_RECORD_VERSION,
-    kekId: kekId ?? kekIdOf(kek),
+    kekId,
     nonce: Buffer.from(nonce).toString('base64'),
     wrapped: wrapped.toString('base64'),
     context: { 'coffer:blob': blobIdHex },
@@ -78,7 +79,7 @@ function wrap(kek: Uint8Array, dek: Uint8Array, blobIdHex: string, nonce: Uint8A
 
 /** Wraps `dek` for blob `blobIdHex` under `kek` with a fresh nonce. Throws KEY_INVALID, INVALID_ARGUMENT. */
 export function wrapDataKey(kek: Uint8Array, dek: Uint8Array, blobIdHex: string): KeyRecord {
-  return wrap(kek, dek, blobIdHex, randomBytes(NONCE_SIZE));
+  return wrap(kek, dek, blobIdHex, randomBytes(NONCE_SIZE), kekIdOf(kek));
 }
 
 /**
@@ -87,14 +88,17 @@ export function wrapDataKey(kek: Uint8Array, dek: Uint8Array, blobIdHex: string)
  */
 export function dataKeyWrapper(kek: Uint8Array): (dek: Uint8Array, blobIdHex: string) => KeyRecord {
   const kekId = kekIdOf(kek);
-  return (dek, blobIdHex) => wrap(kek, dek, blobIdHex, randomBytes(NONCE_SIZE), kekId);
+  // a KeyObject made once: handed raw bytes, createCipheriv throws and catches twice per key to find out they are
+  // not one (data-key.ts). It lives as long as the wrapper, which is the run; the caller's KEK bytes do too.
+  const key = createSecretKey(kek);
+  return (dek, blobIdHex) => wrap(key, dek, blobIdHex, randomBytes(NONCE_SIZE), kekId);
 }
 
 /** Test vectors only (refuses outside vitest / the vector generator): wraps with a caller-chosen nonce. */
 export function wrapDataKeyWithFixedNonceForTestVectors(kek: Uint8Array, dek: Uint8Array, blobIdHex: string, nonce: Uint8Array): KeyRecord {
   assertTestVectorMode('wrapDataKeyWithFixedNonceForTestVectors');
   if (!(nonce instanceof Uint8Array) || nonce.length !== NONCE_SIZE) throw keyInvalid('nonce must be 12 bytes');
-  return wrap(kek, dek, blobIdHex, nonce);
+  return wrap(kek, dek, blobIdHex, nonce, kekIdOf(kek));
 }
 
 const RECORD_KEYS = ['context', 'kekId', 'nonce', 'scheme', 'version', 'wrapped'];

@@ -3,8 +3,9 @@
 // It tags which blob it puts at which path, for which owner, of which size, under a key derived from the data key;
 // the enclave, once the KMS gave it the data key, checks the tag before it endorses the file, so the untrusted
 // host cannot bind that blob to another path or owner.
-import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { CofferError, ErrorCode } from '../errors.js';
+import { checkKey32, type DataKey } from './data-key.js';
 
 export const UPLOAD_BINDING_PREFIX = 'ub1.';
 const FORM = /^ub1\.[0-9a-f]{64}$/;
@@ -35,18 +36,19 @@ function message(b: UploadBinding): Buffer {
 }
 
 /** `ub1.` + HMAC-SHA-256(HKDF-SHA-256(dek, info "coffer upload binding v1"), message). @throws CofferError KEY_INVALID, INVALID_ARGUMENT */
-export function uploadBindingTag(dek: Uint8Array, b: UploadBinding): string {
-  if (dek.length !== 32) throw new CofferError(ErrorCode.KEY_INVALID, 'an upload binding tag is keyed by a 32-byte data key');
-  const key = Buffer.from(hkdfSync('sha256', dek, Buffer.alloc(0), INFO, 32));
+export function uploadBindingTag(dek: DataKey, b: UploadBinding): string {
+  checkKey32(dek, 'an upload binding tag is keyed by a 32-byte data key');
+  const raw = Buffer.from(hkdfSync('sha256', dek, Buffer.alloc(0), INFO, 32));
   try {
-    return UPLOAD_BINDING_PREFIX + createHmac('sha256', key).update(message(b)).digest('hex');
+    // a KeyObject: handed raw bytes, createHmac throws and catches twice to find out they are not one (data-key.ts)
+    return UPLOAD_BINDING_PREFIX + createHmac('sha256', createSecretKey(raw)).update(message(b)).digest('hex');
   } finally {
-    key.fill(0);
+    raw.fill(0);
   }
 }
 
 /** Whether `tag` binds this blob to this path, owner and size under `dek` (false for anything malformed). */
-export function verifyUploadBindingTag(dek: Uint8Array, b: UploadBinding, tag: unknown): boolean {
+export function verifyUploadBindingTag(dek: DataKey, b: UploadBinding, tag: unknown): boolean {
   if (typeof tag !== 'string' || !FORM.test(tag)) return false;
   let want: string;
   try {
