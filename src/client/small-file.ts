@@ -3,7 +3,7 @@
 // gets node, manifest and sealed chunk in one GET, authenticates the chunk, and writes it beside the destination,
 // renaming it into place only when it verified (DESIGN.md), exactly as a multi-chunk download does.
 import { constants, type BigIntStats } from 'node:fs';
-import { link, lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { link, lstat, open, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import {
   CHUNK_SIZE, HEADER_SIZE, blobIdFromHex, blobIdToHex, dataKeyObject, expectedChunkLayout, newBlobId, openChunkInto, sealChunkInto, sealedSize, uploadBindingTag,
@@ -11,7 +11,8 @@ import {
 import { CofferError, ErrorCode } from '../errors.js';
 import type { DataKeyProvider } from './data-keys.js';
 import { partialPath } from './partial-files.js';
-import { identityOf, sourceTag, type UploadResult } from './upload.js';
+import { ASYNC_READER, type SmallFileReader } from './small-file-read.js';
+import { sourceTag, type UploadResult } from './upload.js';
 import type { Manifest, NodeInfo, SmallFileRequest, VaultClient } from './vault-client.js';
 
 /** The largest file sent in one request: one chunk. */
@@ -26,6 +27,8 @@ export interface SmallUploadOptions {
    * before reading, so a file read costs one fstat, not two. The file read must still match it afterwards.
    */
   expected?: BigIntStats;
+  /** How the file is read (default: fs/promises, never holding the event loop); put -r passes its tree's reader. */
+  reader?: SmallFileReader;
 }
 
 /**
@@ -50,25 +53,7 @@ export interface PreparedSmallFile {
  * uploadSmallFile does, before anything is sent.
  */
 export async function prepareSmallFile(client: VaultClient, source: string, options: SmallUploadOptions): Promise<PreparedSmallFile> {
-  const fh = await open(source, constants.O_RDONLY | constants.O_NOFOLLOW).catch((e: NodeJS.ErrnoException) => {
-    throw new CofferError(e.code === 'ENOENT' ? ErrorCode.NOT_FOUND : ErrorCode.INVALID_ARGUMENT, `cannot read ${source}: ${e.message}`, { cause: e });
-  });
-  let plaintext: Buffer;
-  let identity: string;
-  try {
-    // a file replaced or changed since `expected` was taken fails the identity check after the read
-    const st = options.expected ?? (await fh.stat({ bigint: true }));
-    if (st.isDirectory()) throw new CofferError(ErrorCode.IS_A_DIRECTORY, `${source} is a directory`);
-    if (st.size > BigInt(SMALL_FILE_MAX)) throw new CofferError(ErrorCode.INVALID_ARGUMENT, `${source} is larger than one chunk`);
-    identity = identityOf(st);
-    plaintext = await readWhole(fh, Number(st.size));
-    // a file written while it was read would be committed as a mixture (upload.ts does the same check)
-    if (identityOf(await fh.stat({ bigint: true })) !== identity) {
-      throw new CofferError(ErrorCode.CONFLICT, `${source} changed while it was read; nothing was committed (run put again)`);
-    }
-  } finally {
-    await fh.close();
-  }
+  const { plaintext, identity } = await (options.reader ?? ASYNC_READER).read(source, options.expected);
   const blobId = newBlobId();
   const blobIdHex = blobIdToHex(blobId);
   const { dek, keyRecord } = await options.keys.newDataKey(blobIdHex);
@@ -92,17 +77,6 @@ export async function prepareSmallFile(client: VaultClient, source: string, opti
     },
     sealed,
   };
-}
-
-async function readWhole(fh: FileHandle, size: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(size);
-  let n = 0;
-  while (n < size) {
-    const { bytesRead } = await fh.read(buf, n, size - n, n);
-    if (bytesRead === 0) throw new CofferError(ErrorCode.CONFLICT, 'the file shrank while it was read; nothing was committed (run put again)');
-    n += bytesRead;
-  }
-  return buf;
 }
 
 export interface SmallDownloadOptions {

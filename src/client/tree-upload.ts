@@ -5,7 +5,7 @@
 // resumable upload. Each vault directory is listed once, which
 // is what the skip decisions of a re-run read. Symbolic links and special files are never followed.
 import type { BigIntStats } from 'node:fs';
-import { lstat, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCode, isCofferError } from '../errors.js';
 import { Gate } from '../gate.js';
@@ -13,6 +13,7 @@ import { checkName } from '../vault/paths.js';
 import { sameBytes } from './same-bytes.js';
 import { FileBatcher } from './file-batcher.js';
 import { SMALL_FILE_MAX, prepareSmallFile, uploadSmallFile } from './small-file.js';
+import { SmallFileReader } from './small-file-read.js';
 import {
   DEFAULT_TREE_CONCURRENCY, MEDIUM_FILES_IN_FLIGHT, SMALL_IN_FLIGHT_MAX, emptyResult, fail, isFileOnlyFailure, reasonOf, vaultJoin,
   type TreeTransferOptions, type TreeTransferResult,
@@ -39,6 +40,8 @@ export async function uploadTree(client: VaultClient, localDir: string, vaultDir
   await client.mkdir(root, true);
 
   const batcher = new FileBatcher(client, options.batchFiles);
+  // lstat and small-file reads made synchronously while the disk answers them fast (small-file-read.ts)
+  const reader = new SmallFileReader();
 
   const sent = (remote: string, size: number, overwrite: boolean): void => {
     if (overwrite) result.updated++;
@@ -64,7 +67,7 @@ export async function uploadTree(client: VaultClient, localDir: string, vaultDir
     try {
       if (size <= SMALL_IN_FLIGHT_MAX) {
         // read and sealed now; sent with up to BATCH_FILES others in one request (file-batcher.ts)
-        const prepared = await prepareSmallFile(client, local, { path: remote, keys: options.keys, overwrite, expected });
+        const prepared = await prepareSmallFile(client, local, { path: remote, keys: options.keys, overwrite, expected, reader });
         await batcher.add({
           prepared,
           settle: (outcome) => {
@@ -124,7 +127,7 @@ export async function uploadTree(client: VaultClient, localDir: string, vaultDir
       let st;
       let big: BigIntStats;
       try {
-        big = await lstat(localPath, { bigint: true }); // also the small file's identity before it is read
+        big = await reader.lstat(localPath); // also the small file's identity before it is read
         st = { size: Number(big.size), mtimeMs: Number(big.mtimeNs) / 1e6 };
       } catch (err) {
         if (!isFileOnlyFailure(err)) throw err;
