@@ -1,8 +1,12 @@
 // `coffer put -r`'s batches of small files (docs/http-api.md "Many small files"): files already read and sealed
 // are gathered until a batch holds BATCH_FILES files or BATCH_BYTES sealed bytes, then sent as one request
 // (POST /v1/files/batch), BATCHES_IN_FLIGHT at a time. Adding to a full queue waits for room, so memory stays
-// bounded (about (BATCHES_IN_FLIGHT + 1) × BATCH_BYTES). Each file is told its own answer: committed, or its own
+// bounded (about (BATCHES_IN_FLIGHT + 1) × BATCH_BYTES). A file's sealed bytes are copied, as it is added, into
+// its batch's payload buffer, which is sent after the batch's JSON head without another copy and reused for a
+// later batch once the service answered: no fresh off-heap buffer per file or per batch (small-file-read.ts says
+// why that matters on Node 24). Each file is told its own answer: committed, or its own
 // error; a failure of a whole batch (the service unreachable) stops the run like any failure that is not one file's.
+import { BufferPool } from '../buffer-pool.js';
 import { ErrorCode, httpStatusOf } from '../errors.js';
 import { Gate } from '../gate.js';
 import { errorFromResponse } from './http-errors.js';
@@ -22,21 +26,35 @@ export interface BatchedFile {
 export class FileBatcher {
   #queue: BatchedFile[] = [];
   #bytes = 0;
+  #payload: Buffer | null = null;
   readonly #gate = new Gate(BATCHES_IN_FLIGHT);
+  readonly #payloads: BufferPool;
 
-  constructor(private readonly client: VaultClient, private readonly maxFiles = BATCH_FILES, private readonly maxBytes = BATCH_BYTES) {}
+  constructor(private readonly client: VaultClient, private readonly maxFiles = BATCH_FILES, private readonly maxBytes = BATCH_BYTES) {
+    this.#payloads = new BufferPool(maxBytes, BATCHES_IN_FLIGHT + 1);
+  }
 
   /** The first failure of a whole batch, if any (no batch starts after it). */
   get error(): unknown {
     return this.#gate.error;
   }
 
-  /** Queues a file; sends the batch when full, waiting for room when BATCHES_IN_FLIGHT are in flight. */
+  /**
+   * Queues a file (its sealed bytes copied into the batch, then its `release` called); sends the batch when
+   * full, waiting for room when BATCHES_IN_FLIGHT are in flight.
+   */
   async add(file: BatchedFile): Promise<void> {
+    const n = file.prepared.sealed.byteLength;
     // a batch never exceeds maxBytes (the service refuses more than BATCH_MAX_BYTES): send first if it would
-    if (this.#queue.length > 0 && this.#bytes + file.prepared.sealed.byteLength > this.maxBytes) await this.flush();
-    this.#queue.push(file);
-    this.#bytes += file.prepared.sealed.byteLength;
+    // (again if others filled the next batch while this one waited for room)
+    while (this.#queue.length > 0 && this.#bytes + n > this.maxBytes) await this.flush();
+    // a file larger than maxBytes goes alone, in a payload of its own
+    this.#payload ??= n <= this.maxBytes ? this.#payloads.acquire() : Buffer.allocUnsafe(n);
+    const sealed = this.#payload.subarray(this.#bytes, this.#bytes + n);
+    sealed.set(file.prepared.sealed);
+    file.prepared.release?.();
+    this.#queue.push({ prepared: { request: file.prepared.request, sealed }, settle: file.settle });
+    this.#bytes += n;
     if (this.#queue.length >= this.maxFiles || this.#bytes >= this.maxBytes) await this.flush();
   }
 
@@ -44,10 +62,14 @@ export class FileBatcher {
   async flush(): Promise<void> {
     if (this.#queue.length === 0) return;
     const batch = this.#queue;
+    const payload = this.#payload;
     this.#queue = [];
     this.#bytes = 0;
+    this.#payload = null;
     await this.#gate.submit(async () => {
       const answers = await this.client.putSmallFiles(batch.map((f) => f.prepared));
+      // answered: nothing reads the payload any more (after a failure its fate is unknown: not reused)
+      if (payload !== null) this.#payloads.release(payload);
       batch.forEach((f, i) => f.settle(outcomeOf(answers[i] as BatchFileAnswer)));
     });
   }

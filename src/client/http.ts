@@ -28,7 +28,8 @@ export interface RequestOptions {
   method?: string;
   query?: Record<string, string | number | boolean | undefined>;
   json?: unknown;
-  body?: Uint8Array;
+  /** The body, whole or in pieces sent one after another (a batch's head and its payload: no copy joins them). */
+  body?: Uint8Array | readonly Uint8Array[];
   headers?: Record<string, string>;
   /** Statuses that are not errors (default: 2xx). */
   okStatuses?: number[];
@@ -94,12 +95,13 @@ export class HttpClient {
     const u = this.url(pathname, options.query);
     const headers: Record<string, string> = { accept: 'application/json', ...options.headers };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
-    let body: Uint8Array | undefined = options.body;
+    let body: Uint8Array | readonly Uint8Array[] | undefined = options.body;
     if (options.json !== undefined) {
       body = Buffer.from(JSON.stringify(options.json));
       headers['content-type'] = 'application/json';
     }
-    if (body) headers['content-length'] = String(body.byteLength);
+    const pieces = body === undefined ? [] : body instanceof Uint8Array ? [body] : body;
+    if (body) headers['content-length'] = String(pieces.reduce((n, b) => n + b.byteLength, 0));
     const send = u.protocol === 'https:' ? httpsRequest : httpRequest;
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = send(u, { method: options.method ?? 'GET', headers, agent: this.agent, timeout: this.timeoutMs, ...(this.socketPath ? { socketPath: this.socketPath } : {}) });
@@ -112,7 +114,8 @@ export class HttpClient {
           ...(NEVER_SENT_ERRNO.has((e as NodeJS.ErrnoException).code ?? '') ? { details: { neverSent: true } } : {}),
         })),
       );
-      req.end(body);
+      for (const piece of pieces.slice(0, -1)) req.write(piece);
+      req.end(pieces.at(-1));
     });
     const status = res.statusCode ?? 0;
     const ok = options.okStatuses ? options.okStatuses.includes(status) : status >= 200 && status < 300;

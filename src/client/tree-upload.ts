@@ -10,6 +10,8 @@ import path from 'node:path';
 import { ErrorCode, isCofferError } from '../errors.js';
 import { Gate } from '../gate.js';
 import { checkName } from '../vault/paths.js';
+import { BufferPool } from '../buffer-pool.js';
+import { sealedSize } from '../crypto/index.js';
 import { sameBytes } from './same-bytes.js';
 import { FileBatcher } from './file-batcher.js';
 import { SMALL_FILE_MAX, prepareSmallFile, uploadSmallFile } from './small-file.js';
@@ -40,8 +42,11 @@ export async function uploadTree(client: VaultClient, localDir: string, vaultDir
   await client.mkdir(root, true);
 
   const batcher = new FileBatcher(client, options.batchFiles);
-  // lstat and small-file reads made synchronously while the disk answers them fast (small-file-read.ts)
-  const reader = new SmallFileReader();
+  // lstat and small-file reads made synchronously while the disk answers them fast (small-file-read.ts), into
+  // buffers reused from file to file, as the sealed chunks are until the batcher copied them
+  const inFlight = Math.max(1, options.concurrency ?? DEFAULT_TREE_CONCURRENCY);
+  const reader = new SmallFileReader({ buffers: new BufferPool(SMALL_IN_FLIGHT_MAX, inFlight) });
+  const sealedBuffers = new BufferPool(sealedSize(SMALL_IN_FLIGHT_MAX), inFlight);
 
   const sent = (remote: string, size: number, overwrite: boolean): void => {
     if (overwrite) result.updated++;
@@ -67,7 +72,7 @@ export async function uploadTree(client: VaultClient, localDir: string, vaultDir
     try {
       if (size <= SMALL_IN_FLIGHT_MAX) {
         // read and sealed now; sent with up to BATCH_FILES others in one request (file-batcher.ts)
-        const prepared = await prepareSmallFile(client, local, { path: remote, keys: options.keys, overwrite, expected, reader });
+        const prepared = await prepareSmallFile(client, local, { path: remote, keys: options.keys, overwrite, expected, reader, sealedBuffers });
         await batcher.add({
           prepared,
           settle: (outcome) => {
