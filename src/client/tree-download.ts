@@ -43,6 +43,7 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
   const medium = new Gate(MEDIUM_FILES_IN_FLIGHT);
   const large = new Gate(1);
   const dirs = new DirSyncer();
+  const durable = options.fsync === true;
   let found = 0;
   let foundBytes = 0;
   const tempFile = (p: string | null, last: { path: string | null }): void => {
@@ -59,7 +60,7 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
       const got = node.size <= SMALL_FILE_MAX ? await fetchSmallFile(client, node.path, options.keys) : null;
       if (got?.plaintext) {
         try {
-          await placeFile(dest, got.plaintext, { overwrite: replace, mtime, syncDir: (d) => dirs.sync(d), onTempFile: (p) => tempFile(p, last) });
+          await placeFile(dest, got.plaintext, { overwrite: replace, mtime, syncDir: (d) => dirs.sync(d), fsync: durable, onTempFile: (p) => tempFile(p, last) });
         } finally {
           got.plaintext.fill(0);
         }
@@ -126,7 +127,7 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
       }
       const mtime = new Date(e.node.modifiedAt);
       try {
-        await placeFile(e.dest, got.plaintext, { overwrite: e.replace, mtime, syncDir: (d) => dirs.sync(d), onTempFile: (p) => tempFile(p, last) });
+        await placeFile(e.dest, got.plaintext, { overwrite: e.replace, mtime, syncDir: (d) => dirs.sync(d), fsync: durable, onTempFile: (p) => tempFile(p, last) });
       } finally {
         got.plaintext.fill(0);
       }
