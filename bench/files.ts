@@ -125,7 +125,7 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
         peakRss: { put: putRss, get: getRss, serve: serverRss },
         ...(getFsync ? { getFsyncFilesPerSecond: median(getFsync) } : {}),
       };
-      log(`coffer put -r: ${range(put)} files/s; coffer get -r (default: no fsync per file): ${range(get)} files/s${getFsync ? `; coffer get -r --fsync: ${range(getFsync)} files/s` : ''}`);
+      log(`coffer put -r: ${range(put)} files/s; coffer get -r: ${range(get)} files/s (default: no fsync per file)${getFsync ? `; coffer get -r --fsync: ${range(getFsync)} files/s` : ''}`);
       if (hasRestic) {
         const putVs = rounds.map((x) => (x.resticBackup as number) / x.put);
         const getVs = rounds.map((x) => (x.resticRestore as number) / x.get);
