@@ -1,6 +1,7 @@
 // `coffer bench files`: a tree of many small files, copied in and out, against restic on the same tree and disk,
 // in one run. Each round runs, interleaved: `restic backup` (a fresh repository) and `coffer put -r` (a fresh
-// vault directory), then `restic restore` and `coffer get -r` (fresh destinations); medians and ranges of
+// vault directory), then `restic restore`, `coffer get -r` and `coffer get -r --fsync` (fresh destinations; the
+// durable mode left out with `fsyncToo: false`); medians and ranges of
 // files/s and the ratios are printed. Then a re-run of `put -r` and of `get -r` over the complete tree (every file
 // skipped), a listing of the largest directory and a walk listing the whole tree, and the peak RSS of client
 // (every run, re-runs included) and service. `--no-restic` leaves restic out (a 100,000-file tree: coffer alone).
@@ -29,6 +30,8 @@ export interface FilesBenchOptions {
   keep?: boolean;
   /** Measure restic too (default true; false for trees too large to copy twice in the time allowed). */
   restic?: boolean;
+  /** Also time `get -r --fsync` each round (default true): the durable mode beside the default. */
+  fsyncToo?: boolean;
   log?: (line: string) => void;
 }
 
@@ -37,6 +40,8 @@ interface Round {
   put: number;
   resticRestore: number | null;
   get: number;
+  /** get -r --fsync (every file fsynced before its rename), null with `fsyncToo` off. */
+  getFsync: number | null;
 }
 
 export async function benchFiles(options: FilesBenchOptions): Promise<Record<string, unknown>> {
@@ -80,7 +85,13 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
           rss = await runWatched(['get', '-r', `/r${r}`, out, '--json', ...conc], env);
         });
         getRss = Math.max(getRss, rss);
-        const round = { resticBackup, put, resticRestore, get };
+        const outFsync = path.join(work, `get-fsync-${r}`);
+        const getFsync = options.fsyncToo === false ? null : await timeAsync(async () => {
+          rss = await runWatched(['get', '-r', `/r${r}`, outFsync, '--fsync', '--json', ...conc], env);
+        });
+        getRss = Math.max(getRss, rss);
+        await rm(outFsync, { recursive: true, force: true });
+        const round = { resticBackup, put, resticRestore, get, getFsync };
         rounds.push(round);
         log(`round ${r + 1}: ${fmtRound(round, files)}`);
         // free the disk for the next round (the vault copies stay: the later steps use them)
@@ -106,23 +117,30 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
       const rate = (secs: number[]): number[] => secs.map((s) => files / s);
       const put = rate(rounds.map((x) => x.put));
       const get = rate(rounds.map((x) => x.get));
+      const getFsync = rounds.every((x) => x.getFsync !== null) ? rate(rounds.map((x) => x.getFsync as number)) : null;
       const summary: Record<string, unknown> = {
         files, fileSize, rounds: rounds.length, putFilesPerSecond: median(put), getFilesPerSecond: median(get),
         rerunPutSeconds: rerunPut, rerunGetSeconds: rerunGet, listSeconds: listing, listedEntries: Math.min(perDir, files),
         treeListSeconds: treeListing, treeEntries,
         peakRss: { put: putRss, get: getRss, serve: serverRss },
+        ...(getFsync ? { getFsyncFilesPerSecond: median(getFsync) } : {}),
       };
-      log(`coffer put -r: ${range(put)} files/s; coffer get -r: ${range(get)} files/s`);
+      log(`coffer put -r: ${range(put)} files/s; coffer get -r: ${range(get)} files/s (default: no fsync per file)${getFsync ? `; coffer get -r --fsync: ${range(getFsync)} files/s` : ''}`);
       if (hasRestic) {
         const putVs = rounds.map((x) => (x.resticBackup as number) / x.put);
         const getVs = rounds.map((x) => (x.resticRestore as number) / x.get);
         Object.assign(summary, { putVsResticBackup: median(putVs), getVsResticRestore: median(getVs), resticBackupFilesPerSecond: median(rate(rounds.map((x) => x.resticBackup as number))), resticRestoreFilesPerSecond: median(rate(rounds.map((x) => x.resticRestore as number))) });
         log(`restic backup: ${range(rate(rounds.map((x) => x.resticBackup as number)))} files/s; restic restore: ${range(rate(rounds.map((x) => x.resticRestore as number)))} files/s`);
         log(`ratios (median of ${rounds.length}, per round in brackets): put -r ${median(putVs).toFixed(2)}× restic backup [${putVs.map((v) => v.toFixed(2)).join(', ')}] (target ≥ 1.0); get -r ${median(getVs).toFixed(2)}× restic restore [${getVs.map((v) => v.toFixed(2)).join(', ')}] (target ≥ 1.0)`);
+        if (getFsync) {
+          const fsyncVs = rounds.map((x) => (x.resticRestore as number) / (x.getFsync as number));
+          summary.getFsyncVsResticRestore = median(fsyncVs);
+          log(`get -r --fsync ${median(fsyncVs).toFixed(2)}× restic restore [${fsyncVs.map((v) => v.toFixed(2)).join(', ')}] (durable mode; restic restore fsyncs nothing)`);
+        }
       }
       log(`re-run over the complete tree (every file skipped): put -r ${rerunPut.toFixed(2)} s, get -r ${rerunGet.toFixed(2)} s; ls of a ${Math.min(perDir, files)}-entry directory ${listing.toFixed(2)} s (CLI start included); listing the whole tree (${treeEntries} entries, page by page, in-process) ${treeListing.toFixed(2)} s`);
       log(`peak RSS: put -r ${mib(putRss)}, get -r ${mib(getRss)}, coffer serve ${mib(serverRss)}`);
-      log('note: coffer fsyncs every file it commits (service) and writes (get -r); restic fsyncs its pack files on backup and nothing on restore.');
+      log('note: coffer serve fsyncs every pack it commits; get -r fsyncs nothing by default (as restic restore, rsync, cp: each file still appears whole, by rename) and every file with --fsync; restic fsyncs its pack files on backup and nothing on restore.');
       if ((options.largeSize ?? 0) > 0) {
         Object.assign(summary, await benchLarge({ size: options.largeSize as number, rounds: options.rounds, work, env, log }));
       }

@@ -1,7 +1,7 @@
 // Where a client gets a blob's data key (DEK): from its own key file (client-held-key mode) or, for sealing new
 // blobs, from the KMS (GenerateDataKey). Opening a KMS-wrapped key happens only inside attested enclaves.
 import type { KeyRecord } from '../metadata/types.js';
-import { dataKeyWrapper, newDataKey, readKeyFile, unwrapDataKey } from '../crypto/index.js';
+import { dataKeyUnwrapper, dataKeyWrapper, newDataKey, readKeyFile } from '../crypto/index.js';
 import { CofferError, ErrorCode } from '../errors.js';
 import type { KeyService } from '../kms/index.js';
 
@@ -16,9 +16,11 @@ export interface DataKeyProvider {
 /** Client-held-key mode: a 32-byte key file wraps a fresh random DEK per blob (docs/format.md). */
 export class KeyFileDataKeys implements DataKeyProvider {
   readonly #wrap: ReturnType<typeof dataKeyWrapper>;
+  readonly #unwrap: ReturnType<typeof dataKeyUnwrapper>;
 
-  private constructor(private readonly kek: Uint8Array) {
+  private constructor(kek: Uint8Array) {
     this.#wrap = dataKeyWrapper(kek);
+    this.#unwrap = dataKeyUnwrapper(kek);
   }
 
   static async open(keyFile: string): Promise<KeyFileDataKeys> {
@@ -38,7 +40,7 @@ export class KeyFileDataKeys implements DataKeyProvider {
         `this blob's key is held by the KMS (scheme "${keyRecord.scheme}"), not by a key file: it is released only to attested enclaves`,
       );
     }
-    return unwrapDataKey(this.kek, keyRecord, blobIdHex);
+    return this.#unwrap(keyRecord, blobIdHex);
   }
 }
 

@@ -23,14 +23,17 @@ const ABANDONED_MS = 60 * 60 * 1000;
 
 /**
  * Removes the partial downloads in `dir` whose writer is gone: under this tag, a process that no longer runs;
- * under another, no write for an hour (regular files owned by this user only). Best effort: returns how many went, never throws.
+ * under another, no write for an hour (regular files owned by this user only). `names`: the directory's entries
+ * when the caller has just read them (get -r reads each directory once). Best effort: returns how many went,
+ * never throws.
  */
-export async function sweepDeadPartials(dir: string): Promise<number> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch {
-    return 0;
+export async function sweepDeadPartials(dir: string, names?: readonly string[]): Promise<number> {
+  if (!names) {
+    try {
+      names = await readdir(dir);
+    } catch {
+      return 0;
+    }
   }
   const tag = processTag();
   const uid = process.getuid?.();

@@ -100,6 +100,13 @@ export interface SmallDownloadOptions {
   onTempFile?: (path: string | null) => void;
   /** Makes the destination directory's new entry durable (default: fsync it now); get -r batches these. */
   syncDir?: (dir: string) => Promise<void>;
+  /**
+   * Make the file durable before it takes its name (fsync the file, then its directory entry). Default true.
+   * get -r passes false unless `--fsync` (docs/vault.md "Trees", durability): the temporary name and the rename
+   * stay, so an interrupted process still leaves every file whole or absent; only a power loss may lose a file
+   * downloaded moments before (a re-run fetches it again: its size or time differs).
+   */
+  fsync?: boolean;
 }
 
 /**
@@ -139,12 +146,13 @@ export async function openFileAnswer(
 }
 
 /**
- * Writes verified plaintext to `dest` as a download does: a temporary file beside it, fsynced, then linked
- * (without overwrite: an existing name is refused, ALREADY_EXISTS) or renamed (overwrite) into place, and the
- * directory entry made durable. On failure nothing is left behind.
+ * Writes verified plaintext to `dest` as a download does: a temporary file beside it, fsynced (unless
+ * `fsync: false`), then linked (without overwrite: an existing name is refused, ALREADY_EXISTS) or renamed
+ * (overwrite) into place, and the directory entry made durable. On failure nothing is left behind.
  */
 export async function placeFile(dest: string, plaintext: Uint8Array, options: Omit<SmallDownloadOptions, 'keys'>): Promise<void> {
   const dir = path.dirname(dest);
+  const durable = options.fsync ?? true;
   const temp = partialPath(dir);
   const fh = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600).catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT' || e.code === 'ENOTDIR') throw new CofferError(ErrorCode.NOT_FOUND, `${dir} is not an existing directory`, { cause: e });
@@ -159,7 +167,7 @@ export async function placeFile(dest: string, plaintext: Uint8Array, options: Om
       while (n < plaintext.length) n += (await fh.write(plaintext, n, plaintext.length - n, n)).bytesWritten;
       // the time first, so the fsync makes it durable too (a re-run after a crash compares it)
       if (options.mtime) await fh.utimes(options.mtime, options.mtime);
-      await fh.sync();
+      if (durable) await fh.sync();
     } finally {
       await fh.close();
     }
@@ -176,7 +184,7 @@ export async function placeFile(dest: string, plaintext: Uint8Array, options: Om
       else await rename(temp, dest); // a filesystem without hard links: check, then rename (as download.ts)
     }
     placed = true;
-    await (options.syncDir ?? fsyncDir)(dir);
+    if (durable) await (options.syncDir ?? fsyncDir)(dir);
   } finally {
     if (!placed) await unlink(temp).catch(() => undefined);
     options.onTempFile?.(null);

@@ -6,7 +6,7 @@
 // ones one at a time through the chunked download. Each file gets the vault file's modification time, which is
 // what a re-run compares (with the size) to skip it, from the listing alone (no request per file). Directory
 // entries are made durable by one fsync per directory and batch (dir-sync.ts), not one per file.
-import { lstat, mkdir, utimes } from 'node:fs/promises';
+import { lstat, mkdir, readdir, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { CofferError, ErrorCode, isCofferError } from '../errors.js';
 import { Gate } from '../gate.js';
@@ -34,7 +34,16 @@ const BATCH_RETRIES = 3;
 interface Entry {
   node: NodeInfo;
   dest: string;
+  /** The destination's name was not in its directory when the walk read it (so no lstat was made for it). */
+  absent: boolean;
 }
+
+/**
+ * Up to this many entries, a destination directory's names are kept while its files are fetched, so a name not
+ * among them needs no lstat (a fresh download: no system call per file before its write); a larger directory
+ * is checked file by file, as before, so memory does not grow with a directory's size.
+ */
+export const KNOWN_NAMES_MAX = 50_000;
 
 export async function downloadTree(client: VaultClient, vaultDir: string, localDir: string, options: TreeTransferOptions): Promise<TreeTransferResult> {
   const result = emptyResult();
@@ -43,6 +52,7 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
   const medium = new Gate(MEDIUM_FILES_IN_FLIGHT);
   const large = new Gate(1);
   const dirs = new DirSyncer();
+  const durable = options.fsync === true;
   let found = 0;
   let foundBytes = 0;
   const tempFile = (p: string | null, last: { path: string | null }): void => {
@@ -59,7 +69,7 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
       const got = node.size <= SMALL_FILE_MAX ? await fetchSmallFile(client, node.path, options.keys) : null;
       if (got?.plaintext) {
         try {
-          await placeFile(dest, got.plaintext, { overwrite: replace, mtime, syncDir: (d) => dirs.sync(d), onTempFile: (p) => tempFile(p, last) });
+          await placeFile(dest, got.plaintext, { overwrite: replace, mtime, syncDir: (d) => dirs.sync(d), fsync: durable, onTempFile: (p) => tempFile(p, last) });
         } finally {
           got.plaintext.fill(0);
         }
@@ -79,10 +89,17 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
     }
   };
 
-  const failed = async (node: NodeInfo, dest: string, replace: boolean, e: unknown): Promise<void> => {
+  const failed = async (node: NodeInfo, dest: string, replace: boolean, e: unknown, absent = false): Promise<void> => {
     // without replace, ALREADY_EXISTS from link(2) means a file appeared here meanwhile; the service's own
     // ALREADY_EXISTS is never taken for that (it has no say over what exists here: checked, not trusted)
     if (!replace && isCofferError(e, ErrorCode.ALREADY_EXISTS) && (await lstat(dest).then(() => true, () => false))) {
+      // taken as absent from the directory's names, yet there: a name the filesystem folds (case, Unicode) or
+      // one made since the walk read them; decided now as if lstat had found it at the start
+      if (absent) {
+        const state = await localState(node, dest);
+        if (state) await fetchOne(node, dest, state.replace);
+        return;
+      }
       result.skipped++;
       options.onFile?.({ path: node.path, size: 0, action: 'skipped', reason: 'appeared locally meanwhile (use --force)' });
       return;
@@ -126,14 +143,14 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
       }
       const mtime = new Date(e.node.modifiedAt);
       try {
-        await placeFile(e.dest, got.plaintext, { overwrite: e.replace, mtime, syncDir: (d) => dirs.sync(d), onTempFile: (p) => tempFile(p, last) });
+        await placeFile(e.dest, got.plaintext, { overwrite: e.replace, mtime, syncDir: (d) => dirs.sync(d), fsync: durable, onTempFile: (p) => tempFile(p, last) });
       } finally {
         got.plaintext.fill(0);
       }
       options.onProgress?.(got.plaintext.length);
       done(e.node, got.plaintext.length, e.replace);
     } catch (err) {
-      await failed(e.node, e.dest, e.replace, err);
+      await failed(e.node, e.dest, e.replace, err, e.absent);
     }
   };
 
@@ -143,7 +160,7 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
    * transient failure is asked again for the files not yet answered.
    */
   const fetchBatch = async (entries: Entry[]): Promise<void> => {
-    const states = await Promise.all(entries.map((e) => localState(e.node, e.dest)));
+    const states = await Promise.all(entries.map((e) => (e.absent ? { replace: false } : localState(e.node, e.dest))));
     let todo = entries.flatMap((e, i) => (states[i] ? [{ ...e, replace: (states[i] as { replace: boolean }).replace }] : []));
     const writes: Array<Promise<void>> = [];
     for (let attempt = 0; todo.length > 0; attempt++) {
@@ -177,10 +194,13 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
     if (!top && !(await lstat(local)).isDirectory()) {
       throw new CofferError(ErrorCode.ALREADY_EXISTS, `${local} is not a directory (a symbolic link?); nothing is written through it`);
     }
-    await sweepDeadPartials(local); // once per directory
+    const names = await readdir(local).catch(() => null);
+    await sweepDeadPartials(local, names ?? undefined); // once per directory
+    const known = names && names.length <= KNOWN_NAMES_MAX ? new Set(names) : null;
     for await (const node of client.listAll(remote)) {
       if (stopped()) return;
-      const l = path.join(local, localName(node.name));
+      const name = localName(node.name);
+      const l = path.join(local, name);
       if (node.type === 'dir') {
         await walk(node.path, l, false);
         continue;
@@ -189,7 +209,7 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
       foundBytes += node.size;
       options.onFound?.(found, foundBytes, false);
       if (node.size <= SMALL_IN_FLIGHT_MAX) {
-        pending.push({ node, dest: l });
+        pending.push({ node, dest: l, absent: known !== null && !known.has(name) });
         pendingBytes += node.size;
         if (pending.length >= batchFiles || pendingBytes >= BATCH_BYTES) await flush();
         continue;

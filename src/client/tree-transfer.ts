@@ -48,6 +48,13 @@ export interface TreeTransferOptions {
   onProgress?: (bytes: number) => void;
   /** Files and bytes found so far by the walk, and whether the walk has finished (for an ETA). */
   onFound?: (files: number, bytes: number, complete: boolean) => void;
+  /**
+   * Downloads: fsync each file (and its directory) before it takes its name, as a single `get` does (`--fsync`).
+   * Default false, like restic restore, rsync, cp and tar: the rename still makes each file appear whole or not
+   * at all to any reader and after a kill; only a power loss may leave a file just downloaded missing or empty,
+   * which a re-run fetches again (docs/vault.md "Trees").
+   */
+  fsync?: boolean;
   /** Downloads: each temporary file when created, and `null` with the same path once it is gone. */
   onTempFile?: (path: string, exists: boolean) => void;
   /** Uploads of files larger than one chunk: their record of the upload (UploadFileOptions.journal). */

@@ -12,7 +12,7 @@ export { openStream, sealStream } from './chunker.js';
 export type { BlobManifest, OpenStreamOptions, SealStreamOptions, SealStreamParams, SealedChunk } from './chunker.js';
 export { blobIdFromHex, blobIdToHex, isBlobIdHex, newBlobId } from './blob-id.js';
 export {
-  KEK_ID_DOMAIN, KEK_SIZE, KEY_RECORD_SCHEME, KEY_RECORD_VERSION, generateKeyFile, kekIdOf, dataKeyWrapper, keyRecordAad,
+  KEK_ID_DOMAIN, KEK_SIZE, KEY_RECORD_SCHEME, KEY_RECORD_VERSION, generateKeyFile, kekIdOf, dataKeyUnwrapper, dataKeyWrapper, keyRecordAad,
   newDataKey, parseKeyRecord, readKeyFile, unwrapDataKey, wrapDataKey,
 } from './keyfile.js';
 export type { KeyRecord } from './keyfile.js';

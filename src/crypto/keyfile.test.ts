@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isCofferError, type ErrorCode } from '../errors.js';
 import { blobIdToHex, newBlobId } from './blob-id.js';
 import {
-  dataKeyWrapper, generateKeyFile, kekIdOf, newDataKey, parseKeyRecord, readKeyFile, unwrapDataKey, wrapDataKey, type KeyRecord,
+  dataKeyUnwrapper, dataKeyWrapper, generateKeyFile, kekIdOf, newDataKey, parseKeyRecord, readKeyFile, unwrapDataKey, wrapDataKey, type KeyRecord,
 } from './keyfile.js';
 
 let dir: string;
@@ -86,6 +86,22 @@ describe('KeyRecord', () => {
     expect(unwrapDataKey(kek, r1, blob)).toEqual(dek);
     expect(() => unwrapDataKey(newDataKey(), r1, blob)).toThrow();
     throwsCode(() => dataKeyWrapper(new Uint8Array(31)), 'KEY_INVALID');
+  });
+
+  it('dataKeyUnwrapper (many keys under one KEK) opens what unwrapDataKey opens and refuses what it refuses', () => {
+    const open = dataKeyUnwrapper(kek);
+    const r = wrapDataKey(kek, dek, blob);
+    expect(open(r, blob)).toEqual(dek);
+    const other = blobIdToHex(newBlobId());
+    throwsCode(() => open(r, other), 'KEY_INVALID'); // moved
+    throwsCode(() => open({ ...r, context: { 'coffer:blob': other } }, other), 'KEY_INVALID');
+    throwsCode(() => dataKeyUnwrapper(newDataKey())(r, blob), 'KEY_INVALID'); // another key file (kekId)
+    const otherKek = newDataKey();
+    throwsCode(() => dataKeyUnwrapper(otherKek)({ ...r, kekId: kekIdOf(otherKek) }, blob), 'KEY_INVALID'); // forged kekId: the tag
+    const wrapped = Buffer.from(r.wrapped, 'base64');
+    wrapped[0] = (wrapped[0] ?? 0) ^ 1;
+    throwsCode(() => open({ ...r, wrapped: wrapped.toString('base64') }, blob), 'KEY_INVALID');
+    throwsCode(() => dataKeyUnwrapper(new Uint8Array(31)), 'KEY_INVALID');
   });
 
   it('a record moved to another blob fails, even with its context edited to match', () => {

@@ -148,11 +148,23 @@ export function parseKeyRecord(value: unknown): KeyRecord {
  * INVALID_ARGUMENT for a malformed blobIdHex.
  */
 export function unwrapDataKey(kek: Uint8Array, record: unknown, blobIdHex: string): Uint8Array {
+  return unwrap(kek, record, blobIdHex, kekIdOf(kek));
+}
+
+/**
+ * An unwrapper for many data keys under one KEK (get -r opens one per file): the KEK's id is hashed once, not per
+ * key; every check of unwrapDataKey is made per record. Throws as unwrapDataKey (KEY_INVALID for a bad KEK now).
+ */
+export function dataKeyUnwrapper(kek: Uint8Array): (record: unknown, blobIdHex: string) => Uint8Array {
+  const kekId = kekIdOf(kek);
+  return (record, blobIdHex) => unwrap(kek, record, blobIdHex, kekId);
+}
+
+function unwrap(kek: Uint8Array, record: unknown, blobIdHex: string, mine: string): Uint8Array {
   checkKey(kek, 'key-encryption key');
   checkBlobHex(blobIdHex);
   const r = parseKeyRecord(record);
   if (r.context['coffer:blob'] !== blobIdHex) throw keyInvalid(`key record belongs to blob ${r.context['coffer:blob']}, not ${blobIdHex}`);
-  const mine = kekIdOf(kek);
   if (r.kekId !== mine) throw keyInvalid(`key record was wrapped with key ${r.kekId}; this key file is ${mine}`);
   const nonce = strictBase64(r.nonce, NONCE_SIZE, 'nonce');
   const wrapped = strictBase64(r.wrapped, DEK_SIZE + TAG_SIZE, 'wrapped');

@@ -40,7 +40,8 @@ describe('benchmarks, small', () => {
     expect(r.peakRss).toMatchObject({ put: expect.any(Number), get: expect.any(Number), serve: expect.any(Number) });
     const text = lines.join('\n');
     expect(text).toContain('round 2:');
-    expect(text).toMatch(/^coffer put -r: \d+ \(\d+–\d+\) files\/s; coffer get -r: /m);
+    expect(text).toMatch(/^coffer put -r: \d+ \(\d+–\d+\) files\/s; coffer get -r: .*; coffer get -r --fsync: \d+ /m);
+    expect(r.getFsyncFilesPerSecond).toBeGreaterThan(0); // the durable mode, timed beside the default
     expect(text).toMatch(/^large-file ratios \(medians of 2\)/m);
     expect(r.treeEntries).toBe(40 + 3); // 40 files in 3 directories, every page listed
     expect(r.treeListSeconds).toBeGreaterThan(0);
@@ -53,5 +54,7 @@ describe('benchmarks, small', () => {
     expect(r.getVsResticRestore).toBeUndefined();
     expect(r.getFilesPerSecond).toBeGreaterThan(0);
     expect(r.treeEntries).toBe(12 + 3);
+    const quick = await benchFiles({ files: 6, fileSize: 100, perDir: 5, rounds: 1, largeSize: 0, restic: false, fsyncToo: false, log: () => undefined });
+    expect(quick.getFsyncFilesPerSecond).toBeUndefined();
   }, 120_000);
 });

@@ -5,15 +5,16 @@
 // files in batch reads) killed mid-tree leaves only whole files under their names, and a batch answer with one
 // forged chunk leaves that file absent.
 import { randomBytes } from 'node:crypto';
-import { appendFile, mkdir, mkdtemp, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, open, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { runCliProcess, spawnCli, startServerProcess } from '../../bench/cli-process.js';
 import { KeyFileDataKeys } from '../../src/client/data-keys.js';
 import { fetchSmallFile } from '../../src/client/small-file.js';
+import { downloadTree } from '../../src/client/tree-transfer.js';
 import { VaultClient } from '../../src/client/vault-client.js';
 
 const FILES = 240;
@@ -227,6 +228,37 @@ describe('put -r / get -r with many files in flight', () => {
     expect(after.length).toBe(local.size);
     for (const [rel, bytes] of local) expect((await readFile(path.join(mirror, rel))).equals(bytes), rel).toBe(true);
   }, 300_000);
+
+  it('get -r fsyncs no small file by default (as restic restore) and every one with --fsync; both leave whole files with the vault times', async () => {
+    // a pass-through spy on FileHandle.sync (the real fsync runs): counts what downloadTree asks the disk for
+    const probe = await open(keyFile, 'r');
+    const proto = Object.getPrototypeOf(probe) as { sync(): Promise<void> };
+    await probe.close();
+    const syncs = vi.spyOn(proto, 'sync');
+    const want = [...local.keys()].filter((rel) => rel.startsWith('d1/'));
+    const client = new VaultClient({ server: env.COFFER_SERVER as string, token: env.COFFER_TOKEN });
+    const keys = await KeyFileDataKeys.open(keyFile);
+    try {
+      for (const fsync of [false, true]) {
+        syncs.mockClear();
+        const mirror = path.join(work, `fsync-${String(fsync)}`);
+        const r = await downloadTree(client, '/k/d1', mirror, { keys, fsync });
+        expect(r).toMatchObject({ files: want.length, failed: [] });
+        // each file, plus one directory fsync per batch with --fsync; none at all without
+        if (fsync) expect(syncs.mock.calls.length).toBeGreaterThanOrEqual(want.length);
+        else expect(syncs.mock.calls.length).toBe(0);
+        const names = await localFiles(mirror);
+        expect(names.sort()).toEqual(want.map((rel) => rel.slice(3)).sort()); // nothing partial left
+        for (const rel of want) expect((await readFile(path.join(mirror, rel.slice(3)))).equals(local.get(rel)!), rel).toBe(true);
+        // the vault's modification time is set before the rename: what a re-run compares
+        const node = await client.stat(`/k/${want[0]!}`);
+        expect(Math.abs((await stat(path.join(mirror, want[0]!.slice(3)))).mtimeMs - Date.parse(node.modifiedAt))).toBeLessThan(1);
+      }
+    } finally {
+      syncs.mockRestore();
+      client.close();
+    }
+  }, 120_000);
 
   it('a batch answer with one forged chunk: get -r stops, that file is absent, nothing partial is left', async () => {
     // a proxy in front of the service that flips one ciphertext byte of the first file of each batch answer

@@ -108,15 +108,16 @@ export function register(program: Command): void {
     .option('--concurrency <n>', 'files in flight for put -r / get -r (default: the CLI\'s)')
     .option('--large-size <size>', 'then a large file: coffer put/get against restic backup and age (0 skips)', '512MiB')
     .option('--no-restic', 'leave restic out (e.g. --files 100000: coffer alone, its memory, listing and re-run times)')
+    .option('--no-fsync-too', 'time get -r in its default mode only (not also get -r --fsync, the durable mode)')
     .option('--dir <dir>', 'scratch directory on the disk to measure (default: the system temp dir)')
     .option('--keep', 'keep the scratch files')
     .addOption(jsonOption())
-    .action(async (opts: { files: string; fileSize: string; rounds: string; concurrency?: string; largeSize: string; restic: boolean; dir?: string; keep?: boolean; json?: boolean }) => {
+    .action(async (opts: { files: string; fileSize: string; rounds: string; concurrency?: string; largeSize: string; restic: boolean; fsyncToo: boolean; dir?: string; keep?: boolean; json?: boolean }) => {
       const log = opts.json ? () => undefined : undefined;
       const r = await benchFiles({
         files: intFlag('--files', opts.files, 1, 10_000_000), fileSize: parseSize(opts.fileSize), rounds: intFlag('--rounds', opts.rounds, 1, 20),
         concurrency: opts.concurrency === undefined ? undefined : intFlag('--concurrency', opts.concurrency, 1, 256), largeSize: parseSize(opts.largeSize),
-        dir: opts.dir, keep: opts.keep, restic: opts.restic, log,
+        dir: opts.dir, keep: opts.keep, restic: opts.restic, fsyncToo: opts.fsyncToo, log,
       });
       if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
     });

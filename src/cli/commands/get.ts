@@ -20,6 +20,7 @@ interface GetFlags extends ServerFlags, KeyFlags {
   json?: boolean;
   concurrency?: string;
   checksum?: boolean;
+  fsync?: boolean;
   verbose?: boolean;
 }
 
@@ -34,6 +35,7 @@ export function register(program: Command): void {
     .option('-f, --force', 'replace an existing local file')
     .option('--concurrency <n>', `chunks in flight (default 4); with -r, files in flight (default ${DEFAULT_TREE_CONCURRENCY})`)
     .option('--checksum', 'with -r: a local file is the same only if its bytes are (default: same size and modification time)')
+    .option('--fsync', 'with -r: fsync every file before it takes its name (durable through a power loss; slower). Without it, as restic restore and rsync, a file is still renamed into place only when whole')
     .option('-v, --verbose', 'with -r: name every file')
     .addOption(jsonOption())
     .addHelpText('after', [
@@ -76,7 +78,7 @@ export function register(program: Command): void {
           if (!local || opts.verifyOnly) throw new CofferError(ErrorCode.INVALID_ARGUMENT, '-r needs a local destination directory (and no --verify-only)');
           interrupt.dispose(); // the tree command removes all of its temporary files itself
           await runTreeCommand('get', client, vaultPath, local, opts, {
-            keys, concurrency: treeConcurrency(opts),
+            keys, concurrency: treeConcurrency(opts), fsync: opts.fsync === true,
           }, `coffer get -r ${vaultPath} ${local}`);
           return;
         }
