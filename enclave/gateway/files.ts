@@ -19,6 +19,7 @@ import {
 import { CofferError, ErrorCode, isCofferError } from '../../src/errors.js';
 import type { RootRole } from './access.js';
 import type { EnclaveDataKeys } from './data-keys.js';
+import { PlacedUploads } from './placed-uploads.js';
 import { GatewayRecords, selfConsistency, type FileRecord, type Grant, type NodeInfo, type RecordIntegrity, type UserStatus } from './records.js';
 
 export type { Grant, NodeInfo, UserStatus };
@@ -89,9 +90,16 @@ export interface FileOpsOptions {
 export class FileOps {
   private readonly pool = new BufferPool(MAX_SEALED_SIZE, 16);
   private readonly integrity: RecordIntegrity;
+  private placed: PlacedUploads | undefined;
 
   constructor(private readonly options: FileOpsOptions) {
     this.integrity = options.integrity ?? selfConsistency;
+  }
+
+  /** Uploads held open across requests, their chunks placed by index (the S3 layer's multipart). */
+  get placedUploads(): PlacedUploads {
+    this.placed ??= new PlacedUploads((caller, fn) => this.with(caller, fn), this.options.keys, this.pool);
+    return this.placed;
   }
 
   /** The caller's records (the one door to the storage service). Close it when done. */

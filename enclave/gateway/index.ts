@@ -7,3 +7,4 @@ export { createGatewayApp, filePathOf, type GatewayAppDeps, type GatewayEnv } fr
 export { attest, makeEnclaveIdentity, makeTlsIdentity, type EnclaveIdentity, type TlsIdentity } from './identity.js';
 export { EnclaveDataKeys } from './data-keys.js';
 export { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
+export { PlacedUploads, type PlacedUpload } from './placed-uploads.js';

@@ -263,6 +263,11 @@ export class GatewayRecords {
     return this.client.abort(blobId);
   }
 
+  /** A sealed chunk of this caller's upload in progress, read into the start of `into` (checked by whoever opens it). */
+  getUploadChunkInto(blobId: string, index: number, into: Buffer): Promise<Buffer> {
+    return this.client.getUploadChunkInto(blobId, index, into);
+  }
+
   /** One whole sealed chunk read into the start of `into`. Its bytes are checked by whoever opens it (AES-GCM, header). */
   getChunkInto(blobId: string, index: number, into: Buffer): Promise<Buffer> {
     return this.client.getChunkInto(blobId, index, into);

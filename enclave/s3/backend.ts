@@ -26,7 +26,33 @@ export interface PutOptions {
   overwrite?: boolean;
 }
 
+/** A vault upload held open across requests (PlacedUploadOps.open); keep it where the host cannot edit it. */
+export interface PlacedUpload {
+  blobId: string;
+  /** The wrapped data key, opaque here. */
+  keyRecord: { scheme: string } & Record<string, unknown>;
+}
+
+/**
+ * Vault uploads whose chunks the caller places by index (the zero-copy multipart: docs/s3-api.md "Multipart").
+ * Optional: a backend without it makes every part go through a staged file.
+ */
+export interface PlacedUploadOps {
+  /** Opens an upload that becomes the file at `path` (whose parent must exist) when committed. */
+  open(who: Principal, path: string): Promise<PlacedUpload>;
+  /** Seals exactly `size` bytes of `body` as chunks first, first+1, … (the last FINAL only with `endsBlob`); a chunk already there is replaced. */
+  seal(who: Principal, upload: PlacedUpload, first: number, body: AsyncIterable<Uint8Array>, size: number, endsBlob: boolean): Promise<void>;
+  /** The plaintext of full, not-FINAL chunks first … first+count-1 as stored now, each authenticated before it is yielded. */
+  read(who: Principal, upload: PlacedUpload, first: number, count: number): AsyncIterable<Uint8Array>;
+  /** Commits chunks 0..chunkCount-1 (`size` bytes) and binds the path. Idempotent. */
+  commit(who: Principal, upload: PlacedUpload, chunkCount: number, size: number): Promise<FileInfo>;
+  /** Abandons the upload. */
+  abort(who: Principal, blobId: string): Promise<void>;
+}
+
 export interface VaultBackend {
+  /** Present when the backend can place chunks by index (see PlacedUploadOps). */
+  readonly placed?: PlacedUploadOps;
   /** Idempotent read. Throws NOT_FOUND. */
   stat(who: Principal, path: string): Promise<FileInfo>;
   /** One page of a directory, in byte order of names, strictly after `after`. */

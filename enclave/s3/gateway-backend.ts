@@ -4,12 +4,27 @@
 // user an access key belongs to into the gateway's Caller (with the bearer token the storage service sees).
 import { CofferError, ErrorCode } from '../../src/errors.js';
 import type { FileOps, NodeInfo } from '../gateway/index.js';
-import type { FileInfo, Principal, PutOptions, VaultBackend } from './backend.js';
+import type { FileInfo, PlacedUploadOps, Principal, PutOptions, VaultBackend } from './backend.js';
 
 export type CallerFor = (who: Principal) => Promise<{ user: string; admin: boolean; token: string }>;
 
 export class GatewayBackend implements VaultBackend {
-  constructor(private readonly files: FileOps, private readonly callerFor: CallerFor) {}
+  readonly placed: PlacedUploadOps;
+
+  constructor(private readonly files: FileOps, private readonly callerFor: CallerFor) {
+    const uploads = files.placedUploads;
+    this.placed = {
+      open: async (who, path) => uploads.open(await callerFor(who), path),
+      seal: async (who, upload, first, body, size, endsBlob) => {
+        await uploads.seal(await callerFor(who), upload, first, body, size, endsBlob);
+      },
+      read: (who, upload, first, count) => (async function* () {
+        yield* uploads.read(await callerFor(who), upload, first, count);
+      })(),
+      commit: async (who, upload, chunkCount, size) => info(await uploads.commit(await callerFor(who), upload, chunkCount, size)),
+      abort: async (who, blobId) => uploads.abort(await callerFor(who), blobId),
+    };
+  }
 
   async stat(who: Principal, path: string): Promise<FileInfo> {
     return info(await this.files.stat(await this.callerFor(who), path));

@@ -10,21 +10,19 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { isCofferError } from '../../src/errors.js';
 import type { FileInfo, Principal, VaultBackend } from './backend.js';
-import { emptyResponse, readSmallBody, slowXmlResponse, xmlResponse, type S3Context } from './context.js';
+import { emptyResponse, readSmallBody, xmlResponse, type S3Context } from './context.js';
 import { S3Error, isNotFound, toS3Error } from './errors.js';
 import { conditionsFrom, evaluateConditions, parseRange, toIsoDate } from './http-semantics.js';
 import { RESERVED, objectPath } from './mapping.js';
 import { refuseUnsupported, storedFrom } from './object-headers.js';
-import { describe, writeMeta } from './object-meta.js';
-import { ensureParent, parseCopySource } from './objects.js';
+import { describe } from './object-meta.js';
+import { parseCopySource } from './objects.js';
 import { prepareBody } from './request-body.js';
+import { completeParts } from './multipart-complete.js';
+import { CHUNK, UPLOAD_META, claimName, forgetUpload, geometryOf, newestParts, placedName, readStaging, readUpload, remember, stagedName, type StoredPart, type UploadRecord } from './upload-staging.js';
 import { parseXmlBody, xmlDocument } from './xml.js';
 
 const MAX_PARTS = 10000;
-const UPLOAD_META = 'upload.json';
-
-interface UploadRecord { v: 1; key: string; initiated: string; initiator: string; headers: Record<string, string>; meta: Record<string, string> }
-interface StoredPart { number: number; md5: string; size: number; name: string; modifiedAt: string }
 
 export function uploadsDir(bucket: string): string {
   return `/${bucket}/${RESERVED}/uploads`;
@@ -55,9 +53,13 @@ export async function createMultipartUpload(ctx: S3Context): Promise<Response> {
   const dir = `${uploadsDir(ctx.bucket)}/${uploadId}`;
   await ctx.backend.stat(ctx.who, `/${ctx.bucket}`).catch((e: unknown) => { throw toS3Error(e, 'NoSuchBucket'); });
   await ctx.backend.mkdir(ctx.who, dir, true).catch((e: unknown) => { throw toS3Error(e, 'NoSuchBucket'); });
-  const record: UploadRecord = { v: 1, key, initiated: new Date().toISOString(), initiator: ctx.who.user, headers: stored.headers, meta: stored.meta };
+  // the placed upload's file is bound inside the staging directory and moved onto the key at Complete, so that
+  // nothing (not even the key's parent directories) appears before then
+  const blob = ctx.backend.placed ? await ctx.backend.placed.open(ctx.who, `${dir}/object`).catch((e: unknown) => { throw toS3Error(e, 'NoSuchBucket'); }) : undefined;
+  const record: UploadRecord = { v: blob ? 2 : 1, key, initiated: new Date().toISOString(), initiator: ctx.who.user, headers: stored.headers, meta: stored.meta, ...(blob ? { blob } : {}) };
   const bytes = Buffer.from(JSON.stringify(record));
   await ctx.backend.put(ctx.who, `${dir}/${UPLOAD_META}`, [bytes], bytes.length);
+  remember(ctx.who, dir, record);
   return xmlResponse(xmlDocument('InitiateMultipartUploadResult', { Bucket: ctx.bucket, Key: key, UploadId: uploadId }));
 }
 
@@ -67,15 +69,40 @@ function partNumberOf(q: URLSearchParams): number {
   return Number(v);
 }
 
-const partName = (n: number, md5: string): string => `p${String(n).padStart(5, '0')}-${md5}`;
-
 export async function uploadPart(ctx: S3Context): Promise<Response> {
   const dir = uploadDirOf(ctx);
   const number = partNumberOf(ctx.query);
   await statUpload(ctx, dir);
   const body = prepareBody(ctx.req.body ?? [], ctx.req.headers, ctx.auth, ctx.limits.maxObjectSize);
-  const md5 = await storePart(ctx, dir, number, body.stream, body.size, () => body.digests().md5Hex);
+  const placed = body.size > 0 && body.size % CHUNK === 0 ? await placePart(ctx, dir, number, body.stream, body.size, () => body.digests().md5Hex) : null;
+  const md5 = placed ?? await storePart(ctx, dir, number, body.stream, body.size, () => body.digests().md5Hex);
   return emptyResponse(200, { etag: `"${md5}"` });
+}
+
+/**
+ * Seals a part whose length is a whole number of chunks straight into the upload's blob at chunk (number-1)·k
+ * (k = its length in chunks, which must be the upload's one geometry: geometryOf), once: the first attempt at a part number claims its range (an exclusive mkdir),
+ * and a later attempt (a re-upload, a retry) is staged instead, so no chunk index is ever sealed twice with
+ * different bytes. Returns the MD5, or null when the part must be staged (an upload without a placed blob, a
+ * part number claimed already). The record `d<part>-<k>-<md5>` is made only after the whole body verified.
+ */
+async function placePart(ctx: S3Context, dir: string, number: number, stream: AsyncIterable<Uint8Array>, size: number, md5Of: () => string): Promise<string | null> {
+  const placed = ctx.backend.placed;
+  if (!placed) return null;
+  const record = await readUpload(ctx.backend, ctx.who, dir);
+  if (!record.blob) return null;
+  const chunks = size / CHUNK;
+  if (await geometryOf(ctx.backend, ctx.who, dir, chunks).catch((e: unknown) => { throw toS3Error(e, 'NoSuchUpload'); }) !== chunks) return null;
+  try {
+    await ctx.backend.mkdir(ctx.who, `${dir}/${claimName(number)}`, false);
+  } catch (e) {
+    if (isCofferError(e) && e.code === 'ALREADY_EXISTS') return null;
+    throw toS3Error(e, 'NoSuchUpload');
+  }
+  await placed.seal(ctx.who, record.blob, (number - 1) * chunks, stream, size, false).catch((e: unknown) => { throw toS3Error(e, 'NoSuchUpload'); });
+  const md5 = md5Of();
+  await ctx.backend.mkdir(ctx.who, `${dir}/${placedName(number, chunks, md5)}`, false).catch((e: unknown) => { throw toS3Error(e, 'NoSuchUpload'); });
+  return md5;
 }
 
 export async function uploadPartCopy(ctx: S3Context): Promise<Response> {
@@ -111,7 +138,7 @@ async function storePart(ctx: S3Context, dir: string, number: number, stream: As
   const temp = `${dir}/t${String(number).padStart(5, '0')}-${randomBytes(8).toString('hex')}`;
   await ctx.backend.put(ctx.who, temp, stream, size).catch((e: unknown) => { throw toS3Error(e, 'NoSuchUpload'); });
   const md5 = md5Of();
-  const name = partName(number, md5);
+  const name = stagedName(number, md5);
   try {
     await ctx.backend.move(ctx.who, temp, `${dir}/${name}`, true);
   } catch (e) {
@@ -136,41 +163,13 @@ async function statUpload(ctx: S3Context, dir: string): Promise<void> {
   await ctx.backend.stat(ctx.who, `${dir}/${UPLOAD_META}`).catch((e: unknown) => { throw toS3Error(e, isNotFound(e) ? 'NoSuchUpload' : 'NoSuchKey'); });
 }
 
-async function readUpload(backend: VaultBackend, who: Principal, dir: string): Promise<UploadRecord> {
-  try {
-    const { body } = await backend.read(who, `${dir}/${UPLOAD_META}`);
-    const parts: Buffer[] = [];
-    for await (const p of body) parts.push(Buffer.from(p));
-    return JSON.parse(Buffer.concat(parts).toString('utf8')) as UploadRecord;
-  } catch (e) {
-    throw toS3Error(e, 'NoSuchUpload');
-  }
-}
-
 /** The stored parts of an upload, by part number (with `all`, every copy, else the newest of each number). */
 async function listParts(backend: VaultBackend, who: Principal, dir: string, all = false): Promise<StoredPart[]> {
-  const found: StoredPart[] = [];
-  let after: string | undefined;
-  for (;;) {
-    const page = await backend.list(who, dir, { after, limit: 1000 });
-    for (const i of page.items) {
-      const m = /^p(\d{5})-([0-9a-f]{32})$/.exec(i.name);
-      if (m && i.type === 'file') found.push({ number: Number(m[1]), md5: m[2] as string, size: i.size, name: i.name, modifiedAt: i.modifiedAt });
-    }
-    if (page.next === null) break;
-    after = page.next;
-  }
-  if (all) return found;
-  const newest = new Map<number, StoredPart>();
-  for (const p of found) {
-    const prev = newest.get(p.number);
-    if (!prev || p.modifiedAt > prev.modifiedAt) newest.set(p.number, p);
-  }
-  return [...newest.values()].sort((a, b) => a.number - b.number);
+  const { parts } = await readStaging(backend, who, dir);
+  return all ? parts.filter((p) => p.chunks === undefined) : newestParts(parts);
 }
 
 export async function completeMultipartUpload(ctx: S3Context): Promise<Response> {
-  const key = ctx.key as string;
   const dir = uploadDirOf(ctx);
   const body = prepareBody(ctx.req.body ?? [], ctx.req.headers, ctx.auth, ctx.limits.maxXmlBytes);
   const doc = parseXmlBody((await readSmallBody(body.stream, ctx.limits.maxXmlBytes)).toString('utf8'), 'CompleteMultipartUpload');
@@ -180,49 +179,22 @@ export async function completeMultipartUpload(ctx: S3Context): Promise<Response>
   }));
   if (requested.length === 0) throw new S3Error('MalformedXML', 'You must specify at least one part');
   if (requested.length > MAX_PARTS) throw new S3Error('MalformedXML', 'too many parts');
-  const stored = new Map((await listParts(ctx.backend, ctx.who, dir)).map((p) => [p.number, p]));
   for (let i = 0; i < requested.length; i++) {
     const r = requested[i] as { number: number; etag: string };
     if (!Number.isInteger(r.number) || r.number < 1 || r.number > MAX_PARTS) throw new S3Error('InvalidPart', `part ${String(r.number)} is not a valid part number`);
     if (i > 0 && r.number <= (requested[i - 1] as { number: number }).number) throw new S3Error('InvalidPartOrder', 'The list of parts was not in ascending order. Parts must be ordered by part number.');
   }
-  const chosen: StoredPart[] = [];
-  for (let i = 0; i < requested.length; i++) {
-    const r = requested[i] as { number: number; etag: string };
-    const p = stored.get(r.number);
-    if (!p || p.md5 !== r.etag) {
-      throw new S3Error('InvalidPart', 'One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part\'s entity tag.', { PartNumber: String(r.number), ETag: r.etag });
-    }
-    if (i < requested.length - 1 && p.size < ctx.limits.minPartSize) {
-      throw new S3Error('EntityTooSmall', 'Your proposed upload is smaller than the minimum allowed object size.', { PartNumber: String(r.number), ProposedSize: String(p.size), MinSizeAllowed: String(ctx.limits.minPartSize) });
-    }
-    chosen.push(p);
-  }
-  const { path } = objectPath(ctx.bucket, key);
-  await ensureParent(ctx, path);
-  const total = chosen.reduce((n, p) => n + p.size, 0);
-  const etag = `"${createHash('md5').update(Buffer.concat(chosen.map((p) => Buffer.from(p.md5, 'hex')))).digest('hex')}-${chosen.length}"`;
-  const backend = ctx.backend;
-  const who = ctx.who;
-  async function* concatenated(): AsyncGenerator<Uint8Array> {
-    for (const p of chosen) {
-      const { body: partBody, info } = await backend.read(who, `${dir}/${p.name}`);
-      if (info.size !== p.size) throw new S3Error('InvalidPart', `part ${p.number} changed during the completion`);
-      yield* partBody;
-    }
-  }
-  return slowXmlResponse(async () => {
-    const written: FileInfo = await backend.put(who, path, concatenated(), total, { overwrite: true }).catch((e: unknown) => { throw toS3Error(e); });
-    await writeMeta(backend, who, ctx.bucket, { v: 1, key, blobId: written.blobId as string, etag, headers: record.headers, meta: record.meta, parts: chosen.length });
-    await backend.remove(who, dir, true).catch(() => undefined); // left behind, the sweep takes it
-    return xmlDocument('CompleteMultipartUploadResult', { Location: `/${ctx.bucket}/${encodeURIComponent(key)}`, Bucket: ctx.bucket, Key: key, ETag: etag });
-  }, ctx.requestId, `/${ctx.bucket}/${key}`);
+  const staging = await readStaging(ctx.backend, ctx.who, dir).catch((e: unknown) => { throw toS3Error(e, 'NoSuchUpload'); });
+  return completeParts(ctx, dir, record, requested, staging);
 }
 
 export async function abortMultipartUpload(ctx: S3Context): Promise<Response> {
   const dir = uploadDirOf(ctx);
-  await statUpload(ctx, dir);
+  const record = await readUpload(ctx.backend, ctx.who, dir);
   await ctx.backend.remove(ctx.who, dir, true).catch((e: unknown) => { throw toS3Error(e, 'NoSuchUpload'); });
+  forgetUpload(dir);
+  // its sealed parts go with it (best effort: the storage service's GC frees an upload left open anyway)
+  if (record.blob) await ctx.backend.placed?.abort(ctx.who, record.blob.blobId).catch(() => undefined);
   return emptyResponse(204);
 }
 
@@ -234,7 +206,7 @@ export async function listPartsOp(ctx: S3Context): Promise<Response> {
   if (!/^\d+$/.test(markerText) || !/^\d+$/.test(maxText)) throw new S3Error('InvalidArgument', 'part-number-marker and max-parts must be integers');
   const marker = Number(markerText);
   const max = Math.min(1000, Number(maxText));
-  const all = (await listParts(ctx.backend, ctx.who, dir)).filter((p) => p.number > marker);
+  const all = (await listParts(ctx.backend, ctx.who, dir).catch((e: unknown) => { throw toS3Error(e, 'NoSuchUpload'); })).filter((p) => p.number > marker);
   const page = all.slice(0, max);
   const truncated = all.length > page.length;
   return xmlResponse(xmlDocument('ListPartsResult', {

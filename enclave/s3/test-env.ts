@@ -20,6 +20,7 @@ import { VaultClient } from '../../src/client/vault-client.js';
 import { FileOps, type EnclaveDataKeys } from '../gateway/index.js';
 import type { VaultBackend } from './backend.js';
 import { GatewayBackend } from './gateway-backend.js';
+import { MacIntegrity, MetadataMacKey } from '../integrity/index.js';
 
 export interface S3TestEnv {
   storage: TestServer;
@@ -42,7 +43,7 @@ export interface S3TestEnv {
  * `backend: 'gateway'` runs the S3 layer over the enclave gateway's FileOps (its sealing, ranged reads and
  * record checks) instead of the client library; both seal with the same key file here (no KMS in this env).
  */
-export async function startS3TestEnv(options: { limits?: Partial<S3Limits>; defaultRootRole?: 'none' | 'read' | 'write'; tls?: boolean; backend?: 'client' | 'gateway' } = {}): Promise<S3TestEnv> {
+export async function startS3TestEnv(options: { limits?: Partial<S3Limits>; defaultRootRole?: 'none' | 'read' | 'write'; tls?: boolean; backend?: 'client' | 'gateway'; macs?: boolean } = {}): Promise<S3TestEnv> {
   const storage = await startTestServer({ defaultRootRole: options.defaultRootRole ?? 'write' });
   const work = await mkdtemp(path.join(os.tmpdir(), 'coffer-s3-'));
   await generateKeyFile(path.join(work, 'gateway.key'));
@@ -56,6 +57,8 @@ export async function startS3TestEnv(options: { limits?: Partial<S3Limits>; defa
     ? new GatewayBackend(new FileOps({
       storage: (caller) => new VaultClient({ server: storage.url, token: caller.token }),
       keys: dataKeys as unknown as EnclaveDataKeys, // same shape (DataKeyProvider); the enclave's comes from the KMS
+      // `macs`: the enclave's record MACs (a random metadata key here), so host-side record edits are refused
+      ...(options.macs ? { integrity: new MacIntegrity(new MetadataMacKey(randomBytes(32)), undefined, dataKeys), defaultRootRole: 'write' as const } : {}),
     }), async (who) => ({ ...who, token: await mint(who) }))
     : backend;
   const keys = new AccessKeyStore(path.join(work, 's3', 'access-keys.json'), new AesGcmSealer(randomBytes(32)));

@@ -199,6 +199,11 @@ export class VaultClient {
     return this.http.getInto(`/v1/blobs/${blobId}/chunks/${index}`, into.length > MAX_SEALED_SIZE ? into.subarray(0, MAX_SEALED_SIZE) : into);
   }
 
+  /** A sealed chunk of the caller's own upload in progress, read into the start of `into` (GET /v1/uploads/{id}/chunks/{i}). */
+  getUploadChunkInto(blobId: string, index: number, into: Buffer): Promise<Buffer> {
+    return this.http.getInto(`/v1/uploads/${blobId}/chunks/${index}`, into.length > MAX_SEALED_SIZE ? into.subarray(0, MAX_SEALED_SIZE) : into);
+  }
+
   grants(path: string, inherited = false): Promise<{ grants: Array<{ user: string; role: string; createdAt: string; mac?: string; path?: string; inherited?: boolean }> }> {
     return this.http.json('/v1/grants', { query: { path, inherited: inherited ? 'true' : undefined } });
   }

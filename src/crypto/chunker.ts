@@ -29,6 +29,10 @@ export interface SealStreamOptions {
 export interface SealStreamParams {
   blobId: Uint8Array;
   keyGeneration: number;
+  /** Index of the first chunk (default 0): a stream placed inside a blob (the S3 layer's multipart parts). */
+  firstIndex?: number;
+  /** Whether the last chunk is the blob's last, FINAL (default true). With false every chunk is sealed not FINAL. */
+  endsBlob?: boolean;
 }
 
 /** What the blob's metadata says about it; the chunks are checked against every field. */
@@ -87,7 +91,9 @@ export function sealStream(
     let used = 0;
     let pending: Buffer | null = null; // a full chunk; final or not depends on whether any byte follows
     let spare: Buffer | null = null; // a buffer whose chunk has been sealed, reused to avoid reallocation
-    let index = 0;
+    let index = params.firstIndex ?? 0;
+    const endsBlob = params.endsBlob ?? true;
+    if (!Number.isInteger(index) || index < 0 || index > MAX_U32) throw new CofferError(ErrorCode.INVALID_ARGUMENT, `first chunk index ${index} is not a u32`);
     for await (const piece of source) {
       if (!(piece instanceof Uint8Array)) {
         throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'sealStream source must yield Uint8Array pieces');
@@ -113,8 +119,8 @@ export function sealStream(
       }
     }
     // When a chunk is pending the fill buffer is empty (any further byte would have flushed it).
-    if (pending !== null) yield sealOne(pending, index, true);
-    else yield sealOne(fill.subarray(0, used), index, true);
+    if (pending !== null) yield sealOne(pending, index, endsBlob);
+    else yield sealOne(fill.subarray(0, used), index, endsBlob);
   })();
 }
 

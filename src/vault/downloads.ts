@@ -8,7 +8,7 @@ import { effectiveRole, requireRole } from './access.js';
 import { manifestView, nodeView, type Actor, type ManifestView, type NodeView, type VaultContext } from './context.js';
 import { formatPath, parsePath } from './paths.js';
 import { chainOf, resolveExisting } from './resolve.js';
-import { checkBlobId, checkIndex } from './uploads.js';
+import { checkBlobId, checkIndex, ownUpload } from './uploads.js';
 
 const AUTHORISED: unique symbol = Symbol('authorised');
 /** A committed blob whose read was authorised (readableBlob or readableFile): only this module makes one. */
@@ -123,4 +123,21 @@ export async function readAuthorisedChunk(
   if (p.into && !p.range) return { ...info, stream: null, bytes: await ctx.chunks.readInto({ blobId, index }, p.into) };
   const stream = await ctx.chunks.get({ blobId, index }, p.range);
   return { ...info, range: p.range, stream };
+}
+
+/**
+ * Reads a sealed chunk of an upload still in progress, for the upload's owner only (the enclave's S3 layer reads
+ * back chunks it placed itself: docs/s3-api.md "Multipart"). Ciphertext only, as every chunk read.
+ * Throws INVALID_ARGUMENT, NOT_FOUND (no such upload or chunk), PERMISSION_DENIED (another user's upload),
+ * UPLOAD_STATE (committed or aborted), CHUNK_MISSING.
+ */
+export async function readUploadChunk(ctx: VaultContext, actor: Actor, blobId: string, index: number, into: Buffer): Promise<Uint8Array> {
+  checkIndex(index);
+  const blob = await ownUpload(ctx, actor, blobId, false);
+  if (blob.state !== 'uploading') throw new CofferError(ErrorCode.UPLOAD_STATE, `upload ${blobId} is ${blob.state}`);
+  const record = (await ctx.store.listUploadChunks(blobId)).find((r) => r.index === index);
+  if (!record) throw new CofferError(ErrorCode.NOT_FOUND, `upload ${blobId} has no chunk ${index}`);
+  const st = await ctx.chunks.stat({ blobId, index });
+  if (!st || st.size !== record.storedSize) throw new CofferError(ErrorCode.CHUNK_MISSING, `chunk ${index} of upload ${blobId} is not in the chunk store at its recorded size`);
+  return ctx.chunks.readInto({ blobId, index }, into);
 }

@@ -7,7 +7,7 @@ import { CofferError, ErrorCode, toCofferError } from '../errors.js';
 import { auditHead, verifyAuditChain, type AuditVerification } from './audit.js';
 import { commitUpload, type CommitInput } from './commit.js';
 import type { Actor, GrantView, ManifestView, NodeView, VaultContext, VaultOptions } from './context.js';
-import { manifestByBlob, manifestByPath, readChunk, type ChunkInfo, type ChunkRead, type ChunkReadPlan } from './downloads.js';
+import { manifestByBlob, manifestByPath, readChunk, readUploadChunk, type ChunkInfo, type ChunkRead, type ChunkReadPlan } from './downloads.js';
 import { fsck, type FsckOptions, type FsckReport } from './fsck.js';
 import { runGc, type GcOptions, type GcReport, type GcState } from './gc.js';
 import { deleteGrant, listGrants, putGrant } from './grants.js';
@@ -162,6 +162,10 @@ export class Vault {
   }
   readChunk(actor: Actor, blobId: string, index: number, plan?: (info: ChunkInfo) => ChunkReadPlan): Promise<ChunkRead> {
     return readChunk(this.ctx, actor, blobId, index, plan);
+  }
+  /** A sealed chunk of the caller's own upload in progress (see downloads.ts readUploadChunk). */
+  readUploadChunk(actor: Actor, blobId: string, index: number, into: Buffer): Promise<Uint8Array> {
+    return readUploadChunk(this.ctx, actor, blobId, index, into);
   }
 
   // ---- maintenance ----

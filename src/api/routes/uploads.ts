@@ -5,6 +5,7 @@ import { performance } from 'node:perf_hooks';
 import type { Hono } from 'hono';
 import { CofferError, ErrorCode, toCofferError } from '../../errors.js';
 import { MAX_SEALED_SIZE } from '../../crypto/index.js';
+import { BufferPool } from '../../buffer-pool.js';
 import type { ServiceMetrics } from '../../telemetry/index.js';
 import type { KeyRecord } from '../../metadata/types.js';
 import type { UploadChunkView, Vault } from '../../vault/index.js';
@@ -72,6 +73,18 @@ export function uploadRoutes(app: Hono<ApiEnv>, vault: Vault, metrics: ServiceMe
     if (length > MAX_SEALED_SIZE) throw new CofferError(ErrorCode.PAYLOAD_TOO_LARGE, `a sealed chunk is at most ${MAX_SEALED_SIZE} bytes`);
     const view = await timedPut(metrics, () => vault.putChunk(c.var.actor, blobId, index, counted(c.env.incoming, metrics), length));
     return c.json(view);
+  });
+
+  // the owner reads back a chunk of its own upload in progress (the enclave's S3 multipart: docs/http-api.md)
+  const readBuffers = new BufferPool(MAX_SEALED_SIZE, 4);
+  app.get('/v1/uploads/:blobId/chunks/:index', async (c) => {
+    const into = readBuffers.acquire();
+    try {
+      const bytes = await vault.readUploadChunk(c.var.actor, c.req.param('blobId'), indexParam(c), into);
+      return c.body(Buffer.from(bytes), 200, { 'Content-Type': 'application/octet-stream', 'Cache-Control': 'no-store' });
+    } finally {
+      readBuffers.release(into);
+    }
   });
 
   app.post('/v1/uploads/:blobId/chunks', async (c) => {
