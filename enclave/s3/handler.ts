@@ -12,6 +12,7 @@ import {
 } from './multipart.js';
 import { copyObject, deleteObject, getObject, putObject } from './objects.js';
 import { verifySigV4, type SecretLookup } from './sigv4.js';
+import type { UploadSweeper } from './upload-sweep.js';
 
 /** Bucket and object subresources that exist in S3 but not here. */
 const UNSUPPORTED = [
@@ -20,6 +21,9 @@ const UNSUPPORTED = [
   'ownershipControls', 'publicAccessBlock', 'versions', 'restore', 'select', 'torrent', 'attributes', 'session', 'rename',
 ];
 
+/** Requests after which the bucket's sweep may run as their user (who can write there). */
+const WRITES = new Set(['PUT', 'POST', 'DELETE']);
+
 export interface S3HandlerOptions {
   backend: VaultBackend;
   lookup: SecretLookup;
@@ -27,6 +31,8 @@ export interface S3HandlerOptions {
   now?: () => Date;
   /** Called with each request's outcome (for logs/metrics). */
   onResult?: (r: { method: string; path: string; status: number; code?: string; user?: string }) => void;
+  /** Sweeps a bucket's abandoned multipart uploads after a successful write there, as the writer (upload-sweep.ts). */
+  sweeper?: UploadSweeper;
 }
 
 export type S3Handler = (req: S3Request) => Promise<Response>;
@@ -44,6 +50,8 @@ export function createS3Handler(options: S3HandlerOptions): S3Handler {
       const who: Principal = { user: auth.user, admin: false };
       const res = await dispatch(req, { who, auth, backend: options.backend, limits, requestId });
       res.headers.set('x-amz-request-id', requestId);
+      const { bucket } = splitPath(req.rawPath);
+      if (options.sweeper && bucket !== null && res.status < 300 && WRITES.has(req.method)) options.sweeper.touched(who, bucket);
       options.onResult?.({ method: req.method, path: req.rawPath, status: res.status, user });
       return res;
     } catch (e) {
