@@ -10,6 +10,7 @@ import { listBuckets, listObjectsV1, listObjectsV2 } from './listing.js';
 import {
   abortMultipartUpload, completeMultipartUpload, createMultipartUpload, listMultipartUploads, listPartsOp, uploadPart, uploadPartCopy,
 } from './multipart.js';
+import { ObjectMetaCache } from './object-meta-cache.js';
 import { copyObject, deleteObject, getObject, putObject } from './objects.js';
 import { verifySigV4, type SecretLookup } from './sigv4.js';
 import type { UploadSweeper } from './upload-sweep.js';
@@ -33,12 +34,15 @@ export interface S3HandlerOptions {
   onResult?: (r: { method: string; path: string; status: number; code?: string; user?: string }) => void;
   /** Sweeps a bucket's abandoned multipart uploads after a successful write there, as the writer (upload-sweep.ts). */
   sweeper?: UploadSweeper;
+  /** Default: a fresh cache per handler. */
+  metaCache?: ObjectMetaCache;
 }
 
 export type S3Handler = (req: S3Request) => Promise<Response>;
 
 export function createS3Handler(options: S3HandlerOptions): S3Handler {
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const metaCache = options.metaCache ?? new ObjectMetaCache();
   return async (req) => {
     const requestId = newRequestId();
     const head = req.method === 'HEAD';
@@ -48,7 +52,7 @@ export function createS3Handler(options: S3HandlerOptions): S3Handler {
       if (auth === null) throw new S3Error('AccessDenied', 'Anonymous access is not allowed: sign requests with a Coffer access key');
       user = auth.user;
       const who: Principal = { user: auth.user, admin: false };
-      const res = await dispatch(req, { who, auth, backend: options.backend, limits, requestId });
+      const res = await dispatch(req, { who, auth, backend: options.backend, limits, requestId, metaCache });
       res.headers.set('x-amz-request-id', requestId);
       const { bucket } = splitPath(req.rawPath);
       if (options.sweeper && bucket !== null && res.status < 300 && WRITES.has(req.method)) options.sweeper.touched(who, bucket);
