@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Principal, VaultBackend } from './backend.js';
 import { S3Error } from './errors.js';
+import type { ObjectMetaCache } from './object-meta-cache.js';
 import type { VerifiedRequest } from './sigv4.js';
 import { errorDocument } from './xml.js';
 
@@ -37,6 +38,8 @@ export interface S3Context {
   backend: VaultBackend;
   limits: S3Limits;
   requestId: string;
+  /** Sidecars already read (object-meta-cache.ts), shared by the handler's requests. */
+  metaCache?: ObjectMetaCache;
 }
 
 export function newRequestId(): string {

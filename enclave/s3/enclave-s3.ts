@@ -19,6 +19,7 @@ import { createS3Handler } from './handler.js';
 import { S3_SEALING_KEY_FILE, openS3SealingKey } from './sealing-key.js';
 import { startS3Server, type S3Server } from './server.js';
 import { startEnclaveTokenIssuer } from './storage-tokens.js';
+import { UploadSweeper } from './upload-sweep.js';
 
 /** The sealed access-key records, in the channel directory (untrusted host storage: every record is AEAD-bound). */
 export const S3_ACCESS_KEYS_FILE = 's3-access-keys.json';
@@ -52,7 +53,13 @@ export async function startEnclaveS3(o: EnclaveS3Options): Promise<EnclaveS3> {
   const issuer = await startEnclaveTokenIssuer(o.identity.provider, o.identity.rsaPublicSpki, o.channelDir);
   // an S3 request acts as the key's user, never as an administrator (docs/s3-api.md)
   const backend = new GatewayBackend(o.files, async (who) => ({ user: who.user, admin: false, token: await issuer.tokenFor(who.user) }));
-  const handler = createS3Handler({ backend, lookup: (id) => store.lookup(id) });
+  // abandoned multipart uploads: each bucket swept as a user who writes to it, at most hourly (upload-sweep.ts)
+  const sweeper = new UploadSweeper({
+    backend,
+    onSwept: (bucket, user, r) => { if (r.removedUploads + r.removedTemps > 0) o.logger?.info({ bucket, user, ...r }, 's3 abandoned uploads swept'); },
+    onError: (bucket, user, e) => o.logger?.warn({ bucket, user, err: e instanceof Error ? e.message : String(e) }, 's3 upload sweep failed'),
+  });
+  const handler = createS3Handler({ backend, lookup: (id) => store.lookup(id), sweeper });
   let server: S3Server;
   try {
     await rm(o.socket, { force: true }); // a socket file left by an earlier run
@@ -67,6 +74,7 @@ export async function startEnclaveS3(o: EnclaveS3Options): Promise<EnclaveS3> {
     adminRoutes: createAccessKeyRoutes(store, o.auth, audit),
     async close() {
       await server.close();
+      await sweeper.idle();
       await issuer.close();
     },
   };

@@ -10,8 +10,10 @@ import { listBuckets, listObjectsV1, listObjectsV2 } from './listing.js';
 import {
   abortMultipartUpload, completeMultipartUpload, createMultipartUpload, listMultipartUploads, listPartsOp, uploadPart, uploadPartCopy,
 } from './multipart.js';
+import { ObjectMetaCache } from './object-meta-cache.js';
 import { copyObject, deleteObject, getObject, putObject } from './objects.js';
 import { verifySigV4, type SecretLookup } from './sigv4.js';
+import type { UploadSweeper } from './upload-sweep.js';
 
 /** Bucket and object subresources that exist in S3 but not here. */
 const UNSUPPORTED = [
@@ -20,6 +22,9 @@ const UNSUPPORTED = [
   'ownershipControls', 'publicAccessBlock', 'versions', 'restore', 'select', 'torrent', 'attributes', 'session', 'rename',
 ];
 
+/** Requests after which the bucket's sweep may run as their user (who can write there). */
+const WRITES = new Set(['PUT', 'POST', 'DELETE']);
+
 export interface S3HandlerOptions {
   backend: VaultBackend;
   lookup: SecretLookup;
@@ -27,12 +32,17 @@ export interface S3HandlerOptions {
   now?: () => Date;
   /** Called with each request's outcome (for logs/metrics). */
   onResult?: (r: { method: string; path: string; status: number; code?: string; user?: string }) => void;
+  /** Sweeps a bucket's abandoned multipart uploads after a successful write there, as the writer (upload-sweep.ts). */
+  sweeper?: UploadSweeper;
+  /** Default: a fresh cache per handler. */
+  metaCache?: ObjectMetaCache;
 }
 
 export type S3Handler = (req: S3Request) => Promise<Response>;
 
 export function createS3Handler(options: S3HandlerOptions): S3Handler {
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const metaCache = options.metaCache ?? new ObjectMetaCache();
   return async (req) => {
     const requestId = newRequestId();
     const head = req.method === 'HEAD';
@@ -42,8 +52,10 @@ export function createS3Handler(options: S3HandlerOptions): S3Handler {
       if (auth === null) throw new S3Error('AccessDenied', 'Anonymous access is not allowed: sign requests with a Coffer access key');
       user = auth.user;
       const who: Principal = { user: auth.user, admin: false };
-      const res = await dispatch(req, { who, auth, backend: options.backend, limits, requestId });
+      const res = await dispatch(req, { who, auth, backend: options.backend, limits, requestId, metaCache });
       res.headers.set('x-amz-request-id', requestId);
+      const { bucket } = splitPath(req.rawPath);
+      if (options.sweeper && bucket !== null && res.status < 300 && WRITES.has(req.method)) options.sweeper.touched(who, bucket);
       options.onResult?.({ method: req.method, path: req.rawPath, status: res.status, user });
       return res;
     } catch (e) {

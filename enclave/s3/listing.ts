@@ -163,7 +163,7 @@ async function contents(ctx: S3Context, objects: ListResult['objects'], enc: (s:
       const i = next++;
       const o = objects[i] as ListResult['objects'][number];
       const etag = o.key.endsWith('/') ? '"d41d8cd98f00b204e9800998ecf8427e"'
-        : (await describe(ctx.backend, ctx.who, ctx.bucket, o.key, o.info)).etag;
+        : (await describe(ctx.backend, ctx.who, ctx.bucket, o.key, o.info, ctx.metaCache)).etag;
       out[i] = {
         Key: enc(o.key), LastModified: toIsoDate(new Date(o.info.modifiedAt)), ETag: etag,
         Size: o.key.endsWith('/') ? 0 : o.info.size, StorageClass: 'STANDARD',

@@ -6,9 +6,8 @@
 // one new sealed file that replaces the object atomically at its commit (no half-completed object is ever
 // visible; a crash before the commit leaves the staging directory, which a retried Complete uses again or the
 // sweep removes), then writes the object's metadata and removes the staging directory. Aborted uploads go at
-// once; abandoned ones are swept after `maxAgeMs` (sweepAbandonedUploads).
+// once; abandoned ones are swept per bucket by upload-sweep.ts.
 import { createHash, randomBytes } from 'node:crypto';
-import { isCofferError } from '../../src/errors.js';
 import type { FileInfo, Principal, VaultBackend } from './backend.js';
 import { emptyResponse, readSmallBody, xmlResponse, type S3Context } from './context.js';
 import { S3Error, isNotFound, toS3Error } from './errors.js';
@@ -265,37 +264,4 @@ async function listDir(backend: VaultBackend, who: Principal, dir: string): Prom
     if (isNotFound(e)) return out;
     throw e;
   }
-}
-
-/**
- * Removes multipart uploads nobody touched for `maxAgeMs` (newest of the upload record and its parts), and
- * part files stuck under their temporary name (a PUT cut off mid-body) for `tempAgeMs`. Run as a vault admin.
- * Idempotent; safe beside live uploads (an upload being written to is younger than the limit).
- */
-export async function sweepAbandonedUploads(
-  backend: VaultBackend, admin: Principal, options: { now?: Date; maxAgeMs: number; tempAgeMs?: number },
-): Promise<{ removedUploads: number; removedTemps: number }> {
-  const now = (options.now ?? new Date()).getTime();
-  const tempAge = options.tempAgeMs ?? 3600_000;
-  let removedUploads = 0;
-  let removedTemps = 0;
-  for (const bucket of await listDir(backend, admin, '/')) {
-    if (bucket.type !== 'dir' || bucket.name.startsWith('.')) continue;
-    for (const up of await listDir(backend, admin, uploadsDir(bucket.name))) {
-      const children = await listDir(backend, admin, up.path);
-      const newest = Math.max(Date.parse(up.modifiedAt), ...children.map((c) => Date.parse(c.modifiedAt)));
-      if (now - newest > options.maxAgeMs) {
-        await backend.remove(admin, up.path, true).catch((e: unknown) => { if (!isCofferError(e) || e.code !== 'NOT_FOUND') throw e; });
-        removedUploads++;
-        continue;
-      }
-      for (const c of children) {
-        if (/^t\d{5}-/.test(c.name) && now - Date.parse(c.modifiedAt) > tempAge) {
-          await backend.remove(admin, c.path, false).catch(() => undefined);
-          removedTemps++;
-        }
-      }
-    }
-  }
-  return { removedUploads, removedTemps };
 }

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { isCofferError } from '../../src/errors.js';
 import type { FileInfo, Principal, VaultBackend } from './backend.js';
 import { RESERVED } from './mapping.js';
+import type { ObjectMetaCache } from './object-meta-cache.js';
 
 /** Headers S3 stores with an object and returns on GET/HEAD. */
 export const STORED_HEADERS = ['content-type', 'cache-control', 'content-disposition', 'content-encoding', 'content-language', 'expires'] as const;
@@ -79,8 +80,15 @@ export async function removeMeta(backend: VaultBackend, who: Principal, bucket: 
   });
 }
 
-/** The ETag and stored headers of an object: from its sidecar, or the fallback. */
-export async function describe(backend: VaultBackend, who: Principal, bucket: string, key: string, info: FileInfo): Promise<{ etag: string; meta: ObjectMeta | null }> {
-  const meta = await readMeta(backend, who, bucket, key, info);
+/**
+ * The ETag and stored headers of an object: from its sidecar, or the fallback. `cache`: sidecars already read for
+ * this blob by this user (object-meta-cache.ts); `info` must come from this request's own stat.
+ */
+export async function describe(
+  backend: VaultBackend, who: Principal, bucket: string, key: string, info: FileInfo, cache?: ObjectMetaCache,
+): Promise<{ etag: string; meta: ObjectMeta | null }> {
+  const cached = info.blobId !== null ? cache?.get(who, bucket, key, info.blobId) ?? null : null;
+  const meta = cached ?? await readMeta(backend, who, bucket, key, info);
+  if (meta && !cached) cache?.set(who, bucket, key, meta);
   return { etag: meta?.etag ?? fallbackEtag(info), meta };
 }

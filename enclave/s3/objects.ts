@@ -54,7 +54,7 @@ export async function getObject(ctx: S3Context, head: boolean): Promise<Response
   }
   for (let attempt = 0; ; attempt++) {
     const info = await statObject(ctx, path);
-    const { etag, meta } = await describe(ctx.backend, ctx.who, ctx.bucket, key, info);
+    const { etag, meta } = await describe(ctx.backend, ctx.who, ctx.bucket, key, info, ctx.metaCache);
     const outcome = evaluateConditions(conditionsFrom(ctx.req.headers), { etag, lastModified: new Date(info.modifiedAt) });
     if (outcome === 'precondition-failed') throw new S3Error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold');
     const headers = objectHeaders(info, etag, meta, ctx.query);
@@ -134,7 +134,7 @@ export async function copyObject(ctx: S3Context): Promise<Response> {
   if (ctx.req.headers.has('x-amz-tagging-directive') && ctx.req.headers.get('x-amz-tagging-directive') !== 'COPY') throw new S3Error('NotImplemented', 'object tagging is not supported');
   const info = await ctx.backend.stat(ctx.who, srcPath.path).catch((e: unknown) => { throw toS3Error(e); });
   if (info.type !== 'file') throw new S3Error('NoSuchKey', 'The specified key does not exist.');
-  const { etag, meta } = await describe(ctx.backend, ctx.who, source.bucket, source.key, info);
+  const { etag, meta } = await describe(ctx.backend, ctx.who, source.bucket, source.key, info, ctx.metaCache);
   if (evaluateConditions(conditionsFrom(ctx.req.headers, 'x-amz-copy-source-if-'), { etag, lastModified: new Date(info.modifiedAt) }) !== 'ok') {
     throw new S3Error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold');
   }

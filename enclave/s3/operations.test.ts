@@ -4,7 +4,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call } from '../../src/api/test-server.js';
-import { sweepAbandonedUploads } from './multipart.js';
+import { sweepAbandonedUploads } from './upload-sweep.js';
 import { S3TestClient, md5Hex, type Creds } from './test-client.js';
 import { startS3TestEnv, type S3TestEnv } from './test-env.js';
 

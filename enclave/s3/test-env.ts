@@ -21,6 +21,7 @@ import { FileOps, type EnclaveDataKeys } from '../gateway/index.js';
 import type { VaultBackend } from './backend.js';
 import { GatewayBackend } from './gateway-backend.js';
 import { MacIntegrity, MetadataMacKey } from '../integrity/index.js';
+import { UploadSweeper, type UploadSweeperOptions } from './upload-sweep.js';
 
 export interface S3TestEnv {
   storage: TestServer;
@@ -34,6 +35,8 @@ export interface S3TestEnv {
   keys: AccessKeyStore;
   /** The backend the S3 layer runs over. */
   backend: VaultBackend;
+  /** The sweeper the handler triggers (only with the `sweep` option). */
+  sweeper?: UploadSweeper;
   /** A fresh access key for `user`. */
   accessKey(user: string): Promise<{ id: string; secret: string }>;
   close(): Promise<void>;
@@ -43,7 +46,9 @@ export interface S3TestEnv {
  * `backend: 'gateway'` runs the S3 layer over the enclave gateway's FileOps (its sealing, ranged reads and
  * record checks) instead of the client library; both seal with the same key file here (no KMS in this env).
  */
-export async function startS3TestEnv(options: { limits?: Partial<S3Limits>; defaultRootRole?: 'none' | 'read' | 'write'; tls?: boolean; backend?: 'client' | 'gateway'; macs?: boolean } = {}): Promise<S3TestEnv> {
+export async function startS3TestEnv(options: { limits?: Partial<S3Limits>; defaultRootRole?: 'none' | 'read' | 'write'; tls?: boolean; backend?: 'client' | 'gateway'; macs?: boolean;
+  sweep?: Omit<UploadSweeperOptions, 'backend'>;
+} = {}): Promise<S3TestEnv> {
   const storage = await startTestServer({ defaultRootRole: options.defaultRootRole ?? 'write' });
   const work = await mkdtemp(path.join(os.tmpdir(), 'coffer-s3-'));
   await generateKeyFile(path.join(work, 'gateway.key'));
@@ -65,13 +70,15 @@ export async function startS3TestEnv(options: { limits?: Partial<S3Limits>; defa
   const tls = options.tls === false ? undefined : await makeDevCertificate();
   const caFile = path.join(work, 'endpoint.pem');
   if (tls) await writeFile(caFile, tls.cert);
-  const handler = createS3Handler({ backend: s3Backend, lookup: (id) => keys.lookup(id), limits: options.limits });
+  const sweeper = options.sweep ? new UploadSweeper({ ...options.sweep, backend: s3Backend }) : undefined;
+  const handler = createS3Handler({ backend: s3Backend, lookup: (id) => keys.lookup(id), limits: options.limits, ...(sweeper ? { sweeper } : {}) });
   const s3 = await startS3Server({ handler, listen: { host: '127.0.0.1', port: 0 }, tls });
   return {
-    storage, s3, url: s3.url, caFile, caPem: tls?.cert ?? '', work, keys, backend: s3Backend,
+    storage, s3, url: s3.url, caFile, caPem: tls?.cert ?? '', work, keys, backend: s3Backend, ...(sweeper ? { sweeper } : {}),
     accessKey: async (user) => keys.create(user),
     async close() {
       await s3.close();
+      await sweeper?.idle();
       backend.close();
       await storage.close();
       await rm(work, { recursive: true, force: true });
