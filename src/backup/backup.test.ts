@@ -73,7 +73,7 @@ beforeAll(async () => {
   const store = await openMetadataStore({ kind: 'sqlite', path: path.join(vault.dataDir, 'metadata.sqlite') });
   try {
     for (const [name, patch] of Object.entries(USERS)) {
-      await store.ensureUser(name);
+      await store.ensureUser(name, { createdAt: USER_CREATED });
       await store.updateUser(name, patch);
     }
   } finally {
@@ -81,6 +81,8 @@ beforeAll(async () => {
   }
 }, 120_000);
 
+/** Users were made long before the restore: they come back with this date, not the restore's. */
+const USER_CREATED = new Date('2025-06-07T08:09:10.111Z');
 const USERS: Record<string, { disabled: boolean; mac?: string }> = {
   carol: { disabled: true, mac: `cm1.${'c'.repeat(64)}` },
   dave: { disabled: false, mac: `cm1.${'d'.repeat(64)}` },
@@ -94,6 +96,7 @@ async function expectUsersRestored(store: MetadataStore): Promise<void> {
     expect(u, name).toBeDefined();
     expect(u?.disabled, name).toBe(want.disabled);
     expect(u?.mac ?? undefined, name).toBe(want.mac);
+    expect(u?.createdAt, name).toEqual(USER_CREATED);
   }
 }
 

@@ -1,6 +1,6 @@
 // Copies sealed chunk files from one chunk store to another (vault → target for create, target → vault for
 // restore), checking each one on the way, all in one step (`copyOne` below, the only place that reads, checks,
-// hashes and puts a chunk): size and header as read, then SHA-256 on a worker thread (hash-pool.ts) while other
+// hashes and puts a chunk): size and header as read, then SHA-256 on a worker thread (src/hash-pool.ts) while other
 // chunks are read and written; only a chunk whose digest is the recorded one is put, and the put is given that
 // digest so the destination does not hash the bytes a second time. Bounded concurrency (a Gate: tasks are made
 // one by one as room frees, never one promise per chunk up front), a few reused 4 KiB-aligned 8 MiB buffers in
@@ -13,7 +13,7 @@ import { alignUp, alignedAllocator, BufferPool } from '../buffer-pool.js';
 import { MAX_SEALED_SIZE } from '../crypto/index.js';
 import { CofferError, ErrorCode } from '../errors.js';
 import { Gate } from '../gate.js';
-import { HashPool } from './hash-pool.js';
+import { HashPool } from '../hash-pool.js';
 import type { RateLimiter } from './rate-limit.js';
 
 export interface ChunkJob {

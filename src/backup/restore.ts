@@ -143,8 +143,8 @@ async function importMetadata(store: MetadataStore, target: BackupTarget, manife
   for await (const r of readCheckedExport(target, manifest)) {
     switch (r.type) {
       case 'user':
-        await store.ensureUser(r.user.name);
-        // ensureUser makes an enabled user without a MAC: bring back what the snapshot recorded (one write,
+        await store.ensureUser(r.user.name, { createdAt: r.user.createdAt });
+        // ensureUser makes an enabled user without a MAC (with its original creation date): bring back what the snapshot recorded (one write,
         // idempotent for a resumed restore). A disabled user must not come back enabled.
         if (r.user.disabled || r.user.mac !== undefined) await store.updateUser(r.user.name, { disabled: r.user.disabled, ...(r.user.mac !== undefined ? { mac: r.user.mac } : {}) });
         break;
