@@ -1,6 +1,7 @@
 // `coffer bench backup`: one run, every figure measured in it (docs/benchmarks.md "Backup"). A vault is built
 // in a scratch directory straight through the stores (real sealed chunks and committed blob records: one big
-// file of --size bytes plus --files small files), then, all through the real `coffer` command:
+// file of --size bytes plus --files small files, stored as `put -r` stores them: packs of BATCH_FILES chunks, or
+// with --small-files files one chunk file each as before packs), then, all through the real `coffer` command:
 //   backup create vs `cp -r chunks` + `sync`; an incremental create with nothing changed; verify vs the
 //   SHA-256 speed of this machine on the same chunk files; restore; and restic's backup, check --read-data and
 //   restore of the same chunk directory when restic is installed. Ratios are printed; nothing is asserted.
@@ -13,12 +14,15 @@ import { CHUNK_SIZE, blobIdFromHex, expectedChunkLayout, sealChunk } from '../sr
 import { openMetadataStore } from '../src/metadata/index.js';
 import { ROOT_ID, type MetadataStore } from '../src/metadata/types.js';
 import { openFsChunkStore, type ChunkStore } from '../storage-backend/index.js';
+import { BATCH_FILES } from '../src/client/file-batcher.js';
 import { runCliProcess } from './cli-process.js';
 import { mbps, timed, type Timing } from './measure.js';
 
 export interface BackupBenchOptions {
   size: number;
   files: number;
+  /** How the small files are stored: packs (as `put -r` stores them; the default) or one chunk file each. */
+  smallFiles?: 'packs' | 'files';
   dir?: string;
   keep?: boolean;
   log?: (line: string) => void;
@@ -27,16 +31,23 @@ export interface BackupBenchOptions {
 export async function benchBackup(options: BackupBenchOptions): Promise<Record<string, unknown>> {
   const log = options.log ?? ((l: string) => process.stdout.write(`${l}\n`));
   const work = await mkdtemp(path.join(options.dir ?? os.tmpdir(), 'coffer-bench-backup-'));
-  const results: Record<string, unknown> = { size: options.size, files: options.files };
+  const smallFiles = options.smallFiles ?? 'packs';
+  const results: Record<string, unknown> = { size: options.size, files: options.files, smallFiles };
   try {
     const dataDir = path.join(work, 'vault');
     const t0 = Date.now();
-    const bytes = await buildVault(dataDir, options.size, options.files);
-    log(`backup benchmark: vault of ${(bytes / 2 ** 20).toFixed(0)} MiB sealed (1 file of ${(options.size / 2 ** 20).toFixed(0)} MiB + ${options.files} small files) built in ${((Date.now() - t0) / 1000).toFixed(1)} s in ${work}`);
+    const bytes = await buildVault(dataDir, options.size, options.files, smallFiles);
+    log(`backup benchmark: vault of ${(bytes / 2 ** 20).toFixed(0)} MiB sealed (1 file of ${(options.size / 2 ** 20).toFixed(0)} MiB + ${options.files} small files in ${smallFiles === 'packs' ? `packs of ${BATCH_FILES}, as put -r stores them` : 'one chunk file each'}) built in ${((Date.now() - t0) / 1000).toFixed(1)} s in ${work}`);
+    log(`uptime: ${os.loadavg().map((l) => l.toFixed(2)).join(', ')} (load average 1, 5, 15 min; ${os.availableParallelism()} cores)`);
     dropCaches();
 
-    const cp = await timed(bytes, async () => sh('cp', ['-r', path.join(dataDir, 'chunks'), path.join(work, 'cp-copy')]).then(() => sh('sync', [])));
-    log(row('baseline: cp -r chunks + sync', cp));
+    // the baseline copies every chunk byte the vault holds: chunk files and, when small files are packed, packs
+    const cp = await timed(bytes, async () => {
+      await mkdir(path.join(work, 'cp-copy'));
+      await sh('cp', ['-r', ...(await chunkDirs(dataDir)), path.join(work, 'cp-copy')]);
+      await sh('sync', []);
+    });
+    log(row(`baseline: cp -r ${(await chunkDirs(dataDir)).map((d) => path.basename(d)).join(' ')} + sync`, cp));
     dropCaches();
     const target = path.join(work, 'target');
     const create = await timed(bytes, () => coffer(['backup', 'create', '--to', target, '--data-dir', dataDir]));
@@ -45,7 +56,9 @@ export async function benchBackup(options: BackupBenchOptions): Promise<Record<s
     log(`${'coffer backup create (nothing changed)'.padEnd(44)} ${incremental.seconds.toFixed(2).padStart(7)} s  (${options.files + 1} files; target < 3 s)`);
 
     dropCaches();
-    const sha = await timed(bytes, () => hashTree(path.join(target, 'chunks')));
+    const sha = await timed(bytes, async () => {
+      for (const d of await chunkDirs(target)) await hashTree(d);
+    });
     log(row('SHA-256 of the same chunk files (1 thread)', sha));
     dropCaches();
     const verify = await timed(bytes, () => coffer(['backup', 'verify', target]));
@@ -60,7 +73,7 @@ export async function benchBackup(options: BackupBenchOptions): Promise<Record<s
       restoreMBps: restore.rate / 1e6,
     });
 
-    const restic = await resticFigures(path.join(dataDir, 'chunks'), path.join(work, 'restic'), path.join(work, 'restic-restored'), bytes, log);
+    const restic = await resticFigures(await chunkDirs(dataDir), path.join(work, 'restic'), path.join(work, 'restic-restored'), bytes, log);
     if (restic) {
       log(row('restic backup', restic.backup, cp, 'of cp -r + sync'));
       log(row('restic check --read-data', restic.check, sha, 'of SHA-256 speed'));
@@ -98,6 +111,12 @@ async function coffer(args: string[]): Promise<void> {
   if (r.code !== 0) throw new Error(`coffer ${args.join(' ')} failed (${r.code}): ${r.stderr.trim()}`);
 }
 
+/** `chunks` and, when it exists, `packs` of a store's root. */
+async function chunkDirs(root: string): Promise<string[]> {
+  const names = new Set(await readdir(root));
+  return ['chunks', 'packs'].filter((n) => names.has(n)).map((n) => path.join(root, n));
+}
+
 async function hashTree(dir: string): Promise<void> {
   const buf = Buffer.allocUnsafe(1 << 20);
   for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
@@ -114,8 +133,11 @@ async function hashTree(dir: string): Promise<void> {
   }
 }
 
-/** A vault straight through the stores: committed blobs with real sealed chunks, file nodes under /bench. */
-export async function buildVault(dataDir: string, size: number, files: number): Promise<number> {
+/**
+ * A vault straight through the stores: committed blobs with real sealed chunks, file nodes under /bench. Small
+ * files in packs of BATCH_FILES (what `put -r` leaves: one putPack per batch request), or one chunk file each.
+ */
+export async function buildVault(dataDir: string, size: number, files: number, smallFiles: 'packs' | 'files' = 'packs'): Promise<number> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const store = await openMetadataStore({ kind: 'sqlite', path: path.join(dataDir, 'metadata.sqlite') });
   const chunks = await openFsChunkStore({ root: dataDir, deferSync: true }); // one syncfs at the end
@@ -128,12 +150,16 @@ export async function buildVault(dataDir: string, size: number, files: number): 
     const plain = Buffer.allocUnsafe(CHUNK_SIZE);
     randomFillSync(plain);
     bytes += await addFile(store, chunks, dek, plain, 'big.bin', size);
-    const jobs: Array<Promise<number>> = [];
-    for (let i = 0; i < files; i++) {
-      jobs.push(addFile(store, chunks, dek, plain, `small-${i}.bin`, 1024));
-      if (jobs.length >= 16) bytes += (await Promise.all(jobs.splice(0))).reduce((a, b) => a + b, 0);
+    if (smallFiles === 'packs') {
+      for (let i = 0; i < files; i += BATCH_FILES) bytes += await addPackedFiles(store, chunks, dek, plain, i, Math.min(BATCH_FILES, files - i), 1024);
+    } else {
+      const jobs: Array<Promise<number>> = [];
+      for (let i = 0; i < files; i++) {
+        jobs.push(addFile(store, chunks, dek, plain, `small-${i}.bin`, 1024));
+        if (jobs.length >= 16) bytes += (await Promise.all(jobs.splice(0))).reduce((a, b) => a + b, 0);
+      }
+      bytes += (await Promise.all(jobs)).reduce((a, b) => a + b, 0);
     }
-    bytes += (await Promise.all(jobs)).reduce((a, b) => a + b, 0);
     await chunks.flush();
   } finally {
     await chunks.close();
@@ -161,12 +187,29 @@ async function addFile(store: MetadataStore, chunks: ChunkStore, dek: Uint8Array
   return bytes;
 }
 
-async function resticFigures(chunkDir: string, repo: string, restoreDir: string, bytes: number, log: (l: string) => void): Promise<{ backup: Timing; check: Timing; restore: Timing } | null> {
+/** `count` one-chunk files small-<first>… sealed and stored as one pack, then recorded (as a batch request does). */
+async function addPackedFiles(store: MetadataStore, chunks: ChunkStore, dek: Uint8Array, plain: Buffer, first: number, count: number, size: number): Promise<number> {
+  if (!chunks.putPack) throw new Error('the chunk store has no packs');
+  const ids = Array.from({ length: count }, () => randomBytes(16).toString('hex'));
+  const sealed = await Promise.all(ids.map((id) => sealChunk(dek, { blobId: blobIdFromHex(id), index: 0, keyGeneration: 1, final: true }, plain.subarray(0, size))));
+  const stored = (await chunks.putPack(ids.map((id, i) => ({ ref: { blobId: id, index: 0 }, data: sealed[i] as Uint8Array })))).chunks;
+  const now = new Date();
+  let bytes = 0;
+  for (const [i, id] of ids.entries()) {
+    const r = stored[i] as { size: number; sha256: string };
+    await store.insertBlob({ id, state: 'committed', owner: 'bench', keyGeneration: 1, keyRecord: { scheme: 'bench' }, size, chunkCount: 1, chunkSha256: [r.sha256], createdAt: now, updatedAt: now, attrs: {} });
+    await store.insertNode({ id: `n-${id}`, parentId: 'bench-dir', name: `small-${first + i}.bin`, type: 'file', blobId: id, size, owner: 'bench', createdAt: now, modifiedAt: now, version: 1 });
+    bytes += r.size;
+  }
+  return bytes;
+}
+
+async function resticFigures(chunkDirs: string[], repo: string, restoreDir: string, bytes: number, log: (l: string) => void): Promise<{ backup: Timing; check: Timing; restore: Timing } | null> {
   if (spawnSync('sh', ['-c', 'command -v restic'], { encoding: 'utf8' }).status !== 0) return null;
   const env = { ...process.env, RESTIC_PASSWORD: 'coffer-bench', RESTIC_REPOSITORY: repo };
   await sh('restic', ['init', '--quiet'], env);
   dropCaches();
-  const backup = await timed(bytes, () => sh('restic', ['backup', '--quiet', chunkDir], env));
+  const backup = await timed(bytes, () => sh('restic', ['backup', '--quiet', ...chunkDirs], env));
   dropCaches();
   const check = await timed(bytes, () => sh('restic', ['check', '--read-data', '--quiet'], env));
   dropCaches();

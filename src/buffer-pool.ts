@@ -70,7 +70,7 @@ export function alignUp(n: number): number {
  * construction (V8 maps it on a 64 KiB boundary), so buffers are carved from memories of `perSlab` buffers
  * each: every memory reserves ≈ 10 GiB of address space (its guard region) but only touched pages use memory.
  * With `shared`, the memory is a SharedArrayBuffer, so worker threads can read the buffers in place
- * (src/backup/hash-pool.ts hashes chunks read by the main thread without copying or transferring them).
+ * (src/hash-pool.ts hashes chunks read by the main thread without copying or transferring them).
  */
 export function alignedAllocator(size: number, perSlab: number, options: { shared?: boolean } = {}): () => Buffer {
   if (!Number.isSafeInteger(size) || size <= 0) throw new RangeError(`buffer size ${size} must be a positive integer`);

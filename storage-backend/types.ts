@@ -23,7 +23,7 @@ export interface PutOptions {
   beforeRename?: () => Promise<void>;
   /**
    * The SHA-256 (64 lowercase hex) the caller already computed of exactly the bytes it passes (bulk copies hash
-   * on worker threads, backup/hash-pool.ts). A store may return it as PutResult.sha256 instead of hashing the
+   * on worker threads, src/hash-pool.ts). A store may return it as PutResult.sha256 instead of hashing the
    * bytes again (the filesystem store does); a store that hashes anyway returns its own digest.
    */
   sha256?: string;
@@ -40,6 +40,8 @@ export interface PutResult {
 export interface PackedChunkInput {
   ref: ChunkRef;
   data: Uint8Array;
+  /** As PutOptions.sha256: the caller's digest of exactly `data`; a store may return it instead of hashing again. */
+  sha256?: string;
 }
 
 export interface PackPutResult {

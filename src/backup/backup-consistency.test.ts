@@ -5,8 +5,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCliProcess, spawnCli } from '../../bench/cli-process.js';
-import { serveVault, workspace, type LiveVault, type Workspace } from './test-support.js';
-import { readdir } from 'node:fs/promises';
+import { chunksOnDisk, serveVault, workspace, type LiveVault, type Workspace } from './test-support.js';
 
 let ws: Workspace;
 let vault: LiveVault;
@@ -35,9 +34,8 @@ describe('backup of a vault that keeps changing', () => {
     child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-    const chunkFiles = async (): Promise<number> =>
-      (await readdir(path.join(target, 'chunks'), { recursive: true }).catch(() => [])).filter((n) => /[0-9a-f]{8}$/.test(String(n))).length;
-    while ((await chunkFiles()) < 1) await new Promise((r) => setTimeout(r, 20));
+    // small chunks reach a directory target in packs, written about once a second (copy-chunks.ts)
+    while ((await chunksOnDisk(target)) < 1) await new Promise((r) => setTimeout(r, 20));
     // while it copies: overwrite every file (their old blobs are released and purged by GC), remove one, add some
     for (let i = 0; i < 6; i++) await put(`/f${i}.bin`, 70_000 + i);
     await vault.client.remove('/f5.bin');

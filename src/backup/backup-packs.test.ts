@@ -1,6 +1,7 @@
 // Backup of packed chunks (docs/format.md "Pack file v2"; docs/backup.md "Packs"): files committed by a batch
-// (put -r: their chunks live in one pack) are copied and verified like any other chunk — read through the chunk
-// store's ordinary get — and restored as chunk v1 files that the restored vault serves byte-identical.
+// (put -r: their chunks live in one pack) are read through the chunk store like any other chunk, each checked
+// against its record, and small chunks are written to the target, and back into a restored vault, many to a pack
+// (not one chunk file each); the restored vault serves every file byte-identical.
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -9,7 +10,7 @@ import { openChunkStore } from '../../storage-backend/index.js';
 import { uploadTree } from '../client/tree-transfer.js';
 import { openMetadataStore } from '../metadata/index.js';
 import { createSnapshot, findSnapshot, openDirTarget, restoreSnapshot, verifySnapshot } from './index.js';
-import { serveVault, workspace, type LiveVault, type Workspace } from './test-support.js';
+import { chunksOnDisk, serveVault, workspace, type LiveVault, type Workspace } from './test-support.js';
 
 let ws: Workspace;
 let vault: LiveVault;
@@ -46,6 +47,11 @@ describe('backup of packed chunks', () => {
       const snap = await createSnapshot(store, chunks, target);
       expect(snap).toMatchObject({ files: 31, chunks: 31, chunksCopied: 31 });
       expect(await verifySnapshot(target, await findSnapshot(target))).toMatchObject({ ok: true, problems: [] });
+      // 31 small chunks (the packed ones and the v1 file's) reached the target in packs (one, or a few when the
+      // copy took over a second: PACK_MAX_AGE_MS), no chunk file each
+      expect(await chunksOnDisk(targetDir)).toBe(31);
+      expect(await readdir(path.join(targetDir, 'chunks'), { recursive: true })).toEqual([]);
+      expect((await readdir(path.join(targetDir, 'packs'), { recursive: true })).filter((n) => /[0-9a-f]{32}$/.test(n)).length).toBeLessThan(8);
     } finally {
       await target.close();
       await chunks.close();
@@ -63,6 +69,9 @@ describe('backup of packed chunks', () => {
         wipeStore: async () => undefined,
       });
       expect(r).toMatchObject({ files: 31, chunksCopied: 31 });
+      expect(await chunksOnDisk(dest)).toBe(31);
+      expect((await readdir(path.join(dest, 'packs'), { recursive: true })).filter((n) => /[0-9a-f]{32}$/.test(n)).length).toBeLessThan(8);
+      expect(await readdir(path.join(dest, 'chunks'), { recursive: true })).toEqual([]);
     } finally {
       await t.close();
       await destChunks.close();

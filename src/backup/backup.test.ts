@@ -15,7 +15,7 @@ import {
   createSnapshot, findSnapshot, listSnapshots, openDirTarget, pruneSnapshots, restoreSnapshot, verifySnapshot,
   type BackupTarget, type RestoreDestination,
 } from './index.js';
-import { serveVault, workspace, type LiveVault, type Workspace } from './test-support.js';
+import { chunkSpot, chunksOnDisk, serveVault, workspace, type LiveVault, type Workspace } from './test-support.js';
 
 const MiB = 1024 * 1024;
 let ws: Workspace;
@@ -73,7 +73,7 @@ beforeAll(async () => {
   const store = await openMetadataStore({ kind: 'sqlite', path: path.join(vault.dataDir, 'metadata.sqlite') });
   try {
     for (const [name, patch] of Object.entries(USERS)) {
-      await store.ensureUser(name);
+      await store.ensureUser(name, { createdAt: USER_CREATED });
       await store.updateUser(name, patch);
     }
   } finally {
@@ -81,6 +81,8 @@ beforeAll(async () => {
   }
 }, 120_000);
 
+/** Users were made long before the restore: they come back with this date, not the restore's. */
+const USER_CREATED = new Date('2025-06-07T08:09:10.111Z');
 const USERS: Record<string, { disabled: boolean; mac?: string }> = {
   carol: { disabled: true, mac: `cm1.${'c'.repeat(64)}` },
   dave: { disabled: false, mac: `cm1.${'d'.repeat(64)}` },
@@ -94,6 +96,7 @@ async function expectUsersRestored(store: MetadataStore): Promise<void> {
     expect(u, name).toBeDefined();
     expect(u?.disabled, name).toBe(want.disabled);
     expect(u?.mac ?? undefined, name).toBe(want.mac);
+    expect(u?.createdAt, name).toEqual(USER_CREATED);
   }
 }
 
@@ -210,18 +213,22 @@ describe('backup to a directory', () => {
     const big = await blobOf('/docs/deep/er/two-chunks.bin');
     const small = await blobOf('/top.bin');
     await store.close();
-    const chunkFile = (blob: string, i: number): string => path.join(target, 'chunks', blob.slice(0, 2), blob.slice(2, 4), blob, i.toString(16).padStart(8, '0'));
-    const f = chunkFile(big, 1);
-    const bytes = await readFile(f);
-    bytes[bytes.length - 3] = (bytes[bytes.length - 3] as number) ^ 0x01; // a flipped bit in the ciphertext tag
-    await writeFile(f, bytes);
-    await unlink(chunkFile(small, 0));
+    // the big file's full chunk 0 is a chunk file; its short chunk 1 and /top.bin's chunk sit in a pack
+    const whole = await chunkSpot(target, big, 0);
+    const packedTail = await chunkSpot(target, big, 1);
+    const packedSmall = await chunkSpot(target, small, 0);
+    expect([whole.packed, packedTail.packed, packedSmall.packed]).toEqual([false, true, true]);
+    const pack = await readFile(packedSmall.file);
+    const at = packedSmall.offset + packedSmall.length - 3;
+    pack[at] = (pack[at] as number) ^ 0x01; // a flipped bit in the ciphertext tag of one packed chunk
+    await writeFile(packedSmall.file, pack);
+    await unlink(whole.file);
 
     const r = await withTarget(target, async (t) => verifySnapshot(t, await findSnapshot(t)));
     expect(r.ok).toBe(false);
     expect(r.problems.map((p) => ({ kind: p.kind, blob: p.blob, index: p.index, files: p.files })).sort((a, b) => a.kind.localeCompare(b.kind))).toEqual([
-      { kind: 'missing', blob: small, index: 0, files: ['/top.bin'] },
-      { kind: 'sha256', blob: big, index: 1, files: ['/docs/deep/er/two-chunks.bin'] },
+      { kind: 'missing', blob: big, index: 0, files: ['/docs/deep/er/two-chunks.bin'] },
+      { kind: 'sha256', blob: small, index: 0, files: ['/top.bin'] },
     ]);
     expect(r.affectedFiles).toEqual(['/docs/deep/er/two-chunks.bin', '/top.bin']);
 
@@ -303,18 +310,9 @@ describe('backup to a directory', () => {
     const target = path.join(ws.dir, 'b-kill');
     try {
       for (let i = 0; i < 6; i++) await ws.put(live, `/f${i}.bin`, 64 * 1024);
-      const chunkFiles = async (): Promise<number> => {
-        let n = 0;
-        const walk = async (d: string): Promise<void> => {
-          for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
-            if (e.isDirectory()) await walk(path.join(d, e.name));
-            else if (/^[0-9a-f]{8}$/.test(e.name)) n++;
-          }
-        };
-        await walk(path.join(target, 'chunks'));
-        return n;
-      };
-      // 64 KiB/s: each chunk file costs about a second, so the process is killed with most still to copy
+      // chunk files, and chunks in packs (small chunks reach the target in packs, written about once a second)
+      const chunkFiles = (): Promise<number> => chunksOnDisk(target);
+      // 64 KiB/s: each chunk costs about a second, so the process is killed with most still to copy
       const child = spawnCli(['backup', 'create', '--to', target, '--data-dir', live.dataDir, '--concurrency', '1', '--rate-limit', '64KiB']);
       const exited = new Promise<number | null>((resolve) => child.on('close', (code, signal) => resolve(signal ? null : code)));
       while ((await chunkFiles()) < 1) await new Promise((r) => setTimeout(r, 20));

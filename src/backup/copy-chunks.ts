@@ -1,10 +1,11 @@
 // Copies sealed chunk files from one chunk store to another (vault → target for create, target → vault for
 // restore), checking each one on the way, all in one step (`copyOne` below, the only place that reads, checks,
-// hashes and puts a chunk): size and header as read, then SHA-256 on a worker thread (hash-pool.ts) while other
+// hashes and puts a chunk): size and header as read, then SHA-256 on a worker thread (src/hash-pool.ts) while other
 // chunks are read and written; only a chunk whose digest is the recorded one is put, and the put is given that
 // digest so the destination does not hash the bytes a second time. Bounded concurrency (a Gate: tasks are made
 // one by one as room frees, never one promise per chunk up front), a few reused 4 KiB-aligned 8 MiB buffers in
-// shared memory (O_DIRECT reads; the hash workers read them in place), an optional rate limit. A chunk that
+// shared memory (O_DIRECT reads; the hash workers read them in place), an optional rate limit. Small chunks go
+// to a destination with packs (the fs store) many to a pack file, not one file each (PACK_CHUNK_MAX). A chunk that
 // the source does not have or that fails a check is reported, not thrown, so the caller can say which files
 // it affects.
 import os from 'node:os';
@@ -13,7 +14,7 @@ import { alignUp, alignedAllocator, BufferPool } from '../buffer-pool.js';
 import { MAX_SEALED_SIZE } from '../crypto/index.js';
 import { CofferError, ErrorCode } from '../errors.js';
 import { Gate } from '../gate.js';
-import { HashPool } from './hash-pool.js';
+import { HashPool } from '../hash-pool.js';
 import type { RateLimiter } from './rate-limit.js';
 
 export interface ChunkJob {
@@ -126,6 +127,28 @@ async function* single(data: Buffer): AsyncGenerator<Uint8Array> {
   yield data;
 }
 
+/**
+ * Small chunks go to a destination that has packs (the fs store's putPack, docs/format.md "Pack file v2") many to
+ * a pack file instead of one chunk file each: sealed chunks up to PACK_CHUNK_MAX bytes (`put -r`'s small files
+ * are up to 1 MiB), gathered until a pack holds PACK_MAX_BYTES or PACK_MAX_CHUNKS.
+ */
+export const PACK_CHUNK_MAX = 1024 * 1024 + 64;
+export const PACK_MAX_BYTES = 8 * 1024 * 1024;
+export const PACK_MAX_CHUNKS = 4096;
+/**
+ * A pack is also written once its first chunk has waited this long, when the next chunk arrives: a slow (rate-
+ * limited) or killed run keeps what it copied up to about a second ago, and its progress shows at the target.
+ */
+export const PACK_MAX_AGE_MS = 1000;
+
+/** Checked small chunks waiting for their pack (copies: the workspace buffer they were read into is reused). */
+interface PackBatch {
+  chunks: Array<{ ref: ChunkRef; data: Buffer; sha256: string; job: ChunkJob }>;
+  bytes: number;
+  /** When its first chunk arrived (Date.now()). */
+  since: number;
+}
+
 export async function copyChunks(from: ChunkStore, to: ChunkStore, jobs: Iterable<ChunkJob>, options: CopyOptions): Promise<CopyResult> {
   const result: CopyResult = { copied: 0, copiedBytes: 0, present: 0, problems: [] };
   const gate = new Gate(Math.max(1, options.concurrency));
@@ -133,6 +156,26 @@ export async function copyChunks(from: ChunkStore, to: ChunkStore, jobs: Iterabl
   const dest = <T>(p: Promise<T>): Promise<T> => p.catch((e: unknown) => {
     throw options.destinationError ? options.destinationError(e) : e;
   });
+  const putPack = to.putPack?.bind(to);
+  let batch: PackBatch = { chunks: [], bytes: 0, since: 0 };
+  /** Writes the chunks gathered so far as one pack; each counts as copied once the pack is in place. */
+  const flushPack = async (): Promise<void> => {
+    const full = batch;
+    batch = { chunks: [], bytes: 0, since: 0 };
+    if (full.chunks.length === 0 || !putPack) return;
+    const stored = await dest(putPack(full.chunks.map((c) => ({ ref: c.ref, data: c.data, sha256: c.sha256 }))));
+    for (const [i, c] of full.chunks.entries()) {
+      const sha = stored.chunks[i]?.sha256;
+      if (sha !== c.sha256) {
+        await dest(to.delete(c.ref));
+        result.problems.push(shaProblem(c.job, sha ?? 'none'));
+        continue;
+      }
+      result.copied++;
+      result.copiedBytes += c.data.byteLength;
+      options.onBytes?.(c.data.byteLength);
+    }
+  };
   const copyOne = async (job: ChunkJob): Promise<void> => {
     if (options.skipPresent && (options.presentBlobs === undefined || options.presentBlobs.has(job.ref.blobId))) {
       const st = await dest(to.stat(job.ref));
@@ -152,6 +195,15 @@ export async function copyChunks(from: ChunkStore, to: ChunkStore, jobs: Iterabl
       return;
     }
     await options.rate?.take(data.byteLength, options.signal);
+    if (putPack && data.byteLength <= PACK_CHUNK_MAX) {
+      // checked and hashed like any other; copied out of the workspace buffer into the next pack
+      if (batch.chunks.length === 0) batch.since = Date.now();
+      batch.chunks.push({ ref: job.ref, data: Buffer.from(data), sha256: job.sha256, job });
+      batch.bytes += data.byteLength;
+      work.buffers.release(buf);
+      if (batch.bytes >= PACK_MAX_BYTES || batch.chunks.length >= PACK_MAX_CHUNKS || Date.now() - batch.since >= PACK_MAX_AGE_MS) await flushPack();
+      return;
+    }
     const put = await dest(to.put(job.ref, single(data), { expectedSize: job.size, signal: options.signal, sha256: job.sha256 }));
     work.buffers.release(buf);
     if (put.sha256 !== job.sha256) {
@@ -170,6 +222,8 @@ export async function copyChunks(from: ChunkStore, to: ChunkStore, jobs: Iterabl
       await gate.submit(() => copyOne(job));
       if (gate.error !== undefined) break;
     }
+    await gate.drain();
+    if (gate.error === undefined) await flushPack(); // the last, partly filled pack
   } finally {
     await gate.drain();
     await work.close();

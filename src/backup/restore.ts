@@ -10,7 +10,7 @@ import { CofferError, ErrorCode, isCofferError } from '../errors.js';
 import { ROOT_ID, type MetadataStore } from '../metadata/types.js';
 import { appendAudit } from '../vault/index.js';
 import { chunkJobsOf } from './chunk-jobs.js';
-import { copyChunks, flushChunks, type ChunkJob } from './copy-chunks.js';
+import { copyChunks, flushChunks, presentBlobs, type ChunkJob } from './copy-chunks.js';
 import { readCheckedExport } from './export-reader.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { SnapshotRef } from './snapshots.js';
@@ -106,6 +106,9 @@ export async function restoreSnapshot(target: BackupTarget, ref: SnapshotRef, de
     options.onPlan?.(manifest.chunks.reduce((n, c) => n + c.size, 0));
     const copied = await copyChunks(target.chunks, dest.chunks, jobs(), {
       concurrency: options.concurrency ?? 4, rate: options.rate, onBytes: options.onBytes, skipPresent: true,
+      // one listing, then a stat only for chunks of blobs found: a stat of an absent chunk in an fs store with
+      // packs waits for a rescan (up to 250 ms, docs/storage-backend.md), which made restore 100× slower
+      presentBlobs: await presentBlobs(dest.chunks),
     });
     if (copied.problems.length > 0) {
       const byBlob = new Map<string, string[]>();
@@ -143,8 +146,8 @@ async function importMetadata(store: MetadataStore, target: BackupTarget, manife
   for await (const r of readCheckedExport(target, manifest)) {
     switch (r.type) {
       case 'user':
-        await store.ensureUser(r.user.name);
-        // ensureUser makes an enabled user without a MAC: bring back what the snapshot recorded (one write,
+        await store.ensureUser(r.user.name, { createdAt: r.user.createdAt });
+        // ensureUser makes an enabled user without a MAC (with its original creation date): bring back what the snapshot recorded (one write,
         // idempotent for a resumed restore). A disabled user must not come back enabled.
         if (r.user.disabled || r.user.mac !== undefined) await store.updateUser(r.user.name, { disabled: r.user.disabled, ...(r.user.mac !== undefined ? { mac: r.user.mac } : {}) });
         break;

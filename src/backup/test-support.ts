@@ -2,9 +2,11 @@
 // a key file and a client for alice, to fill a vault through the normal upload path and read a restored one
 // back through the normal download path.
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { openFsChunkStore } from '../../storage-backend/index.js';
+import { PACK_TRAILER_SIZE, packEntryCount } from '../../storage-backend/pack-format.js';
 import { mintDevToken } from '../api/auth/index.js';
 import { generateKeyFile } from '../crypto/index.js';
 import { KeyFileDataKeys } from '../client/data-keys.js';
@@ -70,4 +72,35 @@ export async function workspace(): Promise<Workspace> {
     },
     close: () => rm(dir, { recursive: true, force: true }),
   };
+}
+
+/**
+ * Chunks under a store root as a reader of the disk sees them: chunk files (`chunks/…/<8 hex>`) plus the entries of
+ * every complete pack (`packs/<2 hex>/<32 hex>`, counted from its trailer). Reads only: safe while a backup writes.
+ */
+export async function chunksOnDisk(root: string): Promise<number> {
+  let n = 0;
+  for (const e of await readdir(path.join(root, 'chunks'), { withFileTypes: true, recursive: true }).catch(() => [])) {
+    if (e.isFile() && /^[0-9a-f]{8}$/.test(e.name)) n++;
+  }
+  for (const e of await readdir(path.join(root, 'packs'), { withFileTypes: true, recursive: true }).catch(() => [])) {
+    if (!e.isFile() || !/^[0-9a-f]{32}$/.test(e.name)) continue;
+    const bytes = await readFile(path.join(e.parentPath, e.name));
+    n += packEntryCount(bytes.subarray(bytes.length - PACK_TRAILER_SIZE));
+  }
+  return n;
+}
+
+/** Where a chunk's bytes sit under a store root: its chunk file, or its slice of a pack. Throws when it has none. */
+export async function chunkSpot(root: string, blobId: string, index: number): Promise<{ file: string; offset: number; length: number; packed: boolean }> {
+  const store = await openFsChunkStore({ root });
+  try {
+    const at = store.packs.known({ blobId, index });
+    if (at) return { file: store.packs.packPath(at.packId), offset: at.offset, length: at.length, packed: true };
+    const file = path.join(root, 'chunks', blobId.slice(0, 2), blobId.slice(2, 4), blobId, index.toString(16).padStart(8, '0'));
+    const size = (await readFile(file)).length;
+    return { file, offset: 0, length: size, packed: false };
+  } finally {
+    await store.close();
+  }
 }

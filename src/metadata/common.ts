@@ -102,6 +102,16 @@ export function checkUserPatch(patch: { disabled?: boolean; mac?: string | null 
 }
 const USER_PATCH_KEYS = new Set(['disabled', 'mac']);
 
+/** ensureUser's options: the creation date to record (default now). Throws INVALID_ARGUMENT for unknown keys or an invalid date. */
+export function checkUserCreatedAt(options: { createdAt?: Date }): Date {
+  if (typeof options !== 'object' || options === null) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'ensureUser: options must be an object');
+  for (const k of Object.keys(options)) if (k !== 'createdAt') throw new CofferError(ErrorCode.INVALID_ARGUMENT, `ensureUser: unknown option ${k}`);
+  const o = options;
+  if (o.createdAt === undefined) return new Date();
+  if (!(o.createdAt instanceof Date) || Number.isNaN(o.createdAt.getTime())) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'ensureUser: createdAt must be a valid Date');
+  return o.createdAt;
+}
+
 /** Throws INVALID_ARGUMENT unless `state` is a BlobState. */
 export function checkBlobState(state: string): BlobState {
   if (!BLOB_STATES.has(state)) throw new CofferError(ErrorCode.INVALID_ARGUMENT, `unknown blob state ${state}`);

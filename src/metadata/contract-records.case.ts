@@ -153,6 +153,14 @@ export function runBlobAndRecordContract(getStore: () => MetadataStore): void {
     expect(await store.ensureUser('bob')).toMatchObject({ disabled: true });
     expect(await store.setUserDisabled('bob', false)).toEqual(bob);
     await expectCode(store.setUserDisabled('nobody', true), 'NOT_FOUND');
+    // a restore recreates a user with its original date; an existing user keeps its own
+    const old = new Date('2020-02-03T04:05:06.789Z');
+    expect(await store.ensureUser('dave', { createdAt: old })).toMatchObject({ name: 'dave', createdAt: old, disabled: false });
+    expect((await store.ensureUser('dave', { createdAt: T0 })).createdAt).toEqual(old);
+    expect((await store.ensureUser('bob', { createdAt: old })).createdAt).toEqual(bob.createdAt);
+    await expectCode(store.ensureUser('erin', { createdAt: new Date(Number.NaN) }), 'INVALID_ARGUMENT');
+    await expectCode(store.ensureUser('erin', { when: old } as never), 'INVALID_ARGUMENT');
+    expect(await store.getUser('erin')).toBeNull();
 
     await store.putGrant({ nodeId: 'n1', user: 'bob', role: 'read', createdAt: T0 });
     await store.putGrant({ nodeId: 'n1', user: 'bob', role: 'write', createdAt: T0 });

@@ -192,8 +192,11 @@ export interface MetadataStore {
   deleteUploadChunks(blobId: string): Promise<void>;
 
   // ---- users and grants ----
-  /** Idempotent: creating an existing user returns it unchanged. */
-  ensureUser(name: string): Promise<User>;
+  /**
+   * Idempotent: creating an existing user returns it unchanged. `createdAt` (default: now) is used only when the
+   * user is created (a restore brings back the original date). INVALID_ARGUMENT for an invalid date.
+   */
+  ensureUser(name: string, options?: { createdAt?: Date }): Promise<User>;
   getUser(name: string): Promise<User | null>;
   listUsers(): Promise<User[]>;
   /** Compare-and-set free update of one user's status and MAC. NOT_FOUND if absent. Returns the updated user. */

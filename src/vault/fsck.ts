@@ -11,9 +11,10 @@
 // no user and without grants, so a reattached node is reachable by its own owners and grants, plus admins, and
 // by nobody new); nothing else is changed, since the other problems need a backup to fix. Every finding is
 // confirmed by a second read before it is reported, so fsck can run beside a live service.
-import { createHash } from 'node:crypto';
+import os from 'node:os';
 import { alignUp, alignedAllocator, BufferPool } from '../buffer-pool.js';
 import { Gate } from '../gate.js';
+import { HashPool } from '../hash-pool.js';
 import { HEADER_SIZE, MAX_SEALED_SIZE, TAG_SIZE, expectedChunkLayout } from '../crypto/index.js';
 import { CofferError, ErrorCode, isCofferError } from '../errors.js';
 import { ROOT_ID, type BlobRecord, type BlobState, type MetadataStore, type TreeNode } from '../metadata/types.js';
@@ -382,8 +383,11 @@ async function checkBlobs(ctx: VaultContext, nodes: Map<string, NodeInfo>, repor
   const used = new Map<string, BlobSummary>();
   const gate = new Gate(Math.max(1, options.concurrency ?? 4));
   const bufferSize = alignUp(MAX_SEALED_SIZE);
-  const buffers = options.readData ? new BufferPool(bufferSize, gate.limit, alignedAllocator(bufferSize, gate.limit)) : null;
-  const check: ChunkCheck = { ctx, report, buffers, onBytes: options.onBytes };
+  // --read-data hashes on worker threads (one per core, at most one per buffer) reading the shared buffers in
+  // place, while this thread reads the next chunks: as `backup verify` does (src/hash-pool.ts)
+  const buffers = options.readData ? new BufferPool(bufferSize, gate.limit, alignedAllocator(bufferSize, gate.limit, { shared: true })) : null;
+  const hasher = options.readData ? new HashPool(Math.min(gate.limit, os.availableParallelism())) : null;
+  const check: ChunkCheck = { ctx, report, buffers, hasher, onBytes: options.onBytes };
   const blobsDone: Array<Promise<void>> = [];
   try {
     let after: string | undefined;
@@ -405,6 +409,7 @@ async function checkBlobs(ctx: VaultContext, nodes: Map<string, NodeInfo>, repor
   } finally {
     await gate.drain(); // nothing may still be reading into a buffer when the pool is cleared
     buffers?.clear();
+    await hasher?.close();
   }
   return used;
 }
@@ -418,6 +423,8 @@ interface ChunkCheck {
   ctx: VaultContext;
   report: FsckReport;
   buffers: BufferPool | null;
+  /** With buffers (readData): hashes them on worker threads. */
+  hasher: HashPool | null;
   onBytes: ((n: number) => void) | undefined;
 }
 
@@ -485,7 +492,7 @@ async function checkChunk(c: ChunkCheck, blobId: string, index: number, expected
   const st = listed ? await c.ctx.chunks.stat(ref) : null;
   if (!st) return { kind: 'chunk-missing', index, message: `chunk file ${index} is missing` };
   if (st.size !== expectedSize) return { kind: 'chunk-size', index, message: `chunk file ${index} has ${st.size} bytes, expected ${expectedSize}` };
-  if (!c.buffers) return null;
+  if (!c.buffers || !c.hasher) return null;
   const buf = c.buffers.acquire();
   try {
     let data: Buffer;
@@ -500,7 +507,7 @@ async function checkChunk(c: ChunkCheck, blobId: string, index: number, expected
     }
     c.report.bytesRead += data.length;
     c.onBytes?.(data.length);
-    const sha256 = createHash('sha256').update(data).digest('hex');
+    const sha256 = await c.hasher.digest(data);
     if (sha256 !== expectedSha256) {
       return { kind: 'chunk-damaged', index, message: `chunk file ${index} hashes to ${sha256}, not the ${expectedSha256} recorded at commit` };
     }

@@ -336,6 +336,12 @@ export class FsChunkStore implements ChunkStore {
       for (const c of chunks) {
         assertChunkRef(c?.ref);
         if (!(c.data instanceof Uint8Array)) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'a packed chunk\'s data must be a Uint8Array');
+        if (c.sha256 !== undefined && (typeof c.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(c.sha256))) {
+          throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'a packed chunk\'s sha256 must be 64 lowercase hex digits');
+        }
+        for (const key of Object.keys(c)) {
+          if (key !== 'ref' && key !== 'data' && key !== 'sha256') throw new CofferError(ErrorCode.INVALID_ARGUMENT, `unknown packed chunk field "${key}"`);
+        }
       }
       return this.packs.write(chunks, options.beforeRename);
     });

@@ -1,6 +1,7 @@
 // Pack files of the filesystem store (docs/format.md "Pack file v2"): many small sealed chunks in one file under
 //   <root>/packs/<id hex[0:2]>/<id hex>
-// written once (temp, one fsync, rename, one directory fsync) and never changed. Where each packed chunk lives
+// written once (temp, one fsync, rename, one directory fsync; none with deferSync, whose writer calls flush()) and
+// never changed. Where each packed chunk lives
 // is kept in memory, built at open from every pack's own index and trailer and extended by every pack written;
 // a lookup that misses rescans for packs another process (a replica on a shared filesystem) wrote since, at most
 // once per MISS_RESCAN_MS however many misses arrive (a client asking for absent chunks cannot make the service
@@ -229,7 +230,8 @@ export class FsPacks {
           pos += p.byteLength;
         }
       });
-      await this.io(() => h.sync());
+      // a bulk writer (deferSync: backup create and restore) makes everything durable with one flush() instead
+      if (!this.layout.deferSync) await this.io(() => h.sync());
       const st = await this.io(() => h.stat());
       await this.io(() => h.close());
       fh = undefined;
@@ -238,7 +240,7 @@ export class FsPacks {
         await rename(temp, final);
       });
       renamed = true;
-      await this.layout.dirSyncs.sync(dir);
+      if (!this.layout.deferSync) await this.layout.dirSyncs.sync(dir);
       await durableDirs;
       this.#add(packId, entries, st.mtimeMs);
     } catch (e) {
@@ -249,7 +251,8 @@ export class FsPacks {
     }
     return {
       packId,
-      chunks: chunks.map((c) => ({ size: c.data.byteLength, sha256: createHash('sha256').update(c.data).digest('hex') })),
+      // a digest the caller computed (backup: on worker threads) is not computed again here
+      chunks: chunks.map((c) => ({ size: c.data.byteLength, sha256: c.sha256 ?? createHash('sha256').update(c.data).digest('hex') })),
     };
   }
 
@@ -269,6 +272,7 @@ export class FsPacks {
 
   /** fsyncs the parents of `packs/` and `packs/xx/` once per process (after the mkdirs above ran). */
   async #ensureDirs(dir: string): Promise<void> {
+    if (this.layout.deferSync) return;
     const todo = [[this.dir, this.layout.root], [dir, this.dir]].filter(([level]) => !this.#durableDirs.has(level as string));
     if (todo.length === 0) return;
     await Promise.all(todo.map(([, parent]) => this.layout.dirSyncs.sync(parent as string)));

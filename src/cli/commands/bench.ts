@@ -1,6 +1,6 @@
 // `coffer bench ingest|metadata|files|net|gateway|backup|s3|all`: benchmarks that print figures and ratios measured in one run
 // (docs/benchmarks.md). Never used as pass/fail tests.
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { benchFiles } from '../../../bench/files.js';
 import { benchBackup } from '../../../bench/backup.js';
 import { benchIngest } from '../../../bench/ingest.js';
@@ -52,11 +52,12 @@ export function register(program: Command): void {
     .option('--size <size>', 'size of the big file in the vault (e.g. 2GiB)', '2GiB')
     .option('--files <n>', 'small files in the vault (the incremental run walks them all)', '10000')
     .option('--dir <dir>', 'scratch directory on the disk to measure (default: the system temp dir)')
+    .addOption(new Option('--small-files <layout>', 'how the vault holds the small files: packs (as put -r stores them) or files (one chunk file each, as before packs)').choices(['packs', 'files']).default('packs'))
     .option('--keep', 'keep the scratch files')
     .addOption(jsonOption())
-    .action(async (opts: { size: string; files: string; dir?: string; keep?: boolean; json?: boolean }) => {
+    .action(async (opts: { size: string; files: string; smallFiles: 'packs' | 'files'; dir?: string; keep?: boolean; json?: boolean }) => {
       const log = opts.json ? () => undefined : undefined;
-      const r = await benchBackup({ size: parseSize(opts.size), files: intFlag('--files', opts.files, 0, 10_000_000), dir: opts.dir, keep: opts.keep, log });
+      const r = await benchBackup({ size: parseSize(opts.size), files: intFlag('--files', opts.files, 0, 10_000_000), smallFiles: opts.smallFiles, dir: opts.dir, keep: opts.keep, log });
       if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
     });
 

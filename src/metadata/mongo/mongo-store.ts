@@ -292,11 +292,12 @@ export class MongoMetadataStore implements MetadataStore {
 
   // ---- users and grants ----
 
-  async ensureUser(name: string): Promise<User> {
+  async ensureUser(name: string, options: { createdAt?: Date } = {}): Promise<User> {
+    const createdAt = c.checkUserCreatedAt(options);
     const doc = await this.#upsert(`ensure user ${name}`, () =>
       this.#users.findOneAndUpdate(
         { _id: name },
-        { $setOnInsert: { createdAt: new Date(), disabled: false } },
+        { $setOnInsert: { createdAt, disabled: false } },
         { upsert: true, returnDocument: 'after' },
       ),
     );

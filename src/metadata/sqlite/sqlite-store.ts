@@ -351,13 +351,14 @@ export class SqliteMetadataStore implements MetadataStore {
 
   // ---- users and grants ----
 
-  async ensureUser(name: string): Promise<User> {
+  async ensureUser(name: string, options: { createdAt?: Date } = {}): Promise<User> {
+    const createdAt = c.checkUserCreatedAt(options);
     // the no-op DO UPDATE makes RETURNING yield the existing row, so this stays one statement
     const r = this.#do(`ensure user ${name}`, () =>
       returning(this.#stmt(
         `INSERT INTO users (name, created_at, disabled) VALUES (?, ?, 0)
          ON CONFLICT (name) DO UPDATE SET name = users.name RETURNING *`,
-      ), name, Date.now()),
+      ), name, createdAt.getTime()),
     ) as rows.UserRow;
     return rows.userFromRow(r);
   }

@@ -2,7 +2,7 @@
 // (hashed in place by workers, in any order of completion) and in ordinary memory; it is bounded and closes.
 import { createHash, randomFillSync } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { alignedAllocator } from '../buffer-pool.js';
+import { alignedAllocator } from './buffer-pool.js';
 import { HashPool } from './hash-pool.js';
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
@@ -30,7 +30,7 @@ describe('HashPool', () => {
     const here = new URL('.', import.meta.url).pathname;
     const script = `
       const { HashPool } = await import(${JSON.stringify(`${here}hash-pool.ts`)});
-      const { alignedAllocator } = await import(${JSON.stringify(`${here}../buffer-pool.ts`)});
+      const { alignedAllocator } = await import(${JSON.stringify(`${here}buffer-pool.ts`)});
       const b = alignedAllocator(1 << 20, 1, { shared: true })();
       b.fill(7);
       const pool = new HashPool(1);

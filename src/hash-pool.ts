@@ -6,7 +6,7 @@
 // Bounded: at most `workers` threads, each hashing one buffer at a time; requests queue in order.
 import { createHash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
-import { CofferError, ErrorCode } from '../errors.js';
+import { CofferError, ErrorCode } from './errors.js';
 
 // Evaluated in the worker: one message in (shared memory, offset, length), one digest out. getBuiltinModule
 // works whether the eval is taken as CommonJS or as a module (flags such as --input-type=module are inherited).
