@@ -1,4 +1,5 @@
-// Young-generation collections on demand, for the bulk data paths: YoungGarbagePacer collects once per 32 MiB.
+// Young-generation collections on demand, for the bulk data paths: YoungGarbagePacer collects once per 32 MiB
+// (the `coffer put` client per 32 MiB sealed, the storage service per 32 MiB of chunk bodies received).
 //
 // Sealing a chunk leaves 128 dead 64 KiB cipher outputs behind (Node's Cipher.update cannot write into a given
 // buffer, src/crypto/chunk.ts). Each is a tiny object in V8's young generation holding 64 KiB of memory outside
