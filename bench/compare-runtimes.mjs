@@ -11,9 +11,13 @@
 // --candidate defaults to this tree, --node to its node_modules/.bin/node, --baseline-node to the first `node`
 // on PATH outside node_modules/.bin (the machine's own).
 //
-// Figures go to stdout; each benchmark's own output is not shown (it runs with --json).
+// Without --only it runs both benchmarks, metadata then ingest, and prints both tables (issue 15: "print both in
+// one run"). Figures go to stdout, with the load average before and after each benchmark (the machine is shared:
+// CPU seconds move little with the load, wall-clock figures a lot); each benchmark's own output is not shown
+// (it runs with --json).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -102,13 +106,17 @@ const median = (xs) => {
 };
 const fmt = (x) => (Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(2) : x.toFixed(3));
 
-console.log(`compare-runtimes: ${rounds} round(s), interleaved; started ${new Date().toISOString()}`);
+/** The load average as `uptime` prints it: 1, 5 and 15 minutes. */
+const load = () => os.loadavg().map((x) => x.toFixed(2)).join(', ');
+
+console.log(`compare-runtimes: ${rounds} round(s), interleaved; started ${new Date().toISOString()}; load average ${load()}`);
 for (const s of sides) console.log(`  ${s.name}: ${s.tree} @ ${s.commit} on ${s.node} ${s.version}`);
 
 for (const which of chosen) {
   const bench = benches[which];
   if (!bench) throw new Error(`--only ${which}: metadata or ingest`);
   const values = { baseline: bench.figures.map(() => []), candidate: bench.figures.map(() => []) };
+  const loadBefore = load();
   for (let round = 1; round <= rounds; round++) {
     const order = round % 2 ? sides : [...sides].reverse();
     for (const s of order) {
@@ -121,6 +129,7 @@ for (const which of chosen) {
     }
   }
   console.log(`\n${which}: medians over ${rounds} round(s) [min–max]; ratio = candidate ÷ baseline, ↑ higher is better, ↓ lower is better`);
+  console.log(`  load average before ${loadBefore}; after ${load()}; finished ${new Date().toISOString()}`);
   console.log(`  ${'figure'.padEnd(34)} ${`baseline ${sides[0].version}`.padEnd(26)} ${`candidate ${sides[1].version}`.padEnd(26)} ratio`);
   bench.figures.forEach(([label, , higherBetter], i) => {
     const [b, c] = [values.baseline[i], values.candidate[i]];

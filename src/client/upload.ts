@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import { BufferPool } from '../buffer-pool.js';
 import { MAX_SEALED_SIZE, blobIdFromHex, blobIdToHex, expectedChunkLayout, newBlobId, sealStream, uploadBindingTag, type DataKey } from '../crypto/index.js';
 import { CofferError, ErrorCode, isCofferError } from '../errors.js';
+import { YoungGarbagePacer } from '../young-garbage.js';
 import type { DataKeyProvider } from './data-keys.js';
 import { isTransient, withRetry } from './retry.js';
 import type { UploadRecord } from './upload-journal.js';
@@ -166,6 +167,7 @@ export async function uploadStream(
     // one sealed buffer per chunk in flight plus the one being sealed, reused chunk after chunk
     const buffers = new BufferPool(MAX_SEALED_SIZE, concurrency + 1);
     const inFlight = new Set<Promise<void>>();
+    const youngGarbage = new YoungGarbagePacer();
     let failure: unknown;
     let chunkCount = 0;
     let total = 0;
@@ -173,6 +175,7 @@ export async function uploadStream(
     try {
       for await (const chunk of sealStream(stream, dek, { blobId: blobIdFromHex(blobIdHex), keyGeneration: 1 }, { buffers })) {
         if (failure !== undefined) break;
+        youngGarbage.moved(chunk.plaintextLength); // frees the sealing's dead cipher outputs every 32 MiB (src/young-garbage.ts)
         chunkCount = chunk.index + 1;
         total += chunk.plaintextLength;
         if (durable.get(chunk.index) === chunk.plaintextLength) {

@@ -3,7 +3,7 @@
 // Two paths, one format (docs/crypto.md). sealChunk/openChunk use WebCrypto (`crypto.subtle`, OpenSSL with
 // AES-NI underneath) on libuv's thread pool: the event loop is never held, and only plaintext whose tag
 // verified comes back. sealChunkInto/openChunkInto, the bulk-transfer path, use Node's synchronous cipher in
-// 1 MiB slices into buffers the caller reuses: WebCrypto copies its input and allocates its output on every
+// 64 KiB slices into buffers the caller reuses: WebCrypto copies its input and allocates its output on every
 // call, and those fresh 8 MiB buffers cost more in page faults than the AES itself. The fixed-nonce path for
 // test vectors shares sealInto with the bulk path; all are cross-checked against @noble/ciphers in the tests.
 import { createCipheriv, createDecipheriv, randomBytes, webcrypto } from 'node:crypto';
@@ -33,8 +33,13 @@ export interface OpenExpectation {
 }
 
 // Node's Cipher.update has no "into" form, so ciphertext is produced in slices and copied into the output;
-// slicing bounds the transient memory to one slice instead of a second 8 MiB buffer.
-const SLICE = 1024 * 1024;
+// slicing bounds the transient memory to one slice instead of a second 8 MiB buffer. 64 KiB, not 1 MiB: each
+// slice's output is a fresh allocation that lives until the next garbage collection, and on Node 24 (which
+// collects that off-heap garbage later, src/gc-tuning.ts) 1 MiB outputs came from memory the kernel had to
+// fault in and zero each time: 2.5-3x the page faults of Node 20 and 0.2-0.4 s more system CPU per 512 MiB
+// `coffer put`. 64 KiB outputs are recycled through malloc's free lists and stay in cache; the 8x more
+// update() calls cost nothing measurable (docs/runtime.md, "Where Node 24's put client spent its CPU").
+const SLICE = 64 * 1024;
 
 /** Throws KEY_INVALID unless `dek` is 32 bytes (raw, or a secret KeyObject: data-key.ts). */
 export function checkDek(dek: DataKey): void {
@@ -48,7 +53,7 @@ function seal(dek: Uint8Array, params: SealParams, plaintext: Uint8Array, nonce:
   return sealInto(dek, params, plaintext, nonce, Buffer.allocUnsafe(sealedSize(plaintext.length)));
 }
 
-/** Header ‖ ciphertext ‖ tag into `out`, with Node's cipher in 1 MiB slices; returns the sealed view of `out`. */
+/** Header ‖ ciphertext ‖ tag into `out`, with Node's cipher in 64 KiB slices; returns the sealed view of `out`. */
 function sealInto(dek: DataKey, params: SealParams, plaintext: Uint8Array, nonce: Uint8Array, out: Uint8Array): Uint8Array {
   const size = sealedSize(plaintext.length);
   if (!(out instanceof Uint8Array) || out.length < size) {

@@ -11,6 +11,7 @@ import type { KeyRecord } from '../../metadata/types.js';
 import type { UploadChunkView, Vault } from '../../vault/index.js';
 import { field, indexParam, readJson, type ApiEnv } from '../http.js';
 import { readMultipart } from '../multipart.js';
+import { YoungGarbagePacer } from '../../young-garbage.js';
 
 export interface UploadRouteOptions {
   maxMultipartParts: number;
@@ -45,6 +46,8 @@ async function timedPut(metrics: ServiceMetrics | undefined, put: () => Promise<
 }
 
 export function uploadRoutes(app: Hono<ApiEnv>, vault: Vault, metrics: ServiceMetrics | undefined, options: UploadRouteOptions): void {
+  // the socket's dead read buffers of the chunk bodies, freed every 32 MiB received (src/young-garbage.ts)
+  const youngGarbage = new YoungGarbagePacer();
   app.post('/v1/uploads', async (c) => {
     const b = await readJson(c, ['path', 'blobId', 'keyGeneration', 'keyRecord', 'size', 'overwrite', 'source', 'binding']);
     const view = await vault.createUpload(c.var.actor, {
@@ -72,6 +75,7 @@ export function uploadRoutes(app: Hono<ApiEnv>, vault: Vault, metrics: ServiceMe
     const length = Number(lengthHeader);
     if (length > MAX_SEALED_SIZE) throw new CofferError(ErrorCode.PAYLOAD_TOO_LARGE, `a sealed chunk is at most ${MAX_SEALED_SIZE} bytes`);
     const view = await timedPut(metrics, () => vault.putChunk(c.var.actor, blobId, index, counted(c.env.incoming, metrics), length));
+    youngGarbage.moved(length);
     return c.json(view);
   });
 
