@@ -17,6 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { Hono, type Context } from 'hono';
 import { routePath } from 'hono/route';
 import { errorResponse, field, flag, optionalQuery, parseRange, query, readJson, type Ctx } from '../../src/api/http.js';
+import { discardUnreadBody } from '../../src/api/linger.js';
 import type { Authenticator } from '../../src/api/auth/index.js';
 import { CofferError, ErrorCode, toCofferError } from '../../src/errors.js';
 import type { Logger } from '../../src/telemetry/index.js';
@@ -61,14 +62,20 @@ export function filePathOf(url: string): string {
   }
 }
 
-function sendError(c: GCtx, e: unknown, logger?: Logger): Response {
+async function sendError(c: GCtx, e: unknown, logger?: Logger): Promise<Response> {
   const { status, body, error } = errorResponse(e);
   if (status >= 500) logger?.error({ err: error }, 'gateway request failed');
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (status === 503) headers['retry-after'] = '1';
   if (error.code === ErrorCode.RANGE_NOT_SATISFIABLE && typeof error.details?.size === 'number') headers['content-range'] = `bytes */${error.details.size}`;
   const incoming = c.env?.incoming;
-  if (incoming && !incoming.readableEnded && c.req.method !== 'GET' && c.req.method !== 'HEAD') headers.connection = 'close';
+  if (incoming && !incoming.readableEnded && c.req.method !== 'GET' && c.req.method !== 'HEAD') {
+    // Do not reuse the connection, and read the rest of the body first (bounded: linger.ts), so that a client
+    // still sending it gets this answer rather than a reset. A 503 is lingered on even when no byte was read
+    // (the KMS down before the first chunk): the client must see its Retry-After to retry.
+    headers.connection = 'close';
+    await discardUnreadBody(incoming, { unreadToo: status === 503 });
+  }
   return new Response(JSON.stringify(body), { status, headers });
 }
 

@@ -10,6 +10,12 @@ export interface LingerLimits {
   maxBytes?: number;
   /** Stop after this long (default 2 s): a slow client does not hold the answer back longer. */
   maxMs?: number;
+  /**
+   * Discard a body of which nothing was read yet too (default false). For an answer the client must see to
+   * act on it, such as a 503 with Retry-After to an authenticated caller whose body was refused before its
+   * first byte was read.
+   */
+  unreadToo?: boolean;
 }
 
 const DEFAULT_MAX_BYTES = 129 * 2 ** 20;
@@ -23,7 +29,8 @@ const DEFAULT_MAX_MS = 2_000;
 export function discardUnreadBody(incoming: IncomingMessage, limits: LingerLimits = {}): Promise<void> {
   const maxBytes = limits.maxBytes ?? DEFAULT_MAX_BYTES;
   const maxMs = limits.maxMs ?? DEFAULT_MAX_MS;
-  if (incoming.readableEnded || incoming.destroyed || !incoming.readableDidRead) return Promise.resolve();
+  if (incoming.readableEnded || incoming.destroyed) return Promise.resolve();
+  if (!incoming.readableDidRead && limits.unreadToo !== true) return Promise.resolve();
   const declared = Number(incoming.headers['content-length'] ?? NaN);
   if (Number.isFinite(declared) && declared > maxBytes) return Promise.resolve();
   return new Promise<void>((resolve) => {
