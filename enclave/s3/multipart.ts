@@ -8,6 +8,7 @@
 // sweep removes), then writes the object's metadata and removes the staging directory. Aborted uploads go at
 // once; abandoned ones are swept per bucket by upload-sweep.ts.
 import { createHash, randomBytes } from 'node:crypto';
+import { isCofferError } from '../../src/errors.js';
 import type { FileInfo, Principal, VaultBackend } from './backend.js';
 import { emptyResponse, readSmallBody, xmlResponse, type S3Context } from './context.js';
 import { S3Error, isNotFound, toS3Error } from './errors.js';
