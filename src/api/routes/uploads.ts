@@ -5,7 +5,6 @@ import { performance } from 'node:perf_hooks';
 import type { Hono } from 'hono';
 import { CofferError, ErrorCode, toCofferError } from '../../errors.js';
 import { MAX_SEALED_SIZE } from '../../crypto/index.js';
-import { BufferPool } from '../../buffer-pool.js';
 import type { ServiceMetrics } from '../../telemetry/index.js';
 import type { KeyRecord } from '../../metadata/types.js';
 import type { UploadChunkView, Vault } from '../../vault/index.js';
@@ -79,16 +78,11 @@ export function uploadRoutes(app: Hono<ApiEnv>, vault: Vault, metrics: ServiceMe
     return c.json(view);
   });
 
-  // the owner reads back a chunk of its own upload in progress (the enclave's S3 multipart: docs/http-api.md)
-  const readBuffers = new BufferPool(MAX_SEALED_SIZE, 4);
+  // the owner reads back a chunk of its own upload in progress (the enclave's S3 multipart: docs/http-api.md);
+  // a fresh buffer per answer, since the body is sent after the handler returns
   app.get('/v1/uploads/:blobId/chunks/:index', async (c) => {
-    const into = readBuffers.acquire();
-    try {
-      const bytes = await vault.readUploadChunk(c.var.actor, c.req.param('blobId'), indexParam(c), into);
-      return c.body(Buffer.from(bytes), 200, { 'Content-Type': 'application/octet-stream', 'Cache-Control': 'no-store' });
-    } finally {
-      readBuffers.release(into);
-    }
+    const bytes = await vault.readUploadChunk(c.var.actor, c.req.param('blobId'), indexParam(c), Buffer.allocUnsafe(MAX_SEALED_SIZE));
+    return c.body(bytes as Uint8Array<ArrayBuffer>, 200, { 'Content-Type': 'application/octet-stream', 'Cache-Control': 'no-store' });
   });
 
   app.post('/v1/uploads/:blobId/chunks', async (c) => {
