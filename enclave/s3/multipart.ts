@@ -251,7 +251,8 @@ export async function listMultipartUploads(ctx: S3Context): Promise<Response> {
   }));
 }
 
-async function listDir(backend: VaultBackend, who: Principal, dir: string): Promise<FileInfo[]> {
+/** Every entry of `dir` as `who` sees it (all pages); none when it does not exist. */
+export async function listDir(backend: VaultBackend, who: Principal, dir: string): Promise<FileInfo[]> {
   const out: FileInfo[] = [];
   let after: string | undefined;
   try {

@@ -7,9 +7,9 @@
 // vault's grants decide each removal as for any request. A bucket nobody writes to gains no new uploads either, so
 // nothing is left behind for long: its last abandoned uploads go with the next write, or with DeleteBucket.
 import { isCofferError } from '../../src/errors.js';
-import type { FileInfo, Principal, VaultBackend } from './backend.js';
+import type { Principal, VaultBackend } from './backend.js';
 import { isNotFound } from './errors.js';
-import { uploadsDir } from './multipart.js';
+import { listDir, uploadsDir } from './multipart.js';
 
 export interface SweepLimits {
   /** Uploads whose record and parts are all older than this are removed (default 7 days). */
@@ -25,22 +25,6 @@ export interface SweepReport {
 }
 
 const DAY_MS = 24 * 3600_000;
-
-async function listDir(backend: VaultBackend, who: Principal, dir: string): Promise<FileInfo[]> {
-  const out: FileInfo[] = [];
-  let after: string | undefined;
-  try {
-    for (;;) {
-      const page = await backend.list(who, dir, { after, limit: 1000 });
-      out.push(...page.items);
-      if (page.next === null) return out;
-      after = page.next;
-    }
-  } catch (e) {
-    if (isNotFound(e)) return out;
-    throw e;
-  }
-}
 
 /**
  * Removes the abandoned uploads of one bucket, acting as `who` (the vault's grants apply: a user who may not
