@@ -16,7 +16,7 @@
 // CPU seconds move little with the load, wall-clock figures a lot); each benchmark's own output is not shown
 // (it runs with --json).
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,6 +41,7 @@ if (!o.baseline) {
   process.stderr.write('compare-runtimes: --baseline DIR is required (a Coffer checkout with npm ci done)\n');
   process.exit(2);
 }
+if (o.dir) mkdirSync(o.dir, { recursive: true }); // the benches make their scratch directories inside it
 
 /** The first `node` on PATH outside any node_modules/.bin: the machine's own, which ran npm. */
 function systemNode() {
