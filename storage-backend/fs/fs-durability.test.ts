@@ -230,6 +230,65 @@ describe('durability sequence (strace)', () => {
     }
   });
 
+  for (const size of [8 * 1024 * 1024 + 64, 300 * 1024 + 17, 64 * 1024, 100]) {
+    it(`direct: a whole chunk of ${size} bytes in one aligned piece is written from where it lies (no copy), padding cut off`, async (ctx) => {
+      if (!(await have('strace'))) ctx.skip('strace is not installed');
+      const root = await tempRoot();
+      const log = join(root, 'strace.log');
+      try {
+        const blobId = newBlobId();
+        const traced = (await runChild(['strace', '-f', '-qq', '-o', log, '-e', 'trace=openat,pwrite64,ftruncate'], ['putone', root, blobId, '2', String(size), 'aligned'])
+          .catch((e: unknown) => ({ error: { code: 'STRACE', message: String(e) } }))) as ChildResult & { data?: string; untouched?: boolean };
+        if (traced.error?.code === 'STRACE') ctx.skip(`strace cannot trace here: ${traced.error.message.split('\n')[0]}`);
+        expect(traced.ok?.sha256).toBe(traced.data);
+        expect(traced.untouched).toBe(true);
+        const lines = joinResumed((await readFile(log, 'utf8')).split('\n'));
+        const open = lines.find((l) => /\.tmp-00000002-[0-9a-f]{16}", .*O_DIRECT.*= \d+$/.test(l));
+        const fd = /= (\d+)$/.exec(open ?? '')?.[1];
+        expect(fd, 'temp file opened with O_DIRECT').toBeDefined();
+        const writes = lines.filter((l) => new RegExp(`pwrite64\\(${fd}, `).test(l)).map((l) => Number(/, (\d+), \d+\)\s+= \d+$/.exec(l)?.[1]));
+        const head = size - (size % 4096);
+        // the aligned part in one write(2), straight from the caller's buffer; the last partial block padded
+        expect(writes).toEqual([...(head > 0 ? [head] : []), ...(size % 4096 ? [4096] : [])]);
+        const root2 = await realpath(root);
+        const file = join(root2, 'chunks', blobId.slice(0, 2), blobId.slice(2, 4), blobId, '00000002');
+        expect((await stat(file)).size).toBe(size);
+        expect(sha256(await readFile(file))).toBe(traced.data);
+      } finally {
+        await rm(root, { recursive: true, force: true });
+      }
+    });
+  }
+
+  it('direct: a piece O_DIRECT refuses (memory not aligned) is written through the aligned buffers instead, bytes intact', async () => {
+    const root = await tempRoot();
+    try {
+      const blobId = newBlobId();
+      const size = 8 * 1024 * 1024 + 64;
+      const log = join(root, 'strace.log');
+      const traced = await have('strace');
+      const r = (await runChild(traced ? ['strace', '-f', '-qq', '-o', log, '-e', 'trace=pwrite64'] : [], ['putone', root, blobId, '0', String(size), 'unaligned'])) as ChildResult & { data?: string; untouched?: boolean };
+      expect(r.error).toBeUndefined();
+      if (traced) {
+        // the kernel's refusal, then the copy through aligned 1 MiB buffers from offset 0
+        const writes = (await readFile(log, 'utf8')).split('\n').filter((l) => l.includes('pwrite64('));
+        expect(writes.some((l) => /= -1 EINVAL/.test(l))).toBe(true);
+        expect(writes.filter((l) => /, 1048576, 0\)\s+= 1048576$/.test(l))).toHaveLength(1);
+      }
+      expect(r.ok?.sha256).toBe(r.data);
+      expect(r.untouched).toBe(true);
+      const store = await openFsChunkStore({ root });
+      try {
+        expect(sha256(await buffer(await store.get({ blobId, index: 0 })))).toBe(r.data);
+        expect((await store.stat({ blobId, index: 0 }))?.size).toBe(size);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
   it('direct: readInto an aligned buffer reads the chunk with O_DIRECT, in one open', async (ctx) => {
     if (!(await have('strace'))) ctx.skip('strace is not installed');
     const root = await tempRoot();

@@ -2,7 +2,7 @@
 // file alone by a fresh store (and by another process's store: a replica on a shared filesystem), a damaged
 // pack never half-used, and a pack removed once none of its chunks is alive.
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, readlink, realpath, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -157,5 +157,65 @@ describe('FsChunkStore packs on disk', () => {
     } finally {
       await other.close();
     }
+  });
+});
+
+describe('FsChunkStore pack read handles (pack-handles.ts)', () => {
+  let root: string;
+  let store: FsChunkStore;
+  beforeEach(async () => {
+    root = await tempRoot();
+    store = await openFsChunkStore({ root });
+  });
+  afterEach(async () => {
+    await store.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  /** This process's open file descriptors that are pack files. */
+  const openPacks = async (): Promise<string[]> => {
+    const out: string[] = [];
+    const real = await realpath(root);
+    for (const fd of await readdir('/proc/self/fd')) {
+      const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
+      if (target.startsWith(`${real}/packs/`)) out.push(target);
+    }
+    return [...new Set(out)];
+  };
+
+  it('the chunks of one pack are read through one handle, kept open: reads go on after the pack is renamed away', async () => {
+    const chunks = chunksOf(50);
+    const { packId } = await store.putPack(chunks);
+    const into = Buffer.alloc(4096);
+    expect(Buffer.from(await store.readInto(chunks[0]!.ref, into))).toEqual(chunks[0]!.data);
+    expect(store.packs.handles.size).toBe(1);
+    // a second open would fail now: the remaining reads use the handle the first one opened
+    const path = join(root, 'packs', packId.slice(0, 2), packId);
+    await rename(path, `${path}.away`);
+    for (const c of chunks.slice(1)) expect(Buffer.from(await store.readInto(c.ref, into))).toEqual(c.data);
+    expect(await openPacks()).toHaveLength(1);
+    await rename(`${path}.away`, path);
+  });
+
+  it('a pack whose chunks are all deleted has its handle closed; at most 16 packs are held open; close() closes them all', async () => {
+    const packs: Array<ReturnType<typeof chunksOf>> = [];
+    for (let i = 0; i < 20; i++) {
+      const chunks = chunksOf(2);
+      await store.putPack(chunks);
+      packs.push(chunks);
+    }
+    const into = Buffer.alloc(4096);
+    for (const chunks of packs) for (const c of chunks) expect(Buffer.from(await store.readInto(c.ref, into))).toEqual(c.data);
+    expect(store.packs.handles.size).toBe(16);
+    await new Promise((r) => setTimeout(r, 50)); // closes of evicted handles are not awaited by the reads
+    expect((await openPacks()).length).toBe(16);
+    const last = packs.at(-1)!;
+    for (const c of last) await store.delete(c.ref);
+    expect(store.packs.handles.size).toBe(15);
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await openPacks()).length).toBe(15);
+    await expectCode(store.readInto(last[0]!.ref, into), 'NOT_FOUND');
+    await store.close();
+    expect(await openPacks()).toEqual([]);
   });
 });

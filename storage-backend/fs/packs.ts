@@ -18,6 +18,7 @@ import { PACK_ENTRY_SIZE, PACK_TRAILER_SIZE, PACKED_CHUNK_MAX, PACKED_CHUNK_MIN,
 import type { ChunkRef, PackPutResult, PackedChunkInput } from '../types.js';
 import { errnoOf, fsError } from './errors.js';
 import { fsyncDir, type FsLayout } from './layout.js';
+import { PackHandles } from './pack-handles.js';
 
 const FANOUT = /^[0-9a-f]{2}$/;
 const TEMP_PREFIX = '.tmp-pack-';
@@ -56,7 +57,12 @@ export class FsPacks {
   #missScanStarted = -Infinity;
   #scans = 0;
 
-  constructor(private readonly layout: FsLayout, private readonly io: LimitFunction) {}
+  /** Read handles of packs, kept open across the reads of their chunks (./pack-handles.ts). */
+  readonly handles: PackHandles;
+
+  constructor(private readonly layout: FsLayout, private readonly io: LimitFunction) {
+    this.handles = new PackHandles(io);
+  }
 
   get dir(): string {
     return join(this.layout.root, 'packs');
@@ -319,6 +325,7 @@ export class FsPacks {
       this.#packs.delete(packId);
       if (this.#gone.size >= GONE_MAX) this.#gone.clear();
       this.#gone.add(packId);
+      this.handles.drop(packId);
       const path = this.packPath(packId);
       await this.io(() => unlink(path)).catch((e: unknown) => {
         if (errnoOf(e) !== 'ENOENT') throw fsError(e, `removing pack ${path}`, this.layout.root);

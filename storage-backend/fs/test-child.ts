@@ -6,10 +6,14 @@
 //   test-child.ts stall <root> <blobId> <index>         put 2 MiB then wait forever (until killed)
 //   test-child.ts pack <root> <count> <bytes>           putPack <count> random chunks of <bytes>; prints {"ok":{packId,refs}}
 //   test-child.ts stallpack <root> <count> <bytes>      the same, but waits forever in beforeRename (until killed)
+//   test-child.ts putone <root> <blobId> <index> <bytes> aligned|unaligned
+//                                                       put <bytes> random bytes as ONE piece (a bulk copier's
+//                                                       buffer) from aligned memory or 1 byte past it, with
+//                                                       directIo; prints {"ok":…,"data":<sha256 of the bytes>}
 //   test-child.ts read <root> <blobId> <index> - [direct|buffered]
 //                                                       readInto an aligned buffer; prints {"ok":{"size":…}}
 import { createHash, randomBytes } from 'node:crypto';
-import { alignUp, alignedAllocator } from '../../src/buffer-pool.js';
+import { DIRECT_IO_ALIGNMENT, alignUp, alignedAllocator } from '../../src/buffer-pool.js';
 import { MAX_SEALED_SIZE } from '../../src/crypto/index.js';
 import { isCofferError } from '../../src/errors.js';
 import { openFsChunkStore } from './index.js';
@@ -23,7 +27,8 @@ async function* source(bytes: number, stall: boolean): AsyncGenerator<Uint8Array
 }
 
 const [mode, root, blobId, indexText, bytesText, io] = process.argv.slice(2);
-const store = await openFsChunkStore({ root: root ?? '', ...(io === undefined || io === '-' ? {} : { directIo: io === 'direct' }) });
+const directIo = mode === 'putone' ? true : io === undefined || io === '-' ? undefined : io === 'direct';
+const store = await openFsChunkStore({ root: root ?? '', ...(directIo === undefined ? {} : { directIo }) });
 const ref = { blobId: blobId ?? '', index: Number(indexText) };
 try {
   if (mode === 'pack' || mode === 'stallpack') {
@@ -35,6 +40,22 @@ try {
     };
     const result = await store.putPack(chunks, mode === 'stallpack' ? { beforeRename: stall } : {});
     process.stdout.write(`${JSON.stringify({ ok: { packId: result.packId, refs } })}\n`);
+    await store.close();
+    process.exit(0);
+  }
+  if (mode === 'putone') {
+    const bytes = Number(bytesText);
+    const memory = alignedAllocator(alignUp(bytes) + DIRECT_IO_ALIGNMENT, 1)();
+    const data = io === 'unaligned' ? memory.subarray(1, 1 + bytes) : memory.subarray(0, bytes);
+    data.set(randomBytes(bytes));
+    const after = Buffer.from(memory.subarray(data.byteOffset - memory.byteOffset + bytes));
+    const one = async function* (): AsyncGenerator<Uint8Array> {
+      yield data;
+    };
+    const result = await store.put(ref, one(), { expectedSize: bytes });
+    // the caller's memory after the chunk is not the store's to pad
+    const untouched = Buffer.from(memory.subarray(data.byteOffset - memory.byteOffset + bytes)).equals(after);
+    process.stdout.write(`${JSON.stringify({ ok: result, data: createHash('sha256').update(data).digest('hex'), untouched })}\n`);
     await store.close();
     process.exit(0);
   }
