@@ -19,6 +19,7 @@ import { describe } from './object-meta.js';
 import { parseCopySource } from './objects.js';
 import { prepareBody } from './request-body.js';
 import { completeParts } from './multipart-complete.js';
+import { partPlaced, partStaged, stopJoining } from './multipart-join.js';
 import { CHUNK, UPLOAD_META, claimName, forgetUpload, geometryOf, newestParts, placedName, readStaging, readUpload, remember, stagedName, type StoredPart, type UploadRecord } from './upload-staging.js';
 import { parseXmlBody, xmlDocument } from './xml.js';
 
@@ -76,6 +77,7 @@ export async function uploadPart(ctx: S3Context): Promise<Response> {
   const body = prepareBody(ctx.req.body ?? [], ctx.req.headers, ctx.auth, ctx.limits.maxObjectSize);
   const placed = body.size > 0 && body.size % CHUNK === 0 ? await placePart(ctx, dir, number, body.stream, body.size, () => body.digests().md5Hex) : null;
   const md5 = placed ?? await storePart(ctx, dir, number, body.stream, body.size, () => body.digests().md5Hex);
+  if (placed) partPlaced(dir);
   return emptyResponse(200, { etag: `"${md5}"` });
 }
 
@@ -139,12 +141,15 @@ async function storePart(ctx: S3Context, dir: string, number: number, stream: As
   await ctx.backend.put(ctx.who, temp, stream, size).catch((e: unknown) => { throw toS3Error(e, 'NoSuchUpload'); });
   const md5 = md5Of();
   const name = stagedName(number, md5);
+  let info: FileInfo;
   try {
-    await ctx.backend.move(ctx.who, temp, `${dir}/${name}`, true);
+    info = await ctx.backend.move(ctx.who, temp, `${dir}/${name}`, true);
   } catch (e) {
     await ctx.backend.remove(ctx.who, temp, false).catch(() => undefined);
     throw toS3Error(e, 'NoSuchUpload');
   }
+  // the upload's joiner seals what this part completes into the placed blob, in the background
+  partStaged(ctx.backend, ctx.who, dir, await readUpload(ctx.backend, ctx.who, dir), number, { name, md5, size, blobId: info.blobId });
   // an earlier upload of this part number with other content is replaced. Best effort: a leftover copy is never
   // used (Complete picks parts by their ETag's name) and goes with the staging directory; and in the enclave a
   // listing can be refused while a concurrent part is mid-rename (its node still carries the MAC of its temporary
@@ -184,6 +189,7 @@ export async function completeMultipartUpload(ctx: S3Context): Promise<Response>
     if (!Number.isInteger(r.number) || r.number < 1 || r.number > MAX_PARTS) throw new S3Error('InvalidPart', `part ${String(r.number)} is not a valid part number`);
     if (i > 0 && r.number <= (requested[i - 1] as { number: number }).number) throw new S3Error('InvalidPartOrder', 'The list of parts was not in ascending order. Parts must be ordered by part number.');
   }
+  await stopJoining(dir); // its batch in flight finishes (claim and record) before the staging is read
   const staging = await readStaging(ctx.backend, ctx.who, dir).catch((e: unknown) => { throw toS3Error(e, 'NoSuchUpload'); });
   return completeParts(ctx, dir, record, requested, staging);
 }
@@ -191,6 +197,7 @@ export async function completeMultipartUpload(ctx: S3Context): Promise<Response>
 export async function abortMultipartUpload(ctx: S3Context): Promise<Response> {
   const dir = uploadDirOf(ctx);
   const record = await readUpload(ctx.backend, ctx.who, dir);
+  await stopJoining(dir);
   await ctx.backend.remove(ctx.who, dir, true).catch((e: unknown) => { throw toS3Error(e, 'NoSuchUpload'); });
   forgetUpload(dir);
   // its sealed parts go with it (best effort: the storage service's GC frees an upload left open anyway)
