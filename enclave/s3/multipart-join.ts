@@ -184,9 +184,10 @@ async function joinBatch(dir: string, j: Joiner): Promise<boolean> {
 
 /**
  * The end (in chunks) of the whole chain of joined records from chunk 0 whose ranges `accept`, or null when
- * the staging holds a claim without its record, a claim or record off the chain (the joined way is then not safe).
+ * the staging holds a claim without its record or a claim or record off the chain (the joined way is then not
+ * safe) — but for a claim at the chain's end when `ownTail(end)` says it is this Complete's own earlier one.
  */
-function chainEnd(staging: Staging, accept: (r: JoinedRange) => boolean): number | null {
+function chainEnd(staging: Staging, accept: (r: JoinedRange) => boolean, ownTail: (end: number) => boolean = () => false): number | null {
   let end = 0;
   const byFirst = new Map<number, JoinedRange[]>();
   for (const r of staging.joins) byFirst.set(r.first, [...(byFirst.get(r.first) ?? []), r]);
@@ -199,7 +200,7 @@ function chainEnd(staging: Staging, accept: (r: JoinedRange) => boolean): number
     used.add(end);
     end = r.end;
   }
-  for (const c of staging.joinClaims) if (!used.has(c)) return null;
+  for (const c of staging.joinClaims) if (!used.has(c) && !(c === end && ownTail(end))) return null;
   for (const r of staging.joins) if (!used.has(r.first)) return null;
   return end;
 }
@@ -235,9 +236,11 @@ export function joinedPlan(record: UploadRecord, chosen: StoredPart[], staging: 
     const p = chosen[n - 1];
     return p && p.size === s ? p.md5 : undefined; // a record never names the short last part
   };
-  const joined = chainEnd(staging, (r) => r.end <= chunkCount && rangeHash(s, r.first, r.end, md5Of) === r.hash);
+  const markerOf = (joined: number): string => `f${createHash('sha256').update(JSON.stringify(['joined', s, joined, chosen.map((p) => [p.name, p.blobId ?? null])])).digest('hex').slice(0, 16)}`;
+  // a claim at the chain's end is a retried Complete's own when its plan's marker (made after that claim) is there
+  const joined = chainEnd(staging, (r) => r.end <= chunkCount && rangeHash(s, r.first, r.end, md5Of) === r.hash, (end) => staging.plans.includes(markerOf(end)));
   if (joined === null || joined === 0) return null;
-  const marker = `f${createHash('sha256').update(JSON.stringify(['joined', s, joined, chosen.map((p) => [p.name, p.blobId ?? null])])).digest('hex').slice(0, 16)}`;
+  const marker = markerOf(joined);
   if (staging.plans.some((m) => m !== marker)) return null;
   return { s, joined, parts: chosen, size, chunkCount, marker };
 }

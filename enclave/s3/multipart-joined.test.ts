@@ -212,6 +212,21 @@ describe('joined multipart (equal parts that are not whole chunks)', () => {
     }
   }, 180_000);
 
+  it('Complete cut short after sealing its tail and committing (the key is a directory) shows nothing; a retried Complete finishes it the joined way', async () => {
+    const bodies = random([3 * MiB, 3 * MiB, 3 * MiB, 2 * MiB]);
+    const id = await create('blocked/obj');
+    const blob = await placedBlobOf(id);
+    const etags = await parts('blocked/obj', id, bodies, [1, 2, 3, 4], 2);
+    expect(await joinedChunks(id, 1)).toBe(1);
+    await env.backend.mkdir(alice, '/mpj/blocked/obj/in-the-way', true);
+    expect((await complete('blocked/obj', id, all(etags, 4))).code).not.toBeNull();
+    expect((await env.backend.stat(alice, '/mpj/blocked/obj')).type).toBe('dir');
+    await env.backend.remove(alice, '/mpj/blocked/obj', true);
+    expect((await complete('blocked/obj', id, all(etags, 4))).status).toBe(200);
+    expect(await objectBlob('blocked/obj')).toBe(blob);
+    await expectObject('blocked/obj', Buffer.concat(bodies));
+  }, 120_000);
+
   it('abort while the joiner works removes everything and abandons the blob', async () => {
     const bodies = random(Array<number>(6).fill(3 * MiB));
     const id = await create('abort.bin');
