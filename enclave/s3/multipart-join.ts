@@ -23,6 +23,32 @@ import { CHUNK, joinClaimName, joinedName, readStaging, type JoinedRange, type S
 /** Chunks sealed by one joiner batch at most (a claim and a record per batch: fewer calls; smaller: sooner done). */
 const BATCH_CHUNKS = 8;
 const KEEP_JOINERS = 64;
+/** Staged parts' plaintext kept in enclave memory until joined, so the joiner need not read them back (all uploads). */
+const HOLD_MAX = 128 * 1024 * 1024;
+/** Parts longer than this are never held (they are read back from their staged files). */
+const HOLD_PART_MAX = 16 * 1024 * 1024;
+const IDLE_MS = 2 * 60_000;
+let holding = 0;
+
+/**
+ * A buffer for a staged part's bytes, kept for the joiner (see partStaged), or null when the part is not one the
+ * joiner can use or the memory set aside for this is taken. Give it back with `releaseHeld` unless partStaged got it.
+ */
+export function holdPart(size: number): Buffer | null {
+  if (size === 0 || size > HOLD_PART_MAX || size % CHUNK === 0) return null;
+  if (holding + size > HOLD_MAX) {
+    // uploads left idle (never completed nor aborted) give their share back
+    for (const j of joiners.values()) if (j.touched < Date.now() - IDLE_MS) forgetHeld(j);
+    if (holding + size > HOLD_MAX) return null;
+  }
+  holding += size;
+  return Buffer.allocUnsafe(size);
+}
+
+/** Returns a held buffer's share of the memory (the buffer itself goes with the garbage: a batch may still read it). */
+export function releaseHeld(bytes: Buffer | undefined): void {
+  if (bytes) holding -= bytes.length;
+}
 
 /** What a joined range must name: every part (number, MD5) touching chunks first … end-1, parts being s long. */
 function rangeHash(s: number, first: number, end: number, md5Of: (n: number) => string | undefined): string | null {
@@ -36,15 +62,17 @@ function rangeHash(s: number, first: number, end: number, md5Of: (n: number) => 
 }
 
 /** The plaintext bytes [from, to) of the object made of `parts` (part n = parts[n-1], each s long but the last), read from their staged files. */
-async function* objectBytes(backend: VaultBackend, who: Principal, dir: string, parts: Array<Pick<StoredPart, 'name' | 'size' | 'blobId'>>, s: number, from: number, to: number): AsyncGenerator<Uint8Array> {
+async function* objectBytes(backend: VaultBackend, who: Principal, dir: string, parts: Array<Pick<StoredPart, 'name' | 'size' | 'blobId'> & { bytes?: Buffer }>, s: number, from: number, to: number): AsyncGenerator<Uint8Array> {
   let pos = from;
   // the next part's read is opened while this one streams (one round trip less between parts)
-  const open = (at: number): Promise<{ body: AsyncIterable<Uint8Array>; info: FileInfo }> => {
+  const open = (at: number): Promise<{ body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>; info: FileInfo }> => {
     const i = Math.floor(at / s);
     const p = parts[i];
     if (!p) return Promise.reject(new S3Error('InvalidPart', `part ${i + 1} is missing`));
     const start = at - i * s;
     const end = Math.min(p.size, to - i * s);
+    // the part's verified bytes, held since its request (the same bytes its staged file holds)
+    if (p.bytes) return Promise.resolve({ body: [p.bytes.subarray(start, end)], info: { size: p.size } as FileInfo });
     return backend.read(who, `${dir}/${p.name}`, { start, end }, p.blobId ?? undefined);
   };
   let next = open(pos);
@@ -62,7 +90,16 @@ async function* objectBytes(backend: VaultBackend, who: Principal, dir: string, 
   }
 }
 
-interface KnownPart { name: string; md5: string; size: number; blobId: string | null }
+interface KnownPart { name: string; md5: string; size: number; blobId: string | null; bytes?: Buffer; /** Object offset after the part, if it is s long. */ end?: number }
+
+function forgetHeld(j: Joiner, below = Infinity): void {
+  for (const p of j.parts.values()) {
+    if (p.bytes && (below === Infinity || (p.end !== undefined && p.end <= below))) {
+      releaseHeld(p.bytes);
+      delete p.bytes;
+    }
+  }
+}
 
 interface Joiner {
   who: Principal;
@@ -75,6 +112,8 @@ interface Joiner {
   off: boolean;
   dirty: boolean;
   running: Promise<void> | null;
+  /** When a part last arrived. */
+  touched: number;
 }
 
 const joiners = new Map<string, Joiner>();
@@ -85,19 +124,29 @@ const joiners = new Map<string, Joiner>();
  * then seals more, or falls back).
  */
 export function partStaged(backend: VaultBackend, who: Principal, dir: string, record: UploadRecord, number: number, part: KnownPart): void {
-  if (!backend.placed || !record.blob) return;
+  if (!backend.placed || !record.blob) {
+    releaseHeld(part.bytes);
+    return;
+  }
+  part.end = number * part.size;
   let j = joiners.get(dir);
   if (!j) {
-    j = { who, backend, blob: record.blob, parts: new Map(), frontier: 0, loaded: false, off: false, dirty: false, running: null };
+    j = { who, backend, blob: record.blob, parts: new Map(), frontier: 0, loaded: false, off: false, dirty: false, running: null, touched: Date.now() };
     joiners.set(dir, j);
     while (joiners.size > KEEP_JOINERS) {
       const [oldest, o] = joiners.entries().next().value as [string, Joiner];
       o.off = true; // an evicted joiner stops after its batch; Complete finds its chain in the records
+      forgetHeld(o);
       joiners.delete(oldest);
     }
   }
-  if (j.off) return;
+  if (j.off) {
+    releaseHeld(part.bytes);
+    return;
+  }
+  releaseHeld(j.parts.get(number)?.bytes);
   j.parts.set(number, part);
+  j.touched = Date.now();
   j.dirty = true;
   if (!j.running) {
     const joiner = j;
@@ -110,7 +159,10 @@ export function partStaged(backend: VaultBackend, who: Principal, dir: string, r
 /** A placed part arrived: joining stays off for this upload (its chunk indices are the placed parts'). */
 export function partPlaced(dir: string): void {
   const j = joiners.get(dir);
-  if (j) j.off = true;
+  if (j) {
+    j.off = true;
+    forgetHeld(j);
+  }
 }
 
 /** Stops the upload's joiner and waits for the batch it is sealing (Complete and Abort call this first). */
@@ -120,6 +172,7 @@ export async function stopJoining(dir: string): Promise<void> {
   j.off = true;
   joiners.delete(dir);
   await j.running;
+  forgetHeld(j);
 }
 
 async function run(dir: string, j: Joiner): Promise<void> {
@@ -131,6 +184,7 @@ async function run(dir: string, j: Joiner): Promise<void> {
   } catch {
     j.off = true;
   }
+  if (j.off) forgetHeld(j);
 }
 
 /** Joins the next batch if its parts are there; false when there is nothing to do yet. */
@@ -179,6 +233,7 @@ async function joinBatch(dir: string, j: Joiner): Promise<boolean> {
   await (backend.placed as NonNullable<VaultBackend['placed']>).seal(who, j.blob, start, objectBytes(backend, who, dir, parts, s, start * CHUNK, end * CHUNK), (end - start) * CHUNK, false);
   await backend.mkdir(who, `${dir}/${joinedName(start, end, hash)}`, false);
   j.frontier = end;
+  forgetHeld(j, end * CHUNK); // parts wholly joined
   return true;
 }
 

@@ -19,7 +19,7 @@ import { describe } from './object-meta.js';
 import { parseCopySource } from './objects.js';
 import { prepareBody } from './request-body.js';
 import { completeParts } from './multipart-complete.js';
-import { partPlaced, partStaged, stopJoining } from './multipart-join.js';
+import { holdPart, partPlaced, partStaged, releaseHeld, stopJoining } from './multipart-join.js';
 import { CHUNK, UPLOAD_META, claimName, forgetUpload, geometryOf, newestParts, placedName, readStaging, readUpload, remember, stagedName, type StoredPart, type UploadRecord } from './upload-staging.js';
 import { parseXmlBody, xmlDocument } from './xml.js';
 
@@ -138,18 +138,31 @@ export async function uploadPartCopy(ctx: S3Context): Promise<Response> {
 /** Writes a part under a temporary name, then renames it to its final name (with its MD5); older copies go. */
 async function storePart(ctx: S3Context, dir: string, number: number, stream: AsyncIterable<Uint8Array>, size: number, md5Of: () => string): Promise<string> {
   const temp = `${dir}/t${String(number).padStart(5, '0')}-${randomBytes(8).toString('hex')}`;
-  await ctx.backend.put(ctx.who, temp, stream, size).catch((e: unknown) => { throw toS3Error(e, 'NoSuchUpload'); });
+  // a copy of the bytes as they are stored, for the upload's joiner (so it need not read the part back)
+  let held = holdPart(size);
+  try {
+    await ctx.backend.put(ctx.who, temp, held ? copiedInto(stream, held) : stream, size).catch((e: unknown) => { throw toS3Error(e, 'NoSuchUpload'); });
+  } catch (e) {
+    releaseHeld(held ?? undefined);
+    throw e;
+  }
   const md5 = md5Of();
   const name = stagedName(number, md5);
   let info: FileInfo;
   try {
     info = await ctx.backend.move(ctx.who, temp, `${dir}/${name}`, true);
   } catch (e) {
+    releaseHeld(held ?? undefined);
     await ctx.backend.remove(ctx.who, temp, false).catch(() => undefined);
     throw toS3Error(e, 'NoSuchUpload');
   }
   // the upload's joiner seals what this part completes into the placed blob, in the background
-  partStaged(ctx.backend, ctx.who, dir, await readUpload(ctx.backend, ctx.who, dir), number, { name, md5, size, blobId: info.blobId });
+  const record = await readUpload(ctx.backend, ctx.who, dir).catch((e: unknown) => {
+    releaseHeld(held ?? undefined);
+    throw e;
+  });
+  partStaged(ctx.backend, ctx.who, dir, record, number, { name, md5, size, blobId: info.blobId, ...(held ? { bytes: held } : {}) });
+  held = null;
   // an earlier upload of this part number with other content is replaced. Best effort: a leftover copy is never
   // used (Complete picks parts by their ETag's name) and goes with the staging directory; and in the enclave a
   // listing can be refused while a concurrent part is mid-rename (its node still carries the MAC of its temporary
@@ -162,6 +175,16 @@ async function storePart(ctx: S3Context, dir: string, number: number, stream: As
     // the cleanup waits for the next upload of this number, an abort, or the staging directory's removal
   }
   return md5;
+}
+
+/** `stream`, copying every byte into `into` as it passes (the store checks the length: a longer body fails there). */
+async function* copiedInto(stream: AsyncIterable<Uint8Array>, into: Buffer): AsyncGenerator<Uint8Array> {
+  let at = 0;
+  for await (const p of stream) {
+    if (at + p.length <= into.length) into.set(p, at);
+    at += p.length;
+    yield p;
+  }
 }
 
 async function statUpload(ctx: S3Context, dir: string): Promise<void> {
