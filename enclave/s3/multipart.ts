@@ -20,7 +20,7 @@ import { parseCopySource } from './objects.js';
 import { prepareBody } from './request-body.js';
 import { completeParts } from './multipart-complete.js';
 import { holdPart, partPlaced, partStaged, releaseHeld, stopJoining } from './multipart-join.js';
-import { CHUNK, UPLOAD_META, claimName, forgetUpload, geometryOf, newestParts, placedName, readStaging, readUpload, remember, stagedName, type StoredPart, type UploadRecord } from './upload-staging.js';
+import { CHUNK, UPLOAD_META, claimName, pad, forgetUpload, geometryOf, newestParts, placedName, readStaging, readUpload, remember, stagedName, type StoredPart, type UploadRecord } from './upload-staging.js';
 import { parseXmlBody, xmlDocument } from './xml.js';
 
 const MAX_PARTS = 10000;
@@ -167,9 +167,14 @@ async function storePart(ctx: S3Context, dir: string, number: number, stream: As
   // used (Complete picks parts by their ETag's name) and goes with the staging directory; and in the enclave a
   // listing can be refused while a concurrent part is mid-rename (its node still carries the MAC of its temporary
   // name until the gateway re-MACs it), which must not fail this part.
+  // Only this number's copies are looked at (they sort together, right after `p<n>-`): a listing of the whole
+  // staging directory per part cost O(parts) each, O(parts²) per upload.
   try {
-    for (const p of await listParts(ctx.backend, ctx.who, dir, true)) {
-      if (p.number === number && p.name !== name) await ctx.backend.remove(ctx.who, `${dir}/${p.name}`, false).catch(() => undefined);
+    const prefix = `p${pad(number)}-`;
+    const page = await ctx.backend.list(ctx.who, dir, { after: prefix, limit: 16 });
+    for (const i of page.items) {
+      if (!i.name.startsWith(prefix)) break;
+      if (i.type === 'file' && i.name !== name) await ctx.backend.remove(ctx.who, `${dir}/${i.name}`, false).catch(() => undefined);
     }
   } catch {
     // the cleanup waits for the next upload of this number, an abort, or the staging directory's removal
