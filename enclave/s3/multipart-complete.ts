@@ -5,6 +5,8 @@
 //   and moves it onto the key. Taken only when nothing else can sit at any index the object uses (see `planOf`).
 // - re-sealed (fallback, correct whatever the parts): the parts are streamed in order into a new sealed file —
 //   staged parts from their files, placed parts from the blob's chunks with their MD5 recomputed and compared.
+// - joined: equal staged parts (not whole chunks: rclone's 5 MiB) were joined into the blob as they arrived
+//   (multipart-join.ts); Complete seals only what follows the last joined chunk, then commits and moves as above.
 // Either way the object appears only at the vault's commit/move (atomic), then its sidecar is written and the
 // staging directory removed.
 import { createHash } from 'node:crypto';
@@ -15,6 +17,7 @@ import { S3Error, toS3Error } from './errors.js';
 import { objectPath } from './mapping.js';
 import { writeMeta } from './object-meta.js';
 import { ensureParent } from './objects.js';
+import { joinedPlan, sealJoinedTail, type JoinedPlan } from './multipart-join.js';
 import { CHUNK, forgetUpload, type Staging, type StoredPart, type UploadRecord } from './upload-staging.js';
 import { xmlDocument } from './xml.js';
 
@@ -39,13 +42,15 @@ export async function completeParts(ctx: S3Context, dir: string, record: UploadR
   await ensureParent(ctx, path);
   const etag = `"${createHash('md5').update(Buffer.concat(chosen.map((p) => Buffer.from(p.md5, 'hex')))).digest('hex')}-${chosen.length}"`;
   const plan = planOf(record, chosen, staging);
+  const joined = plan ? null : joinedPlan(record, chosen, staging);
   const { backend, who } = ctx;
   return slowXmlResponse(async () => {
-    const written = plan ? await completePlaced(ctx, dir, record, plan, path) : await completeResealed(ctx, dir, record, chosen, path);
+    let written = plan ? await completePlaced(ctx, dir, record, plan, path) : joined ? await completeJoined(ctx, dir, record, joined, staging, path) : null;
+    written ??= await completeResealed(ctx, dir, record, chosen, path);
     await writeMeta(backend, who, ctx.bucket, { v: 1, key, blobId: written.blobId as string, etag, headers: record.headers, meta: record.meta, parts: chosen.length });
     await backend.remove(who, dir, true).catch(() => undefined); // left behind, the sweep takes it
     forgetUpload(dir);
-    if (!plan && record.blob) await backend.placed?.abort(who, record.blob.blobId).catch(() => undefined);
+    if (written.blobId !== record.blob?.blobId && record.blob) await backend.placed?.abort(who, record.blob.blobId).catch(() => undefined);
     return xmlDocument('CompleteMultipartUploadResult', { Location: `/${ctx.bucket}/${encodeURIComponent(key)}`, Bucket: ctx.bucket, Key: key, ETag: etag });
   }, ctx.requestId, `/${ctx.bucket}/${key}`);
 }
@@ -91,6 +96,7 @@ function planOf(record: UploadRecord, chosen: StoredPart[], staging: Staging): P
   if (tail && staging.claims.has(n)) return null;
   if (tail && tail.size === 0 && n > 1) return null; // an empty last part: the re-sealed way handles it
   for (const c of staging.claims) if (c > n) return null;
+  if (staging.joinClaims.size > 0 || staging.joins.length > 0) return null; // joined chunks may sit at these indices
   const size = chosen.reduce((t, p) => t + p.size, 0);
   const chunkCount = Math.max(1, Math.ceil(size / CHUNK));
   const marker = `f${createHash('sha256').update(JSON.stringify([k, chosen.map((p) => [p.name, p.blobId ?? null])])).digest('hex').slice(0, 16)}`;
@@ -120,9 +126,28 @@ async function completePlaced(ctx: S3Context, dir: string, record: UploadRecord,
     // a Complete retried after its commit finds the upload committed: the commit below answers as before
     if (!(isCofferError(e) && e.code === 'UPLOAD_STATE')) throw toS3Error(e);
   }
-  const committed = await placed.commit(who, blob, n, plan.size).catch((e: unknown) => { throw toS3Error(e); });
+  return commitAndMove(ctx, dir, blob, n, plan.size, path);
+}
+
+/** Commits the placed upload and moves `<staging>/object` onto the key (the object appears only here). */
+async function commitAndMove(ctx: S3Context, dir: string, blob: NonNullable<UploadRecord['blob']>, chunkCount: number, size: number, path: string): Promise<FileInfo> {
+  const placed = ctx.backend.placed as NonNullable<S3Context['backend']['placed']>;
+  const committed = await placed.commit(ctx.who, blob, chunkCount, size).catch((e: unknown) => { throw toS3Error(e); });
   if (committed.path === path) return committed; // a retried Complete whose move was done before
-  return backend.move(who, `${dir}/object`, path, true).catch((e: unknown) => { throw toS3Error(e); });
+  return ctx.backend.move(ctx.who, `${dir}/object`, path, true).catch((e: unknown) => { throw toS3Error(e); });
+}
+
+/** The joined way; null (nothing sealed) when the tail's claim is someone else's: the caller re-seals. */
+async function completeJoined(ctx: S3Context, dir: string, record: UploadRecord, plan: JoinedPlan, staging: Staging, path: string): Promise<FileInfo | null> {
+  const blob = record.blob;
+  if (!ctx.backend.placed || !blob) return null;
+  try {
+    if (!await sealJoinedTail(ctx, dir, blob, plan, staging)) return null;
+  } catch (e) {
+    // a Complete retried after its commit finds the upload committed: the commit below answers as before
+    if (!(isCofferError(e) && e.code === 'UPLOAD_STATE')) throw toS3Error(e);
+  }
+  return commitAndMove(ctx, dir, blob, plan.chunkCount, plan.size, path);
 }
 
 async function completeResealed(ctx: S3Context, dir: string, record: UploadRecord, chosen: StoredPart[], path: string): Promise<FileInfo> {

@@ -19,7 +19,8 @@ import { describe } from './object-meta.js';
 import { parseCopySource } from './objects.js';
 import { prepareBody } from './request-body.js';
 import { completeParts } from './multipart-complete.js';
-import { CHUNK, UPLOAD_META, claimName, forgetUpload, geometryOf, newestParts, placedName, readStaging, readUpload, remember, stagedName, type StoredPart, type UploadRecord } from './upload-staging.js';
+import { holdPart, partPlaced, partStaged, releaseHeld, stopJoining } from './multipart-join.js';
+import { CHUNK, UPLOAD_META, claimName, pad, forgetUpload, geometryOf, newestParts, placedName, readStaging, readUpload, remember, stagedName, type StoredPart, type UploadRecord } from './upload-staging.js';
 import { parseXmlBody, xmlDocument } from './xml.js';
 
 const MAX_PARTS = 10000;
@@ -76,6 +77,7 @@ export async function uploadPart(ctx: S3Context): Promise<Response> {
   const body = prepareBody(ctx.req.body ?? [], ctx.req.headers, ctx.auth, ctx.limits.maxObjectSize);
   const placed = body.size > 0 && body.size % CHUNK === 0 ? await placePart(ctx, dir, number, body.stream, body.size, () => body.digests().md5Hex) : null;
   const md5 = placed ?? await storePart(ctx, dir, number, body.stream, body.size, () => body.digests().md5Hex);
+  if (placed) partPlaced(dir);
   return emptyResponse(200, { etag: `"${md5}"` });
 }
 
@@ -136,27 +138,58 @@ export async function uploadPartCopy(ctx: S3Context): Promise<Response> {
 /** Writes a part under a temporary name, then renames it to its final name (with its MD5); older copies go. */
 async function storePart(ctx: S3Context, dir: string, number: number, stream: AsyncIterable<Uint8Array>, size: number, md5Of: () => string): Promise<string> {
   const temp = `${dir}/t${String(number).padStart(5, '0')}-${randomBytes(8).toString('hex')}`;
-  await ctx.backend.put(ctx.who, temp, stream, size).catch((e: unknown) => { throw toS3Error(e, 'NoSuchUpload'); });
+  // a copy of the bytes as they are stored, for the upload's joiner (so it need not read the part back)
+  let held = holdPart(size);
+  try {
+    await ctx.backend.put(ctx.who, temp, held ? copiedInto(stream, held) : stream, size).catch((e: unknown) => { throw toS3Error(e, 'NoSuchUpload'); });
+  } catch (e) {
+    releaseHeld(held ?? undefined);
+    throw e;
+  }
   const md5 = md5Of();
   const name = stagedName(number, md5);
+  let info: FileInfo;
   try {
-    await ctx.backend.move(ctx.who, temp, `${dir}/${name}`, true);
+    info = await ctx.backend.move(ctx.who, temp, `${dir}/${name}`, true);
   } catch (e) {
+    releaseHeld(held ?? undefined);
     await ctx.backend.remove(ctx.who, temp, false).catch(() => undefined);
     throw toS3Error(e, 'NoSuchUpload');
   }
+  // the upload's joiner seals what this part completes into the placed blob, in the background
+  const record = await readUpload(ctx.backend, ctx.who, dir).catch((e: unknown) => {
+    releaseHeld(held ?? undefined);
+    throw e;
+  });
+  partStaged(ctx.backend, ctx.who, dir, record, number, { name, md5, size, blobId: info.blobId, ...(held ? { bytes: held } : {}) });
+  held = null;
   // an earlier upload of this part number with other content is replaced. Best effort: a leftover copy is never
   // used (Complete picks parts by their ETag's name) and goes with the staging directory; and in the enclave a
   // listing can be refused while a concurrent part is mid-rename (its node still carries the MAC of its temporary
   // name until the gateway re-MACs it), which must not fail this part.
+  // Only this number's copies are looked at (they sort together, right after `p<n>-`): a listing of the whole
+  // staging directory per part cost O(parts) each, O(parts²) per upload.
   try {
-    for (const p of await listParts(ctx.backend, ctx.who, dir, true)) {
-      if (p.number === number && p.name !== name) await ctx.backend.remove(ctx.who, `${dir}/${p.name}`, false).catch(() => undefined);
+    const prefix = `p${pad(number)}-`;
+    const page = await ctx.backend.list(ctx.who, dir, { after: prefix, limit: 16 });
+    for (const i of page.items) {
+      if (!i.name.startsWith(prefix)) break;
+      if (i.type === 'file' && i.name !== name) await ctx.backend.remove(ctx.who, `${dir}/${i.name}`, false).catch(() => undefined);
     }
   } catch {
     // the cleanup waits for the next upload of this number, an abort, or the staging directory's removal
   }
   return md5;
+}
+
+/** `stream`, copying every byte into `into` as it passes (the store checks the length: a longer body fails there). */
+async function* copiedInto(stream: AsyncIterable<Uint8Array>, into: Buffer): AsyncGenerator<Uint8Array> {
+  let at = 0;
+  for await (const p of stream) {
+    if (at + p.length <= into.length) into.set(p, at);
+    at += p.length;
+    yield p;
+  }
 }
 
 async function statUpload(ctx: S3Context, dir: string): Promise<void> {
@@ -184,6 +217,7 @@ export async function completeMultipartUpload(ctx: S3Context): Promise<Response>
     if (!Number.isInteger(r.number) || r.number < 1 || r.number > MAX_PARTS) throw new S3Error('InvalidPart', `part ${String(r.number)} is not a valid part number`);
     if (i > 0 && r.number <= (requested[i - 1] as { number: number }).number) throw new S3Error('InvalidPartOrder', 'The list of parts was not in ascending order. Parts must be ordered by part number.');
   }
+  await stopJoining(dir); // its batch in flight finishes (claim and record) before the staging is read
   const staging = await readStaging(ctx.backend, ctx.who, dir).catch((e: unknown) => { throw toS3Error(e, 'NoSuchUpload'); });
   return completeParts(ctx, dir, record, requested, staging);
 }
@@ -191,6 +225,7 @@ export async function completeMultipartUpload(ctx: S3Context): Promise<Response>
 export async function abortMultipartUpload(ctx: S3Context): Promise<Response> {
   const dir = uploadDirOf(ctx);
   const record = await readUpload(ctx.backend, ctx.who, dir);
+  await stopJoining(dir);
   await ctx.backend.remove(ctx.who, dir, true).catch((e: unknown) => { throw toS3Error(e, 'NoSuchUpload'); });
   forgetUpload(dir);
   // its sealed parts go with it (best effort: the storage service's GC frees an upload left open anyway)

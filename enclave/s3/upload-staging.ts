@@ -8,6 +8,8 @@
 //   d<part>-<chunks>-<md5>      placed part (directory): `chunks` × 8 MiB sealed at (part-1)·chunks in the blob
 //   f<plan>                     completion marker (directory): a Complete sealed its tail under this plan
 //   g/k<chunks>                 geometry (directories, `g` made exclusively): the one part length placed parts have
+//   a<chunk>                    claim (directory, made exclusively) of joined chunks from `chunk` on (multipart-join.ts)
+//   j<first>-<end>-<hash>       joined record (directory): chunks first … end-1 hold the parts `hash` names
 import type { PlacedUpload, Principal, VaultBackend } from './backend.js';
 import { isCofferError } from '../../src/errors.js';
 import { toS3Error } from './errors.js';
@@ -47,7 +49,16 @@ export interface Staging {
   plans: string[];
   /** The placed parts' length in chunks, if exactly one was fixed (see geometryOf). */
   geometry: number | null;
+  /** Joined ranges' claims (first chunk) and records (multipart-join.ts). */
+  joinClaims: Set<number>;
+  joins: JoinedRange[];
 }
+
+export interface JoinedRange { first: number; end: number; hash: string }
+
+const pad7 = (n: number): string => String(n).padStart(7, '0');
+export const joinClaimName = (first: number): string => `a${pad7(first)}`;
+export const joinedName = (first: number, end: number, hash: string): string => `j${pad7(first)}-${pad7(end)}-${hash}`;
 
 export const pad = (n: number): string => String(n).padStart(5, '0');
 export const claimName = (n: number): string => `c${pad(n)}`;
@@ -56,7 +67,7 @@ export const stagedName = (n: number, md5: string): string => `p${pad(n)}-${md5}
 
 /** Reads the staging directory in pages. Throws the backend's errors (NOT_FOUND when the upload is gone). */
 export async function readStaging(backend: VaultBackend, who: Principal, dir: string): Promise<Staging> {
-  const out: Staging = { parts: [], claims: new Set(), plans: [], geometry: null };
+  const out: Staging = { parts: [], claims: new Set(), plans: [], geometry: null, joinClaims: new Set(), joins: [] };
   let hasGeometry = false;
   let after: string | undefined;
   for (;;) {
@@ -72,6 +83,10 @@ export async function readStaging(backend: VaultBackend, who: Principal, dir: st
         out.claims.add(Number(m[1]));
       } else if (i.type === 'dir' && /^f[0-9a-f]{16}$/.test(i.name)) {
         out.plans.push(i.name);
+      } else if (i.type === 'dir' && (m = /^a(\d{7})$/.exec(i.name))) {
+        out.joinClaims.add(Number(m[1]));
+      } else if (i.type === 'dir' && (m = /^j(\d{7})-(\d{7})-([0-9a-f]{16})$/.exec(i.name)) && Number(m[1]) < Number(m[2])) {
+        out.joins.push({ first: Number(m[1]), end: Number(m[2]), hash: m[3] as string });
       } else if (i.type === 'dir' && i.name === 'g') {
         hasGeometry = true;
       }
