@@ -369,6 +369,7 @@ export class FsChunkStore implements ChunkStore {
   async close(): Promise<void> {
     this.#closed = true;
     await Promise.allSettled([...this.#inflight]);
+    this.packs.handles.dropAll();
   }
 
   /** The packed location of a chunk, or undefined when it is a chunk file (or absent): packs first, then v1. */
@@ -400,15 +401,16 @@ export class FsChunkStore implements ChunkStore {
       throw new CofferError(ErrorCode.PAYLOAD_TOO_LARGE, `chunk ${ref.blobId}/${chunkName(ref.index)} has ${at.length} bytes, more than the ${into.length} of the buffer`);
     }
     const path = this.packs.packPath(at.packId);
-    const handle = await this.io(() => open(path, constants.O_RDONLY | constants.O_NOFOLLOW)).catch((e: unknown) => {
-      throw this.#readError(e, ref, path);
-    });
+    let opened = false;
     try {
-      return await readAt(this.io, handle, at.offset, at.length, into);
+      // a kept handle: one pread per chunk, not open + pread + close (pack-handles.ts)
+      return await this.packs.handles.use(at.packId, path, (handle) => {
+        opened = true;
+        return readAt(this.io, handle, at.offset, at.length, into);
+      });
     } catch (e) {
+      if (!opened) throw this.#readError(e, ref, path);
       throw fsError(e, `reading ${path}`, this.layout.root);
-    } finally {
-      await handle.close().catch(() => undefined);
     }
   }
 

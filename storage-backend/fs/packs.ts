@@ -10,6 +10,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { PackHandles } from './pack-handles.js';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LimitFunction } from 'p-limit';
@@ -56,7 +57,12 @@ export class FsPacks {
   #missScanStarted = -Infinity;
   #scans = 0;
 
-  constructor(private readonly layout: FsLayout, private readonly io: LimitFunction) {}
+  /** Read-only handles on packs, kept between reads (pack-handles.ts); a removed pack's is dropped. */
+  readonly handles: PackHandles;
+
+  constructor(private readonly layout: FsLayout, private readonly io: LimitFunction) {
+    this.handles = new PackHandles(io);
+  }
 
   get dir(): string {
     return join(this.layout.root, 'packs');
@@ -317,6 +323,7 @@ export class FsPacks {
     if (set.size === 0) this.#byBlob.delete(blobId);
     for (const packId of doomed) {
       this.#packs.delete(packId);
+      this.handles.drop(packId);
       if (this.#gone.size >= GONE_MAX) this.#gone.clear();
       this.#gone.add(packId);
       const path = this.packPath(packId);
