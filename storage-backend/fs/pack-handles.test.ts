@@ -1,7 +1,7 @@
 // Kept pack handles (pack-handles.ts): one open per pack for many reads, a bounded number kept, a removed pack's
 // handle dropped (its chunks then read as missing), a handle never closed under a read in progress.
 import { randomBytes } from 'node:crypto';
-import { readdir, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { readdir, readlink, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -51,6 +51,19 @@ describe('FsChunkStore keeps pack handles open for reads', () => {
     const fds = await readdir('/proc/self/fd');
     const targets = await Promise.all(fds.map((f) => readlink(join('/proc/self/fd', f)).catch(() => '')));
     expect(targets.filter((t) => t.includes(packId))).toEqual([]);
+  });
+
+  it('reads small and large chunks on a kept handle, and a pack cut short under it says INTEGRITY', async () => {
+    const SIZE = 128 * 1024;
+    const small = { ref: { blobId: newBlobId(), index: 0 }, data: randomBytes(SIZE) };
+    const large = { ref: { blobId: newBlobId(), index: 0 }, data: randomBytes(8 * SIZE) };
+    const { packId } = await store.putPack([small, large]);
+    expect(await store.readInto(small.ref, Buffer.alloc(small.data.length))).toEqual(small.data);
+    expect(await store.readInto(large.ref, Buffer.alloc(large.data.length))).toEqual(large.data);
+    // damage under a kept handle (the same file): both paths see the short file
+    await truncate(join(root, 'packs', packId.slice(0, 2), packId), 100);
+    await expectCode(store.readInto(small.ref, Buffer.alloc(small.data.length)), 'INTEGRITY');
+    await expectCode(store.readInto(large.ref, Buffer.alloc(large.data.length)), 'INTEGRITY');
   });
 
   it('keeps at most its bound of handles however many packs are read', async () => {
