@@ -48,4 +48,10 @@ describe('partial download files', () => {
     expect((await readdir(dir)).sort()).toEqual([mine, mineOld, otherHost, oldFormat, deadDir, deadLink, 'data.bin'].sort());
     expect(await sweepDeadPartials(path.join(dir, 'missing'))).toBe(0);
   });
+
+  it('names are distinct across many calls (past a block of random bytes) and carry this process\'s pid', () => {
+    const names = Array.from({ length: 3000 }, () => path.basename(partialPath(dir)));
+    expect(new Set(names).size).toBe(names.length);
+    for (const n of names) expect(n).toMatch(new RegExp(`^\\.coffer-partial-[0-9a-f]{8}-${process.pid}-[0-9a-f]{8}$`));
+  });
 });

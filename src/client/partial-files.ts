@@ -15,7 +15,21 @@ const PARTIAL = /^\.coffer-partial-([0-9a-f]{8})-([1-9][0-9]{0,9})-[0-9a-f]{8}$/
 
 /** A fresh temporary name for a download into `dir`: `.coffer-partial-<tag>-<pid>-<random>`. */
 export function partialPath(dir: string): string {
-  return path.join(dir, `${PREFIX}${processTag()}-${process.pid}-${randomBytes(4).toString('hex')}`);
+  return path.join(dir, `${PREFIX}${processTag()}-${pid}-${randomHex8()}`);
+}
+
+// get -r names one temporary file per file: the pid read once (process.pid is a getpid(2) each time) and the
+// random part cut from a block of random bytes instead of one randomBytes call per name
+const pid = process.pid;
+let randomBlock = Buffer.alloc(0);
+let randomAt = 0;
+function randomHex8(): string {
+  if (randomAt + 4 > randomBlock.length) {
+    randomBlock = randomBytes(4096);
+    randomAt = 0;
+  }
+  randomAt += 4;
+  return randomBlock.toString('hex', randomAt - 4, randomAt);
 }
 
 /** A partial file nobody wrote to for this long belongs to no live download. */

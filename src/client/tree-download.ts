@@ -15,6 +15,7 @@ import { downloadFile } from './download.js';
 import { MAX_BATCH_READ, type FileAnswer } from './file-batch.js';
 import { localName } from './local-name.js';
 import { sweepDeadPartials } from './partial-files.js';
+import { placeFileNow } from './place-now.js';
 import { sameBytes } from './same-bytes.js';
 import { SMALL_FILE_MAX, fetchSmallFile, openFileAnswer, placeFile } from './small-file.js';
 import {
@@ -143,7 +144,9 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
       }
       const mtime = new Date(e.node.modifiedAt);
       try {
-        await placeFile(e.dest, got.plaintext, { overwrite: e.replace, mtime, syncDir: (d) => dirs.sync(d), fsync: durable, onTempFile: (p) => tempFile(p, last) });
+        // without fsync, synchronous calls: no pool round trip per step (place-now.ts)
+        if (durable) await placeFile(e.dest, got.plaintext, { overwrite: e.replace, mtime, syncDir: (d) => dirs.sync(d), fsync: true, onTempFile: (p) => tempFile(p, last) });
+        else placeFileNow(e.dest, got.plaintext, { overwrite: e.replace, mtime });
       } finally {
         got.plaintext.fill(0);
       }

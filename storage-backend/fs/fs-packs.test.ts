@@ -10,6 +10,7 @@ import { expectCode, newBlobId } from '../contract.case.js';
 import { PACK_ENTRY_SIZE, PACK_TRAILER_SIZE } from '../pack-format.js';
 import { openFsChunkStore, type FsChunkStore } from './index.js';
 import { MISS_RESCAN_MS } from './packs.js';
+import { PACK_HANDLES_MAX } from './pack-handles.js';
 import { tempRoot } from './test-util.js';
 
 const chunksOf = (n: number): Array<{ ref: { blobId: string; index: number }; data: Buffer }> =>
@@ -197,23 +198,23 @@ describe('FsChunkStore pack read handles (pack-handles.ts)', () => {
     await rename(`${path}.away`, path);
   });
 
-  it('a pack whose chunks are all deleted has its handle closed; at most 16 packs are held open; close() closes them all', async () => {
+  it('a pack whose chunks are all deleted has its handle closed; at most PACK_HANDLES_MAX packs are held open; close() closes them all', async () => {
     const packs: Array<ReturnType<typeof chunksOf>> = [];
-    for (let i = 0; i < 20; i++) {
+    for (let i = 0; i < PACK_HANDLES_MAX + 4; i++) {
       const chunks = chunksOf(2);
       await store.putPack(chunks);
       packs.push(chunks);
     }
     const into = Buffer.alloc(4096);
     for (const chunks of packs) for (const c of chunks) expect(Buffer.from(await store.readInto(c.ref, into))).toEqual(c.data);
-    expect(store.packs.handles.size).toBe(16);
+    expect(store.packs.handles.size).toBe(PACK_HANDLES_MAX);
     await new Promise((r) => setTimeout(r, 50)); // closes of evicted handles are not awaited by the reads
-    expect((await openPacks()).length).toBe(16);
+    expect((await openPacks()).length).toBe(PACK_HANDLES_MAX);
     const last = packs.at(-1)!;
     for (const c of last) await store.delete(c.ref);
-    expect(store.packs.handles.size).toBe(15);
+    expect(store.packs.handles.size).toBe(PACK_HANDLES_MAX - 1);
     await new Promise((r) => setTimeout(r, 50));
-    expect((await openPacks()).length).toBe(15);
+    expect((await openPacks()).length).toBe(PACK_HANDLES_MAX - 1);
     await expectCode(store.readInto(last[0]!.ref, into), 'NOT_FOUND');
     await store.close();
     expect(await openPacks()).toEqual([]);

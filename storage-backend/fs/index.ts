@@ -401,9 +401,9 @@ export class FsChunkStore implements ChunkStore {
       throw new CofferError(ErrorCode.PAYLOAD_TOO_LARGE, `chunk ${ref.blobId}/${chunkName(ref.index)} has ${at.length} bytes, more than the ${into.length} of the buffer`);
     }
     const path = this.packs.packPath(at.packId);
-    // the pack's handle stays open for the reads of its other chunks (pack-handles.ts): one pread per chunk
     let opened = false;
     try {
+      // a kept handle: one pread per chunk, not open + pread + close (pack-handles.ts)
       return await this.packs.handles.use(at.packId, path, (handle) => {
         opened = true;
         return readAt(this.io, handle, at.offset, at.length, into);

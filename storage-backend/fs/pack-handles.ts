@@ -1,91 +1,107 @@
-// Open read handles of pack files, kept for the reads of many chunks of one pack: a bulk copy (backup create,
-// restore) reads a pack's chunks one after another, and opening and closing the pack for each 1 KiB chunk cost
-// two system calls and two thread-pool round trips more than the read itself (docs/benchmarks.md "Backup").
-// A pack is written once and never changed (packs.ts), so a handle held open reads exactly what a fresh open
-// would; a pack removed by this process (kill) has its handle closed as soon as no read uses it. At most `max`
-// handles are open; the least recently used is closed when its last reader is done. Only O_RDONLY|O_NOFOLLOW
-// handles of paths built by FsPacks.packPath are opened here.
+// Open pack files kept for reading: a bounded set of read-only handles, so reading one small chunk costs one
+// pread instead of open + pread + close (three round trips to libuv's pool; get -r's batch read makes one such
+// read per file: docs/benchmarks.md "get -r with synchronous writes and kept pack handles"). A pack file is
+// never changed once it has its name (written under a temporary name, fsynced, renamed: docs/format.md "Pack
+// file v2"), so a kept handle reads exactly what a fresh open would, as long as the pack is not removed: its
+// handle is dropped when the pack is (FsPacks.kill), and the index no longer points into it before that.
+// Each handle is opened as before (O_RDONLY | O_NOFOLLOW on the pack's own path under the store's root); a
+// handle in use is closed only once its last reader is done (so a drop or an eviction never cuts a read).
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { LimitFunction } from 'p-limit';
 
-interface Entry {
+interface Kept {
   handle: Promise<FileHandle>;
-  users: number;
-  /** Out of the map (evicted, dropped or closed): closed once users reaches 0. */
-  retired: boolean;
+  readers: number;
+  /** Dropped from the set (evicted, or the pack removed): close once no reader is left. */
+  dropped: boolean;
+  /** The close, once started. */
+  closing?: Promise<void>;
 }
 
-/** How many pack files a store keeps open for reading (each one file descriptor). */
-export const PACK_HANDLES_MAX = 16;
+/** Handles kept by default: well under the usual 1,024 open files, enough for a batch's packs and more. */
+export const PACK_HANDLES_MAX = 64;
 
 export class PackHandles {
-  /** Map order is use order: the first entry is the least recently used. */
-  readonly #open = new Map<string, Entry>();
+  /** In use order, least recent first (a Map keeps insertion order; a use moves the entry to the end). */
+  readonly #kept = new Map<string, Kept>();
+  /** Opens made so far: for tests. */
+  opens = 0;
 
   constructor(private readonly io: LimitFunction, private readonly max = PACK_HANDLES_MAX) {}
 
-  /** Open handles (for tests). */
+  /** Handles currently kept: for tests. */
   get size(): number {
-    return this.#open.size;
+    return this.#kept.size;
   }
 
   /**
-   * Runs `read` with an open handle of the pack at `path`, opening it if none is held. Throws the open's error
-   * (the caller maps ENOENT) or read's; a failed open is not remembered.
+   * Runs `fn` with a read-only handle on the pack at `path` (its id `packId`), opening it if none is kept.
+   * Throws what open throws (the caller maps ENOENT to a missing chunk) and what `fn` throws; a handle whose read
+   * failed is dropped, so the next read opens the file again.
    */
-  async use<T>(packId: string, path: string, read: (fh: FileHandle) => Promise<T>): Promise<T> {
-    let entry = this.#open.get(packId);
-    if (entry) {
-      this.#open.delete(packId); // re-inserted below: now the most recently used
+  async use<T>(packId: string, path: string, fn: (fh: FileHandle) => Promise<T>): Promise<T> {
+    let k = this.#kept.get(packId);
+    if (k) {
+      this.#kept.delete(packId); // to the end: most recently used
+      this.#kept.set(packId, k);
     } else {
-      entry = { handle: this.io(() => open(path, constants.O_RDONLY | constants.O_NOFOLLOW)), users: 0, retired: false };
-      const made = entry;
-      made.handle.catch(() => {
-        if (this.#open.get(packId) === made) this.#open.delete(packId);
-        made.retired = true;
-      });
+      this.opens++;
+      k = { handle: this.io(() => open(path, constants.O_RDONLY | constants.O_NOFOLLOW)), readers: 0, dropped: false };
+      this.#kept.set(packId, k);
+      this.#evict();
     }
-    this.#open.set(packId, entry);
-    entry.users++;
-    this.#evict();
+    const kept = k;
+    kept.readers++;
     try {
-      return await read(await entry.handle);
+      let fh: FileHandle;
+      try {
+        fh = await kept.handle;
+      } catch (e) {
+        this.#forget(packId, kept);
+        throw e;
+      }
+      try {
+        return await fn(fh);
+      } catch (e) {
+        this.#forget(packId, kept);
+        throw e;
+      }
     } finally {
-      entry.users--;
-      if (entry.retired) this.#closeIfIdle(entry);
+      kept.readers--;
+      this.#closeIfIdle(kept);
     }
   }
 
-  /** The pack was removed: its handle is closed once no read uses it. */
+  /** Drops the pack's handle (the pack is being removed): closed now, or once its readers are done. */
   drop(packId: string): void {
-    const entry = this.#open.get(packId);
-    if (!entry) return;
-    this.#open.delete(packId);
-    entry.retired = true;
-    this.#closeIfIdle(entry);
+    const k = this.#kept.get(packId);
+    if (k) this.#forget(packId, k);
   }
 
-  /** Closes every handle (the store is closing: no read is in flight). */
+  /** Drops every handle and waits for their closes (the store closes: no read is in flight). */
   async closeAll(): Promise<void> {
-    const entries = [...this.#open.values()];
-    this.#open.clear();
-    for (const e of entries) e.retired = true;
-    await Promise.all(entries.map((e) => e.handle.then((h) => h.close()).catch(() => undefined)));
+    const all = [...this.#kept];
+    for (const [id, k] of all) this.#forget(id, k);
+    await Promise.all(all.map(([, k]) => k.closing));
   }
 
   #evict(): void {
-    for (const [packId, entry] of this.#open) {
-      if (this.#open.size <= this.max) return;
-      this.#open.delete(packId);
-      entry.retired = true;
-      this.#closeIfIdle(entry);
+    for (const [id, k] of this.#kept) {
+      if (this.#kept.size <= this.max) return;
+      this.#forget(id, k);
     }
   }
 
-  #closeIfIdle(entry: Entry): void {
-    if (entry.users > 0) return;
-    entry.users = -1; // closed once
-    void entry.handle.then((h) => h.close()).catch(() => undefined);
+  #forget(packId: string, k: Kept): void {
+    if (this.#kept.get(packId) === k) this.#kept.delete(packId);
+    k.dropped = true;
+    this.#closeIfIdle(k);
+  }
+
+  #closeIfIdle(k: Kept): void {
+    if (!k.dropped || k.readers > 0) return;
+    k.readers = -1; // closed once only
+    k.closing = k.handle.then((fh) => fh.close()).catch(() => undefined);
   }
 }

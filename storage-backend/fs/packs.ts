@@ -57,7 +57,7 @@ export class FsPacks {
   #missScanStarted = -Infinity;
   #scans = 0;
 
-  /** Read handles of packs, kept open across the reads of their chunks (./pack-handles.ts). */
+  /** Read-only handles on packs, kept between reads (pack-handles.ts); a removed pack's is dropped. */
   readonly handles: PackHandles;
 
   constructor(private readonly layout: FsLayout, private readonly io: LimitFunction) {
@@ -323,9 +323,9 @@ export class FsPacks {
     if (set.size === 0) this.#byBlob.delete(blobId);
     for (const packId of doomed) {
       this.#packs.delete(packId);
+      this.handles.drop(packId);
       if (this.#gone.size >= GONE_MAX) this.#gone.clear();
       this.#gone.add(packId);
-      this.handles.drop(packId);
       const path = this.packPath(packId);
       await this.io(() => unlink(path)).catch((e: unknown) => {
         if (errnoOf(e) !== 'ENOENT') throw fsError(e, `removing pack ${path}`, this.layout.root);
