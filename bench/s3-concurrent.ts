@@ -31,6 +31,8 @@ export interface S3ConcurrentResult {
   enclavePeakRssMiB: number;
   enclaveStartRssMiB: number;
   storagePeakRssMiB: number;
+  /** The host proxy process (null when the product ran without one). */
+  proxyPeakRssMiB: number | null;
 }
 
 /** SHA-256 of what `aws s3 cp s3://… -` writes to stdout (nothing touches the disk). */
@@ -92,11 +94,12 @@ export async function benchS3Concurrent(options: S3ConcurrentOptions): Promise<S
       concurrent: options.concurrent, size: options.size, uploadErrors, downloadErrors, digestMismatches, upS, downS,
       upMBs: total / 1e6 / upS, downMBs: total / 1e6 / downS,
       enclavePeakRssMiB: ((await peakRss(coffer.s3Pid)) ?? 0) / MiB, enclaveStartRssMiB: startRss / MiB, storagePeakRssMiB: ((await peakRss(process.pid)) ?? 0) / MiB,
+      proxyPeakRssMiB: coffer.proxyPid === null ? null : ((await peakRss(coffer.proxyPid)) ?? 0) / MiB,
     };
     for (const f of failures) log(`  ${f}`);
     log(`${options.concurrent} concurrent aws s3 cp of ${(options.size / MiB).toFixed(0)} MiB each: up ${result.upMBs.toFixed(1)} MB/s aggregate (${upS.toFixed(1)} s), read back ${result.downMBs.toFixed(1)} MB/s (${downS.toFixed(1)} s)`);
     log(`errors: ${uploadErrors} uploads, ${downloadErrors} downloads, ${digestMismatches} SHA-256 mismatches (of ${options.concurrent} objects)`);
-    log(`peak RSS: the enclave (S3 listener) ${result.enclavePeakRssMiB.toFixed(0)} MiB (${result.enclaveStartRssMiB.toFixed(0)} MiB before the uploads), storage service + KMS + bench ${result.storagePeakRssMiB.toFixed(0)} MiB`);
+    log(`peak RSS: the enclave (S3 listener) ${result.enclavePeakRssMiB.toFixed(0)} MiB (${result.enclaveStartRssMiB.toFixed(0)} MiB before the uploads), storage service + KMS + bench ${result.storagePeakRssMiB.toFixed(0)} MiB, host proxy ${result.proxyPeakRssMiB?.toFixed(0) ?? '?'} MiB`);
     return result;
   } finally {
     await stop?.().catch(() => undefined);
