@@ -67,7 +67,7 @@ export async function benchS3Concurrent(options: S3ConcurrentOptions): Promise<S
     const failures: string[] = [];
     const upS = await timed(async () => {
       const outcomes = await Promise.allSettled(keys.map((k) => run(AWS_CLI, [...base, 's3', 'cp', '--no-progress', src, `s3://concurrent/${k}`], env)));
-      outcomes.forEach((o, i) => { if (o.status === 'rejected') failures.push(`upload ${keys[i]}: ${String(o.reason).split('\n')[0]}`); });
+      outcomes.forEach((o, i) => { if (o.status === 'rejected') failures.push(`upload ${keys[i]}: ${lastLine(String(o.reason))}`); });
     });
     const uploadErrors = failures.length;
     let downloadErrors = 0;
@@ -84,7 +84,7 @@ export async function benchS3Concurrent(options: S3ConcurrentOptions): Promise<S
             }
           } catch (e) {
             downloadErrors++;
-            failures.push(`download ${k}: ${String(e).split('\n')[0]}`);
+            failures.push(`download ${k}: ${lastLine(String(e))}`);
           }
         }
       }));
@@ -105,4 +105,9 @@ export async function benchS3Concurrent(options: S3ConcurrentOptions): Promise<S
     await stop?.().catch(() => undefined);
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/** The last non-empty line of a failed command's message (the client's own reason, after the command line). */
+function lastLine(text: string): string {
+  return text.split('\n').map((l) => l.trim()).filter((l) => l !== '').at(-1) ?? text;
 }

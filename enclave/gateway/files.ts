@@ -3,7 +3,7 @@
 // under a fresh data key from the KMS (Recipient), then sent to the untrusted storage service; downloads fetch
 // only the chunks a byte range needs, authenticate and open each before a single byte of it is handed on.
 //
-// Streaming and flat memory: an upload holds at most two plaintext chunks (sealStream's look-ahead) and
+// Streaming and flat memory: an upload holds one plaintext chunk buffer (sealStream, pooled) and
 // `UPLOAD_CONCURRENCY` sealed chunks in flight; a read holds `READ_AHEAD` chunk buffers from a pool. Across
 // requests, a TransferBudget caps the sealing streams (SEAL_SLOTS) and the opened chunk buffers of reads
 // (READ_SLOTS): requests beyond it wait, unread, so the enclave's peak memory does not grow with concurrency.
@@ -22,7 +22,7 @@ import { CofferError, ErrorCode, isCofferError } from '../../src/errors.js';
 import type { RootRole } from './access.js';
 import type { EnclaveDataKeys } from './data-keys.js';
 import { PlacedUploads } from './placed-uploads.js';
-import { TransferBudget, type Release } from './transfer-budget.js';
+import { TransferBudget, admitStream, type Release } from './transfer-budget.js';
 import { GatewayRecords, selfConsistency, type FileRecord, type Grant, type NodeInfo, type RecordIntegrity, type UserStatus } from './records.js';
 
 export type { Grant, NodeInfo, UserStatus };
@@ -32,7 +32,7 @@ const UPLOAD_CONCURRENCY = 3;
 /** Chunks fetched and opened ahead of the one being sent by one read. */
 const READ_AHEAD = 2;
 /**
- * Sealing streams at once in the whole enclave (each ≤ 2 plaintext + UPLOAD_CONCURRENCY sealed chunks, ≈ 40 MiB):
+ * Sealing streams at once in the whole enclave (each 1 plaintext + ≤ UPLOAD_CONCURRENCY + 1 sealed chunks, ≤ 40 MiB):
  * about what one `aws s3 cp` (10 parts in flight) keeps busy on two cores, so one upload runs at full speed and
  * sixteen share it. docs/s3-api.md "Memory under concurrency".
  */
@@ -92,7 +92,7 @@ export interface FileOpsOptions {
   /** The default role every user has on '/' as the enclave decides access (record MACs on); default 'none'. */
   defaultRootRole?: RootRole;
   /** Sealing streams and opened read buffers at once across all callers (default SEAL_SLOTS, READ_SLOTS). */
-  budget?: { seals?: number; reads?: number };
+  budget?: { seals?: number; reads?: number; trickleMs?: number };
 }
 
 /**
@@ -113,13 +113,19 @@ export class FileOps {
     this.sealBudget = new TransferBudget(options.budget?.seals ?? SEAL_SLOTS);
     this.readBudget = new TransferBudget(options.budget?.reads ?? READ_SLOTS);
     // enough kept buffers that a busy enclave reuses them instead of making (and page-faulting) new ones
-    this.pool = new BufferPool(MAX_SEALED_SIZE, Math.min(32, this.sealBudget.slots * UPLOAD_CONCURRENCY + this.readBudget.slots));
+    // (a sealing stream uses one plaintext and ≤ UPLOAD_CONCURRENCY + 1 sealed buffers, a read slot one buffer)
+    this.pool = new BufferPool(MAX_SEALED_SIZE, Math.min(64, this.sealBudget.slots * (UPLOAD_CONCURRENCY + 2) + this.readBudget.slots));
   }
 
   /** Uploads held open across requests, their chunks placed by index (the S3 layer's multipart). */
   get placedUploads(): PlacedUploads {
-    this.placed ??= new PlacedUploads((caller, fn) => this.with(caller, fn), this.options.keys, this.pool, this.sealBudget);
+    this.placed ??= new PlacedUploads((caller, fn) => this.with(caller, fn), this.options.keys, this.pool, (source) => this.admitSeal(source));
     return this.placed;
+  }
+
+  /** A slot of the seal budget for a stream about to pull `source` (transfer-budget.ts admitStream). */
+  private admitSeal(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<{ release: Release; source: AsyncIterable<Uint8Array> }> {
+    return admitStream(this.sealBudget, source, this.options.budget?.trickleMs === undefined ? {} : { trickleMs: this.options.budget.trickleMs });
   }
 
   /** The caller's records (the one door to the storage service). Close it when done. */
@@ -213,9 +219,15 @@ export class FileOps {
       });
       created = true;
       const hashed = hashes.size === 0 ? source : tee(source, [...hashes.values()]);
-      const sealKey = dek;
-      // a slot before the first byte of the source is pulled: beyond the budget the body waits in the socket
-      const { chunkCount, total } = await this.sealBudget.run(() => this.sendChunks(records, blobIdHex, sealKey, hashed));
+      // a slot before the body is pulled: beyond the budget the body waits in the socket (trickling: admitStream)
+      const admitted = await this.admitSeal(hashed);
+      let sent: { chunkCount: number; total: number };
+      try {
+        sent = await this.sendChunks(records, blobIdHex, dek, admitted.source);
+      } finally {
+        admitted.release();
+      }
+      const { chunkCount, total } = sent;
       if (options.size !== undefined && total !== options.size) {
         throw new CofferError(ErrorCode.CONFLICT, `the body had ${total} bytes, not the ${options.size} announced`);
       }
@@ -240,7 +252,7 @@ export class FileOps {
     let chunkCount = 0;
     let total = 0;
     try {
-      for await (const chunk of sealStream(source, dek, { blobId: blobIdFromHex(blobIdHex), keyGeneration: 1 }, { buffers: this.pool })) {
+      for await (const chunk of sealStream(source, dek, { blobId: blobIdFromHex(blobIdHex), keyGeneration: 1 }, { buffers: this.pool, pooledPlaintext: true })) {
         if (failure !== undefined) break;
         chunkCount = chunk.index + 1;
         total += chunk.plaintextLength;

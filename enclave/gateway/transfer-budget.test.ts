@@ -14,7 +14,7 @@ import { VaultClient } from '../../src/client/vault-client.js';
 import { generateKeyFile } from '../../src/crypto/index.js';
 import type { EnclaveDataKeys } from './data-keys.js';
 import { FileOps, type Caller } from './files.js';
-import { TransferBudget } from './transfer-budget.js';
+import { TransferBudget, admitStream } from './transfer-budget.js';
 
 const MiB = 1024 * 1024;
 
@@ -49,6 +49,45 @@ describe('TransferBudget', () => {
     expect(b.inUse).toBe(0);
   });
 
+  it('admitStream: a waiting stream trickles a bounded amount of its body, then gets every byte in order', async () => {
+    const b = new TransferBudget(1);
+    const holder = await b.acquire();
+    let pulled = 0;
+    const pieces = Array.from({ length: 40 }, (_, i) => Buffer.alloc(1000, i));
+    const shared = Buffer.alloc(1000);
+    const source = (async function* () {
+      for (const p of pieces) {
+        pulled++;
+        p.copy(shared);
+        yield shared; // one buffer reused for every piece: what is held while waiting must be a copy
+      }
+    })();
+    const admitted = admitStream(b, source, { trickleMs: 5, maxHeldBytes: 3000 });
+    await new Promise((r) => setTimeout(r, 150));
+    expect(pulled).toBe(3); // kept the client sending, but no more than maxHeldBytes
+    holder();
+    const { release, source: rest } = await admitted;
+    const got: Buffer[] = [];
+    for await (const p of rest) got.push(Buffer.from(p));
+    release();
+    expect(Buffer.concat(got).equals(Buffer.concat(pieces))).toBe(true);
+    expect(b.inUse).toBe(0);
+  });
+
+  it('admitStream: a body that fails while waiting gives its slot back when it comes', async () => {
+    const b = new TransferBudget(1);
+    const holder = await b.acquire();
+    const failing = (async function* () {
+      yield Buffer.alloc(1);
+      throw new Error('client went away');
+    })();
+    await expect(admitStream(b, failing, { trickleMs: 1 })).rejects.toThrow('client went away');
+    holder();
+    await new Promise((r) => setImmediate(r));
+    expect(b.inUse).toBe(0);
+    expect(b.waiting).toBe(0);
+  });
+
   it('refuses a budget without slots', () => {
     expect(() => new TransferBudget(0)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
   });
@@ -68,7 +107,7 @@ describe('FileOps under a budget (real storage service)', () => {
     files = new FileOps({
       storage: (c) => new VaultClient({ server: storage.url, token: c.token }),
       keys: keys as unknown as EnclaveDataKeys, // same shape (DataKeyProvider)
-      budget: { seals: 2, reads: 2 },
+      budget: { seals: 2, reads: 2, trickleMs: 600_000 }, // no trickle here: a waiting body stays unread
     });
     caller = { user: 'alice', admin: false, token: await mintDevToken(storage.env.dir, { user: 'alice', admin: false, ttlSeconds: 3600 }) };
     await files.mkdir(caller, '/budget', true);

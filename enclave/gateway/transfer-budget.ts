@@ -70,3 +70,64 @@ export class TransferBudget {
     };
   }
 }
+
+/** While a stream waits for a slot, one piece of its body is taken this often (see admitStream). */
+const TRICKLE_MS = 5_000;
+/** At most this many bytes of a waiting stream's body are held (then it waits without reading). */
+const TRICKLE_MAX_BYTES = 1024 * 1024;
+
+/**
+ * Waits for a slot of `budget` for a stream that will pull `source`, and returns the slot's release and the
+ * source to pull (what was taken while waiting comes first, copied). While it waits, one piece of the body is
+ * read every TRICKLE_MS (up to TRICKLE_MAX_BYTES in all): S3 clients give up on a socket that accepts nothing for
+ * 60 s, and under heavy overload the wait is longer than that; a trickle keeps them sending, for a bounded cost.
+ * Throws what the source throws while waiting (the slot, once granted, is then given back at once).
+ */
+export async function admitStream(
+  budget: TransferBudget, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  options: { trickleMs?: number; maxHeldBytes?: number } = {},
+): Promise<{ release: Release; source: AsyncIterable<Uint8Array> }> {
+  const free = budget.tryAcquire();
+  if (free !== null) return { release: free, source: toAsync(source) };
+  const slot = budget.acquire();
+  const it = toAsync(source)[Symbol.asyncIterator]();
+  const held: Uint8Array[] = [];
+  let heldBytes = 0;
+  let ended = false;
+  let release: Release | undefined;
+  void slot.then((r) => { release = r; });
+  try {
+    while (release === undefined) {
+      let timer: NodeJS.Timeout | undefined;
+      const ticked = await Promise.race([
+        slot.then(() => false),
+        new Promise<boolean>((r) => { timer = setTimeout(() => r(true), options.trickleMs ?? TRICKLE_MS); }),
+      ]);
+      clearTimeout(timer);
+      if (!ticked || ended || heldBytes >= (options.maxHeldBytes ?? TRICKLE_MAX_BYTES)) continue;
+      const r = await it.next();
+      if (r.done === true) {
+        ended = true;
+      } else {
+        held.push(Uint8Array.prototype.slice.call(r.value)); // a source may reuse its buffer for the next piece
+        heldBytes += r.value.length;
+      }
+    }
+  } catch (e) {
+    void slot.then((r) => r());
+    throw e;
+  }
+  const rest = (async function* () {
+    yield* held.splice(0);
+    if (ended) return;
+    for (let r = await it.next(); r.done !== true; r = await it.next()) yield r.value;
+  })();
+  return { release, source: rest };
+}
+
+function toAsync(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): AsyncIterable<Uint8Array> {
+  if (Symbol.asyncIterator in source) return source;
+  return (async function* () {
+    yield* source;
+  })();
+}

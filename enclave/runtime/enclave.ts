@@ -132,7 +132,7 @@ export async function startEnclave(options: EnclaveOptions): Promise<RunningEncl
     () => keys.probe(),
   );
   const app = createGatewayApp({
-    files, auth, attest: (nonce) => attest(identity, nonce), ready, metrics: createGatewayMetrics(), ...(options.logger ? { logger: options.logger } : {}),
+    files, auth, attest: (nonce) => attest(identity, nonce), ready, metrics: createGatewayMetrics({ budgets: { seal: files.sealBudget, read: files.readBudget } }), ...(options.logger ? { logger: options.logger } : {}),
   });
   // the S3 API: its own listener on the channel's S3 socket, same attested certificate (docs/s3-api.md)
   let s3: EnclaveS3;

@@ -24,6 +24,11 @@ export interface SealedChunk {
 export interface SealStreamOptions {
   /** Seal into buffers from this pool (its size at least MAX_SEALED_SIZE) instead of a fresh buffer per chunk. */
   buffers?: BufferPool;
+  /**
+   * Also gather the plaintext in buffers from `buffers` (instead of two fresh 8 MiB buffers per stream), made only
+   * when bytes arrive for them, zeroed and given back when the stream ends (finished, failed or abandoned).
+   */
+  pooledPlaintext?: boolean;
 }
 
 export interface SealStreamParams {
@@ -86,8 +91,28 @@ export function sealStream(
     return { index, final, plaintextLength: plaintext.length, bytes, release: () => pool?.release(buf) };
   }
 
+  const pooledPlaintext = pool !== undefined && options.pooledPlaintext === true;
+  const owned: Buffer[] = []; // pooled plaintext buffers, given back at the end
+  const newFill = (): Buffer => {
+    if (!pooledPlaintext) return Buffer.allocUnsafe(CHUNK_SIZE);
+    const buf = pool.acquire();
+    owned.push(buf);
+    return buf.subarray(0, CHUNK_SIZE);
+  };
+
   return (async function* seal(): AsyncGenerator<SealedChunk> {
-    let fill: Buffer = Buffer.allocUnsafe(CHUNK_SIZE);
+    try {
+      yield* gather();
+    } finally {
+      for (const buf of owned.splice(0)) {
+        buf.fill(0, 0, CHUNK_SIZE);
+        pool?.release(buf);
+      }
+    }
+  })();
+
+  async function* gather(): AsyncGenerator<SealedChunk> {
+    let fill: Buffer | null = null; // made when a byte arrives for it
     let used = 0;
     let pending: Buffer | null = null; // a full chunk; final or not depends on whether any byte follows
     let spare: Buffer | null = null; // a buffer whose chunk has been sealed, reused to avoid reallocation
@@ -106,22 +131,23 @@ export function sealStream(
           spare = pending;
           pending = null;
         }
+        fill ??= spare ?? newFill();
+        spare = null;
         const n = Math.min(CHUNK_SIZE - used, piece.length - off);
         fill.set(piece.subarray(off, off + n), used);
         used += n;
         off += n;
         if (used === CHUNK_SIZE) {
           pending = fill;
-          fill = spare ?? Buffer.allocUnsafe(CHUNK_SIZE);
-          spare = null;
+          fill = null;
           used = 0;
         }
       }
     }
     // When a chunk is pending the fill buffer is empty (any further byte would have flushed it).
     if (pending !== null) yield sealOne(pending, index, endsBlob);
-    else yield sealOne(fill.subarray(0, used), index, endsBlob);
-  })();
+    else yield sealOne(fill === null ? new Uint8Array(0) : fill.subarray(0, used), index, endsBlob);
+  }
 }
 
 /**
