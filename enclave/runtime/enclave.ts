@@ -119,7 +119,7 @@ export async function startEnclave(options: EnclaveOptions): Promise<RunningEncl
   });
   // one set of keep-alive connections to the storage service for every caller: a request's records client then
   // costs no new connection through the channel (tokens go on each request, so users may share connections)
-  const storageConnections = sharedConnections({ server: STORAGE_VIA_CHANNEL, socketPath: paths.storage, maxSockets: 32 });
+  const storageConnections = sharedConnections({ server: STORAGE_VIA_CHANNEL, socketPath: paths.storage, maxSockets: 64 });
   const files = new FileOps({
     storage: (caller) => new VaultClient({ server: STORAGE_VIA_CHANNEL, token: caller.token, socketPath: paths.storage, shared: storageConnections }),
     keys,
