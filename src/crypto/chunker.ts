@@ -1,8 +1,9 @@
 // Streaming chunker: cuts any byte stream into 8 MiB chunks and seals them (sealStream), and opens a blob's
 // sealed chunks back into plaintext while checking them against the manifest (openStream).
-// Memory stays bounded: sealStream holds at most two 8 MiB plaintext buffers (the chunk being filled and one
-// full chunk waiting for look-ahead, because FINAL can only be set once the source has ended) plus the
-// sealed chunk being handed out; openStream holds one chunk at a time.
+// Memory stays bounded: sealStream holds one 8 MiB plaintext buffer (a full chunk waits there for look-ahead,
+// because FINAL can only be set once the source has ended; it is sealed before the buffer is filled again, and the
+// buffer is made only when a byte arrives for it) plus the sealed chunk being handed out; openStream holds one
+// chunk at a time.
 import { CofferError, ErrorCode } from '../errors.js';
 import type { BufferPool } from '../buffer-pool.js';
 import { BLOB_ID_SIZE, CHUNK_SIZE, MAX_SEALED_SIZE, MAX_U32, expectedChunkLayout, sealedSize } from './chunk-header.js';
