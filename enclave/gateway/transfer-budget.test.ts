@@ -14,6 +14,7 @@ import { VaultClient } from '../../src/client/vault-client.js';
 import { generateKeyFile } from '../../src/crypto/index.js';
 import type { EnclaveDataKeys } from './data-keys.js';
 import { FileOps, type Caller } from './files.js';
+import { createGatewayMetrics } from './metrics.js';
 import { TransferBudget, admitStream } from './transfer-budget.js';
 
 const MiB = 1024 * 1024;
@@ -86,6 +87,21 @@ describe('TransferBudget', () => {
     await new Promise((r) => setImmediate(r));
     expect(b.inUse).toBe(0);
     expect(b.waiting).toBe(0);
+  });
+
+  it('is shown on the gateway /metrics registry (slots, in use, peak, waiting per budget)', async () => {
+    const seal = new TransferBudget(3);
+    const m = createGatewayMetrics({ processMetrics: false, budgets: { seal, read: new TransferBudget(5) } });
+    const r = await seal.acquire();
+    const waiters = [seal.acquire(), seal.acquire(), seal.acquire()];
+    const text = await m.registry.metrics();
+    expect(text).toContain('coffer_gateway_transfer_slots{budget="seal"} 3');
+    expect(text).toContain('coffer_gateway_transfer_slots{budget="read"} 5');
+    expect(text).toContain('coffer_gateway_transfer_slots_in_use{budget="seal"} 3');
+    expect(text).toContain('coffer_gateway_transfer_waiting{budget="seal"} 1');
+    r();
+    for (const w of waiters) (await w)();
+    expect(await m.registry.metrics()).toContain('coffer_gateway_transfer_slots_peak{budget="seal"} 3');
   });
 
   it('refuses a budget without slots', () => {
