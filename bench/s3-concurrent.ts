@@ -31,6 +31,10 @@ export interface S3ConcurrentResult {
   enclavePeakRssMiB: number;
   enclaveStartRssMiB: number;
   storagePeakRssMiB: number;
+  /** The enclave's peak over the upload phase only (before the read-back). */
+  enclaveUploadPeakRssMiB: number;
+  /** The host proxy process (null when the product ran without one). */
+  proxyPeakRssMiB: number | null;
 }
 
 /** SHA-256 of what `aws s3 cp s3://… -` writes to stdout (nothing touches the disk). */
@@ -65,9 +69,10 @@ export async function benchS3Concurrent(options: S3ConcurrentOptions): Promise<S
     const failures: string[] = [];
     const upS = await timed(async () => {
       const outcomes = await Promise.allSettled(keys.map((k) => run(AWS_CLI, [...base, 's3', 'cp', '--no-progress', src, `s3://concurrent/${k}`], env)));
-      outcomes.forEach((o, i) => { if (o.status === 'rejected') failures.push(`upload ${keys[i]}: ${String(o.reason).split('\n')[0]}`); });
+      outcomes.forEach((o, i) => { if (o.status === 'rejected') failures.push(`upload ${keys[i]}: ${lastLine(String(o.reason))}`); });
     });
     const uploadErrors = failures.length;
+    const afterUploadsRss = (await peakRss(coffer.s3Pid)) ?? 0; // the high-water mark of the upload phase alone
     let downloadErrors = 0;
     let digestMismatches = 0;
     const queue = [...keys];
@@ -82,7 +87,7 @@ export async function benchS3Concurrent(options: S3ConcurrentOptions): Promise<S
             }
           } catch (e) {
             downloadErrors++;
-            failures.push(`download ${k}: ${String(e).split('\n')[0]}`);
+            failures.push(`download ${k}: ${lastLine(String(e))}`);
           }
         }
       }));
@@ -91,15 +96,21 @@ export async function benchS3Concurrent(options: S3ConcurrentOptions): Promise<S
     const result: S3ConcurrentResult = {
       concurrent: options.concurrent, size: options.size, uploadErrors, downloadErrors, digestMismatches, upS, downS,
       upMBs: total / 1e6 / upS, downMBs: total / 1e6 / downS,
-      enclavePeakRssMiB: ((await peakRss(coffer.s3Pid)) ?? 0) / MiB, enclaveStartRssMiB: startRss / MiB, storagePeakRssMiB: ((await peakRss(process.pid)) ?? 0) / MiB,
+      enclavePeakRssMiB: ((await peakRss(coffer.s3Pid)) ?? 0) / MiB, enclaveStartRssMiB: startRss / MiB, enclaveUploadPeakRssMiB: afterUploadsRss / MiB, storagePeakRssMiB: ((await peakRss(process.pid)) ?? 0) / MiB,
+      proxyPeakRssMiB: coffer.proxyPid === null ? null : ((await peakRss(coffer.proxyPid)) ?? 0) / MiB,
     };
     for (const f of failures) log(`  ${f}`);
     log(`${options.concurrent} concurrent aws s3 cp of ${(options.size / MiB).toFixed(0)} MiB each: up ${result.upMBs.toFixed(1)} MB/s aggregate (${upS.toFixed(1)} s), read back ${result.downMBs.toFixed(1)} MB/s (${downS.toFixed(1)} s)`);
     log(`errors: ${uploadErrors} uploads, ${downloadErrors} downloads, ${digestMismatches} SHA-256 mismatches (of ${options.concurrent} objects)`);
-    log(`peak RSS: the enclave (S3 listener) ${result.enclavePeakRssMiB.toFixed(0)} MiB (${result.enclaveStartRssMiB.toFixed(0)} MiB before the uploads), storage service + KMS + bench ${result.storagePeakRssMiB.toFixed(0)} MiB`);
+    log(`peak RSS: the enclave (S3 listener) ${result.enclavePeakRssMiB.toFixed(0)} MiB (${result.enclaveStartRssMiB.toFixed(0)} MiB before the uploads, ${result.enclaveUploadPeakRssMiB.toFixed(0)} MiB at the end of the uploads), storage service + KMS + bench ${result.storagePeakRssMiB.toFixed(0)} MiB, host proxy ${result.proxyPeakRssMiB?.toFixed(0) ?? '?'} MiB`);
     return result;
   } finally {
     await stop?.().catch(() => undefined);
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/** The last non-empty line of a failed command's message (the client's own reason, after the command line). */
+function lastLine(text: string): string {
+  return text.split('\n').map((l) => l.trim()).filter((l) => l !== '').at(-1) ?? text;
 }

@@ -86,8 +86,11 @@ export function startMoto(python: string): Promise<{ target: S3Target; stop(): P
   });
 }
 
-/** Coffer as `npm start` runs it, with an access key for user `bench`. `s3Pid`: the enclave process (S3 listener). */
-export async function startCofferS3(work: string): Promise<{ target: S3Target; s3Pid: number; stop(): Promise<void> }> {
+/**
+ * Coffer as `npm start` runs it, with an access key for user `bench`. `s3Pid`: the enclave process (S3 listener);
+ * `proxyPid`: the host proxy (every byte crosses it twice).
+ */
+export async function startCofferS3(work: string): Promise<{ target: S3Target; s3Pid: number; proxyPid: number | null; stop(): Promise<void> }> {
   const dataDir = path.join(work, 'data');
   const dev = await startDev({
     dataDir, listen: { host: '127.0.0.1', port: 0 }, kmsListen: '127.0.0.1:0', gatewayListen: { host: '127.0.0.1', port: 0 }, s3Listen: { host: '127.0.0.1', port: 0 }, defaultRootRole: 'write',
@@ -99,7 +102,7 @@ export async function startCofferS3(work: string): Promise<{ target: S3Target; s
     await writeFile(certFile, verified.certPem);
     const keyOut = await runCliProcess(['access-key', 'create', '--server', dev.gatewayUrl as string, '--ca-cert', certFile, '--token', await mintDevToken(dataDir, { user: 'bench-admin', admin: true }), '--user', 'bench', '--json']);
     const key = JSON.parse(keyOut.stdout) as { accessKeyId: string; secretAccessKey: string };
-    return { target: { name: 'coffer', url: dev.s3Url as string, id: key.accessKeyId, secret: key.secretAccessKey, ca: certFile }, s3Pid: dev.enclave?.pid as number, stop: () => dev.close() };
+    return { target: { name: 'coffer', url: dev.s3Url as string, id: key.accessKeyId, secret: key.secretAccessKey, ca: certFile }, s3Pid: dev.enclave?.pid as number, proxyPid: dev.proxy?.pid ?? null, stop: () => dev.close() };
   } catch (e) {
     await dev.close();
     throw e;

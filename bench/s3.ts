@@ -71,7 +71,8 @@ export async function benchS3(options: S3BenchOptions): Promise<S3BenchRow[]> {
     // VmHWM: the highest resident set each process reached over the whole run (flat memory: independent of --size)
     const s3Peak = (await peakRss(coffer.s3Pid)) ?? 0;
     const storagePeak = (await peakRss(storagePid)) ?? 0;
-    log(`peak RSS: the enclave (S3 listener) ${(s3Peak / 2 ** 20).toFixed(0)} MiB (${(rssAtStart.s3 / 2 ** 20).toFixed(0)} MiB after start), storage service + KMS + bench (one process) ${(storagePeak / 2 ** 20).toFixed(0)} MiB (${(rssAtStart.storage / 2 ** 20).toFixed(0)} MiB after start)`);
+    const proxyPeak = coffer.proxyPid === null ? null : await peakRss(coffer.proxyPid);
+    log(`peak RSS: the enclave (S3 listener) ${(s3Peak / 2 ** 20).toFixed(0)} MiB (${(rssAtStart.s3 / 2 ** 20).toFixed(0)} MiB after start), storage service + KMS + bench (one process) ${(storagePeak / 2 ** 20).toFixed(0)} MiB (${(rssAtStart.storage / 2 ** 20).toFixed(0)} MiB after start), host proxy ${proxyPeak === null ? '?' : (proxyPeak / 2 ** 20).toFixed(0)} MiB`);
     return rows;
   } finally {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);

@@ -3,8 +3,10 @@
 // under a fresh data key from the KMS (Recipient), then sent to the untrusted storage service; downloads fetch
 // only the chunks a byte range needs, authenticate and open each before a single byte of it is handed on.
 //
-// Streaming and flat memory: an upload holds at most two plaintext chunks (sealStream's look-ahead) and
-// `UPLOAD_CONCURRENCY` sealed chunks in flight; a read holds `READ_AHEAD` chunk buffers from a pool.
+// Streaming and flat memory: an upload holds one plaintext chunk buffer (sealStream, pooled) and
+// `UPLOAD_CONCURRENCY` sealed chunks in flight; a read holds `READ_AHEAD` chunk buffers from a pool. Across
+// requests, a TransferBudget caps the sealing streams (SEAL_SLOTS) and the opened chunk buffers of reads
+// (READ_SLOTS): requests beyond it wait, unread, so the enclave's peak memory does not grow with concurrency.
 // Every record from the storage service goes through GatewayRecords (records.ts), where integrity checks plug in.
 //
 // Stable interface (other layers depend on it): Caller, FileOps and its methods, PutOptions/PutResult,
@@ -20,6 +22,7 @@ import { CofferError, ErrorCode, isCofferError } from '../../src/errors.js';
 import type { RootRole } from './access.js';
 import type { EnclaveDataKeys } from './data-keys.js';
 import { PlacedUploads } from './placed-uploads.js';
+import { TransferBudget, admitStream, type Release } from './transfer-budget.js';
 import { GatewayRecords, selfConsistency, type FileRecord, type Grant, type NodeInfo, type RecordIntegrity, type UserStatus } from './records.js';
 
 export type { Grant, NodeInfo, UserStatus };
@@ -28,6 +31,14 @@ export type { Grant, NodeInfo, UserStatus };
 const UPLOAD_CONCURRENCY = 3;
 /** Chunks fetched and opened ahead of the one being sent by one read. */
 const READ_AHEAD = 2;
+/**
+ * Sealing streams at once in the whole enclave (each 1 plaintext + ≤ UPLOAD_CONCURRENCY + 1 sealed chunks, ≤ 40 MiB):
+ * about what one `aws s3 cp` (10 parts in flight) keeps busy on two cores, so one upload runs at full speed and
+ * sixteen share it. docs/s3-api.md "Memory under concurrency".
+ */
+export const SEAL_SLOTS = 8;
+/** Opened 8 MiB chunk buffers of reads at once in the whole enclave (a read needs 1, and uses READ_AHEAD more). */
+export const READ_SLOTS = 16;
 
 /** Who asks: verified inside the enclave from their bearer token, which is also what the storage service sees. */
 export interface Caller {
@@ -80,6 +91,8 @@ export interface FileOpsOptions {
   integrity?: RecordIntegrity;
   /** The default role every user has on '/' as the enclave decides access (record MACs on); default 'none'. */
   defaultRootRole?: RootRole;
+  /** Sealing streams and opened read buffers at once across all callers (default SEAL_SLOTS, READ_SLOTS). */
+  budget?: { seals?: number; reads?: number; trickleMs?: number };
 }
 
 /**
@@ -88,18 +101,31 @@ export interface FileOpsOptions {
  * cannot be reached), KMS_ACCESS_DENIED, INTEGRITY and the chunk codes.
  */
 export class FileOps {
-  private readonly pool = new BufferPool(MAX_SEALED_SIZE, 16);
+  private readonly pool: BufferPool;
   private readonly integrity: RecordIntegrity;
   private placed: PlacedUploads | undefined;
+  /** The enclave-wide budgets (transfer-budget.ts): sealing streams, and opened chunk buffers of reads. */
+  readonly sealBudget: TransferBudget;
+  readonly readBudget: TransferBudget;
 
   constructor(private readonly options: FileOpsOptions) {
     this.integrity = options.integrity ?? selfConsistency;
+    this.sealBudget = new TransferBudget(options.budget?.seals ?? SEAL_SLOTS);
+    this.readBudget = new TransferBudget(options.budget?.reads ?? READ_SLOTS);
+    // enough kept buffers that a busy enclave reuses them instead of making (and page-faulting) new ones
+    // (a sealing stream uses one plaintext and ≤ UPLOAD_CONCURRENCY + 1 sealed buffers, a read slot one buffer)
+    this.pool = new BufferPool(MAX_SEALED_SIZE, Math.min(64, this.sealBudget.slots * (UPLOAD_CONCURRENCY + 2) + this.readBudget.slots));
   }
 
   /** Uploads held open across requests, their chunks placed by index (the S3 layer's multipart). */
   get placedUploads(): PlacedUploads {
-    this.placed ??= new PlacedUploads((caller, fn) => this.with(caller, fn), this.options.keys, this.pool);
+    this.placed ??= new PlacedUploads((caller, fn) => this.with(caller, fn), this.options.keys, this.pool, (source) => this.admitSeal(source));
     return this.placed;
+  }
+
+  /** A slot of the seal budget for a stream about to pull `source` (transfer-budget.ts admitStream). */
+  private admitSeal(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<{ release: Release; source: AsyncIterable<Uint8Array> }> {
+    return admitStream(this.sealBudget, source, this.options.budget?.trickleMs === undefined ? {} : { trickleMs: this.options.budget.trickleMs });
   }
 
   /** The caller's records (the one door to the storage service). Close it when done. */
@@ -193,7 +219,15 @@ export class FileOps {
       });
       created = true;
       const hashed = hashes.size === 0 ? source : tee(source, [...hashes.values()]);
-      const { chunkCount, total } = await this.sendChunks(records, blobIdHex, dek, hashed);
+      // a slot before the body is pulled: beyond the budget the body waits in the socket (trickling: admitStream)
+      const admitted = await this.admitSeal(hashed);
+      let sent: { chunkCount: number; total: number };
+      try {
+        sent = await this.sendChunks(records, blobIdHex, dek, admitted.source);
+      } finally {
+        admitted.release();
+      }
+      const { chunkCount, total } = sent;
       if (options.size !== undefined && total !== options.size) {
         throw new CofferError(ErrorCode.CONFLICT, `the body had ${total} bytes, not the ${options.size} announced`);
       }
@@ -218,7 +252,7 @@ export class FileOps {
     let chunkCount = 0;
     let total = 0;
     try {
-      for await (const chunk of sealStream(source, dek, { blobId: blobIdFromHex(blobIdHex), keyGeneration: 1 }, { buffers: this.pool })) {
+      for await (const chunk of sealStream(source, dek, { blobId: blobIdFromHex(blobIdHex), keyGeneration: 1 }, { buffers: this.pool, pooledPlaintext: true })) {
         if (failure !== undefined) break;
         chunkCount = chunk.index + 1;
         total += chunk.plaintextLength;
@@ -260,10 +294,10 @@ export class FileOps {
       records.close();
       throw e;
     }
-    const pool = this.pool;
+    const buffers = { pool: this.pool, budget: this.readBudget };
     const { node, manifest } = file;
     const read = (start: number, end: number, sink: (piece: Uint8Array) => Promise<void>): Promise<void> =>
-      readRange(records, pool, manifest, dek, start, end, sink);
+      readRange(records, buffers, manifest, dek, start, end, sink);
     return {
       node,
       size: manifest.size,
@@ -286,10 +320,18 @@ async function* tee(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, ha
   }
 }
 
+/** An opened chunk of a read: its pooled buffer, the plaintext view into it, and its read-budget slot. */
+interface Opened {
+  buf: Buffer;
+  plaintext: Uint8Array;
+  release: () => void;
+}
+
 async function readRange(
-  records: GatewayRecords, pool: BufferPool, manifest: FileRecord['manifest'], dek: Uint8Array, start: number, end: number,
-  sink: (piece: Uint8Array) => Promise<void>,
+  records: GatewayRecords, buffers: { pool: BufferPool; budget: TransferBudget }, manifest: FileRecord['manifest'], dek: Uint8Array,
+  start: number, end: number, sink: (piece: Uint8Array) => Promise<void>,
 ): Promise<void> {
+  const { pool, budget } = buffers;
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start || end > manifest.size) {
     throw new CofferError(ErrorCode.RANGE_NOT_SATISFIABLE, `range ${start}-${end} is outside the file (${manifest.size} bytes)`);
   }
@@ -299,19 +341,38 @@ async function readRange(
   const first = Math.floor(start / CHUNK_SIZE);
   const last = Math.floor((end - 1) / CHUNK_SIZE);
   // fetch-and-open of chunk i+1.. runs while chunk i is handed to the sink; each opened chunk is a pooled buffer
-  const fetchOpen = async (index: number): Promise<{ buf: Buffer; plaintext: Uint8Array }> => {
+  // held with one slot of the read budget: only the chunk needed next waits for one, read-ahead takes free slots,
+  // so a read never waits while holding a slot it would need to go on
+  const fetchOpen = async (index: number, slot: Promise<Release>): Promise<Opened> => {
+    const release = await slot;
     const buf = pool.acquire();
-    const sealed = await records.getChunkInto(manifest.blobId, index, buf);
-    const plaintext = openChunkInto(dek, sealed, {
-      blobId, index, keyGeneration: manifest.keyGeneration, final: index === manifest.chunkCount - 1, plaintextLength: layout.plaintextLengthOf(index),
-    }, sealed.subarray(HEADER_SIZE));
-    return { buf, plaintext };
+    try {
+      const sealed = await records.getChunkInto(manifest.blobId, index, buf);
+      const plaintext = openChunkInto(dek, sealed, {
+        blobId, index, keyGeneration: manifest.keyGeneration, final: index === manifest.chunkCount - 1, plaintextLength: layout.plaintextLengthOf(index),
+      }, sealed.subarray(HEADER_SIZE));
+      return { buf, plaintext, release };
+    } catch (e) {
+      buf.fill(0);
+      pool.release(buf);
+      release();
+      throw e;
+    }
   };
-  const ahead: Array<Promise<{ buf: Buffer; plaintext: Uint8Array }>> = [];
+  const ahead: Array<Promise<Opened>> = [];
   let next = first;
   const schedule = (): void => {
     while (next <= last && ahead.length < READ_AHEAD) {
-      const p = fetchOpen(next++);
+      // the chunk needed next waits for a slot; read-ahead only takes a free one (a busy enclave reads in step)
+      let slot: Promise<Release>;
+      if (ahead.length === 0) {
+        slot = budget.acquire();
+      } else {
+        const free = budget.tryAcquire();
+        if (free === null) return;
+        slot = Promise.resolve(free);
+      }
+      const p = fetchOpen(next++, slot);
       p.catch(() => undefined); // observed below, in order
       ahead.push(p);
     }
@@ -319,7 +380,7 @@ async function readRange(
   try {
     for (let index = first; index <= last; index++) {
       schedule();
-      const { buf, plaintext } = await (ahead.shift() as Promise<{ buf: Buffer; plaintext: Uint8Array }>);
+      const { buf, plaintext, release } = await (ahead.shift() as Promise<Opened>);
       const offset = index * CHUNK_SIZE;
       const from = Math.max(start - offset, 0);
       const to = Math.min(end - offset, plaintext.length);
@@ -327,6 +388,7 @@ async function readRange(
         await sink(plaintext.subarray(from, to));
       } finally {
         buf.fill(0, 0, HEADER_SIZE + plaintext.length);
+        release();
       }
       pool.release(buf);
     }
@@ -337,6 +399,7 @@ async function readRange(
       if (got) {
         got.buf.fill(0);
         pool.release(got.buf);
+        got.release();
       }
     }
   }

@@ -2,7 +2,8 @@
 // (src/telemetry/metrics.ts). A factory, not a global: every gateway (and every test) gets its own registry.
 // Only counts, sizes and latencies with route labels: never a path, a user, a token or a byte of content —
 // /metrics answers without a token, and what it says is no more than the storage service sees anyway.
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { TransferBudget } from './transfer-budget.js';
 
 export interface GatewayMetrics {
   registry: Registry;
@@ -16,12 +17,29 @@ export interface GatewayMetrics {
   downloadsCutOff: Counter;
 }
 
-/** A fresh registry with the gateway's metrics (and Node's process metrics unless processMetrics is false). */
-export function createGatewayMetrics(options: { processMetrics?: boolean; prefix?: string } = {}): GatewayMetrics {
+/**
+ * A fresh registry with the gateway's metrics (and Node's process metrics — RSS, heap, external and ArrayBuffer
+ * memory — unless processMetrics is false). `budgets`: the enclave's memory budgets (transfer-budget.ts), shown as
+ * slots in use, their peak and requests waiting, labelled by budget name.
+ */
+export function createGatewayMetrics(options: { processMetrics?: boolean; prefix?: string; budgets?: Record<string, TransferBudget> } = {}): GatewayMetrics {
   const registry = new Registry();
   const p = options.prefix ?? 'coffer_gateway_';
   if (options.processMetrics !== false) collectDefaultMetrics({ register: registry, prefix: p });
   const registers = [registry];
+  const budgets = Object.entries(options.budgets ?? {});
+  if (budgets.length > 0) {
+    const gauge = (name: string, help: string, read: (b: TransferBudget) => number): Gauge<'budget'> => new Gauge({
+      name: `${p}${name}`, help, labelNames: ['budget'], registers,
+      collect() {
+        for (const [budget, b] of budgets) this.set({ budget }, read(b));
+      },
+    });
+    gauge('transfer_slots', 'Slots of the enclave memory budget (sealing streams; opened read buffers)', (b) => b.slots);
+    gauge('transfer_slots_in_use', 'Slots held now', (b) => b.inUse);
+    gauge('transfer_slots_peak', 'Most slots ever held at once', (b) => b.peak);
+    gauge('transfer_waiting', 'Requests waiting for a slot (their bodies unread)', (b) => b.waiting);
+  }
   return {
     registry,
     httpRequests: new Counter({ name: `${p}http_requests_total`, help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers }),

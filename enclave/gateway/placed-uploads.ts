@@ -14,6 +14,7 @@ import { CofferError, ErrorCode } from '../../src/errors.js';
 import type { KeyRecord } from '../../src/metadata/types.js';
 import type { EnclaveDataKeys } from './data-keys.js';
 import type { GatewayRecords, NodeInfo } from './records.js';
+import type { Release } from './transfer-budget.js';
 
 /** Sealed chunks sent to the storage service at once by one placed stream. */
 const CONCURRENCY = 3;
@@ -31,7 +32,11 @@ type RecordsFor = <T>(caller: { user: string; admin: boolean; token: string }, f
 export class PlacedUploads {
   private readonly keys = new Map<string, { dek: Uint8Array; record: string; until: number }>();
 
-  constructor(private readonly withRecords: RecordsFor, private readonly dataKeys: EnclaveDataKeys, private readonly pool: BufferPool) {}
+  /** `admit`: a slot of the enclave-wide cap on sealing streams (FileOps'), held while a part's body is pulled and sealed. */
+  constructor(
+    private readonly withRecords: RecordsFor, private readonly dataKeys: EnclaveDataKeys, private readonly pool: BufferPool,
+    private readonly admit?: (source: AsyncIterable<Uint8Array>) => Promise<{ release: Release; source: AsyncIterable<Uint8Array> }>,
+  ) {}
 
   /** Opens an upload that will become the file at `path` (replacing one there) when committed. Throws as FileOps.put. */
   open(caller: Parameters<RecordsFor>[0], path: string): Promise<PlacedUpload> {
@@ -52,12 +57,14 @@ export class PlacedUploads {
   seal(caller: Parameters<RecordsFor>[0], upload: PlacedUpload, first: number, source: AsyncIterable<Uint8Array>, size: number, endsBlob: boolean): Promise<{ chunks: number }> {
     return this.withRecords(caller, async (records) => {
       const dek = await this.dek(upload);
+      // a slot before the body is pulled: beyond the budget the body waits in the socket (trickling: admitStream)
+      const admitted = this.admit ? await this.admit(source) : { source, release: () => undefined };
       const inFlight = new Set<Promise<void>>();
       let failure: unknown;
       let chunks = 0;
       let total = 0;
       try {
-        for await (const chunk of sealStream(source, dek, { blobId: blobIdFromHex(upload.blobId), keyGeneration: 1, firstIndex: first, endsBlob }, { buffers: this.pool })) {
+        for await (const chunk of sealStream(admitted.source, dek, { blobId: blobIdFromHex(upload.blobId), keyGeneration: 1, firstIndex: first, endsBlob }, { buffers: this.pool, pooledPlaintext: true })) {
           if (failure !== undefined) break;
           chunks++;
           total += chunk.plaintextLength;
@@ -72,6 +79,7 @@ export class PlacedUploads {
         }
       } finally {
         await Promise.allSettled(inFlight);
+        admitted.release();
       }
       if (failure !== undefined) throw failure;
       if (total !== size) throw new CofferError(ErrorCode.CONFLICT, `the body had ${total} bytes, not the ${size} announced`);

@@ -10,6 +10,7 @@ import { getRequestListener } from '@hono/node-server';
 import { KMSClient } from '@aws-sdk/client-kms';
 import type { JWK } from 'jose';
 import { createAuthenticator } from '../../src/api/auth/index.js';
+import { sharedConnections } from '../../src/client/http.js';
 import { VaultClient } from '../../src/client/vault-client.js';
 import { CofferError, ErrorCode, isCofferError } from '../../src/errors.js';
 import { AwsKeyService } from '../../src/kms/index.js';
@@ -116,8 +117,11 @@ export async function startEnclave(options: EnclaveOptions): Promise<RunningEncl
   const auth = await createAuthenticator({
     kind: 'jwk', jwk: options.tokenJwk, issuer: options.tokenIssuer ?? 'coffer-dev', audience: options.tokenAudience ?? 'coffer', algorithms: options.tokenAlgorithms ?? ['EdDSA'],
   });
+  // one set of keep-alive connections to the storage service for every caller: a request's records client then
+  // costs no new connection through the channel (tokens go on each request, so users may share connections)
+  const storageConnections = sharedConnections({ server: STORAGE_VIA_CHANNEL, socketPath: paths.storage, maxSockets: 64 });
   const files = new FileOps({
-    storage: (caller) => new VaultClient({ server: STORAGE_VIA_CHANNEL, token: caller.token, socketPath: paths.storage, maxSockets: 4 }),
+    storage: (caller) => new VaultClient({ server: STORAGE_VIA_CHANNEL, token: caller.token, socketPath: paths.storage, shared: storageConnections }),
     keys,
     integrity,
     defaultRootRole: options.defaultRootRole ?? 'none',
@@ -128,13 +132,14 @@ export async function startEnclave(options: EnclaveOptions): Promise<RunningEncl
     () => keys.probe(),
   );
   const app = createGatewayApp({
-    files, auth, attest: (nonce) => attest(identity, nonce), ready, metrics: createGatewayMetrics(), ...(options.logger ? { logger: options.logger } : {}),
+    files, auth, attest: (nonce) => attest(identity, nonce), ready, metrics: createGatewayMetrics({ budgets: { seal: files.sealBudget, read: files.readBudget } }), ...(options.logger ? { logger: options.logger } : {}),
   });
   // the S3 API: its own listener on the channel's S3 socket, same attested certificate (docs/s3-api.md)
   let s3: EnclaveS3;
   try {
     s3 = await startEnclaveS3({ channelDir: paths.dir, socket: paths.s3, identity, files, kms: kmsClient, kmsKeyId: options.kmsKeyId, auth, ...(options.logger ? { logger: options.logger } : {}) });
   } catch (e) {
+    storageConnections.close();
     keys.close();
     kmsClient.destroy();
     metadataKey?.destroy();
@@ -167,6 +172,7 @@ export async function startEnclave(options: EnclaveOptions): Promise<RunningEncl
       server.close(() => resolve());
       server.closeAllConnections();
       storageAgent.destroy();
+      storageConnections.close();
       keys.close();
       metadataKey?.destroy();
     }),

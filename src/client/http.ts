@@ -22,6 +22,47 @@ export interface ClientOptions {
   socketPath?: string;
   /** Told of each retry (the CLI reports them with COFFER_DEBUG). */
   onRetry?: RetryOptions['onRetry'];
+  /**
+   * Keep-alive connections shared by many clients (sharedConnections): a client per request then costs no new
+   * connection. The clients' close() leaves them open; their owner closes them. The bearer token is sent on
+   * every request, so clients of different users may share them.
+   */
+  shared?: SharedConnections;
+}
+
+/** Keep-alive connections to one server that many HttpClients use (ClientOptions.shared). */
+export interface SharedConnections {
+  readonly base: string;
+  readonly agent: Agent;
+  readonly fetcher: BodyFetcher;
+  close(): void;
+}
+
+/** Connections to `options.server` for many clients; the same options as a client's own. Throws INVALID_ARGUMENT for a bad URL. */
+export function sharedConnections(options: Pick<ClientOptions, 'server' | 'maxSockets' | 'timeoutMs' | 'ca' | 'socketPath'>): SharedConnections {
+  const base = parseBase(options.server);
+  const { agent, fetcher } = makeConnections(base, options);
+  return { base: base.href, agent, fetcher, close: () => { agent.destroy(); fetcher.close(); } };
+}
+
+function parseBase(server: string): URL {
+  let base: URL;
+  try {
+    base = new URL(server);
+  } catch {
+    throw new CofferError(ErrorCode.INVALID_ARGUMENT, `invalid server URL "${server}"`);
+  }
+  if (base.protocol !== 'http:' && base.protocol !== 'https:') {
+    throw new CofferError(ErrorCode.INVALID_ARGUMENT, `server URL must be http(s): "${server}"`);
+  }
+  return base;
+}
+
+function makeConnections(base: URL, options: Pick<ClientOptions, 'maxSockets' | 'timeoutMs' | 'ca' | 'socketPath'>): { agent: Agent; fetcher: BodyFetcher } {
+  const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 8 };
+  const agent = base.protocol === 'https:' ? new HttpsAgent({ ...agentOptions, ca: options.ca }) : new Agent(agentOptions);
+  const fetcher = new BodyFetcher({ base, maxIdle: options.maxSockets ?? 8, timeoutMs: options.timeoutMs ?? 120_000, ca: options.ca, socketPath: options.socketPath });
+  return { agent, fetcher };
 }
 
 export interface RequestOptions {
@@ -51,26 +92,21 @@ export class HttpClient {
   private readonly fetcher: BodyFetcher;
   private readonly socketPath: string | undefined;
   private readonly onRetry: RetryOptions['onRetry'];
+  private readonly ownsConnections: boolean;
 
   constructor(options: ClientOptions) {
-    let base: URL;
-    try {
-      base = new URL(options.server);
-    } catch {
-      throw new CofferError(ErrorCode.INVALID_ARGUMENT, `invalid server URL "${options.server}"`);
-    }
-    if (base.protocol !== 'http:' && base.protocol !== 'https:') {
-      throw new CofferError(ErrorCode.INVALID_ARGUMENT, `server URL must be http(s): "${options.server}"`);
+    const base = parseBase(options.server);
+    if (options.shared && options.shared.base !== base.href) {
+      throw new CofferError(ErrorCode.INVALID_ARGUMENT, `shared connections to ${options.shared.base} cannot serve ${base.href}`);
     }
     this.base = base;
     this.token = options.token;
     this.tokenSubject = subjectOf(options.token);
-    const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 8 };
-    this.agent = base.protocol === 'https:' ? new HttpsAgent({ ...agentOptions, ca: options.ca }) : new Agent(agentOptions);
     this.timeoutMs = options.timeoutMs ?? 120_000;
     this.socketPath = options.socketPath;
     this.onRetry = options.onRetry;
-    this.fetcher = new BodyFetcher({ base, maxIdle: options.maxSockets ?? 8, timeoutMs: this.timeoutMs, ca: options.ca, socketPath: options.socketPath });
+    this.ownsConnections = options.shared === undefined;
+    ({ agent: this.agent, fetcher: this.fetcher } = options.shared ?? makeConnections(base, options));
   }
 
   url(pathname: string, query?: RequestOptions['query']): URL {
@@ -145,7 +181,9 @@ export class HttpClient {
     }
   }
 
+  /** Closes the client's own connections (shared ones stay open for their owner to close). */
   close(): void {
+    if (!this.ownsConnections) return;
     this.agent.destroy();
     this.fetcher.close();
   }

@@ -3,7 +3,8 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { isCofferError, type ErrorCode } from '../errors.js';
-import { CHUNK_SIZE, expectedChunkLayout } from './chunk-header.js';
+import { BufferPool } from '../buffer-pool.js';
+import { CHUNK_SIZE, MAX_SEALED_SIZE, expectedChunkLayout } from './chunk-header.js';
 import { openStream, sealStream, type SealedChunk } from './chunker.js';
 import { newBlobId } from './blob-id.js';
 import { collect, drain, fromArray, pseudoRandomBytes, splitAt } from './stream.test-util.js';
@@ -25,6 +26,33 @@ function isCode(code: ErrorCode) {
 }
 
 describe('sealStream', () => {
+  it('with pooled plaintext: the same chunks, one plaintext buffer per stream, given back zeroed at the end or when abandoned', async () => {
+    const data = pseudoRandomBytes(7, 2 * CHUNK_SIZE + 77);
+    const pieces = splitAt(data, [5, CHUNK_SIZE - 1, CHUNK_SIZE + 3, 2 * CHUNK_SIZE]);
+    const plain = await collect(sealStream(fromArray(pieces), dek, { blobId, keyGeneration }));
+    const pool = new BufferPool(MAX_SEALED_SIZE, 8);
+    const pooled: SealedChunk[] = [];
+    for await (const c of sealStream(fromArray(pieces), dek, { blobId, keyGeneration }, { buffers: pool, pooledPlaintext: true })) {
+      pooled.push({ ...c, bytes: Uint8Array.prototype.slice.call(c.bytes) }); // a copy, then the sealed buffer goes back
+      c.release();
+    }
+    expect(pooled.map((c) => [c.index, c.final, c.plaintextLength])).toEqual(plain.map((c) => [c.index, c.final, c.plaintextLength]));
+    // the header's nonce differs per seal; open both to compare plaintext
+    const a = Buffer.concat(await collect(openStream(fromArray(plain.map((c) => c.bytes)), dek, manifestFor(data.length))));
+    const b = Buffer.concat(await collect(openStream(fromArray(pooled.map((c) => c.bytes)), dek, manifestFor(data.length))));
+    expect(a.equals(b) && a.equals(Buffer.from(data))).toBe(true);
+    expect(pool.kept).toBe(2); // one sealed buffer reused for every chunk, one plaintext buffer
+    const bufs = [pool.acquire(), pool.acquire()];
+    expect(bufs.some((x) => x.subarray(0, CHUNK_SIZE).every((v) => v === 0))).toBe(true); // the plaintext one was zeroed
+    // abandoned after its first chunk: the plaintext buffer still comes back
+    const pool2 = new BufferPool(MAX_SEALED_SIZE, 8);
+    for await (const c of sealStream(fromArray(pieces), dek, { blobId, keyGeneration }, { buffers: pool2, pooledPlaintext: true })) {
+      c.release();
+      break;
+    }
+    expect(pool2.kept).toBe(2);
+  });
+
   it('gives exactly one empty FINAL chunk for an empty stream (also one of empty pieces)', async () => {
     for (const pieces of [[], [new Uint8Array(0), new Uint8Array(0)]]) {
       const chunks = await collect(sealStream(fromArray(pieces), dek, { blobId, keyGeneration }));

@@ -1,8 +1,9 @@
 // Streaming chunker: cuts any byte stream into 8 MiB chunks and seals them (sealStream), and opens a blob's
 // sealed chunks back into plaintext while checking them against the manifest (openStream).
-// Memory stays bounded: sealStream holds at most two 8 MiB plaintext buffers (the chunk being filled and one
-// full chunk waiting for look-ahead, because FINAL can only be set once the source has ended) plus the
-// sealed chunk being handed out; openStream holds one chunk at a time.
+// Memory stays bounded: sealStream holds one 8 MiB plaintext buffer (a full chunk waits there for look-ahead,
+// because FINAL can only be set once the source has ended; it is sealed before the buffer is filled again, and the
+// buffer is made only when a byte arrives for it) plus the sealed chunk being handed out; openStream holds one
+// chunk at a time.
 import { CofferError, ErrorCode } from '../errors.js';
 import type { BufferPool } from '../buffer-pool.js';
 import { BLOB_ID_SIZE, CHUNK_SIZE, MAX_SEALED_SIZE, MAX_U32, expectedChunkLayout, sealedSize } from './chunk-header.js';
@@ -24,6 +25,11 @@ export interface SealedChunk {
 export interface SealStreamOptions {
   /** Seal into buffers from this pool (its size at least MAX_SEALED_SIZE) instead of a fresh buffer per chunk. */
   buffers?: BufferPool;
+  /**
+   * Also gather the plaintext in buffers from `buffers` (instead of two fresh 8 MiB buffers per stream), made only
+   * when bytes arrive for them, zeroed and given back when the stream ends (finished, failed or abandoned).
+   */
+  pooledPlaintext?: boolean;
 }
 
 export interface SealStreamParams {
@@ -86,8 +92,28 @@ export function sealStream(
     return { index, final, plaintextLength: plaintext.length, bytes, release: () => pool?.release(buf) };
   }
 
+  const pooledPlaintext = pool !== undefined && options.pooledPlaintext === true;
+  const owned: Buffer[] = []; // pooled plaintext buffers, given back at the end
+  const newFill = (): Buffer => {
+    if (!pooledPlaintext) return Buffer.allocUnsafe(CHUNK_SIZE);
+    const buf = pool.acquire();
+    owned.push(buf);
+    return buf.subarray(0, CHUNK_SIZE);
+  };
+
   return (async function* seal(): AsyncGenerator<SealedChunk> {
-    let fill: Buffer = Buffer.allocUnsafe(CHUNK_SIZE);
+    try {
+      yield* gather();
+    } finally {
+      for (const buf of owned.splice(0)) {
+        buf.fill(0, 0, CHUNK_SIZE);
+        pool?.release(buf);
+      }
+    }
+  })();
+
+  async function* gather(): AsyncGenerator<SealedChunk> {
+    let fill: Buffer | null = null; // made when a byte arrives for it
     let used = 0;
     let pending: Buffer | null = null; // a full chunk; final or not depends on whether any byte follows
     let spare: Buffer | null = null; // a buffer whose chunk has been sealed, reused to avoid reallocation
@@ -106,22 +132,23 @@ export function sealStream(
           spare = pending;
           pending = null;
         }
+        fill ??= spare ?? newFill();
+        spare = null;
         const n = Math.min(CHUNK_SIZE - used, piece.length - off);
         fill.set(piece.subarray(off, off + n), used);
         used += n;
         off += n;
         if (used === CHUNK_SIZE) {
           pending = fill;
-          fill = spare ?? Buffer.allocUnsafe(CHUNK_SIZE);
-          spare = null;
+          fill = null;
           used = 0;
         }
       }
     }
     // When a chunk is pending the fill buffer is empty (any further byte would have flushed it).
     if (pending !== null) yield sealOne(pending, index, endsBlob);
-    else yield sealOne(fill.subarray(0, used), index, endsBlob);
-  })();
+    else yield sealOne(fill === null ? new Uint8Array(0) : fill.subarray(0, used), index, endsBlob);
+  }
 }
 
 /**
