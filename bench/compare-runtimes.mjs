@@ -134,6 +134,11 @@ for (const which of chosen) {
   console.log(`  ${'figure'.padEnd(34)} ${`baseline ${sides[0].version}`.padEnd(26)} ${`candidate ${sides[1].version}`.padEnd(26)} ratio`);
   bench.figures.forEach(([label, , higherBetter], i) => {
     const [b, c] = [values.baseline[i], values.candidate[i]];
+    // a tree older than a figure does not print it: say so rather than fail after the whole run
+    if (![...b, ...c].every(Number.isFinite)) {
+      console.log(`  ${`${label} ${higherBetter ? '↑' : '↓'}`.padEnd(34)} (not printed by ${b.every(Number.isFinite) ? 'the candidate' : 'the baseline'})`);
+      return;
+    }
     const cell = (xs) => `${fmt(median(xs))} [${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))}]`;
     console.log(`  ${`${label} ${higherBetter ? '↑' : '↓'}`.padEnd(34)} ${cell(b).padEnd(26)} ${cell(c).padEnd(26)} ${(median(c) / median(b)).toFixed(2)}`);
   });
