@@ -9,7 +9,8 @@ describe('collectYoungGarbage', () => {
     const before = process.memoryUsage().arrayBuffers;
     let garbage: Buffer[] | null = [];
     for (let i = 0; i < 256; i++) garbage.push(Buffer.allocUnsafeSlow(64 * 1024)); // 16 MiB, like two sealed chunks' outputs
-    expect(process.memoryUsage().arrayBuffers - before).toBeGreaterThanOrEqual(16 * 2 ** 20);
+    // (≥ 15 MiB, not 16: buffers freed by the collection above may still be leaving the count on a background thread)
+    expect(process.memoryUsage().arrayBuffers - before).toBeGreaterThanOrEqual(15 * 2 ** 20);
     garbage = null;
     collectYoungGarbage();
     // V8 frees the dead buffers' memory on a background thread right after the scavenge: wait up to 2 s for it

@@ -14,6 +14,7 @@ import { localName } from './local-name.js';
 import { OutputFile } from './output-file.js';
 import { partialPath, sweepDeadPartials } from './partial-files.js';
 import type { Manifest, NodeInfo, VaultClient } from './vault-client.js';
+import { YoungGarbagePacer } from '../young-garbage.js';
 
 export interface DownloadOptions {
   keys: DataKeyProvider;
@@ -193,6 +194,8 @@ export async function openChunks(
   // million chunks, and a hostile manifest may claim far more), so memory stays flat whatever the size; after
   // the first failure nothing new starts.
   const gate = new Gate(concurrency);
+  // the socket's read buffers and the decipher's slice outputs, freed every 32 MiB opened (src/young-garbage.ts)
+  const youngGarbage = new YoungGarbagePacer();
   try {
     for (let index = 0; index < manifest.chunkCount && gate.error === undefined; index++) {
       await gate.submit(async () => {
@@ -206,6 +209,7 @@ export async function openChunks(
             final: index === manifest.chunkCount - 1,
             plaintextLength: layout.plaintextLengthOf(index),
           }, sealed.subarray(HEADER_SIZE));
+          youngGarbage.moved(plaintext.length);
           await sink(layout.offsetOf(index), plaintext);
           buffers.release(buf);
         } catch (e) {
