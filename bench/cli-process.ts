@@ -4,7 +4,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-export function cliCommand(): { command: string; args: string[] } {
+// COFFER_BENCH_CLI=/path/to/other/bin/coffer.mjs runs another tree's CLI instead (a built checkout); the large-file
+// benchmark also takes COFFER_BENCH_CLI_B to A/B two trees' put/get in one run (bench/large.ts).
+export function cliCommand(cli: string | undefined = process.env.COFFER_BENCH_CLI): { command: string; args: string[] } {
+  if (cli) return { command: process.execPath, args: [cli] };
   const compiled = fileURLToPath(new URL('../src/cli/run.js', import.meta.url));
   if (existsSync(compiled)) return { command: process.execPath, args: [compiled] };
   const source = fileURLToPath(new URL('../src/cli/run.ts', import.meta.url));
@@ -17,14 +20,14 @@ export interface CliResult {
   stderr: string;
 }
 
-export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  const { command, args: pre } = cliCommand();
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}, cli?: string): ChildProcess {
+  const { command, args: pre } = cliCommand(cli);
   return spawn(command, [...pre, ...args], { env: { ...process.env, COFFER_NO_PROGRESS: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-export function runCliProcess(args: string[], env: NodeJS.ProcessEnv = {}, onSpawn?: (child: ChildProcess) => void): Promise<CliResult> {
+export function runCliProcess(args: string[], env: NodeJS.ProcessEnv = {}, onSpawn?: (child: ChildProcess) => void, cli?: string): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawnCli(args, env);
+    const child = spawnCli(args, env, cli);
     onSpawn?.(child);
     let stdout = '';
     let stderr = '';

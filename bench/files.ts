@@ -51,7 +51,7 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
   const perDir = options.perDir ?? 1000;
   try {
     const tree = path.join(work, 'tree');
-    await makeTree(tree, files, fileSize, perDir);
+    if (files > 0) await makeTree(tree, files, fileSize, perDir);
     log(`files benchmark: ${files} files of ${fileSize} bytes (${perDir} per directory) in ${work}; ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
     const dataDir = path.join(work, 'server');
     const keyFile = path.join(work, 'bench.key');
@@ -70,6 +70,14 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
     let getRss = 0;
     let serverRss = 0;
     try {
+      if (files === 0) {
+        // the large part alone (`--files 0`): no tree, no restic over one
+        const summary: Record<string, unknown> = { files: 0 };
+        if ((options.largeSize ?? 0) > 0) {
+          Object.assign(summary, await benchLarge({ size: options.largeSize as number, rounds: options.rounds, work, env, log, serverPid: server.child.pid as number }));
+        }
+        return summary;
+      }
       for (let r = 0; r < options.rounds; r++) {
         const repo = path.join(work, `restic-${r}`);
         const resticBackup = hasRestic ? timeSync(() => restic(repo, ['init']) && restic(repo, ['backup', tree])) : null;
@@ -142,7 +150,7 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
       log(`peak RSS: put -r ${mib(putRss)}, get -r ${mib(getRss)}, coffer serve ${mib(serverRss)}`);
       log('note: coffer serve fsyncs every pack it commits; get -r fsyncs nothing by default (as restic restore, rsync, cp: each file still appears whole, by rename) and every file with --fsync; restic fsyncs its pack files on backup and nothing on restore.');
       if ((options.largeSize ?? 0) > 0) {
-        Object.assign(summary, await benchLarge({ size: options.largeSize as number, rounds: options.rounds, work, env, log }));
+        Object.assign(summary, await benchLarge({ size: options.largeSize as number, rounds: options.rounds, work, env, log, serverPid: server.child.pid as number }));
       }
       return summary;
     } finally {

@@ -103,7 +103,7 @@ export function register(program: Command): void {
   bench
     .command('files')
     .description('many small files: put -r / get -r against restic backup / restore on the same tree and disk, re-runs, peak RSS')
-    .option('--files <n>', 'files in the tree', '10000')
+    .option('--files <n>', 'files in the tree (0: the large file alone)', '10000')
     .option('--file-size <size>', 'size of each file', '16KiB')
     .option('--rounds <n>', 'interleaved rounds (medians and ranges are reported)', '3')
     .option('--concurrency <n>', 'files in flight for put -r / get -r (default: the CLI\'s)')
@@ -116,7 +116,7 @@ export function register(program: Command): void {
     .action(async (opts: { files: string; fileSize: string; rounds: string; concurrency?: string; largeSize: string; restic: boolean; fsyncToo: boolean; dir?: string; keep?: boolean; json?: boolean }) => {
       const log = opts.json ? () => undefined : undefined;
       const r = await benchFiles({
-        files: intFlag('--files', opts.files, 1, 10_000_000), fileSize: parseSize(opts.fileSize), rounds: intFlag('--rounds', opts.rounds, 1, 20),
+        files: intFlag('--files', opts.files, 0, 10_000_000), fileSize: parseSize(opts.fileSize), rounds: intFlag('--rounds', opts.rounds, 1, 20),
         concurrency: opts.concurrency === undefined ? undefined : intFlag('--concurrency', opts.concurrency, 1, 256), largeSize: parseSize(opts.largeSize),
         dir: opts.dir, keep: opts.keep, restic: opts.restic, fsyncToo: opts.fsyncToo, log,
       });
