@@ -4,10 +4,12 @@
 // finish it is kept on the service so that `coffer put --resume BLOB` sends only the missing chunks.
 import { createHmac } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { BufferPool } from '../buffer-pool.js';
-import { MAX_SEALED_SIZE, blobIdFromHex, blobIdToHex, expectedChunkLayout, newBlobId, sealStream, uploadBindingTag, type DataKey } from '../crypto/index.js';
+import {
+  MAX_SEALED_SIZE, blobIdFromHex, blobIdToHex, expectedChunkLayout, newBlobId, sealReader, sealStream, uploadBindingTag, type DataKey, type ReadAt,
+} from '../crypto/index.js';
 import { CofferError, ErrorCode, isCofferError } from '../errors.js';
 import { YoungGarbagePacer } from '../young-garbage.js';
 import type { DataKeyProvider } from './data-keys.js';
@@ -92,7 +94,8 @@ async function uploadFileOnce(client: VaultClient, source: string, options: Uplo
       await options.onUpload?.(blobId);
     };
     try {
-      const result = await uploadStream(client, readPieces(fh), Number(info.size), { ...options, sourceIdentity: before, beforeCommit, onUpload });
+      const readAt: ReadAt = async (buf, offset, length, position) => (await fh.read(buf, offset, length, position)).bytesRead;
+      const result = await uploadStream(client, { readAt }, Number(info.size), { ...options, sourceIdentity: before, beforeCommit, onUpload });
       await journal?.forget(result.blobId);
       return result;
     } catch (e) {
@@ -120,14 +123,16 @@ export function identityOf(st: BigIntStats): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
 }
 
-/** The file's bytes in 1 MiB pieces read into one reused buffer (sealStream copies each before the next read). */
-async function* readPieces(fh: FileHandle): AsyncGenerator<Uint8Array> {
-  const buf = Buffer.allocUnsafeSlow(1024 * 1024);
-  for (;;) {
-    const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-    if (bytesRead === 0) return;
-    yield buf.subarray(0, bytesRead);
-  }
+/**
+ * A source read at positions (a regular file): each chunk is read straight into the buffer it is sealed in, 8 MiB
+ * a read, the next one read while one is sealed (src/crypto/seal-reader.ts). Needs the size up front.
+ */
+export interface ReadAtSource {
+  readAt: ReadAt;
+}
+
+function isReadAtSource(s: unknown): s is ReadAtSource {
+  return typeof s === 'object' && s !== null && typeof (s as Partial<ReadAtSource>).readAt === 'function';
 }
 
 /** The source tag stored with an upload: the identity, keyed by the blob's data key (opaque to the service). */
@@ -141,8 +146,9 @@ export function sourceTag(dek: DataKey, identity: string): string {
  * that fails is never committed). A stream of unknown size cannot be resumed.
  */
 export async function uploadStream(
-  client: VaultClient, stream: Readable | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, size: number | null, options: UploadOptions,
+  client: VaultClient, stream: Readable | AsyncIterable<Uint8Array> | Iterable<Uint8Array> | ReadAtSource, size: number | null, options: UploadOptions,
 ): Promise<UploadResult> {
+  if (size === null && isReadAtSource(stream)) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'a source read at positions needs its size');
   if (size === null && options.resume) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'a stream of unknown size cannot be resumed');
   const { blobIdHex, dek, durable, committed } = options.resume && size !== null ? await resumeOrRefuse(client, options.resume, size, options) : await startUpload(client, size, options);
   const resumed = options.resume !== undefined;
@@ -164,8 +170,11 @@ export async function uploadStream(
   }
   try {
     const concurrency = Math.max(1, options.concurrency ?? 4);
-    // one sealed buffer per chunk in flight plus the one being sealed, reused chunk after chunk
-    const buffers = new BufferPool(MAX_SEALED_SIZE, concurrency + 1);
+    // one sealed buffer per chunk in flight plus the one being sealed (and, read at positions, the one being read
+    // ahead), reused chunk after chunk
+    const buffers = new BufferPool(MAX_SEALED_SIZE, concurrency + 2);
+    const params = { blobId: blobIdFromHex(blobIdHex), keyGeneration: 1 };
+    const chunks = isReadAtSource(stream) ? sealReader(stream.readAt, size as number, dek, params, buffers) : sealStream(stream, dek, params, { buffers });
     const inFlight = new Set<Promise<void>>();
     const youngGarbage = new YoungGarbagePacer();
     let failure: unknown;
@@ -173,7 +182,7 @@ export async function uploadStream(
     let total = 0;
     let skipped = 0;
     try {
-      for await (const chunk of sealStream(stream, dek, { blobId: blobIdFromHex(blobIdHex), keyGeneration: 1 }, { buffers })) {
+      for await (const chunk of chunks) {
         if (failure !== undefined) break;
         youngGarbage.moved(chunk.plaintextLength); // frees the sealing's dead cipher outputs every 32 MiB (src/young-garbage.ts)
         chunkCount = chunk.index + 1;

@@ -81,11 +81,19 @@ function sealInto(dek: DataKey, params: SealParams, plaintext: Uint8Array, nonce
  * bytes) and returns the sealed view of it: the bulk-transfer path, which reuses its buffers instead of
  * allocating (and page-faulting) two fresh 8 MiB buffers per chunk as WebCrypto does. Synchronous: Node's
  * AES-GCM (OpenSSL, AES-NI) at ≈ 2.2 GB/s holds the event loop ≈ 4 ms for a full chunk.
- * Throws as sealChunk, and INVALID_ARGUMENT when `out` is too small.
+ * `plaintext` may sit in `out` itself, exactly at HEADER_SIZE (sealed in place); any other overlap is refused.
+ * Throws as sealChunk, and INVALID_ARGUMENT when `out` is too small or overlaps `plaintext` otherwise.
  */
 export function sealChunkInto(dek: DataKey, params: SealParams, plaintext: Uint8Array, out: Uint8Array): Uint8Array {
   checkDek(dek);
   checkPlaintext(plaintext);
+  if (out instanceof Uint8Array && out.buffer === plaintext.buffer) {
+    // in place (seal-reader.ts reads a chunk straight into its sealed buffer): each 64 KiB slice is enciphered
+    // before its ciphertext is written back over it, and the header goes before it, the tag after
+    const inPlace = plaintext.byteOffset === out.byteOffset + HEADER_SIZE;
+    const apart = plaintext.byteOffset + plaintext.length <= out.byteOffset || out.byteOffset + out.length <= plaintext.byteOffset;
+    if (!inPlace && !apart) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'plaintext overlaps the output buffer (only exactly in place is allowed)');
+  }
   return sealInto(dek, params, plaintext, randomBytes(NONCE_SIZE), out);
 }
 

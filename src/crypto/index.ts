@@ -9,6 +9,7 @@ export type { ChunkHeader, ChunkLayout } from './chunk-header.js';
 export { checkDek, openChunk, openChunkInto, sealChunk, sealChunkInto } from './chunk.js';
 export type { OpenExpectation, SealParams } from './chunk.js';
 export { openStream, sealStream } from './chunker.js';
+export { sealReader, type ReadAt } from './seal-reader.js';
 export type { BlobManifest, OpenStreamOptions, SealStreamOptions, SealStreamParams, SealedChunk } from './chunker.js';
 export { blobIdFromHex, blobIdToHex, isBlobIdHex, newBlobId } from './blob-id.js';
 export {
