@@ -93,6 +93,25 @@ describe('sealChunkInto / openChunkInto', () => {
     expect(Buffer.from(openChunkInto(dek, apart, ok, room.subarray(0, 5000))).length).toBe(5000); // same memory, no overlap
   });
 
+  it('seals in place from plaintext at HEADER_SIZE of the output (noble opens it); any other overlap is refused', () => {
+    const dek = newDataKey();
+    const blobId = newBlobId();
+    for (const len of [0, 1, 65_537, CHUNK_SIZE]) {
+      const plaintext = randomBytes(len);
+      const buf = Buffer.alloc(MAX_SEALED_SIZE, 0xee);
+      plaintext.copy(buf, HEADER_SIZE);
+      const params = { blobId, index: 0, keyGeneration: 1, final: true };
+      const sealed = sealChunkInto(dek, params, buf.subarray(HEADER_SIZE, HEADER_SIZE + len), buf);
+      const h = decodeChunkHeader(sealed);
+      expect(Buffer.from(gcm(dek, h.nonce, sealed.subarray(0, HEADER_SIZE)).decrypt(sealed.subarray(HEADER_SIZE))).equals(plaintext)).toBe(true);
+    }
+    const buf = Buffer.alloc(MAX_SEALED_SIZE);
+    const params = { blobId, index: 0, keyGeneration: 1, final: true };
+    expect(() => sealChunkInto(dek, params, buf.subarray(0, 100), buf)).toThrow(/overlaps/);
+    expect(() => sealChunkInto(dek, params, buf.subarray(HEADER_SIZE + 1, HEADER_SIZE + 101), buf)).toThrow(/overlaps/);
+    expect(sealChunkInto(dek, params, buf.subarray(MAX_SEALED_SIZE - 100), buf.subarray(0, 164)).length).toBe(164); // apart
+  });
+
   it('refuses what openChunk refuses, and buffers that are too small', () => {
     const dek = newDataKey();
     const blobId = newBlobId();
