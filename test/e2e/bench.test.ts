@@ -47,6 +47,21 @@ describe('benchmarks, small', () => {
     expect(r.treeListSeconds).toBeGreaterThan(0);
   }, 300_000);
 
+  it('bench files with 0 files measures the large file alone: CPU seconds per GiB of client and service, peak RSS', async () => {
+    const lines: string[] = [];
+    const r = await benchFiles({ files: 0, fileSize: 1000, rounds: 1, largeSize: 2 * 1024 * 1024 + 3, log: (l) => lines.push(l) });
+    const text = lines.join('\n');
+    expect(text).not.toMatch(/coffer put -r/);
+    expect(r.putFilesPerSecond).toBeUndefined();
+    expect(text).toMatch(/^round 1: coffer put \d+ MB\/s \(CPU s\/GiB: [\d.]+ client, [\d.]+ service; RSS \d+ MiB\)/m);
+    expect(text).toMatch(/^CPU seconds per GiB .*: put [\d.]+ \+ [\d.]+, .*get [\d.]+ \+ [\d.]+/m);
+    const cpu = r.cpuSecondsPerGiB as Record<string, { client: number; service: number }>;
+    expect(cpu.put?.client).toBeGreaterThan(0); // a process that ran did use CPU
+    expect(cpu.get?.client).toBeGreaterThan(0);
+    expect(r.largePeakRss).toMatchObject({ put: expect.any(Number), get: expect.any(Number), serve: expect.any(Number) });
+    expect((r.largePeakRss as { put: number }).put).toBeGreaterThan(0);
+  }, 120_000);
+
   it('bench files --no-restic measures coffer alone (a tree too large to copy twice)', async () => {
     const lines: string[] = [];
     const r = await benchFiles({ files: 12, fileSize: 100, perDir: 5, rounds: 1, largeSize: 0, restic: false, log: (l) => lines.push(l) });
