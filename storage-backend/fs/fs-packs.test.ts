@@ -102,6 +102,41 @@ describe('FsChunkStore packs on disk', () => {
     }
   });
 
+  it('a blob\'s chunks side by side, interleaved with another blob\'s, out of order or across packs: each found; a deleted middle one splits the rest', async () => {
+    const a = newBlobId();
+    const b = newBlobId();
+    const at = (blobId: string, index: number): { ref: { blobId: string; index: number }; data: Buffer } => ({ ref: { blobId, index }, data: randomBytes(64 + index * 7 + (blobId === a ? 0 : 3)) });
+    const first = [at(a, 0), at(a, 1), at(a, 2), at(b, 0), at(a, 5), at(a, 3), at(b, 1)];
+    const second = [at(a, 4), at(b, 2)];
+    const { packId } = await store.putPack(first);
+    await store.putPack(second);
+    const all = [...first, ...second];
+    const readAll = async (s: FsChunkStore, chunks: typeof all): Promise<void> => {
+      for (const c of chunks) expect(await s.readInto(c.ref, Buffer.alloc(c.data.length))).toEqual(c.data);
+    };
+    const other = await openFsChunkStore({ root });
+    try {
+      for (const s of [store, other]) {
+        await readAll(s, all);
+        expect(await s.list(a)).toEqual([0, 1, 2, 3, 4, 5]);
+        expect(await s.list(b)).toEqual([0, 1, 2]);
+      }
+      await other.delete({ blobId: a, index: 1 });
+      expect(await other.list(a)).toEqual([0, 2, 3, 4, 5]);
+      expect(await other.stat({ blobId: a, index: 1 })).toBeNull();
+      await readAll(other, all.filter((c) => !(c.ref.blobId === a && c.ref.index === 1)));
+      await other.deleteBlob(a);
+      expect(await other.list(a)).toEqual([]);
+      await readAll(other, all.filter((c) => c.ref.blobId === b));
+      await other.delete({ blobId: b, index: 0 });
+      await other.delete({ blobId: b, index: 1 });
+      expect(await readdir(join(root, 'packs', packId.slice(0, 2)))).not.toContain(packId);
+      expect(await other.list(b)).toEqual([2]);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('sweeps temporary pack files left by a crash', async () => {
     await store.putPack(chunksOf(1));
     const [fan] = await readdir(join(root, 'packs'));
