@@ -2,16 +2,16 @@
 // file alone by a fresh store (and by another process's store: a replica on a shared filesystem), a damaged
 // pack never half-used, and a pack removed once none of its chunks is alive.
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir, readFile, readlink, realpath, rename, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, readlink, realpath, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { expectCode, newBlobId } from '../contract.case.js';
 import { PACK_ENTRY_SIZE, PACK_TRAILER_SIZE } from '../pack-format.js';
 import { openFsChunkStore, type FsChunkStore } from './index.js';
 import { MISS_RESCAN_MS } from './packs.js';
 import { PACK_HANDLES_MAX } from './pack-handles.js';
-import { tempRoot } from './test-util.js';
+import { withTempStore } from './test-util.js';
 
 const chunksOf = (n: number): Array<{ ref: { blobId: string; index: number }; data: Buffer }> =>
   Array.from({ length: n }, (_, i) => ({ ref: { blobId: newBlobId(), index: i % 3 }, data: randomBytes(64 + i * 31) }));
@@ -19,14 +19,7 @@ const chunksOf = (n: number): Array<{ ref: { blobId: string; index: number }; da
 describe('FsChunkStore packs on disk', () => {
   let root: string;
   let store: FsChunkStore;
-  beforeEach(async () => {
-    root = await tempRoot();
-    store = await openFsChunkStore({ root });
-  });
-  afterEach(async () => {
-    await store.close();
-    await rm(root, { recursive: true, force: true });
-  });
+  withTempStore((t) => ({ root, store } = t));
 
   it('writes packs/<id[0:2]>/<id>: the chunks back to back, 32-byte entries, the 48-byte trailer', async () => {
     const chunks = chunksOf(3);
@@ -199,14 +192,7 @@ describe('FsChunkStore packs on disk', () => {
 describe('FsChunkStore pack read handles (pack-handles.ts)', () => {
   let root: string;
   let store: FsChunkStore;
-  beforeEach(async () => {
-    root = await tempRoot();
-    store = await openFsChunkStore({ root });
-  });
-  afterEach(async () => {
-    await store.close();
-    await rm(root, { recursive: true, force: true });
-  });
+  withTempStore((t) => ({ root, store } = t));
 
   /** This process's open file descriptors that are pack files. */
   const openPacks = async (): Promise<string[]> => {
