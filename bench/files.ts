@@ -122,7 +122,8 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
       const treeListing = await timeAsync(async () => {
         treeEntries = await listTree(server.url, token, '/r0');
       });
-      serverRss = (await peakRss(server.child.pid as number)) ?? 0;
+      // the peak since the last reset, so the whole run's is the largest of the phases' and this
+      serverRss = Math.max((await peakRss(server.child.pid as number)) ?? 0, servePeak.put, servePeak.get);
       const rate = (secs: number[]): number[] => secs.map((s) => files / s);
       const put = rate(rounds.map((x) => x.put));
       const get = rate(rounds.map((x) => x.get));
