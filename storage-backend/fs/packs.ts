@@ -4,9 +4,10 @@
 // never changed. Where each packed chunk lives
 // is kept in memory, built at open from every pack's own index and trailer and extended by every pack written:
 // one entry per blob (a run of its chunks: pack, first entry, first index, count; a pack's chunks are contiguous
-// and a writer puts a blob's chunks side by side in index order, so one run per blob and pack is the usual case,
-// more runs only where that does not hold) and per pack one array of chunk offsets (docs/benchmarks.md
-// "pack index memory": ~420 bytes per packed chunk when every chunk had its own entry, ~150 now);
+// and the batch route packs one chunk per blob, so one run per blob and pack is the usual case; a blob whose
+// chunks are interleaved with others', out of order or in several packs gets a run per stretch) and per pack
+// one array of chunk offsets (docs/benchmarks.md "Memory of put -r and the service": 418 heap bytes per packed
+// chunk when every chunk had its own entry, 109 now);
 // a lookup that misses rescans for packs another process (a replica on a shared filesystem) wrote since, at most
 // once per MISS_RESCAN_MS however many misses arrive (a client asking for absent chunks cannot make the service
 // list the packs/ directories in a loop). A chunk file (v1) is looked for before any rescan (./index.ts).
@@ -225,7 +226,9 @@ export class FsPacks {
       run = { pack, pos, first: e.index, count: 1 };
       runBlob = e.blobId;
       const had = this.#blobs.get(e.blobId);
-      this.#blobs.set(e.blobId, had === undefined ? run : [...runsOf(had), run]);
+      if (had === undefined) this.#blobs.set(e.blobId, run);
+      else if (Array.isArray(had)) had.push(run); // in place: a pack alternating two blobs stays linear
+      else this.#blobs.set(e.blobId, [had, run]);
     });
     this.#packs.set(packId, pack);
   }
