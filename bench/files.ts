@@ -14,7 +14,7 @@ import path from 'node:path';
 import { VaultClient } from '../src/client/vault-client.js';
 import { runCliProcess, startServerProcess } from './cli-process.js';
 import { benchLarge } from './large.js';
-import { peakRss, watchPeakRss } from './measure.js';
+import { peakRss, resetPeakRss, watchPeakRss } from './measure.js';
 
 export interface FilesBenchOptions {
   files: number;
@@ -69,6 +69,15 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
     let putRss = 0;
     let getRss = 0;
     let serverRss = 0;
+    // the service's peak during the put -r runs and during the get -r runs, apart (VmHWM reset before each)
+    const servePid = (): number => server.child.pid as number;
+    const servePeak = { put: 0, get: 0, separate: true };
+    const serveDuring = async (phase: 'put' | 'get', fn: () => Promise<number>): Promise<number> => {
+      servePeak.separate &&= await resetPeakRss(servePid());
+      const t = await fn();
+      servePeak[phase] = Math.max(servePeak[phase], (await peakRss(servePid())) ?? 0);
+      return t;
+    };
     try {
       if (files === 0) {
         // the large part alone (`--files 0`): no tree, no restic over one
@@ -82,21 +91,21 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
         const repo = path.join(work, `restic-${r}`);
         const resticBackup = hasRestic ? timeSync(() => restic(repo, ['init']) && restic(repo, ['backup', tree])) : null;
         let rss = 0;
-        const put = await timeAsync(async () => {
+        const put = await serveDuring('put', () => timeAsync(async () => {
           rss = await runWatched(['put', '-r', tree, `/r${r}`, '--json', ...conc], env);
-        });
+        }));
         putRss = Math.max(putRss, rss);
         const restoreDir = path.join(work, `restore-${r}`);
         const resticRestore = hasRestic ? timeSync(() => restic(repo, ['restore', 'latest', '--target', restoreDir])) : null;
         const out = path.join(work, `get-${r}`);
-        const get = await timeAsync(async () => {
+        const get = await serveDuring('get', () => timeAsync(async () => {
           rss = await runWatched(['get', '-r', `/r${r}`, out, '--json', ...conc], env);
-        });
+        }));
         getRss = Math.max(getRss, rss);
         const outFsync = path.join(work, `get-fsync-${r}`);
-        const getFsync = options.fsyncToo === false ? null : await timeAsync(async () => {
+        const getFsync = options.fsyncToo === false ? null : await serveDuring('get', () => timeAsync(async () => {
           rss = await runWatched(['get', '-r', `/r${r}`, outFsync, '--fsync', '--json', ...conc], env);
-        });
+        }));
         getRss = Math.max(getRss, rss);
         await rm(outFsync, { recursive: true, force: true });
         const round = { resticBackup, put, resticRestore, get, getFsync };
@@ -106,13 +115,13 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
         await Promise.all([rm(repo, { recursive: true, force: true }), rm(restoreDir, { recursive: true, force: true }), r > 0 ? rm(out, { recursive: true, force: true }) : Promise.resolve()]);
       }
       let rss = 0;
-      const rerunPut = await timeAsync(async () => {
+      const rerunPut = await serveDuring('put', () => timeAsync(async () => {
         rss = await runWatched(['put', '-r', tree, '/r0', '--json', ...conc], env);
-      });
+      }));
       putRss = Math.max(putRss, rss);
-      const rerunGet = await timeAsync(async () => {
+      const rerunGet = await serveDuring('get', () => timeAsync(async () => {
         rss = await runWatched(['get', '-r', '/r0', path.join(work, 'get-0'), '--json', ...conc], env);
-      });
+      }));
       getRss = Math.max(getRss, rss);
       const listing = await timeAsync(async () => {
         await runOk(['ls', '/r0/d00000', '--json'], env);
@@ -121,7 +130,8 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
       const treeListing = await timeAsync(async () => {
         treeEntries = await listTree(server.url, token, '/r0');
       });
-      serverRss = (await peakRss(server.child.pid as number)) ?? 0;
+      // the peak since the last reset, so the whole run's is the largest of the phases' and this
+      serverRss = Math.max((await peakRss(server.child.pid as number)) ?? 0, servePeak.put, servePeak.get);
       const rate = (secs: number[]): number[] => secs.map((s) => files / s);
       const put = rate(rounds.map((x) => x.put));
       const get = rate(rounds.map((x) => x.get));
@@ -130,7 +140,7 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
         files, fileSize, rounds: rounds.length, putFilesPerSecond: median(put), getFilesPerSecond: median(get),
         rerunPutSeconds: rerunPut, rerunGetSeconds: rerunGet, listSeconds: listing, listedEntries: Math.min(perDir, files),
         treeListSeconds: treeListing, treeEntries,
-        peakRss: { put: putRss, get: getRss, serve: serverRss },
+        peakRss: { put: putRss, get: getRss, serve: serverRss, serveDuringPut: servePeak.separate ? servePeak.put : null, serveDuringGet: servePeak.separate ? servePeak.get : null },
         ...(getFsync ? { getFsyncFilesPerSecond: median(getFsync) } : {}),
       };
       log(`coffer put -r: ${range(put)} files/s; coffer get -r: ${range(get)} files/s (default: no fsync per file)${getFsync ? `; coffer get -r --fsync: ${range(getFsync)} files/s` : ''}`);
@@ -147,7 +157,7 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
         }
       }
       log(`re-run over the complete tree (every file skipped): put -r ${rerunPut.toFixed(2)} s, get -r ${rerunGet.toFixed(2)} s; ls of a ${Math.min(perDir, files)}-entry directory ${listing.toFixed(2)} s (CLI start included); listing the whole tree (${treeEntries} entries, page by page, in-process) ${treeListing.toFixed(2)} s`);
-      log(`peak RSS: put -r ${mib(putRss)}, get -r ${mib(getRss)}, coffer serve ${mib(serverRss)}`);
+      log(`peak RSS: put -r ${mib(putRss)}, get -r ${mib(getRss)}, coffer serve ${mib(serverRss)} (${servePeak.separate ? `during put -r ${mib(servePeak.put)}, during get -r ${mib(servePeak.get)}` : 'its peak could not be reset: not apart for put and get'})`);
       log('note: coffer serve fsyncs every pack it commits; get -r fsyncs nothing by default (as restic restore, rsync, cp: each file still appears whole, by rename) and every file with --fsync; restic fsyncs its pack files on backup and nothing on restore.');
       if ((options.largeSize ?? 0) > 0) {
         Object.assign(summary, await benchLarge({ size: options.largeSize as number, rounds: options.rounds, work, env, log, serverPid: server.child.pid as number }));

@@ -1,5 +1,5 @@
 // Small measuring helpers shared by the benchmarks: wall time, throughput, ratios, peak RSS of child processes.
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 
 export interface Timing {
   seconds: number;
@@ -53,6 +53,19 @@ export async function peakRss(pid: number): Promise<number | null> {
     return m ? Number(m[1]) * 1024 : null;
   } catch {
     return null;
+  }
+}
+
+/**
+ * Resets a process's peak RSS (VmHWM) to its current RSS (Linux: "5" to /proc/PID/clear_refs), so that a later
+ * peakRss is the peak of what ran in between. False where that is not possible (the peak then runs on).
+ */
+export async function resetPeakRss(pid: number): Promise<boolean> {
+  try {
+    await writeFile(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
   }
 }
 

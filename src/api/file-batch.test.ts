@@ -167,4 +167,20 @@ describe.each([['sqlite', null], ['mongo', mongoUri]] as Array<[string, string |
     const answers = await Promise.all(batches.map((fs) => postBatch(alice, batchBody(fs.map((f) => entry(f)), fs.map((f) => f.sealed)))));
     for (const a of answers) expect(a.results.map((r) => r.error?.code ?? 'ok')).toEqual(Array(5).fill('ok'));
   });
+
+  it('bodies are read into reused buffers: a small batch after a large one, and batches in parallel, store exactly their own bytes', async () => {
+    const readBack = async (f: File): Promise<void> => {
+      const res = await call(s.url, alice, 'GET', `/v1/fs/file?path=${encodeURIComponent(f.path)}`);
+      const body = Buffer.from(await res.arrayBuffer());
+      expect(body.subarray(4 + body.readUInt32BE(0)).equals(f.sealed)).toBe(true);
+    };
+    const large = await Promise.all(Array.from({ length: 7 }, (_, i) => file(`/b/reuse-large${i}.bin`, 1024 * 1024)));
+    expect((await postBatch(alice, batchBody(large.map((f) => entry(f)), large.map((f) => f.sealed)))).results.every((r) => r.node)).toBe(true);
+    // a refused body (its framing wrong) between them changes nothing
+    expect((await postBatch(alice, batchBody([entry(large[0]!, { sealedLength: 5 })], [large[0]!.sealed]))).status).toBe(400);
+    const rounds = await Promise.all(Array.from({ length: 8 }, async (_, b) => Promise.all(Array.from({ length: 3 }, (_, i) => file(`/b/reuse-${b}-${i}.bin`, 200 + b * 100 + i)))));
+    const answers = await Promise.all(rounds.map((fs) => postBatch(alice, batchBody(fs.map((f) => entry(f)), fs.map((f) => f.sealed)))));
+    answers.forEach((a, b) => a.results.forEach((r, i) => expect(r.manifest!.chunks[0]!.sha256).toBe(createHash('sha256').update(rounds[b]![i]!.sealed).digest('hex'))));
+    for (const f of [...rounds.flat(), large[0]!, large[6]!]) await readBack(f);
+  });
 });

@@ -1,16 +1,18 @@
 // FileBatcher against the real service: files of mixed sizes, sealed into pooled buffers, are copied into
 // reused batch payloads (a file larger than a batch goes alone in its own), each file's buffer is given back
-// once, and every file reads back whole and authenticated.
+// once, and every file reads back whole and authenticated; concurrent adders never start a batch while a full one
+// waits for a slot (the (BATCHES_IN_FLIGHT + 1) x BATCH_BYTES bound).
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BufferPool } from '../buffer-pool.js';
 import { sealedSize } from '../crypto/index.js';
-import { FileBatcher } from './file-batcher.js';
+import { BATCHES_IN_FLIGHT, FileBatcher } from './file-batcher.js';
 import { SmallFileReader } from './small-file-read.js';
 import { fetchSmallFile, prepareSmallFile } from './small-file.js';
 import { startClientTestEnv, type ClientTestEnv } from './test-env.js';
+import type { VaultClient } from './vault-client.js';
 
 let env: ClientTestEnv;
 beforeAll(async () => {
@@ -47,5 +49,46 @@ describe('FileBatcher with reused buffers', () => {
       const got = await fetchSmallFile(env.client, `/b/f${i}`, env.keys);
       expect(got.plaintext?.equals(bytes)).toBe(true);
     }
+  });
+
+  it('concurrent adders start no new batch while a full one waits for a slot: at most BATCHES_IN_FLIGHT + 1 batches are filled', async () => {
+    const perBatch = 2;
+    let open!: () => void;
+    const held = new Promise<void>((r) => (open = r));
+    let sent = 0;
+    // the real service, answering only once the test lets it: the batches in flight stay in flight meanwhile
+    const client = {
+      putSmallFiles: async (files: Parameters<VaultClient['putSmallFiles']>[0]) => {
+        sent++;
+        await held;
+        return env.client.putSmallFiles(files);
+      },
+    } as unknown as VaultClient;
+    const batcher = new FileBatcher(client, perBatch, 1024 * 1024);
+    const reader = new SmallFileReader({ buffers: new BufferPool(32 * 1024, 4) });
+    const sealedBuffers = new BufferPool(sealedSize(32 * 1024), 64);
+    await env.client.mkdir('/c', true);
+    const count = 10 * perBatch;
+    const data = Array.from({ length: count }, () => randomBytes(100));
+    const prepared = await Promise.all(data.map(async (bytes, i) => {
+      const local = path.join(env.work, `c${i}`);
+      await writeFile(local, bytes);
+      return prepareSmallFile(env.client, local, { path: `/c/c${i}`, keys: env.keys, reader, sealedBuffers });
+    }));
+    let copied = 0;
+    const settled: string[] = [];
+    const adds = prepared.map((p) => batcher.add({
+      prepared: { ...p, release: () => { copied++; p.release?.(); } },
+      settle: (o) => settled.push('error' in o ? o.error.message : o.node.path),
+    }));
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    expect(sent).toBe(BATCHES_IN_FLIGHT);
+    // the batches in flight, and one full batch waiting for a slot; no file copied into a batch after that
+    expect(copied).toBe((BATCHES_IN_FLIGHT + 1) * perBatch);
+    open();
+    await Promise.all(adds);
+    await batcher.finish();
+    expect(copied).toBe(count);
+    expect(settled.sort()).toEqual(data.map((_, i) => `/c/c${i}`).sort());
   });
 });

@@ -1,7 +1,8 @@
 // `coffer put -r`'s batches of small files (docs/http-api.md "Many small files"): files already read and sealed
 // are gathered until a batch holds BATCH_FILES files or BATCH_BYTES sealed bytes, then sent as one request
-// (POST /v1/files/batch), BATCHES_IN_FLIGHT at a time. Adding to a full queue waits for room, so memory stays
-// bounded (about (BATCHES_IN_FLIGHT + 1) × BATCH_BYTES). A file's sealed bytes are copied, as it is added, into
+// (POST /v1/files/batch), BATCHES_IN_FLIGHT at a time. While a full batch waits for a slot, every adder waits
+// with it (concurrent adders would otherwise fill batch after batch behind it), so memory stays bounded (about
+// (BATCHES_IN_FLIGHT + 1) × BATCH_BYTES). A file's sealed bytes are copied, as it is added, into
 // its batch's payload buffer, which is sent after the batch's JSON head without another copy and reused for a
 // later batch once the service answered: no fresh off-heap buffer per file or per batch (small-file-read.ts says
 // why that matters on Node 24). Each file is told its own answer: committed, or its own
@@ -27,6 +28,8 @@ export class FileBatcher {
   #queue: BatchedFile[] = [];
   #bytes = 0;
   #payload: Buffer | null = null;
+  /** A sent batch still waiting for a slot; nothing is added, and no other batch sent, until it has one. */
+  #waiting: Promise<void> | null = null;
   readonly #gate = new Gate(BATCHES_IN_FLIGHT);
   readonly #payloads: BufferPool;
 
@@ -46,8 +49,16 @@ export class FileBatcher {
   async add(file: BatchedFile): Promise<void> {
     const n = file.prepared.sealed.byteLength;
     // a batch never exceeds maxBytes (the service refuses more than BATCH_MAX_BYTES): send first if it would
-    // (again if others filled the next batch while this one waited for room)
-    while (this.#queue.length > 0 && this.#bytes + n > this.maxBytes) await this.flush();
+    // (again if others filled the next batch while this one waited for room). The checks and the copy below run
+    // with no await between them, so no other adder slips in.
+    for (;;) {
+      if (this.#waiting !== null) {
+        await this.#waiting;
+        continue;
+      }
+      if (this.#queue.length === 0 || (this.#queue.length < this.maxFiles && this.#bytes + n <= this.maxBytes)) break;
+      await this.flush();
+    }
     // a file larger than maxBytes goes alone, in a payload of its own
     this.#payload ??= n <= this.maxBytes ? this.#payloads.acquire() : Buffer.allocUnsafe(n);
     const sealed = this.#payload.subarray(this.#bytes, this.#bytes + n);
@@ -60,18 +71,25 @@ export class FileBatcher {
 
   /** Sends what is queued (waiting for room). */
   async flush(): Promise<void> {
+    while (this.#waiting !== null) await this.#waiting; // then, with no await, the queue is taken
     if (this.#queue.length === 0) return;
     const batch = this.#queue;
     const payload = this.#payload;
     this.#queue = [];
     this.#bytes = 0;
     this.#payload = null;
-    await this.#gate.submit(async () => {
+    const waiting = this.#gate.submit(async () => {
       const answers = await this.client.putSmallFiles(batch.map((f) => f.prepared));
       // answered: nothing reads the payload any more (after a failure its fate is unknown: not reused)
       if (payload !== null) this.#payloads.release(payload);
       batch.forEach((f, i) => f.settle(outcomeOf(answers[i] as BatchFileAnswer)));
-    });
+    }).then(() => undefined);
+    this.#waiting = waiting;
+    try {
+      await waiting;
+    } finally {
+      if (this.#waiting === waiting) this.#waiting = null;
+    }
   }
 
   /** Sends the rest and waits for every batch. Throws the first failure of a whole batch. */

@@ -6,11 +6,11 @@ import { existsSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, realpath, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { expectCode, newBlobId, pieces, runChunkStoreContract } from '../contract.case.js';
 import { openChunkStore } from '../index.js';
 import { openFsChunkStore, type FsChunkStore } from './index.js';
-import { tempFilesUnder, tempRoot, tree } from './test-util.js';
+import { tempFilesUnder, tempRoot, withTempStore, tree } from './test-util.js';
 
 const variants = [
   ['fs, O_DIRECT writes', { directIo: true }],
@@ -38,14 +38,7 @@ for (const [label, extra] of variants) {
 describe('FsChunkStore on disk', () => {
   let root: string;
   let store: FsChunkStore;
-  beforeEach(async () => {
-    root = await tempRoot();
-    store = await openFsChunkStore({ root });
-  });
-  afterEach(async () => {
-    await store.close();
-    await rm(root, { recursive: true, force: true });
-  });
+  withTempStore((t) => ({ root, store } = t));
 
   it('lays chunks out as chunks/<hex[0:2]>/<hex[2:4]>/<blob>/<index as 8 hex digits>, mode 0600', async () => {
     const blobId = 'ab12' + randomBytes(14).toString('hex');

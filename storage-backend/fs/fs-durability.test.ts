@@ -6,23 +6,16 @@ import { randomBytes } from 'node:crypto';
 import { readFile, realpath, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectCode, newBlobId, pieces } from '../contract.case.js';
 import { openFsChunkStore, type FsChunkStore } from './index.js';
-import { CHILD, have, REPO, runChild, sha256, tempFilesUnder, tempRoot, type ChildResult } from './test-util.js';
+import { CHILD, have, REPO, runChild, sha256, tempFilesUnder, tempRoot, withTempStore, type ChildResult } from './test-util.js';
 import { mountTmpfs, type Tmpfs } from '../../test/support/tmpfs.js';
 
 describe('a crash', () => {
   let root: string;
   let store: FsChunkStore;
-  beforeEach(async () => {
-    root = await tempRoot();
-    store = await openFsChunkStore({ root });
-  });
-  afterEach(async () => {
-    await store.close();
-    await rm(root, { recursive: true, force: true });
-  });
+  withTempStore((t) => ({ root, store } = t));
 
   it('a writer killed mid-put leaves only a temp file, which is swept', async () => {
     const blobId = newBlobId();

@@ -2,16 +2,16 @@
 // file alone by a fresh store (and by another process's store: a replica on a shared filesystem), a damaged
 // pack never half-used, and a pack removed once none of its chunks is alive.
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir, readFile, readlink, realpath, rename, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, readlink, realpath, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { expectCode, newBlobId } from '../contract.case.js';
 import { PACK_ENTRY_SIZE, PACK_TRAILER_SIZE } from '../pack-format.js';
 import { openFsChunkStore, type FsChunkStore } from './index.js';
 import { MISS_RESCAN_MS } from './packs.js';
 import { PACK_HANDLES_MAX } from './pack-handles.js';
-import { tempRoot } from './test-util.js';
+import { withTempStore } from './test-util.js';
 
 const chunksOf = (n: number): Array<{ ref: { blobId: string; index: number }; data: Buffer }> =>
   Array.from({ length: n }, (_, i) => ({ ref: { blobId: newBlobId(), index: i % 3 }, data: randomBytes(64 + i * 31) }));
@@ -19,14 +19,7 @@ const chunksOf = (n: number): Array<{ ref: { blobId: string; index: number }; da
 describe('FsChunkStore packs on disk', () => {
   let root: string;
   let store: FsChunkStore;
-  beforeEach(async () => {
-    root = await tempRoot();
-    store = await openFsChunkStore({ root });
-  });
-  afterEach(async () => {
-    await store.close();
-    await rm(root, { recursive: true, force: true });
-  });
+  withTempStore((t) => ({ root, store } = t));
 
   it('writes packs/<id[0:2]>/<id>: the chunks back to back, 32-byte entries, the 48-byte trailer', async () => {
     const chunks = chunksOf(3);
@@ -102,6 +95,41 @@ describe('FsChunkStore packs on disk', () => {
     }
   });
 
+  it('a blob\'s chunks side by side, interleaved with another blob\'s, out of order or across packs: each found; a deleted middle one splits the rest', async () => {
+    const a = newBlobId();
+    const b = newBlobId();
+    const at = (blobId: string, index: number): { ref: { blobId: string; index: number }; data: Buffer } => ({ ref: { blobId, index }, data: randomBytes(64 + index * 7 + (blobId === a ? 0 : 3)) });
+    const first = [at(a, 0), at(a, 1), at(a, 2), at(b, 0), at(a, 5), at(a, 3), at(b, 1)];
+    const second = [at(a, 4), at(b, 2)];
+    const { packId } = await store.putPack(first);
+    await store.putPack(second);
+    const all = [...first, ...second];
+    const readAll = async (s: FsChunkStore, chunks: typeof all): Promise<void> => {
+      for (const c of chunks) expect(await s.readInto(c.ref, Buffer.alloc(c.data.length))).toEqual(c.data);
+    };
+    const other = await openFsChunkStore({ root });
+    try {
+      for (const s of [store, other]) {
+        await readAll(s, all);
+        expect(await s.list(a)).toEqual([0, 1, 2, 3, 4, 5]);
+        expect(await s.list(b)).toEqual([0, 1, 2]);
+      }
+      await other.delete({ blobId: a, index: 1 });
+      expect(await other.list(a)).toEqual([0, 2, 3, 4, 5]);
+      expect(await other.stat({ blobId: a, index: 1 })).toBeNull();
+      await readAll(other, all.filter((c) => !(c.ref.blobId === a && c.ref.index === 1)));
+      await other.deleteBlob(a);
+      expect(await other.list(a)).toEqual([]);
+      await readAll(other, all.filter((c) => c.ref.blobId === b));
+      await other.delete({ blobId: b, index: 0 });
+      await other.delete({ blobId: b, index: 1 });
+      expect(await readdir(join(root, 'packs', packId.slice(0, 2)))).not.toContain(packId);
+      expect(await other.list(b)).toEqual([2]);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('sweeps temporary pack files left by a crash', async () => {
     await store.putPack(chunksOf(1));
     const [fan] = await readdir(join(root, 'packs'));
@@ -164,14 +192,7 @@ describe('FsChunkStore packs on disk', () => {
 describe('FsChunkStore pack read handles (pack-handles.ts)', () => {
   let root: string;
   let store: FsChunkStore;
-  beforeEach(async () => {
-    root = await tempRoot();
-    store = await openFsChunkStore({ root });
-  });
-  afterEach(async () => {
-    await store.close();
-    await rm(root, { recursive: true, force: true });
-  });
+  withTempStore((t) => ({ root, store } = t));
 
   /** This process's open file descriptors that are pack files. */
   const openPacks = async (): Promise<string[]> => {

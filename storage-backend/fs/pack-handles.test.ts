@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { expectCode, newBlobId } from '../contract.case.js';
-import { openFsChunkStore, type FsChunkStore } from './index.js';
+import { type FsChunkStore } from './index.js';
 import { PackHandles } from './pack-handles.js';
-import { tempRoot } from './test-util.js';
+import { tempRoot, withTempStore } from './test-util.js';
 
 const chunksOf = (n: number): Array<{ ref: { blobId: string; index: number }; data: Buffer }> =>
   Array.from({ length: n }, (_, i) => ({ ref: { blobId: newBlobId(), index: 0 }, data: randomBytes(100 + i) }));
@@ -18,14 +18,7 @@ const openFds = async (): Promise<number> => (await readdir('/proc/self/fd')).le
 describe('FsChunkStore keeps pack handles open for reads', () => {
   let root: string;
   let store: FsChunkStore;
-  beforeEach(async () => {
-    root = await tempRoot();
-    store = await openFsChunkStore({ root });
-  });
-  afterEach(async () => {
-    await store.close();
-    await rm(root, { recursive: true, force: true });
-  });
+  withTempStore((t) => ({ root, store } = t));
 
   it('reads every chunk of a pack, in parallel, through one open', async () => {
     const chunks = chunksOf(40);

@@ -2,7 +2,12 @@
 //   <root>/packs/<id hex[0:2]>/<id hex>
 // written once (temp, one fsync, rename, one directory fsync; none with deferSync, whose writer calls flush()) and
 // never changed. Where each packed chunk lives
-// is kept in memory, built at open from every pack's own index and trailer and extended by every pack written;
+// is kept in memory, built at open from every pack's own index and trailer and extended by every pack written:
+// one entry per blob (a run of its chunks: pack, first entry, first index, count; a pack's chunks are contiguous
+// and the batch route packs one chunk per blob, so one run per blob and pack is the usual case; a blob whose
+// chunks are interleaved with others', out of order or in several packs gets a run per stretch) and per pack
+// one array of chunk offsets (docs/benchmarks.md "Memory of put -r and the service": 418 heap bytes per packed
+// chunk when every chunk had its own entry, 109 now);
 // a lookup that misses rescans for packs another process (a replica on a shared filesystem) wrote since, at most
 // once per MISS_RESCAN_MS however many misses arrive (a client asking for absent chunks cannot make the service
 // list the packs/ directories in a loop). A chunk file (v1) is looked for before any rescan (./index.ts).
@@ -37,16 +42,39 @@ export interface PackedLocation {
 }
 
 interface PackInfo {
-  entries: PackEntry[];
+  id: string;
+  /** Entry i of the pack starts at starts[i] and ends at starts[i + 1] (chunks are contiguous: decodePackIndex). */
+  starts: Uint32Array | Float64Array;
   live: number;
   mtimeMs: number;
 }
 
+/** Live chunks first .. first + count - 1 of one blob, at entries pos .. pos + count - 1 of one pack. */
+interface Run {
+  pack: PackInfo;
+  pos: number;
+  first: number;
+  count: number;
+}
+
+/** A blob's runs: one object in the usual case (an array costs more heap than the run itself). */
+type Runs = Run | Run[];
+
 const keyOf = (blobId: string, index: number): string => `${blobId}/${index}`;
+const runsOf = (r: Runs | undefined): Run[] => (r === undefined ? [] : Array.isArray(r) ? r : [r]);
+const packed = (runs: Run[]): Runs | undefined => (runs.length === 0 ? undefined : runs.length === 1 ? runs[0] : runs);
+
+function startsOf(entries: PackEntry[]): Uint32Array | Float64Array {
+  const last = entries.at(-1) as PackEntry;
+  const end = last.offset + last.length;
+  const starts = end <= 0xffff_ffff ? new Uint32Array(entries.length + 1) : new Float64Array(entries.length + 1);
+  entries.forEach((e, i) => (starts[i] = e.offset));
+  starts[entries.length] = end;
+  return starts;
+}
 
 export class FsPacks {
-  readonly #where = new Map<string, PackedLocation>();
-  readonly #byBlob = new Map<string, Set<number>>();
+  readonly #blobs = new Map<string, Runs>();
   readonly #packs = new Map<string, PackInfo>();
   readonly #gone = new Set<string>();
   readonly #durableDirs = new Set<string>();
@@ -74,7 +102,15 @@ export class FsPacks {
 
   /** The chunk's location if it is packed (from memory; see locate for the rescan). */
   known(ref: ChunkRef): PackedLocation | undefined {
-    return this.#where.get(keyOf(ref.blobId, ref.index));
+    const runs = this.#blobs.get(ref.blobId);
+    if (runs === undefined) return undefined;
+    for (const r of Array.isArray(runs) ? runs : [runs]) {
+      if (ref.index < r.first || ref.index >= r.first + r.count) continue;
+      const pos = r.pos + ref.index - r.first;
+      const { starts } = r.pack;
+      return { packId: r.pack.id, offset: starts[pos] as number, length: (starts[pos + 1] as number) - (starts[pos] as number) };
+    }
+    return undefined;
   }
 
   /** Directory scans run so far (at open, for listBlobs, for misses): for tests. */
@@ -177,17 +213,24 @@ export class FsPacks {
   }
 
   #add(packId: string, entries: PackEntry[], mtimeMs: number): void {
-    let live = 0;
-    for (const e of entries) {
-      const key = keyOf(e.blobId, e.index);
-      if (this.#where.has(key)) continue; // already in another pack: writers never do this; the first one read wins
-      this.#where.set(key, { packId, offset: e.offset, length: e.length });
-      let set = this.#byBlob.get(e.blobId);
-      if (!set) this.#byBlob.set(e.blobId, (set = new Set()));
-      set.add(e.index);
-      live++;
-    }
-    this.#packs.set(packId, { entries, live, mtimeMs });
+    const pack: PackInfo = { id: packId, starts: startsOf(entries), live: 0, mtimeMs };
+    let run: Run | undefined; // the run the previous entry went to
+    let runBlob = '';
+    entries.forEach((e, pos) => {
+      if (this.known(e)) return; // already in another pack: writers never do this; the first one read wins
+      pack.live++;
+      if (run && runBlob === e.blobId && run.pos + run.count === pos && run.first + run.count === e.index) {
+        run.count++;
+        return;
+      }
+      run = { pack, pos, first: e.index, count: 1 };
+      runBlob = e.blobId;
+      const had = this.#blobs.get(e.blobId);
+      if (had === undefined) this.#blobs.set(e.blobId, run);
+      else if (Array.isArray(had)) had.push(run); // in place: a pack alternating two blobs stays linear
+      else this.#blobs.set(e.blobId, [had, run]);
+    });
+    this.#packs.set(packId, pack);
   }
 
   /**
@@ -287,40 +330,46 @@ export class FsPacks {
 
   /** Packed chunk indices of a blob, ascending (memory only). */
   indices(blobId: string): number[] {
-    return [...(this.#byBlob.get(blobId) ?? [])].sort((x, y) => x - y);
+    const out: number[] = [];
+    for (const r of runsOf(this.#blobs.get(blobId))) for (let i = 0; i < r.count; i++) out.push(r.first + i);
+    return out.sort((x, y) => x - y);
   }
 
   /** Blob ids with a live packed chunk in a pack last modified at least `settledMs` ago. */
   blobs(settledMs = 0): string[] {
     const cutoff = Date.now() - settledMs;
-    const out = new Set<string>();
-    for (const [blobId, set] of this.#byBlob) {
-      for (const index of set) {
-        const at = this.#where.get(keyOf(blobId, index));
-        const info = at && this.#packs.get(at.packId);
-        if (info && info.mtimeMs <= cutoff) {
-          out.add(blobId);
-          break;
-        }
-      }
+    const out: string[] = [];
+    for (const [blobId, runs] of this.#blobs) {
+      if (runsOf(runs).some((r) => r.pack.mtimeMs <= cutoff)) out.push(blobId);
     }
-    return [...out];
+    return out;
   }
 
   /** Marks packed chunks dead (one index, or the whole blob); removes packs left with none alive. Idempotent. */
   async kill(blobId: string, index?: number): Promise<void> {
-    const set = this.#byBlob.get(blobId);
-    if (!set) return;
+    const runs = runsOf(this.#blobs.get(blobId));
+    if (runs.length === 0) return;
     const doomed = new Set<string>();
-    for (const i of index === undefined ? [...set] : set.has(index) ? [index] : []) {
-      const key = keyOf(blobId, i);
-      const at = this.#where.get(key);
-      this.#where.delete(key);
-      set.delete(i);
-      const info = at && this.#packs.get(at.packId);
-      if (info && --info.live === 0) doomed.add(at.packId);
+    const kept: Run[] = [];
+    for (const r of runs) {
+      if (index === undefined) {
+        r.pack.live -= r.count;
+      } else if (index >= r.first && index < r.first + r.count) {
+        // the run splits around the dead chunk
+        const before = index - r.first;
+        const after = r.count - before - 1;
+        if (before > 0) kept.push({ pack: r.pack, pos: r.pos, first: r.first, count: before });
+        if (after > 0) kept.push({ pack: r.pack, pos: r.pos + before + 1, first: index + 1, count: after });
+        r.pack.live--;
+      } else {
+        kept.push(r);
+        continue;
+      }
+      if (r.pack.live === 0 && this.#packs.get(r.pack.id) === r.pack) doomed.add(r.pack.id);
     }
-    if (set.size === 0) this.#byBlob.delete(blobId);
+    const left = packed(kept);
+    if (left === undefined) this.#blobs.delete(blobId);
+    else this.#blobs.set(blobId, left);
     for (const packId of doomed) {
       this.#packs.delete(packId);
       this.handles.drop(packId);

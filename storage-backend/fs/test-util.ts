@@ -1,10 +1,13 @@
-// Helpers shared by the filesystem store's tests: temp roots, tree listings, and the child-process runner.
+// Helpers shared by the filesystem store's tests: temp roots, a store on a fresh one per test, tree listings, and
+// the child-process runner.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { afterEach, beforeEach } from 'vitest';
+import { openFsChunkStore, type FsChunkStore, type FsChunkStoreOptions } from './index.js';
 
 export const run = promisify(execFile);
 export const CHILD = join(import.meta.dirname, 'test-child.ts');
@@ -13,6 +16,29 @@ export const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).
 
 export async function tempRoot(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'coffer-fs-store-'));
+}
+
+/**
+ * In the calling describe: before each test a store on a fresh temporary root, handed to `use`; after it the
+ * store closed and the root removed.
+ */
+export function withTempStore(use: (t: { root: string; store: FsChunkStore }) => void, options: Omit<FsChunkStoreOptions, 'root'> = {}): void {
+  let current: { root: string; store: FsChunkStore } | undefined;
+  beforeEach(async () => {
+    const root = await tempRoot();
+    current = { root, store: await openFsChunkStore({ ...options, root }) };
+    use(current);
+  });
+  afterEach(async () => {
+    if (!current) return;
+    const { root, store } = current;
+    current = undefined;
+    try {
+      await store.close();
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
 }
 
 /** Every path under `dir`, relative, sorted (lstat: links are listed, not followed). */

@@ -39,6 +39,11 @@ describe('benchmarks, small', () => {
     }
     expect(r.peakRss).toMatchObject({ put: expect.any(Number), get: expect.any(Number), serve: expect.any(Number) });
     const text = lines.join('\n');
+    // the service's peaks during put -r and get -r apart (Linux: VmHWM reset between the runs)
+    const serve = r.peakRss as { serveDuringPut: number; serveDuringGet: number };
+    expect(serve.serveDuringPut).toBeGreaterThan(0);
+    expect(serve.serveDuringGet).toBeGreaterThan(0);
+    expect(text).toMatch(/coffer serve \d+ MiB \(during put -r \d+ MiB, during get -r \d+ MiB\)/);
     expect(text).toContain('round 2:');
     expect(text).toMatch(/^coffer put -r: \d+ \(\d+–\d+\) files\/s; coffer get -r: .*; coffer get -r --fsync: \d+ /m);
     expect(r.getFsyncFilesPerSecond).toBeGreaterThan(0); // the durable mode, timed beside the default
