@@ -4,7 +4,7 @@
 // only the chunks a byte range needs, authenticate and open each before a single byte of it is handed on.
 //
 // Streaming and flat memory: an upload holds one plaintext chunk buffer (sealStream, pooled) and
-// `UPLOAD_CONCURRENCY` sealed chunks in flight; a read holds `READ_AHEAD` chunk buffers from a pool. Across
+// `STORE_CONCURRENCY` sealed chunks in flight; a read holds `READ_AHEAD` chunk buffers from a pool. Across
 // requests, a TransferBudget caps the sealing streams (SEAL_SLOTS) and the opened chunk buffers of reads
 // (READ_SLOTS): requests beyond it wait, unread, so the enclave's peak memory does not grow with concurrency.
 // Every record from the storage service goes through GatewayRecords (records.ts), where integrity checks plug in.
@@ -16,23 +16,22 @@ import { Readable } from 'node:stream';
 import { BufferPool } from '../../src/buffer-pool.js';
 import type { VaultClient } from '../../src/client/vault-client.js';
 import {
-  CHUNK_SIZE, HEADER_SIZE, MAX_SEALED_SIZE, blobIdFromHex, blobIdToHex, expectedChunkLayout, newBlobId, openChunkInto, sealStream,
+  CHUNK_SIZE, HEADER_SIZE, MAX_SEALED_SIZE, blobIdFromHex, blobIdToHex, expectedChunkLayout, newBlobId, openChunkInto,
 } from '../../src/crypto/index.js';
 import { CofferError, ErrorCode, isCofferError } from '../../src/errors.js';
 import type { RootRole } from './access.js';
 import type { EnclaveDataKeys } from './data-keys.js';
 import { PlacedUploads } from './placed-uploads.js';
+import { STORE_CONCURRENCY, sealAndStore, type SealStoreResult } from './seal-store.js';
 import { TransferBudget, admitStream, type Release } from './transfer-budget.js';
 import { GatewayRecords, selfConsistency, type FileRecord, type Grant, type NodeInfo, type RecordIntegrity, type UserStatus } from './records.js';
 
 export type { Grant, NodeInfo, UserStatus };
 
-/** Sealed chunks sent to the storage service at once by one upload. */
-const UPLOAD_CONCURRENCY = 3;
 /** Chunks fetched and opened ahead of the one being sent by one read. */
 const READ_AHEAD = 2;
 /**
- * Sealing streams at once in the whole enclave (each 1 plaintext + ≤ UPLOAD_CONCURRENCY + 1 sealed chunks, ≤ 40 MiB):
+ * Sealing streams at once in the whole enclave (each 1 plaintext + ≤ STORE_CONCURRENCY + 1 sealed chunks, ≤ 40 MiB):
  * about what one `aws s3 cp` (10 parts in flight) keeps busy on two cores, so one upload runs at full speed and
  * sixteen share it. docs/s3-api.md "Memory under concurrency".
  */
@@ -113,8 +112,8 @@ export class FileOps {
     this.sealBudget = new TransferBudget(options.budget?.seals ?? SEAL_SLOTS);
     this.readBudget = new TransferBudget(options.budget?.reads ?? READ_SLOTS);
     // enough kept buffers that a busy enclave reuses them instead of making (and page-faulting) new ones
-    // (a sealing stream uses one plaintext and ≤ UPLOAD_CONCURRENCY + 1 sealed buffers, a read slot one buffer)
-    this.pool = new BufferPool(MAX_SEALED_SIZE, Math.min(64, this.sealBudget.slots * (UPLOAD_CONCURRENCY + 2) + this.readBudget.slots));
+    // (a sealing stream uses one plaintext and ≤ STORE_CONCURRENCY + 1 sealed buffers, a read slot one buffer)
+    this.pool = new BufferPool(MAX_SEALED_SIZE, Math.min(64, this.sealBudget.slots * (STORE_CONCURRENCY + 2) + this.readBudget.slots));
   }
 
   /** Uploads held open across requests, their chunks placed by index (the S3 layer's multipart). */
@@ -221,13 +220,13 @@ export class FileOps {
       const hashed = hashes.size === 0 ? source : tee(source, [...hashes.values()]);
       // a slot before the body is pulled: beyond the budget the body waits in the socket (trickling: admitStream)
       const admitted = await this.admitSeal(hashed);
-      let sent: { chunkCount: number; total: number };
+      let sent: SealStoreResult;
       try {
-        sent = await this.sendChunks(records, blobIdHex, dek, admitted.source);
+        sent = await sealAndStore(records, this.pool, { blobIdHex, dek }, admitted.source);
       } finally {
         admitted.release();
       }
-      const { chunkCount, total } = sent;
+      const { chunks: chunkCount, total } = sent;
       if (options.size !== undefined && total !== options.size) {
         throw new CofferError(ErrorCode.CONFLICT, `the body had ${total} bytes, not the ${options.size} announced`);
       }
@@ -244,32 +243,6 @@ export class FileOps {
       dek?.fill(0);
       records.close();
     }
-  }
-
-  private async sendChunks(records: GatewayRecords, blobIdHex: string, dek: Uint8Array, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<{ chunkCount: number; total: number }> {
-    const inFlight = new Set<Promise<void>>();
-    let failure: unknown;
-    let chunkCount = 0;
-    let total = 0;
-    try {
-      for await (const chunk of sealStream(source, dek, { blobId: blobIdFromHex(blobIdHex), keyGeneration: 1 }, { buffers: this.pool, pooledPlaintext: true })) {
-        if (failure !== undefined) break;
-        chunkCount = chunk.index + 1;
-        total += chunk.plaintextLength;
-        const p: Promise<void> = records.putChunk(blobIdHex, chunk.index, chunk.bytes) // retried inside: a chunk PUT is idempotent
-          .then(() => chunk.release())
-          .catch((e: unknown) => {
-            failure ??= e;
-          })
-          .finally(() => inFlight.delete(p));
-        inFlight.add(p);
-        if (inFlight.size >= UPLOAD_CONCURRENCY) await Promise.race(inFlight);
-      }
-    } finally {
-      await Promise.allSettled(inFlight);
-    }
-    if (failure !== undefined) throw failure;
-    return { chunkCount, total };
   }
 
   /**
