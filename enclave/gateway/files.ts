@@ -45,7 +45,16 @@ export interface Caller {
   admin: boolean;
   /** The caller's bearer token (forwarded to the storage service, which applies its own permission checks too). */
   token: string;
+  /**
+   * One client request that makes several calls (an S3 request: a part's claim, seal and record): the caller's
+   * status is then checked once for it (as a native request is admitted once, at its start), for at most
+   * ADMISSION_MS; without it, every call checks. The object is only compared by identity.
+   */
+  session?: object;
 }
+
+/** How long one admission of a session (Caller.session) stands: background work of a request (the S3 joiner) is admitted again after it. */
+const ADMISSION_MS = 30_000;
 
 export interface PutOptions {
   /** Plaintext size if known in advance (Content-Length): checked at commit. Unknown: whatever the source yields. */
@@ -103,6 +112,8 @@ export class FileOps {
   private readonly pool: BufferPool;
   private readonly integrity: RecordIntegrity;
   private placed: PlacedUploads | undefined;
+  /** Sessions (Caller.session) admitted: for which user, and when. */
+  private readonly admitted = new WeakMap<object, { user: string; at: number }>();
   /** The enclave-wide budgets (transfer-budget.ts): sealing streams, and opened chunk buffers of reads. */
   readonly sealBudget: TransferBudget;
   readonly readBudget: TransferBudget;
@@ -132,10 +143,22 @@ export class FileOps {
     return new GatewayRecords(this.options.storage(caller), this.integrity, { user: caller.user, admin: caller.admin, defaultRootRole: this.options.defaultRootRole ?? 'none' });
   }
 
+  /**
+   * The caller's status check (GatewayRecords.admit), once per session within ADMISSION_MS (Caller.session). A
+   * failed check is not remembered, so a refused caller is refused again at every call.
+   */
+  private async admit(records: GatewayRecords, caller: Caller): Promise<void> {
+    const session = caller.session;
+    const kept = session === undefined ? undefined : this.admitted.get(session);
+    if (kept !== undefined && kept.user === caller.user && Date.now() - kept.at < ADMISSION_MS) return;
+    await records.admit();
+    if (session !== undefined) this.admitted.set(session, { user: caller.user, at: Date.now() });
+  }
+
   private async with<T>(caller: Caller, fn: (r: GatewayRecords) => Promise<T>): Promise<T> {
     const r = this.records(caller);
     try {
-      await r.admit();
+      await this.admit(r, caller);
       return await fn(r);
     } catch (e) {
       await r.auditRefusal(e);
@@ -209,7 +232,7 @@ export class FileOps {
     let created = false;
     let dek: Uint8Array | undefined;
     try {
-      await records.admit();
+      await this.admit(records, caller);
       const key = await this.options.keys.newDataKey(blobIdHex);
       dek = key.dek;
       await records.createUpload({

@@ -107,17 +107,27 @@ describe('storage requests per UploadPart', () => {
     }
 
     expect(p.byRoute['PUT /v1/uploads/:blobId/chunks/:index']).toBe(1);
+    // the user's status is checked once per S3 request (FileOps' Caller.session), not once per storage call
+    expect(p.byRoute['GET /v1/integrity/user']).toBe(1);
+    expect(s.byRoute['GET /v1/integrity/user']).toBe(1);
     expect(p.total).toBeLessThanOrEqual(PLACED_MAX);
     expect(s.total).toBeLessThanOrEqual(STAGED_MAX);
   }, 120_000);
 });
 
 // the bounds this branch reached (docs/s3-api.md "Multipart: requests per part"; before: 13 and 23)
-const PLACED_MAX = 10;
+const PLACED_MAX = 8;
 const STAGED_MAX = 8;
 
 describe('skipping the upload check stays fail-closed', () => {
   const alice = { user: 'alice', admin: false };
+
+  it('every S3 request is admitted anew (no admission carried from one request to the next)', async () => {
+    const c = await counted(async () => {
+      for (let i = 0; i < 3; i++) expect((await s3.send('HEAD', '/mpr')).status).toBe(200);
+    });
+    expect(c.byRoute['GET /v1/integrity/user']).toBe(3);
+  });
 
   it('a part of an upload this enclave knows, whose staging directory was removed behind its back, is NoSuchUpload and stores nothing', async () => {
     const id = await create('gone.bin');

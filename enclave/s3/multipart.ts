@@ -1,7 +1,8 @@
 // Multipart upload (docs/s3-api.md "Multipart"). Each upload is a staging directory in the bucket's reserved
 // area, `/<bucket>/.coffer-s3/uploads/<uploadId>/`, holding `upload.json` (key, metadata, initiator) and one
-// sealed vault file per part, named `p<part number, 5 digits>-<MD5 hex>` once its body verified (it is
-// written as `t<part>-<random>` and renamed: a part is visible only whole). Parts arrive in any order and in
+// sealed vault file per part, named `p<part number, 5 digits>-<MD5 hex>` once its body verified (written
+// straight to that name when a Content-MD5 gives it, else as `t<part>-<random>` then renamed; either way the vault
+// file appears only at its commit, so a part is visible only whole). Parts arrive in any order and in
 // parallel, each streamed with flat memory. CompleteMultipartUpload streams the listed parts, in order, into
 // one new sealed file that replaces the object atomically at its commit (no half-completed object is ever
 // visible; a crash before the commit leaves the staging directory, which a retried Complete uses again or the

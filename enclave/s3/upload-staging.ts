@@ -2,7 +2,7 @@
 // back (docs/s3-api.md "Multipart: how parts become sealed chunks"). Every entry is a vault node, so its name is
 // bound by the enclave's record MACs: the host can hide an entry, never forge or rename one.
 //   upload.json                 the upload record (sealed vault file): key, headers, and (v2) the placed upload
-//   t<part>-<random>            a staged part being written
+//   t<part>-<random>            a staged part being written (without Content-MD5; with it, straight to p<part>-<md5>)
 //   p<part>-<md5>               a staged part (sealed vault file of the part's bytes)
 //   c<part>                     claim (directory, made exclusively) of part's chunk range in the placed upload
 //   d<part>-<chunks>-<md5>      placed part (directory): `chunks` × 8 MiB sealed at (part-1)·chunks in the blob
