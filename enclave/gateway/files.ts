@@ -4,7 +4,7 @@
 // only the chunks a byte range needs, authenticate and open each before a single byte of it is handed on.
 //
 // Streaming and flat memory: an upload holds one plaintext chunk buffer (sealStream, pooled) and
-// `UPLOAD_CONCURRENCY` sealed chunks in flight; a read holds `READ_AHEAD` chunk buffers from a pool. Across
+// `STORE_CONCURRENCY` sealed chunks in flight; a read holds `READ_AHEAD` chunk buffers from a pool. Across
 // requests, a TransferBudget caps the sealing streams (SEAL_SLOTS) and the opened chunk buffers of reads
 // (READ_SLOTS): requests beyond it wait, unread, so the enclave's peak memory does not grow with concurrency.
 // Every record from the storage service goes through GatewayRecords (records.ts), where integrity checks plug in.
@@ -16,23 +16,22 @@ import { Readable } from 'node:stream';
 import { BufferPool } from '../../src/buffer-pool.js';
 import type { VaultClient } from '../../src/client/vault-client.js';
 import {
-  CHUNK_SIZE, HEADER_SIZE, MAX_SEALED_SIZE, blobIdFromHex, blobIdToHex, expectedChunkLayout, newBlobId, openChunkInto, sealStream,
+  CHUNK_SIZE, HEADER_SIZE, MAX_SEALED_SIZE, blobIdFromHex, blobIdToHex, expectedChunkLayout, newBlobId, openChunkInto,
 } from '../../src/crypto/index.js';
 import { CofferError, ErrorCode, isCofferError } from '../../src/errors.js';
 import type { RootRole } from './access.js';
 import type { EnclaveDataKeys } from './data-keys.js';
 import { PlacedUploads } from './placed-uploads.js';
+import { STORE_CONCURRENCY, sealAndStore, type SealStoreResult } from './seal-store.js';
 import { TransferBudget, admitStream, type Release } from './transfer-budget.js';
 import { GatewayRecords, selfConsistency, type FileRecord, type Grant, type NodeInfo, type RecordIntegrity, type UserStatus } from './records.js';
 
 export type { Grant, NodeInfo, UserStatus };
 
-/** Sealed chunks sent to the storage service at once by one upload. */
-const UPLOAD_CONCURRENCY = 3;
 /** Chunks fetched and opened ahead of the one being sent by one read. */
 const READ_AHEAD = 2;
 /**
- * Sealing streams at once in the whole enclave (each 1 plaintext + ≤ UPLOAD_CONCURRENCY + 1 sealed chunks, ≤ 40 MiB):
+ * Sealing streams at once in the whole enclave (each 1 plaintext + ≤ STORE_CONCURRENCY + 1 sealed chunks, ≤ 40 MiB):
  * about what one `aws s3 cp` (10 parts in flight) keeps busy on two cores, so one upload runs at full speed and
  * sixteen share it. docs/s3-api.md "Memory under concurrency".
  */
@@ -46,7 +45,16 @@ export interface Caller {
   admin: boolean;
   /** The caller's bearer token (forwarded to the storage service, which applies its own permission checks too). */
   token: string;
+  /**
+   * One client request that makes several calls (an S3 request: a part's claim, seal and record): the caller's
+   * status is then checked once for it (as a native request is admitted once, at its start), for at most
+   * ADMISSION_MS; without it, every call checks. The object is only compared by identity.
+   */
+  session?: object;
 }
+
+/** How long one admission of a session (Caller.session) stands: background work of a request (the S3 joiner) is admitted again after it. */
+const ADMISSION_MS = 30_000;
 
 export interface PutOptions {
   /** Plaintext size if known in advance (Content-Length): checked at commit. Unknown: whatever the source yields. */
@@ -104,6 +112,8 @@ export class FileOps {
   private readonly pool: BufferPool;
   private readonly integrity: RecordIntegrity;
   private placed: PlacedUploads | undefined;
+  /** Sessions (Caller.session) admitted: for which user, and when. */
+  private readonly admitted = new WeakMap<object, { user: string; at: number }>();
   /** The enclave-wide budgets (transfer-budget.ts): sealing streams, and opened chunk buffers of reads. */
   readonly sealBudget: TransferBudget;
   readonly readBudget: TransferBudget;
@@ -113,8 +123,8 @@ export class FileOps {
     this.sealBudget = new TransferBudget(options.budget?.seals ?? SEAL_SLOTS);
     this.readBudget = new TransferBudget(options.budget?.reads ?? READ_SLOTS);
     // enough kept buffers that a busy enclave reuses them instead of making (and page-faulting) new ones
-    // (a sealing stream uses one plaintext and ≤ UPLOAD_CONCURRENCY + 1 sealed buffers, a read slot one buffer)
-    this.pool = new BufferPool(MAX_SEALED_SIZE, Math.min(64, this.sealBudget.slots * (UPLOAD_CONCURRENCY + 2) + this.readBudget.slots));
+    // (a sealing stream uses one plaintext and ≤ STORE_CONCURRENCY + 1 sealed buffers, a read slot one buffer)
+    this.pool = new BufferPool(MAX_SEALED_SIZE, Math.min(64, this.sealBudget.slots * (STORE_CONCURRENCY + 2) + this.readBudget.slots));
   }
 
   /** Uploads held open across requests, their chunks placed by index (the S3 layer's multipart). */
@@ -133,10 +143,22 @@ export class FileOps {
     return new GatewayRecords(this.options.storage(caller), this.integrity, { user: caller.user, admin: caller.admin, defaultRootRole: this.options.defaultRootRole ?? 'none' });
   }
 
+  /**
+   * The caller's status check (GatewayRecords.admit), once per session within ADMISSION_MS (Caller.session). A
+   * failed check is not remembered, so a refused caller is refused again at every call.
+   */
+  private async admit(records: GatewayRecords, caller: Caller): Promise<void> {
+    const session = caller.session;
+    const kept = session === undefined ? undefined : this.admitted.get(session);
+    if (kept !== undefined && kept.user === caller.user && Date.now() - kept.at < ADMISSION_MS) return;
+    await records.admit();
+    if (session !== undefined) this.admitted.set(session, { user: caller.user, at: Date.now() });
+  }
+
   private async with<T>(caller: Caller, fn: (r: GatewayRecords) => Promise<T>): Promise<T> {
     const r = this.records(caller);
     try {
-      await r.admit();
+      await this.admit(r, caller);
       return await fn(r);
     } catch (e) {
       await r.auditRefusal(e);
@@ -210,7 +232,7 @@ export class FileOps {
     let created = false;
     let dek: Uint8Array | undefined;
     try {
-      await records.admit();
+      await this.admit(records, caller);
       const key = await this.options.keys.newDataKey(blobIdHex);
       dek = key.dek;
       await records.createUpload({
@@ -221,13 +243,13 @@ export class FileOps {
       const hashed = hashes.size === 0 ? source : tee(source, [...hashes.values()]);
       // a slot before the body is pulled: beyond the budget the body waits in the socket (trickling: admitStream)
       const admitted = await this.admitSeal(hashed);
-      let sent: { chunkCount: number; total: number };
+      let sent: SealStoreResult;
       try {
-        sent = await this.sendChunks(records, blobIdHex, dek, admitted.source);
+        sent = await sealAndStore(records, this.pool, { blobIdHex, dek }, admitted.source);
       } finally {
         admitted.release();
       }
-      const { chunkCount, total } = sent;
+      const { chunks: chunkCount, total } = sent;
       if (options.size !== undefined && total !== options.size) {
         throw new CofferError(ErrorCode.CONFLICT, `the body had ${total} bytes, not the ${options.size} announced`);
       }
@@ -244,32 +266,6 @@ export class FileOps {
       dek?.fill(0);
       records.close();
     }
-  }
-
-  private async sendChunks(records: GatewayRecords, blobIdHex: string, dek: Uint8Array, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<{ chunkCount: number; total: number }> {
-    const inFlight = new Set<Promise<void>>();
-    let failure: unknown;
-    let chunkCount = 0;
-    let total = 0;
-    try {
-      for await (const chunk of sealStream(source, dek, { blobId: blobIdFromHex(blobIdHex), keyGeneration: 1 }, { buffers: this.pool, pooledPlaintext: true })) {
-        if (failure !== undefined) break;
-        chunkCount = chunk.index + 1;
-        total += chunk.plaintextLength;
-        const p: Promise<void> = records.putChunk(blobIdHex, chunk.index, chunk.bytes) // retried inside: a chunk PUT is idempotent
-          .then(() => chunk.release())
-          .catch((e: unknown) => {
-            failure ??= e;
-          })
-          .finally(() => inFlight.delete(p));
-        inFlight.add(p);
-        if (inFlight.size >= UPLOAD_CONCURRENCY) await Promise.race(inFlight);
-      }
-    } finally {
-      await Promise.allSettled(inFlight);
-    }
-    if (failure !== undefined) throw failure;
-    return { chunkCount, total };
   }
 
   /**

@@ -9,15 +9,14 @@
 // the key record the caller presents, which the KMS opens only under the blob id's encryption context. The
 // caller must hold that key record somewhere the host cannot swap it (the S3 layer: the sealed upload.json).
 import type { BufferPool } from '../../src/buffer-pool.js';
-import { HEADER_SIZE, blobIdFromHex, blobIdToHex, newBlobId, openChunkInto, sealStream } from '../../src/crypto/index.js';
+import { HEADER_SIZE, blobIdFromHex, blobIdToHex, newBlobId, openChunkInto } from '../../src/crypto/index.js';
 import { CofferError, ErrorCode } from '../../src/errors.js';
 import type { KeyRecord } from '../../src/metadata/types.js';
 import type { EnclaveDataKeys } from './data-keys.js';
 import type { GatewayRecords, NodeInfo } from './records.js';
+import { sealAndStore, type SealStoreResult } from './seal-store.js';
 import type { Release } from './transfer-budget.js';
 
-/** Sealed chunks sent to the storage service at once by one placed stream. */
-const CONCURRENCY = 3;
 const KEEP_KEYS = 64;
 const KEY_TTL_MS = 15 * 60_000;
 
@@ -59,29 +58,13 @@ export class PlacedUploads {
       const dek = await this.dek(upload);
       // a slot before the body is pulled: beyond the budget the body waits in the socket (trickling: admitStream)
       const admitted = this.admit ? await this.admit(source) : { source, release: () => undefined };
-      const inFlight = new Set<Promise<void>>();
-      let failure: unknown;
-      let chunks = 0;
-      let total = 0;
+      let stored: SealStoreResult;
       try {
-        for await (const chunk of sealStream(admitted.source, dek, { blobId: blobIdFromHex(upload.blobId), keyGeneration: 1, firstIndex: first, endsBlob }, { buffers: this.pool, pooledPlaintext: true })) {
-          if (failure !== undefined) break;
-          chunks++;
-          total += chunk.plaintextLength;
-          const p: Promise<void> = records.putChunk(upload.blobId, chunk.index, chunk.bytes)
-            .then(() => chunk.release())
-            .catch((e: unknown) => {
-              failure ??= e;
-            })
-            .finally(() => inFlight.delete(p));
-          inFlight.add(p);
-          if (inFlight.size >= CONCURRENCY) await Promise.race(inFlight);
-        }
+        stored = await sealAndStore(records, this.pool, { blobIdHex: upload.blobId, dek, firstIndex: first, endsBlob }, admitted.source);
       } finally {
-        await Promise.allSettled(inFlight);
         admitted.release();
       }
-      if (failure !== undefined) throw failure;
+      const { chunks, total } = stored;
       if (total !== size) throw new CofferError(ErrorCode.CONFLICT, `the body had ${total} bytes, not the ${size} announced`);
       return { chunks };
     });

@@ -11,18 +11,26 @@ export type CallerFor = (who: Principal) => Promise<{ user: string; admin: boole
 export class GatewayBackend implements VaultBackend {
   readonly placed: PlacedUploadOps;
 
-  constructor(private readonly files: FileOps, private readonly callerFor: CallerFor) {
+  private readonly callerFor: CallerFor;
+
+  /**
+   * Every call made with one Principal object (the S3 handler makes one per request) is one session of FileOps:
+   * the user's status is checked once per S3 request, not once per storage call (FileOps' Caller.session).
+   */
+  constructor(private readonly files: FileOps, callerFor: CallerFor) {
+    this.callerFor = async (who) => ({ ...(await callerFor(who)), session: who });
     const uploads = files.placedUploads;
+    const callerOf = this.callerFor;
     this.placed = {
-      open: async (who, path) => uploads.open(await callerFor(who), path),
+      open: async (who, path) => uploads.open(await this.callerFor(who), path),
       seal: async (who, upload, first, body, size, endsBlob) => {
-        await uploads.seal(await callerFor(who), upload, first, body, size, endsBlob);
+        await uploads.seal(await this.callerFor(who), upload, first, body, size, endsBlob);
       },
       read: (who, upload, first, count) => (async function* () {
-        yield* uploads.read(await callerFor(who), upload, first, count);
+        yield* uploads.read(await callerOf(who), upload, first, count);
       })(),
-      commit: async (who, upload, chunkCount, size) => info(await uploads.commit(await callerFor(who), upload, chunkCount, size)),
-      abort: async (who, blobId) => uploads.abort(await callerFor(who), blobId),
+      commit: async (who, upload, chunkCount, size) => info(await uploads.commit(await this.callerFor(who), upload, chunkCount, size)),
+      abort: async (who, blobId) => uploads.abort(await this.callerFor(who), blobId),
     };
   }
 

@@ -1,7 +1,8 @@
 // Multipart upload (docs/s3-api.md "Multipart"). Each upload is a staging directory in the bucket's reserved
 // area, `/<bucket>/.coffer-s3/uploads/<uploadId>/`, holding `upload.json` (key, metadata, initiator) and one
-// sealed vault file per part, named `p<part number, 5 digits>-<MD5 hex>` once its body verified (it is
-// written as `t<part>-<random>` and renamed: a part is visible only whole). Parts arrive in any order and in
+// sealed vault file per part, named `p<part number, 5 digits>-<MD5 hex>` once its body verified (written
+// straight to that name when a Content-MD5 gives it, else as `t<part>-<random>` then renamed; either way the vault
+// file appears only at its commit, so a part is visible only whole). Parts arrive in any order and in
 // parallel, each streamed with flat memory. CompleteMultipartUpload streams the listed parts, in order, into
 // one new sealed file that replaces the object atomically at its commit (no half-completed object is ever
 // visible; a crash before the commit leaves the staging directory, which a retried Complete uses again or the
@@ -20,7 +21,7 @@ import { parseCopySource } from './objects.js';
 import { prepareBody } from './request-body.js';
 import { completeParts } from './multipart-complete.js';
 import { holdPart, partPlaced, partStaged, releaseHeld, stopJoining } from './multipart-join.js';
-import { CHUNK, UPLOAD_META, claimName, pad, forgetUpload, geometryOf, newestParts, placedName, readStaging, readUpload, remember, stagedName, type StoredPart, type UploadRecord } from './upload-staging.js';
+import { CHUNK, UPLOAD_META, claimName, pad, firstCopyHere, forgetUpload, geometryOf, newestParts, placedName, readStaging, readUpload, remember, stagedName, type StoredPart, type UploadRecord } from './upload-staging.js';
 import { parseXmlBody, xmlDocument } from './xml.js';
 
 const MAX_PARTS = 10000;
@@ -60,7 +61,7 @@ export async function createMultipartUpload(ctx: S3Context): Promise<Response> {
   const record: UploadRecord = { v: blob ? 2 : 1, key, initiated: new Date().toISOString(), initiator: ctx.who.user, headers: stored.headers, meta: stored.meta, ...(blob ? { blob } : {}) };
   const bytes = Buffer.from(JSON.stringify(record));
   await ctx.backend.put(ctx.who, `${dir}/${UPLOAD_META}`, [bytes], bytes.length);
-  remember(ctx.who, dir, record);
+  remember(ctx.who, dir, record, true);
   return xmlResponse(xmlDocument('InitiateMultipartUploadResult', { Bucket: ctx.bucket, Key: key, UploadId: uploadId }));
 }
 
@@ -73,10 +74,10 @@ function partNumberOf(q: URLSearchParams): number {
 export async function uploadPart(ctx: S3Context): Promise<Response> {
   const dir = uploadDirOf(ctx);
   const number = partNumberOf(ctx.query);
-  await statUpload(ctx, dir);
+  await knownUpload(ctx, dir);
   const body = prepareBody(ctx.req.body ?? [], ctx.req.headers, ctx.auth, ctx.limits.maxObjectSize);
   const placed = body.size > 0 && body.size % CHUNK === 0 ? await placePart(ctx, dir, number, body.stream, body.size, () => body.digests().md5Hex) : null;
-  const md5 = placed ?? await storePart(ctx, dir, number, body.stream, body.size, () => body.digests().md5Hex);
+  const md5 = placed ?? await storePart(ctx, dir, number, body.stream, body.size, () => body.digests().md5Hex, body.expectedMd5);
   if (placed) partPlaced(dir);
   return emptyResponse(200, { etag: `"${md5}"` });
 }
@@ -110,7 +111,7 @@ async function placePart(ctx: S3Context, dir: string, number: number, stream: As
 export async function uploadPartCopy(ctx: S3Context): Promise<Response> {
   const dir = uploadDirOf(ctx);
   const number = partNumberOf(ctx.query);
-  await statUpload(ctx, dir);
+  await knownUpload(ctx, dir);
   const source = parseCopySource(ctx.req.headers.get('x-amz-copy-source') as string);
   const src = objectPath(source.bucket, source.key);
   const info = await ctx.backend.stat(ctx.who, src.path).catch((e: unknown) => { throw toS3Error(e); });
@@ -135,26 +136,33 @@ export async function uploadPartCopy(ctx: S3Context): Promise<Response> {
   return xmlResponse(xmlDocument('CopyPartResult', { LastModified: toIsoDate(new Date()), ETag: `"${md5}"` }));
 }
 
-/** Writes a part under a temporary name, then renames it to its final name (with its MD5); older copies go. */
-async function storePart(ctx: S3Context, dir: string, number: number, stream: AsyncIterable<Uint8Array>, size: number, md5Of: () => string): Promise<string> {
-  const temp = `${dir}/t${String(number).padStart(5, '0')}-${randomBytes(8).toString('hex')}`;
+/**
+ * Stores a staged part as the sealed file `p<n>-<md5>`; older copies of the number go. With a Content-MD5 the
+ * name is known before the body: the part is written straight to it (FileOps.put's file appears only at its commit,
+ * after every chunk is durable and the body passed every check, Content-MD5 included, so a cut-off or wrong body
+ * never shows under the name). Without one it is written under a temporary name and renamed once its MD5 is known.
+ */
+async function storePart(ctx: S3Context, dir: string, number: number, stream: AsyncIterable<Uint8Array>, size: number, md5Of: () => string, expectedMd5: string | null = null): Promise<string> {
+  const target = expectedMd5 === null ? `${dir}/t${String(number).padStart(5, '0')}-${randomBytes(8).toString('hex')}` : `${dir}/${stagedName(number, expectedMd5)}`;
   // a copy of the bytes as they are stored, for the upload's joiner (so it need not read the part back)
   let held = holdPart(size);
+  let info: FileInfo;
   try {
-    await ctx.backend.put(ctx.who, temp, held ? copiedInto(stream, held) : stream, size).catch((e: unknown) => { throw toS3Error(e, 'NoSuchUpload'); });
+    info = await ctx.backend.put(ctx.who, target, held ? copiedInto(stream, held) : stream, size, { overwrite: expectedMd5 !== null }).catch((e: unknown) => { throw toS3Error(e, 'NoSuchUpload'); });
   } catch (e) {
     releaseHeld(held ?? undefined);
     throw e;
   }
   const md5 = md5Of();
   const name = stagedName(number, md5);
-  let info: FileInfo;
-  try {
-    info = await ctx.backend.move(ctx.who, temp, `${dir}/${name}`, true);
-  } catch (e) {
-    releaseHeld(held ?? undefined);
-    await ctx.backend.remove(ctx.who, temp, false).catch(() => undefined);
-    throw toS3Error(e, 'NoSuchUpload');
+  if (expectedMd5 === null) {
+    try {
+      info = await ctx.backend.move(ctx.who, target, `${dir}/${name}`, true);
+    } catch (e) {
+      releaseHeld(held ?? undefined);
+      await ctx.backend.remove(ctx.who, target, false).catch(() => undefined);
+      throw toS3Error(e, 'NoSuchUpload');
+    }
   }
   // the upload's joiner seals what this part completes into the placed blob, in the background
   const record = await readUpload(ctx.backend, ctx.who, dir).catch((e: unknown) => {
@@ -169,6 +177,9 @@ async function storePart(ctx: S3Context, dir: string, number: number, stream: As
   // name until the gateway re-MACs it), which must not fail this part.
   // Only this number's copies are looked at (they sort together, right after `p<n>-`): a listing of the whole
   // staging directory per part cost O(parts) each, O(parts²) per upload.
+  // An upload this enclave made, whose number it has not stored before, has no older copy from here; one from
+  // another enclave would be left (harmless, as above) and go with the staging directory.
+  if (firstCopyHere(dir, number)) return md5;
   try {
     const prefix = `p${pad(number)}-`;
     const page = await ctx.backend.list(ctx.who, dir, { after: prefix, limit: 16 });
@@ -192,8 +203,14 @@ async function* copiedInto(stream: AsyncIterable<Uint8Array>, into: Buffer): Asy
   }
 }
 
-async function statUpload(ctx: S3Context, dir: string): Promise<void> {
-  await ctx.backend.stat(ctx.who, `${dir}/${UPLOAD_META}`).catch((e: unknown) => { throw toS3Error(e, isNotFound(e) ? 'NoSuchUpload' : 'NoSuchKey'); });
+/**
+ * Throws NoSuchUpload unless the upload exists: its record as this enclave keeps it (it made the upload or read
+ * its record before: no round trip), else read now (and then kept). A kept upload that was aborted or completed
+ * elsewhere still fails closed: every write of a part goes into the staging directory, and a write there when it
+ * is gone is NOT_FOUND → NoSuchUpload (nothing sealed: the claim or the file's upload is refused first).
+ */
+async function knownUpload(ctx: S3Context, dir: string): Promise<void> {
+  await readUpload(ctx.backend, ctx.who, dir);
 }
 
 /** The stored parts of an upload, by part number (with `all`, every copy, else the newest of each number). */

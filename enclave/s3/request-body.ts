@@ -24,6 +24,8 @@ export interface PreparedBody {
   stream: AsyncIterable<Uint8Array>;
   /** The decoded length the client declared. */
   size: number;
+  /** The MD5 (hex) the client declared in Content-MD5, if it did: the stream fails (BadDigest) unless the body has it. */
+  expectedMd5: string | null;
   /** Filled once the stream has ended successfully. */
   digests: () => BodyDigests;
 }
@@ -109,6 +111,7 @@ export function prepareBody(source: AsyncIterable<Uint8Array> | Iterable<Uint8Ar
   return {
     stream: run(),
     size,
+    expectedMd5,
     digests: () => {
       if (result === null) throw new Error('the body has not been read to its end');
       return result;

@@ -2,7 +2,7 @@
 // back (docs/s3-api.md "Multipart: how parts become sealed chunks"). Every entry is a vault node, so its name is
 // bound by the enclave's record MACs: the host can hide an entry, never forge or rename one.
 //   upload.json                 the upload record (sealed vault file): key, headers, and (v2) the placed upload
-//   t<part>-<random>            a staged part being written
+//   t<part>-<random>            a staged part being written (without Content-MD5; with it, straight to p<part>-<md5>)
 //   p<part>-<md5>               a staged part (sealed vault file of the part's bytes)
 //   c<part>                     claim (directory, made exclusively) of part's chunk range in the placed upload
 //   d<part>-<chunks>-<md5>      placed part (directory): `chunks` × 8 MiB sealed at (part-1)·chunks in the blob
@@ -129,13 +129,34 @@ export async function readUpload(backend: VaultBackend, who: Principal, dir: str
   }
 }
 
-export function remember(who: Principal, dir: string, record: UploadRecord): void {
+/** `created`: this enclave made the upload just now (so it knows every part number it stores from here on). */
+export function remember(who: Principal, dir: string, record: UploadRecord, created = false): void {
   records.set(`${who.user}\0${dir}`, record);
   while (records.size > KEEP_RECORDS) records.delete(records.keys().next().value as string);
+  if (created) {
+    storedHere.set(dir, new Set());
+    while (storedHere.size > KEEP_RECORDS) storedHere.delete(storedHere.keys().next().value as string);
+  }
+}
+
+// Part numbers this enclave stored as staged files, per upload it made (a hint for skipping the listing of older copies).
+const storedHere = new Map<string, Set<number>>();
+
+/**
+ * True when `number` is stored for the first time in an upload this enclave made (no older copy of it from this
+ * enclave can exist); false when it may have one (seen before, or an upload made elsewhere or forgotten). Notes it.
+ */
+export function firstCopyHere(dir: string, number: number): boolean {
+  const seen = storedHere.get(dir);
+  if (!seen) return false;
+  if (seen.has(number)) return false;
+  seen.add(number);
+  return true;
 }
 
 export function forgetUpload(dir: string): void {
   geometries.delete(dir);
+  storedHere.delete(dir);
   for (const k of records.keys()) if (k.endsWith(`\0${dir}`)) records.delete(k);
 }
 
