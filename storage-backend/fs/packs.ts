@@ -6,7 +6,8 @@
 // a lookup that misses rescans for packs another process (a replica on a shared filesystem) wrote since, at most
 // once per MISS_RESCAN_MS however many misses arrive (a client asking for absent chunks cannot make the service
 // list the packs/ directories in a loop). A chunk file (v1) is looked for before any rescan (./index.ts).
-// Deleting packed chunks marks them dead; a pack goes once none of its chunks is alive (no repacking yet).
+// Deleting packed chunks marks them dead, in memory and in the pack's mark file (./pack-marks.ts, read with the
+// pack's index, so a deletion holds across restarts); a pack goes once none of its chunks is alive (no repacking).
 import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
@@ -19,6 +20,7 @@ import type { ChunkRef, PackPutResult, PackedChunkInput } from '../types.js';
 import { errnoOf, fsError } from './errors.js';
 import { fsyncDir, type FsLayout } from './layout.js';
 import { PackHandles } from './pack-handles.js';
+import { MARKS_SUFFIX, PackMarks, encodePackMarks, isDead, type DeadBitmap } from './pack-marks.js';
 
 const FANOUT = /^[0-9a-f]{2}$/;
 const TEMP_PREFIX = '.tmp-pack-';
@@ -50,6 +52,8 @@ export class FsPacks {
   readonly #packs = new Map<string, PackInfo>();
   readonly #gone = new Set<string>();
   readonly #durableDirs = new Set<string>();
+  /** Chunks held by more than one pack (a retried putPack): key → the packs whose copy is shadowed. */
+  readonly #shadowed = new Map<string, string[]>();
   #scan: Promise<void> | null = null;
   #nextScan: Promise<void> | null = null;
   /** The next rescan on behalf of misses, not yet begun: misses arriving before it begins share it. */
@@ -59,9 +63,12 @@ export class FsPacks {
 
   /** Read-only handles on packs, kept between reads (pack-handles.ts); a removed pack's is dropped. */
   readonly handles: PackHandles;
+  /** The packs' dead marks (pack-marks.ts). */
+  readonly marks: PackMarks;
 
   constructor(private readonly layout: FsLayout, private readonly io: LimitFunction) {
     this.handles = new PackHandles(io);
+    this.marks = new PackMarks(layout, io);
   }
 
   get dir(): string {
@@ -131,10 +138,12 @@ export class FsPacks {
   async #scanAll(): Promise<void> {
     for (const a of await this.#readdir(this.dir)) {
       if (!FANOUT.test(a)) continue;
-      for (const name of await this.#readdir(join(this.dir, a))) {
+      const names = await this.#readdir(join(this.dir, a));
+      const marked = new Set(names.filter((n) => n.endsWith(MARKS_SUFFIX)));
+      for (const name of names) {
         if (!isPackId(name) || !name.startsWith(a) || this.#packs.has(name) || this.#gone.has(name)) continue;
         try {
-          await this.#load(name);
+          await this.#load(name, marked.has(`${name}${MARKS_SUFFIX}`));
         } catch (e) {
           // a damaged pack is never half-used; fsck reports it (its chunks read as missing meanwhile)
           if (!(e instanceof CofferError && e.code === ErrorCode.CHUNK_FORMAT)) throw e;
@@ -152,8 +161,8 @@ export class FsPacks {
     }
   }
 
-  /** Reads and checks one pack's index (docs/format.md reader rules) and adds its chunks. */
-  async #load(packId: string): Promise<void> {
+  /** Reads and checks one pack's index (docs/format.md reader rules) and its dead marks, and adds its live chunks. */
+  async #load(packId: string, hasMarks: boolean): Promise<void> {
     const path = this.packPath(packId);
     let fh: FileHandle | undefined;
     try {
@@ -166,7 +175,8 @@ export class FsPacks {
       const tailLength = n * PACK_ENTRY_SIZE + PACK_TRAILER_SIZE;
       if (tailLength > st.size) throw new CofferError(ErrorCode.CHUNK_FORMAT, `pack ${packId}: file too short for its entry count`);
       const entries = decodePackIndex(await readAt(this.io, h, st.size - tailLength, tailLength), st.size);
-      if (!this.#gone.has(packId) && !this.#packs.has(packId)) this.#add(packId, entries, st.mtimeMs);
+      const dead = hasMarks ? await this.marks.read(path, packId, entries.length) : null;
+      if (!this.#gone.has(packId) && !this.#packs.has(packId)) this.#add(packId, entries, st.mtimeMs, dead);
     } catch (e) {
       if (errnoOf(e) === 'ENOENT') return; // removed meanwhile
       if (e instanceof CofferError) throw e;
@@ -176,11 +186,16 @@ export class FsPacks {
     }
   }
 
-  #add(packId: string, entries: PackEntry[], mtimeMs: number): void {
+  #add(packId: string, entries: PackEntry[], mtimeMs: number, dead: DeadBitmap | null = null): void {
     let live = 0;
-    for (const e of entries) {
+    for (const [i, e] of entries.entries()) {
+      if (dead && isDead(dead, i)) continue;
       const key = keyOf(e.blobId, e.index);
-      if (this.#where.has(key)) continue; // already in another pack: writers never do this; the first one read wins
+      if (this.#where.has(key)) {
+        // already in another pack (a retried putPack): the first one read wins; this copy dies with it
+        this.#shadowed.set(key, [...(this.#shadowed.get(key) ?? []), packId]);
+        continue;
+      }
       this.#where.set(key, { packId, offset: e.offset, length: e.length });
       let set = this.#byBlob.get(e.blobId);
       if (!set) this.#byBlob.set(e.blobId, (set = new Set()));
@@ -307,20 +322,48 @@ export class FsPacks {
     return [...out];
   }
 
-  /** Marks packed chunks dead (one index, or the whole blob); removes packs left with none alive. Idempotent. */
+  /**
+   * Marks packed chunks dead (one index, or the whole blob), in memory and durably in the mark file of each pack
+   * that keeps a live chunk; removes packs left with none alive (then their mark file). Idempotent.
+   */
   async kill(blobId: string, index?: number): Promise<void> {
     const set = this.#byBlob.get(blobId);
     if (!set) return;
     const doomed = new Set<string>();
+    const touched = new Set<string>();
     for (const i of index === undefined ? [...set] : set.has(index) ? [index] : []) {
       const key = keyOf(blobId, i);
       const at = this.#where.get(key);
       this.#where.delete(key);
       set.delete(i);
+      for (const other of this.#shadowed.get(key) ?? []) touched.add(other);
+      this.#shadowed.delete(key);
       const info = at && this.#packs.get(at.packId);
+      if (info) touched.add(at.packId);
       if (info && --info.live === 0) doomed.add(at.packId);
     }
     if (set.size === 0) this.#byBlob.delete(blobId);
+    await Promise.all([...touched].filter((p) => !doomed.has(p)).map((p) => this.#writeMarks(p)));
+    await this.#remove(doomed);
+  }
+
+  /** Persists which entries of a pack are dead: not located in it, nor a copy shadowed by a live one elsewhere. */
+  #writeMarks(packId: string): Promise<void> {
+    const path = this.packPath(packId);
+    return this.marks.write(path, () => {
+      const info = this.#packs.get(packId);
+      if (!info) return null; // removed meanwhile
+      const dead = (i: number): boolean => {
+        const e = info.entries[i] as PackEntry;
+        const key = keyOf(e.blobId, e.index);
+        return this.#where.get(key)?.packId !== packId && !(this.#shadowed.get(key)?.includes(packId) ?? false);
+      };
+      return encodePackMarks(packId, info.entries.length, dead);
+    });
+  }
+
+  /** Unlinks packs with no live chunk (then their mark files): memory first, so no read goes to them. */
+  async #remove(doomed: Iterable<string>): Promise<void> {
     for (const packId of doomed) {
       this.#packs.delete(packId);
       this.handles.drop(packId);
@@ -331,17 +374,28 @@ export class FsPacks {
         if (errnoOf(e) !== 'ENOENT') throw fsError(e, `removing pack ${path}`, this.layout.root);
       });
       await this.io(() => fsyncDir(join(this.dir, packId.slice(0, 2)), this.layout.root));
+      await this.marks.remove(path);
     }
   }
 
-  /** Removes temporary pack files older than `cutoff` (epoch ms); returns how many. */
+  /**
+   * Removes temporary pack files, mark files without their pack, and packs with no live chunk, each older than
+   * `cutoff` (epoch ms); returns how many.
+   */
   async sweep(cutoff: number): Promise<number> {
-    let removed = 0;
+    // packs read with no live chunk (every entry marked dead, or shadowed by a copy in another pack)
+    const idle = [...this.#packs].filter(([, info]) => info.live === 0 && info.mtimeMs <= cutoff).map(([id]) => id);
+    await this.#remove(idle);
+    let removed = idle.length;
     for (const a of await this.#readdir(this.dir)) {
       if (!FANOUT.test(a)) continue;
       const dir = join(this.dir, a);
-      for (const name of await this.#readdir(dir)) {
-        if (!name.startsWith(TEMP_PREFIX)) continue;
+      const names = await this.#readdir(dir);
+      const present = new Set(names);
+      for (const name of names) {
+        // a mark file whose pack is gone (a process stopped between unlinking the pack and its marks)
+        const orphan = name.endsWith(MARKS_SUFFIX) && !present.has(name.slice(0, -MARKS_SUFFIX.length));
+        if (!name.startsWith(TEMP_PREFIX) && !orphan) continue;
         const path = join(dir, name);
         try {
           const st = await this.io(() => lstat(path));
