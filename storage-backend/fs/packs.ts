@@ -20,6 +20,7 @@ import type { ChunkRef, PackPutResult, PackedChunkInput } from '../types.js';
 import { errnoOf, fsError } from './errors.js';
 import { fsyncDir, type FsLayout } from './layout.js';
 import { PackHandles } from './pack-handles.js';
+import { writevAll } from './write-all.js';
 import { MARKS_SUFFIX, PackMarks, encodePackMarks, isDead, type DeadBitmap } from './pack-marks.js';
 
 const FANOUT = /^[0-9a-f]{2}$/;
@@ -239,18 +240,8 @@ export class FsPacks {
     try {
       fh = await this.io(() => open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, FILE_MODE));
       const h = fh;
-      const parts = [...chunks.map((c) => c.data), tail];
-      await this.io(async () => {
-        let pos = 0;
-        for (const p of parts) {
-          let done = 0;
-          while (done < p.byteLength) {
-            const { bytesWritten } = await h.write(p, done, p.byteLength - done, pos + done);
-            done += bytesWritten;
-          }
-          pos += p.byteLength;
-        }
-      });
+      // the chunks, the index and the trailer in one pwritev (write-all.ts), not one pwrite each
+      await this.io(() => writevAll(h, [...chunks.map((c) => c.data), tail], 0));
       // a bulk writer (deferSync: backup create and restore) makes everything durable with one flush() instead
       if (!this.layout.deferSync) await this.io(() => h.sync());
       const st = await this.io(() => h.stat());
