@@ -221,3 +221,30 @@ describe('a crash while deleting packed chunks', () => {
     }
   });
 });
+
+describe('pack dead marks of a deferSync store (backup targets)', () => {
+  it('are written once per pack at flush() (or close()), not at each delete', async () => {
+    const root = await tempRoot();
+    try {
+      const store = await openFsChunkStore({ root, deferSync: true });
+      const chunks = chunksOf(8);
+      const { packId } = await store.putPack(chunks);
+      const marks = join(root, 'packs', packId.slice(0, 2), `${packId}.dead`);
+      for (const c of chunks.slice(0, 3)) await store.deleteBlob(c.ref.blobId);
+      await expect(readFile(marks)).rejects.toMatchObject({ code: 'ENOENT' });
+      await store.flush();
+      expect(decodePackMarks(await readFile(marks), packId, 8)).toEqual({ bitmap: new Uint8Array([7]) });
+      await store.deleteBlob(chunks[3]!.ref.blobId);
+      await store.close(); // without flush(): close writes it
+      expect(decodePackMarks(await readFile(marks), packId, 8)).toEqual({ bitmap: new Uint8Array([15]) });
+      const fresh = await openFsChunkStore({ root });
+      try {
+        expect(await listed(fresh)).toEqual(chunks.slice(4).map((c) => c.ref.blobId).sort());
+      } finally {
+        await fresh.close();
+      }
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});

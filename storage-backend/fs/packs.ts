@@ -55,6 +55,8 @@ export class FsPacks {
   readonly #durableDirs = new Set<string>();
   /** Chunks held by more than one pack (a retried putPack): key → the packs whose copy is shadowed. */
   readonly #shadowed = new Map<string, string[]>();
+  /** deferSync only: packs whose mark file is behind memory until flushMarks(). */
+  readonly #dirtyMarks = new Set<string>();
   #scan: Promise<void> | null = null;
   #nextScan: Promise<void> | null = null;
   /** The next rescan on behalf of misses, not yet begun: misses arriving before it begins share it. */
@@ -334,8 +336,18 @@ export class FsPacks {
       if (info && --info.live === 0) doomed.add(at.packId);
     }
     if (set.size === 0) this.#byBlob.delete(blobId);
-    await Promise.all([...touched].filter((p) => !doomed.has(p)).map((p) => this.#writeMarks(p)));
+    const marked = [...touched].filter((p) => !doomed.has(p));
+    // a bulk writer (deferSync: backup prune) writes each pack's marks once, at flush() or close()
+    if (this.layout.deferSync) for (const p of marked) this.#dirtyMarks.add(p);
+    else await Promise.all(marked.map((p) => this.#writeMarks(p)));
     await this.#remove(doomed);
+  }
+
+  /** Writes the mark files kills of a deferSync store left pending (without fsync: flush() syncs after). */
+  async flushMarks(): Promise<void> {
+    const dirty = [...this.#dirtyMarks];
+    this.#dirtyMarks.clear();
+    await Promise.all(dirty.map((p) => this.#writeMarks(p)));
   }
 
   /** Persists which entries of a pack are dead: not located in it, nor a copy shadowed by a live one elsewhere. */
