@@ -49,7 +49,7 @@ async function postBatch(token: string, body: Buffer): Promise<{ status: number;
 async function packsOnDisk(): Promise<string[]> {
   const dir = path.join(s.env.dir, 'store', 'packs');
   const out: string[] = [];
-  for (const a of await readdir(dir).catch(() => [])) out.push(...(await readdir(path.join(dir, a))).filter((n) => !n.startsWith('.')));
+  for (const a of await readdir(dir).catch(() => [])) out.push(...(await readdir(path.join(dir, a))).filter((n) => /^[0-9a-f]{32}$/.test(n)));
   return out;
 }
 

@@ -271,6 +271,7 @@ describe('backup to a directory', () => {
     const target = path.join(ws.dir, 'b4');
     await snapshotOf(target);
     files.set('/gone.bin', await ws.put(vault, '/gone.bin', 3000));
+    files.set('/stays.bin', await ws.put(vault, '/stays.bin', 3000)); // in the target's pack beside gone.bin's chunk
     await snapshotOf(target);
     await vault.client.remove('/gone.bin');
     files.delete('/gone.bin');
@@ -285,6 +286,11 @@ describe('backup to a directory', () => {
     expect((JSON.parse(list.stdout) as Array<{ id: string }>).map((s) => s.id)).toEqual([last.snapshot]);
     const r = await withTarget(target, async (t) => verifySnapshot(t, await findSnapshot(t)));
     expect(r.ok).toBe(true);
+    // idempotent: the pack that held gone.bin's chunk (and still holds stays.bin's) kept its dead mark
+    const again = await runCliProcess(['backup', 'prune', target, '--keep-last', '1', '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({ removed: [], blobsDeleted: 0, chunksDeleted: 0, exportsDeleted: 0 });
+    expect((await readdir(target, { recursive: true })).filter((n) => n.endsWith('.dead'))).toHaveLength(1);
     const none = await runCliProcess(['backup', 'prune', target]);
     expect(none.code).toBe(2);
   }, 120_000);

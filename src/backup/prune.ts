@@ -3,7 +3,10 @@
 // and metadata export that no remaining manifest lists is garbage. Manifests go first, so a crash in between
 // leaves only garbage (removed by the next prune), never a snapshot missing a chunk. A backup being created
 // meanwhile would lose chunks it copied before writing its manifest, so prune refuses while a create lock exists.
+// Deleted packed chunks stay deleted (the pack's dead marks, docs/format.md "Pack dead marks v1"): a second prune
+// deletes and counts nothing.
 import { CofferError, ErrorCode } from '../errors.js';
+import { flushChunks } from './copy-chunks.js';
 import { chunkKey } from './manifest.js';
 import { listSnapshotRefs, loadManifest, type SnapshotRef } from './snapshots.js';
 import type { BackupTarget } from './target.js';
@@ -105,5 +108,7 @@ export async function pruneSnapshots(target: BackupTarget, policy: PrunePolicy, 
     await target.deleteFile('metadata', name);
     report.exportsDeleted++;
   }
+  // a directory target's store defers fsyncs (its pack dead marks among them): one syncfs makes them durable
+  if (report.chunksDeleted > 0) await flushChunks(target.chunks);
   return report;
 }

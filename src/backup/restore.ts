@@ -12,6 +12,7 @@ import { appendAudit } from '../vault/index.js';
 import { chunkJobsOf } from './chunk-jobs.js';
 import { copyChunks, flushChunks, presentBlobs, type ChunkJob } from './copy-chunks.js';
 import { readCheckedExport } from './export-reader.js';
+import { RestoreInserter } from './restore-batch.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { SnapshotRef } from './snapshots.js';
 import type { BackupTarget } from './target.js';
@@ -133,17 +134,12 @@ export async function restoreSnapshot(target: BackupTarget, ref: SnapshotRef, de
   }
 }
 
-const tolerate = async (op: () => Promise<unknown>): Promise<void> => {
-  try {
-    await op();
-  } catch (e) {
-    if (!isCofferError(e, ErrorCode.ALREADY_EXISTS)) throw e; // inserted by the interrupted run
-  }
-};
-
 async function importMetadata(store: MetadataStore, target: BackupTarget, manifest: Parameters<typeof readCheckedExport>[1]): Promise<void> {
   let rootReplaced = false;
+  // blobs and nodes in batches of RESTORE_BATCH (restore-batch.ts); the other records one by one, after them
+  const inserter = new RestoreInserter(store);
   for await (const r of readCheckedExport(target, manifest)) {
+    if (r.type !== 'blob' && r.type !== 'node') await inserter.flush();
     switch (r.type) {
       case 'user':
         await store.ensureUser(r.user.name, { createdAt: r.user.createdAt });
@@ -152,16 +148,17 @@ async function importMetadata(store: MetadataStore, target: BackupTarget, manife
         if (r.user.disabled || r.user.mac !== undefined) await store.updateUser(r.user.name, { disabled: r.user.disabled, ...(r.user.mac !== undefined ? { mac: r.user.mac } : {}) });
         break;
       case 'blob':
-        await tolerate(() => store.insertBlob(r.blob));
+        await inserter.addBlob(r.blob);
         break;
       case 'node':
         if (r.node.id === ROOT_ID && !rootReplaced) {
           // a vault opened once has a root of its own (made at start, never audited): the snapshot's replaces it
+          await inserter.flush(); // (the root is the first node: nothing of its kind is pending)
           const root = await store.getNode(ROOT_ID);
           if (root && (root.owner !== r.node.owner || root.createdAt.getTime() !== r.node.createdAt.getTime())) await store.deleteNode(ROOT_ID);
           rootReplaced = true;
         }
-        await tolerate(() => store.insertNode(r.node));
+        await inserter.addNode(r.node);
         break;
       case 'grant':
         await store.putGrant(r.grant);
@@ -181,4 +178,5 @@ async function importMetadata(store: MetadataStore, target: BackupTarget, manife
         break;
     }
   }
+  await inserter.flush();
 }

@@ -83,7 +83,7 @@ describe('FsChunkStore packs on disk', () => {
     const { packId } = await store.putPack(chunks);
     const dir = join(root, 'packs', packId.slice(0, 2));
     await store.deleteBlob(chunks[0]!.ref.blobId);
-    expect(await readdir(dir)).toEqual([packId]);
+    expect(await readdir(dir)).toEqual([packId, `${packId}.dead`]); // its dead marks (pack-marks.test.ts)
     await store.deleteBlob(chunks[1]!.ref.blobId);
     await store.delete(chunks[2]!.ref);
     expect(await readdir(dir)).toEqual([]);

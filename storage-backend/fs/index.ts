@@ -40,7 +40,9 @@ export interface FsChunkStoreOptions {
   /**
    * Bulk writers only (backup create and restore): a put resolves once its chunk is renamed into place, without
    * the file and directory fsyncs; the writer calls flush() before relying on durability (default false).
-   * A crash of the process loses nothing; a power loss before flush() may lose such chunks.
+   * A crash of the process loses nothing; a power loss before flush() may lose such chunks. Deletes of packed
+   * chunks write the packs' dead marks at flush() or close(), once per pack (a mark lost to a crash before them
+   * makes a deleted chunk garbage again, never the reverse).
    */
   deferSync?: boolean;
 }
@@ -355,10 +357,12 @@ export class FsChunkStore implements ChunkStore {
   }
 
   /**
-   * Makes everything written so far durable (for stores opened with deferSync): syncfs(2) of the root's
-   * filesystem, through coreutils' `sync --file-system` (Node has no syncfs). Throws INTERNAL when it fails.
+   * Makes everything written so far durable (for stores opened with deferSync): pending pack dead marks written,
+   * then syncfs(2) of the root's filesystem, through coreutils' `sync --file-system` (Node has no syncfs).
+   * Throws INTERNAL when it fails.
    */
   async flush(): Promise<void> {
+    await this.packs.flushMarks(); // pack dead marks deferred by deletes (./pack-marks.ts)
     await promisify(execFile)('sync', ['--file-system', this.layout.chunksDir]).catch((e: unknown) => {
       const err = e as { stderr?: string; message?: string };
       throw new CofferError(ErrorCode.INTERNAL, `syncing ${this.layout.root} failed: ${(err.stderr || err.message || '').trim()}`, { cause: e, retryable: true });
@@ -369,7 +373,11 @@ export class FsChunkStore implements ChunkStore {
   async close(): Promise<void> {
     this.#closed = true;
     await Promise.allSettled([...this.#inflight]);
-    await this.packs.handles.closeAll();
+    try {
+      await this.packs.flushMarks(); // deferSync: deletes not yet flushed (a lost mark is only garbage again)
+    } finally {
+      await this.packs.handles.closeAll();
+    }
   }
 
   /** The packed location of a chunk, or undefined when it is a chunk file (or absent): packs first, then v1. */

@@ -6,12 +6,13 @@
 // one entry per blob (a run of its chunks: pack, first entry, first index, count; a pack's chunks are contiguous
 // and the batch route packs one chunk per blob, so one run per blob and pack is the usual case; a blob whose
 // chunks are interleaved with others', out of order or in several packs gets a run per stretch) and per pack
-// one array of chunk offsets (docs/benchmarks.md "Memory of put -r and the service": 418 heap bytes per packed
-// chunk when every chunk had its own entry, 109 now);
+// one array of chunk offsets and a live bitmap, 1 bit per entry (docs/benchmarks.md "Memory of put -r and the
+// service": 418 heap bytes per packed chunk when every chunk had its own entry, 109 with runs);
 // a lookup that misses rescans for packs another process (a replica on a shared filesystem) wrote since, at most
 // once per MISS_RESCAN_MS however many misses arrive (a client asking for absent chunks cannot make the service
 // list the packs/ directories in a loop). A chunk file (v1) is looked for before any rescan (./index.ts).
-// Deleting packed chunks marks them dead; a pack goes once none of its chunks is alive (no repacking yet).
+// Deleting packed chunks marks them dead, in memory and in the pack's mark file (./pack-marks.ts, read with the
+// pack's index, so a deletion holds across restarts); a pack goes once none of its chunks is alive (no repacking).
 import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
@@ -24,6 +25,8 @@ import type { ChunkRef, PackPutResult, PackedChunkInput } from '../types.js';
 import { errnoOf, fsError } from './errors.js';
 import { fsyncDir, type FsLayout } from './layout.js';
 import { PackHandles } from './pack-handles.js';
+import { writevAll } from './write-all.js';
+import { MARKS_SUFFIX, PackMarks, encodePackMarks, isDead, type DeadBitmap } from './pack-marks.js';
 
 const FANOUT = /^[0-9a-f]{2}$/;
 const TEMP_PREFIX = '.tmp-pack-';
@@ -45,6 +48,10 @@ interface PackInfo {
   id: string;
   /** Entry i of the pack starts at starts[i] and ends at starts[i + 1] (chunks are contiguous: decodePackIndex). */
   starts: Uint32Array | Float64Array;
+  /** Bit i (byte i >> 3, mask 1 << (i & 7)) set = entry i is live here (1 bit per packed chunk). */
+  bits: Uint8Array;
+  /** Entries that are copies of a chunk live in another pack (rare: a retried putPack), kept while it lives. */
+  shadowed?: Set<number>;
   live: number;
   mtimeMs: number;
 }
@@ -59,6 +66,10 @@ interface Run {
 
 /** A blob's runs: one object in the usual case (an array costs more heap than the run itself). */
 type Runs = Run | Run[];
+
+const hasBit = (bits: Uint8Array, i: number): boolean => ((bits[i >> 3] as number) & (1 << (i & 7))) !== 0;
+const setBit = (bits: Uint8Array, i: number): void => void (bits[i >> 3] = (bits[i >> 3] as number) | (1 << (i & 7)));
+const clearBit = (bits: Uint8Array, i: number): void => void (bits[i >> 3] = (bits[i >> 3] as number) & ~(1 << (i & 7)));
 
 const keyOf = (blobId: string, index: number): string => `${blobId}/${index}`;
 const runsOf = (r: Runs | undefined): Run[] => (r === undefined ? [] : Array.isArray(r) ? r : [r]);
@@ -78,6 +89,10 @@ export class FsPacks {
   readonly #packs = new Map<string, PackInfo>();
   readonly #gone = new Set<string>();
   readonly #durableDirs = new Set<string>();
+  /** Chunks held by more than one pack (a retried putPack): key → the copies kept beside the live one. */
+  readonly #shadowed = new Map<string, { pack: PackInfo; pos: number }[]>();
+  /** deferSync only: packs whose mark file is behind memory until flushMarks(). */
+  readonly #dirtyMarks = new Set<string>();
   #scan: Promise<void> | null = null;
   #nextScan: Promise<void> | null = null;
   /** The next rescan on behalf of misses, not yet begun: misses arriving before it begins share it. */
@@ -87,9 +102,12 @@ export class FsPacks {
 
   /** Read-only handles on packs, kept between reads (pack-handles.ts); a removed pack's is dropped. */
   readonly handles: PackHandles;
+  /** The packs' dead marks (pack-marks.ts). */
+  readonly marks: PackMarks;
 
   constructor(private readonly layout: FsLayout, private readonly io: LimitFunction) {
     this.handles = new PackHandles(io);
+    this.marks = new PackMarks(layout, io);
   }
 
   get dir(): string {
@@ -167,10 +185,12 @@ export class FsPacks {
   async #scanAll(): Promise<void> {
     for (const a of await this.#readdir(this.dir)) {
       if (!FANOUT.test(a)) continue;
-      for (const name of await this.#readdir(join(this.dir, a))) {
+      const names = await this.#readdir(join(this.dir, a));
+      const marked = new Set(names.filter((n) => n.endsWith(MARKS_SUFFIX)));
+      for (const name of names) {
         if (!isPackId(name) || !name.startsWith(a) || this.#packs.has(name) || this.#gone.has(name)) continue;
         try {
-          await this.#load(name);
+          await this.#load(name, marked.has(`${name}${MARKS_SUFFIX}`));
         } catch (e) {
           // a damaged pack is never half-used; fsck reports it (its chunks read as missing meanwhile)
           if (!(e instanceof CofferError && e.code === ErrorCode.CHUNK_FORMAT)) throw e;
@@ -188,8 +208,8 @@ export class FsPacks {
     }
   }
 
-  /** Reads and checks one pack's index (docs/format.md reader rules) and adds its chunks. */
-  async #load(packId: string): Promise<void> {
+  /** Reads and checks one pack's index (docs/format.md reader rules) and its dead marks, and adds its live chunks. */
+  async #load(packId: string, hasMarks: boolean): Promise<void> {
     const path = this.packPath(packId);
     let fh: FileHandle | undefined;
     try {
@@ -202,7 +222,8 @@ export class FsPacks {
       const tailLength = n * PACK_ENTRY_SIZE + PACK_TRAILER_SIZE;
       if (tailLength > st.size) throw new CofferError(ErrorCode.CHUNK_FORMAT, `pack ${packId}: file too short for its entry count`);
       const entries = decodePackIndex(await readAt(this.io, h, st.size - tailLength, tailLength), st.size);
-      if (!this.#gone.has(packId) && !this.#packs.has(packId)) this.#add(packId, entries, st.mtimeMs);
+      const dead = hasMarks ? await this.marks.read(path, packId, entries.length) : null;
+      if (!this.#gone.has(packId) && !this.#packs.has(packId)) this.#add(packId, entries, st.mtimeMs, dead);
     } catch (e) {
       if (errnoOf(e) === 'ENOENT') return; // removed meanwhile
       if (e instanceof CofferError) throw e;
@@ -212,13 +233,24 @@ export class FsPacks {
     }
   }
 
-  #add(packId: string, entries: PackEntry[], mtimeMs: number): void {
-    const pack: PackInfo = { id: packId, starts: startsOf(entries), live: 0, mtimeMs };
+  #add(packId: string, entries: PackEntry[], mtimeMs: number, dead: DeadBitmap | null = null): void {
+    const pack: PackInfo = { id: packId, starts: startsOf(entries), bits: new Uint8Array((entries.length + 7) >> 3), live: 0, mtimeMs };
     let run: Run | undefined; // the run the previous entry went to
     let runBlob = '';
     entries.forEach((e, pos) => {
-      if (this.known(e)) return; // already in another pack: writers never do this; the first one read wins
+      if (dead && isDead(dead, pos)) return; // marked dead in the pack's mark file
+      if (this.known(e)) {
+        // already in another pack (a retried putPack): the first one read wins; this copy is kept (not marked
+        // dead) while that one lives, and dies with it (kill rewrites this pack's marks too)
+        const key = keyOf(e.blobId, e.index);
+        (pack.shadowed ??= new Set()).add(pos);
+        const had = this.#shadowed.get(key);
+        if (had) had.push({ pack, pos });
+        else this.#shadowed.set(key, [{ pack, pos }]);
+        return;
+      }
       pack.live++;
+      setBit(pack.bits, pos);
       if (run && runBlob === e.blobId && run.pos + run.count === pos && run.first + run.count === e.index) {
         run.count++;
         return;
@@ -267,18 +299,8 @@ export class FsPacks {
     try {
       fh = await this.io(() => open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, FILE_MODE));
       const h = fh;
-      const parts = [...chunks.map((c) => c.data), tail];
-      await this.io(async () => {
-        let pos = 0;
-        for (const p of parts) {
-          let done = 0;
-          while (done < p.byteLength) {
-            const { bytesWritten } = await h.write(p, done, p.byteLength - done, pos + done);
-            done += bytesWritten;
-          }
-          pos += p.byteLength;
-        }
-      });
+      // the chunks, the index and the trailer in one pwritev (write-all.ts), not one pwrite each
+      await this.io(() => writevAll(h, [...chunks.map((c) => c.data), tail], 0));
       // a bulk writer (deferSync: backup create and restore) makes everything durable with one flush() instead
       if (!this.layout.deferSync) await this.io(() => h.sync());
       const st = await this.io(() => h.stat());
@@ -345,31 +367,75 @@ export class FsPacks {
     return out;
   }
 
-  /** Marks packed chunks dead (one index, or the whole blob); removes packs left with none alive. Idempotent. */
+  /**
+   * Marks packed chunks dead (one index, or the whole blob), in memory and in the mark file of each pack that
+   * keeps a live chunk (renamed into place before this resolves, not fsynced; deferSync: at flushMarks); removes
+   * packs left with none alive (then their mark file). Idempotent.
+   */
   async kill(blobId: string, index?: number): Promise<void> {
     const runs = runsOf(this.#blobs.get(blobId));
     if (runs.length === 0) return;
     const doomed = new Set<string>();
+    const touched = new Set<PackInfo>();
     const kept: Run[] = [];
+    const killAt = (r: Run, i: number): void => {
+      clearBit(r.pack.bits, r.pos + i - r.first);
+      r.pack.live--;
+      const key = keyOf(blobId, i);
+      for (const copy of this.#shadowed.get(key) ?? []) {
+        copy.pack.shadowed?.delete(copy.pos); // the kept copy dies with the live one
+        touched.add(copy.pack);
+      }
+      this.#shadowed.delete(key);
+    };
     for (const r of runs) {
       if (index === undefined) {
-        r.pack.live -= r.count;
+        for (let i = r.first; i < r.first + r.count; i++) killAt(r, i);
       } else if (index >= r.first && index < r.first + r.count) {
         // the run splits around the dead chunk
         const before = index - r.first;
         const after = r.count - before - 1;
         if (before > 0) kept.push({ pack: r.pack, pos: r.pos, first: r.first, count: before });
         if (after > 0) kept.push({ pack: r.pack, pos: r.pos + before + 1, first: index + 1, count: after });
-        r.pack.live--;
+        killAt(r, index);
       } else {
         kept.push(r);
         continue;
       }
+      touched.add(r.pack);
       if (r.pack.live === 0 && this.#packs.get(r.pack.id) === r.pack) doomed.add(r.pack.id);
     }
     const left = packed(kept);
     if (left === undefined) this.#blobs.delete(blobId);
     else this.#blobs.set(blobId, left);
+    const marked = [...touched].filter((p) => !doomed.has(p.id) && this.#packs.get(p.id) === p).map((p) => p.id);
+    // a bulk writer (deferSync: backup prune) writes each pack's marks once, at flush() or close(); others write
+    // them now, without fsyncs (pack-marks.ts: a lost mark only makes a dead chunk garbage again)
+    if (this.layout.deferSync) for (const p of marked) this.#dirtyMarks.add(p);
+    else await Promise.all(marked.map((p) => this.#writeMarks(p)));
+    await this.#remove(doomed);
+  }
+
+  /** Writes the mark files kills of a deferSync store left pending. */
+  async flushMarks(): Promise<void> {
+    const dirty = [...this.#dirtyMarks];
+    this.#dirtyMarks.clear();
+    await Promise.all(dirty.map((p) => this.#writeMarks(p)));
+  }
+
+  /** Persists which entries of a pack are dead: not live in it, nor a copy kept for a live one elsewhere. */
+  #writeMarks(packId: string): Promise<void> {
+    const path = this.packPath(packId);
+    return this.marks.write(path, () => {
+      const info = this.#packs.get(packId);
+      if (!info) return null; // removed meanwhile
+      const n = info.starts.length - 1;
+      return encodePackMarks(packId, n, (i) => !hasBit(info.bits, i) && !(info.shadowed?.has(i) ?? false));
+    });
+  }
+
+  /** Unlinks packs with no live chunk (then their mark files): memory first, so no read goes to them. */
+  async #remove(doomed: Iterable<string>): Promise<void> {
     for (const packId of doomed) {
       this.#packs.delete(packId);
       this.handles.drop(packId);
@@ -380,17 +446,28 @@ export class FsPacks {
         if (errnoOf(e) !== 'ENOENT') throw fsError(e, `removing pack ${path}`, this.layout.root);
       });
       await this.io(() => fsyncDir(join(this.dir, packId.slice(0, 2)), this.layout.root));
+      await this.marks.remove(path);
     }
   }
 
-  /** Removes temporary pack files older than `cutoff` (epoch ms); returns how many. */
+  /**
+   * Removes temporary pack files, mark files without their pack, and packs with no live chunk, each older than
+   * `cutoff` (epoch ms); returns how many.
+   */
   async sweep(cutoff: number): Promise<number> {
-    let removed = 0;
+    // packs read with no live chunk (every entry marked dead, or shadowed by a copy in another pack)
+    const idle = [...this.#packs].filter(([, info]) => info.live === 0 && info.mtimeMs <= cutoff).map(([id]) => id);
+    await this.#remove(idle);
+    let removed = idle.length;
     for (const a of await this.#readdir(this.dir)) {
       if (!FANOUT.test(a)) continue;
       const dir = join(this.dir, a);
-      for (const name of await this.#readdir(dir)) {
-        if (!name.startsWith(TEMP_PREFIX)) continue;
+      const names = await this.#readdir(dir);
+      const present = new Set(names);
+      for (const name of names) {
+        // a mark file whose pack is gone (a process stopped between unlinking the pack and its marks)
+        const orphan = name.endsWith(MARKS_SUFFIX) && !present.has(name.slice(0, -MARKS_SUFFIX.length));
+        if (!name.startsWith(TEMP_PREFIX) && !orphan) continue;
         const path = join(dir, name);
         try {
           const st = await this.io(() => lstat(path));

@@ -6,6 +6,11 @@
 //   test-child.ts stall <root> <blobId> <index>         put 2 MiB then wait forever (until killed)
 //   test-child.ts pack <root> <count> <bytes>           putPack <count> random chunks of <bytes>; prints {"ok":{packId,refs}}
 //   test-child.ts stallpack <root> <count> <bytes>      the same, but waits forever in beforeRename (until killed)
+//   test-child.ts killmarks <root> <count> <bytes> <stopAt>
+//                                                       putPack <count> random chunks (prints {"packed":{refs,sha256}}),
+//                                                       then deleteBlob each in order, printing {"deleted":i} after
+//                                                       each; before deleting chunk <stopAt> prints {"stalled":i} and
+//                                                       waits forever (until killed)
 //   test-child.ts putone <root> <blobId> <index> <bytes> aligned|unaligned
 //                                                       put <bytes> random bytes as ONE piece (a bulk copier's
 //                                                       buffer) from aligned memory or 1 byte past it, with
@@ -40,6 +45,23 @@ try {
     };
     const result = await store.putPack(chunks, mode === 'stallpack' ? { beforeRename: stall } : {});
     process.stdout.write(`${JSON.stringify({ ok: { packId: result.packId, refs } })}\n`);
+    await store.close();
+    process.exit(0);
+  }
+  if (mode === 'killmarks') {
+    const refs = Array.from({ length: Number(blobId) }, () => ({ blobId: randomBytes(16).toString('hex'), index: 0 }));
+    const chunks = refs.map((r) => ({ ref: r, data: randomBytes(Number(indexText)) }));
+    await store.putPack(chunks);
+    const digests = chunks.map((c) => createHash('sha256').update(c.data).digest('hex'));
+    process.stdout.write(`${JSON.stringify({ packed: { refs, sha256: digests } })}\n`);
+    for (const [i, r] of refs.entries()) {
+      if (i === Number(bytesText)) {
+        process.stdout.write(`${JSON.stringify({ stalled: i })}\n`);
+        await new Promise(() => undefined);
+      }
+      await store.deleteBlob(r.blobId);
+      process.stdout.write(`${JSON.stringify({ deleted: i })}\n`);
+    }
     await store.close();
     process.exit(0);
   }
