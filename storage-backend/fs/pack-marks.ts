@@ -1,7 +1,8 @@
 // Pack dead marks v1 (docs/format.md "Pack dead marks v1"): which entries of a pack are dead (their chunks were
 // deleted), kept beside the pack as `<root>/packs/<id hex[0:2]>/<id hex>.dead`, so a deletion survives a restart
 // and a second prune or GC pass neither deletes nor counts it again. Packs are immutable; this small file is
-// replaced whole (temp, fsync, rename, directory fsync; no fsyncs with deferSync, whose writer calls flush()).
+// replaced whole (temp, rename; no fsyncs at all: losing it is safe, see below; a deferSync store's flush() syncs
+// the filesystem after writing pending ones).
 //
 // Safety rule: a mark file can only make entries dead, so any doubt about one makes it count for nothing. A file
 // that is torn, garbled, of another pack or of another entry count is IGNORED (every entry of the pack live; the
@@ -143,7 +144,8 @@ export class PackMarks {
 
   /**
    * Replaces the pack's mark file with `content()` (computed when this write begins; null: write nothing, the
-   * pack is gone), durably unless deferSync. Writes of one pack run in call order. Throws NO_SPACE, INTERNAL.
+   * pack is gone), renamed into place, not fsynced (see #replace). Writes of one pack run in call order.
+   * Throws NO_SPACE, INTERNAL.
    */
   write(packPath: string, content: () => Buffer | null): Promise<void> {
     const pending = this.#pending.get(packPath);
@@ -190,12 +192,14 @@ export class PackMarks {
       await this.io(async () => {
         for (let done = 0; done < bytes.length; ) done += (await h.write(bytes, done, bytes.length - done, done)).bytesWritten;
       });
-      if (!this.layout.deferSync) await this.io(() => h.sync());
+      // no fsync of the file nor of the directory, deferSync or not: a crash may leave the old file, none, or a
+      // torn one, each read as "fewer dead" at worst (ignored: the dead chunks are garbage again), never a live
+      // chunk dead; a process crash loses nothing. Two fsyncs per delete made vault GC of many small files pay an
+      // fsync pair per file (docs/benchmarks.md "Pack dead marks, cost per delete")
       await this.io(() => h.close());
       fh = undefined;
       await this.io(() => rename(temp, final));
       renamed = true;
-      if (!this.layout.deferSync) await this.layout.dirSyncs.sync(dir);
     } catch (e) {
       await fh?.close().catch(() => undefined);
       if (!renamed) await unlink(temp).catch(() => undefined);
