@@ -65,7 +65,7 @@ const SLICE = 1024 * 1024;
 
 /**
  * The body as a pull-based web stream (for a fetch-style Response): nothing is read before the first pull;
- * pieces are copied in 1 MiB slices, at most two slices waiting for the reader. `done` as for sendBody (after a
+ * pieces are copied in 1 MiB slices, one at a time as the reader asks. `done` as for sendBody (after a
  * cancel, with the cancel's error).
  */
 export function webBody(read: BodyReader, done: (outcome: BodyOutcome) => void): ReadableStream<Uint8Array> {
@@ -84,7 +84,7 @@ export function webBody(read: BodyReader, done: (outcome: BodyOutcome) => void):
         for (let off = 0; off < piece.length; off += SLICE) {
           if (cancelled) throw new CofferError(ErrorCode.UNAVAILABLE, 'the reader went away');
           controller.enqueue(Buffer.from(piece.subarray(off, Math.min(off + SLICE, piece.length))));
-          while ((controller.desiredSize ?? 0) <= 0 && !cancelled) await new Promise<void>((r) => (wake = r));
+          await new Promise<void>((r) => (wake = r)); // until the reader asks for more (or cancels)
         }
       }).then(() => {
         done({ started: true });
@@ -100,5 +100,5 @@ export function webBody(read: BodyReader, done: (outcome: BodyOutcome) => void):
       poke();
       await running;
     },
-  }, { highWaterMark: 2 });
+  }, { highWaterMark: 0 }); // nothing read before the first pull
 }

@@ -1,7 +1,9 @@
 // The S3 layer over the enclave gateway's FileOps (gateway-backend.ts): the same requests as a client makes,
 // answered through the gateway's sealing and ranged reads (the data keys come from a key file here, not the KMS).
 import { randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3TestClient, md5Hex } from './test-client.js';
 import { startS3TestEnv, type S3TestEnv } from './test-env.js';
@@ -64,6 +66,23 @@ describe('S3 over the gateway FileOps', () => {
     } finally {
       env.storage.server.server.off('request', onRequest);
     }
+  });
+
+  it('a chunk corrupted on disk: an S3 error before the first byte, a cut connection after it, never a wrong byte', async () => {
+    const bytes = randomBytes(2 * 8 * 1024 * 1024);
+    expect((await s3.send('PUT', '/gwb/corrupt.bin', { body: bytes })).status).toBe(200);
+    const blobId = (await env.backend.stat({ user: 'alice', admin: false }, '/gwb/corrupt.bin')).blobId as string;
+    const chunk1 = path.join(env.storage.env.dir, 'store', 'chunks', blobId.slice(0, 2), blobId.slice(2, 4), blobId, '00000001');
+    const sealed = await readFile(chunk1);
+    sealed[1000] = (sealed[1000] as number) ^ 0x01;
+    await writeFile(chunk1, sealed);
+    const early = await s3.send('GET', '/gwb/corrupt.bin', { headers: { range: 'bytes=0-999' } });
+    expect(early.body.equals(bytes.subarray(0, 1000))).toBe(true);
+    // the body is sent only once its first chunk opened: a bad first chunk is still an S3 error document
+    const late = await s3.send('GET', '/gwb/corrupt.bin', { headers: { range: `bytes=${8 * 1024 * 1024}-` } });
+    expect([late.status, late.code]).toEqual([500, 'InternalError']);
+    // the whole object: the good chunk's bytes went out, then the connection is cut (the client sees an error)
+    await expect(s3.send('GET', '/gwb/corrupt.bin')).rejects.toThrow();
   });
 
   it('multipart upload and copy', async () => {
