@@ -6,23 +6,33 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { peakRss } from './measure.js';
-import { AWS_CLI, awsEnv, motoPython, rcloneEnv, run, sha256File, startCofferS3, startMoto, timed, writeRandomFile, type S3Target } from './s3-env.js';
+import { cpuSecondsUsed, peakRss } from './measure.js';
+import { AWS_CLI, awsEnv, motoPython, rcloneEnv, run, sha256File, startCofferS3, startMoto, timed as timedRun, writeRandomFile, type S3Target } from './s3-env.js';
 
 export interface S3BenchOptions {
   size: number;
   /** Python with moto[server] (default: test/servers/moto-venv if present, else python3). */
   python?: string;
   clients?: Array<'aws' | 'rclone'>;
+  /** Interleaved rounds (each: every client up and down against Coffer, then moto); medians reported. Default 1. */
+  rounds?: number;
   log?: (line: string) => void;
 }
 
-export interface S3BenchRow { client: string; server: string; upMBs: number; downMBs: number; upS: number; downS: number }
+/** Medians over the rounds (seconds, MB/s); `enclaveCpuUpS`/`enclaveCpuDownS`: the S3 listener's CPU seconds (Coffer only). */
+export interface S3BenchRow {
+  client: string; server: string; upMBs: number; downMBs: number; upS: number; downS: number; rounds: number;
+  enclaveCpuUpS?: number; enclaveCpuDownS?: number;
+}
 
 const MB = 1e6;
 
-async function upDown(client: 'aws' | 'rclone', work: string, s: S3Target, src: string, back: string): Promise<{ upS: number; downS: number }> {
-  const bucket = `bench-${client}`;
+/** One upload then one download; `around` measures each (the enclave's CPU seconds for Coffer). */
+async function upDown(
+  client: 'aws' | 'rclone', work: string, s: S3Target, src: string, back: string, round: number, around: (fn: () => Promise<number>) => Promise<number>,
+): Promise<{ upS: number; downS: number }> {
+  const bucket = `bench-${client}-${round}`;
+  const timed = (fn: () => Promise<void>): Promise<number> => around(() => timedRun(fn));
   if (client === 'aws') {
     const env = awsEnv(work, s);
     const aws = (args: string[]): Promise<void> => run(AWS_CLI, ['--endpoint-url', s.url, ...args], env);
@@ -51,22 +61,58 @@ export async function benchS3(options: S3BenchOptions): Promise<S3BenchRow[]> {
     const moto = await startMoto(options.python ?? motoPython());
     stops.push(moto.stop);
 
-    const rows: S3BenchRow[] = [];
+    const rounds = Math.max(1, options.rounds ?? 1);
+    const samples = new Map<string, { upS: number[]; downS: number[]; cpuUp: number[]; cpuDown: number[] }>();
     const storagePid = process.pid;
     const rssAtStart = { s3: (await peakRss(coffer.s3Pid)) ?? 0, storage: (await peakRss(storagePid)) ?? 0 };
+    // interleaved: every round runs each client against Coffer then moto, so a slow spell of the machine hits both
+    for (let round = 1; round <= rounds; round++) {
+      for (const client of clients) {
+        for (const s of [coffer.target, moto.target]) {
+          const back = path.join(work, `back-${client}-${s.name}.bin`);
+          const cpu: number[] = [];
+          const around = async (fn: () => Promise<number>): Promise<number> => {
+            if (s !== coffer.target) return fn();
+            const before = await cpuSecondsUsed(coffer.s3Pid);
+            const t = await fn();
+            cpu.push((await cpuSecondsUsed(coffer.s3Pid)) - before);
+            return t;
+          };
+          const { upS, downS } = await upDown(client, work, s, src, back, round, around);
+          if ((await sha256File(back)) !== srcSha) throw new Error(`${client} against ${s.name}: the downloaded file differs`);
+          await rm(back);
+          const key = `${client}/${s.name}`;
+          const got = samples.get(key) ?? { upS: [], downS: [], cpuUp: [], cpuDown: [] };
+          samples.set(key, got);
+          got.upS.push(upS);
+          got.downS.push(downS);
+          if (cpu.length === 2) {
+            got.cpuUp.push(cpu[0] as number);
+            got.cpuDown.push(cpu[1] as number);
+          }
+          const cpuText = cpu.length === 2 ? `   enclave CPU up ${(cpu[0] as number).toFixed(1)} s, down ${(cpu[1] as number).toFixed(1)} s` : '';
+          log(`${rounds > 1 ? `round ${round}  ` : ''}${client.padEnd(6)} ${s.name.padEnd(6)} up ${(options.size / MB / upS).toFixed(1).padStart(7)} MB/s (${upS.toFixed(1)} s)   down ${(options.size / MB / downS).toFixed(1).padStart(7)} MB/s (${downS.toFixed(1)} s)   sha256 ok${cpuText}`);
+        }
+      }
+    }
+    const rows: S3BenchRow[] = [];
     for (const client of clients) {
-      for (const s of [coffer.target, moto.target]) {
-        const back = path.join(work, `back-${client}-${s.name}.bin`);
-        const { upS, downS } = await upDown(client, work, s, src, back);
-        if ((await sha256File(back)) !== srcSha) throw new Error(`${client} against ${s.name}: the downloaded file differs`);
-        await rm(back);
-        const row = { client, server: s.name, upS, downS, upMBs: options.size / MB / upS, downMBs: options.size / MB / downS };
+      for (const server of [coffer.target.name, moto.target.name]) {
+        const got = samples.get(`${client}/${server}`);
+        if (!got) continue;
+        const upS = median(got.upS);
+        const downS = median(got.downS);
+        const row: S3BenchRow = { client, server, upS, downS, upMBs: options.size / MB / upS, downMBs: options.size / MB / downS, rounds };
+        if (got.cpuUp.length > 0) {
+          row.enclaveCpuUpS = median(got.cpuUp);
+          row.enclaveCpuDownS = median(got.cpuDown);
+        }
         rows.push(row);
-        log(`${client.padEnd(6)} ${s.name.padEnd(6)} up ${row.upMBs.toFixed(1).padStart(7)} MB/s (${upS.toFixed(1)} s)   down ${row.downMBs.toFixed(1).padStart(7)} MB/s (${downS.toFixed(1)} s)   sha256 ok`);
+        if (rounds > 1) log(`median ${client.padEnd(6)} ${server.padEnd(6)} up ${row.upMBs.toFixed(1).padStart(7)} MB/s (${upS.toFixed(1)} s, ${range(got.upS)})   down ${row.downMBs.toFixed(1).padStart(7)} MB/s (${downS.toFixed(1)} s, ${range(got.downS)})`);
       }
       const c = rows.find((r) => r.client === client && r.server === 'coffer');
       const m = rows.find((r) => r.client === client && r.server === 'moto');
-      if (c && m) log(`${client.padEnd(6)} coffer/moto: up ×${(c.upMBs / m.upMBs).toFixed(2)}, down ×${(c.downMBs / m.downMBs).toFixed(2)}`);
+      if (c && m) log(`${client.padEnd(6)} coffer/moto${rounds > 1 ? ' (medians)' : ''}: up ×${(c.upMBs / m.upMBs).toFixed(2)}, down ×${(c.downMBs / m.downMBs).toFixed(2)}`);
     }
     // VmHWM: the highest resident set each process reached over the whole run (flat memory: independent of --size)
     const s3Peak = (await peakRss(coffer.s3Pid)) ?? 0;
@@ -78,4 +124,14 @@ export async function benchS3(options: S3BenchOptions): Promise<S3BenchRow[]> {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
     await rm(work, { recursive: true, force: true });
   }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid] as number : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+function range(xs: number[]): string {
+  return `${Math.min(...xs).toFixed(1)}–${Math.max(...xs).toFixed(1)} s`;
 }

@@ -11,7 +11,7 @@
 //   POST /v1/users/disabled {user, disabled}  token admins: disable / enable a user, the status MACed in the enclave
 // Tokens are verified here, inside the enclave, before anything reaches the storage service.
 import type { HttpBindings } from '@hono/node-server';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import busboy from 'busboy';
 import { performance } from 'node:perf_hooks';
 import { Hono, type Context } from 'hono';
@@ -21,8 +21,9 @@ import { discardUnreadBody } from '../../src/api/linger.js';
 import type { Authenticator } from '../../src/api/auth/index.js';
 import { CofferError, ErrorCode, toCofferError } from '../../src/errors.js';
 import type { Logger } from '../../src/telemetry/index.js';
-import type { Caller, FileOps, OpenedFile } from './files.js';
+import type { Caller, FileOps } from './files.js';
 import type { GatewayMetrics } from './metrics.js';
+import { sendBody } from './send-body.js';
 
 export type GatewayEnv = { Bindings: HttpBindings; Variables: { caller: Caller } };
 type GCtx = Context<GatewayEnv>;
@@ -218,7 +219,14 @@ export function createGatewayApp(deps: GatewayAppDeps): Hono<GatewayEnv> {
       const status = range ? 206 : 200;
       if (head || end === start) return c.body(null, status, headers);
       handedOver = true;
-      await sendBody(c.env.outgoing, file, start, end, status, headers, deps.logger, metrics);
+      await sendBody(c.env.outgoing, (sink) => file.read(start, end, sink), status, headers, ({ error, started }) => {
+        file.close();
+        if (error === undefined) metrics?.bytesOpened.inc(end - start);
+        else if (started) {
+          metrics?.downloadsCutOff.inc();
+          deps.logger?.warn({ err: toCofferError(error) }, 'download cut off');
+        }
+      });
       return new Response(null, { headers: { [ALREADY_SENT]: 'true' } });
     } finally {
       if (!handedOver) file.close();
@@ -241,51 +249,6 @@ function notModifiedSince(modifiedAt: string, header: string): boolean {
   const since = Date.parse(header);
   if (Number.isNaN(since)) return false;
   return Math.floor(Date.parse(modifiedAt) / 1000) * 1000 <= since;
-}
-
-/**
- * Writes the status and body straight to Node's response. The first chunk is fetched and authenticated before
- * the status line goes out, so a bad first chunk is a JSON error; a bad later chunk destroys the connection
- * (the client sees a response shorter than its Content-Length), never a wrong byte.
- */
-async function sendBody(
-  res: ServerResponse, file: OpenedFile, start: number, end: number, status: number, headers: Record<string, string>, logger?: Logger,
-  metrics?: GatewayMetrics,
-): Promise<void> {
-  let started = false;
-  const first = new Promise<void>((resolve, reject) => {
-    file.read(start, end, async (piece) => {
-      if (!started) {
-        started = true;
-        res.writeHead(status, headers);
-        resolve();
-      }
-      if (res.destroyed) throw new CofferError(ErrorCode.UNAVAILABLE, 'the client went away');
-      await writePiece(res, piece);
-    }).then(() => {
-      metrics?.bytesOpened.inc(end - start);
-      res.end();
-    }, (e: unknown) => {
-      if (!started) return reject(e);
-      metrics?.downloadsCutOff.inc();
-      logger?.warn({ err: toCofferError(e) }, 'download cut off');
-      res.destroy(); // never a wrong byte: the client sees a short body
-    }).finally(() => file.close());
-  });
-  await first;
-}
-
-/** Writes one piece and resolves when Node is done with its memory (so the buffer can be reused). */
-function writePiece(res: ServerResponse, piece: Uint8Array): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onClose = (): void => reject(new CofferError(ErrorCode.UNAVAILABLE, 'the client went away'));
-    res.once('close', onClose);
-    res.write(piece, (e) => {
-      res.off('close', onClose);
-      if (e) reject(e);
-      else resolve();
-    });
-  });
 }
 
 /** Stores every file part of a multipart form under `dir`, one after another. */

@@ -50,6 +50,23 @@ export interface PlacedUploadOps {
   abort(who: Principal, blobId: string): Promise<void>;
 }
 
+/**
+ * A file opened for reading (VaultBackend.open): its info as it was opened, and reads of exactly that content
+ * (a later replacement of the file does not change what is read). Close it when done: the data key is zeroed.
+ */
+export interface OpenedObject {
+  info: FileInfo;
+  /**
+   * Plaintext bytes [start, end) (0 ≤ start ≤ end ≤ info.size) to `sink`, piece by piece in order, each piece
+   * authenticated before any byte of it is given and valid only until the sink's promise settles (its memory is
+   * reused then). Throws RANGE_NOT_SATISFIABLE, the chunk codes (nothing of a bad chunk reached the sink), the
+   * storage service's errors and whatever the sink throws.
+   */
+  read(start: number, end: number, sink: (piece: Uint8Array) => Promise<void>): Promise<void>;
+  /** Idempotent. */
+  close(): void;
+}
+
 export interface VaultBackend {
   /** Present when the backend can place chunks by index (see PlacedUploadOps). */
   readonly placed?: PlacedUploadOps;
@@ -75,4 +92,9 @@ export interface VaultBackend {
    * the file's content is not that blob any more.
    */
   read(who: Principal, path: string, range?: { start: number; end: number }, expectBlobId?: string): Promise<{ info: FileInfo; body: AsyncIterable<Uint8Array> }>;
+  /**
+   * Opens a file for reading once (its records checked, its data key released): what a GET needs before its
+   * first byte. Throws NOT_FOUND, IS_A_DIRECTORY, PERMISSION_DENIED, the KMS's errors.
+   */
+  open(who: Principal, path: string): Promise<OpenedObject>;
 }

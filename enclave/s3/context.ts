@@ -1,5 +1,6 @@
 // What every S3 operation handler receives, and the response helpers they share.
 import { randomBytes } from 'node:crypto';
+import type { BodyOutcome, BodyReader } from '../gateway/send-body.js';
 import type { Principal, VaultBackend } from './backend.js';
 import { S3Error } from './errors.js';
 import type { ObjectMetaCache } from './object-meta-cache.js';
@@ -40,6 +41,31 @@ export interface S3Context {
   requestId: string;
   /** Sidecars already read (object-meta-cache.ts), shared by the handler's requests. */
   metaCache?: ObjectMetaCache;
+}
+
+/**
+ * A GET's body as the Node listener can send it straight to the socket (send-body.ts sendBody: no copy of the
+ * pooled chunk buffers), attached to the Response whose web-stream body is the fallback for other callers.
+ * Only one of the two is ever read. `failed`: the answer when the body fails before its first byte.
+ */
+export interface DirectBody {
+  read: BodyReader;
+  done: (outcome: BodyOutcome) => void;
+  failed: (e: unknown) => Response;
+}
+
+const directBodies = new WeakMap<Response, DirectBody>();
+
+export function withDirectBody(res: Response, body: DirectBody): Response {
+  directBodies.set(res, body);
+  return res;
+}
+
+/** The direct body of a Response, taken at most once. */
+export function takeDirectBody(res: Response): DirectBody | undefined {
+  const body = directBodies.get(res);
+  directBodies.delete(res);
+  return body;
 }
 
 export function newRequestId(): string {

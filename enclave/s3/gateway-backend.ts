@@ -4,7 +4,7 @@
 // user an access key belongs to into the gateway's Caller (with the bearer token the storage service sees).
 import { CofferError, ErrorCode } from '../../src/errors.js';
 import type { FileOps, NodeInfo } from '../gateway/index.js';
-import type { FileInfo, PlacedUploadOps, Principal, PutOptions, VaultBackend } from './backend.js';
+import type { FileInfo, OpenedObject, PlacedUploadOps, Principal, PutOptions, VaultBackend } from './backend.js';
 
 export type CallerFor = (who: Principal) => Promise<{ user: string; admin: boolean; token: string }>;
 
@@ -75,6 +75,20 @@ export class GatewayBackend implements VaultBackend {
       file.close();
       throw e;
     }
+  }
+
+  async open(who: Principal, path: string): Promise<OpenedObject> {
+    const file = await this.files.open(await this.callerFor(who), path);
+    let closed = false;
+    return {
+      info: info(file.node),
+      read: (start, end, sink) => file.read(start, end, sink),
+      close: () => {
+        if (closed) return;
+        closed = true;
+        file.close();
+      },
+    };
   }
 }
 

@@ -3,81 +3,19 @@
 // goes on, and Complete seals only the rest. "Joined" is told by the object's blob (the one opened at Create) and
 // by the `j…` records the joiner leaves before Complete; every unusual case must fall back (a new blob) or be
 // refused, never give other bytes.
-import { createHash, randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mintDevToken } from '../../src/api/auth/index.js';
-import { VaultClient } from '../../src/client/vault-client.js';
-import { S3TestClient, md5Hex } from './test-client.js';
-import { startS3TestEnv, type S3TestEnv } from './test-env.js';
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { md5Hex } from './test-client.js';
+import { MiB, all, multipartEtag, useMultipartKit } from './multipart.test-util.js';
 
-const MiB = 1024 * 1024;
-let env: S3TestEnv;
-let s3: S3TestClient;
-let host: VaultClient; // the storage service as alice's token reaches it: what the host can do to her records
-const alice = { user: 'alice', admin: false };
-
-beforeAll(async () => {
-  env = await startS3TestEnv({ backend: 'gateway', macs: true, limits: { minPartSize: 1 * MiB } });
-  s3 = new S3TestClient(env.url, env.caPem, await env.accessKey('alice'));
-  host = new VaultClient({ server: env.storage.url, token: await mintDevToken(env.storage.env.dir, { user: 'alice', admin: false, ttlSeconds: 3600 }) });
-  expect((await s3.send('PUT', '/mpj')).status).toBe(200);
-}, 60_000);
-
-afterAll(async () => {
-  host?.close();
-  await env?.close();
-});
-
-async function create(key: string): Promise<string> {
-  const r = await s3.send('POST', `/mpj/${key}`, { query: { uploads: '' } });
-  expect(r.status).toBe(200);
-  return /<UploadId>([^<]+)</.exec(r.text)?.[1] as string;
-}
-
-async function part(key: string, id: string, n: number, body: Buffer, headers: Record<string, string> = {}): Promise<{ status: number; etag: string; code: string | null }> {
-  const r = await s3.send('PUT', `/mpj/${key}`, { query: { uploadId: id, partNumber: String(n) }, body, headers });
-  return { status: r.status, etag: r.headers.etag ?? '', code: r.code };
-}
-
-/** Uploads parts `numbers` (1-based into `bodies`), `parallel` at a time in the order given, as rclone does. */
-async function parts(key: string, id: string, bodies: Buffer[], numbers: number[], parallel: number): Promise<Map<number, string>> {
-  const etags = new Map<number, string>();
-  const queue = [...numbers];
-  await Promise.all(Array.from({ length: parallel }, async () => {
-    for (let n = queue.shift(); n !== undefined; n = queue.shift()) {
-      const r = await part(key, id, n, bodies[n - 1] as Buffer);
-      expect(r.status).toBe(200);
-      etags.set(n, r.etag);
-    }
-  }));
-  return etags;
-}
-
-async function complete(key: string, id: string, list: Array<[number, string]>): Promise<{ status: number; text: string; code: string | null }> {
-  const xml = `<CompleteMultipartUpload>${list.map(([n, e]) => `<Part><PartNumber>${n}</PartNumber><ETag>${e}</ETag></Part>`).join('')}</CompleteMultipartUpload>`;
-  const r = await s3.send('POST', `/mpj/${key}`, { query: { uploadId: id }, body: xml });
-  return { status: r.status, text: r.text, code: r.code ?? (/<Code>([^<]+)</.exec(r.text)?.[1] ?? null) };
-}
-
-const all = (etags: Map<number, string>, count: number): Array<[number, string]> => Array.from({ length: count }, (_, i) => [i + 1, etags.get(i + 1) as string]);
-const dirOf = (id: string): string => `/mpj/.coffer-s3/uploads/${id}`;
-
-async function placedBlobOf(id: string): Promise<string> {
-  const { body } = await env.backend.read(alice, `${dirOf(id)}/upload.json`);
-  const bytes: Buffer[] = [];
-  for await (const p of body) bytes.push(Buffer.from(p));
-  return (JSON.parse(Buffer.concat(bytes).toString('utf8')) as { blob: { blobId: string } }).blob.blobId;
-}
-
-async function objectBlob(key: string): Promise<string | null> {
-  return (await env.backend.stat(alice, `/mpj/${key}`)).blobId;
-}
+const k = useMultipartKit('mpj');
+const { alice, create, part, parts, complete, dirOf, placedBlobOf, objectBlob, expectObject } = k;
 
 /** The chunks joined so far (the end of the `j…` records' chain), waiting until it reaches `want` (or 20 s). */
 async function joinedChunks(id: string, want: number): Promise<number> {
   let end = 0;
   for (let i = 0; i < 200; i++) {
-    const names = (await env.backend.list(alice, dirOf(id), { limit: 1000 })).items.map((x) => x.name);
+    const names = (await k.env.backend.list(alice, dirOf(id), { limit: 1000 })).items.map((x) => x.name);
     end = Math.max(0, ...names.filter((n) => n.startsWith('j')).map((n) => Number(n.slice(9, 16))));
     if (end >= want) return end;
     await new Promise((r) => setTimeout(r, 100));
@@ -85,13 +23,6 @@ async function joinedChunks(id: string, want: number): Promise<number> {
   return end;
 }
 
-async function expectObject(key: string, want: Buffer): Promise<void> {
-  const g = await s3.send('GET', `/mpj/${key}`);
-  expect(g.status).toBe(200);
-  expect(createHash('sha256').update(g.body).digest('hex')).toBe(createHash('sha256').update(want).digest('hex'));
-}
-
-const multipartEtag = (bodies: Buffer[]): string => `"${createHash('md5').update(Buffer.concat(bodies.map((p) => Buffer.from(md5Hex(p), 'hex')))).digest('hex')}-${bodies.length}"`;
 const random = (sizes: number[]): Buffer[] => sizes.map((n) => randomBytes(n));
 
 describe('joined multipart (equal parts that are not whole chunks)', () => {
@@ -107,10 +38,10 @@ describe('joined multipart (equal parts that are not whole chunks)', () => {
     expect(await objectBlob('r/clone.bin')).toBe(blob);
     const whole = Buffer.concat(bodies);
     await expectObject('r/clone.bin', whole);
-    const r = await s3.send('GET', '/mpj/r/clone.bin', { headers: { range: `bytes=${40 * MiB - 5}-${40 * MiB + 4}` } }); // joined → tail
+    const r = await k.s3.send('GET', '/mpj/r/clone.bin', { headers: { range: `bytes=${40 * MiB - 5}-${40 * MiB + 4}` } }); // joined → tail
     expect(r.body.equals(whole.subarray(40 * MiB - 5, 40 * MiB + 5))).toBe(true);
-    expect((await s3.send('HEAD', '/mpj/r/clone.bin')).headers.etag).toBe(multipartEtag(bodies));
-    await expect(env.backend.stat(alice, dirOf(id))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect((await k.s3.send('HEAD', '/mpj/r/clone.bin')).headers.etag).toBe(multipartEtag(bodies));
+    await expect(k.env.backend.stat(alice, dirOf(id))).rejects.toMatchObject({ code: 'NOT_FOUND' });
   }, 180_000);
 
   it('parts out of order (the last first, part 1 last) are joined once part 1 is there; parts that end on a chunk boundary re-seal the last chunk FINAL', async () => {
@@ -142,7 +73,7 @@ describe('joined multipart (equal parts that are not whole chunks)', () => {
     const other = randomBytes(3 * MiB);
     etags2.set(2, (await part('retry2.bin', id2, 2, other)).etag);
     // the older copy of part 2 is removed (only that number's entries are looked at)
-    expect((await env.backend.list(alice, dirOf(id2), { limit: 1000 })).items.filter((i) => i.name.startsWith('p00002-')).map((i) => i.name)).toEqual([`p00002-${md5Hex(other)}`]);
+    expect((await k.env.backend.list(alice, dirOf(id2), { limit: 1000 })).items.filter((i) => i.name.startsWith('p00002-')).map((i) => i.name)).toEqual([`p00002-${md5Hex(other)}`]);
     expect((await complete('retry2.bin', id2, all(etags2, 4))).status).toBe(200);
     expect(await objectBlob('retry2.bin')).not.toBe(blob2);
     await expectObject('retry2.bin', Buffer.concat([bodies[0] as Buffer, other, bodies[2] as Buffer, bodies[3] as Buffer]));
@@ -153,7 +84,7 @@ describe('joined multipart (equal parts that are not whole chunks)', () => {
     const id = await create('gap.bin');
     const etags = await parts('gap.bin', id, bodies, [1, 2, 4, 5], 2);
     expect((await complete('gap.bin', id, [[1, etags.get(1) as string], [2, etags.get(2) as string], [3, `"${md5Hex(bodies[2] as Buffer)}"`], [4, etags.get(4) as string], [5, etags.get(5) as string]])).code).toBe('InvalidPart');
-    expect((await s3.send('HEAD', '/mpj/gap.bin')).status).toBe(404);
+    expect((await k.s3.send('HEAD', '/mpj/gap.bin')).status).toBe(404);
 
     const id2 = await create('gap2.bin');
     const blob2 = await placedBlobOf(id2);
@@ -188,7 +119,7 @@ describe('joined multipart (equal parts that are not whole chunks)', () => {
     const etags = await parts('cut.bin', id, bodies, [1, 2, 3], 1);
     expect(await joinedChunks(id, 1)).toBe(1);
     // what a crash between the claim and the record leaves: the claim of the next range, nothing recorded
-    await env.backend.mkdir(alice, `${dirOf(id)}/a0000001`, false);
+    await k.env.backend.mkdir(alice, `${dirOf(id)}/a0000001`, false);
     for (const [n, e] of await parts('cut.bin', id, bodies, [4, 5, 6, 7], 2)) etags.set(n, e);
     expect((await complete('cut.bin', id, all(etags, 7))).status).toBe(200);
     expect(await objectBlob('cut.bin')).not.toBe(blob);
@@ -203,11 +134,11 @@ describe('joined multipart (equal parts that are not whole chunks)', () => {
       const blob = await placedBlobOf(id);
       const etags = await parts(key, id, bodies, [1, 2, 3, 4, 5], 1);
       expect(await joinedChunks(id, 1)).toBe(1);
-      const record = (await host.list(dirOf(id))).items.find((i) => i.name.startsWith('j0000000-'));
+      const record = (await k.host.list(dirOf(id))).items.find((i) => i.name.startsWith('j0000000-'));
       expect(record).toBeDefined();
       // the host makes the record claim more chunks (a forged name fails its MAC and is left out), or hides it
-      if (edit === 'rename') await host.move(`${dirOf(id)}/${record?.name as string}`, `${dirOf(id)}/j0000000-0000005-${(record?.name as string).slice(17)}`, false);
-      else await host.remove(`${dirOf(id)}/${record?.name as string}`);
+      if (edit === 'rename') await k.host.move(`${dirOf(id)}/${record?.name as string}`, `${dirOf(id)}/j0000000-0000005-${(record?.name as string).slice(17)}`, false);
+      else await k.host.remove(`${dirOf(id)}/${record?.name as string}`);
       expect((await complete(key, id, all(etags, 5))).status).toBe(200);
       expect(await objectBlob(key)).not.toBe(blob);
       await expectObject(key, Buffer.concat(bodies));
@@ -220,10 +151,10 @@ describe('joined multipart (equal parts that are not whole chunks)', () => {
     const blob = await placedBlobOf(id);
     const etags = await parts('blocked/obj', id, bodies, [1, 2, 3, 4], 2);
     expect(await joinedChunks(id, 1)).toBe(1);
-    await env.backend.mkdir(alice, '/mpj/blocked/obj/in-the-way', true);
+    await k.env.backend.mkdir(alice, '/mpj/blocked/obj/in-the-way', true);
     expect((await complete('blocked/obj', id, all(etags, 4))).code).not.toBeNull();
-    expect((await env.backend.stat(alice, '/mpj/blocked/obj')).type).toBe('dir');
-    await env.backend.remove(alice, '/mpj/blocked/obj', true);
+    expect((await k.env.backend.stat(alice, '/mpj/blocked/obj')).type).toBe('dir');
+    await k.env.backend.remove(alice, '/mpj/blocked/obj', true);
     expect((await complete('blocked/obj', id, all(etags, 4))).status).toBe(200);
     expect(await objectBlob('blocked/obj')).toBe(blob);
     await expectObject('blocked/obj', Buffer.concat(bodies));
@@ -234,8 +165,8 @@ describe('joined multipart (equal parts that are not whole chunks)', () => {
     const id = await create('abort.bin');
     const blob = await placedBlobOf(id);
     await parts('abort.bin', id, bodies, [1, 2, 3, 4, 5, 6], 3);
-    expect((await s3.send('DELETE', '/mpj/abort.bin', { query: { uploadId: id } })).status).toBe(204);
-    await expect(host.uploadState(blob)).resolves.toMatchObject({ state: expect.not.stringMatching(/^uploading$/) as unknown });
-    await expect(env.backend.stat(alice, dirOf(id))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect((await k.s3.send('DELETE', '/mpj/abort.bin', { query: { uploadId: id } })).status).toBe(204);
+    await expect(k.host.uploadState(blob)).resolves.toMatchObject({ state: expect.not.stringMatching(/^uploading$/) as unknown });
+    await expect(k.env.backend.stat(alice, dirOf(id))).rejects.toMatchObject({ code: 'NOT_FOUND' });
   }, 60_000);
 });

@@ -2,67 +2,13 @@
 // with record MACs on: 8 MiB parts sealed straight into the object's blob, and every case that must fall back to
 // the re-sealed way or be refused. "Placed" is told by the object's blob: the placed way commits the blob opened
 // at CreateMultipartUpload (named in upload.json), the re-sealed way a new one.
-import { createHash, randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mintDevToken } from '../../src/api/auth/index.js';
-import { VaultClient } from '../../src/client/vault-client.js';
-import { S3TestClient, md5Hex } from './test-client.js';
-import { startS3TestEnv, type S3TestEnv } from './test-env.js';
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { md5Hex } from './test-client.js';
+import { MiB, multipartEtag, useMultipartKit } from './multipart.test-util.js';
 
-const MiB = 1024 * 1024;
-let env: S3TestEnv;
-let s3: S3TestClient;
-let host: VaultClient; // the storage service as alice's token reaches it: what the host can do to her records
-const alice = { user: 'alice', admin: false };
-
-beforeAll(async () => {
-  env = await startS3TestEnv({ backend: 'gateway', macs: true, limits: { minPartSize: 1 * MiB } });
-  s3 = new S3TestClient(env.url, env.caPem, await env.accessKey('alice'));
-  host = new VaultClient({ server: env.storage.url, token: await mintDevToken(env.storage.env.dir, { user: 'alice', admin: false, ttlSeconds: 3600 }) });
-  expect((await s3.send('PUT', '/mpp')).status).toBe(200);
-}, 60_000);
-
-afterAll(async () => {
-  host?.close();
-  await env?.close();
-});
-
-async function create(key: string): Promise<string> {
-  const r = await s3.send('POST', `/mpp/${key}`, { query: { uploads: '' } });
-  expect(r.status).toBe(200);
-  return /<UploadId>([^<]+)</.exec(r.text)?.[1] as string;
-}
-
-async function part(key: string, id: string, n: number, body: Buffer, headers: Record<string, string> = {}): Promise<{ status: number; etag: string; code: string | null }> {
-  const r = await s3.send('PUT', `/mpp/${key}`, { query: { uploadId: id, partNumber: String(n) }, body, headers });
-  return { status: r.status, etag: r.headers.etag ?? '', code: r.code };
-}
-
-async function complete(key: string, id: string, parts: Array<[number, string]>): Promise<{ status: number; text: string; code: string | null }> {
-  const xml = `<CompleteMultipartUpload>${parts.map(([n, e]) => `<Part><PartNumber>${n}</PartNumber><ETag>${e}</ETag></Part>`).join('')}</CompleteMultipartUpload>`;
-  const r = await s3.send('POST', `/mpp/${key}`, { query: { uploadId: id }, body: xml });
-  return { status: r.status, text: r.text, code: r.code ?? (/<Code>([^<]+)</.exec(r.text)?.[1] ?? null) };
-}
-
-/** The blob the upload opened at Create (from its sealed upload.json, read through the enclave's backend). */
-async function placedBlobOf(id: string): Promise<string> {
-  const { body } = await env.backend.read(alice, `/mpp/.coffer-s3/uploads/${id}/upload.json`);
-  const bytes: Buffer[] = [];
-  for await (const p of body) bytes.push(Buffer.from(p));
-  return (JSON.parse(Buffer.concat(bytes).toString('utf8')) as { blob: { blobId: string } }).blob.blobId;
-}
-
-async function objectBlob(key: string): Promise<string | null> {
-  return (await env.backend.stat(alice, `/mpp/${key}`)).blobId;
-}
-
-async function expectObject(key: string, want: Buffer): Promise<void> {
-  const g = await s3.send('GET', `/mpp/${key}`);
-  expect(g.status).toBe(200);
-  expect(createHash('sha256').update(g.body).digest('hex')).toBe(createHash('sha256').update(want).digest('hex'));
-}
-
-const multipartEtag = (parts: Buffer[]): string => `"${createHash('md5').update(Buffer.concat(parts.map((p) => Buffer.from(md5Hex(p), 'hex')))).digest('hex')}-${parts.length}"`;
+const k = useMultipartKit('mpp');
+const { alice, create, part, complete, placedBlobOf, objectBlob, expectObject } = k;
 
 describe('placed multipart (zero-copy)', () => {
   it('8 MiB parts sent out of order and in parallel are sealed in place; only the last part is sealed at Complete', async () => {
@@ -72,16 +18,16 @@ describe('placed multipart (zero-copy)', () => {
     const etags = await Promise.all([3, 1, 4, 2].map(async (n) => [n, (await part('a/placed.bin', id, n, parts[n - 1] as Buffer)).etag] as const));
     const byNumber = new Map(etags);
     for (const [n, e] of byNumber) expect(e).toBe(`"${md5Hex(parts[n - 1] as Buffer)}"`);
-    const list = await s3.send('GET', '/mpp/a/placed.bin', { query: { uploadId: id } });
+    const list = await k.s3.send('GET', '/mpp/a/placed.bin', { query: { uploadId: id } });
     expect([...list.text.matchAll(/<Size>(\d+)</g)].map((m) => Number(m[1]))).toEqual([8 * MiB, 8 * MiB, 8 * MiB, 3 * MiB + 7]);
     const done = await complete('a/placed.bin', id, [1, 2, 3, 4].map((n) => [n, byNumber.get(n) as string]));
     expect(done.status).toBe(200);
     expect(done.text).toContain(multipartEtag(parts).replace(/"/g, '&quot;'));
     expect(await objectBlob('a/placed.bin')).toBe(blob);
     await expectObject('a/placed.bin', Buffer.concat(parts));
-    const r = await s3.send('GET', '/mpp/a/placed.bin', { headers: { range: `bytes=${8 * MiB - 3}-${8 * MiB + 2}` } });
+    const r = await k.s3.send('GET', '/mpp/a/placed.bin', { headers: { range: `bytes=${8 * MiB - 3}-${8 * MiB + 2}` } });
     expect(r.body.equals(Buffer.concat(parts).subarray(8 * MiB - 3, 8 * MiB + 3))).toBe(true);
-    expect((await s3.send('HEAD', '/mpp/a/placed.bin')).headers.etag).toBe(multipartEtag(parts));
+    expect((await k.s3.send('HEAD', '/mpp/a/placed.bin')).headers.etag).toBe(multipartEtag(parts));
   }, 120_000);
 
   it('a last part of 8 MiB is placed too: its last chunk is sealed again with FINAL', async () => {
@@ -157,12 +103,12 @@ describe('placed multipart (zero-copy)', () => {
     const blob = await placedBlobOf(id);
     const e1 = await part('blocked/obj', id, 1, parts[0] as Buffer);
     const e2 = await part('blocked/obj', id, 2, parts[1] as Buffer);
-    await env.backend.mkdir(alice, '/mpp/blocked/obj/in-the-way', true); // the key is a non-empty directory now
+    await k.env.backend.mkdir(alice, '/mpp/blocked/obj/in-the-way', true); // the key is a non-empty directory now
     const first = await complete('blocked/obj', id, [[1, e1.etag], [2, e2.etag]]);
     expect(first.code).not.toBeNull();
-    expect((await env.backend.stat(alice, '/mpp/blocked/obj')).type).toBe('dir');
-    expect((await s3.send('GET', '/mpp', { query: { 'list-type': '2', prefix: 'blocked/' } })).text).not.toContain(`<Size>${10 * MiB}<`);
-    await env.backend.remove(alice, '/mpp/blocked/obj', true);
+    expect((await k.env.backend.stat(alice, '/mpp/blocked/obj')).type).toBe('dir');
+    expect((await k.s3.send('GET', '/mpp', { query: { 'list-type': '2', prefix: 'blocked/' } })).text).not.toContain(`<Size>${10 * MiB}<`);
+    await k.env.backend.remove(alice, '/mpp/blocked/obj', true);
     expect((await complete('blocked/obj', id, [[1, e1.etag], [2, e2.etag]])).status).toBe(200);
     expect(await objectBlob('blocked/obj')).toBe(blob);
     await expectObject('blocked/obj', Buffer.concat(parts));
@@ -172,10 +118,10 @@ describe('placed multipart (zero-copy)', () => {
     const id = await create('aborted.bin');
     const blob = await placedBlobOf(id);
     await part('aborted.bin', id, 1, randomBytes(8 * MiB));
-    expect((await s3.send('DELETE', '/mpp/aborted.bin', { query: { uploadId: id } })).status).toBe(204);
+    expect((await k.s3.send('DELETE', '/mpp/aborted.bin', { query: { uploadId: id } })).status).toBe(204);
     expect((await part('aborted.bin', id, 2, randomBytes(8 * MiB))).code).toBe('NoSuchUpload');
-    await expect(host.uploadState(blob)).resolves.toMatchObject({ state: expect.not.stringMatching(/^uploading$/) as unknown });
-    expect((await s3.send('HEAD', '/mpp/aborted.bin')).status).toBe(404);
+    await expect(k.host.uploadState(blob)).resolves.toMatchObject({ state: expect.not.stringMatching(/^uploading$/) as unknown });
+    expect((await k.s3.send('HEAD', '/mpp/aborted.bin')).status).toBe(404);
   }, 60_000);
 
   it('a part record forged or renamed on the host is refused (left out), never used: Complete answers InvalidPart', async () => {
@@ -184,13 +130,13 @@ describe('placed multipart (zero-copy)', () => {
     const dir = `/mpp/.coffer-s3/uploads/${id}`;
     const e1 = await part('forged.bin', id, 1, parts[0] as Buffer);
     const e2 = await part('forged.bin', id, 2, parts[1] as Buffer);
-    const real = (await host.list(dir)).items.find((i) => i.name.startsWith('d00001-'));
+    const real = (await k.host.list(dir)).items.find((i) => i.name.startsWith('d00001-'));
     expect(real).toBeDefined();
     // the host renames the placed record to claim other bytes (an MD5 the client will present)
     const lie = md5Hex(randomBytes(8));
-    await host.move(`${dir}/${real?.name as string}`, `${dir}/d00001-00001-${lie}`, false);
+    await k.host.move(`${dir}/${real?.name as string}`, `${dir}/d00001-00001-${lie}`, false);
     expect((await complete('forged.bin', id, [[1, `"${lie}"`], [2, e2.etag]])).code).toBe('InvalidPart');
     expect((await complete('forged.bin', id, [[1, e1.etag], [2, e2.etag]])).code).toBe('InvalidPart');
-    expect((await s3.send('HEAD', '/mpp/forged.bin')).status).toBe(404);
+    expect((await k.s3.send('HEAD', '/mpp/forged.bin')).status).toBe(404);
   }, 60_000);
 });

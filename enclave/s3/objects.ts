@@ -4,8 +4,9 @@
 // in the enclave and written as a new blob under a new data key (no blob is shared by two files).
 import { createHash } from 'node:crypto';
 import { isCofferError } from '../../src/errors.js';
-import type { FileInfo } from './backend.js';
-import { emptyResponse, slowXmlResponse, type S3Context } from './context.js';
+import { webBody, type BodyReader } from '../gateway/send-body.js';
+import type { FileInfo, OpenedObject } from './backend.js';
+import { emptyResponse, errorResponse, slowXmlResponse, withDirectBody, type S3Context } from './context.js';
 import { S3Error, isNotFound, toS3Error } from './errors.js';
 import { conditionsFrom, evaluateConditions, parseRange, toIsoDate } from './http-semantics.js';
 import { keyOf, objectPath } from './mapping.js';
@@ -52,28 +53,64 @@ export async function getObject(ctx: S3Context, head: boolean): Promise<Response
     if (info.type !== 'dir') throw new S3Error('NoSuchKey', 'The specified key does not exist.');
     return emptyResponse(200, { etag: `"${EMPTY_MD5}"`, 'content-length': '0', 'content-type': 'application/x-directory', 'last-modified': new Date(info.modifiedAt).toUTCString() });
   }
-  for (let attempt = 0; ; attempt++) {
+  if (head) {
+    // no data key for a HEAD: the file's node (stat) and its sidecar say all a HEAD answers
     const info = await statObject(ctx, path);
-    const { etag, meta } = await describe(ctx.backend, ctx.who, ctx.bucket, key, info, ctx.metaCache);
-    const outcome = evaluateConditions(conditionsFrom(ctx.req.headers), { etag, lastModified: new Date(info.modifiedAt) });
-    if (outcome === 'precondition-failed') throw new S3Error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold');
-    const headers = objectHeaders(info, etag, meta, ctx.query);
-    if (outcome === 'not-modified') return emptyResponse(304, { etag, 'last-modified': headers['last-modified'] as string });
-    const range = parseRange(ctx.req.headers.get('range'), info.size);
-    const status = range ? 206 : 200;
-    const start = range?.start ?? 0;
-    const end = range?.end ?? info.size;
-    headers['content-length'] = String(end - start);
-    if (range) headers['content-range'] = `bytes ${start}-${end - 1}/${info.size}`;
-    if (head) return emptyResponse(status, headers);
-    try {
-      const { body } = await ctx.backend.read(ctx.who, path, { start, end }, info.blobId as string);
-      return new Response(toWebStream(body), { status, headers });
-    } catch (e) {
-      // replaced between the stat and the read: answer for the new content
-      if (isCofferError(e) && e.code === 'PRECONDITION_FAILED' && attempt < 3) continue;
-      throw toS3Error(e);
+    const answer = await answerFor(ctx, key, info);
+    return answer instanceof Response ? answer : emptyResponse(answer.status, answer.headers);
+  }
+  // opened once: its records checked and its key released here, then conditions, range and body all come from
+  // this one opening (a replacement meanwhile does not change what this answer describes or sends)
+  const file = await openObject(ctx, path);
+  let handedOver = false;
+  try {
+    const answer = await answerFor(ctx, key, file.info);
+    if (answer instanceof Response) return answer;
+    const { status, headers, start, end } = answer;
+    // the file is closed (its key zeroed) when whichever body is read ends, fails or is abandoned
+    let reader: 'web' | 'direct' | null = null;
+    const readAs = (who: 'web' | 'direct'): BodyReader => (sink) => {
+      if (reader !== null) return Promise.reject(new Error('the body is read once'));
+      reader = who;
+      return file.read(start, end, sink);
+    };
+    const done = (): void => file.close();
+    handedOver = true;
+    const res = new Response(webBody(readAs('web'), done), { status, headers });
+    return withDirectBody(res, {
+      read: readAs('direct'), done,
+      failed: (e) => errorResponse(toS3Error(e), `/${ctx.bucket}/${key}`, ctx.requestId, false),
+    });
+  } finally {
+    if (!handedOver) file.close();
+  }
+}
+
+/** What a GET or HEAD of `info` answers: a 304 or another early Response, or the status, headers and byte range to send. */
+async function answerFor(ctx: S3Context, key: string, info: FileInfo): Promise<Response | { status: number; headers: Record<string, string>; start: number; end: number }> {
+  const { etag, meta } = await describe(ctx.backend, ctx.who, ctx.bucket, key, info, ctx.metaCache);
+  const outcome = evaluateConditions(conditionsFrom(ctx.req.headers), { etag, lastModified: new Date(info.modifiedAt) });
+  if (outcome === 'precondition-failed') throw new S3Error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold');
+  const headers = objectHeaders(info, etag, meta, ctx.query);
+  if (outcome === 'not-modified') return emptyResponse(304, { etag, 'last-modified': headers['last-modified'] as string });
+  const range = parseRange(ctx.req.headers.get('range'), info.size);
+  const start = range?.start ?? 0;
+  const end = range?.end ?? info.size;
+  headers['content-length'] = String(end - start);
+  if (range) headers['content-range'] = `bytes ${start}-${end - 1}/${info.size}`;
+  return { status: range ? 206 : 200, headers, start, end };
+}
+
+/** Opens the object at `path` for reading (VaultBackend.open). Throws NoSuchKey, NoSuchBucket, the mapped vault errors. */
+async function openObject(ctx: S3Context, path: string): Promise<OpenedObject> {
+  try {
+    return await ctx.backend.open(ctx.who, path);
+  } catch (e) {
+    if (isNotFound(e)) {
+      await ensureBucket(ctx);
+      throw new S3Error('NoSuchKey', 'The specified key does not exist.');
     }
+    throw toS3Error(e); // IS_A_DIRECTORY: NoSuchKey
   }
 }
 
@@ -224,25 +261,6 @@ function conflictOr(e: unknown): S3Error {
 function checkVersion(query: URLSearchParams): void {
   const v = query.get('versionId');
   if (v !== null && v !== 'null') throw new S3Error('InvalidArgument', 'Invalid version id specified (versioning is not supported)');
-}
-
-/** A vault body as a web stream for Response (pull-based: memory stays at what the client has not read). */
-export function toWebStream(body: AsyncIterable<Uint8Array>): ReadableStream<Uint8Array> {
-  const it = body[Symbol.asyncIterator]();
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const r = await it.next();
-        if (r.done) controller.close();
-        else controller.enqueue(r.value);
-      } catch (e) {
-        controller.error(e);
-      }
-    },
-    async cancel() {
-      await it.return?.();
-    },
-  }, { highWaterMark: 0 });
 }
 
 export { keyOf };

@@ -1,11 +1,13 @@
 // The S3 listener: its own port, path-style addressing, https when given a certificate (the gateway's
 // attested one in the enclave; a pinned development certificate otherwise). hono routes every request to the
 // S3 handler; bodies are read straight from Node's request stream and answers streamed (memory stays flat).
-import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { getRequestListener } from '@hono/node-server';
 import { Hono } from 'hono';
+import { sendBody } from '../gateway/send-body.js';
+import { takeDirectBody } from './context.js';
 import type { S3Handler } from './handler.js';
 
 export interface S3ServerOptions {
@@ -21,7 +23,10 @@ export interface S3Server {
   close(): Promise<void>;
 }
 
-type NodeEnv = { Bindings: { incoming: IncomingMessage } };
+type NodeEnv = { Bindings: { incoming: IncomingMessage; outgoing?: ServerResponse } };
+
+// @hono/node-server's marker for a response the route wrote itself (its utils/response RESPONSE_ALREADY_SENT)
+const ALREADY_SENT = 'x-hono-already-sent';
 
 /** A hono app answering every request with the S3 handler (mountable in the gateway's app too). */
 export function createS3App(handler: S3Handler): Hono<NodeEnv> {
@@ -31,13 +36,24 @@ export function createS3App(handler: S3Handler): Hono<NodeEnv> {
     const raw = incoming.url ?? '/';
     const q = raw.indexOf('?');
     const hasBody = c.req.method !== 'GET' && c.req.method !== 'HEAD';
-    return handler({
+    const res = await handler({
       method: c.req.method,
       rawPath: q < 0 ? raw : raw.slice(0, q),
       rawQuery: q < 0 ? '' : raw.slice(q + 1),
       headers: c.req.raw.headers,
       body: hasBody ? incoming : null,
     });
+    // a GET's plaintext goes straight from the pooled chunk buffers to the socket (send-body.ts), not through
+    // the Response's web stream (which copies each piece)
+    const direct = takeDirectBody(res);
+    const outgoing = c.env.outgoing;
+    if (direct === undefined || outgoing === undefined) return res;
+    try {
+      await sendBody(outgoing, direct.read, res.status, Object.fromEntries(res.headers), direct.done);
+    } catch (e) {
+      return direct.failed(e); // failed before its first byte: nothing was written
+    }
+    return new Response(null, { status: res.status, headers: { [ALREADY_SENT]: 'true' } });
   });
   return app;
 }

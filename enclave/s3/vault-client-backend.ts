@@ -9,7 +9,7 @@ import { CofferError, ErrorCode } from '../../src/errors.js';
 import { uploadStream } from '../../src/client/upload.js';
 import type { DataKeyProvider } from '../../src/client/data-keys.js';
 import { VaultClient, type NodeInfo } from '../../src/client/vault-client.js';
-import type { FileInfo, Principal, PutOptions, VaultBackend } from './backend.js';
+import type { FileInfo, OpenedObject, Principal, PutOptions, VaultBackend } from './backend.js';
 
 const CHUNK = 8 * 1024 * 1024;
 const TOKEN_TTL_S = 3600;
@@ -77,6 +77,41 @@ export class VaultClientBackend implements VaultBackend {
   }
 
   async read(who: Principal, path: string, range?: { start: number; end: number }, expectBlobId?: string): Promise<{ info: FileInfo; body: AsyncIterable<Uint8Array> }> {
+    const file = await this.openFile(who, path, expectBlobId);
+    const start = range?.start ?? 0;
+    const end = range?.end ?? file.info.size;
+    try {
+      checkRange(start, end, file.info.size);
+    } catch (e) {
+      file.close();
+      throw e;
+    }
+    async function* body(): AsyncGenerator<Uint8Array> {
+      try {
+        yield* file.chunks(start, end);
+      } finally {
+        file.close();
+      }
+    }
+    return { info: file.info, body: Readable.from(body(), { objectMode: false }) };
+  }
+
+  async open(who: Principal, path: string): Promise<OpenedObject> {
+    const file = await this.openFile(who, path);
+    return {
+      info: file.info,
+      read: async (start, end, sink) => {
+        checkRange(start, end, file.info.size);
+        for await (const piece of file.chunks(start, end)) await sink(piece);
+      },
+      close: file.close,
+    };
+  }
+
+  /** The file's manifest (checked against its node) and its data key; `chunks` yields a range's plaintext. */
+  private async openFile(who: Principal, path: string, expectBlobId?: string): Promise<{
+    info: FileInfo; chunks: (start: number, end: number) => AsyncGenerator<Uint8Array>; close: () => void;
+  }> {
     const client = await this.client(who);
     const { node, manifest } = await client.manifestByPath(path);
     if (expectBlobId !== undefined && manifest.blobId !== expectBlobId) throw new CofferError(ErrorCode.PRECONDITION_FAILED, `${path} changed`);
@@ -84,13 +119,10 @@ export class VaultClientBackend implements VaultBackend {
     if (manifest.state !== 'committed' || manifest.chunkCount !== layout.chunkCount || node.size !== manifest.size) {
       throw new CofferError(ErrorCode.INTEGRITY, `manifest of ${path} is inconsistent`);
     }
-    const start = range?.start ?? 0;
-    const end = range?.end ?? manifest.size;
-    if (start < 0 || end > manifest.size || start > end) throw new CofferError(ErrorCode.RANGE_NOT_SATISFIABLE, 'range outside the file');
     const dek = await this.options.keys.openDataKey(manifest.keyRecord, manifest.blobId);
     const readAhead = Math.max(1, this.options.readAhead ?? 2);
     const blobId = blobIdFromHex(manifest.blobId);
-    async function* chunks(): AsyncGenerator<Uint8Array> {
+    async function* chunks(start: number, end: number): AsyncGenerator<Uint8Array> {
       const first = Math.floor(start / CHUNK);
       const last = end === start ? first - 1 : Math.floor((end - 1) / CHUNK);
       const fetchOne = async (index: number): Promise<Uint8Array> => {
@@ -116,15 +148,20 @@ export class VaultClientBackend implements VaultBackend {
         }
       } finally {
         await Promise.allSettled(pending);
-        dek.fill(0);
       }
     }
-    return { info: info(node), body: Readable.from(chunks(), { objectMode: false }) };
+    return { info: info(node), chunks, close: () => dek.fill(0) };
   }
 
   close(): void {
     for (const { client } of this.clients.values()) client.close();
     this.clients.clear();
+  }
+}
+
+function checkRange(start: number, end: number, size: number): void {
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end > size || start > end) {
+    throw new CofferError(ErrorCode.RANGE_NOT_SATISFIABLE, 'range outside the file');
   }
 }
 

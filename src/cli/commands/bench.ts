@@ -123,12 +123,13 @@ export function register(program: Command): void {
       if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
     });
 
-  bench.command('s3').description('aws s3 cp and rclone up/down through the S3 endpoint vs the same clients on moto (one run)')
+  bench.command('s3').description('aws s3 cp and rclone up/down through the S3 endpoint vs the same clients on moto (in the same run)')
     .option('--size <size>', 'file size (e.g. 1GiB, 256MiB)', '1GiB')
+    .option('--rounds <n>', 'interleaved rounds of every transfer (medians and ranges are reported)', '1')
     .option('--clients <list>', 'comma-separated: aws,rclone', 'aws,rclone')
     .option('--concurrent <n>', 'instead: N concurrent aws s3 cp uploads of --size each, every object read back and SHA-256 checked')
     .addOption(jsonOption())
-    .action(async (opts: { size: string; clients: string; concurrent?: string; json?: boolean }) => {
+    .action(async (opts: { size: string; clients: string; rounds: string; concurrent?: string; json?: boolean }) => {
       if (opts.concurrent !== undefined) {
         const { benchS3Concurrent } = await import('../../../bench/s3-concurrent.js');
         const r = await benchS3Concurrent({ concurrent: intFlag('--concurrent', opts.concurrent, 1, 256), size: parseSize(opts.size), ...(opts.json ? { log: () => undefined } : {}) });
@@ -138,7 +139,7 @@ export function register(program: Command): void {
       }
       const clients = opts.clients.split(',').map((c) => c.trim()) as Array<'aws' | 'rclone'>;
       const { benchS3 } = await import('../../../bench/s3.js');
-      const r = await benchS3({ size: parseSize(opts.size), clients, ...(opts.json ? { log: () => undefined } : {}) });
+      const r = await benchS3({ size: parseSize(opts.size), clients, rounds: intFlag('--rounds', opts.rounds, 1, 20), ...(opts.json ? { log: () => undefined } : {}) });
       if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
     });
 
