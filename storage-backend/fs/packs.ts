@@ -120,9 +120,7 @@ export class FsPacks {
 
   /** The chunk's location if it is packed (from memory; see locate for the rescan). */
   known(ref: ChunkRef): PackedLocation | undefined {
-    const runs = this.#blobs.get(ref.blobId);
-    if (runs === undefined) return undefined;
-    for (const r of Array.isArray(runs) ? runs : [runs]) {
+    for (const r of runsOf(this.#blobs.get(ref.blobId))) {
       if (ref.index < r.first || ref.index >= r.first + r.count) continue;
       const pos = r.pos + ref.index - r.first;
       const { starts } = r.pack;
