@@ -8,19 +8,73 @@ import { createHash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { CofferError, ErrorCode } from './errors.js';
 
-// Evaluated in the worker: one message in (shared memory, offset, length), one digest out. getBuiltinModule
-// works whether the eval is taken as CommonJS or as a module (flags such as --input-type=module are inherited).
+// Evaluated in the worker. One-shot: { id, memory, offset, length } in, { id, sha256 } out. Streams (stream()):
+// { sid, op: 'update', memory | bytes, … } in, { sid, seq } out once the bytes are hashed; { sid, op: 'final' } in,
+// { sid, sha256 } out; { sid, op: 'drop' } forgets a stream. A worker takes its messages in order, so a stream's
+// updates are hashed in the order they were sent. getBuiltinModule works whether the eval is taken as CommonJS or
+// as a module (flags such as --input-type=module are inherited).
 const WORKER_SOURCE = `
 const { parentPort } = process.getBuiltinModule('node:worker_threads');
 const { createHash } = process.getBuiltinModule('node:crypto');
+const streams = new Map();
 parentPort.on('message', (m) => {
+  if (m.sid === undefined) {
+    try {
+      parentPort.postMessage({ id: m.id, sha256: createHash('sha256').update(new Uint8Array(m.memory, m.offset, m.length)).digest('hex') });
+    } catch (e) {
+      parentPort.postMessage({ id: m.id, error: String(e && e.message || e) });
+    }
+    return;
+  }
   try {
-    parentPort.postMessage({ id: m.id, sha256: createHash('sha256').update(new Uint8Array(m.memory, m.offset, m.length)).digest('hex') });
+    if (m.op === 'drop') { streams.delete(m.sid); return; }
+    let h = streams.get(m.sid);
+    if (h === undefined) { h = createHash('sha256'); streams.set(m.sid, h); }
+    if (m.op === 'update') {
+      h.update(m.bytes ?? new Uint8Array(m.memory, m.offset, m.length));
+      parentPort.postMessage({ sid: m.sid, seq: m.seq });
+    } else {
+      streams.delete(m.sid);
+      parentPort.postMessage({ sid: m.sid, seq: m.seq, sha256: h.digest('hex') });
+    }
   } catch (e) {
-    parentPort.postMessage({ id: m.id, error: String(e && e.message || e) });
+    streams.delete(m.sid);
+    parentPort.postMessage({ sid: m.sid, seq: m.seq, error: String(e && e.message || e) });
   }
 });
 `;
+
+/** An incremental SHA-256 whose updates run on a worker (HashPool.stream()), or on the calling thread. */
+export interface StreamingHash {
+  /**
+   * Hashes `data` after every earlier update. Resolves once the bytes have been read: until then the caller must
+   * not change them. Shared memory is read in place; other memory is copied into the message. Throws INTERNAL if
+   * the worker failed, UNAVAILABLE after the pool closed; after any failure every later call fails too.
+   */
+  update(data: Uint8Array): Promise<void>;
+  /** SHA-256 (lowercase hex) of everything updated. The stream is finished afterwards. Throws as update. */
+  digest(): Promise<string>;
+  /** Forgets the stream (on an error path); pending updates still settle. Idempotent. */
+  drop(): void;
+}
+
+/** A StreamingHash on the calling thread (node:crypto), for callers without a pool or without shared buffers. */
+export function inlineHash(): StreamingHash {
+  const hash = createHash('sha256');
+  return {
+    update: (data) => {
+      hash.update(data);
+      return Promise.resolve();
+    },
+    digest: () => Promise.resolve(hash.digest('hex')),
+    drop: () => undefined,
+  };
+}
+
+interface Pending {
+  resolve: (sha256: string) => void;
+  reject: (e: Error) => void;
+}
 
 interface Request {
   id: number;
@@ -34,12 +88,17 @@ interface Request {
 interface Slot {
   worker: Worker;
   busy: Request | null;
+  /** Streams' messages awaiting their answer, by stream id then sequence number. */
+  streams: Map<number, Map<number, Pending>>;
+  /** Open streams bound to this worker (their state lives in it). */
+  open: number;
 }
 
 export class HashPool {
   readonly #slots: Slot[] = [];
   readonly #queue: Request[] = [];
   #next = 0;
+  #nextStream = 0;
   #closed = false;
 
   /** `workers` threads at most (made on first use); 0 hashes every buffer on the calling thread. */
@@ -61,6 +120,66 @@ export class HashPool {
     });
   }
 
+  /**
+   * An incremental SHA-256 bound to one worker (the one with the fewest open streams), so its updates run off the
+   * calling thread, in order. With `workers` 0 (or after close) it hashes on the calling thread / fails as update.
+   */
+  stream(): StreamingHash {
+    if (this.workers === 0) return inlineHash();
+    if (this.#closed) {
+      const closed = (): Promise<never> => Promise.reject(new CofferError(ErrorCode.UNAVAILABLE, 'the hash pool is closed'));
+      return { update: closed, digest: closed, drop: () => undefined };
+    }
+    const slot = this.#slots.length < this.workers ? this.#spawn() : this.#slots.reduce((a, b) => (b.open < a.open ? b : a));
+    slot.open++;
+    const sid = this.#nextStream++;
+    let seq = 0;
+    let failed: Error | null = null;
+    let done = false;
+    const pending = new Map<number, Pending>();
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      slot.open--;
+    };
+    const send = (message: Record<string, unknown>): Promise<string> => {
+      if (failed) return Promise.reject(failed);
+      if (done) return Promise.reject(new CofferError(ErrorCode.INTERNAL, 'the hash stream is finished'));
+      if (!this.#slots.includes(slot)) return Promise.reject((failed = new CofferError(ErrorCode.INTERNAL, 'the hashing worker of this stream failed')));
+      const n = seq++;
+      const answer = new Promise<string>((resolve, reject) => pending.set(n, { resolve, reject }));
+      slot.streams.set(sid, pending); // the entry goes whenever nothing is owed (see the message handler)
+      slot.worker.ref(); // an awaited update keeps the process alive, as pending I/O would
+      slot.worker.postMessage({ sid, seq: n, ...message });
+      return answer.catch((e: unknown) => {
+        failed ??= e as Error;
+        throw e;
+      });
+    };
+    return {
+      update: async (data) => {
+        const memory = data.buffer;
+        // shared memory is read in place; anything else travels as a copy (structured clone)
+        await (memory instanceof SharedArrayBuffer
+          ? send({ op: 'update', memory, offset: data.byteOffset, length: data.byteLength })
+          : send({ op: 'update', bytes: data }));
+      },
+      digest: async () => {
+        try {
+          return await send({ op: 'final' });
+        } finally {
+          finish();
+        }
+      },
+      drop: () => {
+        if (done) return;
+        finish();
+        if (this.#slots.includes(slot)) slot.worker.postMessage({ sid, op: 'drop' });
+        // answers still due settle their promises (the worker answers every update it was sent)
+      },
+    };
+  }
+
   #pump(): void {
     while (this.#queue.length > 0) {
       let slot = this.#slots.find((s) => s.busy === null);
@@ -76,12 +195,25 @@ export class HashPool {
   #spawn(): Slot {
     // no inherited loaders (tsx in tests) or profiling flags: the worker needs nothing but node:crypto
     const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [] });
-    const slot: Slot = { worker, busy: null };
+    const slot: Slot = { worker, busy: null, streams: new Map(), open: 0 };
     worker.unref(); // an idle pool never keeps the process alive (ref'd only while it hashes)
-    worker.on('message', (m: { id: number; sha256?: string; error?: string }) => {
+    const settleRef = (): void => {
+      if (slot.busy === null && [...slot.streams.values()].every((p) => p.size === 0)) worker.unref();
+    };
+    worker.on('message', (m: { id: number; sid?: number; seq?: number; sha256?: string; error?: string }) => {
+      if (m.sid !== undefined) {
+        const waiting = slot.streams.get(m.sid);
+        const p = waiting?.get(m.seq as number);
+        waiting?.delete(m.seq as number);
+        if (waiting?.size === 0) slot.streams.delete(m.sid);
+        if (m.error !== undefined) p?.reject(new CofferError(ErrorCode.INTERNAL, `hashing a chunk failed: ${m.error}`));
+        else p?.resolve(m.sha256 ?? '');
+        settleRef();
+        return;
+      }
       const req = slot.busy;
       slot.busy = null;
-      worker.unref();
+      settleRef();
       if (req?.id === m.id) {
         if (m.sha256 !== undefined) req.resolve(m.sha256);
         else req.reject(new CofferError(ErrorCode.INTERNAL, `hashing a chunk failed: ${m.error ?? 'unknown error'}`));
@@ -93,6 +225,7 @@ export class HashPool {
       this.#slots.splice(this.#slots.indexOf(slot), 1);
       slot.busy?.reject(new CofferError(ErrorCode.INTERNAL, `a hashing worker failed: ${e.message}`, { cause: e }));
       slot.busy = null;
+      failStreams(slot, new CofferError(ErrorCode.INTERNAL, `a hashing worker failed: ${e.message}`, { cause: e }));
       if (!this.#closed) this.#pump();
     };
     worker.on('error', fail);
@@ -108,7 +241,16 @@ export class HashPool {
     this.#closed = true;
     for (const req of this.#queue.splice(0)) req.reject(new CofferError(ErrorCode.UNAVAILABLE, 'the hash pool is closed'));
     const slots = this.#slots.splice(0);
-    for (const s of slots) s.busy?.reject(new CofferError(ErrorCode.UNAVAILABLE, 'the hash pool is closed'));
+    for (const s of slots) {
+      s.busy?.reject(new CofferError(ErrorCode.UNAVAILABLE, 'the hash pool is closed'));
+      failStreams(s, new CofferError(ErrorCode.UNAVAILABLE, 'the hash pool is closed'));
+    }
     await Promise.all(slots.map((s) => s.worker.terminate()));
   }
+}
+
+/** Rejects every stream answer a worker still owed (it died, or the pool closed). */
+function failStreams(slot: Slot, e: CofferError): void {
+  for (const waiting of slot.streams.values()) for (const p of waiting.values()) p.reject(e);
+  slot.streams.clear();
 }

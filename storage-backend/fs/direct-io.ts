@@ -19,8 +19,9 @@ import { BufferPool, DIRECT_IO_ALIGNMENT, O_DIRECT, alignedAllocator } from '../
 /** Size of each O_DIRECT write: a multiple of DIRECT_IO_ALIGNMENT. */
 export const DIRECT_WRITE_BYTES = 1024 * 1024;
 
-/** Aligned write buffers shared by every direct-I/O store of the process, carved 16 to a slab. */
-export const directWriteBuffers = new BufferPool(DIRECT_WRITE_BYTES, 32, alignedAllocator(DIRECT_WRITE_BYTES, 16));
+/** Aligned write buffers shared by every direct-I/O store of the process, carved 16 to a slab; in shared memory, so
+ * write-chunk.ts hashes them on a worker thread in place. */
+export const directWriteBuffers = new BufferPool(DIRECT_WRITE_BYTES, 32, alignedAllocator(DIRECT_WRITE_BYTES, 16, { shared: true }));
 
 /**
  * Whether files in `dir` can be written with O_DIRECT: creates a probe file with O_DIRECT, writes one aligned
