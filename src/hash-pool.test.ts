@@ -58,4 +58,42 @@ describe('HashPool', () => {
     await expect(pool.digest(b)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
     expect(() => new HashPool(-1)).toThrow(RangeError);
   });
+
+  it('streams: updates on a worker, in order, from shared and ordinary memory, streams interleaved on one worker', async () => {
+    pool = new HashPool(1);
+    const make = alignedAllocator(1024 * 1024, 4, { shared: true });
+    const shared = [randomFillSync(make()), randomFillSync(make()).subarray(0, 12345)];
+    const plain = randomFillSync(Buffer.alloc(70_001));
+    const a = pool.stream();
+    const b = pool.stream();
+    const empty = pool.stream();
+    await Promise.all([a.update(shared[0] as Buffer), b.update(plain), a.update(plain), b.update(shared[1] as Buffer), a.update(shared[1] as Buffer)]);
+    expect(await a.digest()).toBe(sha(Buffer.concat([shared[0] as Buffer, plain, shared[1] as Buffer])));
+    expect(await b.digest()).toBe(sha(Buffer.concat([plain, shared[1] as Buffer])));
+    expect(await empty.digest()).toBe(sha(Buffer.alloc(0)));
+    // finished streams refuse more work instead of hashing into a fresh state
+    await expect(a.update(plain)).rejects.toMatchObject({ code: 'INTERNAL' });
+    // a dropped stream leaves the worker usable
+    const dropped = pool.stream();
+    await dropped.update(shared[0] as Buffer);
+    dropped.drop();
+    const c = pool.stream();
+    await c.update(plain);
+    expect(await c.digest()).toBe(sha(plain));
+    expect(await new HashPool(0).stream().digest()).toBe(sha(Buffer.alloc(0)));
+  });
+
+  it('streams fail closed when the pool closes under them: the pending update, later calls, new streams', async () => {
+    pool = new HashPool(1);
+    const big = randomFillSync(alignedAllocator(8 * 1024 * 1024, 1, { shared: true })());
+    const s = pool.stream();
+    await s.update(big); // the worker is up
+    const pending = s.update(big);
+    const closing = pool.close();
+    await expect(pending).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await closing;
+    await expect(s.update(big)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await expect(s.digest()).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await expect(pool.stream().update(big)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+  });
 });
