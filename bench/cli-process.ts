@@ -38,10 +38,10 @@ export function runCliProcess(args: string[], env: NodeJS.ProcessEnv = {}, onSpa
   });
 }
 
-/** Starts `coffer serve` (or `dev`) and resolves when it prints its URL. */
-export function startServerProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ url: string; child: ChildProcess; stop(): Promise<void> }> {
+/** Starts `coffer serve` (or `dev`) with `cli` (default: cliCommand's) and resolves when it prints its URL. */
+export function startServerProcess(args: string[], env: NodeJS.ProcessEnv = {}, cli?: string): Promise<{ url: string; child: ChildProcess; stop(): Promise<void> }> {
   return new Promise((resolve, reject) => {
-    const child = spawnCli(args, env);
+    const child = spawnCli(args, env, cli);
     let out = '';
     let err = '';
     const timer = setTimeout(() => {
