@@ -67,6 +67,35 @@ describe('benchmarks, small', () => {
     expect((r.largePeakRss as { put: number }).put).toBeGreaterThan(0);
   }, 120_000);
 
+  it('bench files: age + sync reference rows beside the unchanged ratios, and a B tree against its own coffer serve', async (ctx) => {
+    const { spawnSync } = await import('node:child_process');
+    if (spawnSync('sh', ['-c', 'command -v age && command -v age-keygen']).status !== 0) ctx.skip('age is not installed');
+    const lines: string[] = [];
+    const saved = { cli: process.env.COFFER_BENCH_CLI_B, serve: process.env.COFFER_BENCH_SERVE_B };
+    process.env.COFFER_BENCH_CLI_B = new URL('../../bin/coffer.mjs', import.meta.url).pathname;
+    process.env.COFFER_BENCH_SERVE_B = '1';
+    try {
+      const r = await benchFiles({ files: 0, fileSize: 1000, rounds: 1, largeSize: 2 * 1024 * 1024 + 3, log: (l) => lines.push(l) });
+      const text = lines.join('\n');
+      expect(text).toMatch(/against its own coffer serve/);
+      expect(text).toMatch(/age encrypt \+ sync \(reference\) \d+ MB\/s/);
+      expect(text).toMatch(/coffer put B \d+ MB\/s \(CPU s\/GiB: [\d.]+ client, [\d.]+ service/);
+      expect(text).toMatch(/age decrypt \+ sync \(reference\) \d+ MB\/s/);
+      expect(text).toMatch(/^reference, not a target .*coffer put [\d.]+× age encrypt \+ sync, coffer get [\d.]+× age decrypt \+ sync/m);
+      // the targets' ratios are still those of age without sync
+      expect(r.putVsAgeEncrypt).toEqual(expect.any(Number));
+      expect(r.putVsAgeEncryptSync).toEqual(expect.any(Number));
+      expect(r.getVsAgeDecryptSync).toEqual(expect.any(Number));
+      const cpu = r.cpuSecondsPerGiB as Record<string, { client: number; service: number }>;
+      expect(cpu.putB?.service).toBeGreaterThan(0); // B's own service did the work
+    } finally {
+      if (saved.cli === undefined) delete process.env.COFFER_BENCH_CLI_B;
+      else process.env.COFFER_BENCH_CLI_B = saved.cli;
+      if (saved.serve === undefined) delete process.env.COFFER_BENCH_SERVE_B;
+      else process.env.COFFER_BENCH_SERVE_B = saved.serve;
+    }
+  }, 180_000);
+
   it('bench files --no-restic measures coffer alone (a tree too large to copy twice)', async () => {
     const lines: string[] = [];
     const r = await benchFiles({ files: 12, fileSize: 100, perDir: 5, rounds: 1, largeSize: 0, restic: false, log: (l) => lines.push(l) });
