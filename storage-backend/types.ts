@@ -109,4 +109,19 @@ export interface ChunkStore {
    * chunk has, a ref twice), NO_SPACE, INTERNAL.
    */
   putPack?(chunks: PackedChunkInput[], options?: { beforeRename?: () => Promise<void> }): Promise<PackPutResult>;
+  /**
+   * Optional (the fs store), for bulk readers: where a chunk sits in a pack the store has indexed, from memory
+   * (no rescan; undefined for a chunk file or a pack not seen yet). With readPackRange, neighbouring packed
+   * chunks are read with one call instead of one each; the caller still checks every chunk it slices out.
+   */
+  packedLocation?(ref: ChunkRef): PackLocation | undefined;
+  /** Optional, with packedLocation: `length` bytes at `offset` of a pack. NOT_FOUND when the pack is gone. */
+  readPackRange?(packId: string, offset: number, length: number, into: Buffer): Promise<Buffer>;
+}
+
+/** Where one packed chunk lives: its pack and its span in it. */
+export interface PackLocation {
+  packId: string;
+  offset: number;
+  length: number;
 }

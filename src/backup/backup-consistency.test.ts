@@ -2,6 +2,7 @@
 // files are overwritten, removed and added, and garbage collection purges the released blobs' chunk files
 // every 100 ms. The snapshot must verify, and its restore must serve every file it holds whole: each with
 // exactly the bytes of one committed version (the one before or the one after), never a mix or a missing chunk.
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCliProcess, spawnCli } from '../../bench/cli-process.js';
@@ -44,6 +45,8 @@ describe('backup of a vault that keeps changing', () => {
     const report = JSON.parse(stdout) as { snapshot: string; files: number };
 
     expect((await runCliProcess(['backup', 'verify', target])).code).toBe(0);
+    // one export: none left over from one written during the copy for a selection that changed since
+    expect(await readdir(path.join(target, 'metadata'))).toHaveLength(1);
     const dest = path.join(ws.dir, 'restored');
     const restoredRun = await runCliProcess(['backup', 'restore', target, '--to', dest, '--json']);
     expect(restoredRun.code, restoredRun.stderr).toBe(0);

@@ -15,6 +15,7 @@ import { MAX_SEALED_SIZE } from '../crypto/index.js';
 import { CofferError, ErrorCode } from '../errors.js';
 import { Gate } from '../gate.js';
 import { HashPool } from '../hash-pool.js';
+import { PackReader, type PackRun } from './pack-runs.js';
 import type { RateLimiter } from './rate-limit.js';
 
 export interface ChunkJob {
@@ -69,17 +70,24 @@ export async function readChecked(from: ChunkStore, job: ChunkJob, buf: Buffer, 
     if (e instanceof CofferError && e.code === ErrorCode.PAYLOAD_TOO_LARGE) return { job, kind: 'size', message: `chunk file larger than ${buf.byteLength} bytes` };
     throw e;
   }
+  const problem = checkRead(job, data);
+  if (problem) return problem;
+  if (hasher) {
+    const sha = await hasher.digest(data);
+    if (sha !== job.sha256) return shaProblem(job, sha);
+  }
+  return data;
+}
+
+/** The checks of a chunk's bytes before its digest: size, then header. */
+function checkRead(job: ChunkJob, data: Buffer): ChunkProblem | null {
   if (data.byteLength !== job.size) return { job, kind: 'size', message: `chunk file is ${data.byteLength} bytes, expected ${job.size}` };
   try {
     job.checkHeader?.(data);
   } catch (e) {
     return { job, kind: 'header', message: (e as Error).message };
   }
-  if (hasher) {
-    const sha = await hasher.digest(data);
-    if (sha !== job.sha256) return shaProblem(job, sha);
-  }
-  return data;
+  return null;
 }
 
 /**
@@ -176,38 +184,125 @@ export async function copyChunks(from: ChunkStore, to: ChunkStore, jobs: Iterabl
       options.onBytes?.(c.data.byteLength);
     }
   };
+  /** Skips a chunk the destination already has at the expected size (resume); true when skipped. */
+  const present = async (job: ChunkJob): Promise<boolean> => {
+    if (!options.skipPresent || (options.presentBlobs !== undefined && !options.presentBlobs.has(job.ref.blobId))) return false;
+    const st = await dest(to.stat(job.ref));
+    if (!st || st.size !== job.size) return false;
+    result.present++;
+    options.onBytes?.(job.size);
+    return true;
+  };
+  /** A checked small chunk (`data` may be a workspace buffer's view: copied out here) joins the next pack. */
+  const addToPack = async (job: ChunkJob, data: Buffer): Promise<void> => {
+    await options.rate?.take(data.byteLength, options.signal);
+    if (batch.chunks.length === 0) batch.since = Date.now();
+    batch.chunks.push({ ref: job.ref, data: Buffer.from(data), sha256: job.sha256, job });
+    batch.bytes += data.byteLength;
+    if (batch.bytes >= PACK_MAX_BYTES || batch.chunks.length >= PACK_MAX_CHUNKS || Date.now() - batch.since >= PACK_MAX_AGE_MS) await flushPack();
+  };
   const copyOne = async (job: ChunkJob): Promise<void> => {
-    if (options.skipPresent && (options.presentBlobs === undefined || options.presentBlobs.has(job.ref.blobId))) {
-      const st = await dest(to.stat(job.ref));
-      if (st && st.size === job.size) {
-        result.present++;
-        options.onBytes?.(job.size);
-        return;
-      }
-    }
+    if (await present(job)) return;
     const buf = work.buffers.acquire();
-    // SHA-256 once, on a worker, before the put: a chunk whose bytes are not the recorded ones never reaches
-    // the destination, and the put is handed the digest instead of hashing again on this thread
-    const data = await readChecked(from, job, buf, work.hasher);
+    if (putPack && job.size <= PACK_CHUNK_MAX) {
+      // checked and hashed like any other; copied out of the workspace buffer into the next pack
+      const data = await readChecked(from, job, buf, work.hasher);
+      if (isProblem(data)) result.problems.push(data);
+      else await addToPack(job, data);
+      work.buffers.release(buf);
+      return;
+    }
+    // size and header now; SHA-256 on a worker *while* the put writes the bytes to a temporary name: the put's
+    // beforeRename waits for the digest and refuses a chunk whose bytes are not the recorded ones, so such a
+    // chunk never appears at the destination (its temporary file is removed), as when it was hashed first
+    const data = await readChecked(from, job, buf, null);
     if (isProblem(data)) {
       work.buffers.release(buf);
       result.problems.push(data);
       return;
     }
-    await options.rate?.take(data.byteLength, options.signal);
-    if (putPack && data.byteLength <= PACK_CHUNK_MAX) {
-      // checked and hashed like any other; copied out of the workspace buffer into the next pack
-      if (batch.chunks.length === 0) batch.since = Date.now();
-      batch.chunks.push({ ref: job.ref, data: Buffer.from(data), sha256: job.sha256, job });
-      batch.bytes += data.byteLength;
+    const digest = work.hasher.digest(data);
+    digest.catch(() => undefined); // awaited below
+    const seen: { sha: string | null } = { sha: null };
+    try {
+      await options.rate?.take(data.byteLength, options.signal);
+      const put = await to.put(job.ref, single(data), {
+        expectedSize: job.size, signal: options.signal, sha256: job.sha256,
+        beforeRename: async () => {
+          const sha = await digest;
+          if (sha !== job.sha256) {
+            seen.sha = sha;
+            throw new CofferError(ErrorCode.INTEGRITY, 'SHA-256 differs from the recorded one');
+          }
+        },
+      }).catch((e: unknown) => {
+        if (seen.sha !== null) return null;
+        throw options.destinationError ? options.destinationError(e) : e;
+      });
+      if (put === null) {
+        result.problems.push(shaProblem(job, seen.sha as string));
+        return;
+      }
+      if (put.sha256 !== job.sha256) {
+        // a store that hashes anyway saw other bytes than we did: take them out of the destination again
+        await dest(to.delete(job.ref));
+        result.problems.push(shaProblem(job, put.sha256));
+        return;
+      }
+      result.copied++;
+      result.copiedBytes += data.byteLength;
+      options.onBytes?.(data.byteLength);
+    } finally {
+      // the worker reads the buffer in place: it goes back to the pool only once the digest is done
+      await digest.catch(() => undefined);
       work.buffers.release(buf);
-      if (batch.bytes >= PACK_MAX_BYTES || batch.chunks.length >= PACK_MAX_CHUNKS || Date.now() - batch.since >= PACK_MAX_AGE_MS) await flushPack();
-      return;
     }
+  };
+  /**
+   * Small chunks that sit in the source's packs, read many at a time (PackReader): one pread per run of
+   * neighbouring chunks instead of one per chunk; each chunk sliced out is checked (size, header, SHA-256) as
+   * copyOne checks it. A run whose pack is gone meanwhile (GC removed it) falls back to copyOne per chunk.
+   */
+  const copyRun = async (run: PackRun): Promise<void> => {
+    const todo: PackRun['chunks'] = [];
+    for (const c of run.chunks) if (!(await present(c.job))) todo.push(c);
+    if (todo.length === 0) return;
+    const start = (todo[0] as PackRun['chunks'][number]).loc.offset;
+    const last = todo.at(-1) as PackRun['chunks'][number];
+    const buf = work.buffers.acquire();
+    try {
+      let span: Buffer;
+      try {
+        span = await (from.readPackRange as NonNullable<ChunkStore['readPackRange']>)(run.packId, start, last.loc.offset + last.loc.length - start, buf);
+      } catch (e) {
+        if (!(e instanceof CofferError && e.code === ErrorCode.NOT_FOUND)) throw e;
+        work.buffers.release(buf);
+        for (const c of todo) await copyOne(c.job);
+        return;
+      }
+      const checked: Array<{ job: ChunkJob; data: Buffer }> = [];
+      for (const c of todo) {
+        const data = span.subarray(c.loc.offset - start, c.loc.offset - start + c.loc.length);
+        const problem = checkRead(c.job, data);
+        if (problem) result.problems.push(problem);
+        else checked.push({ job: c.job, data });
+      }
+      const digests = await Promise.all(checked.map((c) => work.hasher.digest(c.data)));
+      for (const [i, c] of checked.entries()) {
+        const sha = digests[i] as string;
+        if (sha !== c.job.sha256) result.problems.push(shaProblem(c.job, sha));
+        else if (putPack) await addToPack(c.job, c.data);
+        else await putWhole(c.job, c.data);
+      }
+    } finally {
+      work.buffers.release(buf);
+    }
+  };
+  /** A checked, hashed chunk to a destination without packs (one put, handed the digest). */
+  const putWhole = async (job: ChunkJob, data: Buffer): Promise<void> => {
+    await options.rate?.take(data.byteLength, options.signal);
     const put = await dest(to.put(job.ref, single(data), { expectedSize: job.size, signal: options.signal, sha256: job.sha256 }));
-    work.buffers.release(buf);
     if (put.sha256 !== job.sha256) {
-      // a store that hashes anyway saw other bytes than we did: take them out of the destination again
       await dest(to.delete(job.ref));
       result.problems.push(shaProblem(job, put.sha256));
       return;
@@ -216,12 +311,24 @@ export async function copyChunks(from: ChunkStore, to: ChunkStore, jobs: Iterabl
     result.copiedBytes += data.byteLength;
     options.onBytes?.(data.byteLength);
   };
+  const reader = from.packedLocation && from.readPackRange ? new PackReader(from.packedLocation.bind(from), work.buffers.size) : null;
+  const submitRuns = async (runs: PackRun[]): Promise<void> => {
+    for (const run of runs) {
+      await gate.submit(() => copyRun(run));
+      if (gate.error !== undefined) return;
+    }
+  };
   try {
     for (const job of jobs) {
       if (options.signal?.aborted) throw options.signal.reason;
-      await gate.submit(() => copyOne(job));
+      if (reader && job.size <= PACK_CHUNK_MAX && reader.add(job)) {
+        if (reader.full) await submitRuns(reader.take());
+      } else {
+        await gate.submit(() => copyOne(job));
+      }
       if (gate.error !== undefined) break;
     }
+    if (reader && gate.error === undefined) await submitRuns(reader.take());
     await gate.drain();
     if (gate.error === undefined) await flushPack(); // the last, partly filled pack
   } finally {

@@ -52,6 +52,7 @@ export async function createSnapshot(store: MetadataStore, source: ChunkStore, t
   const t0 = Date.now();
   const now = options.now ?? (() => new Date());
   const lock = lockName('create');
+  let early: Promise<Exported> | null = null;
   await target.writeFile('locks', lock, one(JSON.stringify({ host: os.hostname(), pid: process.pid, startedAt: now().toISOString() })));
   try {
     await clearStaleLocks(target);
@@ -68,6 +69,12 @@ export async function createSnapshot(store: MetadataStore, source: ChunkStore, t
       throw targetError(target.description, e);
     });
     const sel = await selectSnapshot(store, now());
+    // The export is written while the chunks are copied: its records are read on this thread, which the copy
+    // leaves mostly waiting for the disk and the hash workers. It is made from a copy of the selection; a round
+    // that finds blobs released meanwhile changes the selection, and then the export is written again after the
+    // copy (the early one removed). Either way it lands before the flush and the manifest, as before.
+    early = writeExport(store, { ...sel, nodes: new Map(sel.nodes), blobs: new Map(sel.blobs) }, target, now());
+    early.catch(() => undefined); // awaited below, on every path
     const totals = { copied: 0, copiedBytes: 0, present: 0, unchanged: 0 };
     // Blobs are immutable, but one can be released and purged while we copy (its file was overwritten or
     // removed): then its files are re-read and follow their new blob, or leave the snapshot. Bounded rounds.
@@ -93,6 +100,8 @@ export async function createSnapshot(store: MetadataStore, source: ChunkStore, t
       totals.copied += r.copied;
       totals.copiedBytes += r.copiedBytes;
       totals.present += r.present;
+      if (r.problems.length > 0) await discard(target, early);
+      if (r.problems.length > 0) early = null;
       pending = await settleProblems(store, sel, r.problems);
     }
 
@@ -104,7 +113,7 @@ export async function createSnapshot(store: MetadataStore, source: ChunkStore, t
         throw targetError(target.description, e);
       });
     }
-    const exported = await writeExport(store, sel, target, now());
+    const exported = early !== null ? await early : await writeExport(store, sel, target, now());
     const chunks: ManifestChunk[] = [];
     let bytes = 0;
     for (const id of [...sel.blobs.keys()].sort()) {
@@ -129,9 +138,21 @@ export async function createSnapshot(store: MetadataStore, source: ChunkStore, t
       chunksCopied: totals.copied, bytesCopied: totals.copiedBytes, chunksResumed: totals.present, chunksUnchanged: totals.unchanged,
       skipped: sel.skipped, seconds: (Date.now() - t0) / 1000,
     };
+  } catch (e) {
+    // nothing may still be writing at the target once the lock is gone; a failed run's export is garbage
+    await discard(target, early);
+    throw e;
   } finally {
     await target.deleteFile('locks', lock).catch(() => undefined);
   }
+}
+
+type Exported = Awaited<ReturnType<typeof writeExport>>;
+
+/** Waits for an early export and removes it (best effort: an orphan export is only garbage for prune). */
+async function discard(target: BackupTarget, early: Promise<Exported> | null): Promise<void> {
+  const done = await early?.catch(() => null);
+  if (done) await target.deleteFile('metadata', done.path.slice('metadata/'.length)).catch(() => undefined);
 }
 
 function plannedBytes(sel: Selection, pending: string[], known: Map<string, string>): number {

@@ -349,6 +349,46 @@ export class FsChunkStore implements ChunkStore {
     });
   }
 
+  /**
+   * Where a chunk sits in a pack this store has indexed, from memory (no rescan), or undefined (a chunk file,
+   * or a pack written elsewhere since the last scan). Bulk readers (src/backup/copy-chunks.ts) use it to read
+   * neighbouring packed chunks with one readPackRange instead of one read each; readInto prefers packs the same way.
+   */
+  packedLocation(ref: ChunkRef): PackedLocation | undefined {
+    assertChunkRef(ref);
+    return this.packs.known(ref);
+  }
+
+  /**
+   * Reads `length` bytes at `offset` of pack `packId` into `into` (one pread on a kept handle) and returns them.
+   * Throws NOT_FOUND when the pack is gone (removed once wholly dead), INTEGRITY when it ends early,
+   * PAYLOAD_TOO_LARGE when `into` is too small, INVALID_ARGUMENT for a bad id or span.
+   */
+  readPackRange(packId: string, offset: number, length: number, into: Buffer): Promise<Buffer> {
+    return this.#track(async () => {
+      if (typeof packId !== 'string' || !/^[0-9a-f]{32}$/.test(packId)) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'a pack id is 32 lowercase hex digits');
+      if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+        throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'a pack range needs a non-negative integer offset and length');
+      }
+      if (!Buffer.isBuffer(into)) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'readPackRange needs a Buffer');
+      if (length > into.length) throw new CofferError(ErrorCode.PAYLOAD_TOO_LARGE, `a pack range of ${length} bytes does not fit the ${into.length} of the buffer`);
+      const path = this.packs.packPath(packId);
+      let opened = false;
+      try {
+        return await this.packs.handles.use(packId, path, (handle) => {
+          opened = true;
+          return readAt(this.io, handle, offset, length, into);
+        });
+      } catch (e) {
+        const errno = errnoOf(e);
+        if (!opened && (errno === 'ENOENT' || errno === 'ENOTDIR')) {
+          throw new CofferError(ErrorCode.NOT_FOUND, `pack ${packId} not found`, { details: { packId } });
+        }
+        throw fsError(e, `reading ${path}`, this.layout.root);
+      }
+    });
+  }
+
   sweepTemporary(olderThanMs: number): Promise<number> {
     return this.#track(async () => {
       assertSweepAge(olderThanMs);
