@@ -93,7 +93,7 @@ describe('POST /v1/fs/files/read', () => {
     for (const got of answers) {
       expect(got.length).toBe(paths.length);
       for (const a of got) {
-        expect(a.error, a.path).toBeUndefined();
+        if (a.error) throw a.error;
         expect(Buffer.from(a.sealed!).equals(Buffer.from(sealedOf.get(a.path)!)), a.path).toBe(true);
       }
     }

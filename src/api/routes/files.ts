@@ -96,8 +96,15 @@ export function fileRoutes(app: Hono<ApiEnv>, vault: Vault, metrics: ServiceMetr
     // pulled as the socket drains: one record at a time, never the whole answer in memory
     const body = new ReadableStream<Uint8Array>({
       async pull(controller) {
+        let r: Awaited<ReturnType<typeof items.next>>;
         try {
-          const r = await items.next();
+          r = await items.next();
+        } catch (e) {
+          lent?.readerDone(); // a generator that threw is finished, the reads it started settled
+          controller.error(e); // the client sees a cut answer (no end record) and fails the batch
+          return;
+        }
+        try {
           if (r.done) {
             lent?.readerDone();
             controller.enqueue(frameHead({ end: true, count }));
@@ -119,8 +126,8 @@ export function fileRoutes(app: Hono<ApiEnv>, vault: Vault, metrics: ServiceMetr
             youngGarbage.moved(sealed.length);
           }
         } catch (e) {
-          lent?.readerDone(); // a generator that threw is finished, its reads settled
-          controller.error(e); // the client sees a cut answer (no end record) and fails the batch
+          // the stream was cancelled meanwhile (enqueue refuses): cancel() ends the reads and gives the buffers back
+          controller.error(e);
         }
       },
       async cancel() {
