@@ -25,10 +25,11 @@ const FIELDS = ['path', 'blobId', 'keyGeneration', 'keyRecord', 'size', 'overwri
 const ALREADY_SENT = 'x-hono-already-sent';
 
 export function fileRoutes(app: Hono<ApiEnv>, vault: Vault, metrics: ServiceMetrics | undefined): void {
-  // Each file read here is a fresh off-heap buffer (its sealed chunk, read from its pack) held by a small object in
-  // V8's young generation: the heap barely grows, so V8 let them pile up — the service's ArrayBuffers grew by
-  // ≈ 19 MiB per 1,000 files of 16 KiB sent, 234 MiB after 10,000 (docs/benchmarks.md, "Memory at 100,000
-  // files"). A minor collection every 32 MiB sent frees them while they are few (src/young-garbage.ts).
+  // Each file read here was a fresh off-heap buffer (its sealed chunk, read from its pack) held by a small object
+  // V8 had no hurry to collect: the service's ArrayBuffers grew to 230–280 MiB during one get -r of 10,000–30,000
+  // files of 16 KiB (docs/benchmarks.md, "Memory at 100,000 files"). The batch read now reads chunks of files up
+  // to 32 KiB into lent pool buffers; for what is still fresh (a single file's GET, larger files, the records'
+  // heads) a minor collection every 32 MiB sent frees the dead buffers while they are few (src/young-garbage.ts).
   const youngGarbage = new YoungGarbagePacer();
   // buffers for the batch read's sealed chunks (files up to 32 KiB; larger ones get their own): 3 batches in
   // flight from a `get -r` of 128 files each fit in the buffers kept
