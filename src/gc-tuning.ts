@@ -10,6 +10,7 @@
 // run time, before the data path allocates anything; V8 reads it at each limit computation.
 import { setFlagsFromString } from 'node:v8';
 import { collectYoungGarbage } from './young-garbage.js';
+import { capYoungGeneration } from './young-generation-cap.js';
 
 export const GC_FLAGS: readonly string[] = ['--external-memory-accounted-in-global-limit'];
 
@@ -27,3 +28,7 @@ export const TRIM_PRIMER_BYTES = 31 * 1024 * 1024;
 
 void new ArrayBuffer(TRIM_PRIMER_BYTES);
 collectYoungGarbage();
+
+// The young generation grows to 128 MiB under the many-small-files loads (put -r, get -r, the service serving
+// them) unless capped; src/young-generation-cap.ts says why the cap is set this way and not by a flag at start.
+capYoungGeneration();

@@ -76,6 +76,29 @@ describe('POST /v1/fs/files/read', () => {
     expect(two.error === undefined && two.manifest.chunkCount === 2 && two.sealed === null).toBe(true);
   });
 
+  it('answers the stored bytes through many batches in parallel and after answers abandoned midway (pooled buffers)', async () => {
+    // the route reads sealed chunks into pooled buffers and reuses them once an answer is sent: a buffer
+    // reused too early would show here as another file's bytes
+    await put(alice, '/a/big', 40 * 1024); // above the pooled size: a buffer of its own
+    const paths = ['/a/big', ...Array.from({ length: 40 }, (_, i) => `/a/f${i}`)];
+    for (let i = 0; i < 3; i++) {
+      const client = new VaultClient({ server: s.url, token: alice });
+      try {
+        for await (const a of client.readFiles(paths)) if (a.path === '/a/f5') break; // abandons the answer
+      } finally {
+        client.http.close();
+      }
+    }
+    const answers = await Promise.all(Array.from({ length: 6 }, (_, i) => readAll(alice, i % 2 ? [...paths].reverse() : paths)));
+    for (const got of answers) {
+      expect(got.length).toBe(paths.length);
+      for (const a of got) {
+        if (a.error) throw a.error;
+        expect(Buffer.from(a.sealed!).equals(Buffer.from(sealedOf.get(a.path)!)), a.path).toBe(true);
+      }
+    }
+  });
+
   it('checks access per file: what the caller may not read fails alone, the rest is answered', async () => {
     const got = await readAll(bob, ['/a/f1', '/a/open/shared', '/a/f2']);
     expect(got.map((a) => (a.error ? a.error.code : 'ok'))).toEqual(['PERMISSION_DENIED', 'ok', 'PERMISSION_DENIED']);

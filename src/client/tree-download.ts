@@ -23,6 +23,7 @@ import {
   type TreeTransferOptions, type TreeTransferResult,
 } from './tree-transfer.js';
 import type { NodeInfo, VaultClient } from './vault-client.js';
+import { YoungGarbagePacer } from '../young-garbage.js';
 
 /** Files per batch read, and their plaintext bytes at most (a batch is cut at whichever comes first). */
 export const BATCH_FILES = 128;
@@ -53,6 +54,9 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
   const medium = new Gate(MEDIUM_FILES_IN_FLIGHT);
   const large = new Gate(1);
   const dirs = new DirSyncer();
+  // each batch-read file is a fresh sealed buffer (the answer) and a fresh plaintext buffer, off-heap memory V8
+  // would let pile up: collected every 32 MiB of sealed bytes received (src/young-garbage.ts)
+  const youngGarbage = new YoungGarbagePacer();
   const durable = options.fsync === true;
   let found = 0;
   let foundBytes = 0;
@@ -171,6 +175,7 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
       try {
         for await (const answer of client.readFiles(todo.map((e) => e.node.path))) {
           const e = todo[answered++] as Entry & { replace: boolean };
+          if (!answer.error && answer.sealed) youngGarbage.moved(2 * answer.sealed.length); // and its plaintext
           writes.push((await writers.submit(() => placeAnswer(e, answer))).done);
           if (writers.error !== undefined) return;
         }

@@ -58,15 +58,21 @@ export interface SmallFileRead {
   sealed: Buffer | null;
 }
 
+/**
+ * Where a sealed chunk read for the caller goes: a buffer of exactly `size` bytes that the caller owns (the batch
+ * read route hands in buffers from its pool and takes them back once sent). Default: a fresh buffer.
+ */
+export type SealedBufferFor = (size: number) => Buffer;
+
 /** Reads a file's node, manifest and (for a one-chunk file) its sealed chunk. Throws as manifestByPath and readChunk. */
-export async function getSmallFile(ctx: VaultContext, actor: Actor, path: string): Promise<SmallFileRead> {
+export async function getSmallFile(ctx: VaultContext, actor: Actor, path: string, bufferFor: SealedBufferFor = Buffer.allocUnsafe): Promise<SmallFileRead> {
   // one access decision: read on the path authorises the chunk of the blob that file is bound to
   const { node, manifest, blob } = await readableFile(ctx, actor, path);
   if (manifest.chunkCount !== 1) return { node, manifest, sealed: null };
   const stored = manifest.chunks[0]?.storedSize ?? 0;
   const r = await readAuthorisedChunk(ctx, blob, 0, (info) => {
     if (info.size !== stored) throw new CofferError(ErrorCode.CHUNK_MISSING, `chunk 0 of blob ${manifest.blobId} is not in the chunk store at its recorded size`);
-    return { into: Buffer.allocUnsafe(info.size) };
+    return { into: bufferFor(info.size) };
   });
   return { node, manifest, sealed: r.bytes ?? null };
 }
@@ -84,9 +90,9 @@ export type BatchReadItem = { path: string; read: SmallFileRead } | { path: stri
  * failure that is not a CofferError (a bug, a broken store) is thrown. At most BATCH_READ_AHEAD + 1 files are
  * held at once, whatever the number of paths. Throws INVALID_ARGUMENT for more than MAX_BATCH_READ paths.
  */
-export async function* readSmallFiles(ctx: VaultContext, actor: Actor, paths: readonly string[]): AsyncGenerator<BatchReadItem> {
+export async function* readSmallFiles(ctx: VaultContext, actor: Actor, paths: readonly string[], bufferFor?: SealedBufferFor): AsyncGenerator<BatchReadItem> {
   if (paths.length > MAX_BATCH_READ) throw new CofferError(ErrorCode.INVALID_ARGUMENT, `at most ${MAX_BATCH_READ} paths in one batch read`);
-  const read = (p: string): Promise<BatchReadItem> => getSmallFile(ctx, actor, p).then(
+  const read = (p: string): Promise<BatchReadItem> => getSmallFile(ctx, actor, p, bufferFor).then(
     (r) => ({ path: p, read: r }),
     (e: unknown) => {
       if (!isCofferError(e)) throw e;

@@ -13,7 +13,7 @@ import { runGc, type GcOptions, type GcReport, type GcState } from './gc.js';
 import { deleteGrant, listGrants, putGrant } from './grants.js';
 import * as integrity from './integrity.js';
 import { ensureRoot } from './resolve.js';
-import { getSmallFile, putSmallFile, readSmallFiles, type BatchReadItem, type SmallFileInput, type SmallFileRead } from './small-files.js';
+import { getSmallFile, putSmallFile, readSmallFiles, type BatchReadItem, type SealedBufferFor, type SmallFileInput, type SmallFileRead } from './small-files.js';
 import { putSmallFiles, type BatchFile, type BatchResult } from './small-file-batch.js';
 import * as tree from './tree.js';
 import * as uploads from './uploads.js';
@@ -145,9 +145,9 @@ export class Vault {
   getSmallFile(actor: Actor, path: string): Promise<SmallFileRead> {
     return getSmallFile(this.ctx, actor, path);
   }
-  /** Many files as getSmallFile reads one, in order, each failing alone (small-files.ts). */
-  readSmallFiles(actor: Actor, paths: readonly string[]): AsyncGenerator<BatchReadItem> {
-    return readSmallFiles(this.ctx, actor, paths);
+  /** Many files as getSmallFile reads one, in order, each failing alone; sealed chunks read into `bufferFor`'s (small-files.ts). */
+  readSmallFiles(actor: Actor, paths: readonly string[], bufferFor?: SealedBufferFor): AsyncGenerator<BatchReadItem> {
+    return readSmallFiles(this.ctx, actor, paths, bufferFor);
   }
   listUploads(actor: Actor, options?: { all?: boolean }): Promise<UploadSummary[]> {
     return listUploads(this.ctx, actor, options);

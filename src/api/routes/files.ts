@@ -4,13 +4,20 @@
 // The bodies are framed (framed-body.ts): u32 J ‖ JSON ‖ sealed chunk.
 import type { Hono } from 'hono';
 import { CofferError, ErrorCode, httpStatusOf } from '../../errors.js';
-import { MAX_SEALED_SIZE } from '../../crypto/index.js';
+import { MAX_SEALED_SIZE, sealedSize } from '../../crypto/index.js';
 import type { KeyRecord } from '../../metadata/types.js';
 import type { ServiceMetrics } from '../../telemetry/index.js';
 import { MAX_BATCH_READ, type Vault } from '../../vault/index.js';
 import { FILES_MEDIA_TYPE, FILE_MEDIA_TYPE, FRAME_PREFIX, frameHead, readFrameHead } from '../framed-body.js';
 import { MAX_JSON_BYTES, field, jsonObjectFrom, query, readJson, type ApiEnv } from '../http.js';
+import { YoungGarbagePacer } from '../../young-garbage.js';
 import { counted } from './uploads.js';
+import { BufferPool } from '../../buffer-pool.js';
+import { LentBuffers } from '../lent-buffers.js';
+
+/** A pooled buffer holds a sealed chunk of up to 32 KiB of plaintext; at most 512 of them (16 MiB) are kept. */
+export const SEALED_BUFFER_SIZE = sealedSize(32 * 1024);
+export const SEALED_BUFFERS_KEPT = 512;
 
 const FIELDS = ['path', 'blobId', 'keyGeneration', 'keyRecord', 'size', 'overwrite', 'source', 'binding'] as const;
 
@@ -18,6 +25,15 @@ const FIELDS = ['path', 'blobId', 'keyGeneration', 'keyRecord', 'size', 'overwri
 const ALREADY_SENT = 'x-hono-already-sent';
 
 export function fileRoutes(app: Hono<ApiEnv>, vault: Vault, metrics: ServiceMetrics | undefined): void {
+  // Each file read here was a fresh off-heap buffer (its sealed chunk, read from its pack) held by a small object
+  // V8 had no hurry to collect: the service's ArrayBuffers grew to 230–280 MiB during one get -r of 10,000–30,000
+  // files of 16 KiB (docs/benchmarks.md, "Memory at 100,000 files"). The batch read now reads chunks of files up
+  // to 32 KiB into lent pool buffers; for what is still fresh (a single file's GET, larger files, the records'
+  // heads) a minor collection every 32 MiB sent frees the dead buffers while they are few (src/young-garbage.ts).
+  const youngGarbage = new YoungGarbagePacer();
+  // buffers for the batch read's sealed chunks (files up to 32 KiB; larger ones get their own): 3 batches in
+  // flight from a `get -r` of 128 files each fit in the buffers kept
+  const sealedBuffers = new BufferPool(SEALED_BUFFER_SIZE, SEALED_BUFFERS_KEPT);
   app.post('/v1/files', async (c) => {
     const type = c.req.header('content-type') ?? '';
     if (type.split(';')[0]?.trim().toLowerCase() !== FILE_MEDIA_TYPE) {
@@ -53,6 +69,7 @@ export function fileRoutes(app: Hono<ApiEnv>, vault: Vault, metrics: ServiceMetr
     const head = frameHead({ node: r.node, manifest: r.manifest });
     const total = head.length + (r.sealed?.length ?? 0);
     metrics?.bytesOut.inc(total);
+    youngGarbage.moved(total);
     const outgoing = c.env?.outgoing;
     const headers = { 'Content-Type': FILE_MEDIA_TYPE, 'Content-Length': String(total), 'Cache-Control': 'private, no-cache' };
     if (!outgoing) return c.body(new Uint8Array(r.sealed ? Buffer.concat([head, r.sealed]) : head), 200, headers);
@@ -71,14 +88,26 @@ export function fileRoutes(app: Hono<ApiEnv>, vault: Vault, metrics: ServiceMetr
     if (!Array.isArray(paths) || paths.length === 0 || paths.length > MAX_BATCH_READ || !paths.every((p) => typeof p === 'string')) {
       throw new CofferError(ErrorCode.INVALID_ARGUMENT, `"paths" must be a list of 1..${MAX_BATCH_READ} paths`);
     }
-    const items = vault.readSmallFiles(c.var.actor, paths as string[]);
+    // sealed chunks read into buffers lent by the pool, given back once the answer is sent (lent-buffers.ts)
+    const outgoing = c.env?.outgoing;
+    const lent = outgoing ? new LentBuffers(sealedBuffers) : null;
+    outgoing?.once('close', () => lent?.responseClosed());
+    const items = vault.readSmallFiles(c.var.actor, paths as string[], lent?.bufferFor);
     let count = 0;
     // pulled as the socket drains: one record at a time, never the whole answer in memory
     const body = new ReadableStream<Uint8Array>({
       async pull(controller) {
+        let r: Awaited<ReturnType<typeof items.next>>;
         try {
-          const r = await items.next();
+          r = await items.next();
+        } catch (e) {
+          lent?.readerDone(); // a generator that threw is finished, the reads it started settled
+          controller.error(e); // the client sees a cut answer (no end record) and fails the batch
+          return;
+        }
+        try {
           if (r.done) {
+            lent?.readerDone();
             controller.enqueue(frameHead({ end: true, count }));
             controller.close();
             return;
@@ -93,13 +122,18 @@ export function fileRoutes(app: Hono<ApiEnv>, vault: Vault, metrics: ServiceMetr
           const head = frameHead({ path: item.path, node: item.read.node, manifest: item.read.manifest, sealedLength: sealed?.length ?? 0 });
           metrics?.bytesOut.inc(head.length + (sealed?.length ?? 0));
           controller.enqueue(head);
-          if (sealed) controller.enqueue(sealed);
+          if (sealed) {
+            controller.enqueue(sealed);
+            youngGarbage.moved(sealed.length);
+          }
         } catch (e) {
-          controller.error(e); // the client sees a cut answer (no end record) and fails the batch
+          // the stream was cancelled meanwhile (enqueue refuses): cancel() ends the reads and gives the buffers back
+          controller.error(e);
         }
       },
       async cancel() {
-        await items.return(undefined);
+        await items.return(undefined); // settles the reads it started
+        lent?.readerDone();
       },
     }, { highWaterMark: 0 });
     return new Response(body, { status: 200, headers: { 'Content-Type': FILES_MEDIA_TYPE, 'Cache-Control': 'private, no-cache' } });
