@@ -15,7 +15,8 @@ import { downloadFile } from './download.js';
 import { MAX_BATCH_READ, type FileAnswer } from './file-batch.js';
 import { localName } from './local-name.js';
 import { sweepDeadPartials } from './partial-files.js';
-import { placeFileNow } from './place-now.js';
+import { partialPath } from './partial-files.js';
+import { PlaceWorkers } from './place-workers.js';
 import { sameBytes } from './same-bytes.js';
 import { SMALL_FILE_MAX, fetchSmallFile, openFileAnswer, placeFile } from './small-file.js';
 import {
@@ -54,6 +55,8 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
   const large = new Gate(1);
   const dirs = new DirSyncer();
   const durable = options.fsync === true;
+  // without fsync, files are placed by synchronous calls on a few worker threads (place-workers.ts)
+  const placer = durable ? null : new PlaceWorkers();
   let found = 0;
   let foundBytes = 0;
   const tempFile = (p: string | null, last: { path: string | null }): void => {
@@ -143,15 +146,25 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
         return;
       }
       const mtime = new Date(e.node.modifiedAt);
-      try {
-        // without fsync, synchronous calls: no pool round trip per step (place-now.ts)
-        if (durable) await placeFile(e.dest, got.plaintext, { overwrite: e.replace, mtime, syncDir: (d) => dirs.sync(d), fsync: true, onTempFile: (p) => tempFile(p, last) });
-        else placeFileNow(e.dest, got.plaintext, { overwrite: e.replace, mtime });
-      } finally {
-        got.plaintext.fill(0);
+      const size = got.plaintext.length;
+      if (placer) {
+        // handed to a worker (which zeroes it); the temporary name is known here first, for a signal handler
+        const temp = partialPath(path.dirname(e.dest));
+        tempFile(temp, last);
+        try {
+          await placer.place(temp, e.dest, got.plaintext, { overwrite: e.replace, mtime });
+        } finally {
+          tempFile(null, last);
+        }
+      } else {
+        try {
+          await placeFile(e.dest, got.plaintext, { overwrite: e.replace, mtime, syncDir: (d) => dirs.sync(d), fsync: true, onTempFile: (p) => tempFile(p, last) });
+        } finally {
+          got.plaintext.fill(0);
+        }
       }
-      options.onProgress?.(got.plaintext.length);
-      done(e.node, got.plaintext.length, e.replace);
+      options.onProgress?.(size);
+      done(e.node, size, e.replace);
     } catch (err) {
       await failed(e.node, e.dest, e.replace, err, e.absent);
     }
@@ -246,6 +259,7 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
     // batches first: their writes are submitted to the writers while they run
     await Promise.all([batches.drain(), medium.drain(), large.drain()]);
     await writers.drain();
+    await placer?.close();
   }
   for (const g of gates) if (g.error !== undefined) throw g.error;
   return result;
