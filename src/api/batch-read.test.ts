@@ -43,6 +43,7 @@ beforeAll(async () => {
   await call(s.url, admin, 'PUT', '/v1/grants', { path: '/a/open', user: 'bob', role: 'read' });
   for (let i = 0; i < 40; i++) await put(alice, `/a/f${i}`, 1000 + i);
   await put(alice, '/a/empty', 0);
+  await put(alice, '/a/big', 200_000); // a record over the service's 64 KiB gathering of small records
   await put(alice, '/a/open/shared', 77);
   await put(alice, '/a/two', CHUNK_SIZE + 1);
 });
@@ -61,7 +62,7 @@ async function readAll(token: string, paths: string[]): Promise<FileAnswer[]> {
 
 describe('POST /v1/fs/files/read', () => {
   it('answers every file in the order asked, each failing alone; sealed bytes are the stored chunk', async () => {
-    const paths = ['/a/f3', '/a/none', '/a/empty', '/a', '/a/two', ...Array.from({ length: 40 }, (_, i) => `/a/f${i}`), '/a/open/shared'];
+    const paths = ['/a/f3', '/a/none', '/a/empty', '/a', '/a/two', ...Array.from({ length: 40 }, (_, i) => `/a/f${i}`), '/a/big', '/a/f7', '/a/open/shared'];
     const got = await readAll(alice, paths);
     expect(got.map((a) => a.path)).toEqual(paths);
     const codes = got.map((a) => (a.error ? a.error.code : 'ok'));
