@@ -19,15 +19,19 @@ const WORKER_SOURCE = `
 const { parentPort } = process.getBuiltinModule('node:worker_threads');
 const fs = process.getBuiltinModule('node:fs');
 const placeSteps = ${placeSteps.toString()};
-parentPort.on('message', (m) => {
-  const bytes = new Uint8Array(m.bytes);
-  try {
-    parentPort.postMessage({ id: m.id, outcome: placeSteps(fs, m.temp, m.dest, bytes, m.overwrite, m.mtimeMs) });
-  } catch (e) {
-    parentPort.postMessage({ id: m.id, error: { message: String(e && e.message || e), code: e && e.code, stage: e && e.stage } });
-  } finally {
-    bytes.fill(0);
+parentPort.on('message', (files) => {
+  const replies = [];
+  for (const m of files) {
+    const bytes = new Uint8Array(m.bytes);
+    try {
+      replies.push({ id: m.id, outcome: placeSteps(fs, m.temp, m.dest, bytes, m.overwrite, m.mtimeMs) });
+    } catch (e) {
+      replies.push({ id: m.id, error: { message: String(e && e.message || e), code: e && e.code, stage: e && e.stage } });
+    } finally {
+      bytes.fill(0);
+    }
   }
+  parentPort.postMessage(replies);
 });
 `;
 
@@ -42,10 +46,21 @@ interface Slot {
   pending: Map<number, Pending>;
 }
 
+interface Request {
+  id: number;
+  temp: string;
+  dest: string;
+  bytes: ArrayBuffer;
+  overwrite: boolean;
+  mtimeMs: number | null;
+}
+
 type Reply = { id: number; outcome: PlaceOutcome } | { id: number; error: { message: string; code?: string; stage?: string } };
 
 export class PlaceWorkers {
   readonly #slots: Slot[] = [];
+  /** Placements asked since the last dispatch: posted together, one message per worker (setImmediate). */
+  #queued: Array<{ request: Request; pending: Pending }> = [];
   #next = 0;
   #closed = false;
 
@@ -69,13 +84,33 @@ export class PlaceWorkers {
       new Uint8Array(bytes).set(plaintext);
       plaintext.fill(0);
     }
-    const slot = this.#least();
-    const id = this.#next++;
+    const request: Request = { id: this.#next++, temp, dest, bytes, overwrite: options.overwrite, mtimeMs: options.mtime?.getTime() ?? null };
     return new Promise<void>((resolve, reject) => {
-      slot.pending.set(id, { dest, resolve, reject });
-      if (slot.pending.size === 1) slot.worker.ref(); // a file being placed keeps the process alive
-      slot.worker.postMessage({ id, temp, dest, bytes, overwrite: options.overwrite, mtimeMs: options.mtime?.getTime() ?? null }, [bytes]);
+      this.#queued.push({ request, pending: { dest, resolve, reject } });
+      if (this.#queued.length === 1) setImmediate(() => this.#dispatch());
     });
+  }
+
+  /** Hands the queued placements out, each to the worker with the fewest files, one message per worker. */
+  #dispatch(): void {
+    const queued = this.#queued;
+    this.#queued = [];
+    if (this.#closed) {
+      for (const q of queued) q.pending.reject(new CofferError(ErrorCode.UNAVAILABLE, 'the placement workers are closed'));
+      return;
+    }
+    const posts = new Map<Slot, Request[]>();
+    for (const q of queued) {
+      const slot = this.#least();
+      slot.pending.set(q.request.id, q.pending);
+      const list = posts.get(slot) ?? [];
+      list.push(q.request);
+      posts.set(slot, list);
+    }
+    for (const [slot, list] of posts) {
+      slot.worker.ref(); // files being placed keep the process alive
+      slot.worker.postMessage(list, list.map((r) => r.bytes));
+    }
   }
 
   /** Ends the workers (after the caller's placements settled). Idempotent. */
@@ -98,19 +133,21 @@ export class PlaceWorkers {
     const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [] });
     const slot: Slot = { worker, pending: new Map() };
     worker.unref();
-    worker.on('message', (m: Reply) => {
-      const p = slot.pending.get(m.id);
-      if (!p) return;
-      slot.pending.delete(m.id);
-      if (slot.pending.size === 0) worker.unref();
-      if ('outcome' in m) {
-        const failure = placeFailure(p.dest, m.outcome);
-        if (failure === null) p.resolve();
-        else p.reject(failure);
-        return;
+    worker.on('message', (replies: Reply[]) => {
+      for (const m of replies) {
+        const p = slot.pending.get(m.id);
+        if (!p) continue;
+        slot.pending.delete(m.id);
+        if ('outcome' in m) {
+          const failure = placeFailure(p.dest, m.outcome);
+          if (failure === null) p.resolve();
+          else p.reject(failure);
+          continue;
+        }
+        const e = Object.assign(new Error(m.error.message), { code: m.error.code, stage: m.error.stage });
+        p.reject(placeFailure(p.dest, null, e));
       }
-      const e = Object.assign(new Error(m.error.message), { code: m.error.code, stage: m.error.stage });
-      p.reject(placeFailure(p.dest, null, e));
+      if (slot.pending.size === 0) worker.unref();
     });
     const died = (why: string): void => {
       const i = this.#slots.indexOf(slot);
