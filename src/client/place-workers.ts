@@ -11,8 +11,8 @@ import { Worker } from 'node:worker_threads';
 import { CofferError, ErrorCode } from '../errors.js';
 import { placeFailure, placeSteps, type PlaceOutcome } from './place-now.js';
 
-/** Worker threads get -r places files on (file creation is what waits; more gained nothing measurable). */
-export const PLACE_WORKERS = 4;
+/** Worker threads get -r places files on: 2 and 4 placed as fast (docs/benchmarks.md), 2 with less CPU. */
+export const PLACE_WORKERS = 2;
 
 // Evaluated in the worker: placeSteps' own source (self-contained), then one message in, one outcome out.
 const WORKER_SOURCE = `
