@@ -104,21 +104,27 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
         const resticRestore = hasRestic ? timeSync(() => restic(repo, ['restore', 'latest', '--target', restoreDir])) : null;
         const out = path.join(work, `get-${r}`);
         let getCpu = { client: 0, server: 0 };
-        const get = await serveDuring('get', () => timeAsync(async () => {
+        const runA = (): Promise<number> => serveDuring('get', () => timeAsync(async () => {
           getCpu = await cpuAround(servePid(), async () => {
             rss = await runWatched(['get', '-r', `/r${r}`, out, '--json', ...conc], env);
           });
         }));
-        getRss = Math.max(getRss, rss);
-        // A/B of two trees' clients in one run: B's get -r of the same files, against the same service
+        // A/B of two trees' clients in one run: B's get -r of the same files, against the same service. The
+        // first get -r of a round reads the packs from disk (written O_DIRECT), the second from the page cache:
+        // A goes first in odd rounds, B in even ones
         const cliB = process.env.COFFER_BENCH_CLI_B;
         let getBCpu: { client: number; server: number } | null = null;
-        const getB = cliB ? await timeAsync(async () => {
+        const runB = async (): Promise<number | null> => (cliB ? timeAsync(async () => {
           getBCpu = await cpuAround(servePid(), async () => {
             const res = await runCliProcess(['get', '-r', `/r${r}`, path.join(work, `get-b-${r}`), '--json', ...conc], env, undefined, cliB);
             if (res.code !== 0) throw new Error(`B: get -r failed (${res.code}): ${res.stderr.trim()}`);
           });
-        }) : null;
+        }) : null);
+        const bFirst = cliB !== undefined && r % 2 === 1;
+        const getBEarly = bFirst ? await runB() : null;
+        const get = await runA();
+        getRss = Math.max(getRss, rss);
+        const getB = bFirst ? getBEarly : await runB();
         if (cliB) await rm(path.join(work, `get-b-${r}`), { recursive: true, force: true });
         const outFsync = path.join(work, `get-fsync-${r}`);
         const getFsync = options.fsyncToo === false ? null : await serveDuring('get', () => timeAsync(async () => {

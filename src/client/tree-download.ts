@@ -1,8 +1,9 @@
 // `coffer get -r`: mirrors a vault directory locally with many files in flight. Files up to 1 MiB are asked
 // for in batches (`POST /v1/fs/files/read`: many files' manifests, key records and sealed chunks in one streamed
 // answer), a few batches at once; each file is authenticated as a single file is (small-file.ts openFileAnswer)
-// and written to a temporary name, fsynced — many in parallel, never one after another — and renamed into place,
-// so an interruption leaves every file whole or absent. Other one-chunk files come in one request each, larger
+// and written to a temporary name and renamed into place (by default on placement worker threads, without fsync,
+// place-workers.ts; with --fsync fsynced first, through fs/promises), so an interruption leaves every file whole
+// or absent. Other one-chunk files come in one request each, larger
 // ones one at a time through the chunked download. Each file gets the vault file's modification time, which is
 // what a re-run compares (with the size) to skip it, from the listing alone (no request per file). Directory
 // entries are made durable by one fsync per directory and batch (dir-sync.ts), not one per file.
