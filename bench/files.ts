@@ -14,7 +14,7 @@ import path from 'node:path';
 import { VaultClient } from '../src/client/vault-client.js';
 import { runCliProcess, startServerProcess } from './cli-process.js';
 import { benchLarge } from './large.js';
-import { peakRss, resetPeakRss, watchPeakRss } from './measure.js';
+import { cpuAround, peakRss, resetPeakRss, watchPeakRss } from './measure.js';
 
 export interface FilesBenchOptions {
   files: number;
@@ -42,6 +42,11 @@ interface Round {
   get: number;
   /** get -r --fsync (every file fsynced before its rename), null with `fsyncToo` off. */
   getFsync: number | null;
+  /** CPU seconds of the default get -r: the command and coffer serve. */
+  getCpu: { client: number; server: number };
+  /** get -r with COFFER_BENCH_CLI_B (another tree's client, same service), right after A's; null without. */
+  getB: number | null;
+  getBCpu: { client: number; server: number } | null;
 }
 
 export async function benchFiles(options: FilesBenchOptions): Promise<Record<string, unknown>> {
@@ -98,17 +103,36 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
         const restoreDir = path.join(work, `restore-${r}`);
         const resticRestore = hasRestic ? timeSync(() => restic(repo, ['restore', 'latest', '--target', restoreDir])) : null;
         const out = path.join(work, `get-${r}`);
-        const get = await serveDuring('get', () => timeAsync(async () => {
-          rss = await runWatched(['get', '-r', `/r${r}`, out, '--json', ...conc], env);
+        let getCpu = { client: 0, server: 0 };
+        const runA = (): Promise<number> => serveDuring('get', () => timeAsync(async () => {
+          getCpu = await cpuAround(servePid(), async () => {
+            rss = await runWatched(['get', '-r', `/r${r}`, out, '--json', ...conc], env);
+          });
         }));
+        // A/B of two trees' clients in one run: B's get -r of the same files, against the same service. The
+        // first get -r of a round reads the packs from disk (written O_DIRECT), the second from the page cache:
+        // A goes first in odd rounds, B in even ones
+        const cliB = process.env.COFFER_BENCH_CLI_B;
+        let getBCpu: { client: number; server: number } | null = null;
+        const runB = async (): Promise<number | null> => (cliB ? timeAsync(async () => {
+          getBCpu = await cpuAround(servePid(), async () => {
+            const res = await runCliProcess(['get', '-r', `/r${r}`, path.join(work, `get-b-${r}`), '--json', ...conc], env, undefined, cliB);
+            if (res.code !== 0) throw new Error(`B: get -r failed (${res.code}): ${res.stderr.trim()}`);
+          });
+        }) : null);
+        const bFirst = cliB !== undefined && r % 2 === 1;
+        const getBEarly = bFirst ? await runB() : null;
+        const get = await runA();
         getRss = Math.max(getRss, rss);
+        const getB = bFirst ? getBEarly : await runB();
+        if (cliB) await rm(path.join(work, `get-b-${r}`), { recursive: true, force: true });
         const outFsync = path.join(work, `get-fsync-${r}`);
         const getFsync = options.fsyncToo === false ? null : await serveDuring('get', () => timeAsync(async () => {
           rss = await runWatched(['get', '-r', `/r${r}`, outFsync, '--fsync', '--json', ...conc], env);
         }));
         getRss = Math.max(getRss, rss);
         await rm(outFsync, { recursive: true, force: true });
-        const round = { resticBackup, put, resticRestore, get, getFsync };
+        const round = { resticBackup, put, resticRestore, get, getFsync, getCpu, getB, getBCpu };
         rounds.push(round);
         log(`round ${r + 1}: ${fmtRound(round, files)}`);
         // free the disk for the next round (the vault copies stay: the later steps use them)
@@ -155,6 +179,15 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
           summary.getFsyncVsResticRestore = median(fsyncVs);
           log(`get -r --fsync ${median(fsyncVs).toFixed(2)}× restic restore [${fsyncVs.map((v) => v.toFixed(2)).join(', ')}] (durable mode; restic restore fsyncs nothing)`);
         }
+      }
+      const per1000 = (c: { client: number; server: number }): string => `${((c.client * 1000) / files).toFixed(2)} + ${((c.server * 1000) / files).toFixed(2)}`;
+      log(`get -r CPU seconds per 1000 files (client + service), per round: ${rounds.map((x) => per1000(x.getCpu)).join('; ')}`);
+      summary.getCpuPer1000Files = rounds.map((x) => ({ client: (x.getCpu.client * 1000) / files, service: (x.getCpu.server * 1000) / files }));
+      if (rounds.every((x) => x.getB !== null)) {
+        const bVsA = rounds.map((x) => x.get / (x.getB as number));
+        summary.getBFilesPerSecond = median(rate(rounds.map((x) => x.getB as number)));
+        summary.getBOverA = median(bVsA);
+        log(`get -r B (${process.env.COFFER_BENCH_CLI_B}): ${range(rate(rounds.map((x) => x.getB as number)))} files/s; B/A files/s ${median(bVsA).toFixed(2)} [${bVsA.map((v) => v.toFixed(2)).join(', ')}]${hasRestic ? `; B ÷ restic restore [${rounds.map((x) => ((x.resticRestore as number) / (x.getB as number)).toFixed(2)).join(', ')}]` : ''}; CPU per 1000 files ${rounds.map((x) => per1000(x.getBCpu as { client: number; server: number })).join('; ')}`);
       }
       log(`re-run over the complete tree (every file skipped): put -r ${rerunPut.toFixed(2)} s, get -r ${rerunGet.toFixed(2)} s; ls of a ${Math.min(perDir, files)}-entry directory ${listing.toFixed(2)} s (CLI start included); listing the whole tree (${treeEntries} entries, page by page, in-process) ${treeListing.toFixed(2)} s`);
       log(`peak RSS: put -r ${mib(putRss)}, get -r ${mib(getRss)}, coffer serve ${mib(serverRss)} (${servePeak.separate ? `during put -r ${mib(servePeak.put)}, during get -r ${mib(servePeak.get)}` : 'its peak could not be reset: not apart for put and get'})`);
@@ -220,7 +253,7 @@ async function timeAsync(fn: () => Promise<unknown>): Promise<number> {
 
 function fmtRound(r: Round, files: number): string {
   const f = (s: number | null): string => (s === null ? 'n/a' : `${(files / s).toFixed(0)} files/s (${s.toFixed(2)} s)`);
-  return `restic backup ${f(r.resticBackup)}, coffer put -r ${f(r.put)}, restic restore ${f(r.resticRestore)}, coffer get -r ${f(r.get)}`;
+  return `restic backup ${f(r.resticBackup)}, coffer put -r ${f(r.put)}, restic restore ${f(r.resticRestore)}, coffer get -r ${f(r.get)}${r.getB === null ? '' : `, get -r B ${f(r.getB)}`}`;
 }
 
 function median(xs: number[]): number {

@@ -5,7 +5,7 @@
 import { createServer, type Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CHUNK_SIZE, MAX_SEALED_SIZE } from '../crypto/index.js';
 import { FILES_MEDIA_TYPE, type FileAnswer } from '../client/file-batch.js';
 import { VaultClient } from '../client/vault-client.js';
@@ -43,6 +43,7 @@ beforeAll(async () => {
   await call(s.url, admin, 'PUT', '/v1/grants', { path: '/a/open', user: 'bob', role: 'read' });
   for (let i = 0; i < 40; i++) await put(alice, `/a/f${i}`, 1000 + i);
   await put(alice, '/a/empty', 0);
+  await put(alice, '/a/big', 200_000); // a record over the service's 64 KiB gathering of small records
   await put(alice, '/a/open/shared', 77);
   await put(alice, '/a/two', CHUNK_SIZE + 1);
 });
@@ -61,7 +62,7 @@ async function readAll(token: string, paths: string[]): Promise<FileAnswer[]> {
 
 describe('POST /v1/fs/files/read', () => {
   it('answers every file in the order asked, each failing alone; sealed bytes are the stored chunk', async () => {
-    const paths = ['/a/f3', '/a/none', '/a/empty', '/a', '/a/two', ...Array.from({ length: 40 }, (_, i) => `/a/f${i}`), '/a/open/shared'];
+    const paths = ['/a/f3', '/a/none', '/a/empty', '/a', '/a/two', ...Array.from({ length: 40 }, (_, i) => `/a/f${i}`), '/a/big', '/a/f7', '/a/open/shared'];
     const got = await readAll(alice, paths);
     expect(got.map((a) => a.path)).toEqual(paths);
     const codes = got.map((a) => (a.error ? a.error.code : 'ok'));
@@ -103,6 +104,29 @@ describe('POST /v1/fs/files/read', () => {
     const got = await readAll(bob, ['/a/f1', '/a/open/shared', '/a/f2']);
     expect(got.map((a) => (a.error ? a.error.code : 'ok'))).toEqual(['PERMISSION_DENIED', 'ok', 'PERMISSION_DENIED']);
     expect(got[1]!.error === undefined && Buffer.from(got[1]!.sealed!).equals(Buffer.from(sealedOf.get('/a/open/shared')!))).toBe(true);
+  });
+
+  it('walks each directory once per batch (one getChild a file), with the answers a single read gives', async () => {
+    const getChild = vi.spyOn(s.env.store, 'getChild');
+    try {
+      const files = Array.from({ length: 40 }, (_, i) => `/a/f${i}`);
+      const got = await readAll(alice, files);
+      expect(got.every((a) => a.error === undefined)).toBe(true);
+      expect(getChild.mock.calls.length).toBe(1 + files.length); // '/a' once, then each file (was 2 a file)
+    } finally {
+      getChild.mockRestore();
+    }
+    // paths whose directory is missing or a file, the root (alice may not read it): each fails alone, as GET /v1/fs/file answers it
+    const odd = ['/a/f1/x', '/zz/q', '/a/none', '/', '/a/f1', '/a/f1/x/y', '/a/open/shared'];
+    const got = await readAll(alice, odd);
+    const single = await Promise.all(odd.map(async (p) => {
+      const res = await call(s.url, alice, 'GET', `/v1/fs/file?path=${encodeURIComponent(p)}`);
+      return res.status === 200 ? 'ok' : await errorCode(res);
+    }));
+    expect(got.map((a) => (a.error ? a.error.code : 'ok'))).toEqual(single);
+    expect(single).toEqual(['NOT_A_DIRECTORY', 'NOT_FOUND', 'NOT_FOUND', 'PERMISSION_DENIED', 'ok', 'NOT_A_DIRECTORY', 'ok']);
+    // and per file, not per directory: bob may read one file of /a/open, none of /a
+    expect((await readAll(bob, ['/a/open/shared', '/a/f1', '/a/open/shared'])).map((a) => (a.error ? a.error.code : 'ok'))).toEqual(['ok', 'PERMISSION_DENIED', 'ok']);
   });
 
   it('refuses a request that is not a list of 1..256 paths', async () => {

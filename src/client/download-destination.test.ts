@@ -103,4 +103,32 @@ describe('the destination of a download', () => {
     await downloadTree(client, '/tree', viaLink, { keys });
     expect(await readdir(path.join(work, 'real-dest', 'sub'))).toEqual(['g.bin']);
   });
+
+  it('get -r names each small file\'s temporary name (what Ctrl-C removes) before a worker creates it, and withdraws it once placed', async () => {
+    await client.mkdir('/small', true);
+    const bodies = Array.from({ length: 5 }, (_, i) => randomBytes(1000 + i));
+    for (const [i, b] of bodies.entries()) {
+      await writeFile(path.join(work, `s${i}`), b);
+      await uploadFile(client, path.join(work, `s${i}`), { path: `/small/s${i}`, keys });
+    }
+    const dir = path.join(work, 'small-out');
+    const live = new Set<string>();
+    const named: string[] = [];
+    await downloadTree(client, '/small', dir, {
+      keys,
+      onTempFile: (p, exists) => {
+        if (exists) {
+          live.add(p);
+          named.push(p);
+        } else {
+          live.delete(p);
+        }
+      },
+    });
+    expect(named.length).toBe(bodies.length);
+    expect(named.every((p) => path.dirname(p) === dir && path.basename(p).startsWith('.coffer-partial-'))).toBe(true);
+    expect(live.size).toBe(0);
+    for (const [i, b] of bodies.entries()) expect((await readFile(path.join(dir, `s${i}`))).equals(b)).toBe(true);
+    expect(await leftovers(dir)).toEqual([]);
+  });
 });

@@ -3,10 +3,11 @@
 // modification time, then link (no overwrite: an existing name is refused) or rename (overwrite) — made with
 // synchronous system calls. Each async fs call is a round trip to libuv's pool (a queue, a futex wake-up and a
 // completion back on the event loop); with 16 KiB files these hand-offs cost more than the calls themselves
-// (docs/benchmarks.md, get -r with synchronous writes: ≈ 19 futex calls per file). Without fsync, every call
-// here is a page-cache operation of microseconds, so the event loop is held no longer than a decryption.
+// (docs/benchmarks.md, get -r with synchronous writes: ≈ 19 futex calls per file). get -r makes these calls on
+// a few worker threads (place-workers.ts), where a file creation that waits on the filesystem holds no event
+// loop; placeFileNow makes them on the calling thread. Both run placeSteps, the one implementation.
 // The durable mode (--fsync) keeps placeFile: an fsync must not hold the event loop.
-import { closeSync, constants, futimesSync, linkSync, lstatSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import * as fs from 'node:fs';
 import path from 'node:path';
 import { CofferError, ErrorCode } from '../errors.js';
 import { partialPath } from './partial-files.js';
@@ -18,8 +19,88 @@ export interface PlaceNowOptions {
   mtime?: Date;
 }
 
-const FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK']);
+/** How placeSteps ended without an error: placed, or not placed because the name exists / appeared meanwhile. */
+export type PlaceOutcome = 'placed' | 'exists' | 'appeared';
+
+/**
+ * The system calls of one placement: `bytes` into `temp` (created O_EXCL|O_NOFOLLOW, mode 0600), `mtimeMs` set
+ * on the open file, then `temp` linked (or, without overwrite on a filesystem without hard links, renamed after
+ * an lstat) or renamed (overwrite) to `dest`. On any failure `temp` is removed. Throws the system call's error,
+ * marked `stage: 'open'` when the temporary file could not be made. Uses no import and no outer name: its source
+ * is also a worker's (place-workers.ts), so it must stay self-contained.
+ */
+export function placeSteps(nodeFs: typeof fs, temp: string, dest: string, bytes: Uint8Array, overwrite: boolean, mtimeMs: number | null): PlaceOutcome {
+  const c = nodeFs.constants;
+  let fd: number;
+  try {
+    fd = nodeFs.openSync(temp, c.O_WRONLY | c.O_CREAT | c.O_EXCL | c.O_NOFOLLOW, 0o600);
+  } catch (e) {
+    (e as { stage?: string }).stage = 'open';
+    throw e;
+  }
+  let placed = false;
+  try {
+    try {
+      let n = 0;
+      while (n < bytes.length) n += nodeFs.writeSync(fd, bytes, n, bytes.length - n, n);
+      if (mtimeMs !== null) nodeFs.futimesSync(fd, mtimeMs / 1000, mtimeMs / 1000);
+    } finally {
+      nodeFs.closeSync(fd);
+    }
+    if (overwrite) {
+      nodeFs.renameSync(temp, dest);
+    } else {
+      let linked = true;
+      try {
+        nodeFs.linkSync(temp, dest);
+      } catch (e) {
+        const code = (e as { code?: string }).code ?? '';
+        if (code === 'EEXIST') return 'exists';
+        // a filesystem without hard links: check, then rename (as placeFile)
+        if (!['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK'].includes(code)) throw e;
+        linked = false;
+      }
+      if (linked) {
+        nodeFs.unlinkSync(temp);
+      } else {
+        try {
+          nodeFs.lstatSync(dest);
+          return 'appeared';
+        } catch {
+          // absent: take the name
+        }
+        nodeFs.renameSync(temp, dest);
+      }
+    }
+    placed = true;
+    return 'placed';
+  } finally {
+    if (!placed) {
+      try {
+        nodeFs.unlinkSync(temp);
+      } catch {
+        // gone already
+      }
+    }
+  }
+}
+
+/**
+ * What placeSteps' outcome or error means to a caller: nothing for 'placed'; ALREADY_EXISTS (the name exists, or
+ * appeared meanwhile), NOT_FOUND (no such directory), PERMISSION_DENIED; any other error as it came.
+ */
+export function placeFailure(dest: string, outcome: PlaceOutcome | null, error?: unknown): unknown {
+  if (outcome === 'exists') return new CofferError(ErrorCode.ALREADY_EXISTS, `${dest} exists (use --force to replace it)`);
+  if (outcome === 'appeared') return new CofferError(ErrorCode.ALREADY_EXISTS, `${dest} appeared meanwhile (use --force to replace it)`);
+  if (outcome === 'placed') return null;
+  const e = error as NodeJS.ErrnoException & { stage?: string };
+  if (e?.stage === 'open') {
+    const dir = path.dirname(dest);
+    if (e.code === 'ENOENT' || e.code === 'ENOTDIR') return new CofferError(ErrorCode.NOT_FOUND, `${dir} is not an existing directory`, { cause: e });
+    if (e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS') return new CofferError(ErrorCode.PERMISSION_DENIED, `cannot write in ${dir} (${e.code})`, { cause: e });
+  }
+  return e;
+}
 
 /**
  * Writes `plaintext` to `dest` through a temporary file, without fsync, all in one synchronous step (so no
@@ -29,65 +110,12 @@ const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLI
  * removed.
  */
 export function placeFileNow(dest: string, plaintext: Uint8Array, options: PlaceNowOptions): void {
-  const dir = path.dirname(dest);
-  const temp = partialPath(dir);
-  let fd: number;
+  let outcome: PlaceOutcome;
   try {
-    fd = openSync(temp, FLAGS, 0o600);
+    outcome = placeSteps(fs, partialPath(path.dirname(dest)), dest, plaintext, options.overwrite, options.mtime?.getTime() ?? null);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw new CofferError(ErrorCode.NOT_FOUND, `${dir} is not an existing directory`, { cause: e });
-    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') throw new CofferError(ErrorCode.PERMISSION_DENIED, `cannot write in ${dir} (${code})`, { cause: e });
-    throw e;
+    throw placeFailure(dest, null, e);
   }
-  let placed = false;
-  try {
-    try {
-      let n = 0;
-      while (n < plaintext.length) n += writeSync(fd, plaintext, n, plaintext.length - n, n);
-      if (options.mtime) futimesSync(fd, options.mtime, options.mtime);
-    } finally {
-      closeSync(fd);
-    }
-    if (options.overwrite) {
-      renameSync(temp, dest);
-    } else if (link(temp, dest)) {
-      unlinkSync(temp);
-    } else {
-      // a filesystem without hard links: check, then rename (as placeFile)
-      if (exists(dest)) throw new CofferError(ErrorCode.ALREADY_EXISTS, `${dest} appeared meanwhile (use --force to replace it)`);
-      renameSync(temp, dest);
-    }
-    placed = true;
-  } finally {
-    if (!placed) {
-      try {
-        unlinkSync(temp);
-      } catch {
-        // gone already
-      }
-    }
-  }
-}
-
-/** link(2): true when made, false on a filesystem without hard links; ALREADY_EXISTS when the name exists. */
-function link(from: string, to: string): boolean {
-  try {
-    linkSync(from, to);
-    return true;
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? '';
-    if (code === 'EEXIST') throw new CofferError(ErrorCode.ALREADY_EXISTS, `${to} exists (use --force to replace it)`);
-    if (!NO_HARD_LINKS.has(code)) throw e;
-    return false;
-  }
-}
-
-function exists(p: string): boolean {
-  try {
-    lstatSync(p);
-    return true;
-  } catch {
-    return false;
-  }
+  const failure = placeFailure(dest, outcome);
+  if (failure !== null) throw failure;
 }

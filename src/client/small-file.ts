@@ -135,7 +135,8 @@ export async function openFileAnswer(
   if (!sealed) throw new CofferError(ErrorCode.INTEGRITY, `the answer for ${vaultPath} has no chunk`);
   const dek = await keys.openDataKey(manifest.keyRecord, manifest.blobId);
   try {
-    const out = Buffer.allocUnsafe(Math.max(0, sealed.length - HEADER_SIZE));
+    // its own memory (not a slice of Node's 64 KiB pool): get -r moves it to a placement worker (place-workers.ts)
+    const out = Buffer.allocUnsafeSlow(Math.max(0, sealed.length - HEADER_SIZE));
     const plaintext = openChunkInto(dek, sealed, {
       blobId: blobIdFromHex(manifest.blobId), index: 0, keyGeneration: manifest.keyGeneration, final: true, plaintextLength: manifest.size,
     }, out);

@@ -1,8 +1,9 @@
 // `coffer get -r`: mirrors a vault directory locally with many files in flight. Files up to 1 MiB are asked
 // for in batches (`POST /v1/fs/files/read`: many files' manifests, key records and sealed chunks in one streamed
 // answer), a few batches at once; each file is authenticated as a single file is (small-file.ts openFileAnswer)
-// and written to a temporary name, fsynced — many in parallel, never one after another — and renamed into place,
-// so an interruption leaves every file whole or absent. Other one-chunk files come in one request each, larger
+// and written to a temporary name and renamed into place (by default on placement worker threads, without fsync,
+// place-workers.ts; with --fsync fsynced first, through fs/promises), so an interruption leaves every file whole
+// or absent. Other one-chunk files come in one request each, larger
 // ones one at a time through the chunked download. Each file gets the vault file's modification time, which is
 // what a re-run compares (with the size) to skip it, from the listing alone (no request per file). Directory
 // entries are made durable by one fsync per directory and batch (dir-sync.ts), not one per file.
@@ -15,7 +16,8 @@ import { downloadFile } from './download.js';
 import { MAX_BATCH_READ, type FileAnswer } from './file-batch.js';
 import { localName } from './local-name.js';
 import { sweepDeadPartials } from './partial-files.js';
-import { placeFileNow } from './place-now.js';
+import { partialPath } from './partial-files.js';
+import { PlaceWorkers } from './place-workers.js';
 import { sameBytes } from './same-bytes.js';
 import { SMALL_FILE_MAX, fetchSmallFile, openFileAnswer, placeFile } from './small-file.js';
 import {
@@ -58,6 +60,8 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
   // would let pile up: collected every 32 MiB of sealed bytes received (src/young-garbage.ts)
   const youngGarbage = new YoungGarbagePacer();
   const durable = options.fsync === true;
+  // without fsync, files are placed by synchronous calls on a few worker threads (place-workers.ts)
+  const placer = durable ? null : new PlaceWorkers();
   let found = 0;
   let foundBytes = 0;
   const tempFile = (p: string | null, last: { path: string | null }): void => {
@@ -147,15 +151,25 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
         return;
       }
       const mtime = new Date(e.node.modifiedAt);
-      try {
-        // without fsync, synchronous calls: no pool round trip per step (place-now.ts)
-        if (durable) await placeFile(e.dest, got.plaintext, { overwrite: e.replace, mtime, syncDir: (d) => dirs.sync(d), fsync: true, onTempFile: (p) => tempFile(p, last) });
-        else placeFileNow(e.dest, got.plaintext, { overwrite: e.replace, mtime });
-      } finally {
-        got.plaintext.fill(0);
+      const size = got.plaintext.length;
+      if (placer) {
+        // handed to a worker (which zeroes it); the temporary name is known here first, for a signal handler
+        const temp = partialPath(path.dirname(e.dest));
+        tempFile(temp, last);
+        try {
+          await placer.place(temp, e.dest, got.plaintext, { overwrite: e.replace, mtime });
+        } finally {
+          tempFile(null, last);
+        }
+      } else {
+        try {
+          await placeFile(e.dest, got.plaintext, { overwrite: e.replace, mtime, syncDir: (d) => dirs.sync(d), fsync: true, onTempFile: (p) => tempFile(p, last) });
+        } finally {
+          got.plaintext.fill(0);
+        }
       }
-      options.onProgress?.(got.plaintext.length);
-      done(e.node, got.plaintext.length, e.replace);
+      options.onProgress?.(size);
+      done(e.node, size, e.replace);
     } catch (err) {
       await failed(e.node, e.dest, e.replace, err, e.absent);
     }
@@ -251,6 +265,7 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
     // batches first: their writes are submitted to the writers while they run
     await Promise.all([batches.drain(), medium.drain(), large.drain()]);
     await writers.drain();
+    await placer?.close();
   }
   for (const g of gates) if (g.error !== undefined) throw g.error;
   return result;

@@ -7,7 +7,7 @@ import type { BlobRecord, TreeNode } from '../metadata/types.js';
 import { effectiveRole, requireRole } from './access.js';
 import { manifestView, nodeView, type Actor, type ManifestView, type NodeView, type VaultContext } from './context.js';
 import { formatPath, parsePath } from './paths.js';
-import { chainOf, resolveExisting } from './resolve.js';
+import { chainOf, resolveExisting, resolveExistingIn, type DirResolutions } from './resolve.js';
 import { checkBlobId, checkIndex, ownUpload } from './uploads.js';
 
 const AUTHORISED: unique symbol = Symbol('authorised');
@@ -53,13 +53,14 @@ export async function manifestByPath(ctx: VaultContext, actor: Actor, path: stri
 
 /**
  * A file the caller may read, with its committed blob: one access decision (read on the path) that also
- * authorises reading that blob's chunks, since the file node is bound to it (node.blobId). Throws as manifestByPath.
+ * authorises reading that blob's chunks, since the file node is bound to it (node.blobId). `dirs`: directories
+ * already resolved by the same request (a batch read), reused for the path's parent. Throws as manifestByPath.
  */
 export async function readableFile(
-  ctx: VaultContext, actor: Actor, path: string,
+  ctx: VaultContext, actor: Actor, path: string, dirs?: DirResolutions,
 ): Promise<{ node: NodeView; manifest: ManifestView; blob: AuthorisedBlob }> {
   const segments = parsePath(path);
-  const chain = await resolveExisting(ctx.store, segments);
+  const chain = dirs ? await resolveExistingIn(ctx.store, segments, dirs) : await resolveExisting(ctx.store, segments);
   await requireRole(ctx, actor, chain, 'read', `read ${path}`);
   const node = chain[chain.length - 1] as TreeNode;
   if (node.type !== 'file' || !node.blobId) throw new CofferError(ErrorCode.IS_A_DIRECTORY, `${path} is a directory`);

@@ -51,6 +51,33 @@ export async function resolveExisting(store: MetadataStore, segments: readonly s
   return r.chain;
 }
 
+/** Directories already resolved while serving one request (resolveExistingIn): parent path → its resolution. */
+export type DirResolutions = Map<string, Promise<Resolution>>;
+
+/**
+ * resolveExisting for a request that names many paths (a batch read): each parent directory is walked once and
+ * its chain reused for the other paths in it, so a file costs one getChild instead of one per segment. Same
+ * answers and errors as resolveExisting (NOT_FOUND, NOT_A_DIRECTORY); a failed walk is not kept.
+ */
+export async function resolveExistingIn(store: MetadataStore, segments: readonly string[], dirs: DirResolutions): Promise<TreeNode[]> {
+  if (segments.length === 0) return resolveExisting(store, segments);
+  const parentSegments = segments.slice(0, -1);
+  const key = formatPath(parentSegments);
+  let dir = dirs.get(key);
+  if (!dir) {
+    dir = resolvePath(store, parentSegments);
+    dirs.set(key, dir);
+    dir.catch(() => dirs.delete(key));
+  }
+  const r = await dir;
+  if (!r.found) throw new CofferError(ErrorCode.NOT_FOUND, `${formatPath(segments)} does not exist`);
+  const parent = r.chain[r.chain.length - 1] as TreeNode;
+  if (parent.type !== 'dir') throw new CofferError(ErrorCode.NOT_A_DIRECTORY, `${key} is not a directory`);
+  const child = await store.getChild(parent.id, segments[segments.length - 1] as string);
+  if (!child) throw new CofferError(ErrorCode.NOT_FOUND, `${formatPath(segments)} does not exist`);
+  return [...r.chain, child];
+}
+
 /** The chain root..node by walking parentId upwards (for a node found by id). Throws NOT_FOUND if detached. */
 export async function chainOf(store: MetadataStore, node: TreeNode): Promise<TreeNode[]> {
   const chain = [node];

@@ -21,6 +21,9 @@ export const SEALED_BUFFERS_KEPT = 512;
 
 const FIELDS = ['path', 'blobId', 'keyGeneration', 'keyRecord', 'size', 'overwrite', 'source', 'binding'] as const;
 
+/** A batch read's small records are sent in writes of about this size (docs/http-api.md). */
+const GATHER_BYTES = 64 * 1024;
+
 // @hono/node-server's marker for a response the route wrote itself (as in downloads.ts)
 const ALREADY_SENT = 'x-hono-already-sent';
 
@@ -94,41 +97,67 @@ export function fileRoutes(app: Hono<ApiEnv>, vault: Vault, metrics: ServiceMetr
     outgoing?.once('close', () => lent?.responseClosed());
     const items = vault.readSmallFiles(c.var.actor, paths as string[], lent?.bufferFor);
     let count = 0;
-    // pulled as the socket drains: one record at a time, never the whole answer in memory
+    // pulled as the socket drains, never the whole answer in memory; small records are gathered into one write of
+    // up to GATHER_BYTES (one write, and one pull of this stream, per record cost more than the record itself)
     const body = new ReadableStream<Uint8Array>({
       async pull(controller) {
-        let r: Awaited<ReturnType<typeof items.next>>;
-        try {
-          r = await items.next();
-        } catch (e) {
-          lent?.readerDone(); // a generator that threw is finished, the reads it started settled
-          controller.error(e); // the client sees a cut answer (no end record) and fails the batch
-          return;
+        const parts: Uint8Array[] = [];
+        let gathered = 0;
+        const flush = (): void => {
+          if (parts.length > 0) controller.enqueue(parts.length === 1 ? (parts[0] as Uint8Array) : Buffer.concat(parts, gathered));
+          parts.length = 0;
+          gathered = 0;
+        };
+        const add = (b: Uint8Array): void => {
+          if (b.length > GATHER_BYTES) {
+            flush();
+            controller.enqueue(b);
+            return;
+          }
+          parts.push(b);
+          gathered += b.length;
+        };
+        while (gathered < GATHER_BYTES) {
+          let r: Awaited<ReturnType<typeof items.next>>;
+          try {
+            r = await items.next();
+          } catch (e) {
+            lent?.readerDone(); // a generator that threw is finished, the reads it started settled
+            controller.error(e); // the client sees a cut answer (no end record) and fails the batch
+            return;
+          }
+          try {
+            if (r.done) {
+              lent?.readerDone();
+              add(frameHead({ end: true, count }));
+              flush();
+              controller.close();
+              return;
+            }
+            count++;
+            const item = r.value;
+            if ('error' in item) {
+              add(frameHead({ path: item.path, error: { code: item.error.code, message: item.error.message }, status: httpStatusOf[item.error.code] }));
+              continue;
+            }
+            const sealed = item.read.sealed;
+            const head = frameHead({ path: item.path, node: item.read.node, manifest: item.read.manifest, sealedLength: sealed?.length ?? 0 });
+            metrics?.bytesOut.inc(head.length + (sealed?.length ?? 0));
+            add(head);
+            if (sealed) {
+              add(sealed);
+              youngGarbage.moved(sealed.length);
+            }
+          } catch (e) {
+            // the stream was cancelled meanwhile (enqueue refuses): cancel() ends the reads and gives the buffers back
+            controller.error(e);
+            return;
+          }
         }
         try {
-          if (r.done) {
-            lent?.readerDone();
-            controller.enqueue(frameHead({ end: true, count }));
-            controller.close();
-            return;
-          }
-          count++;
-          const item = r.value;
-          if ('error' in item) {
-            controller.enqueue(frameHead({ path: item.path, error: { code: item.error.code, message: item.error.message }, status: httpStatusOf[item.error.code] }));
-            return;
-          }
-          const sealed = item.read.sealed;
-          const head = frameHead({ path: item.path, node: item.read.node, manifest: item.read.manifest, sealedLength: sealed?.length ?? 0 });
-          metrics?.bytesOut.inc(head.length + (sealed?.length ?? 0));
-          controller.enqueue(head);
-          if (sealed) {
-            controller.enqueue(sealed);
-            youngGarbage.moved(sealed.length);
-          }
+          flush();
         } catch (e) {
-          // the stream was cancelled meanwhile (enqueue refuses): cancel() ends the reads and gives the buffers back
-          controller.error(e);
+          controller.error(e); // cancelled meanwhile, as above
         }
       },
       async cancel() {
