@@ -80,8 +80,8 @@ describe('POST /v1/fs/files/read', () => {
   it('answers the stored bytes through many batches in parallel and after answers abandoned midway (pooled buffers)', async () => {
     // the route reads sealed chunks into pooled buffers and reuses them once an answer is sent: a buffer
     // reused too early would show here as another file's bytes
-    await put(alice, '/a/big', 40 * 1024); // above the pooled size: a buffer of its own
-    const paths = ['/a/big', ...Array.from({ length: 40 }, (_, i) => `/a/f${i}`)];
+    await put(alice, '/a/big40k', 40 * 1024); // above the pooled size: a buffer of its own
+    const paths = ['/a/big40k', ...Array.from({ length: 40 }, (_, i) => `/a/f${i}`)];
     for (let i = 0; i < 3; i++) {
       const client = new VaultClient({ server: s.url, token: alice });
       try {
