@@ -241,8 +241,8 @@ export class GatewayRecords {
     await this.integrity.checkCommitted(node, manifest);
     if (!this.integrity.commitMacs || !dek) return { node, manifest };
     const macs = this.integrity.commitMacs(node, manifest, dek);
-    await withRetry(() => this.client.setBlobMac(blobId, macs.blob));
-    const endorsed = await this.setNodeMac(node, macs.node);
+    // independent records: both at once (either missing leaves the file refused on read, never trusted)
+    const [, endorsed] = await Promise.all([withRetry(() => this.client.setBlobMac(blobId, macs.blob)), this.setNodeMac(node, macs.node)]);
     return { node: endorsed, manifest: { ...manifest, mac: macs.blob } };
   }
 
