@@ -225,7 +225,11 @@ export class GatewayRecords {
 
   /** Idempotent on the service (the same request answers the same upload), so retried after transient failures. */
   async createUpload(request: UploadRequest): Promise<UploadState> {
-    await this.requireHereOrParent(request.path, 'write');
+    // a new file only (no overwrite: the service refuses ALREADY_EXISTS when one is there) is made in the parent,
+    // so the parent's role decides and the leaf need not be looked up (one request less per new file); replacing
+    // a file checks the role on that file, its record verified
+    if (request.overwrite === false) await this.require(parentOf(request.path), 'write');
+    else await this.requireHereOrParent(request.path, 'write');
     const prepared = await this.integrity.prepareUpload(request);
     return withRetry(() => this.client.createUpload(prepared));
   }
