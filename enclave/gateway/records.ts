@@ -227,9 +227,16 @@ export class GatewayRecords {
   async createUpload(request: UploadRequest): Promise<UploadState> {
     // a new file only (no overwrite: the service refuses ALREADY_EXISTS when one is there) is made in the parent,
     // so the parent's role decides and the leaf need not be looked up (one request less per new file); replacing
-    // a file checks the role on that file, its record verified
-    if (request.overwrite === false) await this.require(parentOf(request.path), 'write');
-    else await this.requireHereOrParent(request.path, 'write');
+    // a file checks the role on that file, its record verified. A parent that refuses is asked about the leaf as
+    // before, so a caller with a role on an existing file only still gets ALREADY_EXISTS, not PERMISSION_DENIED.
+    if (request.overwrite === false) {
+      await this.require(parentOf(request.path), 'write').catch(async (e: unknown) => {
+        if (!(e instanceof CofferError) || e.code !== ErrorCode.PERMISSION_DENIED) throw e;
+        await this.requireHereOrParent(request.path, 'write');
+      });
+    } else {
+      await this.requireHereOrParent(request.path, 'write');
+    }
     const prepared = await this.integrity.prepareUpload(request);
     return withRetry(() => this.client.createUpload(prepared));
   }
