@@ -54,7 +54,7 @@ export function createEnclaveIssuerAuthenticator(config: EnclaveIssuerConfig): A
   const now = config.now ?? (() => new Date());
   const currentKey = async (): Promise<JWK> => {
     // the sync form: one stat of a small local file per request; the promise form's thread-pool round trip cost
-    // ≈ 0.7 ms of CPU per request (1.7 s per GiB of an rclone upload, docs/s3-api.md "Requests per part")
+    // ≈ 0.7 ms of CPU per request (1.7 s per GiB of an rclone upload, docs/s3-api.md "Where an rclone part's CPU goes")
     let st;
     try {
       st = statSync(config.file);
