@@ -13,12 +13,13 @@ export interface VerifiedRecipient {
   publicKey: Uint8Array;
 }
 
-// Documents verified lately, by SHA-256 of their bytes (and the root they verified under). An enclave sends the same
-// document with every call for up to a minute (enclave/gateway/data-keys.ts), and the chain and ES384 checks cost
-// ≈ 15 ms of CPU each: one per staged S3 part was the largest CPU cost of the storage process in an rclone upload
-// (docs/s3-api.md "Where an rclone part's CPU goes"). A hit skips only the signature and chain checks, which give the same answer
-// for the same bytes; the document's age is checked again on every use, and an entry counts for VERIFIED_FOR_MS at
-// most, so a certificate that expires is honoured at most that much longer (inside the clock skew already granted).
+// Documents verified lately, by SHA-256 of their bytes (and the root they verified under). An enclave sends the
+// same document with every call for up to a minute (enclave/gateway/data-keys.ts), and the chain and ES384 checks
+// cost ≈ 15 ms of CPU each: one per staged S3 part was the largest CPU cost of the storage process in an rclone
+// upload (docs/s3-api.md "Where an rclone part's CPU goes"). A hit skips only the signature and chain checks, which
+// give the same answer for the same bytes; the document's age is checked again on every use, and an entry counts
+// for VERIFIED_FOR_MS at most, so a certificate that expires is honoured at most that much longer (inside the clock
+// skew already granted).
 const VERIFIED_FOR_MS = 10_000;
 const VERIFIED_MAX = 64;
 const verified = new Map<string, { document: AttestationDocument; at: number }>();
