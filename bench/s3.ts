@@ -71,11 +71,16 @@ export async function benchS3(options: S3BenchOptions): Promise<S3BenchRow[]> {
         for (const s of [coffer.target, moto.target]) {
           const back = path.join(work, `back-${client}-${s.name}.bin`);
           const cpu: number[] = [];
+          // the storage service and KMS run in this process; the host proxy carries every byte twice
+          const others: Array<{ storage: number; proxy: number }> = [];
           const around = async (fn: () => Promise<number>): Promise<number> => {
             if (s !== coffer.target) return fn();
+            const proxyCpu = (): Promise<number> => (coffer.proxyPid === null ? Promise.resolve(0) : cpuSecondsUsed(coffer.proxyPid));
             const before = await cpuSecondsUsed(coffer.s3Pid);
+            const [storage0, proxy0] = [await cpuSecondsUsed(storagePid), await proxyCpu()];
             const t = await fn();
             cpu.push((await cpuSecondsUsed(coffer.s3Pid)) - before);
+            others.push({ storage: (await cpuSecondsUsed(storagePid)) - storage0, proxy: (await proxyCpu()) - proxy0 });
             return t;
           };
           const { upS, downS } = await upDown(client, work, s, src, back, round, around);
@@ -90,7 +95,8 @@ export async function benchS3(options: S3BenchOptions): Promise<S3BenchRow[]> {
             got.cpuUp.push(cpu[0] as number);
             got.cpuDown.push(cpu[1] as number);
           }
-          const cpuText = cpu.length === 2 ? `   enclave CPU up ${(cpu[0] as number).toFixed(1)} s, down ${(cpu[1] as number).toFixed(1)} s` : '';
+          const o = (i: number): string => `${(others[i] as { storage: number }).storage.toFixed(1)}/${(others[i] as { proxy: number }).proxy.toFixed(1)}`;
+          const cpuText = cpu.length === 2 ? `   enclave CPU up ${(cpu[0] as number).toFixed(1)} s, down ${(cpu[1] as number).toFixed(1)} s (storage+KMS/proxy CPU up ${o(0)} s, down ${o(1)} s)` : '';
           log(`${rounds > 1 ? `round ${round}  ` : ''}${client.padEnd(6)} ${s.name.padEnd(6)} up ${(options.size / MB / upS).toFixed(1).padStart(7)} MB/s (${upS.toFixed(1)} s)   down ${(options.size / MB / downS).toFixed(1).padStart(7)} MB/s (${downS.toFixed(1)} s)   sha256 ok${cpuText}`);
         }
       }

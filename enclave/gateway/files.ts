@@ -232,9 +232,14 @@ export class FileOps {
     let created = false;
     let dek: Uint8Array | undefined;
     try {
-      await this.admit(records, caller);
-      const key = await this.options.keys.newDataKey(blobIdHex);
-      dek = key.dek;
+      // the caller's status and the new data key at once (one round trip less before the body is pulled); a
+      // refused caller gets nothing: the key is zeroed unused
+      const [status, generated] = await Promise.allSettled([this.admit(records, caller), this.options.keys.newDataKey(blobIdHex)]);
+      if (generated.status === 'fulfilled') dek = generated.value.dek;
+      if (status.status === 'rejected') throw status.reason;
+      if (generated.status === 'rejected') throw generated.reason;
+      const key = generated.value;
+      const dataKey = key.dek;
       await records.createUpload({
         path, blobId: blobIdHex, keyGeneration: 1, keyRecord: key.keyRecord, overwrite: options.overwrite ?? true,
         ...(options.size === undefined ? {} : { size: options.size }),
@@ -245,7 +250,7 @@ export class FileOps {
       const admitted = await this.admitSeal(hashed);
       let sent: SealStoreResult;
       try {
-        sent = await sealAndStore(records, this.pool, { blobIdHex, dek }, admitted.source);
+        sent = await sealAndStore(records, this.pool, { blobIdHex, dek: dataKey }, admitted.source);
       } finally {
         admitted.release();
       }
@@ -253,7 +258,7 @@ export class FileOps {
       if (options.size !== undefined && total !== options.size) {
         throw new CofferError(ErrorCode.CONFLICT, `the body had ${total} bytes, not the ${options.size} announced`);
       }
-      const { node } = await records.commit(blobIdHex, chunkCount, total, dek); // dek: for the record MACs
+      const { node } = await records.commit(blobIdHex, chunkCount, total, dataKey); // the data key: for the record MACs
       created = false; // committed: nothing to abandon
       const digests: PutResult['digests'] = {};
       for (const [name, h] of hashes) digests[name] = h.digest('hex');

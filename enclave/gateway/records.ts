@@ -225,7 +225,18 @@ export class GatewayRecords {
 
   /** Idempotent on the service (the same request answers the same upload), so retried after transient failures. */
   async createUpload(request: UploadRequest): Promise<UploadState> {
-    await this.requireHereOrParent(request.path, 'write');
+    // a new file only (no overwrite: the service refuses ALREADY_EXISTS when one is there) is made in the parent,
+    // so the parent's role decides and the leaf need not be looked up (one request less per new file); replacing
+    // a file checks the role on that file, its record verified. A parent that refuses is asked about the leaf as
+    // before, so a caller with a role on an existing file only still gets ALREADY_EXISTS, not PERMISSION_DENIED.
+    if (request.overwrite === false) {
+      await this.require(parentOf(request.path), 'write').catch(async (e: unknown) => {
+        if (!(e instanceof CofferError) || e.code !== ErrorCode.PERMISSION_DENIED) throw e;
+        await this.requireHereOrParent(request.path, 'write');
+      });
+    } else {
+      await this.requireHereOrParent(request.path, 'write');
+    }
     const prepared = await this.integrity.prepareUpload(request);
     return withRetry(() => this.client.createUpload(prepared));
   }
@@ -241,8 +252,8 @@ export class GatewayRecords {
     await this.integrity.checkCommitted(node, manifest);
     if (!this.integrity.commitMacs || !dek) return { node, manifest };
     const macs = this.integrity.commitMacs(node, manifest, dek);
-    await withRetry(() => this.client.setBlobMac(blobId, macs.blob));
-    const endorsed = await this.setNodeMac(node, macs.node);
+    // independent records: both at once (either missing leaves the file refused on read, never trusted)
+    const [, endorsed] = await Promise.all([withRetry(() => this.client.setBlobMac(blobId, macs.blob)), this.setNodeMac(node, macs.node)]);
     return { node: endorsed, manifest: { ...manifest, mac: macs.blob } };
   }
 

@@ -144,11 +144,24 @@ export async function uploadPartCopy(ctx: S3Context): Promise<Response> {
  */
 async function storePart(ctx: S3Context, dir: string, number: number, stream: AsyncIterable<Uint8Array>, size: number, md5Of: () => string, expectedMd5: string | null = null): Promise<string> {
   const target = expectedMd5 === null ? `${dir}/t${String(number).padStart(5, '0')}-${randomBytes(8).toString('hex')}` : `${dir}/${stagedName(number, expectedMd5)}`;
+  // No copy of this number from here yet (see below): `p<n>-<md5>` is made as a new file (no overwrite), which costs
+  // one access request less; if one is there after all (another enclave's), before a byte of the body was taken,
+  // it is replaced as usual.
+  const fresh = firstCopyHere(dir, number);
   // a copy of the bytes as they are stored, for the upload's joiner (so it need not read the part back)
   let held = holdPart(size);
   let info: FileInfo;
   try {
-    info = await ctx.backend.put(ctx.who, target, held ? copiedInto(stream, held) : stream, size, { overwrite: expectedMd5 !== null }).catch((e: unknown) => { throw toS3Error(e, 'NoSuchUpload'); });
+    let pulled = false;
+    const body = (async function* () {
+      pulled = true;
+      yield* held ? copiedInto(stream, held) : stream;
+    })();
+    const overwrite = expectedMd5 !== null && !fresh;
+    info = await ctx.backend.put(ctx.who, target, body, size, { overwrite }).catch(async (e: unknown) => {
+      if (expectedMd5 !== null && !overwrite && !pulled && isCofferError(e) && e.code === 'ALREADY_EXISTS') return ctx.backend.put(ctx.who, target, body, size, { overwrite: true });
+      throw e;
+    }).catch((e: unknown) => { throw toS3Error(e, 'NoSuchUpload'); });
   } catch (e) {
     releaseHeld(held ?? undefined);
     throw e;
@@ -179,7 +192,7 @@ async function storePart(ctx: S3Context, dir: string, number: number, stream: As
   // staging directory per part cost O(parts) each, O(parts²) per upload.
   // An upload this enclave made, whose number it has not stored before, has no older copy from here; one from
   // another enclave would be left (harmless, as above) and go with the staging directory.
-  if (firstCopyHere(dir, number)) return md5;
+  if (fresh) return md5;
   try {
     const prefix = `p${pad(number)}-`;
     const page = await ctx.backend.list(ctx.who, dir, { after: prefix, limit: 16 });

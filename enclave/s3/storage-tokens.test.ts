@@ -67,6 +67,42 @@ describe('enclave tokens at the storage service', () => {
     }
   });
 
+  it('a token verified before is refused once it expires, and once the published key changes or goes (same authenticator)', async () => {
+    let at = new Date();
+    const auth = createEnclaveIssuerAuthenticator({ ...config, now: () => at });
+    const token = bearer(await issuer.tokenFor('alice'));
+    expect(await auth.authenticate(token)).toEqual({ user: 'alice', admin: false });
+    expect(await auth.authenticate(token)).toEqual({ user: 'alice', admin: false }); // the verified one, again
+    const exp = (JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString()) as { exp: number }).exp;
+    const original = await readFile(config.file, 'utf8');
+    try {
+      at = new Date((exp + 31) * 1000); // past exp and the clock tolerance, still within the publication's 5 minutes
+      await expect(auth.authenticate(token)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+      at = new Date();
+      expect(await auth.authenticate(token)).toEqual({ user: 'alice', admin: false });
+      // a new enclave publishes its own valid key: the old enclave's token, verified before, is refused
+      const nsm = await SimulatedNsm.create({ dataDir: dir, pcrs: { 0: PCR0 } });
+      const successor = await startEnclaveTokenIssuer(nsm, new Uint8Array(randomBytes(64)), dir);
+      try {
+        expect(await auth.authenticate(bearer(await successor.tokenFor('alice')))).toEqual({ user: 'alice', admin: false });
+        await expect(auth.authenticate(token)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+      } finally {
+        await successor.close();
+      }
+      const { publicKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
+      const { exportJWK } = await import('jose');
+      const pub = JSON.parse(original) as { jwk: object };
+      pub.jwk = await exportJWK(publicKey);
+      await writeFile(config.file, JSON.stringify(pub)); // another key (its document does not name it: refused too)
+      await expect(auth.authenticate(token)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+      await rm(config.file);
+      await expect(auth.authenticate(token)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    } finally {
+      await writeFile(config.file, original);
+    }
+    expect(await auth.authenticate(token)).toEqual({ user: 'alice', admin: false });
+  });
+
   it('refuses a token the enclave key did not sign, and none at all', async () => {
     const auth = createEnclaveIssuerAuthenticator(config);
     const { privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519' });

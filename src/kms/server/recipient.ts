@@ -1,6 +1,7 @@
 // The Recipient flow: verify the attestation document (chain to the configured root, signature, age — PCRs are
 // judged by the key policy, not here), then seal the result to the RSA key inside it as CMS EnvelopedData.
-import { isDebugModeDocument, verifyAttestationDocument, type AttestationDocument } from '../../attestation/index.js';
+import { createHash } from 'node:crypto';
+import { DEFAULT_CLOCK_SKEW_MS, isDebugModeDocument, verifyAttestationDocument, type AttestationDocument } from '../../attestation/index.js';
 import { buildEnvelope, rsaPublicKey } from '../cms/index.js';
 import { isCofferError } from '../../errors.js';
 import { accessDenied, KmsApiError, validation } from './errors.js';
@@ -12,6 +13,35 @@ export interface VerifiedRecipient {
   publicKey: Uint8Array;
 }
 
+// Documents verified lately, by SHA-256 of their bytes (and the root they verified under). An enclave sends the
+// same document with every call for up to a minute (enclave/gateway/data-keys.ts), and the chain and ES384 checks
+// cost ≈ 15 ms of CPU each: one per staged S3 part was the largest CPU cost of the storage process in an rclone
+// upload (docs/s3-api.md "Where an rclone part's CPU goes"). A hit skips only the signature and chain checks, which
+// give the same answer for the same bytes; the document's age is checked again on every use, and an entry counts
+// for VERIFIED_FOR_MS at most, so a certificate that expires is honoured at most that much longer (inside the clock
+// skew already granted).
+const VERIFIED_FOR_MS = 10_000;
+const VERIFIED_MAX = 64;
+const verified = new Map<string, { document: AttestationDocument; at: number }>();
+
+function verifiedDocument(settings: ServerSettings, bytes: Uint8Array): AttestationDocument {
+  const now = settings.now();
+  const maxAgeMs = settings.attestationMaxAgeMs;
+  const key = createHash('sha256').update(bytes).digest('hex');
+  const hit = verified.get(key);
+  if (hit && hit.at <= now.getTime() && now.getTime() - hit.at < VERIFIED_FOR_MS && rootOf.get(hit.document) === settings.attestationRoot) {
+    const ts = hit.document.timestamp.getTime();
+    if (ts <= now.getTime() + DEFAULT_CLOCK_SKEW_MS && ts >= now.getTime() - maxAgeMs - DEFAULT_CLOCK_SKEW_MS) return hit.document;
+  }
+  const document = verifyAttestationDocument(bytes, { root: settings.attestationRoot, now, maxAgeMs: settings.attestationMaxAgeMs });
+  verified.delete(key);
+  verified.set(key, { document, at: now.getTime() });
+  rootOf.set(document, settings.attestationRoot);
+  while (verified.size > VERIFIED_MAX) verified.delete(verified.keys().next().value as string);
+  return document;
+}
+const rootOf = new WeakMap<AttestationDocument, ServerSettings['attestationRoot']>();
+
 /**
  * @throws KmsApiError ValidationException (unsupported algorithm, not a Nitro document, no public key),
  *   AccessDeniedException (the document does not verify: wrong root, bad signature, expired or too old).
@@ -22,7 +52,7 @@ export function verifyRecipient(settings: ServerSettings, r: Recipient): Verifie
   }
   let document: AttestationDocument;
   try {
-    document = verifyAttestationDocument(r.AttestationDocument, { root: settings.attestationRoot, now: settings.now(), maxAgeMs: settings.attestationMaxAgeMs });
+    document = verifiedDocument(settings, r.AttestationDocument);
   } catch (e) {
     if (isCofferError(e, 'ATTESTATION_FORMAT')) throw validation(`The attestation document is malformed: ${e.message}`);
     if (isCofferError(e, 'ATTESTATION_INVALID')) throw accessDenied(`The attestation document was rejected: ${e.message}`);
