@@ -96,4 +96,78 @@ describe('HashPool', () => {
     await expect(s.digest()).rejects.toMatchObject({ code: 'UNAVAILABLE' });
     await expect(pool.stream().update(big)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
   });
+
+  describe('a worker that dies mid-hash', () => {
+    const make = alignedAllocator(32 * 1024 * 1024, 2, { shared: true });
+    const big = randomFillSync(make()); // long enough to hash that the kill lands while it is being hashed
+    const small = randomFillSync(make()).subarray(0, 1024 * 1024);
+
+    /** After a death: a fresh worker took its place, and new work on it gives the digests of node:crypto. */
+    async function recovered(p: HashPool, dead: unknown): Promise<void> {
+      const s = p.stream();
+      await s.update(small);
+      await s.update(big);
+      expect(await s.digest()).toBe(sha(Buffer.concat([small, big])));
+      expect(await p.digest(big)).toBe(sha(big));
+      expect(p.workersForTests()).toHaveLength(1);
+      expect(p.workersForTests()[0]).not.toBe(dead);
+    }
+
+    it('terminated: every stream on it (hashing or idle) and the one-shot digest it held reject; no digest resolves', async () => {
+      pool = new HashPool(1);
+      const a = pool.stream();
+      const b = pool.stream();
+      await a.update(small); // the worker is up, and both streams have state in it
+      await b.update(small);
+      const [worker] = pool.workersForTests();
+      const hashing = a.update(big);
+      const oneShot = pool.digest(big);
+      await worker?.terminate();
+      await expect(hashing).rejects.toMatchObject({ name: 'CofferError', code: 'INTERNAL' });
+      await expect(oneShot).rejects.toMatchObject({ name: 'CofferError', code: 'INTERNAL' });
+      await expect(a.digest()).rejects.toMatchObject({ code: 'INTERNAL' });
+      // b was idle when the worker died: its state is gone with it, so it must not answer with a fresh state's digest
+      await expect(b.update(small)).rejects.toMatchObject({ code: 'INTERNAL' });
+      await expect(b.digest()).rejects.toMatchObject({ code: 'INTERNAL' });
+      await recovered(pool, worker);
+    });
+
+    it('idle stream, then terminated: its digest rejects instead of hashing into a fresh worker', async () => {
+      pool = new HashPool(1);
+      const a = pool.stream();
+      await a.update(small);
+      const [worker] = pool.workersForTests();
+      await worker?.terminate();
+      await expect(a.digest()).rejects.toMatchObject({ code: 'INTERNAL' });
+      await recovered(pool, worker);
+    });
+
+    it('throws (an uncaught exception in its own code): the work sent after the fatal message rejects', async () => {
+      pool = new HashPool(1);
+      const a = pool.stream();
+      await a.update(small);
+      const [worker] = pool.workersForTests();
+      worker?.postMessage(null); // the worker's handler reads null.sid: a TypeError outside its try, fatal
+      const hashing = a.update(big);
+      const oneShot = pool.digest(big);
+      await expect(hashing).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringMatching(/worker/) });
+      await expect(oneShot).rejects.toMatchObject({ code: 'INTERNAL' });
+      await expect(a.digest()).rejects.toMatchObject({ code: 'INTERNAL' });
+      await recovered(pool, worker);
+    });
+
+    it('a stream sent to a worker whose death the pool has not heard of yet still rejects', async () => {
+      pool = new HashPool(1);
+      const a = pool.stream();
+      await a.update(small);
+      const [worker] = pool.workersForTests();
+      const stopping = worker?.terminate(); // not awaited: the 'exit' event comes later
+      const late = a.update(big);
+      const lateDigest = a.digest();
+      await expect(late).rejects.toMatchObject({ code: 'INTERNAL' });
+      await expect(lateDigest).rejects.toMatchObject({ code: 'INTERNAL' });
+      await stopping;
+      await recovered(pool, worker);
+    });
+  });
 });

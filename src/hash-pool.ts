@@ -236,6 +236,14 @@ export class HashPool {
     return slot;
   }
 
+  /**
+   * Test hook: the worker threads running now, so a test can kill one for real (terminate(), or a message its
+   * code throws on) and see the pool fail the work it held and replace it. Nothing else uses it.
+   */
+  workersForTests(): readonly Worker[] {
+    return this.#slots.map((s) => s.worker);
+  }
+
   /** Stops the workers; pending digests reject with UNAVAILABLE. Idempotent. */
   async close(): Promise<void> {
     this.#closed = true;
