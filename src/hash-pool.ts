@@ -17,6 +17,8 @@ const WORKER_SOURCE = `
 const { parentPort } = process.getBuiltinModule('node:worker_threads');
 const { createHash } = process.getBuiltinModule('node:crypto');
 const streams = new Map();
+// a message that cannot be received leaves an answer owed forever: die, so the pool fails that work instead
+parentPort.on('messageerror', (e) => { throw e; });
 parentPort.on('message', (m) => {
   if (m.sid === undefined) {
     try {
@@ -144,6 +146,7 @@ export class HashPool {
     };
     const send = (message: Record<string, unknown>): Promise<string> => {
       if (failed) return Promise.reject(failed);
+      if (this.#closed) return Promise.reject((failed = new CofferError(ErrorCode.UNAVAILABLE, 'the hash pool is closed')));
       if (done) return Promise.reject(new CofferError(ErrorCode.INTERNAL, 'the hash stream is finished'));
       if (!this.#slots.includes(slot)) return Promise.reject((failed = new CofferError(ErrorCode.INTERNAL, 'the hashing worker of this stream failed')));
       const n = seq++;
@@ -166,7 +169,10 @@ export class HashPool {
       },
       digest: async () => {
         try {
-          return await send({ op: 'final' });
+          const sha256 = await send({ op: 'final' });
+          // never hand out anything but a digest: a malformed answer fails the stream like a dead worker
+          if (!/^[0-9a-f]{64}$/.test(sha256)) throw (failed = new CofferError(ErrorCode.INTERNAL, 'the hashing worker gave no digest'));
+          return sha256;
         } finally {
           finish();
         }
@@ -221,17 +227,20 @@ export class HashPool {
       this.#pump();
     });
     const fail = (e: Error): void => {
-      // a dead worker fails the request it held; later requests go to a fresh one
-      this.#slots.splice(this.#slots.indexOf(slot), 1);
+      // a dead worker fails the request and every stream it held; later requests go to a fresh one. Once only:
+      // 'error' (an uncaught throw, ERR_WORKER_OUT_OF_MEMORY) is followed by 'exit', and close() removed its slots
+      const at = this.#slots.indexOf(slot);
+      if (at < 0) return;
+      this.#slots.splice(at, 1);
       slot.busy?.reject(new CofferError(ErrorCode.INTERNAL, `a hashing worker failed: ${e.message}`, { cause: e }));
       slot.busy = null;
       failStreams(slot, new CofferError(ErrorCode.INTERNAL, `a hashing worker failed: ${e.message}`, { cause: e }));
       if (!this.#closed) this.#pump();
     };
     worker.on('error', fail);
-    worker.on('exit', (code) => {
-      if (this.#slots.includes(slot)) fail(new Error(`exited with code ${code}`));
-    });
+    worker.on('exit', (code) => fail(new Error(`exited with code ${code}`)));
+    // an answer that cannot be received would be owed forever: end the worker, which fails what it held
+    worker.on('messageerror', () => void worker.terminate());
     this.#slots.push(slot);
     return slot;
   }

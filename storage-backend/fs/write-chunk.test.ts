@@ -2,14 +2,15 @@
 // the digest is the SHA-256 of the bytes on disk whatever the pieces' sizes, direct I/O or not, and a hashing
 // failure fails the put with nothing left behind (no chunk, no temporary file).
 import { randomFillSync } from 'node:crypto';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HashPool } from '../../src/hash-pool.js';
 import { probeDirectIo } from './direct-io.js';
+import { openFsChunkStore } from './index.js';
 import { sha256, tempRoot } from './test-util.js';
-import { writeChunk, type WriteChunkJob } from './write-chunk.js';
+import { chunkHashPoolForTests, writeChunk, type WriteChunkJob } from './write-chunk.js';
 
 let root: string | undefined;
 let pool: HashPool | undefined;
@@ -71,5 +72,64 @@ describe('writeChunk hashing on a worker', () => {
     await expect(writeChunk(job(root, data, { direct: await probeDirectIo(root), hashPool: pool, expectedSize: bytes.length })))
       .rejects.toMatchObject({ code: 'UNAVAILABLE' });
     expect(await readdir(root)).toEqual([]);
+  });
+
+  /** Every file (not directory) under `dir`, relative. */
+  async function files(dir: string): Promise<string[]> {
+    const out: string[] = [];
+    for (const n of await readdir(dir, { recursive: true })) if ((await stat(join(dir, n))).isFile()) out.push(n);
+    return out.sort();
+  }
+
+  for (const direct of [true, false]) {
+    it(`${direct ? 'O_DIRECT' : 'buffered'}: its hashing worker killed mid-chunk fails the put (no chunk, no temp file); the next put hashes right`, async (ctx) => {
+      root = await tempRoot();
+      if (direct && !(await probeDirectIo(root))) ctx.skip('no O_DIRECT on the temp filesystem');
+      pool = new HashPool(1);
+      const p = pool;
+      const bytes = randomFillSync(Buffer.alloc(8 * 1024 * 1024 + 64));
+      let killed = false;
+      // a few MiB in (buffers written and hashed, more to come), the worker holding the chunk's hash state dies
+      const data = from(pieces(bytes), async (i) => {
+        if (i !== 30) return;
+        const workers = p.workersForTests();
+        expect(workers).toHaveLength(1);
+        await workers[0]?.terminate();
+        killed = true;
+      });
+      await expect(writeChunk(job(root, data, { direct, hashPool: pool, expectedSize: bytes.length })))
+        .rejects.toMatchObject({ name: 'CofferError', code: 'INTERNAL' });
+      expect(killed).toBe(true);
+      expect(await readdir(root)).toEqual([]);
+      const r = await writeChunk(job(root, from(pieces(bytes)), { direct, hashPool: pool, expectedSize: bytes.length }));
+      expect(r).toEqual({ size: bytes.length, sha256: sha256(bytes) });
+    });
+  }
+
+  it('the store: a put whose hashing worker (the process pool) dies mid-chunk leaves no new file; the next put works', async () => {
+    root = await tempRoot();
+    const store = await openFsChunkStore({ root });
+    try {
+      const ref = { blobId: 'ab'.repeat(16), index: 0 };
+      const bytes = randomFillSync(Buffer.alloc(8 * 1024 * 1024 + 64));
+      const before = await files(root);
+      const workers: unknown[] = [];
+      const data = from(pieces(bytes), async (i) => {
+        if (i !== 30) return;
+        const live = chunkHashPoolForTests().workersForTests();
+        expect(live.length).toBeGreaterThan(0); // the put is hashing on the process's pool
+        workers.push(...live);
+        await Promise.all(live.map((w) => w.terminate()));
+      });
+      await expect(store.put(ref, data, { expectedSize: bytes.length })).rejects.toMatchObject({ name: 'CofferError', code: 'INTERNAL' });
+      expect(workers.length).toBeGreaterThan(0);
+      expect(await files(root)).toEqual(before);
+      expect(await store.stat(ref)).toBeNull();
+      expect(await store.put(ref, from(pieces(bytes)), { expectedSize: bytes.length })).toEqual({ size: bytes.length, sha256: sha256(bytes) });
+      expect((await readFile(join(root, (await files(root)).find((f) => f.endsWith('00000000')) as string))).equals(bytes)).toBe(true);
+      expect(chunkHashPoolForTests().workersForTests().some((w) => workers.includes(w))).toBe(false);
+    } finally {
+      await store.close();
+    }
   });
 });

@@ -31,6 +31,10 @@ const writeBuffers = new BufferPool(WRITE_BUFFER_BYTES, 32, alignedAllocator(WRI
  * s/GiB; docs/benchmarks.md). One worker per spare core, at most two; idle workers keep nothing alive.
  */
 const chunkHashes = new HashPool(Math.max(1, Math.min(2, availableParallelism() - 1)));
+/** Test hook: the process's pool of chunk-hashing workers, so a test can kill one under a put (write-chunk.test.ts). */
+export function chunkHashPoolForTests(): HashPool {
+  return chunkHashes;
+}
 /** Chunks announced smaller than this are hashed on the main thread: posting costs more than hashing. */
 const WORKER_HASH_MIN_BYTES = 256 * 1024;
 
