@@ -8,6 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openFsChunkStore, type ChunkStore, type FsChunkStore } from '../../storage-backend/index.js';
+import { alignedAllocator } from '../buffer-pool.js';
+import { HashPool } from '../hash-pool.js';
 import { copyChunks, PACK_CHUNK_MAX, type ChunkJob } from './copy-chunks.js';
 import { MAX_GAP, PackReader } from './pack-runs.js';
 
@@ -101,6 +103,75 @@ describe('copyChunks', () => {
     const r = await copyChunks(from, to, jobs, { concurrency: 2, skipPresent: false });
     expect(r.copied).toBe(0);
     expect(r.problems.map((p) => p.kind)).toEqual(Array(10).fill('missing'));
+  });
+});
+
+/**
+ * The source, whose reads kill `pool`'s hashing workers once, right after the bytes are read: the chunk's digest is
+ * then asked of a worker that is dying (terminate() not awaited), as when one crashes under a copy.
+ */
+function killingWorkers(store: FsChunkStore, pool: HashPool): { store: ChunkStore; killed: unknown[] } {
+  const killed: unknown[] = [];
+  const kill = <T>(r: T): T => {
+    if (killed.length === 0) {
+      killed.push(...pool.workersForTests());
+      for (const w of pool.workersForTests()) void w.terminate();
+    }
+    return r;
+  };
+  const wrapped: ChunkStore = Object.assign(Object.create(store) as FsChunkStore, {
+    readInto: async (...a: Parameters<FsChunkStore['readInto']>) => kill(await store.readInto(...a)),
+    readPackRange: async (...a: Parameters<FsChunkStore['readPackRange']>) => kill(await store.readPackRange(...a)),
+    packedLocation: (...a: Parameters<FsChunkStore['packedLocation']>) => store.packedLocation(...a),
+  });
+  return { store: wrapped, killed };
+}
+
+/** Every file under the destination's root. */
+async function destFiles(): Promise<string[]> {
+  const all = await readdir(path.join(dir, 'to'), { recursive: true, withFileTypes: true });
+  return all.filter((d) => d.isFile()).map((d) => path.join(d.parentPath, d.name)).sort();
+}
+
+describe('copyChunks when a hashing worker dies', () => {
+  let pool: HashPool;
+  beforeEach(async () => {
+    pool = new HashPool(1);
+    await pool.digest(alignedAllocator(1024 * 1024, 1, { shared: true })()); // its worker is up, to be killed
+  });
+  afterEach(() => pool.close());
+
+  it('a large chunk: the copy fails with the error, nothing of the chunk is at the destination; a rerun copies it', async () => {
+    const chunks = [0, 1].map(() => ({ ref: { blobId: blobId(), index: 0 }, data: randomBytes(4 * 1024 * 1024 + 64) }));
+    for (const c of chunks) await from.put(c.ref, (async function* () { yield c.data; })());
+    const jobs: ChunkJob[] = chunks.map((c) => ({ ref: c.ref, size: c.data.byteLength, sha256: sha(c.data) }));
+    const before = await destFiles();
+    const { store, killed } = killingWorkers(from, pool);
+    await expect(copyChunks(store, to, jobs, { concurrency: 1, skipPresent: false, hasher: pool }))
+      .rejects.toMatchObject({ name: 'CofferError', code: 'INTERNAL' });
+    expect(killed).toHaveLength(1);
+    expect(await destFiles()).toEqual(before);
+    for (const c of chunks) expect(await to.stat(c.ref)).toBeNull();
+    const r = await copyChunks(from, to, jobs, { concurrency: 1, skipPresent: false, hasher: pool });
+    expect(r).toMatchObject({ copied: 2, problems: [] });
+    for (const c of chunks) expect((await to.readInto(c.ref, Buffer.alloc(c.data.byteLength))).equals(c.data)).toBe(true);
+  });
+
+  it('packed small chunks: the run fails, no pack is written; a rerun copies them all', async () => {
+    // over 64 KiB each, so the pool hashes them on its worker (smaller ones it hashes on the calling thread)
+    const chunks = Array.from({ length: 20 }, (_, i) => ({ ref: { blobId: blobId(), index: 0 }, data: randomBytes(100_000 + i) }));
+    await from.putPack?.(chunks);
+    const bytes = new Map(chunks.map((c) => [c.ref.blobId, c.data]));
+    const jobs = chunks.map((c) => ({ ref: c.ref, size: c.data.byteLength, sha256: sha(c.data) })).sort((a, b) => (a.ref.blobId < b.ref.blobId ? -1 : 1));
+    const before = await destFiles();
+    const { store, killed } = killingWorkers(from, pool);
+    await expect(copyChunks(store, to, jobs, { concurrency: 1, skipPresent: false, hasher: pool }))
+      .rejects.toMatchObject({ name: 'CofferError', code: 'INTERNAL' });
+    expect(killed).toHaveLength(1);
+    expect(await destFiles()).toEqual(before);
+    const r = await copyChunks(from, to, jobs, { concurrency: 1, skipPresent: false, hasher: pool });
+    expect(r).toMatchObject({ copied: 20, problems: [] });
+    for (const j of jobs) expect((await to.readInto(j.ref, Buffer.alloc(PACK_CHUNK_MAX))).equals(bytes.get(j.ref.blobId) as Buffer)).toBe(true);
   });
 });
 

@@ -55,6 +55,8 @@ export interface CopyOptions {
   signal?: AbortSignal;
   /** Turns an error of the destination store into one that names it (e.g. the backup target's errno meaning). */
   destinationError?: (e: unknown) => unknown;
+  /** Where chunks are hashed (tests kill its workers); default: a pool of the run's own, closed at its end. */
+  hasher?: HashPool;
 }
 
 /**
@@ -97,16 +99,19 @@ function checkRead(job: ChunkJob, data: Buffer): ChunkProblem | null {
 export class ChunkWorkspace {
   readonly buffers: BufferPool;
   readonly hasher: HashPool;
+  readonly #ownHasher: boolean;
 
-  constructor(readonly concurrency: number, hashWorkers = Math.min(concurrency, os.availableParallelism())) {
+  /** `hasher`: a pool of the caller's (left open by close()) instead of one of `hashWorkers` threads. */
+  constructor(readonly concurrency: number, hashWorkers = Math.min(concurrency, os.availableParallelism()), hasher?: HashPool) {
     const size = alignUp(MAX_SEALED_SIZE);
     this.buffers = new BufferPool(size, concurrency, alignedAllocator(size, concurrency, { shared: true }));
-    this.hasher = new HashPool(hashWorkers);
+    this.hasher = hasher ?? new HashPool(hashWorkers);
+    this.#ownHasher = hasher === undefined;
   }
 
   async close(): Promise<void> {
     this.buffers.clear();
-    await this.hasher.close();
+    if (this.#ownHasher) await this.hasher.close();
   }
 }
 
@@ -160,7 +165,7 @@ interface PackBatch {
 export async function copyChunks(from: ChunkStore, to: ChunkStore, jobs: Iterable<ChunkJob>, options: CopyOptions): Promise<CopyResult> {
   const result: CopyResult = { copied: 0, copiedBytes: 0, present: 0, problems: [] };
   const gate = new Gate(Math.max(1, options.concurrency));
-  const work = new ChunkWorkspace(gate.limit);
+  const work = new ChunkWorkspace(gate.limit, undefined, options.hasher);
   const dest = <T>(p: Promise<T>): Promise<T> => p.catch((e: unknown) => {
     throw options.destinationError ? options.destinationError(e) : e;
   });
@@ -287,9 +292,12 @@ export async function copyChunks(from: ChunkStore, to: ChunkStore, jobs: Iterabl
         if (problem) result.problems.push(problem);
         else checked.push({ job: c.job, data });
       }
-      const digests = await Promise.all(checked.map((c) => work.hasher.digest(c.data)));
+      // every digest settled before the buffer goes back (a worker may still read it after another one failed)
+      const digests = await Promise.allSettled(checked.map((c) => work.hasher.digest(c.data)));
+      const failed = digests.find((d) => d.status === 'rejected');
+      if (failed) throw failed.reason;
       for (const [i, c] of checked.entries()) {
-        const sha = digests[i] as string;
+        const sha = (digests[i] as PromiseFulfilledResult<string>).value;
         if (sha !== c.job.sha256) result.problems.push(shaProblem(c.job, sha));
         else if (putPack) await addToPack(c.job, c.data);
         else await putWhole(c.job, c.data);
