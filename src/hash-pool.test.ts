@@ -97,6 +97,14 @@ describe('HashPool', () => {
     await expect(pool.stream().update(big)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
   });
 
+  it('a stream idle when the pool closes says UNAVAILABLE (closed), not that its worker failed', async () => {
+    pool = new HashPool(1);
+    const s = pool.stream();
+    await s.update(randomFillSync(Buffer.alloc(1000)));
+    await pool.close();
+    await expect(s.digest()).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+  });
+
   describe('a worker that dies mid-hash', () => {
     const make = alignedAllocator(32 * 1024 * 1024, 2, { shared: true });
     const big = randomFillSync(make()); // long enough to hash that the kill lands while it is being hashed
