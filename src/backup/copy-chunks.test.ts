@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openFsChunkStore, type ChunkStore, type FsChunkStore } from '../../storage-backend/index.js';
 import { copyChunks, PACK_CHUNK_MAX, type ChunkJob } from './copy-chunks.js';
-import { MAX_GAP, PackReader } from './pack-runs.js';
+import { MAX_GAP, PackReader } from '../pack-runs.js';
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const blobId = (): string => randomBytes(16).toString('hex');
