@@ -2,7 +2,9 @@
 // and sealed chunk in one streamed answer, in the order asked, each file checked and failing alone; and the
 // client's reading of it (src/client/file-batch.ts), which trusts nothing: answers for other paths, a cut answer,
 // lengths over one chunk and bytes after the end are refused.
+import { readdir, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
+import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -127,6 +129,61 @@ describe('POST /v1/fs/files/read', () => {
     expect(single).toEqual(['NOT_A_DIRECTORY', 'NOT_FOUND', 'NOT_FOUND', 'PERMISSION_DENIED', 'ok', 'NOT_A_DIRECTORY', 'ok']);
     // and per file, not per directory: bob may read one file of /a/open, none of /a
     expect((await readAll(bob, ['/a/open/shared', '/a/f1', '/a/open/shared'])).map((a) => (a.error ? a.error.code : 'ok'))).toEqual(['ok', 'PERMISSION_DENIED', 'ok']);
+  });
+
+  it('reads the chunks put -r packed together by runs: one readPackRange per run, not one read each; a lost pack fails its files alone', async () => {
+    // two directories, each put as one batch (one pack each, as put -r packs a directory's files)
+    const client = new VaultClient({ server: s.url, token: alice });
+    const packed = async (dir: string, n: number): Promise<string[]> => {
+      const files = await Promise.all(Array.from({ length: n }, async (_, i) => {
+        const blobId = newBlobHex();
+        const request = { path: `${dir}/p${i}`, blobId, keyGeneration: 1, keyRecord, size: 500 + i };
+        const sealed = (await sealAll(newDek(), blobId, randomBytes(500 + i)))[0]!;
+        sealedOf.set(request.path, sealed);
+        return { request, sealed };
+      }));
+      const answers = await client.putSmallFiles(files);
+      expect(answers.every((a) => !('error' in a))).toBe(true);
+      return files.map((f) => f.request.path);
+    };
+    const chunks = s.env.chunks;
+    const ranges = vi.spyOn(chunks, 'readPackRange');
+    const singles = vi.spyOn(chunks, 'readInto');
+    try {
+      await call(s.url, alice, 'POST', '/v1/fs/mkdir', { path: '/a/pk1', parents: true });
+      await call(s.url, alice, 'POST', '/v1/fs/mkdir', { path: '/a/pk2', parents: true });
+      const one = await packed('/a/pk1', 100);
+      const two = await packed('/a/pk2', 20);
+      const paths = [...one, '/a/f1', ...two, '/a/none'];
+      const got = await readAll(alice, paths);
+      expect(got.map((a) => a.path)).toEqual(paths);
+      for (const a of got.slice(0, -1)) {
+        if (a.error) throw a.error;
+        expect(Buffer.from(a.sealed!).equals(Buffer.from(sealedOf.get(a.path)!)), a.path).toBe(true);
+      }
+      expect(got.at(-1)!.error?.code).toBe('NOT_FOUND');
+      // groups of at most 64 files: /a/pk1 in 2 runs, /a/pk2 in 1 or 2 (cut by a group); /a/f1 is a chunk file
+      expect(ranges.mock.calls.length).toBeGreaterThanOrEqual(3);
+      expect(ranges.mock.calls.length).toBeLessThanOrEqual(4);
+      expect(singles.mock.calls.length).toBe(1);
+      // a pack removed before any read of it (as GC removes a wholly dead pack; an open handle would still read
+      // it): each of its files fails alone, as the one-file read answers it, and the rest are answered
+      await call(s.url, alice, 'POST', '/v1/fs/mkdir', { path: '/a/pk3', parents: true });
+      const three = await packed('/a/pk3', 10);
+      const blobId = (await (await call(s.url, alice, 'GET', `/v1/fs/stat?path=${encodeURIComponent(three[0]!)}`)).json() as { blobId: string }).blobId;
+      const packId = chunks.packedLocation!({ blobId, index: 0 })!.packId;
+      const names = await readdir(s.env.dir, { recursive: true });
+      await rm(path.join(s.env.dir, names.find((n) => path.basename(n) === packId)!));
+      const again = await readAll(alice, [...three, one[0]!]);
+      expect(again.slice(0, -1).every((a) => a.error !== undefined)).toBe(true);
+      const res = await call(s.url, alice, 'GET', `/v1/fs/file?path=${encodeURIComponent(three[0]!)}`);
+      expect(again[0]!.error!.code).toBe(await errorCode(res));
+      expect(again.at(-1)!.error).toBeUndefined();
+    } finally {
+      ranges.mockRestore();
+      singles.mockRestore();
+      client.http.close();
+    }
   });
 
   it('refuses a request that is not a list of 1..256 paths', async () => {

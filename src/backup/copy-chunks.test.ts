@@ -11,7 +11,7 @@ import { openFsChunkStore, type ChunkStore, type FsChunkStore } from '../../stor
 import { alignedAllocator } from '../buffer-pool.js';
 import { HashPool } from '../hash-pool.js';
 import { copyChunks, PACK_CHUNK_MAX, type ChunkJob } from './copy-chunks.js';
-import { MAX_GAP, PackReader } from './pack-runs.js';
+import { MAX_GAP, PackReader } from '../pack-runs.js';
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const blobId = (): string => randomBytes(16).toString('hex');

@@ -15,8 +15,10 @@ import { MAX_SEALED_SIZE } from '../crypto/index.js';
 import { CofferError, ErrorCode } from '../errors.js';
 import { Gate } from '../gate.js';
 import { HashPool } from '../hash-pool.js';
-import { PackReader, type PackRun } from './pack-runs.js';
+import { PackReader, type PackRun as PackRunOf } from '../pack-runs.js';
 import type { RateLimiter } from './rate-limit.js';
+
+type PackRun = PackRunOf<ChunkJob>;
 
 export interface ChunkJob {
   ref: ChunkRef;
@@ -319,7 +321,7 @@ export async function copyChunks(from: ChunkStore, to: ChunkStore, jobs: Iterabl
     result.copiedBytes += data.byteLength;
     options.onBytes?.(data.byteLength);
   };
-  const reader = from.packedLocation && from.readPackRange ? new PackReader(from.packedLocation.bind(from), work.buffers.size) : null;
+  const reader = from.packedLocation && from.readPackRange ? new PackReader<ChunkJob>(from.packedLocation.bind(from), work.buffers.size) : null;
   const submitRuns = async (runs: PackRun[]): Promise<void> => {
     for (const run of runs) {
       await gate.submit(() => copyRun(run));

@@ -13,6 +13,11 @@ import { placeFailure, placeSteps, type PlaceOutcome } from './place-now.js';
 
 /** Worker threads get -r places files on: 2 and 4 placed as fast (docs/benchmarks.md), 2 with less CPU. */
 export const PLACE_WORKERS = 2;
+/**
+ * With --fsync: each worker waits on its fsync, so more of them keep the disk's queue fed (as the old async
+ * path's 4 libuv pool threads did; with 2 workers get -r --fsync was 0.6–0.8× that path, docs/benchmarks.md).
+ */
+export const PLACE_WORKERS_FSYNC = 8;
 
 // Evaluated in the worker: placeSteps' own source (self-contained), then one message in, one outcome out.
 const WORKER_SOURCE = `
@@ -24,7 +29,7 @@ parentPort.on('message', (files) => {
   for (const m of files) {
     const bytes = new Uint8Array(m.bytes);
     try {
-      replies.push({ id: m.id, outcome: placeSteps(fs, m.temp, m.dest, bytes, m.overwrite, m.mtimeMs) });
+      replies.push({ id: m.id, outcome: placeSteps(fs, m.temp, m.dest, bytes, m.overwrite, m.mtimeMs, m.fsync), synced: m.fsync });
     } catch (e) {
       replies.push({ id: m.id, error: { message: String(e && e.message || e), code: e && e.code, stage: e && e.stage } });
     } finally {
@@ -53,9 +58,10 @@ interface Request {
   bytes: ArrayBuffer;
   overwrite: boolean;
   mtimeMs: number | null;
+  fsync: boolean;
 }
 
-type Reply = { id: number; outcome: PlaceOutcome } | { id: number; error: { message: string; code?: string; stage?: string } };
+type Reply = { id: number; outcome: PlaceOutcome; synced: boolean } | { id: number; error: { message: string; code?: string; stage?: string } };
 
 export class PlaceWorkers {
   readonly #slots: Slot[] = [];
@@ -63,6 +69,8 @@ export class PlaceWorkers {
   #queued: Array<{ request: Request; pending: Pending }> = [];
   #next = 0;
   #closed = false;
+  /** Files a worker fsynced before placing them (for tests and the summary). */
+  fsyncs = 0;
 
   constructor(readonly workers = PLACE_WORKERS) {
     if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new RangeError(`workers ${workers} must be an integer in [1, 64]`);
@@ -71,9 +79,11 @@ export class PlaceWorkers {
   /**
    * Places `plaintext` at `dest` through `temp` as placeFileNow does, on a worker. `plaintext` is handed over: it
    * must not be used after this call (its memory is moved to the worker, or copied there when it shares a larger
-   * buffer, and then zeroed). Throws as placeFileNow; UNAVAILABLE after close(); INTERNAL if a worker dies.
+   * buffer, and then zeroed). With `fsync`, the worker fsyncs the file before it takes its name (get -r --fsync;
+   * the directory's fsync after it is the caller's). Throws as placeFileNow; UNAVAILABLE after close(); INTERNAL
+   * if a worker dies.
    */
-  place(temp: string, dest: string, plaintext: Buffer, options: { overwrite: boolean; mtime?: Date }): Promise<void> {
+  place(temp: string, dest: string, plaintext: Buffer, options: { overwrite: boolean; mtime?: Date; fsync?: boolean }): Promise<void> {
     if (this.#closed) return Promise.reject(new CofferError(ErrorCode.UNAVAILABLE, 'the placement workers are closed'));
     let bytes: ArrayBuffer;
     if (plaintext.byteOffset === 0 && plaintext.byteLength === plaintext.buffer.byteLength && types.isArrayBuffer(plaintext.buffer)) {
@@ -84,7 +94,7 @@ export class PlaceWorkers {
       new Uint8Array(bytes).set(plaintext);
       plaintext.fill(0);
     }
-    const request: Request = { id: this.#next++, temp, dest, bytes, overwrite: options.overwrite, mtimeMs: options.mtime?.getTime() ?? null };
+    const request: Request = { id: this.#next++, temp, dest, bytes, overwrite: options.overwrite, mtimeMs: options.mtime?.getTime() ?? null, fsync: options.fsync === true };
     return new Promise<void>((resolve, reject) => {
       this.#queued.push({ request, pending: { dest, resolve, reject } });
       if (this.#queued.length === 1) setImmediate(() => this.#dispatch());
@@ -139,6 +149,7 @@ export class PlaceWorkers {
         if (!p) continue;
         slot.pending.delete(m.id);
         if ('outcome' in m) {
+          if (m.synced) this.fsyncs++;
           const failure = placeFailure(p.dest, m.outcome);
           if (failure === null) p.resolve();
           else p.reject(failure);

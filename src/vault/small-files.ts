@@ -4,9 +4,11 @@
 // audit entry is the same; what is saved is the client's round trips, not any of the service's work.
 import { CofferError, ErrorCode, isCofferError } from '../errors.js';
 import { CHUNK_SIZE } from '../crypto/index.js';
+import { PackReader } from '../pack-runs.js';
+import type { ChunkRef } from '../../storage-backend/index.js';
 import { commitUpload } from './commit.js';
 import type { Actor, ManifestView, NodeView, VaultContext } from './context.js';
-import { readAuthorisedChunk, readableFile } from './downloads.js';
+import { readAuthorisedChunk, readableFile, type AuthorisedBlob } from './downloads.js';
 import { formatPath, parsePath } from './paths.js';
 import type { DirResolutions } from './resolve.js';
 import { abortUpload, createUpload, putChunk, uploadAttrs, type CreateUploadInput } from './uploads.js';
@@ -91,6 +93,14 @@ export async function getSmallFile(
 export const MAX_BATCH_READ = 256;
 /** Files the batch read prepares ahead of the one being sent: bounds memory (each ≤ one sealed chunk). */
 const BATCH_READ_AHEAD = 4;
+/**
+ * With a store that reads pack ranges: files prepared together (a group) at most, and their sealed bytes at most
+ * (a file above it is a group of its own). A group's packed chunks are read by runs of neighbours, one
+ * readPackRange each into one RUN_BYTES buffer per batch read, then copied into each file's own buffer.
+ */
+const GROUP_FILES = 64;
+const GROUP_BYTES = 1024 * 1024;
+const RUN_BYTES = 1024 * 1024;
 
 export type BatchReadItem = { path: string; read: SmallFileRead } | { path: string; error: CofferError };
 
@@ -99,12 +109,19 @@ export type BatchReadItem = { path: string; read: SmallFileRead } | { path: stri
  * Each directory the paths name is walked once per batch (a batch's files mostly share one: 5 metadata reads
  * a file became 2, docs/benchmarks.md); the access decision is still made per file, on its whole chain.
  * A file's own failure (not found, not readable, a lost chunk) is yielded as its item and the rest go on; a
- * failure that is not a CofferError (a bug, a broken store) is thrown. At most BATCH_READ_AHEAD + 1 files are
- * held at once, whatever the number of paths. Throws INVALID_ARGUMENT for more than MAX_BATCH_READ paths.
+ * failure that is not a CofferError (a bug, a broken store) is thrown. Throws INVALID_ARGUMENT for more than
+ * MAX_BATCH_READ paths. Memory: with a store that has packedLocation and readPackRange (put -r packed a
+ * directory's files together, so a batch's chunks are mostly neighbours in one pack), two groups (the one being
+ * sent and the next, each ≤ GROUP_BYTES of sealed chunks or one file) and one RUN_BYTES buffer; otherwise at most
+ * BATCH_READ_AHEAD + 1 files, whatever the number of paths.
  */
 export async function* readSmallFiles(ctx: VaultContext, actor: Actor, paths: readonly string[], bufferFor?: SealedBufferFor): AsyncGenerator<BatchReadItem> {
   if (paths.length > MAX_BATCH_READ) throw new CofferError(ErrorCode.INVALID_ARGUMENT, `at most ${MAX_BATCH_READ} paths in one batch read`);
   const dirs: DirResolutions = new Map();
+  if (ctx.chunks.packedLocation && ctx.chunks.readPackRange) {
+    yield* readGrouped(ctx, actor, paths, bufferFor ?? Buffer.allocUnsafe, dirs);
+    return;
+  }
   const read = (p: string): Promise<BatchReadItem> => getSmallFile(ctx, actor, p, bufferFor, dirs).then(
     (r) => ({ path: p, read: r }),
     (e: unknown) => {
@@ -124,5 +141,111 @@ export async function* readSmallFiles(ctx: VaultContext, actor: Actor, paths: re
   } finally {
     // an abandoned stream (the client went away): settle what was started, so nothing rejects unhandled
     await Promise.allSettled(ahead);
+  }
+}
+
+/** A CofferError as the file's item; anything else (a bug, a broken store) rethrown. */
+function failedItem(path: string, e: unknown): BatchReadItem {
+  if (!isCofferError(e)) throw e;
+  return { path, error: e };
+}
+
+/** readSmallFiles for a store with packs: groups of files, their packed chunks read by runs (one group ahead). */
+async function* readGrouped(ctx: VaultContext, actor: Actor, paths: readonly string[], bufferFor: SealedBufferFor, dirs: DirResolutions): AsyncGenerator<BatchReadItem> {
+  let run: Buffer | null = null;
+  let next = 0;
+  // the file that ended the previous group (its chunk would have passed GROUP_BYTES): the next group's first
+  let carried: { path: string; found: Awaited<ReturnType<typeof readableFile>> } | null = null;
+  const group = async (): Promise<BatchReadItem[]> => {
+    const items: BatchReadItem[] = [];
+    // chunks to read, each into items[at]; checked as getSmallFile checks them (readAuthorisedChunk) beforehand
+    type Job = { ref: ChunkRef; at: number; size: number; blob: AuthorisedBlob };
+    const reader = new PackReader<Job>((ref) => ctx.chunks.packedLocation?.(ref), RUN_BYTES);
+    const alone: Job[] = [];
+    const sizeCheck = (blobId: string, stored: number) => (info: { size: number }): void => {
+      if (info.size !== stored) throw new CofferError(ErrorCode.CHUNK_MISSING, `chunk 0 of blob ${blobId} is not in the chunk store at its recorded size`);
+    };
+    let bytes = 0;
+    while ((carried || next < paths.length) && items.length < GROUP_FILES) {
+      let p: string;
+      let found;
+      if (carried) {
+        ({ path: p, found } = carried);
+        carried = null;
+      } else {
+        p = paths[next++] as string;
+        try {
+          found = await readableFile(ctx, actor, p, dirs);
+        } catch (e) {
+          items.push(failedItem(p, e));
+          continue;
+        }
+      }
+      const { node, manifest, blob } = found;
+      const stored = manifest.chunkCount === 1 ? (manifest.chunks[0]?.storedSize ?? 0) : 0;
+      if (items.length > 0 && bytes + stored > GROUP_BYTES) {
+        carried = { path: p, found };
+        break;
+      }
+      const at = items.length;
+      items.push({ path: p, read: { node, manifest, sealed: null } });
+      if (manifest.chunkCount !== 1) continue;
+      bytes += stored;
+      try {
+        // the same checks as getSmallFile (committed, index, present, its recorded size); the body is read below
+        await readAuthorisedChunk(ctx, blob, 0, (info) => (sizeCheck(manifest.blobId, stored)(info), { skipBody: true }));
+      } catch (e) {
+        items[at] = failedItem(p, e);
+        continue;
+      }
+      const job: Job = { ref: { blobId: manifest.blobId, index: 0 }, at, size: stored, blob };
+      if (!reader.add(job)) alone.push(job);
+    }
+    const slot = (at: number): SmallFileRead => (items[at] as { read: SmallFileRead }).read;
+    // a chunk read on its own, exactly as getSmallFile reads it (its errors its item's)
+    const readAlone = async (job: Job): Promise<void> => {
+      try {
+        const r = await readAuthorisedChunk(ctx, job.blob, 0, (info) => (sizeCheck(job.ref.blobId, job.size)(info), { into: bufferFor(info.size) }));
+        slot(job.at).sealed = r.bytes ?? null;
+      } catch (e) {
+        items[job.at] = failedItem((items[job.at] as BatchReadItem).path, e);
+      }
+    };
+    for (const r of reader.take()) {
+      const start = (r.chunks[0] as (typeof r.chunks)[number]).loc.offset;
+      const last = r.chunks.at(-1) as (typeof r.chunks)[number];
+      let span: Buffer;
+      try {
+        run ??= Buffer.allocUnsafeSlow(RUN_BYTES);
+        span = await (ctx.chunks.readPackRange as NonNullable<typeof ctx.chunks.readPackRange>)(r.packId, start, last.loc.offset + last.loc.length - start, run);
+      } catch (e) {
+        if (!isCofferError(e)) throw e;
+        // the pack is gone meanwhile (GC) or unreadable: each file read on its own, failing alone as before
+        for (const c of r.chunks) await readAlone(c.job);
+        continue;
+      }
+      for (const c of r.chunks) {
+        if (c.loc.length !== c.job.size) {
+          await readAlone(c.job); // moved since its check: read (and checked) on its own
+          continue;
+        }
+        const into = bufferFor(c.job.size);
+        span.copy(into, 0, c.loc.offset - start, c.loc.offset - start + c.loc.length);
+        slot(c.job.at).sealed = into;
+      }
+    }
+    for (const job of alone) await readAlone(job);
+    return items;
+  };
+  let ahead: Promise<BatchReadItem[]> | null = group();
+  try {
+    while (ahead) {
+      const items: BatchReadItem[] = await ahead;
+      ahead = carried || next < paths.length ? group() : null;
+      yield* items;
+    }
+  } finally {
+    // an abandoned stream: settle the group being read, so nothing rejects unhandled
+    await ahead?.catch(() => undefined);
   }
 }

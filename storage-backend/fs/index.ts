@@ -351,7 +351,8 @@ export class FsChunkStore implements ChunkStore {
 
   /**
    * Where a chunk sits in a pack this store has indexed, from memory (no rescan), or undefined (a chunk file,
-   * or a pack written elsewhere since the last scan). Bulk readers (src/backup/copy-chunks.ts) use it to read
+   * or a pack written elsewhere since the last scan). Bulk readers (src/backup/copy-chunks.ts, the batch read
+   * src/vault/small-files.ts) use it to read
    * neighbouring packed chunks with one readPackRange instead of one read each; readInto prefers packs the same way.
    */
   packedLocation(ref: ChunkRef): PackedLocation | undefined {
