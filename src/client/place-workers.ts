@@ -13,11 +13,6 @@ import { placeFailure, placeSteps, type PlaceOutcome } from './place-now.js';
 
 /** Worker threads get -r places files on: 2 and 4 placed as fast (docs/benchmarks.md), 2 with less CPU. */
 export const PLACE_WORKERS = 2;
-/**
- * With --fsync: each worker waits on its fsync, so more of them keep the disk's queue fed (as the old async
- * path's 4 libuv pool threads did; with 2 workers get -r --fsync was 0.6–0.8× that path, docs/benchmarks.md).
- */
-export const PLACE_WORKERS_FSYNC = 8;
 
 // Evaluated in the worker: placeSteps' own source (self-contained), then one message in, one outcome out.
 const WORKER_SOURCE = `

@@ -17,7 +17,7 @@ import { MAX_BATCH_READ, type FileAnswer } from './file-batch.js';
 import { localName } from './local-name.js';
 import { sweepDeadPartials } from './partial-files.js';
 import { partialPath } from './partial-files.js';
-import { PLACE_WORKERS, PLACE_WORKERS_FSYNC, PlaceWorkers } from './place-workers.js';
+import { PlaceWorkers } from './place-workers.js';
 import { sameBytes } from './same-bytes.js';
 import { SMALL_FILE_MAX, fetchSmallFile, openFileAnswer, placeFile } from './small-file.js';
 import {
@@ -62,7 +62,7 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
   const durable = options.fsync === true;
   // batch-read files are placed by synchronous calls on a few worker threads (place-workers.ts); with --fsync
   // each is fsynced there before its rename/link, and its directory here after (one fsync per directory and batch)
-  const placer = new PlaceWorkers(durable ? PLACE_WORKERS_FSYNC : PLACE_WORKERS);
+  const placer = new PlaceWorkers();
   let found = 0;
   let foundBytes = 0;
   const tempFile = (p: string | null, last: { path: string | null }): void => {
