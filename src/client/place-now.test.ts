@@ -1,11 +1,9 @@
-import * as fs from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../errors.js';
-import { partialPath } from './partial-files.js';
-import { placeFileNow, placeSteps } from './place-now.js';
+import { placeFileNow } from './place-now.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -64,27 +62,5 @@ describe('placeFileNow (get -r without fsync)', () => {
 
   it('says NOT_FOUND for a missing directory', () => {
     expect(() => placeFileNow(path.join(dir, 'no-such-dir', 'x'), Buffer.from('x'), { overwrite: false })).toThrow(expect.objectContaining({ code: ErrorCode.NOT_FOUND }));
-  });
-
-  it('placeSteps with fsync (get -r --fsync on the workers): fsyncs the file after its bytes and time, before its name', () => {
-    for (const overwrite of [false, true]) {
-      const calls: string[] = [];
-      // the real calls, each noted: the order is what durability rests on
-      const spy = new Proxy(fs, {
-        get: (t, k: string) => (typeof (t as Record<string, unknown>)[k] === 'function' && k.endsWith('Sync')
-          ? (...a: unknown[]) => (calls.push(k), ((t as unknown as Record<string, (...b: unknown[]) => unknown>)[k] as (...b: unknown[]) => unknown)(...a))
-          : (t as Record<string, unknown>)[k]),
-      });
-      const dest = path.join(dir, `synced-${String(overwrite)}.bin`);
-      expect(placeSteps(spy, partialPath(dir), dest, Buffer.from('durable'), overwrite, 1_700_000_000_000, true)).toBe('placed');
-      const at = (k: string): number => calls.indexOf(k);
-      expect(at('fsyncSync')).toBeGreaterThan(at('futimesSync'));
-      expect(at('fsyncSync')).toBeLessThan(at('closeSync'));
-      expect(at('fsyncSync')).toBeLessThan(at(overwrite ? 'renameSync' : 'linkSync'));
-      expect(fs.readFileSync(dest, 'utf8')).toBe('durable');
-      calls.length = 0;
-      placeSteps(spy, partialPath(dir), `${dest}.nosync`, Buffer.from('x'), overwrite, null);
-      expect(calls).not.toContain('fsyncSync'); // the default: no fsync (restic restore's promise)
-    }
   });
 });

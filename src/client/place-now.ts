@@ -6,8 +6,7 @@
 // (docs/benchmarks.md, get -r with synchronous writes: ≈ 19 futex calls per file). get -r makes these calls on
 // a few worker threads (place-workers.ts), where a file creation that waits on the filesystem holds no event
 // loop; placeFileNow makes them on the calling thread. Both run placeSteps, the one implementation.
-// With --fsync get -r's workers fsync each file before its name (an fsync there holds no event loop; the caller
-// then fsyncs the directory, dir-sync.ts); placeFileNow never fsyncs.
+// The durable mode (--fsync) keeps placeFile: an fsync must not hold the event loop.
 import * as fs from 'node:fs';
 import path from 'node:path';
 import { CofferError, ErrorCode } from '../errors.js';
@@ -27,11 +26,10 @@ export type PlaceOutcome = 'placed' | 'exists' | 'appeared';
  * The system calls of one placement: `bytes` into `temp` (created O_EXCL|O_NOFOLLOW, mode 0600), `mtimeMs` set
  * on the open file, then `temp` linked (or, without overwrite on a filesystem without hard links, renamed after
  * an lstat) or renamed (overwrite) to `dest`. On any failure `temp` is removed. Throws the system call's error,
- * marked `stage: 'open'` when the temporary file could not be made. With `fsync`, the file is fsynced (after its
- * bytes and time) before it is linked or renamed; fsyncing the directory after is the caller's part. Uses no import and no outer name: its source
+ * marked `stage: 'open'` when the temporary file could not be made. Uses no import and no outer name: its source
  * is also a worker's (place-workers.ts), so it must stay self-contained.
  */
-export function placeSteps(nodeFs: typeof fs, temp: string, dest: string, bytes: Uint8Array, overwrite: boolean, mtimeMs: number | null, fsync = false): PlaceOutcome {
+export function placeSteps(nodeFs: typeof fs, temp: string, dest: string, bytes: Uint8Array, overwrite: boolean, mtimeMs: number | null): PlaceOutcome {
   const c = nodeFs.constants;
   let fd: number;
   try {
@@ -46,8 +44,6 @@ export function placeSteps(nodeFs: typeof fs, temp: string, dest: string, bytes:
       let n = 0;
       while (n < bytes.length) n += nodeFs.writeSync(fd, bytes, n, bytes.length - n, n);
       if (mtimeMs !== null) nodeFs.futimesSync(fd, mtimeMs / 1000, mtimeMs / 1000);
-      // --fsync: bytes and time on stable storage before the file takes its name (the directory: the caller's)
-      if (fsync) nodeFs.fsyncSync(fd);
     } finally {
       nodeFs.closeSync(fd);
     }

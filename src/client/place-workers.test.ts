@@ -67,17 +67,4 @@ describe('PlaceWorkers (get -r without fsync)', () => {
     await other.close();
     await expect(other.place(partialPath(dir), path.join(dir, 'twice.bin'), Buffer.from('x'), { overwrite: false })).rejects.toMatchObject({ code: ErrorCode.UNAVAILABLE });
   });
-
-  it('with fsync, each file is fsynced on the worker (counted) and placed whole; without, none', async () => {
-    const other = new PlaceWorkers(2);
-    try {
-      await Promise.all(Array.from({ length: 6 }, (_, i) => other.place(partialPath(dir), path.join(dir, `sync${i}.bin`), Buffer.from(`s${i}`), { overwrite: false, fsync: true })));
-      await other.place(partialPath(dir), path.join(dir, 'nosync.bin'), Buffer.from('n'), { overwrite: false });
-      expect(other.fsyncs).toBe(6);
-      for (let i = 0; i < 6; i++) expect(await readFile(path.join(dir, `sync${i}.bin`), 'utf8')).toBe(`s${i}`);
-      expect(await partials(dir)).toEqual([]);
-    } finally {
-      await other.close();
-    }
-  });
 });

@@ -24,7 +24,7 @@ parentPort.on('message', (files) => {
   for (const m of files) {
     const bytes = new Uint8Array(m.bytes);
     try {
-      replies.push({ id: m.id, outcome: placeSteps(fs, m.temp, m.dest, bytes, m.overwrite, m.mtimeMs, m.fsync), synced: m.fsync });
+      replies.push({ id: m.id, outcome: placeSteps(fs, m.temp, m.dest, bytes, m.overwrite, m.mtimeMs) });
     } catch (e) {
       replies.push({ id: m.id, error: { message: String(e && e.message || e), code: e && e.code, stage: e && e.stage } });
     } finally {
@@ -53,10 +53,9 @@ interface Request {
   bytes: ArrayBuffer;
   overwrite: boolean;
   mtimeMs: number | null;
-  fsync: boolean;
 }
 
-type Reply = { id: number; outcome: PlaceOutcome; synced: boolean } | { id: number; error: { message: string; code?: string; stage?: string } };
+type Reply = { id: number; outcome: PlaceOutcome } | { id: number; error: { message: string; code?: string; stage?: string } };
 
 export class PlaceWorkers {
   readonly #slots: Slot[] = [];
@@ -64,8 +63,6 @@ export class PlaceWorkers {
   #queued: Array<{ request: Request; pending: Pending }> = [];
   #next = 0;
   #closed = false;
-  /** Files a worker fsynced before placing them (for tests and the summary). */
-  fsyncs = 0;
 
   constructor(readonly workers = PLACE_WORKERS) {
     if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new RangeError(`workers ${workers} must be an integer in [1, 64]`);
@@ -74,11 +71,9 @@ export class PlaceWorkers {
   /**
    * Places `plaintext` at `dest` through `temp` as placeFileNow does, on a worker. `plaintext` is handed over: it
    * must not be used after this call (its memory is moved to the worker, or copied there when it shares a larger
-   * buffer, and then zeroed). With `fsync`, the worker fsyncs the file before it takes its name (get -r --fsync;
-   * the directory's fsync after it is the caller's). Throws as placeFileNow; UNAVAILABLE after close(); INTERNAL
-   * if a worker dies.
+   * buffer, and then zeroed). Throws as placeFileNow; UNAVAILABLE after close(); INTERNAL if a worker dies.
    */
-  place(temp: string, dest: string, plaintext: Buffer, options: { overwrite: boolean; mtime?: Date; fsync?: boolean }): Promise<void> {
+  place(temp: string, dest: string, plaintext: Buffer, options: { overwrite: boolean; mtime?: Date }): Promise<void> {
     if (this.#closed) return Promise.reject(new CofferError(ErrorCode.UNAVAILABLE, 'the placement workers are closed'));
     let bytes: ArrayBuffer;
     if (plaintext.byteOffset === 0 && plaintext.byteLength === plaintext.buffer.byteLength && types.isArrayBuffer(plaintext.buffer)) {
@@ -89,7 +84,7 @@ export class PlaceWorkers {
       new Uint8Array(bytes).set(plaintext);
       plaintext.fill(0);
     }
-    const request: Request = { id: this.#next++, temp, dest, bytes, overwrite: options.overwrite, mtimeMs: options.mtime?.getTime() ?? null, fsync: options.fsync === true };
+    const request: Request = { id: this.#next++, temp, dest, bytes, overwrite: options.overwrite, mtimeMs: options.mtime?.getTime() ?? null };
     return new Promise<void>((resolve, reject) => {
       this.#queued.push({ request, pending: { dest, resolve, reject } });
       if (this.#queued.length === 1) setImmediate(() => this.#dispatch());
@@ -144,7 +139,6 @@ export class PlaceWorkers {
         if (!p) continue;
         slot.pending.delete(m.id);
         if ('outcome' in m) {
-          if (m.synced) this.fsyncs++;
           const failure = placeFailure(p.dest, m.outcome);
           if (failure === null) p.resolve();
           else p.reject(failure);

@@ -1,8 +1,8 @@
 // `coffer get -r`: mirrors a vault directory locally with many files in flight. Files up to 1 MiB are asked
 // for in batches (`POST /v1/fs/files/read`: many files' manifests, key records and sealed chunks in one streamed
 // answer), a few batches at once; each file is authenticated as a single file is (small-file.ts openFileAnswer)
-// and written to a temporary name and renamed into place on placement worker threads (place-workers.ts; with
-// --fsync each fsynced there before its name, its directory after), so an interruption leaves every file whole
+// and written to a temporary name and renamed into place (by default on placement worker threads, without fsync,
+// place-workers.ts; with --fsync fsynced first, through fs/promises), so an interruption leaves every file whole
 // or absent. Other one-chunk files come in one request each, larger
 // ones one at a time through the chunked download. Each file gets the vault file's modification time, which is
 // what a re-run compares (with the size) to skip it, from the listing alone (no request per file). Directory
@@ -60,9 +60,8 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
   // would let pile up: collected every 32 MiB of sealed bytes received (src/young-garbage.ts)
   const youngGarbage = new YoungGarbagePacer();
   const durable = options.fsync === true;
-  // batch-read files are placed by synchronous calls on a few worker threads (place-workers.ts); with --fsync
-  // each is fsynced there before its rename/link, and its directory here after (one fsync per directory and batch)
-  const placer = new PlaceWorkers();
+  // without fsync, files are placed by synchronous calls on a few worker threads (place-workers.ts)
+  const placer = durable ? null : new PlaceWorkers();
   let found = 0;
   let foundBytes = 0;
   const tempFile = (p: string | null, last: { path: string | null }): void => {
@@ -153,16 +152,22 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
       }
       const mtime = new Date(e.node.modifiedAt);
       const size = got.plaintext.length;
-      // handed to a worker (which zeroes it); the temporary name is known here first, for a signal handler
-      const temp = partialPath(path.dirname(e.dest));
-      tempFile(temp, last);
-      try {
-        await placer.place(temp, e.dest, got.plaintext, { overwrite: e.replace, mtime, fsync: durable });
-      } finally {
-        tempFile(null, last);
+      if (placer) {
+        // handed to a worker (which zeroes it); the temporary name is known here first, for a signal handler
+        const temp = partialPath(path.dirname(e.dest));
+        tempFile(temp, last);
+        try {
+          await placer.place(temp, e.dest, got.plaintext, { overwrite: e.replace, mtime });
+        } finally {
+          tempFile(null, last);
+        }
+      } else {
+        try {
+          await placeFile(e.dest, got.plaintext, { overwrite: e.replace, mtime, syncDir: (d) => dirs.sync(d), fsync: true, onTempFile: (p) => tempFile(p, last) });
+        } finally {
+          got.plaintext.fill(0);
+        }
       }
-      // --fsync: the file was fsynced before its name; its name is durable once its directory is (as placeFile)
-      if (durable) await dirs.sync(path.dirname(e.dest));
       options.onProgress?.(size);
       done(e.node, size, e.replace);
     } catch (err) {
@@ -260,7 +265,7 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
     // batches first: their writes are submitted to the writers while they run
     await Promise.all([batches.drain(), medium.drain(), large.drain()]);
     await writers.drain();
-    await placer.close();
+    await placer?.close();
   }
   for (const g of gates) if (g.error !== undefined) throw g.error;
   return result;
