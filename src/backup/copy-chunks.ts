@@ -246,19 +246,8 @@ export async function copyChunks(from: ChunkStore, to: ChunkStore, jobs: Iterabl
         if (seen.sha !== null) return null;
         throw options.destinationError ? options.destinationError(e) : e;
       });
-      if (put === null) {
-        result.problems.push(shaProblem(job, seen.sha as string));
-        return;
-      }
-      if (put.sha256 !== job.sha256) {
-        // a store that hashes anyway saw other bytes than we did: take them out of the destination again
-        await dest(to.delete(job.ref));
-        result.problems.push(shaProblem(job, put.sha256));
-        return;
-      }
-      result.copied++;
-      result.copiedBytes += data.byteLength;
-      options.onBytes?.(data.byteLength);
+      if (put === null) result.problems.push(shaProblem(job, seen.sha as string));
+      else await landed(job, put.sha256, data.byteLength);
     } finally {
       // the worker reads the buffer in place: it goes back to the pool only once the digest is done
       await digest.catch(() => undefined);
@@ -277,49 +266,58 @@ export async function copyChunks(from: ChunkStore, to: ChunkStore, jobs: Iterabl
     const start = (todo[0] as PackRun['chunks'][number]).loc.offset;
     const last = todo.at(-1) as PackRun['chunks'][number];
     const buf = work.buffers.acquire();
+    let packGone = false;
     try {
-      let span: Buffer;
-      try {
-        span = await (from.readPackRange as NonNullable<ChunkStore['readPackRange']>)(run.packId, start, last.loc.offset + last.loc.length - start, buf);
-      } catch (e) {
+      const span = await (from.readPackRange as NonNullable<ChunkStore['readPackRange']>)(run.packId, start, last.loc.offset + last.loc.length - start, buf).catch((e: unknown) => {
         if (!(e instanceof CofferError && e.code === ErrorCode.NOT_FOUND)) throw e;
-        work.buffers.release(buf);
-        for (const c of todo) await copyOne(c.job);
-        return;
-      }
-      const checked: Array<{ job: ChunkJob; data: Buffer }> = [];
-      for (const c of todo) {
-        const data = span.subarray(c.loc.offset - start, c.loc.offset - start + c.loc.length);
-        const problem = checkRead(c.job, data);
-        if (problem) result.problems.push(problem);
-        else checked.push({ job: c.job, data });
-      }
-      // every digest settled before the buffer goes back (a worker may still read it after another one failed)
-      const digests = await Promise.allSettled(checked.map((c) => work.hasher.digest(c.data)));
-      const failed = digests.find((d) => d.status === 'rejected');
-      if (failed) throw failed.reason;
-      for (const [i, c] of checked.entries()) {
-        const sha = (digests[i] as PromiseFulfilledResult<string>).value;
-        if (sha !== c.job.sha256) result.problems.push(shaProblem(c.job, sha));
-        else if (putPack) await addToPack(c.job, c.data);
-        else await putWhole(c.job, c.data);
-      }
+        return null;
+      });
+      if (span === null) packGone = true;
+      else await copySpan(todo, span, start);
     } finally {
+      // released once, here: a buffer given back earlier may be another copy's by now
       work.buffers.release(buf);
+    }
+    // the pack is gone meanwhile (GC removed it): each chunk on its own, reported as copyOne reports it
+    if (packGone) for (const c of todo) await copyOne(c.job);
+  };
+  /** A run's chunks, sliced out of `span` (read from the pack at `start`), each checked and hashed, then stored. */
+  const copySpan = async (todo: PackRun['chunks'], span: Buffer, start: number): Promise<void> => {
+    const checked: Array<{ job: ChunkJob; data: Buffer }> = [];
+    for (const c of todo) {
+      const data = span.subarray(c.loc.offset - start, c.loc.offset - start + c.loc.length);
+      const problem = checkRead(c.job, data);
+      if (problem) result.problems.push(problem);
+      else checked.push({ job: c.job, data });
+    }
+    // every digest settled before the buffer goes back (a worker may still read it after another one failed)
+    const digests = await Promise.allSettled(checked.map((c) => work.hasher.digest(c.data)));
+    const failed = digests.find((d) => d.status === 'rejected');
+    if (failed) throw failed.reason;
+    for (const [i, c] of checked.entries()) {
+      const sha = (digests[i] as PromiseFulfilledResult<string>).value;
+      if (sha !== c.job.sha256) result.problems.push(shaProblem(c.job, sha));
+      else if (putPack) await addToPack(c.job, c.data);
+      else await putWhole(c.job, c.data);
     }
   };
   /** A checked, hashed chunk to a destination without packs (one put, handed the digest). */
   const putWhole = async (job: ChunkJob, data: Buffer): Promise<void> => {
     await options.rate?.take(data.byteLength, options.signal);
     const put = await dest(to.put(job.ref, single(data), { expectedSize: job.size, signal: options.signal, sha256: job.sha256 }));
-    if (put.sha256 !== job.sha256) {
+    await landed(job, put.sha256, data.byteLength);
+  };
+  /** What a whole chunk's put came to: counted, or taken out of the destination again and reported. */
+  const landed = async (job: ChunkJob, storedSha256: string, bytes: number): Promise<void> => {
+    if (storedSha256 !== job.sha256) {
+      // a store that hashes anyway saw other bytes than we did: take them out of the destination again
       await dest(to.delete(job.ref));
-      result.problems.push(shaProblem(job, put.sha256));
+      result.problems.push(shaProblem(job, storedSha256));
       return;
     }
     result.copied++;
-    result.copiedBytes += data.byteLength;
-    options.onBytes?.(data.byteLength);
+    result.copiedBytes += bytes;
+    options.onBytes?.(bytes);
   };
   const reader = from.packedLocation && from.readPackRange ? new PackReader<ChunkJob>(from.packedLocation.bind(from), work.buffers.size) : null;
   const submitRuns = async (runs: PackRun[]): Promise<void> => {
