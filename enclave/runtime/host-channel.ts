@@ -30,7 +30,8 @@ export const KMS_VIA_CHANNEL = 'http://kms.host-channel';
 
 /** A keep-alive HTTP agent whose every connection is the given Unix socket (for the AWS SDK's request handler). */
 export function unixSocketAgent(socketPath: string): Agent {
-  const agent = new Agent({ keepAlive: true, maxSockets: 16 });
+  // `timeout` lets the agent honour the KMS's Keep-Alive hint (src/client/http.ts makeConnections says why)
+  const agent = new Agent({ keepAlive: true, maxSockets: 16, timeout: 120_000 });
   (agent as unknown as { createConnection: () => net.Socket }).createConnection = () => net.connect({ path: socketPath });
   return agent;
 }

@@ -39,7 +39,8 @@ export class GatewayClient {
 
   private constructor(readonly base: URL, private readonly token: string, readonly verified: VerifiedGateway) {
     this.vault = new VaultClient({ server: base.href, token, ca: verified.certPem });
-    this.agent = new Agent({ keepAlive: true, ca: verified.certPem, maxSockets: 8 });
+    // `timeout` lets the agent honour the gateway's Keep-Alive hint (http.ts makeConnections says why)
+    this.agent = new Agent({ keepAlive: true, ca: verified.certPem, maxSockets: 8, timeout: 120_000 });
   }
 
   /** Verifies the gateway and returns a client pinned to its certificate. Throws as verifyGateway. */

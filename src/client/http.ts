@@ -2,7 +2,7 @@
 // back into CofferError with the same stable code. Keep-alive connections are reused across chunk requests.
 import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { CofferError, ErrorCode } from '../errors.js';
+import { CofferError, ErrorCode, isCofferError } from '../errors.js';
 import { BodyFetcher } from './body-fetcher.js';
 import { errorFromResponse } from './http-errors.js';
 import { neverSent, withRetry, type RetryOptions } from './retry.js';
@@ -59,7 +59,10 @@ function parseBase(server: string): URL {
 }
 
 function makeConnections(base: URL, options: Pick<ClientOptions, 'maxSockets' | 'timeoutMs' | 'ca' | 'socketPath'>): { agent: Agent; fetcher: BodyFetcher } {
-  const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 8 };
+  // `timeout` is what makes Node's agent honour the service's `Keep-Alive: timeout=N` hint: with none, an idle
+  // connection is kept until the service closes it, and the next request sent on it is lost (a commit after a
+  // long hash, a mkdir after a pause); with one, the agent drops the connection a second before the service does.
+  const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 8, timeout: options.timeoutMs ?? 120_000 };
   const agent = base.protocol === 'https:' ? new HttpsAgent({ ...agentOptions, ca: options.ca }) : new Agent(agentOptions);
   const fetcher = new BodyFetcher({ base, maxIdle: options.maxSockets ?? 8, timeoutMs: options.timeoutMs ?? 120_000, ca: options.ca, socketPath: options.socketPath });
   return { agent, fetcher };
@@ -76,11 +79,27 @@ export interface RequestOptions {
   okStatuses?: number[];
   /** A POST that only reads (a batch read): retried after transient failures like a GET. */
   idempotent?: boolean;
+  /**
+   * A POST that may be sent again when the keep-alive connection it went out on was found closed before any
+   * answer came back (creating an upload, a commit, a one-request file: repeating them does no harm). Others
+   * (a move, a remove) are replayed only when they provably never left (a refused connection).
+   */
+  replaySafe?: boolean;
 }
 
 
 /** Connection errors that mean the request was never sent: the service was not listening (yet). */
 const NEVER_SENT_ERRNO = new Set(['ECONNREFUSED']);
+/**
+ * Errors of a request on a reused keep-alive connection, before any answer, that mean the service had closed
+ * that connection as the request went out (its idle timeout racing ours): Node's documented case for a replay.
+ */
+const STALE_CONNECTION_ERRNO = new Set(['ECONNRESET', 'EPIPE']);
+
+/** The request went out on a reused connection the service had closed, and no answer came back. */
+export function staleConnection(e: unknown): boolean {
+  return isCofferError(e) && e.details?.staleConnection === true;
+}
 
 export class HttpClient {
   readonly base: URL;
@@ -119,12 +138,14 @@ export class HttpClient {
    * Sends a request and returns the raw response (body not consumed). Throws CofferError for error statuses.
    * Idempotent methods (GET, HEAD, PUT — a chunk PUT replaces the same chunk) are retried after transient
    * failures; POST and DELETE only when they never reached the service (a refused connection, as while it
-   * restarts), since then nothing was done (callers retry the ones they know to be idempotent after other failures).
+   * restarts), since then nothing was done, and a replaySafe POST also when its reused connection was found closed
+   * (callers retry the ones they know to be idempotent after other failures).
    */
   raw(pathname: string, options: RequestOptions = {}): Promise<IncomingMessage> {
     const method = options.method ?? 'GET';
     if (method === 'GET' || method === 'HEAD' || method === 'PUT' || options.idempotent === true) return withRetry(() => this.send(pathname, options), { onRetry: this.onRetry });
-    return withRetry(() => this.send(pathname, options), { retryIf: neverSent, onRetry: this.onRetry });
+    const retryIf = options.replaySafe === true ? (e: unknown) => neverSent(e) || staleConnection(e) : neverSent;
+    return withRetry(() => this.send(pathname, options), { retryIf, onRetry: this.onRetry });
   }
 
   private async send(pathname: string, options: RequestOptions): Promise<IncomingMessage> {
@@ -141,15 +162,20 @@ export class HttpClient {
     const send = u.protocol === 'https:' ? httpsRequest : httpRequest;
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = send(u, { method: options.method ?? 'GET', headers, agent: this.agent, timeout: this.timeoutMs, ...(this.socketPath ? { socketPath: this.socketPath } : {}) });
-      req.on('response', resolve);
+      let answered = false;
+      req.on('response', (r) => {
+        answered = true;
+        resolve(r);
+      });
       req.on('timeout', () => req.destroy(new CofferError(ErrorCode.TIMEOUT, `request to ${u.host} timed out`, { retryable: true })));
-      req.on('error', (e) =>
-        reject(e instanceof CofferError ? e : new CofferError(ErrorCode.UNAVAILABLE, `cannot reach ${u.origin}: ${(e as Error).message}`, {
-          cause: e, retryable: true,
-          // refused at connect: not a byte of the request went out
-          ...(NEVER_SENT_ERRNO.has((e as NodeJS.ErrnoException).code ?? '') ? { details: { neverSent: true } } : {}),
-        })),
-      );
+      req.on('error', (e) => {
+        if (e instanceof CofferError) return reject(e);
+        const code = (e as NodeJS.ErrnoException).code ?? '';
+        // refused at connect: not a byte of the request went out
+        const details = NEVER_SENT_ERRNO.has(code) ? { neverSent: true }
+          : req.reusedSocket && !answered && STALE_CONNECTION_ERRNO.has(code) ? { staleConnection: true } : undefined;
+        reject(new CofferError(ErrorCode.UNAVAILABLE, `cannot reach ${u.origin}: ${(e as Error).message}`, { cause: e, retryable: true, ...(details ? { details } : {}) }));
+      });
       for (const piece of pieces.slice(0, -1)) req.write(piece);
       req.end(pieces.at(-1));
     });

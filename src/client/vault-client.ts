@@ -96,7 +96,8 @@ export class VaultClient {
   }
 
   mkdir(path: string, parents = false): Promise<NodeInfo> {
-    return this.http.json('/v1/fs/mkdir', { method: 'POST', json: { path, parents } });
+    // with parents, a second mkdir of the same path answers as the first: safe to replay
+    return this.http.json('/v1/fs/mkdir', { method: 'POST', json: { path, parents }, replaySafe: parents });
   }
 
   move(from: string, to: string, overwrite = false): Promise<NodeInfo> {
