@@ -9,7 +9,6 @@
 // a key (a manifest whose chunk count disagrees with its size, a node bound to another blob than its manifest,
 // a listing entry outside the directory listed), which is also what every later check starts from.
 import { expectedChunkLayout, isBlobIdHex } from '../../src/crypto/index.js';
-import { withRetry } from '../../src/client/retry.js';
 import { CofferError, ErrorCode } from '../../src/errors.js';
 import type { CreateUploadRequest, Manifest, NodeInfo, UploadState, VaultClient } from '../../src/client/vault-client.js';
 import { requireVerifiedRole, type AccessActor, type Role } from './access.js';
@@ -238,7 +237,7 @@ export class GatewayRecords {
       await this.requireHereOrParent(request.path, 'write');
     }
     const prepared = await this.integrity.prepareUpload(request);
-    return withRetry(() => this.client.createUpload(prepared));
+    return this.client.createUpload(prepared); // retried by the client (idempotent)
   }
 
   putChunk(blobId: string, index: number, sealed: Uint8Array): Promise<unknown> {
@@ -247,13 +246,13 @@ export class GatewayRecords {
 
   /** `dek`: the blob's data key, for its record MACs (the caller keeps and wipes it). */
   async commit(blobId: string, chunkCount: number, size: number, dek?: Uint8Array): Promise<FileRecord> {
-    // commit is idempotent (docs/http-api.md): repeated after a lost answer or a storage service restart
-    const { node, manifest } = await withRetry(() => this.client.commit(blobId, chunkCount, size));
+    // commit is idempotent (docs/http-api.md): the client repeats it after a lost answer or a storage service restart
+    const { node, manifest } = await this.client.commit(blobId, chunkCount, size);
     await this.integrity.checkCommitted(node, manifest);
     if (!this.integrity.commitMacs || !dek) return { node, manifest };
     const macs = this.integrity.commitMacs(node, manifest, dek);
     // independent records: both at once (either missing leaves the file refused on read, never trusted)
-    const [, endorsed] = await Promise.all([withRetry(() => this.client.setBlobMac(blobId, macs.blob)), this.setNodeMac(node, macs.node)]);
+    const [, endorsed] = await Promise.all([this.client.setBlobMac(blobId, macs.blob), this.setNodeMac(node, macs.node)]);
     return { node: endorsed, manifest: { ...manifest, mac: macs.blob } };
   }
 
@@ -263,7 +262,7 @@ export class GatewayRecords {
    */
   private async setNodeMac(node: NodeInfo, mac: string): Promise<NodeInfo> {
     try {
-      return await withRetry(() => this.client.setNodeMac(node.path, node.version, mac));
+      return await this.client.setNodeMac(node.path, node.version, mac); // a PUT: retried by the client
     } catch (e) {
       if (e instanceof CofferError && e.code === ErrorCode.CONFLICT) return node;
       throw e;

@@ -61,6 +61,12 @@ export async function runTreeCommand(
       onTempFile: (p, exists) => void (exists ? temps.add(p) : temps.delete(p)),
     };
     r = direction === 'put' ? await uploadTree(client, from, to, all) : await downloadTree(client, from, to, all);
+  } catch (e) {
+    // a failure that stops the run (the service gone, the disk full): say how far it got and how to go on
+    if (!(e instanceof CofferError)) throw e;
+    throw new CofferError(e.code, `${e.message}; the copy stopped after ${progress.filesDone} file(s), every file is either complete or absent. To continue, run the same command again (files already there are skipped): ${rerun}`, {
+      cause: e, retryable: e.retryable, details: e.details,
+    });
   } finally {
     progress.done();
     for (const s of SIGNALS) process.off(s, onSignal);

@@ -77,7 +77,11 @@ export interface RequestOptions {
   headers?: Record<string, string>;
   /** Statuses that are not errors (default: 2xx). */
   okStatuses?: number[];
-  /** A POST that only reads (a batch read): retried after transient failures like a GET. */
+  /**
+   * A POST that is safe to send again (a batch read, or a write the service answers the same when repeated: a
+   * commit, a one-request file): retried after transient failures like a GET. Callers add no retry of their own
+   * (one inside another multiplies the attempts: a service gone for good then took a minute to report).
+   */
   idempotent?: boolean;
   /**
    * A POST that may be sent again when the keep-alive connection it went out on was found closed before any

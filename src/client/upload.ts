@@ -13,7 +13,7 @@ import {
 import { CofferError, ErrorCode, isCofferError } from '../errors.js';
 import { YoungGarbagePacer } from '../young-garbage.js';
 import type { DataKeyProvider } from './data-keys.js';
-import { isTransient, withRetry } from './retry.js';
+import { isTransient } from './retry.js';
 import type { UploadRecord } from './upload-journal.js';
 import type { NodeInfo, VaultClient } from './vault-client.js';
 
@@ -158,7 +158,7 @@ export async function uploadStream(
     dek.fill(0);
     if ('destroy' in stream && typeof stream.destroy === 'function') stream.destroy();
     const chunkCount = expectedChunkLayout(size).chunkCount;
-    const { node } = await withRetry(() => client.commit(blobIdHex, chunkCount, size));
+    const { node } = await client.commit(blobIdHex, chunkCount, size); // retried by the client: idempotent
     if (node.path !== options.path) {
       // it was bound, then moved or renamed since: that file is not at the path asked for, so this is no answer
       throw new CofferError(ErrorCode.CONFLICT, `upload ${blobIdHex} was committed and its file is at ${node.path} now, not ${options.path}`, {
@@ -225,10 +225,10 @@ export async function uploadStream(
         throw e;
       }
     }
-    // commit is idempotent (docs/http-api.md): safe to repeat after a lost answer
+    // commit is idempotent (docs/http-api.md): the client repeats it after a lost answer
     let node: NodeInfo;
     try {
-      ({ node } = await withRetry(() => client.commit(blobIdHex, chunkCount, total)));
+      ({ node } = await client.commit(blobIdHex, chunkCount, total));
     } catch (e) {
       throw worthResuming(e) ? keptForResume(e, blobIdHex) : e; // every chunk is durable: a resume only commits
     }
@@ -249,8 +249,8 @@ async function startUpload(client: VaultClient, size: number | null, options: Up
       // (a stream of unknown size, `put -`, cannot be bound up front: such a file is not endorsable by the gateway)
       ...(client.http.tokenSubject === null || size === null ? {} : { binding: uploadBindingTag(dek, { blobId: blobIdHex, path: options.path, owner: client.http.tokenSubject, size }) }),
     };
-    // the same request again is answered with the upload it made (docs/http-api.md): safe to retry
-    await withRetry(() => client.createUpload(request));
+    // the same request again is answered with the upload it made (docs/http-api.md): the client retries it
+    await client.createUpload(request);
   } catch (e) {
     dek.fill(0);
     throw e;

@@ -6,7 +6,6 @@ import { MAX_SEALED_SIZE } from '../crypto/index.js';
 import { CofferError, ErrorCode } from '../errors.js';
 import { FILES_MEDIA_TYPE, readFileAnswers, type FileAnswer } from './file-batch.js';
 import { HttpClient, readAll, type ClientOptions } from './http.js';
-import { withRetry } from './retry.js';
 
 /** The framing of the small-file calls (src/api/framed-body.ts, docs/http-api.md): u32 J ‖ JSON ‖ sealed chunk. */
 const FILE_MEDIA_TYPE = 'application/vnd.coffer.file+v1';
@@ -117,7 +116,8 @@ export class VaultClient {
   }
 
   createUpload(req: CreateUploadRequest): Promise<UploadState> {
-    return this.http.json('/v1/uploads', { method: 'POST', json: req });
+    // the same request again is answered with the upload it made (docs/http-api.md): retried like a GET
+    return this.http.json('/v1/uploads', { method: 'POST', json: req, idempotent: true });
   }
 
   uploadState(blobId: string): Promise<UploadState> {
@@ -133,7 +133,8 @@ export class VaultClient {
   }
 
   commit(blobId: string, chunkCount: number, size: number): Promise<{ node: NodeInfo; manifest: Manifest }> {
-    return this.http.json(`/v1/uploads/${blobId}/commit`, { method: 'POST', json: { chunkCount, size } });
+    // idempotent (docs/http-api.md): repeated after a lost answer or a service restart
+    return this.http.json(`/v1/uploads/${blobId}/commit`, { method: 'POST', json: { chunkCount, size }, idempotent: true });
   }
 
   /**
@@ -143,7 +144,7 @@ export class VaultClient {
    */
   putSmallFile(req: SmallFileRequest, sealed: Uint8Array): Promise<{ node: NodeInfo; manifest: Manifest }> {
     const head = frameHead(req);
-    return withRetry(() => this.http.json('/v1/files', { method: 'POST', body: Buffer.concat([head, sealed]), headers: { 'content-type': FILE_MEDIA_TYPE } }));
+    return this.http.json('/v1/files', { method: 'POST', body: Buffer.concat([head, sealed]), headers: { 'content-type': FILE_MEDIA_TYPE }, idempotent: true });
   }
 
   /**
@@ -155,7 +156,7 @@ export class VaultClient {
     const head = frameHead({ files: files.map((f) => ({ ...f.request, sealedLength: f.sealed.byteLength })) });
     // sealed chunks laid end to end in one buffer (file-batcher.ts does) go as one piece, without a copy
     const body = [head, ...adjacentJoined(files.map((f) => f.sealed))];
-    const answer = await withRetry(() => this.http.json<{ results?: unknown }>('/v1/files/batch', { method: 'POST', body, headers: { 'content-type': FILE_BATCH_MEDIA_TYPE } }));
+    const answer = await this.http.json<{ results?: unknown }>('/v1/files/batch', { method: 'POST', body, headers: { 'content-type': FILE_BATCH_MEDIA_TYPE }, idempotent: true });
     if (!Array.isArray(answer.results) || answer.results.length !== files.length) {
       throw new CofferError(ErrorCode.INTEGRITY, 'malformed batch answer: not one result per file');
     }

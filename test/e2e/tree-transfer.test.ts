@@ -94,10 +94,15 @@ async function expectEveryVaultFileWhole(dir: string): Promise<number> {
   return files.size;
 }
 
-/** Starts `put -r` and SIGKILLs it (or the service) once at least `after` files are committed. */
-async function killDuring(dir: string, after: number, victim: 'client' | 'server'): Promise<void> {
+/**
+ * Starts `put -r` and SIGKILLs it (or the service) once at least `after` files are committed. 'server-gone' keeps
+ * the service down until the put has given up, and starts it again after. Returns the put's stderr.
+ */
+async function killDuring(dir: string, after: number, victim: 'client' | 'server' | 'server-gone'): Promise<string> {
   // batches of 8 files (not 256): the tree is 30 batches, so a kill lands between commits
   const child = spawnCli(['put', '-r', tree, dir, '--concurrency', '16', '--batch-files', '8'], env);
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
   const exited = new Promise<number | null>((r) => child.once('close', r));
   for (let i = 0; i < 1200; i++) {
     if ((await vaultFiles(dir)).size >= after) break;
@@ -108,13 +113,15 @@ async function killDuring(dir: string, after: number, victim: 'client' | 'server
   if (victim === 'client') {
     child.kill('SIGKILL');
     await exited;
-    return;
+    return stderr;
   }
   const port = new URL(server!.url).port;
   server!.child.kill('SIGKILL');
   await new Promise((r) => server!.child.once('close', r));
+  if (victim === 'server-gone') expect(await exited).not.toBe(0);
   server = await startServerProcess(['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--default-root-role', 'write']);
   await exited; // it may finish through its retries or stop with an error; either way the re-run below finishes
+  return stderr;
 }
 
 describe('put -r / get -r with many files in flight', () => {
@@ -184,6 +191,16 @@ describe('put -r / get -r with many files in flight', () => {
     expect(await expectEveryVaultFileWhole('/s')).toBe(local.size);
     const audit = await run(['audit', 'verify', '--data-dir', dataDir, '--json']);
     expect(audit.code, audit.stderr).toBe(0);
+  }, 300_000);
+
+  it('coffer serve gone for good mid-tree: put -r stops with an error that says how far it got and how to continue', async () => {
+    const stderr = await killDuring('/g', 30, 'server-gone');
+    expect(stderr).toMatch(/\[UNAVAILABLE\]/);
+    expect(stderr).toMatch(/the copy stopped after \d+ file\(s\), every file is either complete or absent\. To continue, run the same command again \(files already there are skipped\): coffer put -r /);
+    await expectEveryVaultFileWhole('/g');
+    const again = await run(['put', '-r', tree, '/g', '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(await expectEveryVaultFileWhole('/g')).toBe(local.size);
   }, 300_000);
 
   it('a name that cannot be a vault path is reported and counted, the exit status says so, and the rest of the tree is copied', async () => {
