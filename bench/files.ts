@@ -32,6 +32,8 @@ export interface FilesBenchOptions {
   restic?: boolean;
   /** Also time `get -r --fsync` each round (default true): the durable mode beside the default. */
   fsyncToo?: boolean;
+  /** Pause between rounds after deleting a round's copies (default INODE_AGE_MS; tests pass 0). */
+  settleMs?: number;
   log?: (line: string) => void;
 }
 
@@ -48,6 +50,9 @@ interface Round {
   getB: number | null;
   getBCpu: { client: number; server: number } | null;
 }
+
+/** How long freed inodes are "recently deleted" to ext4 without a journal (dirty_expire_centisecs: 30 s), and a second. */
+const INODE_AGE_MS = 31_000;
 
 export async function benchFiles(options: FilesBenchOptions): Promise<Record<string, unknown>> {
   const log = options.log ?? ((l: string) => process.stdout.write(`${l}\n`));
@@ -125,18 +130,20 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
         const get = await runA();
         getRss = Math.max(getRss, rss);
         const getB = bFirst ? getBEarly : await runB();
-        if (cliB) await rm(path.join(work, `get-b-${r}`), { recursive: true, force: true });
         const outFsync = path.join(work, `get-fsync-${r}`);
         const getFsync = options.fsyncToo === false ? null : await serveDuring('get', () => timeAsync(async () => {
           rss = await runWatched(['get', '-r', `/r${r}`, outFsync, '--fsync', '--json', ...conc], env);
         }));
         getRss = Math.max(getRss, rss);
-        await rm(outFsync, { recursive: true, force: true });
         const round = { resticBackup, put, resticRestore, get, getFsync, getCpu, getB, getBCpu };
         rounds.push(round);
         log(`round ${r + 1}: ${fmtRound(round, files)}`);
-        // free the disk for the next round (the vault copies stay: the later steps use them)
-        await Promise.all([rm(repo, { recursive: true, force: true }), rm(restoreDir, { recursive: true, force: true }), r > 0 ? rm(out, { recursive: true, force: true }) : Promise.resolve()]);
+        // free the disk for the next round (the vault copies stay: the later steps use them), and let the freed
+        // inodes age: an ext4 without a journal (this machine's) skips every inode freed in the last 30 s on each
+        // file it creates (recently_deleted(), seen with perf: most of a get -r's and a restore's system time
+        // right after 10,000 files were deleted), which would slow whichever tool ran next
+        await Promise.all([repo, restoreDir, ...(r > 0 ? [out] : []), path.join(work, `get-b-${r}`), outFsync].map((d) => rm(d, { recursive: true, force: true })));
+        if (r + 1 < options.rounds) await new Promise((done) => setTimeout(done, options.settleMs ?? INODE_AGE_MS));
       }
       let rss = 0;
       const rerunPut = await serveDuring('put', () => timeAsync(async () => {
