@@ -145,15 +145,15 @@ describe('HashPool', () => {
     });
 
     it('a slow but answering worker is not taken as hung: the timeout runs from its last answer', async () => {
-      pool = new HashPool(1, { answerTimeoutMs: 400 });
+      pool = new HashPool(1, { answerTimeoutMs: 500 });
       const p = pool;
       const s = p.stream();
       await s.update(bufs[0] as Buffer);
       const [worker] = p.workersForTests();
-      // each stall is shorter than the timeout, and an answer comes after each: 3 x 250 ms owed in a row
+      // each stall is well under the timeout, and an answer comes after each: 3 x 200 ms owed in a row
       const updates: Promise<void>[] = [];
       for (const b of bufs) {
-        p.stallWorkerForTests(worker as never, 250);
+        p.stallWorkerForTests(worker as never, 200);
         updates.push(s.update(b));
       }
       await Promise.all(updates);
