@@ -105,6 +105,64 @@ describe('HashPool', () => {
     await expect(s.digest()).rejects.toMatchObject({ code: 'UNAVAILABLE' });
   });
 
+  describe('a worker that hangs (answers nothing)', () => {
+    const make = alignedAllocator(1024 * 1024, 3, { shared: true });
+    const bufs = Array.from({ length: 3 }, () => randomFillSync(make()));
+
+    it('its pending work fails with a retryable UNAVAILABLE after answerTimeoutMs; it is replaced; the others keep working', async () => {
+      pool = new HashPool(2, { answerTimeoutMs: 400 });
+      const p = pool;
+      await Promise.all([p.digest(bufs[0] as Buffer), p.digest(bufs[1] as Buffer)]); // both workers are up
+      const [hung, other] = p.workersForTests();
+      const s = p.stream(); // bound to the first of the two (fewest open streams)
+      await s.update(bufs[2] as Buffer);
+      p.stallWorkerForTests(hung as never, 10_000); // a real hang: the thread blocks, well past the timeout
+      const started = Date.now();
+      const stuck = p.digest(bufs[0] as Buffer); // the first idle worker: the hung one
+      const stuckUpdate = s.update(bufs[1] as Buffer);
+      const settled: string[] = [];
+      void stuck.catch(() => settled.push('stuck'));
+      // meanwhile the other worker answers, one request after another
+      for (const b of bufs) {
+        expect(await p.digest(b)).toBe(sha(b));
+        settled.push('ok');
+      }
+      const e = await stuck.catch((err: unknown) => err);
+      expect(e).toMatchObject({ name: 'CofferError', code: 'UNAVAILABLE', retryable: true, message: expect.stringMatching(/no answer within 400 ms/) });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(350);
+      expect(settled.slice(0, 3)).toEqual(['ok', 'ok', 'ok']);
+      // the stream's state lived in the hung worker: it fails for good, with the same reason
+      await expect(stuckUpdate).rejects.toMatchObject({ code: 'UNAVAILABLE', retryable: true });
+      await expect(s.digest()).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+      // replaced: two workers again, the hung one gone, the new one hashing
+      const fresh = p.stream();
+      await fresh.update(bufs[0] as Buffer);
+      expect(await fresh.digest()).toBe(sha(bufs[0] as Buffer));
+      expect(await Promise.all(bufs.map((b) => p.digest(b)))).toEqual(bufs.map(sha));
+      expect(p.workersForTests()).toHaveLength(2);
+      expect(p.workersForTests()).not.toContain(hung);
+      expect(p.workersForTests()).toContain(other);
+    });
+
+    it('a slow but answering worker is not taken as hung: the timeout runs from its last answer', async () => {
+      pool = new HashPool(1, { answerTimeoutMs: 500 });
+      const p = pool;
+      const s = p.stream();
+      await s.update(bufs[0] as Buffer);
+      const [worker] = p.workersForTests();
+      // each stall is well under the timeout, and an answer comes after each: 3 x 200 ms owed in a row
+      const updates: Promise<void>[] = [];
+      for (const b of bufs) {
+        p.stallWorkerForTests(worker as never, 200);
+        updates.push(s.update(b));
+      }
+      await Promise.all(updates);
+      expect(await s.digest()).toBe(sha(Buffer.concat([bufs[0] as Buffer, ...bufs])));
+      expect(p.workersForTests()).toEqual([worker]);
+      expect(() => new HashPool(1, { answerTimeoutMs: 0 })).toThrow(RangeError);
+    });
+  });
+
   describe('a worker that dies mid-hash', () => {
     const make = alignedAllocator(32 * 1024 * 1024, 2, { shared: true });
     const big = randomFillSync(make()); // long enough to hash that the kill lands while it is being hashed

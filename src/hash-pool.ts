@@ -4,6 +4,9 @@
 // transferred, and the caller keeps the buffer. The caller must not change a buffer until its digest resolved.
 // A buffer of ordinary memory is hashed on the calling thread (same result, no parallelism).
 // Bounded: at most `workers` threads, each hashing one buffer at a time; requests queue in order.
+// A worker that owes an answer and gives none for `answerTimeoutMs` is taken as hung (a stuck thread would
+// otherwise leave its caller waiting forever): what it owed fails with a retryable UNAVAILABLE, it is terminated,
+// and later work goes to a fresh worker.
 import { createHash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { CofferError, ErrorCode } from './errors.js';
@@ -12,7 +15,8 @@ import { CofferError, ErrorCode } from './errors.js';
 // { sid, op: 'update', memory | bytes, … } in, { sid, seq } out once the bytes are hashed; { sid, op: 'final' } in,
 // { sid, sha256 } out; { sid, op: 'drop' } forgets a stream. A worker takes its messages in order, so a stream's
 // updates are hashed in the order they were sent. getBuiltinModule works whether the eval is taken as CommonJS or
-// as a module (flags such as --input-type=module are inherited).
+// as a module (flags such as --input-type=module are inherited). { op: 'stallForTests', ms } blocks the thread (a
+// real hang, answering nothing) for the answer-timeout test (HashPool.stallWorkerForTests); nothing else sends it.
 const WORKER_SOURCE = `
 const { parentPort } = process.getBuiltinModule('node:worker_threads');
 const { createHash } = process.getBuiltinModule('node:crypto');
@@ -20,6 +24,7 @@ const streams = new Map();
 // a message that cannot be received leaves an answer owed forever: die, so the pool fails that work instead
 parentPort.on('messageerror', (e) => { throw e; });
 parentPort.on('message', (m) => {
+  if (m.op === 'stallForTests') { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, m.ms); return; }
   if (m.sid === undefined) {
     try {
       parentPort.postMessage({ id: m.id, sha256: createHash('sha256').update(new Uint8Array(m.memory, m.offset, m.length)).digest('hex') });
@@ -94,7 +99,22 @@ interface Slot {
   streams: Map<number, Map<number, Pending>>;
   /** Open streams bound to this worker (their state lives in it). */
   open: number;
+  /** Armed while the worker owes an answer; restarted by each answer (it answers in order). */
+  watchdog: NodeJS.Timeout | null;
+  /** Why the worker was retired (died, or hung): what a stream still bound to it is told. */
+  failure: CofferError | null;
 }
+
+export interface HashPoolOptions {
+  /**
+   * How long a worker that owes an answer may go without giving one before it is taken as hung: what it owed
+   * rejects with UNAVAILABLE (retryable), it is terminated and replaced. Default 60 s (a chunk hashes in
+   * milliseconds; only a stuck thread takes that long).
+   */
+  answerTimeoutMs?: number;
+}
+
+const DEFAULT_ANSWER_TIMEOUT_MS = 60_000;
 
 export class HashPool {
   readonly #slots: Slot[] = [];
@@ -102,13 +122,21 @@ export class HashPool {
   #next = 0;
   #nextStream = 0;
   #closed = false;
+  readonly #answerTimeoutMs: number;
 
   /** `workers` threads at most (made on first use); 0 hashes every buffer on the calling thread. */
-  constructor(readonly workers: number) {
+  constructor(readonly workers: number, options: HashPoolOptions = {}) {
     if (!Number.isInteger(workers) || workers < 0 || workers > 64) throw new RangeError(`workers ${workers} must be an integer in [0, 64]`);
+    const timeout = options.answerTimeoutMs ?? DEFAULT_ANSWER_TIMEOUT_MS;
+    // setTimeout takes at most 2^31-1 ms (more fires at once)
+    if (!Number.isInteger(timeout) || timeout < 1 || timeout > 2 ** 31 - 1) throw new RangeError(`answerTimeoutMs ${timeout} must be an integer in [1, 2^31-1]`);
+    this.#answerTimeoutMs = timeout;
   }
 
-  /** SHA-256 (lowercase hex) of `data`. Throws UNAVAILABLE after close(), INTERNAL if a worker fails. */
+  /**
+   * SHA-256 (lowercase hex) of `data`. Throws UNAVAILABLE after close() or (retryable) when the worker hung,
+   * INTERNAL if a worker fails.
+   */
   digest(data: Uint8Array): Promise<string> {
     if (this.#closed) return Promise.reject(new CofferError(ErrorCode.UNAVAILABLE, 'the hash pool is closed'));
     const memory = data.buffer;
@@ -148,11 +176,12 @@ export class HashPool {
       if (failed) return Promise.reject(failed);
       if (this.#closed) return Promise.reject((failed = new CofferError(ErrorCode.UNAVAILABLE, 'the hash pool is closed')));
       if (done) return Promise.reject(new CofferError(ErrorCode.INTERNAL, 'the hash stream is finished'));
-      if (!this.#slots.includes(slot)) return Promise.reject((failed = new CofferError(ErrorCode.INTERNAL, 'the hashing worker of this stream failed')));
+      if (!this.#slots.includes(slot)) return Promise.reject((failed = slot.failure ?? new CofferError(ErrorCode.INTERNAL, 'the hashing worker of this stream failed')));
       const n = seq++;
       const answer = new Promise<string>((resolve, reject) => pending.set(n, { resolve, reject }));
       slot.streams.set(sid, pending); // the entry goes whenever nothing is owed (see the message handler)
       slot.worker.ref(); // an awaited update keeps the process alive, as pending I/O would
+      this.#watch(slot);
       slot.worker.postMessage({ sid, seq: n, ...message });
       return answer.catch((e: unknown) => {
         failed ??= e as Error;
@@ -194,6 +223,7 @@ export class HashPool {
       const req = this.#queue.shift() as Request;
       slot.busy = req;
       slot.worker.ref(); // a digest awaited keeps the process alive, as pending I/O would
+      this.#watch(slot);
       slot.worker.postMessage({ id: req.id, memory: req.memory, offset: req.offset, length: req.length });
     }
   }
@@ -201,10 +231,14 @@ export class HashPool {
   #spawn(): Slot {
     // no inherited loaders (tsx in tests) or profiling flags: the worker needs nothing but node:crypto
     const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [] });
-    const slot: Slot = { worker, busy: null, streams: new Map(), open: 0 };
+    const slot: Slot = { worker, busy: null, streams: new Map(), open: 0, watchdog: null, failure: null };
     worker.unref(); // an idle pool never keeps the process alive (ref'd only while it hashes)
+    // after each answer: owing nothing, the worker neither keeps the process alive nor is watched; owing more,
+    // it has a full timeout for the next answer (it just showed it is making progress)
     const settleRef = (): void => {
+      this.#unwatch(slot);
       if (slot.busy === null && [...slot.streams.values()].every((p) => p.size === 0)) worker.unref();
+      else this.#watch(slot);
     };
     worker.on('message', (m: { id: number; sid?: number; seq?: number; sha256?: string; error?: string }) => {
       if (m.sid !== undefined) {
@@ -226,23 +260,57 @@ export class HashPool {
       }
       this.#pump();
     });
-    const fail = (e: Error): void => {
-      // a dead worker fails the request and every stream it held; later requests go to a fresh one. Once only:
-      // 'error' (an uncaught throw, ERR_WORKER_OUT_OF_MEMORY) is followed by 'exit', and close() removed its slots
-      const at = this.#slots.indexOf(slot);
-      if (at < 0) return;
-      this.#slots.splice(at, 1);
-      slot.busy?.reject(new CofferError(ErrorCode.INTERNAL, `a hashing worker failed: ${e.message}`, { cause: e }));
-      slot.busy = null;
-      failStreams(slot, new CofferError(ErrorCode.INTERNAL, `a hashing worker failed: ${e.message}`, { cause: e }));
-      if (!this.#closed) this.#pump();
-    };
+    const fail = (e: Error): void => this.#retire(slot, new CofferError(ErrorCode.INTERNAL, `a hashing worker failed: ${e.message}`, { cause: e }));
     worker.on('error', fail);
     worker.on('exit', (code) => fail(new Error(`exited with code ${code}`)));
     // an answer that cannot be received would be owed forever: end the worker, which fails what it held
     worker.on('messageerror', () => void worker.terminate());
     this.#slots.push(slot);
     return slot;
+  }
+
+  /** Arms the slot's watchdog unless it already runs (a new request must not extend an earlier one's deadline). */
+  #watch(slot: Slot): void {
+    if (slot.watchdog !== null) return;
+    slot.watchdog = setTimeout(() => {
+      slot.watchdog = null;
+      // hung (a stuck thread, an endless loop): its work fails now, retryably (a fresh worker will do it), and
+      // the thread is ended; its 'exit' finds the slot already retired
+      this.#retire(slot, new CofferError(ErrorCode.UNAVAILABLE, `a hashing worker gave no answer within ${this.#answerTimeoutMs} ms; it was replaced`, { retryable: true }));
+      void slot.worker.terminate();
+    }, this.#answerTimeoutMs);
+    // the worker itself is ref'd while it owes an answer: the timer need not keep the process alive too
+    slot.watchdog.unref();
+  }
+
+  #unwatch(slot: Slot): void {
+    if (slot.watchdog !== null) clearTimeout(slot.watchdog);
+    slot.watchdog = null;
+  }
+
+  /**
+   * Takes a dead or hung worker out of the pool: the request and every stream it held fail with `e`, later
+   * requests go to a fresh one. Once only: 'error' (an uncaught throw, ERR_WORKER_OUT_OF_MEMORY) is followed by
+   * 'exit', a hung worker's terminate() by 'exit' too, and close() removed its slots.
+   */
+  #retire(slot: Slot, e: CofferError): void {
+    const at = this.#slots.indexOf(slot);
+    if (at < 0) return;
+    this.#slots.splice(at, 1);
+    this.#unwatch(slot);
+    slot.failure = e;
+    slot.busy?.reject(e);
+    slot.busy = null;
+    failStreams(slot, e);
+    if (!this.#closed) this.#pump();
+  }
+
+  /**
+   * Test hook: blocks `worker` (one of workersForTests()) for `ms` without answering anything, as a stuck thread
+   * would, so a test can see the answer timeout fail its work and replace it. Nothing else uses it.
+   */
+  stallWorkerForTests(worker: Worker, ms: number): void {
+    worker.postMessage({ op: 'stallForTests', ms });
   }
 
   /**
@@ -259,6 +327,7 @@ export class HashPool {
     for (const req of this.#queue.splice(0)) req.reject(new CofferError(ErrorCode.UNAVAILABLE, 'the hash pool is closed'));
     const slots = this.#slots.splice(0);
     for (const s of slots) {
+      this.#unwatch(s);
       s.busy?.reject(new CofferError(ErrorCode.UNAVAILABLE, 'the hash pool is closed'));
       failStreams(s, new CofferError(ErrorCode.UNAVAILABLE, 'the hash pool is closed'));
     }

@@ -138,6 +138,25 @@ export function runChunkStoreContract(name: string, makeStore: () => Promise<Chu
         expect((await readAll(store, ref)).byteLength).toBe(0);
       });
 
+      it('statKnown (optional) agrees with stat on what this store wrote and on absent chunks', async () => {
+        if (!store.statKnown) return; // a store without it is stat'ed instead (src/backup/copy-chunks.ts)
+        const ref = { blobId: newBlobId(), index: 3 };
+        const data = randomBytes(10 * KiB);
+        await store.put(ref, pieces(data));
+        expect(await store.statKnown(ref)).toEqual(await store.stat(ref));
+        expect(await store.statKnown(ref)).toEqual({ size: data.length });
+        const absent = { blobId: newBlobId(), index: 0 };
+        expect(await store.statKnown(absent)).toBeNull();
+        expect(await store.statKnown({ ...ref, index: 4 })).toBeNull();
+        if (features.packs) {
+          const packed = { ref: { blobId: newBlobId(), index: 0 }, data: sealedLike(1000) };
+          await store.putPack!([packed]);
+          expect(await store.statKnown(packed.ref)).toEqual({ size: packed.data.length });
+        }
+        await store.delete(ref);
+        expect(await store.statKnown(ref)).toBeNull();
+      });
+
       it('reports an absent chunk: stat null, get NOT_FOUND', async () => {
         const ref = { blobId: newBlobId(), index: 7 };
         expect(await store.stat(ref)).toBeNull();

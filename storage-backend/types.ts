@@ -115,6 +115,15 @@ export interface ChunkStore {
    * chunks are read with one call instead of one each; the caller still checks every chunk it slices out.
    */
   packedLocation?(ref: ChunkRef): PackLocation | undefined;
+  /**
+   * Optional (the fs store), for bulk copies asking "already there?" of chunks that are mostly absent: stat
+   * without looking for packs written elsewhere since the store last scanned (no rescan: packed chunks answer
+   * from memory, chunk files from the disk as in stat). Equal to stat for every chunk this store object wrote or
+   * saw at its last scan; may say null for a chunk in a pack another process wrote since. So null means "copy
+   * it" only to a caller for whom a second copy is harmless (puts are atomic, a retried pack is shadowed), never
+   * "absent" (use stat). Errors as stat.
+   */
+  statKnown?(ref: ChunkRef): Promise<ChunkStat | null>;
   /** Optional, with packedLocation: `length` bytes at `offset` of a pack. NOT_FOUND when the pack is gone. */
   readPackRange?(packId: string, offset: number, length: number, into: Buffer): Promise<Buffer>;
 }

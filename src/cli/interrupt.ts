@@ -26,7 +26,8 @@ export function removeTempFileOnSignal(): { onTempFile: (path: string | null) =>
       try {
         unlinkSync(current);
       } catch {
-        // already gone
+        // already gone, or never created: the name is given before open(2) (download.ts), so a signal can come
+        // between the two
       }
     }
     return 'nothing was left at the destination';

@@ -2,12 +2,14 @@
 // link, or a file that appears while the download runs), never leaving a partial or complete temporary file
 // behind when the last step fails, and with room for a name up to the 255-byte limit. Real service over HTTP.
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHUNK_SIZE } from '../crypto/index.js';
 import type { KeyFileDataKeys } from './data-keys.js';
 import { downloadFile } from './download.js';
+import { placeFile } from './small-file.js';
 import { downloadTree } from './tree-transfer.js';
 import { uploadFile } from './upload.js';
 import { startClientTestEnv, type ClientTestEnv } from './test-env.js';
@@ -38,6 +40,30 @@ describe('the destination of a download', () => {
     const missing = path.join(work, 'no-such-dir');
     const e = await downloadFile(client, '/f.bin', path.join(missing, 'f.bin'), { keys }).catch((err: unknown) => err);
     expect(e).toMatchObject({ code: 'NOT_FOUND', message: `${missing} is not an existing directory` });
+  });
+
+  // The signal handler (src/cli/interrupt.ts) can only remove a name it was told: told after open(2), a signal in
+  // between left the partial plaintext behind (and made test/e2e/cli.test.ts's Ctrl-C case flaky).
+  it('names the temporary file (what a signal removes) before it exists, and withdraws a name never created', async () => {
+    const dir = path.join(work, 'order');
+    await mkdir(dir);
+    const told: { path: string | null; existed: boolean }[] = [];
+    const onTempFile = (p: string | null): void => void told.push({ path: p, existed: p !== null && existsSync(p) });
+    await downloadFile(client, '/f.bin', path.join(dir, 'f.bin'), { keys, onTempFile });
+    expect(told).toEqual([{ path: expect.stringContaining(`${dir}/.coffer-partial-`), existed: false }, { path: null, existed: false }]);
+    told.length = 0;
+    await placeFile(path.join(dir, 'g.bin'), data.subarray(0, 10), { onTempFile });
+    expect(told).toEqual([{ path: expect.stringContaining(`${dir}/.coffer-partial-`), existed: false }, { path: null, existed: false }]);
+    // open(2) fails: the name given is taken back, nothing was created
+    for (const attempt of [
+      () => downloadFile(client, '/f.bin', path.join(work, 'no-such-dir', 'f.bin'), { keys, onTempFile }),
+      () => placeFile(path.join(work, 'no-such-dir', 'g.bin'), data.subarray(0, 10), { onTempFile }),
+    ]) {
+      told.length = 0;
+      await expect(attempt()).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      expect(told.map((t) => t.path === null)).toEqual([false, true]);
+    }
+    expect(await leftovers(dir)).toEqual([]);
   });
 
   it('a dangling symbolic link is something that exists: refused without --force, and left alone', async () => {

@@ -26,8 +26,9 @@ export interface DownloadOptions {
   /** Called once the manifest is known, before any chunk is fetched (e.g. to size a progress bar). */
   onStart?: (node: NodeInfo) => void;
   /**
-   * Told the temporary file's path when it is created, and null once it is gone (renamed or removed): a CLI
-   * that is interrupted by a signal removes it (the finally blocks here never run then).
+   * Told the temporary file's path just before it is created, and null once it is gone (renamed, removed, or
+   * never created): a CLI that is interrupted by a signal removes it (the finally blocks here never run then),
+   * and must tolerate a name that does not exist (yet).
    */
   onTempFile?: (path: string | null) => void;
   /** Sweep the destination directory's dead partial files first (default true; get -r sweeps once per directory). */
@@ -61,13 +62,16 @@ export async function downloadFile(client: VaultClient, vaultPath: string, desti
   // first away with the partial files of downloads here that were killed (they hold plaintext)
   if (options.sweepPartials !== false) await sweepDeadPartials(path.dirname(dest));
   const temp = partialPath(path.dirname(dest));
+  // named to the signal handler before it exists: named after, a signal while open(2) runs would leave the file
+  // (plaintext) behind. A name that was never created costs the handler nothing (it ignores ENOENT).
+  options.onTempFile?.(temp);
   const fh = await OutputFile.create(temp).catch((e: NodeJS.ErrnoException) => {
+    options.onTempFile?.(null);
     // said of the destination the user named, not of the temporary file beside it
     if (e.code === 'ENOENT' || e.code === 'ENOTDIR') throw new CofferError(ErrorCode.NOT_FOUND, `${path.dirname(dest)} is not an existing directory`, { cause: e });
     if (e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS') throw new CofferError(ErrorCode.PERMISSION_DENIED, `cannot write in ${path.dirname(dest)} (${e.code})`, { cause: e });
     throw e;
   });
-  options.onTempFile?.(temp);
   let placed = false;
   try {
     try {

@@ -96,7 +96,7 @@ export interface SmallDownloadOptions {
   overwrite?: boolean;
   /** Set as the file's modification time before it takes its name (get -r: the vault file's modifiedAt). */
   mtime?: Date;
-  /** Told the temporary file's path when created, null once it is gone (signal clean-up). */
+  /** Told the temporary file's path just before it is created, null once it is gone or was never made (signal clean-up). */
   onTempFile?: (path: string | null) => void;
   /** Makes the destination directory's new entry durable (default: fsync it now); get -r batches these. */
   syncDir?: (dir: string) => Promise<void>;
@@ -155,12 +155,14 @@ export async function placeFile(dest: string, plaintext: Uint8Array, options: Om
   const dir = path.dirname(dest);
   const durable = options.fsync ?? true;
   const temp = partialPath(dir);
+  // named before it exists, as in download.ts: a signal during open(2) must not leave it behind
+  options.onTempFile?.(temp);
   const fh = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600).catch((e: NodeJS.ErrnoException) => {
+    options.onTempFile?.(null);
     if (e.code === 'ENOENT' || e.code === 'ENOTDIR') throw new CofferError(ErrorCode.NOT_FOUND, `${dir} is not an existing directory`, { cause: e });
     if (e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS') throw new CofferError(ErrorCode.PERMISSION_DENIED, `cannot write in ${dir} (${e.code})`, { cause: e });
     throw e;
   });
-  options.onTempFile?.(temp);
   let placed = false;
   try {
     try {

@@ -174,6 +174,33 @@ describe('FsChunkStore packs on disk', () => {
     expect(asked).toBeGreaterThan(store.packs.scans - start);
   });
 
+  it('statKnown never rescans: known packs and chunk files as stat says, a pack written elsewhere since not yet', async () => {
+    const mine = chunksOf(3);
+    await store.putPack(mine);
+    const file = { ref: { blobId: newBlobId(), index: 0 }, data: randomBytes(5000) };
+    await store.put(file.ref, Readable.from([file.data]));
+    const other = await openFsChunkStore({ root });
+    try {
+      const elsewhere = chunksOf(1);
+      await other.putPack(elsewhere); // this store has not scanned since
+      const before = store.packs.scans;
+      const t0 = Date.now();
+      // misses one after another, as an incremental backup asks of its new chunks: no rescan, no wait
+      for (let i = 0; i < 20; i++) expect(await store.statKnown({ blobId: newBlobId(), index: 0 })).toBeNull();
+      for (const c of [...mine, file]) expect(await store.statKnown(c.ref)).toEqual({ size: c.data.length });
+      expect(await store.statKnown(elsewhere[0]!.ref)).toBeNull();
+      expect(store.packs.scans).toBe(before);
+      expect(Date.now() - t0).toBeLessThan(10 * MISS_RESCAN_MS); // 20 misses waited 20 x MISS_RESCAN_MS before
+      // stat does look for it (a rescan)
+      expect(await store.stat(elsewhere[0]!.ref)).toEqual({ size: elsewhere[0]!.data.length });
+      expect(store.packs.scans).toBeGreaterThan(before);
+      expect(await store.statKnown(elsewhere[0]!.ref)).toEqual({ size: elsewhere[0]!.data.length });
+      await expectCode(store.statKnown({ blobId: 'XYZ', index: 0 }), 'INVALID_ARGUMENT');
+    } finally {
+      await other.close();
+    }
+  });
+
   it('a miss is still served by a rescan begun after it: a pack written elsewhere just before is found', async () => {
     const other = await openFsChunkStore({ root });
     try {
