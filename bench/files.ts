@@ -166,16 +166,19 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
         await cofferCold();
         if (!resticFirst) resticCold();
         if (cliB) await rm(path.join(work, `get-b-${r}`), { recursive: true, force: true });
-        // warm: again at once, each tool's store still in the page cache from its cold run
+        // warm: again at once, each tool's store still in the page cache from its cold run; a sync before each, as
+        // before the cold runs, so that neither is slowed by writing back what the run before it left dirty
         let resticRestoreWarm: number | null = null;
         let getWarm: number | null = null;
         if (options.warm !== false) {
           const warmRestore = path.join(work, `restore-warm-${r}`);
           const warmOut = path.join(work, `get-warm-${r}`);
           const resticWarm = (): void => {
+            spawnSync('sync', { stdio: 'ignore' });
             resticRestoreWarm = restore(warmRestore);
           };
           if (resticFirst) resticWarm();
+          spawnSync('sync', { stdio: 'ignore' });
           getWarm = await serveDuring('get', () => timeAsync(async () => {
             rss = await runWatched(['get', '-r', `/r${r}`, warmOut, '--json', ...conc], env);
           }));
