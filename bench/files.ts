@@ -4,9 +4,10 @@
 // restic repository (and restic's cache) were flushed and evicted from the page cache (page-cache.ts; which goes
 // first alternates by round), then both again warm, right after (left out with `warm: false`), then `coffer get
 // -r --fsync` cold (the durable mode left out with `fsyncToo: false`); fresh destinations every time. Medians and
-// ranges of files/s and the cold and warm ratios are printed, with whether the eviction verifiably worked. Then a re-run of `put -r` and of `get -r` over the complete tree (every file
-// skipped), a listing of the largest directory and a walk listing the whole tree, and the peak RSS of client
-// (every run, re-runs included) and service. `--no-restic` leaves restic out (a 100,000-file tree: coffer alone).
+// ranges of files/s and the cold and warm ratios are printed, with whether the eviction verifiably worked. Then a
+// re-run of `put -r` and of `get -r` over the complete tree (every file skipped), a listing of the largest
+// directory and a walk listing the whole tree, and the peak RSS of client (every run, re-runs included) and
+// service. `--no-restic` leaves restic out (a 100,000-file tree: coffer alone).
 // Not a test: figures vary with the machine's load; compare only figures from the same run.
 import { spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
