@@ -1,10 +1,13 @@
 // `coffer bench files`: a tree of many small files, copied in and out, against restic on the same tree and disk,
 // in one run. Each round runs, interleaved: `restic backup` (a fresh repository) and `coffer put -r` (a fresh
-// vault directory), then `restic restore`, `coffer get -r` and `coffer get -r --fsync` (fresh destinations; the
-// durable mode left out with `fsyncToo: false`); medians and ranges of
-// files/s and the ratios are printed. Then a re-run of `put -r` and of `get -r` over the complete tree (every file
-// skipped), a listing of the largest directory and a walk listing the whole tree, and the peak RSS of client
-// (every run, re-runs included) and service. `--no-restic` leaves restic out (a 100,000-file tree: coffer alone).
+// vault directory), then `restic restore` and `coffer get -r` cold, each after the vault's data directory and the
+// restic repository (and restic's cache) were flushed and evicted from the page cache (page-cache.ts; which goes
+// first alternates by round), then both again warm, right after (left out with `warm: false`), then `coffer get
+// -r --fsync` cold (the durable mode left out with `fsyncToo: false`); fresh destinations every time. Medians and
+// ranges of files/s and the cold and warm ratios are printed, with whether the eviction verifiably worked. Then a
+// re-run of `put -r` and of `get -r` over the complete tree (every file skipped), a listing of the largest
+// directory and a walk listing the whole tree, and the peak RSS of client (every run, re-runs included) and
+// service. `--no-restic` leaves restic out (a 100,000-file tree: coffer alone).
 // Not a test: figures vary with the machine's load; compare only figures from the same run.
 import { spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
@@ -15,6 +18,7 @@ import { VaultClient } from '../src/client/vault-client.js';
 import { runCliProcess, startServerProcess } from './cli-process.js';
 import { benchLarge } from './large.js';
 import { cpuAround, peakRss, resetPeakRss, watchPeakRss } from './measure.js';
+import { describeEvictions, evictFromPageCache, isCold, type Eviction } from './page-cache.js';
 
 export interface FilesBenchOptions {
   files: number;
@@ -34,17 +38,26 @@ export interface FilesBenchOptions {
   fsyncToo?: boolean;
   /** Pause between rounds after deleting a round's copies (default INODE_AGE_MS; tests pass 0). */
   settleMs?: number;
+  /** Also time restic restore and get -r warm, right after their cold runs (default true). */
+  warm?: boolean;
   log?: (line: string) => void;
 }
 
 interface Round {
   resticBackup: number | null;
   put: number;
+  /** Cold: the restic repository and its cache evicted from the page cache just before. */
   resticRestore: number | null;
+  /** Cold: the vault's data directory (chunk store and metadata) evicted just before. */
   get: number;
-  /** get -r --fsync (every file fsynced before its rename), null with `fsyncToo` off. */
+  /** Warm: again right after the cold runs, nothing evicted; null with `warm` off. */
+  resticRestoreWarm: number | null;
+  getWarm: number | null;
+  /** Whether restic went first (cold and warm) this round: alternates, so neither always follows the other. */
+  resticFirst: boolean;
+  /** get -r --fsync (every file fsynced before its rename), cold, null with `fsyncToo` off. */
   getFsync: number | null;
-  /** CPU seconds of the default get -r: the command and coffer serve. */
+  /** CPU seconds of the cold default get -r: the command and coffer serve. */
   getCpu: { client: number; server: number };
   /** get -r with COFFER_BENCH_CLI_B (another tree's client, same service), right after A's; null without. */
   getB: number | null;
@@ -76,6 +89,8 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
     if (!wantRestic) log('restic: left out (--no-restic) — ratios skipped');
     else if (!hasRestic) log('restic: not installed (apt-get install restic, or .ci/install-restic.sh) — ratios skipped');
     const rounds: Round[] = [];
+    const evictions: Eviction[] = [];
+    const resticCache = path.join(work, 'restic-cache');
     let putRss = 0;
     let getRss = 0;
     let serverRss = 0;
@@ -99,24 +114,28 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
       }
       for (let r = 0; r < options.rounds; r++) {
         const repo = path.join(work, `restic-${r}`);
-        const resticBackup = hasRestic ? timeSync(() => restic(repo, ['init']) && restic(repo, ['backup', tree])) : null;
+        const resticBackup = hasRestic ? timeSync(() => restic(repo, ['init'], resticCache) && restic(repo, ['backup', tree], resticCache)) : null;
         let rss = 0;
         const put = await serveDuring('put', () => timeAsync(async () => {
           rss = await runWatched(['put', '-r', tree, `/r${r}`, '--json', ...conc], env);
         }));
         putRss = Math.max(putRss, rss);
         const restoreDir = path.join(work, `restore-${r}`);
-        const resticRestore = hasRestic ? timeSync(() => restic(repo, ['restore', 'latest', '--target', restoreDir])) : null;
         const out = path.join(work, `get-${r}`);
+        // cold: the stores each tool reads flushed and dropped from the page cache right before it runs (not
+        // the source tree, not the destinations: fresh each time)
+        const evict = (): void => {
+          evictions.push(evictFromPageCache([dataDir, ...(hasRestic ? [repo, resticCache] : [])]));
+        };
+        const restore = (dir: string): number | null => (hasRestic ? timeSync(() => restic(repo, ['restore', 'latest', '--target', dir], resticCache)) : null);
         let getCpu = { client: 0, server: 0 };
         const runA = (): Promise<number> => serveDuring('get', () => timeAsync(async () => {
           getCpu = await cpuAround(servePid(), async () => {
             rss = await runWatched(['get', '-r', `/r${r}`, out, '--json', ...conc], env);
           });
         }));
-        // A/B of two trees' clients in one run: B's get -r of the same files, against the same service. The
-        // first get -r of a round reads the packs from disk (written O_DIRECT), the second from the page cache:
-        // A goes first in odd rounds, B in even ones
+        // A/B of two trees' clients in one run: B's get -r of the same files, against the same service, cold as
+        // A's; A goes first in odd rounds, B in even ones
         const cliB = process.env.COFFER_BENCH_CLI_B;
         let getBCpu: { client: number; server: number } | null = null;
         const runB = async (): Promise<number | null> => (cliB ? timeAsync(async () => {
@@ -126,23 +145,65 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
           });
         }) : null);
         const bFirst = cliB !== undefined && r % 2 === 1;
-        const getBEarly = bFirst ? await runB() : null;
-        const get = await runA();
-        getRss = Math.max(getRss, rss);
-        const getB = bFirst ? getBEarly : await runB();
+        let resticRestore: number | null = null;
+        let get = 0;
+        let getB: number | null = null;
+        const cofferCold = async (): Promise<void> => {
+          if (bFirst) {
+            evict();
+            getB = await runB();
+          }
+          evict();
+          get = await runA();
+          getRss = Math.max(getRss, rss);
+          if (cliB && !bFirst) {
+            evict();
+            getB = await runB();
+          }
+        };
+        const resticCold = (): void => {
+          if (!hasRestic) return;
+          evict();
+          resticRestore = restore(restoreDir);
+        };
+        // which tool goes first alternates by round: the second may find the disk or the machine in another state
+        const resticFirst = r % 2 === 0;
+        if (resticFirst) resticCold();
+        await cofferCold();
+        if (!resticFirst) resticCold();
+        // warm: again at once, each tool's store still in the page cache from its cold run; a sync before each, as
+        // before the cold runs, so that neither is slowed by writing back what the run before it left dirty
+        let resticRestoreWarm: number | null = null;
+        let getWarm: number | null = null;
+        const warmRestore = path.join(work, `restore-warm-${r}`);
+        const warmOut = path.join(work, `get-warm-${r}`);
+        if (options.warm !== false) {
+          const resticWarm = (): void => {
+            spawnSync('sync', { stdio: 'ignore' });
+            resticRestoreWarm = restore(warmRestore);
+          };
+          if (resticFirst) resticWarm();
+          spawnSync('sync', { stdio: 'ignore' });
+          getWarm = await serveDuring('get', () => timeAsync(async () => {
+            rss = await runWatched(['get', '-r', `/r${r}`, warmOut, '--json', ...conc], env);
+          }));
+          getRss = Math.max(getRss, rss);
+          if (!resticFirst) resticWarm();
+        }
         const outFsync = path.join(work, `get-fsync-${r}`);
+        if (options.fsyncToo !== false) evict();
         const getFsync = options.fsyncToo === false ? null : await serveDuring('get', () => timeAsync(async () => {
           rss = await runWatched(['get', '-r', `/r${r}`, outFsync, '--fsync', '--json', ...conc], env);
         }));
         getRss = Math.max(getRss, rss);
-        const round = { resticBackup, put, resticRestore, get, getFsync, getCpu, getB, getBCpu };
+        const round: Round = { resticBackup, put, resticRestore, get, resticRestoreWarm, getWarm, resticFirst, getFsync, getCpu, getB, getBCpu };
         rounds.push(round);
         log(`round ${r + 1}: ${fmtRound(round, files)}`);
         // free the disk for the next round (the vault copies stay: the later steps use them), and let the freed
         // inodes age: an ext4 without a journal (this machine's) skips every inode freed in the last 30 s on each
         // file it creates (recently_deleted(), seen with perf: most of a get -r's and a restore's system time
         // right after 10,000 files were deleted), which would slow whichever tool ran next
-        await Promise.all([repo, restoreDir, ...(r > 0 ? [out] : []), path.join(work, `get-b-${r}`), outFsync].map((d) => rm(d, { recursive: true, force: true })));
+        await Promise.all([repo, restoreDir, ...(r > 0 ? [out] : []), path.join(work, `get-b-${r}`), outFsync, warmRestore, warmOut].map((d) => rm(d, { recursive: true, force: true })));
         if (r + 1 < options.rounds) await new Promise((done) => setTimeout(done, options.settleMs ?? INODE_AGE_MS));
       }
       let rss = 0;
@@ -167,24 +228,39 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
       const put = rate(rounds.map((x) => x.put));
       const get = rate(rounds.map((x) => x.get));
       const getFsync = rounds.every((x) => x.getFsync !== null) ? rate(rounds.map((x) => x.getFsync as number)) : null;
+      const warm = rounds.every((x) => x.getWarm !== null);
+      const getWarm = warm ? rate(rounds.map((x) => x.getWarm as number)) : null;
+      const cache = describeEvictions(evictions);
+      const cold = evictions.length > 0 && evictions.every(isCold);
       const summary: Record<string, unknown> = {
         files, fileSize, rounds: rounds.length, putFilesPerSecond: median(put), getFilesPerSecond: median(get),
         rerunPutSeconds: rerunPut, rerunGetSeconds: rerunGet, listSeconds: listing, listedEntries: Math.min(perDir, files),
         treeListSeconds: treeListing, treeEntries,
         peakRss: { put: putRss, get: getRss, serve: serverRss, serveDuringPut: servePeak.separate ? servePeak.put : null, serveDuringGet: servePeak.separate ? servePeak.get : null },
         ...(getFsync ? { getFsyncFilesPerSecond: median(getFsync) } : {}),
+        ...(getWarm ? { getWarmFilesPerSecond: median(getWarm) } : {}),
+        pageCache: { evictions: evictions.length, cold, line: cache },
       };
-      log(`coffer put -r: ${range(put)} files/s; coffer get -r: ${range(get)} files/s (default: no fsync per file)${getFsync ? `; coffer get -r --fsync: ${range(getFsync)} files/s` : ''}`);
+      log(cache);
+      log(`coffer put -r: ${range(put)} files/s; coffer get -r: ${range(get)} files/s cold${getWarm ? `, ${range(getWarm)} warm` : ''} (default: no fsync per file)${getFsync ? `; coffer get -r --fsync: ${range(getFsync)} files/s cold` : ''}`);
       if (hasRestic) {
         const putVs = rounds.map((x) => (x.resticBackup as number) / x.put);
         const getVs = rounds.map((x) => (x.resticRestore as number) / x.get);
-        Object.assign(summary, { putVsResticBackup: median(putVs), getVsResticRestore: median(getVs), resticBackupFilesPerSecond: median(rate(rounds.map((x) => x.resticBackup as number))), resticRestoreFilesPerSecond: median(rate(rounds.map((x) => x.resticRestore as number))) });
-        log(`restic backup: ${range(rate(rounds.map((x) => x.resticBackup as number)))} files/s; restic restore: ${range(rate(rounds.map((x) => x.resticRestore as number)))} files/s`);
-        log(`ratios (median of ${rounds.length}, per round in brackets): put -r ${median(putVs).toFixed(2)}× restic backup [${putVs.map((v) => v.toFixed(2)).join(', ')}] (target ≥ 1.0); get -r ${median(getVs).toFixed(2)}× restic restore [${getVs.map((v) => v.toFixed(2)).join(', ')}] (target ≥ 1.0)`);
+        const restoreWarm = warm ? rate(rounds.map((x) => x.resticRestoreWarm as number)) : null;
+        const getWarmVs = warm ? rounds.map((x) => (x.resticRestoreWarm as number) / (x.getWarm as number)) : null;
+        Object.assign(summary, {
+          putVsResticBackup: median(putVs), getVsResticRestore: median(getVs), resticBackupFilesPerSecond: median(rate(rounds.map((x) => x.resticBackup as number))),
+          resticRestoreFilesPerSecond: median(rate(rounds.map((x) => x.resticRestore as number))),
+          ...(restoreWarm && getWarmVs ? { resticRestoreWarmFilesPerSecond: median(restoreWarm), getWarmVsResticRestoreWarm: median(getWarmVs) } : {}),
+        });
+        log(`restic backup: ${range(rate(rounds.map((x) => x.resticBackup as number)))} files/s; restic restore: ${range(rate(rounds.map((x) => x.resticRestore as number)))} files/s cold${restoreWarm ? `, ${range(restoreWarm)} warm` : ''}`);
+        const each = (vs: number[]): string => `[${vs.map((v) => v.toFixed(2)).join(', ')}]`;
+        const coldLabel = cold ? 'cold' : 'cold (NOT verified cold, see page cache above)';
+        log(`ratios (median of ${rounds.length}, per round in brackets): put -r ${median(putVs).toFixed(2)}× restic backup ${each(putVs)} (target ≥ 1.0); get -r ${median(getVs).toFixed(2)}× restic restore ${coldLabel} ${each(getVs)} (target ≥ 1.0)${getWarmVs ? `, ${median(getWarmVs).toFixed(2)}× warm ${each(getWarmVs)}` : ''}`);
         if (getFsync) {
           const fsyncVs = rounds.map((x) => (x.resticRestore as number) / (x.getFsync as number));
           summary.getFsyncVsResticRestore = median(fsyncVs);
-          log(`get -r --fsync ${median(fsyncVs).toFixed(2)}× restic restore [${fsyncVs.map((v) => v.toFixed(2)).join(', ')}] (durable mode; restic restore fsyncs nothing)`);
+          log(`get -r --fsync ${median(fsyncVs).toFixed(2)}× restic restore [${fsyncVs.map((v) => v.toFixed(2)).join(', ')}] (both cold; durable mode; restic restore fsyncs nothing)`);
         }
       }
       const per1000 = (c: { client: number; server: number }): string => `${((c.client * 1000) / files).toFixed(2)} + ${((c.server * 1000) / files).toFixed(2)}`;
@@ -239,9 +315,10 @@ async function makeTree(root: string, files: number, size: number, perDir: numbe
   }
 }
 
-function restic(repo: string, args: string[]): true {
+/** Runs restic on `repo` with its local cache in `cacheDir` (in the scratch directory: evicted with the repository, removed with it). */
+function restic(repo: string, args: string[], cacheDir: string): true {
   const env = { ...process.env, RESTIC_PASSWORD: 'coffer-bench', RESTIC_REPOSITORY: repo };
-  const r = spawnSync('restic', ['--quiet', ...args], { env, encoding: 'utf8' });
+  const r = spawnSync('restic', ['--quiet', '--cache-dir', cacheDir, ...args], { env, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`restic ${args[0]} failed: ${r.stderr}`);
   return true;
 }
@@ -260,7 +337,8 @@ async function timeAsync(fn: () => Promise<unknown>): Promise<number> {
 
 function fmtRound(r: Round, files: number): string {
   const f = (s: number | null): string => (s === null ? 'n/a' : `${(files / s).toFixed(0)} files/s (${s.toFixed(2)} s)`);
-  return `restic backup ${f(r.resticBackup)}, coffer put -r ${f(r.put)}, restic restore ${f(r.resticRestore)}, coffer get -r ${f(r.get)}${r.getB === null ? '' : `, get -r B ${f(r.getB)}`}`;
+  const warm = r.getWarm === null ? '' : `; warm: restic restore ${f(r.resticRestoreWarm)}, coffer get -r ${f(r.getWarm)}`;
+  return `restic backup ${f(r.resticBackup)}, coffer put -r ${f(r.put)}; cold (${r.resticFirst ? 'restic' : 'coffer'} first): restic restore ${f(r.resticRestore)}, coffer get -r ${f(r.get)}${r.getB === null ? '' : `, get -r B ${f(r.getB)}`}${warm}`;
 }
 
 function median(xs: number[]): number {

@@ -45,7 +45,20 @@ describe('benchmarks, small', () => {
     expect(serve.serveDuringGet).toBeGreaterThan(0);
     expect(text).toMatch(/coffer serve \d+ MiB \(during put -r \d+ MiB, during get -r \d+ MiB\)/);
     expect(text).toContain('round 2:');
-    expect(text).toMatch(/^coffer put -r: \d+ \(\d+–\d+\) files\/s; coffer get -r: .*; coffer get -r --fsync: \d+ /m);
+    expect(text).toMatch(/^coffer put -r: \d+ \(\d+–\d+\) files\/s; coffer get -r: \d+ \(\d+–\d+\) files\/s cold, \d+ \(\d+–\d+\) warm .*; coffer get -r --fsync: \d+ /m);
+    expect(r.getWarmFilesPerSecond).toBeGreaterThan(0);
+    // the stores are evicted before every cold run, and the run says whether fincore found them gone
+    const cache = r.pageCache as { evictions: number; cold: boolean; line: string };
+    expect(cache.evictions).toBeGreaterThanOrEqual(2 * 3); // per round: restic restore, get -r, get -r --fsync
+    expect(text).toContain(cache.line);
+    expect(cache.line).toMatch(/^page cache: (evicted \d+ times|EVICTION|.*NOT VERIFIED)/);
+    if (r.getVsResticRestore !== undefined) {
+      // restic installed: cold and warm ratios, and the order rotated (restic first in round 1, coffer in round 2)
+      expect(r.getWarmVsResticRestoreWarm).toBeGreaterThan(0);
+      expect(text).toMatch(/get -r [\d.]+× restic restore cold.* \[[\d., ]+\] \(target ≥ 1\.0\), [\d.]+× warm \[/);
+      expect(text).toMatch(/^round 1: .*cold \(restic first\)/m);
+      expect(text).toMatch(/^round 2: .*cold \(coffer first\)/m);
+    }
     expect(r.getFsyncFilesPerSecond).toBeGreaterThan(0); // the durable mode, timed beside the default
     expect(text).toMatch(/^large-file ratios \(medians of 2\)/m);
     expect(r.treeEntries).toBe(40 + 3); // 40 files in 3 directories, every page listed
@@ -103,7 +116,12 @@ describe('benchmarks, small', () => {
     expect(r.getVsResticRestore).toBeUndefined();
     expect(r.getFilesPerSecond).toBeGreaterThan(0);
     expect(r.treeEntries).toBe(12 + 3);
-    const quick = await benchFiles({ files: 6, fileSize: 100, perDir: 5, rounds: 1, largeSize: 0, restic: false, fsyncToo: false, log: () => undefined });
+    const quickLines: string[] = [];
+    const quick = await benchFiles({ files: 6, fileSize: 100, perDir: 5, rounds: 1, largeSize: 0, restic: false, fsyncToo: false, warm: false, log: (l) => quickLines.push(l) });
     expect(quick.getFsyncFilesPerSecond).toBeUndefined();
+    // --no-warm: cold runs only (one eviction, before the one get -r)
+    expect(quick.getWarmFilesPerSecond).toBeUndefined();
+    expect((quick.pageCache as { evictions: number }).evictions).toBe(1);
+    expect(quickLines.join('\n')).not.toMatch(/warm/);
   }, 120_000);
 });

@@ -102,7 +102,7 @@ export function register(program: Command): void {
 
   bench
     .command('files')
-    .description('many small files: put -r / get -r against restic backup / restore on the same tree and disk, re-runs, peak RSS')
+    .description('many small files: put -r / get -r against restic backup / restore (cold and warm page cache) on the same tree and disk, re-runs, peak RSS')
     .option('--files <n>', 'files in the tree (0: the large file alone)', '10000')
     .option('--file-size <size>', 'size of each file', '16KiB')
     .option('--rounds <n>', 'interleaved rounds (medians and ranges are reported)', '3')
@@ -110,15 +110,16 @@ export function register(program: Command): void {
     .option('--large-size <size>', 'then a large file: coffer put/get against restic backup and age (0 skips)', '512MiB')
     .option('--no-restic', 'leave restic out (e.g. --files 100000: coffer alone, its memory, listing and re-run times)')
     .option('--no-fsync-too', 'time get -r in its default mode only (not also get -r --fsync, the durable mode)')
+    .option('--no-warm', 'cold runs only: not also restic restore and get -r again with their stores in the page cache')
     .option('--dir <dir>', 'scratch directory on the disk to measure (default: the system temp dir)')
     .option('--keep', 'keep the scratch files')
     .addOption(jsonOption())
-    .action(async (opts: { files: string; fileSize: string; rounds: string; concurrency?: string; largeSize: string; restic: boolean; fsyncToo: boolean; dir?: string; keep?: boolean; json?: boolean }) => {
+    .action(async (opts: { files: string; fileSize: string; rounds: string; concurrency?: string; largeSize: string; restic: boolean; fsyncToo: boolean; warm: boolean; dir?: string; keep?: boolean; json?: boolean }) => {
       const log = opts.json ? () => undefined : undefined;
       const r = await benchFiles({
         files: intFlag('--files', opts.files, 0, 10_000_000), fileSize: parseSize(opts.fileSize), rounds: intFlag('--rounds', opts.rounds, 1, 20),
         concurrency: opts.concurrency === undefined ? undefined : intFlag('--concurrency', opts.concurrency, 1, 256), largeSize: parseSize(opts.largeSize),
-        dir: opts.dir, keep: opts.keep, restic: opts.restic, fsyncToo: opts.fsyncToo, log,
+        dir: opts.dir, keep: opts.keep, restic: opts.restic, fsyncToo: opts.fsyncToo, warm: opts.warm, log,
       });
       if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
     });
