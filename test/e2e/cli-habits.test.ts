@@ -90,6 +90,12 @@ describe('the script contract', () => {
     for (const e of EXIT_STATUSES) expect(readme).toContain(`| ${e.status} | ${e.meaning} |`);
   });
 
+  it('--version and -V print the package version alone (and load no command to do it)', async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    expect(await ok(['--version'])).toBe(`${version}\n`);
+    expect(await ok(['-V'])).toBe(`${version}\n`);
+  });
+
   it('with --json a failure is one JSON object on stderr and the exit status is unchanged', async () => {
     const plain = await coffer(['stat', '/no/such']);
     const json = await coffer(['stat', '/no/such', '--json']);

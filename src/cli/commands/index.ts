@@ -43,6 +43,8 @@ export function isCommandName(name: string): boolean {
 /** Registers the command named in argv, or every command when none (or an unknown one) is named. */
 export async function registerCommands(program: Command, argv: readonly string[]): Promise<void> {
   const name = argv.find((a) => !a.startsWith('-'));
+  // `coffer --version` alone needs no command (loading them all took 0.39 s against 0.09 s for one)
+  if (name === undefined && argv.length > 0 && argv.every((a) => a === '--version' || a === '-V')) return;
   const only = name !== undefined && name !== 'help' ? commands[name] : undefined;
   if (only) {
     (await only()).register(program);
