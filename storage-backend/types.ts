@@ -126,20 +126,6 @@ export interface ChunkStore {
   statKnown?(ref: ChunkRef): Promise<ChunkStat | null>;
   /** Optional, with packedLocation: `length` bytes at `offset` of a pack. NOT_FOUND when the pack is gone. */
   readPackRange?(packId: string, offset: number, length: number, into: Buffer): Promise<Buffer>;
-  /**
-   * Optional (the fs store), for bulk copies between two fs stores: the path of a chunk kept as a file of its
-   * own, for another store's putCopyOf; null when it is packed. NOT_FOUND when the store has no such chunk.
-   */
-  chunkFile?(ref: ChunkRef): Promise<string | null>;
-  /**
-   * Optional (the fs store): puts `ref` as a copy of `sourceFile` (another fs store's chunkFile) made by the kernel
-   * (copy_file_range, as `cp` does: no pass through this process, page cache and write-back instead of direct
-   * I/O), then reads the copy back into `into` and hands those bytes, the ones at the destination, to `check`,
-   * which throws to refuse them. Only checked bytes are renamed into place (a refused copy is removed; check's
-   * error is rethrown as it is). Durable as put (with deferSync: at flush()). Throws NOT_FOUND when the source
-   * file is missing, PAYLOAD_TOO_LARGE when it does not fit `into`, else as put.
-   */
-  putCopyOf?(ref: ChunkRef, sourceFile: string, into: Buffer, check: (data: Buffer) => Promise<void>): Promise<{ size: number }>;
 }
 
 /** Where one packed chunk lives: its pack and its span in it. */

@@ -3,7 +3,7 @@
 // hashed while it is written and refused before its rename when its digest is not the recorded one (nothing of it
 // stays at the destination); a pack that vanished meanwhile makes its chunks "missing" problems, not a crash.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, open, readdir, rm, unlink } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, unlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -48,7 +48,6 @@ function counting(store: FsChunkStore): { store: ChunkStore; reads: { range: num
     readInto: (...a: Parameters<FsChunkStore['readInto']>) => (reads.into++, store.readInto(...a)),
     readPackRange: (...a: Parameters<FsChunkStore['readPackRange']>) => (reads.range++, store.readPackRange(...a)),
     packedLocation: (...a: Parameters<FsChunkStore['packedLocation']>) => store.packedLocation(...a),
-    chunkFile: (...a: Parameters<FsChunkStore['chunkFile']>) => store.chunkFile(...a),
   });
   return { store: wrapped, reads };
 }
@@ -137,7 +136,6 @@ function killingWorkers(store: FsChunkStore, pool: HashPool): { store: ChunkStor
     readInto: async (...a: Parameters<FsChunkStore['readInto']>) => kill(await store.readInto(...a)),
     readPackRange: async (...a: Parameters<FsChunkStore['readPackRange']>) => kill(await store.readPackRange(...a)),
     packedLocation: (...a: Parameters<FsChunkStore['packedLocation']>) => store.packedLocation(...a),
-    chunkFile: undefined, // large chunks are read (readInto, above), not copied by the kernel: see the next test
   });
   return { store: wrapped, killed };
 }
@@ -170,50 +168,6 @@ describe('copyChunks when a hashing worker dies', () => {
     const r = await copyChunks(from, to, jobs, { concurrency: 1, skipPresent: false, hasher: pool });
     expect(r).toMatchObject({ copied: 2, problems: [] });
     for (const c of chunks) expect((await to.readInto(c.ref, Buffer.alloc(c.data.byteLength))).equals(c.data)).toBe(true);
-  });
-
-  it('a large chunk copied by the kernel: the worker dies before its digest, nothing of it is kept; a rerun copies it', async () => {
-    const chunks = [0, 1].map(() => ({ ref: { blobId: blobId(), index: 0 }, data: randomBytes(4 * 1024 * 1024 + 64) }));
-    for (const c of chunks) await from.put(c.ref, (async function* () { yield c.data; })());
-    const jobs: ChunkJob[] = chunks.map((c) => ({ ref: c.ref, size: c.data.byteLength, sha256: sha(c.data) }));
-    const before = await destFiles();
-    const killed: unknown[] = [];
-    // the copy is made, then its check begins: the workers die as its digest is asked for
-    const dest: ChunkStore = Object.assign(Object.create(to) as FsChunkStore, {
-      putCopyOf: (...[ref, file, into, check]: Parameters<FsChunkStore['putCopyOf']>) => to.putCopyOf(ref, file, into, async (data) => {
-        if (killed.length === 0) {
-          killed.push(...pool.workersForTests());
-          for (const w of pool.workersForTests()) void w.terminate();
-        }
-        return check(data);
-      }),
-    });
-    await expect(copyChunks(from, dest, jobs, { concurrency: 1, skipPresent: false, hasher: pool }))
-      .rejects.toMatchObject({ name: 'CofferError', code: 'INTERNAL' });
-    expect(killed).toHaveLength(1);
-    expect(await destFiles()).toEqual(before);
-    const r = await copyChunks(from, to, jobs, { concurrency: 1, skipPresent: false, hasher: pool });
-    expect(r).toMatchObject({ copied: 2, problems: [] });
-    for (const c of chunks) expect((await to.readInto(c.ref, Buffer.alloc(c.data.byteLength))).equals(c.data)).toBe(true);
-  });
-
-  it('a large chunk copied by the kernel is checked as copied: a damaged or missing source file is reported, nothing of it kept', async () => {
-    const chunks = [0, 1, 2].map(() => ({ ref: { blobId: blobId(), index: 0 }, data: randomBytes(2 * 1024 * 1024 + 64) }));
-    for (const c of chunks) await from.put(c.ref, (async function* () { yield c.data; })());
-    const jobs: ChunkJob[] = chunks.map((c) => ({ ref: c.ref, size: c.data.byteLength, sha256: sha(c.data) }));
-    const [good, damaged, missing] = chunks as [typeof chunks[0], typeof chunks[0], typeof chunks[0]];
-    const damagedFile = await from.chunkFile(damaged.ref) as string;
-    const fh = await open(damagedFile, 'r+');
-    await fh.write(Buffer.from([damaged.data[1000] as number ^ 1]), 0, 1, 1000);
-    await fh.close();
-    await unlink(await from.chunkFile(missing.ref) as string);
-    const before = await destFiles();
-    const r = await copyChunks(from, to, jobs, { concurrency: 2, skipPresent: false, hasher: pool });
-    expect(r.copied).toBe(1);
-    expect(r.problems.map((p) => [p.job.ref.blobId, p.kind]).sort()).toEqual([[damaged.ref.blobId, 'sha256'], [missing.ref.blobId, 'missing']].sort());
-    expect((await to.readInto(good.ref, Buffer.alloc(good.data.byteLength))).equals(good.data)).toBe(true);
-    for (const c of [damaged, missing]) expect(await to.stat(c.ref)).toBeNull();
-    expect((await destFiles()).filter((f) => !before.includes(f))).toHaveLength(1); // the good chunk, no temporary file
   });
 
   it('packed small chunks: the run fails, no pack is written; a rerun copies them all', async () => {

@@ -185,7 +185,6 @@ export async function copyChunks(from: ChunkStore, to: ChunkStore, jobs: Iterabl
     throw options.destinationError ? options.destinationError(e) : e;
   });
   const putPack = to.putPack?.bind(to);
-  const kernelCopy = from.chunkFile !== undefined && to.putCopyOf !== undefined;
   let batch: PackBatch = { chunks: [], bytes: 0, since: 0 };
   /** Writes the chunks gathered so far as one pack; each counts as copied once the pack is in place. */
   const flushPack = async (): Promise<void> => {
@@ -239,10 +238,6 @@ export async function copyChunks(from: ChunkStore, to: ChunkStore, jobs: Iterabl
       work.buffers.release(buf);
       return;
     }
-    if (kernelCopy) {
-      const copied = await copyFileChecked(job, buf);
-      if (copied) return;
-    }
     // size and header now; SHA-256 on a worker *while* the put writes the bytes to a temporary name: the put's
     // beforeRename waits for the digest and refuses a chunk whose bytes are not the recorded ones, so such a
     // chunk never appears at the destination (its temporary file is removed), as when it was hashed first
@@ -277,66 +272,6 @@ export async function copyChunks(from: ChunkStore, to: ChunkStore, jobs: Iterabl
       await digest.catch(() => undefined);
       work.buffers.release(buf);
     }
-  };
-  /**
-   * A whole chunk between two fs stores: the kernel copies its file to a temporary name at the destination
-   * (copy_file_range, as `cp`; putCopyOf), then the copy is read back and checked as copyOne checks what it reads
-   * (size, header, SHA-256 on a worker), and renamed into place only if it passes. Direct I/O made each chunk a
-   * read, then a write, waited for one after the other; this lets the page cache read ahead and write back
-   * behind (1 GiB of 8 MiB chunks: 1.0 s instead of 1.35-1.5 s, as fast as `cp -r` + sync). False when the
-   * chunk is packed at the source (the caller reads it); releases `buf` otherwise.
-   */
-  const copyFileChecked = async (job: ChunkJob, buf: Buffer): Promise<boolean> => {
-    const fail = (p: ChunkProblem): boolean => {
-      work.buffers.release(buf);
-      result.problems.push(p);
-      return true;
-    };
-    let file: string | null;
-    try {
-      file = await (from.chunkFile as NonNullable<ChunkStore['chunkFile']>)(job.ref);
-    } catch (e) {
-      if (e instanceof CofferError && e.code === ErrorCode.NOT_FOUND) return fail({ job, kind: 'missing', message: 'chunk file missing' });
-      work.buffers.release(buf);
-      throw e;
-    }
-    if (file === null) return false;
-    let refused: ChunkProblem | null = null;
-    let hashing: Promise<string> | null = null;
-    try {
-      await options.rate?.take(job.size, options.signal);
-      const put = await (to.putCopyOf as NonNullable<ChunkStore['putCopyOf']>)(job.ref, file, buf, async (data) => {
-        refused = checkRead(job, data);
-        if (refused === null) {
-          hashing = work.hasher.digest(data);
-          const sha = await hashing;
-          if (sha !== job.sha256) refused = shaProblem(job, sha);
-        }
-        if (refused !== null) throw new CofferError(ErrorCode.INTEGRITY, refused.message);
-      }).catch((e: unknown) => {
-        if (refused !== null) return null;
-        if (e instanceof CofferError && e.code === ErrorCode.NOT_FOUND) {
-          refused = { job, kind: 'missing', message: 'chunk file missing' };
-          return null;
-        }
-        if (e instanceof CofferError && e.code === ErrorCode.PAYLOAD_TOO_LARGE) {
-          refused = { job, kind: 'size', message: `chunk file larger than ${buf.byteLength} bytes` };
-          return null;
-        }
-        throw options.destinationError ? options.destinationError(e) : e;
-      });
-      if (put === null) result.problems.push(refused as unknown as ChunkProblem);
-      else {
-        result.copied++;
-        result.copiedBytes += put.size;
-        options.onBytes?.(put.size);
-      }
-    } finally {
-      // the worker reads the buffer in place: it goes back to the pool only once the digest is done
-      await (hashing as Promise<string> | null)?.catch(() => undefined);
-      work.buffers.release(buf);
-    }
-    return true;
   };
   /**
    * Small chunks that sit in the source's packs, read many at a time (PackReader): one pread per run of

@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { constants } from 'node:fs';
-import { copyFile, lstat, open, readdir, rename, rmdir, unlink, type FileHandle } from 'node:fs/promises';
+import { open, readdir, rmdir, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import pLimit, { type LimitFunction } from 'p-limit';
@@ -161,60 +161,6 @@ export class FsChunkStore implements ChunkStore {
       // the directory chain's fsyncs ran beside the chunk's own; the chunk is durable only once both are
       await durable;
       return written;
-    });
-  }
-
-  chunkFile(ref: ChunkRef): Promise<string | null> {
-    return this.#track(async () => {
-      assertChunkRef(ref);
-      if (await this.#packed(ref)) return null;
-      return this.#chunkPath(ref);
-    });
-  }
-
-  putCopyOf(ref: ChunkRef, sourceFile: string, into: Buffer, check: (data: Buffer) => Promise<void>): Promise<{ size: number }> {
-    return this.#track(async () => {
-      assertChunkRef(ref);
-      if (!Buffer.isBuffer(into)) throw new CofferError(ErrorCode.INVALID_ARGUMENT, 'putCopyOf needs a Buffer');
-      // a chunk file is a regular file, never a link: nothing outside the source store is copied in, even briefly
-      const st = await this.io(() => lstat(sourceFile)).catch((e: unknown) => {
-        if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR') throw new CofferError(ErrorCode.NOT_FOUND, `${sourceFile} not found`, { details: { blobId: ref.blobId, index: ref.index } });
-        throw fsError(e, `reading ${sourceFile}`, this.layout.root);
-      });
-      if (!st.isFile()) throw new CofferError(ErrorCode.INTERNAL, `${sourceFile} is not a regular file`);
-      if (st.size > into.length) throw new CofferError(ErrorCode.PAYLOAD_TOO_LARGE, `${sourceFile} has ${st.size} bytes, more than the ${into.length} of the buffer`);
-      const { dir, durable } = await this.layout.ensureBlobDir(ref.blobId);
-      durable.catch(() => undefined); // awaited below; a failed copy must not leave it unhandled
-      const temp = join(dir, FsLayout.tempName(ref.index));
-      let renamed = false;
-      let checking = false;
-      try {
-        await this.io(() => copyFile(sourceFile, temp, constants.COPYFILE_EXCL));
-        // the copy's own bytes are checked (from the page cache the copy just filled), not the source's
-        const fh = await this.io(() => open(temp, constants.O_RDONLY | constants.O_NOFOLLOW));
-        let data: Buffer;
-        try {
-          const size = (await this.io(() => fh.stat())).size;
-          if (size > into.length) throw new CofferError(ErrorCode.PAYLOAD_TOO_LARGE, `${sourceFile} grew past the ${into.length} bytes of the buffer`);
-          data = into.subarray(0, await readFully(this.io, fh, into, size, size));
-          if (!this.layout.deferSync) await this.io(() => fh.sync());
-        } finally {
-          await fh.close().catch(() => undefined);
-        }
-        checking = true;
-        await check(data);
-        checking = false;
-        await this.io(() => rename(temp, join(dir, chunkName(ref.index))));
-        renamed = true;
-        if (!this.layout.deferSync) await this.layout.dirSyncs.sync(dir);
-        await durable;
-        return { size: data.byteLength };
-      } catch (e) {
-        // best effort: if even this fails, sweepTemporary removes the file later
-        if (!renamed) await unlink(temp).catch(() => undefined);
-        if (checking || e instanceof CofferError) throw e;
-        throw fsError(e, `copying ${sourceFile} to chunk ${ref.blobId}/${chunkName(ref.index)}`, this.layout.root);
-      }
     });
   }
 
