@@ -13,10 +13,9 @@ import type { ChunkRef, ChunkStore } from '../../storage-backend/index.js';
 import { alignUp, alignedAllocator, BufferPool } from '../buffer-pool.js';
 import { MAX_SEALED_SIZE } from '../crypto/index.js';
 import { CofferError, ErrorCode } from '../errors.js';
-import { BoundedQueue } from '../bounded-queue.js';
 import { Gate } from '../gate.js';
 import { HashPool } from '../hash-pool.js';
-import { PackReader, WINDOW, type PackRun as PackRunOf } from '../pack-runs.js';
+import { PackReader, type PackRun as PackRunOf } from '../pack-runs.js';
 import type { RateLimiter } from './rate-limit.js';
 
 type PackRun = PackRunOf<ChunkJob>;
@@ -165,22 +164,10 @@ interface PackBatch {
   since: number;
 }
 
-/**
- * Pack runs in flight at once, beside `concurrency` whole chunks. A run is mostly main-thread work (slicing,
- * header checks, SHA-256 of small chunks on this thread, packing); two let one read while the other is checked.
- */
-export const RUN_LANE = 2;
-
 export async function copyChunks(from: ChunkStore, to: ChunkStore, jobs: Iterable<ChunkJob>, options: CopyOptions): Promise<CopyResult> {
   const result: CopyResult = { copied: 0, copiedBytes: 0, present: 0, problems: [] };
-  // Two lanes, each with its own gate: whole chunks (mostly waiting for the disk and the hash workers) and runs
-  // of packed small chunks (mostly main-thread work). In one gate, fed in blob-id order, a vault's small files
-  // were copied before or after its big ones, never during: the CPU idled through the one, the disk through the
-  // other. A workspace buffer for every task of both lanes; hash workers as before (the runs hash on this thread).
   const gate = new Gate(Math.max(1, options.concurrency));
-  const runGate = new Gate(Math.min(RUN_LANE, gate.limit));
-  const work = new ChunkWorkspace(gate.limit + runGate.limit, Math.min(gate.limit, os.availableParallelism()), options.hasher);
-  const failed = (): unknown => gate.error ?? runGate.error;
+  const work = new ChunkWorkspace(gate.limit, undefined, options.hasher);
   const dest = <T>(p: Promise<T>): Promise<T> => p.catch((e: unknown) => {
     throw options.destinationError ? options.destinationError(e) : e;
   });
@@ -341,46 +328,27 @@ export async function copyChunks(from: ChunkStore, to: ChunkStore, jobs: Iterabl
   const reader = from.packedLocation && from.readPackRange ? new PackReader<ChunkJob>(from.packedLocation.bind(from), work.buffers.size) : null;
   const submitRuns = async (runs: PackRun[]): Promise<void> => {
     for (const run of runs) {
-      await runGate.submit(() => copyRun(run));
-      if (failed() !== undefined) return;
+      await gate.submit(() => copyRun(run));
+      if (gate.error !== undefined) return;
     }
   };
-  // whole chunks wait here (at most a window's job objects) for their lane, so the loop below goes on gathering
-  // small ones while the whole-chunk gate is full
-  const wholes = new BoundedQueue<ChunkJob>(WINDOW);
-  let stopped = false;
-  const wholeLane = (async (): Promise<void> => {
-    for await (const job of wholes) {
-      if (stopped || failed() !== undefined) break;
-      await gate.submit(() => copyOne(job));
-    }
-  })();
   try {
-    try {
-      for (const job of jobs) {
-        if (options.signal?.aborted) throw options.signal.reason;
-        if (reader && job.size <= PACK_CHUNK_MAX && reader.add(job)) {
-          if (reader.full) await submitRuns(reader.take());
-        } else {
-          await wholes.push(job);
-        }
-        if (failed() !== undefined) break;
+    for (const job of jobs) {
+      if (options.signal?.aborted) throw options.signal.reason;
+      if (reader && job.size <= PACK_CHUNK_MAX && reader.add(job)) {
+        if (reader.full) await submitRuns(reader.take());
+      } else {
+        await gate.submit(() => copyOne(job));
       }
-      if (reader && failed() === undefined) await submitRuns(reader.take());
-    } catch (e) {
-      stopped = true; // the queued whole chunks are not started
-      throw e;
-    } finally {
-      wholes.close();
-      await wholeLane;
+      if (gate.error !== undefined) break;
     }
-    await Promise.all([gate.drain(), runGate.drain()]);
-    if (failed() === undefined) await flushPack(); // the last, partly filled pack
+    if (reader && gate.error === undefined) await submitRuns(reader.take());
+    await gate.drain();
+    if (gate.error === undefined) await flushPack(); // the last, partly filled pack
   } finally {
-    await Promise.all([gate.drain(), runGate.drain()]);
+    await gate.drain();
     await work.close();
   }
-  const error = failed();
-  if (error !== undefined) throw error;
+  if (gate.error !== undefined) throw gate.error;
   return result;
 }
