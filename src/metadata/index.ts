@@ -53,7 +53,8 @@ export async function openMetadataStore(config: MetadataConfig, options: OpenMet
 
 /** Narrowing helper for code holding a MetadataStore that needs the adapter (e.g. `coffer migrate`). */
 export function isMigratable(store: MetadataStore): store is SqliteMetadataStore | MongoMetadataStore {
-  // no MongoMetadataStore exists before its module was loaded (every one is made by its class, in that module)
+  // outside tests every MongoMetadataStore is made through loadMongoAdapter() (openMetadataStore, restore's wipe):
+  // none exists while it has not run; a test that imports ./mongo/index.js itself calls loadMongoAdapter() first
   const mongo = loadedMongoAdapter();
   return store instanceof SqliteMetadataStore || (mongo !== null && store instanceof mongo.MongoMetadataStore);
 }
