@@ -5,6 +5,8 @@
 //   backup create vs `cp -r chunks` + `sync`; an incremental create with nothing changed; verify vs the
 //   SHA-256 speed of this machine on the same chunk files; restore; and restic's backup, check --read-data and
 //   restore of the same chunk directory when restic is installed. Ratios are printed; nothing is asserted.
+// COFFER_BENCH_CLI_B=/other/tree/bin/coffer.mjs adds that tree's full create of the same vault (its own target),
+// then cp -r + sync once more, then A's create again: an A/B of two builds in one run, each next to a cp.
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes, randomFillSync } from 'node:crypto';
 import { mkdir, mkdtemp, open, readdir, rm } from 'node:fs/promises';
@@ -52,6 +54,24 @@ export async function benchBackup(options: BackupBenchOptions): Promise<Record<s
     const target = path.join(work, 'target');
     const create = await timed(bytes, () => coffer(['backup', 'create', '--to', target, '--data-dir', dataDir]));
     log(row('coffer backup create (full)', create, cp, 'of cp -r + sync (target ≥ 0.8)'));
+    const cliB = process.env.COFFER_BENCH_CLI_B;
+    if (cliB) {
+      // A, B, cp, A again: each create next to a cp, and A on both sides of B (the disk's speed drifts)
+      dropCaches();
+      const b = await timed(bytes, () => coffer(['backup', 'create', '--to', path.join(work, 'target-b'), '--data-dir', dataDir], cliB));
+      log(row('coffer backup create (full), build B', b, cp, `of cp -r + sync; B/A wall ${(b.seconds / create.seconds).toFixed(2)}`));
+      dropCaches();
+      const cp2 = await timed(bytes, async () => {
+        await mkdir(path.join(work, 'cp-copy-2'));
+        await sh('cp', ['-r', ...(await chunkDirs(dataDir)), path.join(work, 'cp-copy-2')]);
+        await sh('sync', []);
+      });
+      log(row('baseline again: cp -r + sync', cp2));
+      dropCaches();
+      const a2 = await timed(bytes, () => coffer(['backup', 'create', '--to', path.join(work, 'target-a2'), '--data-dir', dataDir]));
+      log(row('coffer backup create (full), A again', a2, cp2, 'of the second cp -r + sync'));
+      Object.assign(results, { createBMBps: b.rate / 1e6, createBVsCp: b.rate / cp.rate, cp2MBps: cp2.rate / 1e6, createA2VsCp2: a2.rate / cp2.rate });
+    }
     const incremental = await timed(bytes, () => coffer(['backup', 'create', '--to', target, '--data-dir', dataDir]));
     log(`${'coffer backup create (nothing changed)'.padEnd(44)} ${incremental.seconds.toFixed(2).padStart(7)} s  (${options.files + 1} files; target < 3 s)`);
 
@@ -106,8 +126,8 @@ async function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr || r.error?.message}`);
 }
 
-async function coffer(args: string[]): Promise<void> {
-  const r = await runCliProcess(args);
+async function coffer(args: string[], cli?: string): Promise<void> {
+  const r = await runCliProcess(args, {}, undefined, cli);
   if (r.code !== 0) throw new Error(`coffer ${args.join(' ')} failed (${r.code}): ${r.stderr.trim()}`);
 }
 

@@ -2,13 +2,16 @@
 // openMetadataStore, which opens a store, refuses one newer than this code, and brings it up to date.
 import { CofferError, ErrorCode } from '../errors.js';
 import { assertSchemaSupported, migrateUp } from './migrate.js';
-import { MongoMetadataStore } from './mongo/index.js';
+import type { MongoMetadataStore } from './mongo/index.js';
+import { loadMongoAdapter, loadedMongoAdapter } from './mongo-adapter.js';
 import { SqliteMetadataStore, type SqliteStoreOptions } from './sqlite/index.js';
 import type { MetadataStore } from './types.js';
 
 export * from './types.js';
 export { SqliteMetadataStore, type SqliteStoreOptions } from './sqlite/index.js';
-export { MongoMetadataStore } from './mongo/index.js';
+// the MongoDB adapter is loaded when a store is opened on MongoDB (./mongo-adapter.ts: the driver's start-up cost)
+export type { MongoMetadataStore } from './mongo/index.js';
+export { loadMongoAdapter } from './mongo-adapter.js';
 export { migrationStatus, migrateUp, assertSchemaSupported, type MigrationStatus, type MigratableStore } from './migrate.js';
 export { LATEST_SCHEMA_VERSION } from '../../migrations/index.js';
 
@@ -34,7 +37,7 @@ export async function openMetadataStore(config: MetadataConfig, options: OpenMet
   if (config.kind === 'sqlite') {
     store = SqliteMetadataStore.open(config.path, { synchronous: config.synchronous, busyTimeoutMs: config.busyTimeoutMs });
   } else if (config.kind === 'mongo') {
-    store = await MongoMetadataStore.connect(config.uri, config.dbName);
+    store = await (await loadMongoAdapter()).MongoMetadataStore.connect(config.uri, config.dbName);
   } else {
     throw new CofferError(ErrorCode.INVALID_ARGUMENT, `unknown metadata store kind ${(config as { kind: unknown }).kind}`);
   }
@@ -50,5 +53,8 @@ export async function openMetadataStore(config: MetadataConfig, options: OpenMet
 
 /** Narrowing helper for code holding a MetadataStore that needs the adapter (e.g. `coffer migrate`). */
 export function isMigratable(store: MetadataStore): store is SqliteMetadataStore | MongoMetadataStore {
-  return store instanceof SqliteMetadataStore || store instanceof MongoMetadataStore;
+  // outside tests every MongoMetadataStore is made through loadMongoAdapter() (openMetadataStore, restore's wipe):
+  // none exists while it has not run; a test that imports ./mongo/index.js itself calls loadMongoAdapter() first
+  const mongo = loadedMongoAdapter();
+  return store instanceof SqliteMetadataStore || (mongo !== null && store instanceof mongo.MongoMetadataStore);
 }

@@ -7,8 +7,9 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { migrations } from '../../migrations/index.js';
 import { expectCode } from './contract-helpers.case.js';
+import { MongoMetadataStore } from './mongo/index.js';
 import {
-  LATEST_SCHEMA_VERSION, MongoMetadataStore, SqliteMetadataStore, migrateUp, migrationStatus, openMetadataStore,
+  LATEST_SCHEMA_VERSION, SqliteMetadataStore, migrateUp, migrationStatus, openMetadataStore,
   type MetadataConfig, type MigratableStore,
 } from './index.js';
 

@@ -3,7 +3,7 @@
 // Safe to run concurrently and after a crash: every migration step is idempotent and the stamp only goes up.
 import { migrations, LATEST_SCHEMA_VERSION, type Migration } from '../../migrations/index.js';
 import { CofferError, ErrorCode } from '../errors.js';
-import { MongoMetadataStore } from './mongo/index.js';
+import type { MongoMetadataStore } from './mongo/index.js';
 import { SqliteMetadataStore } from './sqlite/index.js';
 import type { MetadataStore } from './types.js';
 

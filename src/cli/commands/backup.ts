@@ -10,7 +10,7 @@ import {
 } from '../../backup/index.js';
 import { openVaultChunkStore } from '../../chunk-store-config.js';
 import { CofferError, ErrorCode } from '../../errors.js';
-import { MongoMetadataStore, openMetadataStore } from '../../metadata/index.js';
+import { loadMongoAdapter, openMetadataStore } from '../../metadata/index.js';
 import { dataDirOption, intFlag, jsonOption, mongoUriOption } from '../options.js';
 import { print } from '../output.js';
 import { formatBytes, progressBar, type Progress } from '../progress.js';
@@ -176,7 +176,7 @@ function destination(to: string, isMongo: boolean, chunkDir: string, chunks: Chu
       description: `${to.replace(/\/\/[^@/]*@/, '//…@')} (chunk files in ${chunkDir})`, chunks, markerFile,
       openStore: () => openMetadataStore({ kind: 'mongo', uri: to }),
       async wipeStore() {
-        const s = await MongoMetadataStore.connect(to);
+        const s = await (await loadMongoAdapter()).MongoMetadataStore.connect(to);
         try {
           await s.dropDatabase();
         } finally {
