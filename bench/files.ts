@@ -64,8 +64,12 @@ interface Round {
   getBCpu: { client: number; server: number } | null;
 }
 
-/** How long freed inodes are "recently deleted" to ext4 without a journal (dirty_expire_centisecs: 30 s), and a second. */
-const INODE_AGE_MS = 31_000;
+/**
+ * How long a freed inode stays "recently deleted" to ext4 without a journal once its inode table block is written
+ * back (fs/ext4/ialloc.c RECENTCY_MIN: 60 s; RECENTCY_DIRTY, 300 s, while the block is still dirty: hence a
+ * sync first), and a second.
+ */
+const INODE_AGE_MS = 61_000;
 
 export async function benchFiles(options: FilesBenchOptions): Promise<Record<string, unknown>> {
   const log = options.log ?? ((l: string) => process.stdout.write(`${l}\n`));
@@ -200,11 +204,15 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
         rounds.push(round);
         log(`round ${r + 1}: ${fmtRound(round, files)}`);
         // free the disk for the next round (the vault copies stay: the later steps use them), and let the freed
-        // inodes age: an ext4 without a journal (this machine's) skips every inode freed in the last 30 s on each
-        // file it creates (recently_deleted(), seen with perf: most of a get -r's and a restore's system time
+        // inodes age: an ext4 without a journal (this machine's) skips every inode freed in the last 60 s (300 s
+        // while its inode table block is dirty: synced first) on each file it creates (recently_deleted(), seen
+        // with perf: most of a get -r's and a restore's system time
         // right after 10,000 files were deleted), which would slow whichever tool ran next
         await Promise.all([repo, restoreDir, ...(r > 0 ? [out] : []), path.join(work, `get-b-${r}`), outFsync, warmRestore, warmOut].map((d) => rm(d, { recursive: true, force: true })));
-        if (r + 1 < options.rounds) await new Promise((done) => setTimeout(done, options.settleMs ?? INODE_AGE_MS));
+        if (r + 1 < options.rounds) {
+          spawnSync('sync', { stdio: 'ignore' });
+          await new Promise((done) => setTimeout(done, options.settleMs ?? INODE_AGE_MS));
+        }
       }
       let rss = 0;
       const rerunPut = await serveDuring('put', () => timeAsync(async () => {
