@@ -85,8 +85,8 @@ export interface RequestOptions {
   idempotent?: boolean;
   /**
    * A POST that may be sent again when the keep-alive connection it went out on was found closed before any
-   * answer came back (creating an upload, a commit, a one-request file: repeating them does no harm). Others
-   * (a move, a remove) are replayed only when they provably never left (a refused connection).
+   * answer came back, though not after other failures (`mkdir -p`: done twice, it answers as once). Others (a
+   * move, a remove) are replayed only when they provably never left (a refused connection).
    */
   replaySafe?: boolean;
 }
@@ -142,8 +142,8 @@ export class HttpClient {
    * Sends a request and returns the raw response (body not consumed). Throws CofferError for error statuses.
    * Idempotent methods (GET, HEAD, PUT — a chunk PUT replaces the same chunk) are retried after transient
    * failures; POST and DELETE only when they never reached the service (a refused connection, as while it
-   * restarts), since then nothing was done, and a replaySafe POST also when its reused connection was found closed
-   * (callers retry the ones they know to be idempotent after other failures).
+   * restarts), since then nothing was done; a replaySafe POST also when its reused connection was found closed;
+   * an `idempotent` POST as a GET.
    */
   raw(pathname: string, options: RequestOptions = {}): Promise<IncomingMessage> {
     const method = options.method ?? 'GET';
