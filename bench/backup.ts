@@ -44,11 +44,12 @@ export async function benchBackup(options: BackupBenchOptions): Promise<Record<s
     dropCaches();
 
     // the baseline copies every chunk byte the vault holds: chunk files and, when small files are packed, packs
-    const cp = await timed(bytes, async () => {
-      await mkdir(path.join(work, 'cp-copy'));
-      await sh('cp', ['-r', ...(await chunkDirs(dataDir)), path.join(work, 'cp-copy')]);
+    const cpAndSync = async (into: string): Promise<void> => {
+      await mkdir(into);
+      await sh('cp', ['-r', ...(await chunkDirs(dataDir)), into]);
       await sh('sync', []);
-    });
+    };
+    const cp = await timed(bytes, () => cpAndSync(path.join(work, 'cp-copy')));
     log(row(`baseline: cp -r ${(await chunkDirs(dataDir)).map((d) => path.basename(d)).join(' ')} + sync`, cp));
     dropCaches();
     const target = path.join(work, 'target');
@@ -61,11 +62,7 @@ export async function benchBackup(options: BackupBenchOptions): Promise<Record<s
       const b = await timed(bytes, () => coffer(['backup', 'create', '--to', path.join(work, 'target-b'), '--data-dir', dataDir], cliB));
       log(row('coffer backup create (full), build B', b, cp, `of cp -r + sync; B/A wall ${(b.seconds / create.seconds).toFixed(2)}`));
       dropCaches();
-      const cp2 = await timed(bytes, async () => {
-        await mkdir(path.join(work, 'cp-copy-2'));
-        await sh('cp', ['-r', ...(await chunkDirs(dataDir)), path.join(work, 'cp-copy-2')]);
-        await sh('sync', []);
-      });
+      const cp2 = await timed(bytes, () => cpAndSync(path.join(work, 'cp-copy-2')));
       log(row('baseline again: cp -r + sync', cp2));
       dropCaches();
       const a2 = await timed(bytes, () => coffer(['backup', 'create', '--to', path.join(work, 'target-a2'), '--data-dir', dataDir]));

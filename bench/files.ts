@@ -206,8 +206,8 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
         // free the disk for the next round (the vault copies stay: the later steps use them), and let the freed
         // inodes age: an ext4 without a journal (this machine's) skips every inode freed in the last 60 s (300 s
         // while its inode table block is dirty: synced first) on each file it creates (recently_deleted(), seen
-        // with perf: most of a get -r's and a restore's system time
-        // right after 10,000 files were deleted), which would slow whichever tool ran next
+        // with perf: most of a get -r's and a restore's system time right after 10,000 files were deleted), which
+        // would slow whichever tool ran next
         await Promise.all([repo, restoreDir, ...(r > 0 ? [out] : []), path.join(work, `get-b-${r}`), outFsync, warmRestore, warmOut].map((d) => rm(d, { recursive: true, force: true })));
         if (r + 1 < options.rounds) {
           spawnSync('sync', { stdio: 'ignore' });
