@@ -9,7 +9,7 @@ import { buffer } from 'node:stream/consumers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectCode, newBlobId, pieces } from '../contract.case.js';
 import { openFsChunkStore, type FsChunkStore } from './index.js';
-import { CHILD, have, REPO, runChild, sha256, tempFilesUnder, tempRoot, withTempStore, type ChildResult } from './test-util.js';
+import { CHILD, have, joinResumed, REPO, runChild, sha256, tempFilesUnder, tempRoot, withTempStore, type ChildResult } from './test-util.js';
 import { mountTmpfs, type Tmpfs } from '../../test/support/tmpfs.js';
 
 describe('a crash', () => {
@@ -301,26 +301,3 @@ describe('durability sequence (strace)', () => {
     }
   });
 });
-
-/** strace -f lines with each call split by another thread's joined back into one line, where it started. */
-function joinResumed(raw: string[]): string[] {
-  const out: string[] = [];
-  const open = new Map<string, number>(); // pid → index in out of its unfinished call
-  for (const l of raw) {
-    const unfinished = /^(\d+)\s+.* <unfinished \.\.\.>$/.exec(l);
-    if (unfinished) {
-      open.set(unfinished[1] as string, out.length);
-      out.push(l.replace(/ <unfinished \.\.\.>$/, ''));
-      continue;
-    }
-    const resumed = /^(\d+)\s+<\.\.\. \w+ resumed>(.*)$/.exec(l);
-    const at = resumed ? open.get(resumed[1] as string) : undefined;
-    if (resumed && at !== undefined) {
-      out[at] += resumed[2] as string;
-      open.delete(resumed[1] as string);
-      continue;
-    }
-    out.push(l);
-  }
-  return out;
-}

@@ -68,3 +68,26 @@ export async function have(cmd: string): Promise<boolean> {
     () => false,
   );
 }
+
+/** strace -f lines with each call split by another thread's joined back into one line, where it started. */
+export function joinResumed(raw: string[]): string[] {
+  const out: string[] = [];
+  const open = new Map<string, number>(); // pid → index in out of its unfinished call
+  for (const l of raw) {
+    const unfinished = /^(\d+)\s+.* <unfinished \.\.\.>$/.exec(l);
+    if (unfinished) {
+      open.set(unfinished[1] as string, out.length);
+      out.push(l.replace(/ <unfinished \.\.\.>$/, ''));
+      continue;
+    }
+    const resumed = /^(\d+)\s+<\.\.\. \w+ resumed>(.*)$/.exec(l);
+    const at = resumed ? open.get(resumed[1] as string) : undefined;
+    if (resumed && at !== undefined) {
+      out[at] += resumed[2] as string;
+      open.delete(resumed[1] as string);
+      continue;
+    }
+    out.push(l);
+  }
+  return out;
+}

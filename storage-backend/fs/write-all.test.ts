@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { open, readFile, realpath, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { have, runChild, tempRoot, type ChildResult } from './test-util.js';
+import { have, joinResumed, runChild, tempRoot, type ChildResult } from './test-util.js';
 import { writevAll } from './write-all.js';
 
 describe('writevAll', () => {
@@ -35,7 +35,8 @@ describe('writevAll', () => {
           .catch((e: unknown) => ({ error: { code: 'STRACE', message: String(e) } }));
         if (traced.error?.code === 'STRACE') ctx.skip(`strace cannot trace here: ${traced.error.message.split('\n')[0]}`);
         const packId = (traced.ok as unknown as { packId: string }).packId;
-        const lines = (await readFile(log, 'utf8')).split('\n');
+        // a call another thread interrupts is split by strace -f ("<unfinished ...>", "<... resumed>"): joined back
+        const lines = joinResumed((await readFile(log, 'utf8')).split('\n'));
         const packDir = join(await realpath(root), 'packs', packId.slice(0, 2)).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
         const openTemp = lines.findIndex((l) => new RegExp(`openat\\(.*"${packDir}/\\.tmp-pack-[0-9a-f]{16}".*= \\d+$`).test(l));
         const fd = /= (\d+)$/.exec(lines[openTemp] ?? '')?.[1];
