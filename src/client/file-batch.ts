@@ -44,11 +44,26 @@ class ByteReader {
       this.#parts.push(r.value);
       this.#have += r.value.length;
     }
-    const all = this.#parts.length === 1 ? (this.#parts[0] as Buffer) : Buffer.concat(this.#parts, this.#have);
-    const out = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.#parts = rest.length > 0 ? [rest] : [];
-    this.#have = rest.length;
+    if (n === 0) return Buffer.alloc(0);
+    this.#have -= n;
+    const first = this.#parts[0] as Buffer;
+    if (first.length >= n) {
+      // inside one piece received: a view, no copy
+      if (first.length === n) this.#parts.shift();
+      else this.#parts[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    // across pieces: only these n bytes are copied (the rest of the last piece stays a view)
+    const out = Buffer.allocUnsafe(n);
+    let at = 0;
+    while (at < n) {
+      const part = this.#parts[0] as Buffer;
+      const take = Math.min(part.length, n - at);
+      part.copy(out, at, 0, take);
+      at += take;
+      if (take === part.length) this.#parts.shift();
+      else this.#parts[0] = part.subarray(take);
+    }
     return out;
   }
 }
@@ -101,8 +116,9 @@ export async function* readFileAnswers(res: IncomingMessage, paths: readonly str
       if (node.path !== asked) throw bad(`the node for ${asked} is ${JSON.stringify(node.path)}`);
       const sealed = n === 0 ? null : await reader.read(n);
       if (n > 0 && sealed?.length !== n) throw bad('the answer ends inside a record');
-      // a copy: the view may share a larger buffer with the next record, which would stay alive with it
-      yield { path: asked, node, manifest, sealed: sealed ? Buffer.from(sealed) : null };
+      // a view, not a copy: it may share a received piece with the next records, which stays alive until the
+      // caller has opened it (get -r opens each answer as it takes it: at most its writers' count are held)
+      yield { path: asked, node, manifest, sealed };
     }
     const { json } = await record(reader);
     if (json.end !== true || json.count !== paths.length) throw bad(`its end record says ${JSON.stringify(json)} for ${paths.length} paths`);
