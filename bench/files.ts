@@ -17,7 +17,7 @@ import path from 'node:path';
 import { VaultClient } from '../src/client/vault-client.js';
 import { runCliProcess, startServerProcess } from './cli-process.js';
 import { benchLarge } from './large.js';
-import { cpuAround, peakRss, resetPeakRss, watchPeakRss } from './measure.js';
+import { cpuAround, median, peakRss, resetPeakRss, watchPeakRss } from './measure.js';
 import { describeEvictions, evictFromPageCache, isCold, type Eviction } from './page-cache.js';
 
 export interface FilesBenchOptions {
@@ -349,11 +349,6 @@ function fmtRound(r: Round, files: number): string {
   return `restic backup ${f(r.resticBackup)}, coffer put -r ${f(r.put)}; cold (${r.resticFirst ? 'restic' : 'coffer'} first): restic restore ${f(r.resticRestore)}, coffer get -r ${f(r.get)}${r.getB === null ? '' : `, get -r B ${f(r.getB)}`}${warm}`;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
 
 function range(xs: number[]): string {
   return `${median(xs).toFixed(0)} (${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)})`;

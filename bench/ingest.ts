@@ -13,7 +13,7 @@ import { MAX_SEALED_SIZE, blobIdToHex, newBlobId, newDataKey, sealStream } from 
 import { openFsChunkStore } from '../storage-backend/index.js';
 import { VaultClient } from '../src/client/vault-client.js';
 import { runCliProcess, startServerProcess } from './cli-process.js';
-import { cpuAround, peakRss, row, timed, watchPeakRss, type Timing } from './measure.js';
+import { cpuAround, median, peakRss, row, timed, watchPeakRss, type Timing } from './measure.js';
 
 const CHUNK = 8 * 1024 * 1024;
 
@@ -308,11 +308,6 @@ function evictFromPageCache(dir: string, log: (line: string) => void): void {
   }
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-}
 
 /**
  * Reads a blob's chunk files in order into one reused buffer, as `cat` would (buffered) or as the service does

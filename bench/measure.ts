@@ -102,3 +102,10 @@ export function row(label: string, t: Timing, baseline?: Timing, extra = ''): st
   const ratio = baseline ? `  ${(t.rate / baseline.rate).toFixed(2)}×` : '';
   return `${label.padEnd(44)} ${t.seconds.toFixed(2).padStart(7)} s  ${mbps(t.rate).padStart(10)}${ratio}${extra ? `  ${extra}` : ''}`;
 }
+
+/** The median of `xs` (the mean of the middle two for an even count); NaN for none. */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}

@@ -54,10 +54,11 @@ export function register(program: Command): void {
     .option('--dir <dir>', 'scratch directory on the disk to measure (default: the system temp dir)')
     .addOption(new Option('--small-files <layout>', 'how the vault holds the small files: packs (as put -r stores them) or files (one chunk file each, as before packs)').choices(['packs', 'files']).default('packs'))
     .option('--keep', 'keep the scratch files')
+    .option('--rounds <n>', 'rounds of create against cp -r + sync, the order swapped each round (ratio: their median)', '1')
     .addOption(jsonOption())
-    .action(async (opts: { size: string; files: string; smallFiles: 'packs' | 'files'; dir?: string; keep?: boolean; json?: boolean }) => {
+    .action(async (opts: { size: string; files: string; smallFiles: 'packs' | 'files'; dir?: string; keep?: boolean; rounds: string; json?: boolean }) => {
       const log = opts.json ? () => undefined : undefined;
-      const r = await benchBackup({ size: parseSize(opts.size), files: intFlag('--files', opts.files, 0, 10_000_000), smallFiles: opts.smallFiles, dir: opts.dir, keep: opts.keep, log });
+      const r = await benchBackup({ size: parseSize(opts.size), files: intFlag('--files', opts.files, 0, 10_000_000), smallFiles: opts.smallFiles, dir: opts.dir, keep: opts.keep, rounds: intFlag('--rounds', opts.rounds, 1, 20), log });
       if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
     });
 
