@@ -12,7 +12,7 @@
 // its Content-Length or bytes nobody asked for are INTEGRITY. A connection that failed is destroyed before the
 // caller hears of it, so the kernel can never write into a buffer the caller has reused.
 import net from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import { CofferError, ErrorCode, isCofferError } from '../errors.js';
 import { errorFromResponse } from './http-errors.js';
 import { HTTP_TOKEN, MAX_HEAD_SIZE, parseResponseHead, type ResponseHead } from './response-head.js';
@@ -131,8 +131,9 @@ class Connection {
     const tlsOptions: tls.ConnectionOptions & { onread: net.OnReadOpts } = {
       host, port, servername: net.isIP(host) ? undefined : host, ca: options.ca, ALPNProtocols: ['http/1.1'], onread,
     };
+    // node:tls loaded only for an https service (not at every command's start)
     this.socket = base.protocol === 'https:'
-      ? tls.connect(options.socketPath ? { ...tlsOptions, path: options.socketPath } : tlsOptions)
+      ? process.getBuiltinModule('node:tls').connect(options.socketPath ? { ...tlsOptions, path: options.socketPath } : tlsOptions)
       : net.connect(options.socketPath ? { path: options.socketPath, onread } : { host, port, onread });
     this.socket.setNoDelay(true);
     this.socket.setTimeout(options.timeoutMs);

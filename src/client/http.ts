@@ -1,15 +1,16 @@
 // Minimal HTTP client for the storage service: bearer auth, JSON bodies, the service's JSON error shape turned
 // back into CofferError with the same stable code. Keep-alive connections are reused across chunk requests.
 import type { Agent as HttpAgent, IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { CofferError, ErrorCode, isCofferError } from '../errors.js';
 import { BodyFetcher } from './body-fetcher.js';
 import { errorFromResponse } from './http-errors.js';
 import { neverSent, withRetry, type RetryOptions } from './retry.js';
 
 // node:http taken without an ESM import: importing it builds a module facade that reads every export, and its lazy
-// WebSocket/EventSource getters then load and compile undici, ≈ 40 ms of every command's start (none is used here)
+// WebSocket/EventSource getters then load and compile undici, ≈ 40 ms of every command's start (none is used here).
+// node:https (and with it node:tls, ≈ 15 ms) only for an https service.
 const { Agent, request: httpRequest } = process.getBuiltinModule('node:http');
+const https = (): typeof import('node:https') => process.getBuiltinModule('node:https');
 
 export interface ClientOptions {
   server: string;
@@ -67,7 +68,7 @@ function makeConnections(base: URL, options: Pick<ClientOptions, 'maxSockets' | 
   // connection is kept until the service closes it, and the next request sent on it is lost (a commit after a
   // long hash, a mkdir after a pause); with one, the agent drops the connection a second before the service does.
   const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 8, timeout: options.timeoutMs ?? 120_000 };
-  const agent = base.protocol === 'https:' ? new HttpsAgent({ ...agentOptions, ca: options.ca }) : new Agent(agentOptions);
+  const agent = base.protocol === 'https:' ? new (https().Agent)({ ...agentOptions, ca: options.ca }) : new Agent(agentOptions);
   const fetcher = new BodyFetcher({ base, maxIdle: options.maxSockets ?? 8, timeoutMs: options.timeoutMs ?? 120_000, ca: options.ca, socketPath: options.socketPath });
   return { agent, fetcher };
 }
@@ -167,7 +168,7 @@ export class HttpClient {
     }
     const pieces = body === undefined ? [] : body instanceof Uint8Array ? [body] : body;
     if (body) headers['content-length'] = String(pieces.reduce((n, b) => n + b.byteLength, 0));
-    const send = u.protocol === 'https:' ? httpsRequest : httpRequest;
+    const send = u.protocol === 'https:' ? https().request : httpRequest;
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = send(u, { method: options.method ?? 'GET', headers, agent: this.agent, timeout: this.timeoutMs, ...(this.socketPath ? { socketPath: this.socketPath } : {}) });
       let answered = false;
