@@ -51,6 +51,13 @@ describe('CMS EnvelopedData', () => {
     });
   }
 
+  it('refuses RSAES-OAEP with SHA-1 (parameters other than the ones Coffer writes are parsed, not assumed)', () => {
+    writeFileSync(join(dir, 'in.bin'), randomBytes(32));
+    openssl('cms', '-encrypt', '-binary', '-in', join(dir, 'in.bin'), '-recip', join(dir, 'cert.pem'), '-keyid', '-keyopt', 'rsa_padding_mode:oaep',
+      '-keyopt', 'rsa_oaep_md:sha1', '-aes-256-cbc', '-outform', 'DER', '-out', join(dir, 'sha1.der'));
+    expect(() => openEnvelope(readFileSync(join(dir, 'sha1.der')), privateKey)).toThrow(/no RSAES-OAEP-SHA-256 recipient info/);
+  });
+
   it('refuses PKCS#1 v1.5 key transport, other keys, and a modified envelope', () => {
     const secret = randomBytes(32);
     writeFileSync(join(dir, 'in.bin'), secret);

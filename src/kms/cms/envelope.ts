@@ -50,12 +50,15 @@ export function buildEnvelope(plaintext: Uint8Array, recipientSpkiDer: Uint8Arra
 
 /** The DER of RSAES-OAEP's parameters (SHA-256, MGF1-SHA-256, empty label): the same for every envelope, made once. */
 let oaepDer: ArrayBuffer | undefined;
-function oaepParamsDer(): ArrayBuffer {
+function keptOaepDer(): ArrayBuffer {
   oaepDer ??= AsnConvert.serialize(new RsaEsOaepParams({
     hashAlgorithm: sha256Alg(),
     maskGenAlgorithm: new AlgorithmIdentifier({ algorithm: id_mgf1, parameters: AsnConvert.serialize(sha256Alg()) }),
   }));
-  return oaepDer.slice(0); // a copy: nothing that serializes an envelope can change the kept one
+  return oaepDer;
+}
+function oaepParamsDer(): ArrayBuffer {
+  return keptOaepDer().slice(0); // a copy: nothing that serializes an envelope can change the kept one
 }
 
 /**
@@ -137,6 +140,8 @@ function unwrapContentKey(infos: RecipientInfos, privateKey: KeyObject): Buffer 
 
 function isOaepSha256(alg: AlgorithmIdentifier): boolean {
   if (alg.algorithm !== id_RSAES_OAEP || !alg.parameters) return false;
+  // the exact DER buildEnvelope writes (what the KMS sends every time) needs no parse; any other encoding is parsed
+  if (Buffer.from(alg.parameters).equals(Buffer.from(keptOaepDer()))) return true;
   try {
     const p = AsnConvert.parse(alg.parameters, RsaEsOaepParams);
     const mgfHash = p.maskGenAlgorithm.parameters ? AsnConvert.parse(p.maskGenAlgorithm.parameters, AlgorithmIdentifier).algorithm : null;
