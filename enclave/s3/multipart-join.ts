@@ -31,10 +31,20 @@ const IDLE_MS = 2 * 60_000;
 let holding = 0;
 
 /**
- * A buffer for a staged part's bytes, kept for the joiner (see partStaged), or null when the part is not one the
+ * A staged part's bytes kept for the joiner: the request body's own pieces, in order, not copied (heldFrom). Only
+ * a source that never reuses or changes a piece it gave out may be held this way: a request body (Node's socket
+ * reads, and views of them), not a pooled reader.
+ */
+export interface HeldPart {
+  readonly size: number;
+  readonly pieces: Uint8Array[];
+}
+
+/**
+ * Room for a staged part's bytes, kept for the joiner (see partStaged), or null when the part is not one the
  * joiner can use or the memory set aside for this is taken. Give it back with `releaseHeld` unless partStaged got it.
  */
-export function holdPart(size: number): Buffer | null {
+export function holdPart(size: number): HeldPart | null {
   if (size === 0 || size > HOLD_PART_MAX || size % CHUNK === 0) return null;
   if (holding + size > HOLD_MAX) {
     // uploads left idle (never completed nor aborted) give their share back
@@ -42,12 +52,39 @@ export function holdPart(size: number): Buffer | null {
     if (holding + size > HOLD_MAX) return null;
   }
   holding += size;
-  return Buffer.allocUnsafe(size);
+  return { size, pieces: [] };
 }
 
-/** Returns a held buffer's share of the memory (the buffer itself goes with the garbage: a batch may still read it). */
-export function releaseHeld(bytes: Buffer | undefined): void {
-  if (bytes) holding -= bytes.length;
+/** Returns a held part's share of the memory (the pieces themselves go with the garbage: a batch may still read them). */
+export function releaseHeld(bytes: HeldPart | undefined): void {
+  if (bytes) holding -= bytes.size;
+}
+
+/**
+ * `stream`, keeping a reference to every piece in `held` as it passes (no copy: see HeldPart for the sources this
+ * is for). Pieces beyond `held.size` bytes are not kept (the store checks the length: a longer body fails there).
+ */
+export async function* heldFrom(stream: AsyncIterable<Uint8Array>, held: HeldPart): AsyncGenerator<Uint8Array> {
+  let at = 0;
+  for await (const p of stream) {
+    if (at + p.length <= held.size) held.pieces.push(p);
+    at += p.length;
+    yield p;
+  }
+}
+
+/** Bytes [start, end) of a held part, as views of its pieces. */
+export function heldRange(held: HeldPart, start: number, end: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let at = 0;
+  for (const p of held.pieces) {
+    const from = Math.max(start, at);
+    const to = Math.min(end, at + p.length);
+    if (from < to) out.push(p.subarray(from - at, to - at));
+    at += p.length;
+    if (at >= end) break;
+  }
+  return out;
 }
 
 /** What a joined range must name: every part (number, MD5) touching chunks first … end-1, parts being s long. */
@@ -62,7 +99,7 @@ function rangeHash(s: number, first: number, end: number, md5Of: (n: number) => 
 }
 
 /** The plaintext bytes [from, to) of the object made of `parts` (part n = parts[n-1], each s long but the last), read from their staged files. */
-async function* objectBytes(backend: VaultBackend, who: Principal, dir: string, parts: Array<Pick<StoredPart, 'name' | 'size' | 'blobId'> & { bytes?: Buffer }>, s: number, from: number, to: number): AsyncGenerator<Uint8Array> {
+async function* objectBytes(backend: VaultBackend, who: Principal, dir: string, parts: Array<Pick<StoredPart, 'name' | 'size' | 'blobId'> & { bytes?: HeldPart }>, s: number, from: number, to: number): AsyncGenerator<Uint8Array> {
   let pos = from;
   // the next part's read is opened while this one streams (one round trip less between parts)
   const open = (at: number): Promise<{ body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>; info: FileInfo }> => {
@@ -72,7 +109,7 @@ async function* objectBytes(backend: VaultBackend, who: Principal, dir: string, 
     const start = at - i * s;
     const end = Math.min(p.size, to - i * s);
     // the part's verified bytes, held since its request (the same bytes its staged file holds)
-    if (p.bytes) return Promise.resolve({ body: [p.bytes.subarray(start, end)], info: { size: p.size } as FileInfo });
+    if (p.bytes) return Promise.resolve({ body: heldRange(p.bytes, start, end), info: { size: p.size } as FileInfo });
     return backend.read(who, `${dir}/${p.name}`, { start, end }, p.blobId ?? undefined);
   };
   let next = open(pos);
@@ -90,7 +127,7 @@ async function* objectBytes(backend: VaultBackend, who: Principal, dir: string, 
   }
 }
 
-interface KnownPart { name: string; md5: string; size: number; blobId: string | null; bytes?: Buffer; /** Object offset after the part, if it is s long. */ end?: number }
+interface KnownPart { name: string; md5: string; size: number; blobId: string | null; bytes?: HeldPart; /** Object offset after the part, if it is s long. */ end?: number }
 
 function forgetHeld(j: Joiner, below = Infinity): void {
   for (const p of j.parts.values()) {

@@ -117,6 +117,24 @@ describe('storage requests per UploadPart', () => {
   }, 120_000);
 });
 
+describe('joined parts', () => {
+  it('are joined from the bytes their requests held: no staged part is read back', async () => {
+    const parts = [randomBytes(5 * MiB), randomBytes(5 * MiB), randomBytes(5 * MiB), randomBytes(2 * MiB)];
+    const id = await create('held.bin');
+    const c = await counted(async () => {
+      for (const [i, b] of parts.entries()) await part('held.bin', id, i + 1, b, { 'content-md5': contentMd5(b) });
+      await settle(); // chunk 0 is joined after part 2 (10 MiB), nothing more before Complete
+    });
+    const reads = Object.entries(c.byRoute).filter(([k]) => k.startsWith('GET') && k.includes('chunk'));
+    expect(reads).toEqual([]);
+    const xml = `<CompleteMultipartUpload>${parts.map((b, i) => `<Part><PartNumber>${i + 1}</PartNumber><ETag>"${md5Hex(b)}"</ETag></Part>`).join('')}</CompleteMultipartUpload>`;
+    const done = await s3.send('POST', '/mpr/held.bin', { query: { uploadId: id }, body: xml });
+    expect(done.status, done.text).toBe(200);
+    const g = await s3.send('GET', '/mpr/held.bin');
+    expect(md5Hex(g.body)).toBe(md5Hex(Buffer.concat(parts)));
+  }, 120_000);
+});
+
 // the bounds reached (docs/s3-api.md "Multipart: requests per part"; before s3put: 13 and 23; before s3stage: 8 and 8)
 const PLACED_MAX = 8;
 const STAGED_MAX = 7;

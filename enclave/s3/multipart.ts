@@ -20,7 +20,7 @@ import { describe } from './object-meta.js';
 import { parseCopySource } from './objects.js';
 import { prepareBody } from './request-body.js';
 import { completeParts } from './multipart-complete.js';
-import { holdPart, partPlaced, partStaged, releaseHeld, stopJoining } from './multipart-join.js';
+import { heldFrom, holdPart, partPlaced, partStaged, releaseHeld, stopJoining } from './multipart-join.js';
 import { CHUNK, UPLOAD_META, claimName, pad, firstCopyHere, forgetUpload, geometryOf, newestParts, placedName, readStaging, readUpload, remember, stagedName, type StoredPart, type UploadRecord } from './upload-staging.js';
 import { parseXmlBody, xmlDocument } from './xml.js';
 
@@ -77,7 +77,7 @@ export async function uploadPart(ctx: S3Context): Promise<Response> {
   await knownUpload(ctx, dir);
   const body = prepareBody(ctx.req.body ?? [], ctx.req.headers, ctx.auth, ctx.limits.maxObjectSize);
   const placed = body.size > 0 && body.size % CHUNK === 0 ? await placePart(ctx, dir, number, body.stream, body.size, () => body.digests().md5Hex) : null;
-  const md5 = placed ?? await storePart(ctx, dir, number, body.stream, body.size, () => body.digests().md5Hex, body.expectedMd5);
+  const md5 = placed ?? await storePart(ctx, dir, number, body.stream, body.size, () => body.digests().md5Hex, body.expectedMd5, true);
   if (placed) partPlaced(dir);
   return emptyResponse(200, { etag: `"${md5}"` });
 }
@@ -141,21 +141,23 @@ export async function uploadPartCopy(ctx: S3Context): Promise<Response> {
  * name is known before the body: the part is written straight to it (FileOps.put's file appears only at its commit,
  * after every chunk is durable and the body passed every check, Content-MD5 included, so a cut-off or wrong body
  * never shows under the name). Without one it is written under a temporary name and renamed once its MD5 is known.
+ * `ownPieces`: `stream` is a request body, whose pieces are never reused or changed once given out, so the upload's
+ * joiner may keep them as they are (HeldPart); a part from another source (UploadPartCopy's reader) is not held.
  */
-async function storePart(ctx: S3Context, dir: string, number: number, stream: AsyncIterable<Uint8Array>, size: number, md5Of: () => string, expectedMd5: string | null = null): Promise<string> {
+async function storePart(ctx: S3Context, dir: string, number: number, stream: AsyncIterable<Uint8Array>, size: number, md5Of: () => string, expectedMd5: string | null = null, ownPieces = false): Promise<string> {
   const target = expectedMd5 === null ? `${dir}/t${String(number).padStart(5, '0')}-${randomBytes(8).toString('hex')}` : `${dir}/${stagedName(number, expectedMd5)}`;
   // No copy of this number from here yet (see below): `p<n>-<md5>` is made as a new file (no overwrite), which costs
   // one access request less; if one is there after all (another enclave's), before a byte of the body was taken,
   // it is replaced as usual.
   const fresh = firstCopyHere(dir, number);
-  // a copy of the bytes as they are stored, for the upload's joiner (so it need not read the part back)
-  let held = holdPart(size);
+  // the bytes as they are stored, kept for the upload's joiner (so it need not read the part back)
+  let held = ownPieces ? holdPart(size) : null;
   let info: FileInfo;
   try {
     let pulled = false;
     const body = (async function* () {
       pulled = true;
-      yield* held ? copiedInto(stream, held) : stream;
+      yield* held ? heldFrom(stream, held) : stream;
     })();
     const overwrite = expectedMd5 !== null && !fresh;
     info = await ctx.backend.put(ctx.who, target, body, size, { overwrite }).catch(async (e: unknown) => {
@@ -204,16 +206,6 @@ async function storePart(ctx: S3Context, dir: string, number: number, stream: As
     // the cleanup waits for the next upload of this number, an abort, or the staging directory's removal
   }
   return md5;
-}
-
-/** `stream`, copying every byte into `into` as it passes (the store checks the length: a longer body fails there). */
-async function* copiedInto(stream: AsyncIterable<Uint8Array>, into: Buffer): AsyncGenerator<Uint8Array> {
-  let at = 0;
-  for await (const p of stream) {
-    if (at + p.length <= into.length) into.set(p, at);
-    at += p.length;
-    yield p;
-  }
 }
 
 /**

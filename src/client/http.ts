@@ -263,7 +263,10 @@ export async function readAll(res: IncomingMessage, limit = 64 * 1024 * 1024, in
         resolve(out);
       });
       res.once('error', (e) => fail(new CofferError(ErrorCode.UNAVAILABLE, `response broke off after ${n} of ${declared} bytes: ${e.message}`, { cause: e, retryable: true })));
-      res.once('close', () => fail(new CofferError(ErrorCode.UNAVAILABLE, `response ended after ${n} of ${declared} bytes`, { retryable: true })));
+      // 'close' follows every response, 'end' too: the error (its stack trace is not cheap) only when it ends one
+      res.once('close', () => {
+        if (!settled) fail(new CofferError(ErrorCode.UNAVAILABLE, `response ended after ${n} of ${declared} bytes`, { retryable: true }));
+      });
     });
   }
   const parts: Buffer[] = [];

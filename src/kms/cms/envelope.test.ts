@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isCofferError } from '../../errors.js';
-import { buildEnvelope, openEnvelope } from './index.js';
+import { buildEnvelope, openEnvelope, rsaPublicKey } from './index.js';
 
 let dir: string;
 let privateKey: KeyObject;
@@ -51,6 +51,13 @@ describe('CMS EnvelopedData', () => {
     });
   }
 
+  it('refuses RSAES-OAEP with SHA-1 (parameters other than the ones Coffer writes are parsed, not assumed)', () => {
+    writeFileSync(join(dir, 'in.bin'), randomBytes(32));
+    openssl('cms', '-encrypt', '-binary', '-in', join(dir, 'in.bin'), '-recip', join(dir, 'cert.pem'), '-keyid', '-keyopt', 'rsa_padding_mode:oaep',
+      '-keyopt', 'rsa_oaep_md:sha1', '-aes-256-cbc', '-outform', 'DER', '-out', join(dir, 'sha1.der'));
+    expect(() => openEnvelope(readFileSync(join(dir, 'sha1.der')), privateKey)).toThrow(/no RSAES-OAEP-SHA-256 recipient info/);
+  });
+
   it('refuses PKCS#1 v1.5 key transport, other keys, and a modified envelope', () => {
     const secret = randomBytes(32);
     writeFileSync(join(dir, 'in.bin'), secret);
@@ -73,5 +80,35 @@ describe('CMS EnvelopedData', () => {
     expect(() => openEnvelope(Buffer.from('not cms'), privateKey)).toThrow(/not a CMS EnvelopedData/);
     const small = generateKeyPairSync('rsa', { modulusLength: 1024 });
     expect(() => buildEnvelope(secret, small.publicKey.export({ format: 'der', type: 'spki' }))).toThrow(/2048/);
+  });
+
+  it('keeps a recipient key once it passed its checks, and only the exact same bytes find it', () => {
+    // many envelopes to one key (the KMS: every data key of an enclave): each opens, with openssl too
+    for (let i = 0; i < 3; i++) {
+      const secret = randomBytes(32);
+      const env = buildEnvelope(secret, spki);
+      expect(openEnvelope(env, privateKey).equals(secret)).toBe(true);
+      writeFileSync(join(dir, 'kept.der'), env);
+      expect(openssl('cms', '-decrypt', '-binary', '-inform', 'DER', '-in', join(dir, 'kept.der'), '-inkey', join(dir, 'key.pem')).equals(secret)).toBe(true);
+    }
+    // a refused key is refused every time (nothing of it is kept), before and after a good key was kept
+    const small = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'der', type: 'spki' });
+    for (let i = 0; i < 2; i++) expect(() => buildEnvelope(randomBytes(32), small)).toThrow(/2048/);
+    expect(() => rsaPublicKey(small)).toThrow(/2048/);
+    // a key one byte away from the kept one is parsed anew (and fails), never taken for it
+    const edited = Buffer.from(spki);
+    edited[edited.length - 1] = (edited[edited.length - 1] ?? 0) ^ 0xff;
+    let envelope: Buffer | null = null;
+    try {
+      envelope = buildEnvelope(randomBytes(32), edited);
+    } catch {
+      envelope = null;
+    }
+    if (envelope) expect(() => openEnvelope(envelope as Buffer, privateKey)).toThrow();
+    // another key pair's envelope names its own key: ours does not open it (the key id is not mixed up by the cache)
+    const other = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const otherEnv = buildEnvelope(randomBytes(32), other.publicKey.export({ format: 'der', type: 'spki' }));
+    expect(() => openEnvelope(otherEnv, privateKey)).toThrow(/no RSAES-OAEP-SHA-256 recipient info for this key/);
+    expect(openEnvelope(otherEnv, other.privateKey).length).toBe(32);
   });
 });

@@ -24,20 +24,16 @@ const sha256Alg = (): AlgorithmIdentifier => new AlgorithmIdentifier({ algorithm
  * @throws CofferError CMS if the key is not RSA of at least 2048 bits.
  */
 export function buildEnvelope(plaintext: Uint8Array, recipientSpkiDer: Uint8Array): Buffer {
-  const publicKey = rsaPublicKey(recipientSpkiDer);
+  const { key: publicKey, ski } = recipient(recipientSpkiDer);
   const cek = randomBytes(32);
   const iv = randomBytes(16);
   const cipher = createCipheriv('aes-256-cbc', cek, iv);
   const encrypted = Buffer.concat([cipher.update(plaintext), cipher.final()]);
   const encryptedKey = publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, cek);
-  const oaepParams = new RsaEsOaepParams({
-    hashAlgorithm: sha256Alg(),
-    maskGenAlgorithm: new AlgorithmIdentifier({ algorithm: id_mgf1, parameters: AsnConvert.serialize(sha256Alg()) }),
-  });
   const ktri = new KeyTransRecipientInfo({
     version: CMSVersion.v2,
-    rid: new RecipientIdentifier({ subjectKeyIdentifier: new SubjectKeyIdentifier(subjectKeyId(recipientSpkiDer)) }),
-    keyEncryptionAlgorithm: new AlgorithmIdentifier({ algorithm: id_RSAES_OAEP, parameters: AsnConvert.serialize(oaepParams) }),
+    rid: new RecipientIdentifier({ subjectKeyIdentifier: new SubjectKeyIdentifier(ski) }),
+    keyEncryptionAlgorithm: new AlgorithmIdentifier({ algorithm: id_RSAES_OAEP, parameters: oaepParamsDer() }),
     encryptedKey: new OctetString(encryptedKey),
   });
   const enveloped = new EnvelopedData({
@@ -50,6 +46,47 @@ export function buildEnvelope(plaintext: Uint8Array, recipientSpkiDer: Uint8Arra
     }),
   });
   return Buffer.from(AsnConvert.serialize(new ContentInfo({ contentType: id_envelopedData, content: AsnConvert.serialize(enveloped) })));
+}
+
+/** The DER of RSAES-OAEP's parameters (SHA-256, MGF1-SHA-256, empty label): the same for every envelope, made once. */
+let oaepDer: ArrayBuffer | undefined;
+function keptOaepDer(): ArrayBuffer {
+  oaepDer ??= AsnConvert.serialize(new RsaEsOaepParams({
+    hashAlgorithm: sha256Alg(),
+    maskGenAlgorithm: new AlgorithmIdentifier({ algorithm: id_mgf1, parameters: AsnConvert.serialize(sha256Alg()) }),
+  }));
+  return oaepDer;
+}
+function oaepParamsDer(): ArrayBuffer {
+  return keptOaepDer().slice(0); // a copy: nothing that serializes an envelope can change the kept one
+}
+
+/**
+ * A recipient key as buildEnvelope needs it (parsed and checked by rsaPublicKey, and its subjectKeyIdentifier),
+ * kept per exact SPKI bytes: the KMS sends every data key of an enclave to the same attested key, and parsing it
+ * (ASN.1, twice) cost more than the RSA encryption. Only keys that passed the check are kept; 16 at most.
+ */
+const recipients = new Map<string, { key: KeyObject; ski: Buffer }>();
+const KEEP_RECIPIENTS = 16;
+function recipient(spkiDer: Uint8Array): { key: KeyObject; ski: Buffer } {
+  const id = Buffer.from(spkiDer).toString('base64');
+  const kept = recipients.get(id);
+  if (kept) return kept;
+  const made = { key: rsaPublicKey(spkiDer), ski: subjectKeyId(spkiDer) };
+  recipients.set(id, made);
+  while (recipients.size > KEEP_RECIPIENTS) recipients.delete(recipients.keys().next().value as string);
+  return made;
+}
+
+/** subjectKeyIdentifier of a private key's public half, kept per key object (an enclave opens every envelope with one key). */
+const ownKeyIds = new WeakMap<KeyObject, Buffer>();
+function ownKeyId(privateKey: KeyObject): Buffer {
+  let id = ownKeyIds.get(privateKey);
+  if (!id) {
+    id = subjectKeyId(createPublicKey(privateKey).export({ format: 'der', type: 'spki' }));
+    ownKeyIds.set(privateKey, id);
+  }
+  return id;
 }
 
 /**
@@ -83,7 +120,7 @@ export function openEnvelope(envelope: Uint8Array, privateKey: KeyObject): Buffe
 }
 
 function unwrapContentKey(infos: RecipientInfos, privateKey: KeyObject): Buffer {
-  const ours = subjectKeyId(createPublicKey(privateKey).export({ format: 'der', type: 'spki' }));
+  const ours = ownKeyId(privateKey);
   let candidates = 0;
   for (const ri of infos) {
     const ktri = ri.ktri;
@@ -103,6 +140,8 @@ function unwrapContentKey(infos: RecipientInfos, privateKey: KeyObject): Buffer 
 
 function isOaepSha256(alg: AlgorithmIdentifier): boolean {
   if (alg.algorithm !== id_RSAES_OAEP || !alg.parameters) return false;
+  // the exact DER buildEnvelope writes (what the KMS sends every time) needs no parse; any other encoding is parsed
+  if (Buffer.from(alg.parameters).equals(Buffer.from(keptOaepDer()))) return true;
   try {
     const p = AsnConvert.parse(alg.parameters, RsaEsOaepParams);
     const mgfHash = p.maskGenAlgorithm.parameters ? AsnConvert.parse(p.maskGenAlgorithm.parameters, AlgorithmIdentifier).algorithm : null;
@@ -124,6 +163,8 @@ function encryptedBytes(ec: EncryptedContent | undefined): Buffer {
 
 /** Parses a recipient key. @throws CofferError CMS unless it is an RSA SubjectPublicKeyInfo of at least 2048 bits. */
 export function rsaPublicKey(spkiDer: Uint8Array): KeyObject {
+  const kept = recipients.get(Buffer.from(spkiDer).toString('base64'));
+  if (kept) return kept.key;
   let key: KeyObject;
   try {
     key = createPublicKey({ key: Buffer.from(spkiDer), format: 'der', type: 'spki' });
