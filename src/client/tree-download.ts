@@ -50,11 +50,12 @@ interface Entry {
 export const KNOWN_NAMES_MAX = 50_000;
 
 /**
- * Off-heap bytes of batch-read files (sealed answer + plaintext) between two young-generation collections: 4 MiB,
- * i.e. one every ≈ 128 files of 16 KiB. At the bulk paths' 32 MiB a file's other off-heap garbage (socket
- * reads, the decipher's output, transferred and detached plaintext buffers) outgrew V8's global limit, which then
- * ran a full mark-compact every ≈ 500–800 files (11–24 per 10,000 files, with concurrent marking on the second
- * core); at 4 MiB 1–4 ran, the client's CPU fell by ≈ 25 % and its peak RSS by ≈ 50 MiB (docs/benchmarks.md).
+ * Off-heap bytes of batch-read files (sealed answer + plaintext, counted twice the sealed size) between two
+ * young-generation collections: 4 MiB, one every ≈ 128 files of 16 KiB. At the bulk paths' 32 MiB the files'
+ * off-heap garbage (socket reads, the decipher's output, plaintext transferred to a worker and detached here)
+ * outgrew V8's global limit, which then ran a full mark-compact every ≈ 500–800 files (11–24 per 10,000 files,
+ * with concurrent marking on the other core); at 4 MiB 1–8 ran, user CPU fell ≈ 18 % and peak RSS ≈ 65 MiB
+ * (docs/runtime.md, "get -r's full collections").
  */
 export const BATCH_GARBAGE_INTERVAL = 4 * 1024 * 1024;
 
@@ -65,8 +66,8 @@ export async function downloadTree(client: VaultClient, vaultDir: string, localD
   const medium = new Gate(MEDIUM_FILES_IN_FLIGHT);
   const large = new Gate(1);
   const dirs = new DirSyncer();
-  // each batch-read file is a fresh sealed buffer (the answer) and a fresh plaintext buffer, off-heap memory V8
-  // would let pile up (src/young-garbage.ts): collected every BATCH_GARBAGE_INTERVAL of them
+  // each batch-read file leaves off-heap garbage V8 would let pile up (src/young-garbage.ts): collected every
+  // BATCH_GARBAGE_INTERVAL
   const youngGarbage = new YoungGarbagePacer(BATCH_GARBAGE_INTERVAL);
   const durable = options.fsync === true;
   // without fsync, files are placed by synchronous calls on a few worker threads (place-workers.ts)
