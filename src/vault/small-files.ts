@@ -8,7 +8,7 @@ import { PackReader } from '../pack-runs.js';
 import type { ChunkRef } from '../../storage-backend/index.js';
 import { commitUpload } from './commit.js';
 import type { Actor, ManifestView, NodeView, VaultContext } from './context.js';
-import { readAuthorisedChunk, readableFile, type AuthorisedBlob } from './downloads.js';
+import { readAuthorisedChunk, readableFile, readableFiles, type AuthorisedBlob, type ReadableFile } from './downloads.js';
 import { formatPath, parsePath } from './paths.js';
 import type { DirResolutions } from './resolve.js';
 import { abortUpload, createUpload, putChunk, uploadAttrs, type CreateUploadInput } from './uploads.js';
@@ -154,8 +154,15 @@ function failedItem(path: string, e: unknown): BatchReadItem {
 async function* readGrouped(ctx: VaultContext, actor: Actor, paths: readonly string[], bufferFor: SealedBufferFor, dirs: DirResolutions): AsyncGenerator<BatchReadItem> {
   let run: Buffer | null = null;
   let next = 0;
-  // the file that ended the previous group (its chunk would have passed GROUP_BYTES): the next group's first
-  let carried: { path: string; found: Awaited<ReturnType<typeof readableFile>> } | null = null;
+  // files decided (readableFiles: GROUP_FILES paths a round) and not yet in a group; a file that would have passed
+  // GROUP_BYTES goes back to its head, to be the next group's first
+  let decided: Array<{ path: string; found: ReadableFile | CofferError }> = [];
+  const decide = async (): Promise<void> => {
+    const batch = paths.slice(next, next + GROUP_FILES);
+    next += batch.length;
+    const found = await readableFiles(ctx, actor, batch, dirs);
+    decided = batch.map((path, i) => ({ path, found: found[i] as ReadableFile | CofferError }));
+  };
   const group = async (): Promise<BatchReadItem[]> => {
     const items: BatchReadItem[] = [];
     // chunks to read, each into items[at]; checked as getSmallFile checks them (readAuthorisedChunk) beforehand
@@ -166,25 +173,18 @@ async function* readGrouped(ctx: VaultContext, actor: Actor, paths: readonly str
       if (info.size !== stored) throw new CofferError(ErrorCode.CHUNK_MISSING, `chunk 0 of blob ${blobId} is not in the chunk store at its recorded size`);
     };
     let bytes = 0;
-    while ((carried || next < paths.length) && items.length < GROUP_FILES) {
-      let p: string;
-      let found;
-      if (carried) {
-        ({ path: p, found } = carried);
-        carried = null;
-      } else {
-        p = paths[next++] as string;
-        try {
-          found = await readableFile(ctx, actor, p, dirs);
-        } catch (e) {
-          items.push(failedItem(p, e));
-          continue;
-        }
+    while ((decided.length > 0 || next < paths.length) && items.length < GROUP_FILES) {
+      if (decided.length === 0) await decide();
+      const head = decided.shift() as (typeof decided)[number];
+      const { path: p, found } = head;
+      if (found instanceof CofferError) {
+        items.push({ path: p, error: found });
+        continue;
       }
       const { node, manifest, blob } = found;
       const stored = manifest.chunkCount === 1 ? (manifest.chunks[0]?.storedSize ?? 0) : 0;
       if (items.length > 0 && bytes + stored > GROUP_BYTES) {
-        carried = { path: p, found };
+        decided.unshift(head);
         break;
       }
       const at = items.length;
@@ -241,7 +241,7 @@ async function* readGrouped(ctx: VaultContext, actor: Actor, paths: readonly str
   try {
     while (ahead) {
       const items: BatchReadItem[] = await ahead;
-      ahead = carried || next < paths.length ? group() : null;
+      ahead = decided.length > 0 || next < paths.length ? group() : null;
       yield* items;
     }
   } finally {
