@@ -195,13 +195,8 @@ export async function readChunk(
 export async function readAuthorisedChunk(
   ctx: VaultContext, authorised: AuthorisedBlob, index: number, plan: (info: ChunkInfo) => ChunkReadPlan = () => ({}),
 ): Promise<ChunkRead> {
-  checkIndex(index);
-  if (authorised[AUTHORISED] !== true) throw new CofferError(ErrorCode.PERMISSION_DENIED, 'blob read not authorised');
-  const blob = authorised.record;
+  const blob = chunkOf(authorised, index);
   const blobId = blob.id;
-  if (blob.state !== 'committed') throw new CofferError(ErrorCode.NOT_FOUND, `blob ${blobId} is not committed`);
-  const count = blob.chunkCount ?? 0;
-  if (index >= count) throw new CofferError(ErrorCode.NOT_FOUND, `blob ${blobId} has ${count} chunks`);
   const st = await ctx.chunks.stat({ blobId, index });
   if (!st) throw new CofferError(ErrorCode.CHUNK_MISSING, `chunk ${index} of blob ${blobId} is missing from the chunk store`);
   const info: ChunkInfo = { size: st.size, sha256: blob.chunkSha256?.[index] ?? '' };
@@ -210,6 +205,34 @@ export async function readAuthorisedChunk(
   if (p.into && !p.range) return { ...info, stream: null, bytes: await ctx.chunks.readInto({ blobId, index }, p.into) };
   const stream = await ctx.chunks.get({ blobId, index }, p.range);
   return { ...info, range: p.range, stream };
+}
+
+/** The authorised blob's record, when it is committed and has chunk `index`. Throws as readAuthorisedChunk. */
+function chunkOf(authorised: AuthorisedBlob, index: number): BlobRecord {
+  checkIndex(index);
+  if (authorised[AUTHORISED] !== true) throw new CofferError(ErrorCode.PERMISSION_DENIED, 'blob read not authorised');
+  const blob = authorised.record;
+  if (blob.state !== 'committed') throw new CofferError(ErrorCode.NOT_FOUND, `blob ${blob.id} is not committed`);
+  const count = blob.chunkCount ?? 0;
+  if (index >= count) throw new CofferError(ErrorCode.NOT_FOUND, `blob ${blob.id} has ${count} chunks`);
+  return blob;
+}
+
+/**
+ * readAuthorisedChunk with `skipBody` for a chunk the store holds in a pack it knows (packedLocation): the same
+ * checks and the same `plan` call, with the size stat would answer for it (the packed length, from the store's
+ * memory) and no stat call. Returns null when the store knows no pack holding it: then call readAuthorisedChunk.
+ * Throws as readAuthorisedChunk.
+ */
+export function checkPackedChunk(
+  ctx: VaultContext, authorised: AuthorisedBlob, index: number, plan: (info: ChunkInfo) => void,
+): ChunkInfo | null {
+  const blob = chunkOf(authorised, index);
+  const loc = ctx.chunks.packedLocation?.({ blobId: blob.id, index });
+  if (!loc) return null;
+  const info: ChunkInfo = { size: loc.length, sha256: blob.chunkSha256?.[index] ?? '' };
+  plan(info);
+  return info;
 }
 
 /**

@@ -27,6 +27,9 @@ const ODD = [
   '/a/empty', '/a/f1/x/y', '/b/g1', '/a/f69',
 ];
 
+const P_FILES = Array.from({ length: 12 }, (_, i) => `/p/p${i}`);
+let packedBlob = '';
+
 type Answer = { code: string; message: string } | { node: unknown; manifest: unknown; sealed: string | null };
 
 function answerOf(item: BatchReadItem): Answer {
@@ -69,6 +72,18 @@ describe.each(backends)('batch read on metadata %s', (kind, mongoUri) => {
     for (let i = 0; i < 3; i++) await put(root, `/b/g${i}`, 10 + i);
     await t.vault.putGrant(root, '/b/g1', 'bob', 'read'); // a grant on the file itself
     await put(root, '/c/d/h', 5);
+    // files stored together in one pack (the batch upload), as put -r stores a tree's small files
+    await t.vault.mkdir(root, '/p');
+    await t.vault.putGrant(root, '/p', 'alice', 'write');
+    const packed = await Promise.all(P_FILES.map(async (path, i) => {
+      const blobId = newBlobHex();
+      const sealed = (await sealAll(newDek(), blobId, randomBytes(50 + i)))[0]!;
+      return { input: { path, blobId, keyGeneration: 1, keyRecord, size: 50 + i }, sealed: Buffer.from(sealed) };
+    }));
+    expect((await t.vault.putSmallFiles(alice, packed)).every((r) => r.ok)).toBe(true);
+    packedBlob = packed[3]!.input.blobId;
+    // one whose record no longer matches its packed chunk's length: CHUNK_MISSING, alone
+    await t.store.updateBlob(packed[5]!.input.blobId, 'committed', { size: 7 });
     const gone = await put(alice, '/a/gone', 9);
     await t.store.updateBlob(gone, 'committed', { state: 'deleting' }); // its node stays: "its blob is gone"
   });
@@ -93,7 +108,8 @@ describe.each(backends)('batch read on metadata %s', (kind, mongoUri) => {
 
   it('answers every path as getSmallFile does, for each caller', async () => {
     expect(t.chunks.packedLocation).toBeTypeOf('function'); // the grouped path is the one under test
-    const paths = [...ODD.slice(0, 12), ...A_FILES, ...ODD.slice(12)];
+    expect(t.chunks.packedLocation?.({ blobId: packedBlob, index: 0 })).toBeDefined();
+    const paths = [...ODD.slice(0, 12), ...A_FILES, ...P_FILES, ...ODD.slice(12)];
     for (const actor of [alice, bob, carol, root]) {
       const got = await batch(actor, paths);
       expect(got, actor.user).toEqual(await single(actor, paths));
@@ -106,6 +122,7 @@ describe.each(backends)('batch read on metadata %s', (kind, mongoUri) => {
       'PERMISSION_DENIED', 'PERMISSION_DENIED', 'PERMISSION_DENIED', 'ok', 'NOT_A_DIRECTORY', 'PERMISSION_DENIED', 'ok',
     ]);
     expect((await batch(bob, ['/b/g0', '/b/g1', '/a/open/shared', '/a/f0'])).map((a) => ('code' in a ? a.code : 'ok'))).toEqual(['PERMISSION_DENIED', 'ok', 'ok', 'PERMISSION_DENIED']);
+    expect((await batch(alice, P_FILES)).map((a) => ('code' in a ? a.code : 'ok'))).toEqual(P_FILES.map((_, i) => (i === 5 ? 'CHUNK_MISSING' : 'ok')));
   });
 
   it('reads the metadata by rounds of a group: one getChildren a directory, one getBlobs, one listGrants', async () => {
