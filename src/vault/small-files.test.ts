@@ -1,5 +1,5 @@
-// The batch read's grouped path (readSmallFiles over a store with packs) against one getSmallFile per path, on
-// each real metadata store: the same answer for every path (node, manifest, sealed bytes, or the same error code
+// The batch read (readSmallFiles, over a chunk store with packs and over one without) against one getSmallFile
+// per path, on each real metadata store: the same answer for every path (node, manifest, sealed bytes, or the same error code
 // and message), whoever asks and whatever the path, while the metadata is read by rounds of a group's files
 // (getChildren, getBlobs, one listGrants) instead of per file; a failed round leaves each file to its own read.
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { CHUNK_SIZE } from '../crypto/index.js';
 import { CofferError, ErrorCode } from '../errors.js';
 import type { Actor } from './context.js';
+import { Vault } from './vault.js';
 import type { BatchReadItem } from './small-files.js';
 import { newBlobHex, newDek, once, openTestVault, sealAll, type TestVault } from './test-env.js';
 
@@ -44,6 +45,8 @@ describe.each(backends)('batch read on metadata %s', (kind, mongoUri) => {
     return;
   }
   let t: TestVault;
+  /** The same vault over a chunk store without packedLocation / readPackRange (as S3): the batch read's other path. */
+  let plain: Vault;
 
   async function put(actor: Actor, path: string, size: number): Promise<string> {
     const blobId = newBlobHex();
@@ -86,12 +89,21 @@ describe.each(backends)('batch read on metadata %s', (kind, mongoUri) => {
     await t.store.updateBlob(packed[5]!.input.blobId, 'committed', { size: 7 });
     const gone = await put(alice, '/a/gone', 9);
     await t.store.updateBlob(gone, 'committed', { state: 'deleting' }); // its node stays: "its blob is gone"
+    const hidden = new Set<string | symbol>(['packedLocation', 'readPackRange']);
+    const chunks = new Proxy(t.chunks, {
+      get: (target, prop) => {
+        if (hidden.has(prop)) return undefined;
+        const v = Reflect.get(target, prop, target) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    plain = await Vault.open(t.store, chunks, { defaultRootRole: 'none' });
   });
   afterAll(async () => t?.close());
 
-  async function batch(actor: Actor, paths: readonly string[]): Promise<Answer[]> {
+  async function batch(actor: Actor, paths: readonly string[], vault: Vault = t.vault): Promise<Answer[]> {
     const out: Answer[] = [];
-    for await (const item of t.vault.readSmallFiles(actor, paths)) out.push(answerOf(item));
+    for await (const item of vault.readSmallFiles(actor, paths)) out.push(answerOf(item));
     return out;
   }
 
@@ -111,8 +123,9 @@ describe.each(backends)('batch read on metadata %s', (kind, mongoUri) => {
     expect(t.chunks.packedLocation?.({ blobId: packedBlob, index: 0 })).toBeDefined();
     const paths = [...ODD.slice(0, 12), ...A_FILES, ...P_FILES, ...ODD.slice(12)];
     for (const actor of [alice, bob, carol, root]) {
-      const got = await batch(actor, paths);
-      expect(got, actor.user).toEqual(await single(actor, paths));
+      const want = await single(actor, paths);
+      expect(await batch(actor, paths), actor.user).toEqual(want);
+      expect(await batch(actor, paths, plain), `${actor.user}, no packs`).toEqual(want);
     }
     // the cases are all there: alice's answers by code
     const codes = (await batch(alice, ODD)).map((a) => ('code' in a ? a.code : 'ok'));
@@ -129,13 +142,15 @@ describe.each(backends)('batch read on metadata %s', (kind, mongoUri) => {
     const spies = (['getChild', 'getChildren', 'getBlob', 'getBlobs', 'listGrants'] as const).map((m) => vi.spyOn(t.store, m));
     const [getChild, getChildren, getBlob, getBlobs, listGrants] = spies;
     try {
-      expect((await batch(alice, A_FILES)).every((a) => 'node' in a)).toBe(true);
-      expect(getChild!.mock.calls.length).toBe(1); // '/a', walked once
-      expect(getChildren!.mock.calls.length).toBe(2); // 70 files: rounds of 64 and 6
-      expect(getBlobs!.mock.calls.length).toBe(2);
-      expect(getBlob!.mock.calls.length).toBe(0);
-      expect(listGrants!.mock.calls.length).toBe(0); // alice owns her files
-      for (const s of spies) s.mockClear();
+      for (const vault of [t.vault, plain]) {
+        expect((await batch(alice, A_FILES, vault)).every((a) => 'node' in a)).toBe(true);
+        expect(getChild!.mock.calls.length).toBe(1); // '/a', walked once
+        expect(getChildren!.mock.calls.length).toBe(2); // 70 files: rounds of 64 and 6
+        expect(getBlobs!.mock.calls.length).toBe(2);
+        expect(getBlob!.mock.calls.length).toBe(0);
+        expect(listGrants!.mock.calls.length).toBe(0); // alice owns her files
+        for (const s of spies) s.mockClear();
+      }
       const bobs = ['/b/g1', '/a/open/shared', '/b/g1', '/b/g0'];
       expect((await batch(bob, bobs)).map((a) => ('code' in a ? a.code : 'ok'))).toEqual(['ok', 'ok', 'ok', 'PERMISSION_DENIED']);
       expect(listGrants!.mock.calls.length).toBe(1); // one for the group, not one a file
@@ -155,6 +170,9 @@ describe.each(backends)('batch read on metadata %s', (kind, mongoUri) => {
       try {
         expect(await batch(alice, paths), m).toEqual(want);
         expect(spy).toHaveBeenCalled();
+        spy.mockClear().mockRejectedValueOnce(new CofferError(ErrorCode.METADATA, 'the store is away'));
+        expect(await batch(alice, paths, plain), `${m}, no packs`).toEqual(want);
+        expect(spy).toHaveBeenCalled();
       } finally {
         spy.mockRestore();
       }
@@ -169,6 +187,8 @@ describe.each(backends)('batch read on metadata %s', (kind, mongoUri) => {
     const bug = vi.spyOn(t.store, 'getBlobs').mockRejectedValueOnce(new TypeError('a bug'));
     try {
       await expect(batch(alice, paths)).rejects.toThrow('a bug');
+      bug.mockRejectedValueOnce(new TypeError('a bug'));
+      await expect(batch(alice, paths, plain)).rejects.toThrow('a bug');
     } finally {
       bug.mockRestore();
     }
