@@ -1,7 +1,8 @@
 // The batch read (readSmallFiles, over a chunk store with packs and over one without) against one getSmallFile
-// per path, on each real metadata store: the same answer for every path (node, manifest, sealed bytes, or the same error code
-// and message), whoever asks and whatever the path, while the metadata is read by rounds of a group's files
-// (getChildren, getBlobs, one listGrants) instead of per file; a failed round leaves each file to its own read.
+// per path, on each real metadata store: the same answer for every path (node, manifest, sealed bytes, or the
+// same error code and message), whoever asks and whatever the path, while the metadata is read by rounds of a
+// group's files (getChildren, getBlobs, one listGrants) instead of per file; a failed round leaves each file to
+// its own read.
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { CHUNK_SIZE } from '../crypto/index.js';
