@@ -108,15 +108,20 @@ describe('POST /v1/fs/files/read', () => {
     expect(got[1]!.error === undefined && Buffer.from(got[1]!.sealed!).equals(Buffer.from(sealedOf.get('/a/open/shared')!))).toBe(true);
   });
 
-  it('walks each directory once per batch (one getChild a file), with the answers a single read gives', async () => {
+  it('walks each directory once per batch and looks a group\'s files up together, with the answers a single read gives', async () => {
     const getChild = vi.spyOn(s.env.store, 'getChild');
+    const getChildren = vi.spyOn(s.env.store, 'getChildren');
+    const getBlob = vi.spyOn(s.env.store, 'getBlob');
     try {
       const files = Array.from({ length: 40 }, (_, i) => `/a/f${i}`);
       const got = await readAll(alice, files);
       expect(got.every((a) => a.error === undefined)).toBe(true);
-      expect(getChild.mock.calls.length).toBe(1 + files.length); // '/a' once, then each file (was 2 a file)
+      // '/a' once, then one getChildren for the group's 40 files (was one getChild a file, and 2 a file before that)
+      expect([getChild.mock.calls.length, getChildren.mock.calls.length, getBlob.mock.calls.length]).toEqual([1, 1, 0]);
     } finally {
       getChild.mockRestore();
+      getChildren.mockRestore();
+      getBlob.mockRestore();
     }
     // paths whose directory is missing or a file, the root (alice may not read it): each fails alone, as GET /v1/fs/file answers it
     const odd = ['/a/f1/x', '/zz/q', '/a/none', '/', '/a/f1', '/a/f1/x/y', '/a/open/shared'];

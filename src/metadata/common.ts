@@ -162,6 +162,31 @@ export function checkBatch(items: unknown): void {
   }
 }
 
+/**
+ * Throws INVALID_ARGUMENT unless `keys` is an array of at most MAX_BATCH strings (getChildren, getBlobs).
+ * Returns them without repeats, in first-seen order: what the adapter looks up.
+ */
+export function distinctKeys(keys: readonly string[]): string[] {
+  if (!Array.isArray(keys) || keys.length > MAX_BATCH || keys.some((k) => typeof k !== 'string')) {
+    throw new CofferError(ErrorCode.INVALID_ARGUMENT, `a look-up names an array of at most ${MAX_BATCH} strings`);
+  }
+  return [...new Set(keys)];
+}
+
+/** Each key's record from `found` (by `keyOf`), or null, in the order of `keys`: a batch look-up's answer. */
+export function inKeyOrder<T>(keys: readonly string[], found: readonly T[], keyOf: (r: T) => string): Array<T | null> {
+  const by = new Map<string, T>();
+  for (const r of found) by.set(keyOf(r), r);
+  const given = new Set<T>();
+  return keys.map((k) => {
+    const r = by.get(k);
+    if (r === undefined) return null;
+    if (given.has(r)) return structuredClone(r); // a key asked twice: its own copy, as two single look-ups give
+    given.add(r);
+    return r;
+  });
+}
+
 /** Runs a record's own checks, returning the error instead of throwing it (a batch fails one record alone). */
 export function checked(check: () => void): CofferError | null {
   try {

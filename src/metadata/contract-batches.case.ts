@@ -1,6 +1,7 @@
 // MetadataStore contract, part 4: batches (insertBlobs, insertNodes) — many single-document inserts in one round
-// (one SQLite transaction, one unordered MongoDB bulk write), each failing alone. Registered from
-// runMetadataStoreContract (contract.case.ts) inside its per-test store setup.
+// (one SQLite transaction, one unordered MongoDB bulk write), each failing alone — and batched look-ups
+// (getChildren, getBlobs), each answer what the single look-up gives. Registered from runMetadataStoreContract
+// (contract.case.ts) inside its per-test store setup.
 import { expect, it } from 'vitest';
 import { expectCode, mkNode, T0 } from './contract-helpers.case.js';
 import { ROOT_ID, type BlobRecord, type MetadataStore } from './types.js';
@@ -56,5 +57,66 @@ export function runBatchContract(getStore: () => MetadataStore): void {
     await expectCode(store.insertBlobs(Array.from({ length: 10_001 }, (_, i) => mkBlob(i))), 'INVALID_ARGUMENT');
     await expectCode(store.insertNodes('no' as never), 'INVALID_ARGUMENT');
     expect((await store.listBlobs()).items).toEqual([]);
+  });
+
+  it('getChildren answers, per name in the order asked, what getChild answers', async () => {
+    const store = getStore();
+    await store.insertNode(mkNode({ id: 'root', parentId: null, name: '' }));
+    await store.insertNode(mkNode({ id: 'd', name: 'd' }));
+    await store.insertNode(mkNode({ id: 'e', name: 'e' }));
+    // names that differ only by case or Unicode normalisation are different names; one in another directory too
+    const names = ['b', 'a', 'A', '\u00e9', 'e\u0301', 'x y', '\u{1f600}'];
+    for (const [i, name] of names.entries()) {
+      await store.insertNode(mkNode({ id: `n${i}`, parentId: 'd', name, type: 'file', blobId: mkBlob(i).id, size: i }));
+    }
+    await store.insertNode(mkNode({ id: 'other', parentId: 'e', name: 'only-in-e', type: 'file', blobId: mkBlob(99).id }));
+    const asked = ['x y', 'missing', 'a', 'only-in-e', 'a', '\u00e9', 'B', 'e\u0301', '\u{1f600}', 'b', 'A', ''];
+    const got = await store.getChildren('d', asked);
+    const single = await Promise.all(asked.map((n) => store.getChild('d', n)));
+    expect(got).toEqual(single);
+    expect(got.map((n) => n?.id ?? null)).toEqual(['n5', null, 'n1', null, 'n1', 'n3', null, 'n4', 'n6', 'n0', 'n2', null]);
+    expect(got[2]).not.toBe(got[4]); // a name asked twice: two records, as two getChild calls give
+    expect(await store.getChildren('d', [])).toEqual([]);
+    expect(await store.getChildren('nowhere', ['a', 'b'])).toEqual([null, null]);
+    expect(await store.getChildren(ROOT_ID, ['e', 'd'])).toEqual([await store.getNode('e'), await store.getNode('d')]);
+  });
+
+  it('getChildren and getBlobs take long lists (past any bound-parameter limit) and refuse over 10,000', async () => {
+    const store = getStore();
+    await store.insertNode(mkNode({ id: 'root', parentId: null, name: '' }));
+    const blobs = Array.from({ length: 1300 }, (_, i) => mkBlob(i, { state: i % 3 === 0 ? 'uploading' : 'committed' }));
+    expect(await store.insertBlobs(blobs)).toEqual(blobs.map(() => null));
+    const nodes = blobs.map((b, i) => mkNode({ id: `f${i}`, name: `file-${i}`, type: 'file', blobId: b.id, size: i }));
+    expect(await store.insertNodes(nodes)).toEqual(nodes.map(() => null));
+    // every stored one, reversed, with a missing one after each tenth and repeats: 1,300 + 130 + 300 keys
+    const names: string[] = [];
+    const ids: string[] = [];
+    for (let i = 1299; i >= 0; i--) {
+      names.push(`file-${i}`);
+      ids.push(mkBlob(i).id);
+      if (i % 10 === 0) {
+        names.push(`absent-${i}`);
+        ids.push(mkBlob(5000 + i).id);
+      }
+      if (i % 4 === 0 && i < 1200) {
+        names.push(`file-${i + 100}`);
+        ids.push(mkBlob(i + 100).id);
+      }
+    }
+    const children = await store.getChildren(ROOT_ID, names);
+    expect(children).toHaveLength(names.length);
+    names.forEach((n, i) => expect(children[i]?.name ?? null, n).toBe(n.startsWith('file-') ? n : null));
+    expect(children).toEqual(names.map((n) => (n.startsWith('file-') ? nodes[Number(n.slice(5))] : null)));
+    const got = await store.getBlobs(ids);
+    expect(got).toEqual(ids.map((id) => blobs.find((b) => b.id === id) ?? null));
+    // spot checks against the single look-ups
+    for (const i of [0, 1, 499, 500, 501, 1000, names.length - 1]) {
+      expect(children[i]).toEqual(await store.getChild(ROOT_ID, names[i]!));
+      expect(got[i]).toEqual(await store.getBlob(ids[i]!));
+    }
+    expect(await store.getBlobs([])).toEqual([]);
+    await expectCode(store.getChildren(ROOT_ID, Array.from({ length: 10_001 }, (_, i) => `n${i}`)), 'INVALID_ARGUMENT');
+    await expectCode(store.getBlobs(Array.from({ length: 10_001 }, (_, i) => mkBlob(i).id)), 'INVALID_ARGUMENT');
+    await expectCode(store.getBlobs('no' as never), 'INVALID_ARGUMENT');
   });
 }

@@ -122,6 +122,13 @@ export interface MetadataStore {
   // ---- tree ----
   getNode(id: string): Promise<TreeNode | null>;
   getChild(parentId: string, name: string): Promise<TreeNode | null>;
+  /**
+   * getChild for many names under one parent in one round (a batch read's files mostly share a directory):
+   * per name, in the order given, what getChild(parentId, name) answers (a name given twice gets its node twice;
+   * null where absent). A read, no more atomic than that many getChild calls. At most 10,000 names
+   * (INVALID_ARGUMENT); none gives [].
+   */
+  getChildren(parentId: string, names: readonly string[]): Promise<Array<TreeNode | null>>;
   /** Children ordered by name (byte order), names strictly greater than `after`; limit 1..10000. */
   listChildren(parentId: string, options?: { after?: string; limit?: number }): Promise<Page<TreeNode>>;
   hasChildren(parentId: string): Promise<boolean>;
@@ -152,6 +159,8 @@ export interface MetadataStore {
   /** ALREADY_EXISTS if the id is taken. */
   insertBlob(blob: BlobRecord): Promise<void>;
   getBlob(id: string): Promise<BlobRecord | null>;
+  /** getBlob for many ids in one round, as getChildren is for getChild: per id in order, its blob or null. */
+  getBlobs(ids: readonly string[]): Promise<Array<BlobRecord | null>>;
   /**
    * Compare-and-set on state: applies `patch` only if the blob is in `fromState` (UPLOAD_STATE otherwise,
    * NOT_FOUND if absent). Idempotent when the patch's state equals the current state and fromState matches,

@@ -61,6 +61,51 @@ export type DirResolutions = Map<string, Promise<Resolution>>;
  */
 export async function resolveExistingIn(store: MetadataStore, segments: readonly string[], dirs: DirResolutions): Promise<TreeNode[]> {
   if (segments.length === 0) return resolveExisting(store, segments);
+  const dir = await parentIn(store, segments, dirs);
+  const child = await store.getChild((dir[dir.length - 1] as TreeNode).id, segments[segments.length - 1] as string);
+  if (!child) throw new CofferError(ErrorCode.NOT_FOUND, `${formatPath(segments)} does not exist`);
+  return [...dir, child];
+}
+
+/**
+ * resolveExistingIn for many paths at once (a batch read's group): per path, in order, its chain or the error
+ * resolveExistingIn throws for it. The leaves under one directory are looked up together (one getChildren per
+ * parent instead of one getChild a file). A failure that is not a CofferError (a bug) is thrown; a store
+ * failure of a shared look-up (METADATA) is thrown too, for the caller to decide (readableFiles: each path alone).
+ */
+export async function resolveManyIn(
+  store: MetadataStore, paths: ReadonlyArray<readonly string[]>, dirs: DirResolutions,
+): Promise<Array<TreeNode[] | CofferError>> {
+  const out: Array<TreeNode[] | CofferError> = new Array<TreeNode[] | CofferError>(paths.length);
+  const under = new Map<string, { dir: TreeNode[]; at: number[] }>(); // parent id → its chain and the paths in it
+  for (const [i, segments] of paths.entries()) {
+    try {
+      if (segments.length === 0) {
+        out[i] = await resolveExisting(store, segments);
+        continue;
+      }
+      const dir = await parentIn(store, segments, dirs);
+      const id = (dir[dir.length - 1] as TreeNode).id;
+      const leaves = under.get(id);
+      if (leaves) leaves.at.push(i);
+      else under.set(id, { dir, at: [i] });
+    } catch (e) {
+      if (!isCofferError(e)) throw e;
+      out[i] = e;
+    }
+  }
+  for (const [id, { dir, at }] of under) {
+    const children = await store.getChildren(id, at.map((i) => (paths[i] as readonly string[]).at(-1) as string));
+    at.forEach((i, k) => {
+      const child = children[k];
+      out[i] = child ? [...dir, child] : new CofferError(ErrorCode.NOT_FOUND, `${formatPath(paths[i] as readonly string[])} does not exist`);
+    });
+  }
+  return out;
+}
+
+/** The chain of the directory holding `segments`' last one (≥ 1 segment), walked once per `dirs`. Throws as resolveExisting. */
+async function parentIn(store: MetadataStore, segments: readonly string[], dirs: DirResolutions): Promise<TreeNode[]> {
   const parentSegments = segments.slice(0, -1);
   const key = formatPath(parentSegments);
   let dir = dirs.get(key);
@@ -73,9 +118,7 @@ export async function resolveExistingIn(store: MetadataStore, segments: readonly
   if (!r.found) throw new CofferError(ErrorCode.NOT_FOUND, `${formatPath(segments)} does not exist`);
   const parent = r.chain[r.chain.length - 1] as TreeNode;
   if (parent.type !== 'dir') throw new CofferError(ErrorCode.NOT_A_DIRECTORY, `${key} is not a directory`);
-  const child = await store.getChild(parent.id, segments[segments.length - 1] as string);
-  if (!child) throw new CofferError(ErrorCode.NOT_FOUND, `${formatPath(segments)} does not exist`);
-  return [...r.chain, child];
+  return r.chain;
 }
 
 /** The chain root..node by walking parentId upwards (for a node found by id). Throws NOT_FOUND if detached. */

@@ -8,7 +8,7 @@ import { PackReader } from '../pack-runs.js';
 import type { ChunkRef } from '../../storage-backend/index.js';
 import { commitUpload } from './commit.js';
 import type { Actor, ManifestView, NodeView, VaultContext } from './context.js';
-import { readAuthorisedChunk, readableFile, type AuthorisedBlob } from './downloads.js';
+import { checkPackedChunk, readAuthorisedChunk, readableFile, readableFiles, type AuthorisedBlob, type ReadableFile } from './downloads.js';
 import { formatPath, parsePath } from './paths.js';
 import type { DirResolutions } from './resolve.js';
 import { abortUpload, createUpload, putChunk, uploadAttrs, type CreateUploadInput } from './uploads.js';
@@ -79,7 +79,12 @@ export async function getSmallFile(
   dirs?: DirResolutions,
 ): Promise<SmallFileRead> {
   // one access decision: read on the path authorises the chunk of the blob that file is bound to
-  const { node, manifest, blob } = await readableFile(ctx, actor, path, dirs);
+  return readSealed(ctx, await readableFile(ctx, actor, path, dirs), bufferFor);
+}
+
+/** getSmallFile's chunk read, for a file already decided readable. Throws as readChunk. */
+async function readSealed(ctx: VaultContext, found: ReadableFile, bufferFor: SealedBufferFor): Promise<SmallFileRead> {
+  const { node, manifest, blob } = found;
   if (manifest.chunkCount !== 1) return { node, manifest, sealed: null };
   const stored = manifest.chunks[0]?.storedSize ?? 0;
   const r = await readAuthorisedChunk(ctx, blob, 0, (info) => {
@@ -107,7 +112,9 @@ export type BatchReadItem = { path: string; read: SmallFileRead } | { path: stri
 /**
  * Reads many files as getSmallFile reads one, each with its own access check, yielding them in the order asked.
  * Each directory the paths name is walked once per batch (a batch's files mostly share one: 5 metadata reads
- * a file became 2, docs/benchmarks.md); the access decision is still made per file, on its whole chain.
+ * a file became 2, docs/benchmarks.md), and the files are decided by rounds of GROUP_FILES (readableFiles: one
+ * getChildren a directory, one getBlobs, one listGrants a round, instead of 2 or 3 reads a file); the access
+ * decision is still made per file, on its whole chain, with the checks and errors of getSmallFile.
  * A file's own failure (not found, not readable, a lost chunk) is yielded as its item and the rest go on; a
  * failure that is not a CofferError (a bug, a broken store) is thrown. Throws INVALID_ARGUMENT for more than
  * MAX_BATCH_READ paths. Memory: with a store that has packedLocation and readPackRange (put -r packed a
@@ -122,25 +129,42 @@ export async function* readSmallFiles(ctx: VaultContext, actor: Actor, paths: re
     yield* readGrouped(ctx, actor, paths, bufferFor ?? Buffer.allocUnsafe, dirs);
     return;
   }
-  const read = (p: string): Promise<BatchReadItem> => getSmallFile(ctx, actor, p, bufferFor, dirs).then(
-    (r) => ({ path: p, read: r }),
-    (e: unknown) => {
-      if (!isCofferError(e)) throw e;
-      return { path: p, error: e };
-    },
-  );
-  const ahead: Array<Promise<BatchReadItem>> = [];
-  let next = 0;
+  // the files decided by rounds of GROUP_FILES (readableFiles: the metadata of a round read together), the next
+  // round decided while this one's chunks are read, BATCH_READ_AHEAD ahead of the one being sent
+  const rounds: Array<readonly string[]> = [];
+  for (let i = 0; i < paths.length; i += GROUP_FILES) rounds.push(paths.slice(i, i + GROUP_FILES));
+  const decide = (r: number): Promise<Array<ReadableFile | CofferError>> | null => {
+    if (r >= rounds.length) return null;
+    const p = readableFiles(ctx, actor, rounds[r] as readonly string[], dirs);
+    p.catch(() => undefined); // awaited below; handled meanwhile, should it fail before then
+    return p;
+  };
+  const read = (path: string, found: ReadableFile | CofferError): Promise<BatchReadItem> => {
+    if (found instanceof CofferError) return Promise.resolve({ path, error: found });
+    return readSealed(ctx, found, bufferFor ?? Buffer.allocUnsafe).then((r) => ({ path, read: r }), (e: unknown) => failedItem(path, e));
+  };
+  let deciding = decide(0);
   try {
-    for (;;) {
-      while (ahead.length <= BATCH_READ_AHEAD && next < paths.length) ahead.push(read(paths[next++] as string));
-      const head = ahead.shift();
-      if (!head) return;
-      yield await head;
+    for (let r = 0; deciding; r++) {
+      const round = rounds[r] as readonly string[];
+      const found = await deciding;
+      deciding = decide(r + 1);
+      const ahead: Array<Promise<BatchReadItem>> = [];
+      let next = 0;
+      try {
+        for (;;) {
+          while (ahead.length <= BATCH_READ_AHEAD && next < round.length) ahead.push(read(round[next] as string, found[next++] as ReadableFile | CofferError));
+          const head = ahead.shift();
+          if (!head) break;
+          yield await head;
+        }
+      } finally {
+        // an abandoned stream (the client went away): settle what was started, so nothing rejects unhandled
+        await Promise.allSettled(ahead);
+      }
     }
   } finally {
-    // an abandoned stream (the client went away): settle what was started, so nothing rejects unhandled
-    await Promise.allSettled(ahead);
+    await deciding?.catch(() => undefined);
   }
 }
 
@@ -154,8 +178,15 @@ function failedItem(path: string, e: unknown): BatchReadItem {
 async function* readGrouped(ctx: VaultContext, actor: Actor, paths: readonly string[], bufferFor: SealedBufferFor, dirs: DirResolutions): AsyncGenerator<BatchReadItem> {
   let run: Buffer | null = null;
   let next = 0;
-  // the file that ended the previous group (its chunk would have passed GROUP_BYTES): the next group's first
-  let carried: { path: string; found: Awaited<ReturnType<typeof readableFile>> } | null = null;
+  // files decided (readableFiles: GROUP_FILES paths a round) and not yet in a group; a file that would have passed
+  // GROUP_BYTES goes back to its head, to be the next group's first
+  let decided: Array<{ path: string; found: ReadableFile | CofferError }> = [];
+  const decide = async (): Promise<void> => {
+    const batch = paths.slice(next, next + GROUP_FILES);
+    next += batch.length;
+    const found = await readableFiles(ctx, actor, batch, dirs);
+    decided = batch.map((path, i) => ({ path, found: found[i] as ReadableFile | CofferError }));
+  };
   const group = async (): Promise<BatchReadItem[]> => {
     const items: BatchReadItem[] = [];
     // chunks to read, each into items[at]; checked as getSmallFile checks them (readAuthorisedChunk) beforehand
@@ -166,25 +197,18 @@ async function* readGrouped(ctx: VaultContext, actor: Actor, paths: readonly str
       if (info.size !== stored) throw new CofferError(ErrorCode.CHUNK_MISSING, `chunk 0 of blob ${blobId} is not in the chunk store at its recorded size`);
     };
     let bytes = 0;
-    while ((carried || next < paths.length) && items.length < GROUP_FILES) {
-      let p: string;
-      let found;
-      if (carried) {
-        ({ path: p, found } = carried);
-        carried = null;
-      } else {
-        p = paths[next++] as string;
-        try {
-          found = await readableFile(ctx, actor, p, dirs);
-        } catch (e) {
-          items.push(failedItem(p, e));
-          continue;
-        }
+    while ((decided.length > 0 || next < paths.length) && items.length < GROUP_FILES) {
+      if (decided.length === 0) await decide();
+      const head = decided.shift() as (typeof decided)[number];
+      const { path: p, found } = head;
+      if (found instanceof CofferError) {
+        items.push({ path: p, error: found });
+        continue;
       }
       const { node, manifest, blob } = found;
       const stored = manifest.chunkCount === 1 ? (manifest.chunks[0]?.storedSize ?? 0) : 0;
       if (items.length > 0 && bytes + stored > GROUP_BYTES) {
-        carried = { path: p, found };
+        decided.unshift(head);
         break;
       }
       const at = items.length;
@@ -192,8 +216,10 @@ async function* readGrouped(ctx: VaultContext, actor: Actor, paths: readonly str
       if (manifest.chunkCount !== 1) continue;
       bytes += stored;
       try {
-        // the same checks as getSmallFile (committed, index, present, its recorded size); the body is read below
-        await readAuthorisedChunk(ctx, blob, 0, (info) => (sizeCheck(manifest.blobId, stored)(info), { skipBody: true }));
+        // the same checks as getSmallFile (committed, index, present, its recorded size); the body is read below. A
+        // packed chunk's size comes from the store's memory, as its stat would answer (no stat call a file)
+        const check = sizeCheck(manifest.blobId, stored);
+        if (!checkPackedChunk(ctx, blob, 0, check)) await readAuthorisedChunk(ctx, blob, 0, (info) => (check(info), { skipBody: true }));
       } catch (e) {
         items[at] = failedItem(p, e);
         continue;
@@ -241,7 +267,7 @@ async function* readGrouped(ctx: VaultContext, actor: Actor, paths: readonly str
   try {
     while (ahead) {
       const items: BatchReadItem[] = await ahead;
-      ahead = carried || next < paths.length ? group() : null;
+      ahead = decided.length > 0 || next < paths.length ? group() : null;
       yield* items;
     }
   } finally {

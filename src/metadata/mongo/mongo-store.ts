@@ -131,6 +131,14 @@ export class MongoMetadataStore implements MetadataStore {
     return doc === null ? null : d.nodeFromDoc(doc);
   }
 
+  async getChildren(parentId: string, names: readonly string[]): Promise<Array<TreeNode | null>> {
+    const distinct = c.distinctKeys(names);
+    if (distinct.length === 0) return [];
+    // one find on the (parentId, name) index; its order is the server's, so answers are put back in the caller's
+    const docs = await this.#do('get children', () => this.#nodes.find({ parentId, name: { $in: distinct } }, { batchSize: distinct.length }).toArray());
+    return c.inKeyOrder(names, docs.map(d.nodeFromDoc), (n) => n.name);
+  }
+
   async listNodes(options: { after?: string; limit?: number } = {}): Promise<Page<TreeNode>> {
     const limit = c.pageLimit(options.limit);
     const filter = options.after === undefined ? {} : { _id: { $gt: options.after } };
@@ -237,6 +245,13 @@ export class MongoMetadataStore implements MetadataStore {
   async getBlob(id: string): Promise<BlobRecord | null> {
     const doc = await this.#do('get blob', () => this.#blobs.findOne({ _id: id }));
     return doc === null ? null : d.blobFromDoc(doc);
+  }
+
+  async getBlobs(ids: readonly string[]): Promise<Array<BlobRecord | null>> {
+    const distinct = c.distinctKeys(ids);
+    if (distinct.length === 0) return [];
+    const docs = await this.#do('get blobs', () => this.#blobs.find({ _id: { $in: distinct } }, { batchSize: distinct.length }).toArray());
+    return c.inKeyOrder(ids, docs.map(d.blobFromDoc), (b) => b.id);
   }
 
   async updateBlob(id: string, fromState: BlobState, patch: c.BlobPatch, options: { strict?: boolean } = {}): Promise<BlobRecord> {

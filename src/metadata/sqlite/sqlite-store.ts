@@ -30,6 +30,10 @@ const BLOB_COLUMNS: Record<string, string> = {
   keyRecord: 'key_record', keyGeneration: 'key_generation', attrs: 'attrs', mac: 'mac',
 };
 const JSON_BLOB_FIELDS = new Set(['chunkSha256', 'keyRecord', 'attrs']);
+/** The most keys one IN (…) of getChildren / getBlobs binds, and the sizes a chunk is padded to. */
+const IN_CHUNK = 500;
+const IN_SIZES = [8, 64, IN_CHUNK];
+const IN_PLACEHOLDERS: Readonly<Record<number, string>> = Object.fromEntries(IN_SIZES.map((n) => [n, Array(n).fill('?').join(', ')]));
 
 /**
  * The row of a writing statement with `RETURNING` (one row at most), run to completion. An autocommit write
@@ -161,6 +165,30 @@ export class SqliteMetadataStore implements MetadataStore {
     return r === undefined ? null : rows.nodeFromArray(r);
   }
 
+  async getChildren(parentId: string, names: readonly string[]): Promise<Array<TreeNode | null>> {
+    const found = this.#do('get children', () =>
+      this.#inChunks(c.distinctKeys(names), (n) => this.#arrays(`SELECT ${rows.NODE_COLUMNS_IN_ORDER} FROM nodes WHERE parent_id = ? AND name IN (${n})`), [parentId]),
+    ) as unknown as unknown[][];
+    return c.inKeyOrder(names, found.map(rows.nodeFromArray), (node) => node.name);
+  }
+
+  /**
+   * Rows of the statement `stmt(placeholders)` run over `keys` by chunks of at most IN_CHUNK bound parameters
+   * (well below SQLite's variable limit; each key bound exactly as a single look-up binds it, which a JSON array
+   * would not do for every string), after `leading` parameters. A chunk is padded to 8, 64 or IN_CHUNK
+   * placeholders by repeating its last key (IN ignores repeats), so three statements serve every size.
+   */
+  #inChunks(keys: readonly string[], stmt: (placeholders: string) => StatementSync, leading: SQLInputValue[]): unknown[] {
+    const out: unknown[] = [];
+    for (let i = 0; i < keys.length; i += IN_CHUNK) {
+      const chunk = keys.slice(i, i + IN_CHUNK);
+      const size = IN_SIZES.find((n) => n >= chunk.length) as number;
+      while (chunk.length < size) chunk.push(chunk[chunk.length - 1] as string);
+      out.push(...stmt(IN_PLACEHOLDERS[size] as string).all(...leading, ...chunk));
+    }
+    return out;
+  }
+
   async listNodes(options: { after?: string; limit?: number } = {}): Promise<Page<TreeNode>> {
     const limit = c.pageLimit(options.limit);
     const list = this.#do('list nodes', () =>
@@ -287,6 +315,11 @@ export class SqliteMetadataStore implements MetadataStore {
   async getBlob(id: string): Promise<BlobRecord | null> {
     const r = this.#do('get blob', () => this.#stmt('SELECT * FROM blobs WHERE id = ?').get(id)) as rows.BlobRow | undefined;
     return r === undefined ? null : rows.blobFromRow(r);
+  }
+
+  async getBlobs(ids: readonly string[]): Promise<Array<BlobRecord | null>> {
+    const found = this.#do('get blobs', () => this.#inChunks(c.distinctKeys(ids), (n) => this.#stmt(`SELECT * FROM blobs WHERE id IN (${n})`), [])) as rows.BlobRow[];
+    return c.inKeyOrder(ids, found.map(rows.blobFromRow), (b) => b.id);
   }
 
   async updateBlob(id: string, fromState: BlobState, patch: c.BlobPatch, options: { strict?: boolean } = {}): Promise<BlobRecord> {
