@@ -36,8 +36,6 @@ export interface FilesBenchOptions {
   restic?: boolean;
   /** Also time `get -r --fsync` each round (default true): the durable mode beside the default. */
   fsyncToo?: boolean;
-  /** Pause between rounds after deleting a round's copies (default INODE_AGE_MS; tests pass 0). */
-  settleMs?: number;
   /** Also time restic restore and get -r warm, right after their cold runs (default true). */
   warm?: boolean;
   log?: (line: string) => void;
@@ -63,13 +61,6 @@ interface Round {
   getB: number | null;
   getBCpu: { client: number; server: number } | null;
 }
-
-/**
- * How long a freed inode stays "recently deleted" to ext4 without a journal once its inode table block is written
- * back (fs/ext4/ialloc.c RECENTCY_MIN: 60 s; RECENTCY_DIRTY, 300 s, while the block is still dirty: hence a
- * sync first), and a second.
- */
-const INODE_AGE_MS = 61_000;
 
 export async function benchFiles(options: FilesBenchOptions): Promise<Record<string, unknown>> {
   const log = options.log ?? ((l: string) => process.stdout.write(`${l}\n`));
@@ -203,16 +194,11 @@ export async function benchFiles(options: FilesBenchOptions): Promise<Record<str
         const round: Round = { resticBackup, put, resticRestore, get, resticRestoreWarm, getWarm, resticFirst, getFsync, getCpu, getB, getBCpu };
         rounds.push(round);
         log(`round ${r + 1}: ${fmtRound(round, files)}`);
-        // free the disk for the next round (the vault copies stay: the later steps use them), and let the freed
-        // inodes age: an ext4 without a journal (this machine's) skips every inode freed in the last 60 s (300 s
-        // while its inode table block is dirty: synced first) on each file it creates (recently_deleted(), seen
-        // with perf: most of a get -r's and a restore's system time right after 10,000 files were deleted), which
-        // would slow whichever tool ran next
-        await Promise.all([repo, restoreDir, ...(r > 0 ? [out] : []), path.join(work, `get-b-${r}`), outFsync, warmRestore, warmOut].map((d) => rm(d, { recursive: true, force: true })));
-        if (r + 1 < options.rounds) {
-          spawnSync('sync', { stdio: 'ignore' });
-          await new Promise((done) => setTimeout(done, options.settleMs ?? INODE_AGE_MS));
-        }
+        // every round's copies stay until the run ends (the scratch directory goes then): an ext4 without a journal
+        // (this machine's) skips each inode freed in the last 60 s — 300 s while its inode table block is dirty,
+        // and the next round's writes dirty it again — on every file it creates (recently_deleted(), seen with
+        // perf), so deleting a round's 60,000 files between rounds slowed the next round's first get -r 2× (its
+        // client's CPU 3×) even 61 s later; 10,000 files × 16 KiB × 6 copies a round is ≈ 1 GB of disk
       }
       let rss = 0;
       const rerunPut = await serveDuring('put', () => timeAsync(async () => {

@@ -33,7 +33,7 @@ describe('benchmarks, small', () => {
 
   it('bench files copies a small tree both ways in every round, re-runs it, and measures a large file', async () => {
     const lines: string[] = [];
-    const r = await benchFiles({ files: 40, fileSize: 1000, perDir: 15, rounds: 2, largeSize: 3 * 1024 * 1024 + 5, settleMs: 0, log: (l) => lines.push(l) });
+    const r = await benchFiles({ files: 40, fileSize: 1000, perDir: 15, rounds: 2, largeSize: 3 * 1024 * 1024 + 5, log: (l) => lines.push(l) });
     for (const key of ['putFilesPerSecond', 'getFilesPerSecond', 'rerunPutSeconds', 'rerunGetSeconds', 'listSeconds', 'putMBps', 'getMBps']) {
       expect(r[key], key).toBeGreaterThan(0);
     }
