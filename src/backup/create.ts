@@ -10,7 +10,7 @@ import type { ChunkStore } from '../../storage-backend/index.js';
 import { CofferError, ErrorCode } from '../errors.js';
 import type { MetadataStore } from '../metadata/types.js';
 import { chunkJobsOf } from './chunk-jobs.js';
-import { copyChunks, flushChunks, presentBlobs, type ChunkJob, type ChunkProblem } from './copy-chunks.js';
+import { COPY_CONCURRENCY, copyChunks, flushChunks, presentBlobs, type ChunkJob, type ChunkProblem } from './copy-chunks.js';
 import { writeExport } from './export-writer.js';
 import { chunkKey, MANIFEST_FORMAT, MANIFEST_VERSION, type ManifestChunk, type SnapshotManifest } from './manifest.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -94,7 +94,7 @@ export async function createSnapshot(store: MetadataStore, source: ChunkStore, t
       };
       options.onPlan?.(plannedBytes(sel, pending, known));
       const r = await copyChunks(source, target.chunks, jobs(), {
-        concurrency: options.concurrency ?? 4, rate: options.rate, onBytes: options.onBytes, skipPresent: true, presentBlobs: atTarget, signal: options.signal,
+        concurrency: options.concurrency ?? COPY_CONCURRENCY, rate: options.rate, onBytes: options.onBytes, skipPresent: true, presentBlobs: atTarget, signal: options.signal,
         destinationError: (e) => targetError(target.description, e),
       });
       totals.copied += r.copied;

@@ -10,7 +10,7 @@ import { CofferError, ErrorCode, isCofferError } from '../errors.js';
 import { ROOT_ID, type MetadataStore } from '../metadata/types.js';
 import { appendAudit } from '../vault/index.js';
 import { chunkJobsOf } from './chunk-jobs.js';
-import { copyChunks, flushChunks, presentBlobs, type ChunkJob } from './copy-chunks.js';
+import { COPY_CONCURRENCY, copyChunks, flushChunks, presentBlobs, type ChunkJob } from './copy-chunks.js';
 import { readCheckedExport } from './export-reader.js';
 import { RestoreInserter } from './restore-batch.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -106,7 +106,7 @@ export async function restoreSnapshot(target: BackupTarget, ref: SnapshotRef, de
     };
     options.onPlan?.(manifest.chunks.reduce((n, c) => n + c.size, 0));
     const copied = await copyChunks(target.chunks, dest.chunks, jobs(), {
-      concurrency: options.concurrency ?? 4, rate: options.rate, onBytes: options.onBytes, skipPresent: true,
+      concurrency: options.concurrency ?? COPY_CONCURRENCY, rate: options.rate, onBytes: options.onBytes, skipPresent: true,
       // one listing, then a stat only for chunks of blobs found: a stat of an absent chunk in an fs store with
       // packs waits for a rescan (up to 250 ms, docs/storage-backend.md), which made restore 100× slower
       presentBlobs: await presentBlobs(dest.chunks),

@@ -12,6 +12,9 @@ import { pathOf } from './select.js';
 import { loadManifest, type SnapshotRef } from './snapshots.js';
 import type { BackupTarget } from './target.js';
 
+/** Chunk files read and hashed at once by verify unless told otherwise (read-only: 4 keep the hash workers busy). */
+export const VERIFY_CONCURRENCY = 4;
+
 export type VerifyProblemKind = 'missing' | 'size' | 'sha256' | 'header' | 'unreadable' | 'unlisted' | 'unknown-chunk' | 'blob-record';
 
 export interface VerifyProblem {
@@ -90,7 +93,7 @@ export async function verifySnapshot(
   for (const c of listed.values()) add('unknown-chunk', c.blob, c.index, 'listed by the manifest but belongs to no blob of the snapshot');
 
   // Every chunk file: present, size, SHA-256, header.
-  const gate = new Gate(Math.max(1, options.concurrency ?? 4));
+  const gate = new Gate(Math.max(1, options.concurrency ?? VERIFY_CONCURRENCY));
   const work = new ChunkWorkspace(gate.limit);
   let bytesRead = 0;
   try {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Option, type Command } from 'commander';
 import type { ChunkStore } from '../../../storage-backend/index.js';
 import {
-  createSnapshot, findSnapshot, listSnapshots, openBackupTarget, parseRate, pruneSnapshots, RateLimiter, restoreSnapshot, verifySnapshot,
+  COPY_CONCURRENCY, VERIFY_CONCURRENCY, createSnapshot, findSnapshot, listSnapshots, openBackupTarget, parseRate, pruneSnapshots, RateLimiter, restoreSnapshot, verifySnapshot,
   type BackupTarget, type RestoreDestination,
 } from '../../backup/index.js';
 import { openVaultChunkStore } from '../../chunk-store-config.js';
@@ -22,7 +22,7 @@ interface CommonFlags {
   rateLimit?: string;
 }
 
-const concurrencyOption = (): Option => new Option('--concurrency <n>', 'chunk files transferred at once').default('4');
+const concurrencyOption = (fallback: number): Option => new Option('--concurrency <n>', 'chunk files transferred at once').default(String(fallback));
 const rateOption = (): Option => new Option('--rate-limit <rate>', 'at most this many bytes per second, e.g. 50MiB').env('COFFER_BACKUP_RATE_LIMIT');
 
 function rateOf(opts: CommonFlags): RateLimiter | undefined {
@@ -63,7 +63,7 @@ export function register(program: Command): void {
     .requiredOption('--to <target>', 'a directory or s3://bucket/prefix')
     .addOption(dataDirOption())
     .addOption(mongoUriOption())
-    .addOption(concurrencyOption())
+    .addOption(concurrencyOption(COPY_CONCURRENCY))
     .addOption(rateOption())
     .addOption(jsonOption())
     .action(async (opts: CommonFlags & { to: string; dataDir: string; mongodbUri?: string }) => {
@@ -93,7 +93,7 @@ export function register(program: Command): void {
     .command('verify <target>')
     .description('check a snapshot without any key: every chunk file present, its SHA-256 and header as recorded; exits non-zero on any problem')
     .option('--snapshot <id>', 'snapshot id or unique prefix (default: the latest)')
-    .addOption(concurrencyOption())
+    .addOption(concurrencyOption(VERIFY_CONCURRENCY))
     .addOption(jsonOption())
     .action(async (spec: string, opts: CommonFlags & { snapshot?: string }) => {
       const concurrency = intFlag('--concurrency', opts.concurrency, 1, 64);
@@ -120,7 +120,7 @@ export function register(program: Command): void {
     .option('--snapshot <id>', 'snapshot id or unique prefix (default: the latest)')
     .addOption(dataDirOption())
     .option('--force', 'replace the contents of a non-empty destination')
-    .addOption(concurrencyOption())
+    .addOption(concurrencyOption(COPY_CONCURRENCY))
     .addOption(rateOption())
     .addOption(jsonOption())
     .action(async (spec: string, opts: CommonFlags & { to: string; snapshot?: string; dataDir: string; force?: boolean }) => {
