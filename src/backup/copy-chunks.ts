@@ -21,12 +21,13 @@ import type { RateLimiter } from './rate-limit.js';
 type PackRun = PackRunOf<ChunkJob>;
 
 /**
- * Chunk files copied at once by create and restore unless told otherwise. 8, not 4: on this machine's disk
- * (quiet, 2 GiB + 10,000 files, alternating) create took 3.05–3.28 s at 8 against 3.23–3.70 s at 4, restore
- * 3.48–3.79 against 3.55–4.46 s; each chunk is read and then written with O_DIRECT, so more of them in flight keep
- * the disk's queue fuller (docs/benchmarks.md, "Backup"). Memory: one 8 MiB buffer each.
+ * Chunk files copied at once by create and restore unless told otherwise. Each chunk is read and then written with
+ * O_DIRECT, so more of them in flight keep the disk's queue fuller. Measured on this machine's disk (quiet, cold
+ * cache, 2 GiB + 10,000 files, 4 rounds alternating with `cp -r` + `sync`, session 17): create 2.59–3.11 s at 8,
+ * 2.39–2.97 s at 16, 2.26–2.53 s at 24 (medians 2.80, 2.42, 2.45; `cp -r` + `sync` 2.10); restore 3.06–3.78 s at 8
+ * against 2.48–2.91 s at 16 (docs/benchmarks.md, "Backup"). Memory: one 8 MiB buffer each.
  */
-export const COPY_CONCURRENCY = 8;
+export const COPY_CONCURRENCY = 16;
 
 export interface ChunkJob {
   ref: ChunkRef;
