@@ -55,6 +55,9 @@ describe('openFileAnswer', () => {
       const answer = await sealedFile(`f${len}`, bytes);
       const got = await openFileAnswer(answer, answer.node.path, provider);
       expect(got.plaintext?.equals(bytes)).toBe(true);
+      // the whole of its own memory: get -r's placement workers take it as it is, without a copy
+      expect(got.plaintext?.byteOffset).toBe(0);
+      expect(got.plaintext?.buffer.byteLength).toBe(len);
     }
     expect(provider.handed).toHaveLength(4);
     for (const dek of provider.handed) expect(dek.every((b) => b === 0)).toBe(true);
@@ -67,6 +70,16 @@ describe('openFileAnswer', () => {
     await expect(openFileAnswer(answer, answer.node.path, provider)).rejects.toSatisfy((e: unknown) => isCofferError(e, 'CHUNK_AUTH_FAILED'));
     expect(provider.handed).toHaveLength(1);
     expect(provider.handed[0]?.every((b) => b === 0)).toBe(true);
+  });
+
+  it('refuses a manifest whose size is not the sealed chunk\'s, smaller or larger, and zeroes the raw data key', async () => {
+    for (const delta of [-1, 1]) {
+      const provider = watched();
+      const answer = await sealedFile(`size${delta}`, randomBytes(5000));
+      const manifest = { ...answer.manifest, size: answer.manifest.size + delta };
+      await expect(openFileAnswer({ ...answer, manifest }, answer.node.path, provider)).rejects.toSatisfy((e: unknown) => isCofferError(e, 'CHUNK_MISMATCH'));
+      expect(provider.handed[0]?.every((b) => b === 0)).toBe(true);
+    }
   });
 
   it('refuses a chunk under another data key (CHUNK_AUTH_FAILED)', async () => {

@@ -7,7 +7,7 @@ import { link, lstat, open, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { BufferPool } from '../buffer-pool.js';
 import {
-  CHUNK_SIZE, HEADER_SIZE, blobIdFromHex, blobIdToHex, dataKeyObject, expectedChunkLayout, newBlobId, openChunkInto, sealChunkInto, sealedSize, uploadBindingTag,
+  CHUNK_SIZE, blobIdFromHex, blobIdToHex, dataKeyObject, expectedChunkLayout, newBlobId, openChunkInto, sealChunkInto, sealedSize, uploadBindingTag,
 } from '../crypto/index.js';
 import { CofferError, ErrorCode } from '../errors.js';
 import type { DataKeyProvider } from './data-keys.js';
@@ -139,8 +139,10 @@ export async function openFileAnswer(
     // are not a KeyObject (≈ 7 µs of a small file's ≈ 18 µs decrypt; crypto/data-key.ts, bench/open-small-key.mjs).
     // Its copy of the key is cleared by Node when it is collected, as a decipher's is; the raw bytes are zeroed below.
     const key = dataKeyObject(dek);
-    // its own memory (not a slice of Node's 64 KiB pool): get -r moves it to a placement worker (place-workers.ts)
-    const out = Buffer.allocUnsafeSlow(Math.max(0, sealed.length - HEADER_SIZE));
+    // its own memory of exactly the file's size (not a slice of Node's 64 KiB pool, no room left for the tag): get -r
+    // moves it to a placement worker as it is (place-workers.ts; a view would be copied there and zeroed here).
+    // openChunkInto checks the sealed length against this size before deciphering.
+    const out = Buffer.allocUnsafeSlow(manifest.size);
     const plaintext = openChunkInto(key, sealed, {
       blobId: blobIdFromHex(manifest.blobId), index: 0, keyGeneration: manifest.keyGeneration, final: true, plaintextLength: manifest.size,
     }, out);
