@@ -3,7 +3,7 @@
 // with a one-line error naming the target, leaves the vault untouched and no snapshot behind, and the next run
 // resumes once the fault is gone. Mounting needs root; elsewhere the file is skipped with the reason.
 import { execFile } from 'node:child_process';
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -75,8 +75,10 @@ describe('directory target faults', () => {
     const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
     const chunkCount = async (): Promise<number> => (await readdir(path.join(target, 'chunks'), { recursive: true }).catch(() => [])).filter((n) => /[0-9a-f]{8}$/.test(String(n))).length;
     while ((await chunkCount()) < 1) await new Promise((r) => setTimeout(r, 20));
-    await rm(target, { recursive: true, force: true });
+    // gone in one step: an `rm -r` here raced with the run's own writes into the directory (ENOTEMPTY in CI)
+    await rename(target, `${target}.gone`);
     const code = await exited;
+    await rm(`${target}.gone`, { recursive: true, force: true });
     expect(code).not.toBe(0);
     expect(stderr.trim().split('\n')).toHaveLength(1);
     expect(stderr).toMatch(/backup target .* disappeared \(ENOENT\)/);
