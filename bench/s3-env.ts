@@ -23,10 +23,21 @@ export interface S3Target {
   ca?: string;
 }
 
-/** Runs a command; rejects with its stderr. */
-export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+/** A command that ran past its time bound and was killed (run's `timeoutMs`). */
+export class StalledCommand extends Error {
+  constructor(readonly command: string, readonly seconds: number) {
+    super(`${command}: still running after ${seconds} s, killed`);
+  }
+}
+
+/** Runs a command; rejects with its stderr, or with StalledCommand when it runs past `timeoutMs` (then killed). */
+export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 0): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { env, maxBuffer: 16 * 1024 * 1024 }, (err, _out, stderr) => (err ? reject(new Error(`${cmd} ${args.join(' ')}: ${err.message}\n${stderr}`)) : resolve()));
+    execFile(cmd, args, { env, maxBuffer: 16 * 1024 * 1024, timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, _out, stderr) => {
+      if (!err) resolve();
+      else if (timeoutMs > 0 && err.killed) reject(new StalledCommand(`${cmd} ${args.join(' ')}`, timeoutMs / 1000));
+      else reject(new Error(`${cmd} ${args.join(' ')}: ${err.message}\n${stderr}`));
+    });
   });
 }
 

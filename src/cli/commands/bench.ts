@@ -130,8 +130,9 @@ export function register(program: Command): void {
     .option('--rounds <n>', 'interleaved rounds of every transfer (medians and ranges are reported)', '1')
     .option('--clients <list>', 'comma-separated: aws,rclone', 'aws,rclone')
     .option('--concurrent <n>', 'instead: N concurrent aws s3 cp uploads of --size each, every object read back and SHA-256 checked')
+    .option('--stall-seconds <n>', 'kill a client command still running after this long, drop its round and end the run (default: 300, or the time at 2 MB/s if longer)')
     .addOption(jsonOption())
-    .action(async (opts: { size: string; clients: string; rounds: string; concurrent?: string; json?: boolean }) => {
+    .action(async (opts: { size: string; clients: string; rounds: string; concurrent?: string; stallSeconds?: string; json?: boolean }) => {
       if (opts.concurrent !== undefined) {
         const { benchS3Concurrent } = await import('../../../bench/s3-concurrent.js');
         const r = await benchS3Concurrent({ concurrent: intFlag('--concurrent', opts.concurrent, 1, 256), size: parseSize(opts.size), ...(opts.json ? { log: () => undefined } : {}) });
@@ -141,7 +142,11 @@ export function register(program: Command): void {
       }
       const clients = opts.clients.split(',').map((c) => c.trim()) as Array<'aws' | 'rclone'>;
       const { benchS3 } = await import('../../../bench/s3.js');
-      const r = await benchS3({ size: parseSize(opts.size), clients, rounds: intFlag('--rounds', opts.rounds, 1, 20), ...(opts.json ? { log: () => undefined } : {}) });
+      const r = await benchS3({
+        size: parseSize(opts.size), clients, rounds: intFlag('--rounds', opts.rounds, 1, 20),
+        ...(opts.stallSeconds === undefined ? {} : { stallSeconds: intFlag('--stall-seconds', opts.stallSeconds, 1, 86_400) }),
+        ...(opts.json ? { log: () => undefined } : {}),
+      });
       if (opts.json) process.stdout.write(`${JSON.stringify(r)}\n`);
     });
 
