@@ -18,23 +18,14 @@ function max(a: EffectiveRole, b: EffectiveRole): EffectiveRole {
   return RANK[a] >= RANK[b] ? a : b;
 }
 
-/** The caller's role on the last node of `chain` (root first). */
+/** The caller's role on the last node of `chain` (root first): effectiveRoles for one chain. */
 export async function effectiveRole(ctx: VaultContext, actor: Actor, chain: readonly TreeNode[]): Promise<EffectiveRole> {
-  if (actor.admin) return 'admin';
-  let role: EffectiveRole = ctx.defaultRootRole;
-  for (const node of chain) {
-    if (node.owner !== '' && node.owner === actor.user) return 'admin';
-  }
-  const grants = await ctx.store.listGrants(chain.map((n) => n.id));
-  for (const g of grants) {
-    if (g.user === actor.user && isRole(g.role)) role = max(role, g.role);
-  }
-  return role;
+  return (await effectiveRoles(ctx, actor, [chain]))[0] as EffectiveRole;
 }
 
 /**
- * effectiveRole for many chains (a batch read's files), each decided exactly as effectiveRole decides it, with
- * one listGrants over the nodes of the chains that need grants instead of one per chain.
+ * The caller's role on the last node of each chain (a batch read's files; effectiveRole for one), the rule above
+ * applied to each, with one listGrants over the nodes of the chains that need grants instead of one per chain.
  */
 export async function effectiveRoles(ctx: VaultContext, actor: Actor, chains: ReadonlyArray<readonly TreeNode[]>): Promise<EffectiveRole[]> {
   if (actor.admin) return chains.map(() => 'admin');
