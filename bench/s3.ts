@@ -6,7 +6,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { cpuSecondsUsed, peakRss } from './measure.js';
+import { cpuSecondsUsed, median, peakRss } from './measure.js';
 import { AWS_CLI, StalledCommand, awsEnv, motoPython, rcloneEnv, run, sha256File, startCofferS3, startMoto, timed as timedRun, writeRandomFile, type S3Target } from './s3-env.js';
 
 export interface S3BenchOptions {
@@ -154,12 +154,6 @@ export async function benchS3(options: S3BenchOptions): Promise<S3BenchRow[]> {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
     await rm(work, { recursive: true, force: true });
   }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid] as number : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
 function range(xs: number[]): string {
