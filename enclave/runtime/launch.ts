@@ -6,6 +6,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { endWithThisProcess, stopChild } from '../../src/child-lifetime.js';
 import { CofferError, ErrorCode } from '../../src/errors.js';
 
 export interface LaunchOptions {
@@ -62,7 +63,7 @@ export function launchEnclave(options: LaunchOptions): Promise<LaunchedEnclave> 
     : [node as string, cli];
   // COFFER_ENCLAVE_NODE_OPTIONS: Node flags for the enclave process only (e.g. `--cpu-prof --cpu-prof-dir=DIR` to profile it)
   const nodeOptions = process.env.COFFER_ENCLAVE_NODE_OPTIONS;
-  const child = spawn(command, args, { env: { ...process.env, ...options.env, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command, args, { env: { ...process.env, ...options.env, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}), ...endWithThisProcess() }, stdio: ['ignore', 'pipe', 'pipe'] });
   return new Promise((resolve, reject) => {
     let out = '';
     let err = '';
@@ -91,11 +92,7 @@ export function launchEnclave(options: LaunchOptions): Promise<LaunchedEnclave> 
       const ready = JSON.parse(line) as { pcr0: string; spkiSha256: string };
       resolve({
         child, pid: child.pid as number, pcr0: ready.pcr0, spkiSha256: ready.spkiSha256, isolated,
-        stop: () => new Promise<void>((r) => {
-          if (child.exitCode !== null || child.signalCode !== null) return r();
-          child.once('exit', () => r());
-          child.kill('SIGTERM');
-        }),
+        stop: () => stopChild(child),
       });
     });
   });

@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { endWithThisProcess, stopChild } from '../../src/child-lifetime.js';
 import { CofferError, ErrorCode } from '../../src/errors.js';
 
 export interface ProxyProcessOptions {
@@ -32,7 +33,7 @@ export interface ProxyProcess {
 /** Spawns the proxy and resolves once it listens. Throws CofferError UNAVAILABLE with the proxy's last words. */
 export function launchHostProxy(options: ProxyProcessOptions): Promise<ProxyProcess> {
   const config = JSON.stringify({ channelDir: options.channelDir, listen: options.listen, s3Listen: options.s3Listen, storageUrl: options.storageUrl, kmsUrl: options.kmsUrl });
-  const child = spawn(process.execPath, proxyEntry(), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, COFFER_PROXY_CONFIG: config } });
+  const child = spawn(process.execPath, proxyEntry(), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, COFFER_PROXY_CONFIG: config, ...endWithThisProcess() } });
   return new Promise((resolve, reject) => {
     let out = '';
     let err = '';
@@ -62,11 +63,7 @@ export function launchHostProxy(options: ProxyProcessOptions): Promise<ProxyProc
         url: m[1] as string,
         s3Url: /enclave S3: (https:\/\/\S+)/.exec(out)?.[1] ?? null, // printed before the gateway line
         pid: child.pid as number,
-        close: () => new Promise<void>((r) => {
-          if (child.exitCode !== null || child.signalCode !== null) return r();
-          child.once('exit', () => r());
-          child.kill('SIGTERM');
-        }),
+        close: () => stopChild(child),
       });
     });
   });

@@ -37,6 +37,8 @@ export function register(program: Command): void {
         dataDir, listen: parseListen(opts.listen), kmsListen: opts.kmsListen, gatewayListen: parseListen(opts.gatewayListen), ...(opts.s3Listen ? { s3Listen: parseListen(opts.s3Listen) } : {}), noGateway: !opts.gateway, homes: true,
         logger: createLogger({ level: process.env.COFFER_LOG_LEVEL ?? 'warn' }),
       });
+      // before the banner: a SIGTERM sent as soon as it is read must stop everything, not kill this process alone
+      const stopped = untilSignal(() => dev.close());
       const relative = path.relative(process.cwd(), dataDir) || '.';
       const rel = relative.startsWith('..') ? dataDir : relative;
       print(opts, {
@@ -56,7 +58,7 @@ export function register(program: Command): void {
         homes: '/home/NAME',
         s3Url: dev.s3Url,
       }, () => banner(dev, dataDir, rel));
-      await untilSignal(() => dev.close());
+      await stopped;
     });
 }
 

@@ -78,9 +78,10 @@ export function register(program: Command): void {
         homes: opts.homes === true,
         logger: createLogger({ level: process.env.COFFER_LOG_LEVEL ?? 'warn' }),
       });
+      const stopped = untilSignal(running.close); // before the ready line, so a SIGTERM right after it is caught
       // one line the launcher waits for (enclave/runtime/launch.ts): the measurement and the certificate's key
       process.stdout.write(`${JSON.stringify({ ready: true, pcr0: running.pcr0, spkiSha256: running.identity.tls.spkiSha256 })}\n`);
-      await untilSignal(running.close);
+      await stopped;
     });
 
   enclave
@@ -96,9 +97,10 @@ export function register(program: Command): void {
       const proxy = await startHostProxy({
         channelDir: opts.channel, listen: parseListen(opts.listen), storageUrl: opts.storage, kmsUrl: opts.kms, ...(opts.s3Listen ? { s3Listen: parseListen(opts.s3Listen) } : {}),
       });
+      const stopped = untilSignal(proxy.close); // before the lines scripts wait for
       if (proxy.s3Url) process.stdout.write(`enclave S3: ${proxy.s3Url}\n`);
       process.stdout.write(`enclave gateway: ${proxy.url}\n`);
-      await untilSignal(proxy.close);
+      await stopped;
     });
 
   enclave

@@ -57,6 +57,7 @@ export function register(program: Command): void {
       });
       const file = credentialsPath(opts.dataDir);
       const { sealer } = roleCredentials(credentials);
+      const stopped = untilSignal(server.close); // before the banner scripts wait for
       print(opts, { endpoint: server.url, region: server.region, attestationRoot: opts.attestationRoot, credentialsFile: file, principals: credentials.map((c) => ({ accessKeyId: c.accessKeyId, principalArn: c.principalArn })) }, () => [
         `embedded KMS: ${server.url} (region ${server.region}, attestation root: ${opts.attestationRoot})`,
         `credentials:  ${file} (mode 0600)`,
@@ -68,7 +69,7 @@ export function register(program: Command): void {
         `  new KMSClient({ region: '${server.region}', endpoint: '${server.url}' })`,
         `point Coffer at it: COFFER_KMS_ENDPOINT=${server.url}`,
       ].join('\n'));
-      await untilSignal(server.close);
+      await stopped;
     });
 
   kms

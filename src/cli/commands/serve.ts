@@ -43,7 +43,8 @@ export function register(program: Command): void {
         jwks,
         gcIntervalMs: intFlag('--gc-interval', opts.gcInterval, 0, 7 * 24 * 3600) * 1000,
       });
+      const stopped = untilSignal(service.close); // before the line scripts wait for, so a SIGTERM right after it is caught
       process.stdout.write(`storage service: ${service.url}\n`);
-      await untilSignal(service.close);
+      await stopped;
     });
 }
