@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { endWithThisProcess } from '../src/child-lifetime.js';
 
 // COFFER_BENCH_CLI=/path/to/other/bin/coffer.mjs runs another tree's CLI instead (a built checkout); the large-file
 // benchmark also takes COFFER_BENCH_CLI_B to A/B two trees' put/get in one run (bench/large.ts).
@@ -38,10 +39,13 @@ export function runCliProcess(args: string[], env: NodeJS.ProcessEnv = {}, onSpa
   });
 }
 
-/** Starts `coffer serve` (or `dev`) with `cli` (default: cliCommand's) and resolves when it prints its URL. */
+/**
+ * Starts `coffer serve` (or `dev`) with `cli` (default: cliCommand's) and resolves when it prints its URL. The server
+ * ends with this process, however it ends (src/child-lifetime.ts): a killed benchmark or test run leaves none behind.
+ */
 export function startServerProcess(args: string[], env: NodeJS.ProcessEnv = {}, cli?: string): Promise<{ url: string; child: ChildProcess; stop(): Promise<void> }> {
   return new Promise((resolve, reject) => {
-    const child = spawnCli(args, env, cli);
+    const child = spawnCli(args, { ...env, ...endWithThisProcess() }, cli);
     let out = '';
     let err = '';
     const timer = setTimeout(() => {

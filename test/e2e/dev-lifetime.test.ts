@@ -1,12 +1,14 @@
 // `coffer dev` starts the enclave and the host proxy as processes of their own; they end with it, however it
 // ends (src/child-lifetime.ts). Real processes: `coffer dev` killed with SIGKILL (no handler runs) leaves neither
-// child running; a SIGTERM sent the moment its banner arrives stops all three, in order, with exit code 0.
+// child running; a SIGTERM sent the moment its banner arrives stops all three, in order, with exit code 0. The
+// `coffer serve` a benchmark or a test starts (bench/cli-process.ts startServerProcess) ends with its launcher too.
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { spawn } from 'node:child_process';
 import { spawnCli } from '../../bench/cli-process.js';
 import { PARENT_GONE_GRACE_MS, PARENT_POLL_MS } from '../../src/child-lifetime.js';
 
@@ -67,7 +69,7 @@ afterEach(async () => {
   }
 });
 
-describe('coffer dev: its enclave and host proxy end with it', () => {
+describe('processes end with the process that started them', () => {
   it('killed with SIGKILL (no handler of its own runs): both children stop within a poll and their own stop', async () => {
     const { dev, enclavePid, proxyPid } = await startDev();
     expect(gone(enclavePid) || gone(proxyPid)).toBe(false);
@@ -85,5 +87,22 @@ describe('coffer dev: its enclave and host proxy end with it', () => {
     expect(await exited).toEqual({ code: 0, signal: null });
     // dev.close() waited for both before it returned: nothing left to wait for
     expect(await waitGone([enclavePid, proxyPid], 1_000)).toEqual([]);
+  });
+
+  it("the `coffer serve` of startServerProcess ends with its launcher when that is killed", async () => {
+    const work = await mkdtemp(path.join(os.tmpdir(), 'coffer-dev-lifetime-'));
+    const cliProcess = new URL('../../bench/cli-process.ts', import.meta.url).href;
+    const script = `import { startServerProcess } from ${JSON.stringify(cliProcess)}; const s = await startServerProcess(['serve', '--data-dir', ${JSON.stringify(path.join(work, 'data'))}, '--listen', '127.0.0.1:0']); process.stdout.write(s.child.pid + '\\n'); setInterval(() => {}, 1000);`;
+    const launcher = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const entry = { dev: launcher, pids: [] as number[], work };
+    started.push(entry);
+    const servePid = await new Promise<number>((resolve, reject) => {
+      launcher.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+      launcher.once('exit', (code) => reject(new Error(`the launcher exited ${code}`)));
+    });
+    entry.pids.push(servePid);
+    expect(gone(servePid)).toBe(false);
+    launcher.kill('SIGKILL');
+    expect(await waitGone([servePid], PARENT_POLL_MS + PARENT_GONE_GRACE_MS + 5_000)).toEqual([]);
   });
 });
