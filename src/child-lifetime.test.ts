@@ -2,6 +2,7 @@
 // COFFER_PARENT_PID that is not a process id, takes it out of the environment, and stops a child whose parent
 // died (the whole chain: test/e2e/dev-lifetime.test.ts).
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { PARENT_PID_ENV, endWithParent, stopChild } from './child-lifetime.js';
 import { isCofferError, ErrorCode } from './errors.js';
@@ -55,7 +56,7 @@ describe('endWithParent', () => {
     while (alive && Date.now() < until) {
       try {
         process.kill(pid, 0);
-        const stat = await import('node:fs').then((fs) => fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
         alive = !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
       } catch {
         alive = false;

@@ -1,5 +1,6 @@
-// The lifetime of the processes `coffer dev` starts (its enclave and host proxy): they must not outlive it. If
-// `coffer dev` dies without stopping them (SIGKILL, a crash, a signal before its handlers were installed), they
+// The lifetime of the long-running processes Coffer starts — `coffer dev`'s enclave and host proxy, the `coffer
+// serve` of benchmarks and tests (bench/cli-process.ts): they must not outlive their launcher. If `coffer dev`
+// dies without stopping them (SIGKILL, a crash, a signal before its handlers were installed), they
 // would go on running under init, holding their ports, the channel's sockets and — the enclave — data keys in
 // memory, and the next `coffer dev` on the data directory would find its ports taken. Linux's PR_SET_PDEATHSIG is
 // out of reach from Node, so the child watches instead: the launcher names itself in COFFER_PARENT_PID, and the
