@@ -131,7 +131,6 @@ export async function benchBackup(options: BackupBenchOptions): Promise<Record<s
   }
 }
 
-
 function row(label: string, t: Timing, base?: Timing, what = ''): string {
   const ratio = base ? `  ${(t.rate / base.rate).toFixed(2)}× ${what}` : '';
   return `${label.padEnd(44)} ${t.seconds.toFixed(2).padStart(7)} s  ${mbps(t.rate).padStart(10)}${ratio}`;

@@ -335,7 +335,6 @@ function fmtRound(r: Round, files: number): string {
   return `restic backup ${f(r.resticBackup)}, coffer put -r ${f(r.put)}; cold (${r.resticFirst ? 'restic' : 'coffer'} first): restic restore ${f(r.resticRestore)}, coffer get -r ${f(r.get)}${r.getB === null ? '' : `, get -r B ${f(r.getB)}`}${warm}`;
 }
 
-
 function range(xs: number[]): string {
   return `${median(xs).toFixed(0)} (${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)})`;
 }

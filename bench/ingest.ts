@@ -308,7 +308,6 @@ function evictFromPageCache(dir: string, log: (line: string) => void): void {
   }
 }
 
-
 /**
  * Reads a blob's chunk files in order into one reused buffer, as `cat` would (buffered) or as the service does
  * (O_DIRECT: whole 4 KiB blocks into an aligned buffer, bypassing the page cache).

@@ -2,10 +2,10 @@
 // COFFER_PARENT_PID that is not a process id, takes it out of the environment, and stops a child whose parent
 // died (the whole chain: test/e2e/dev-lifetime.test.ts).
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { PARENT_PID_ENV, endWithParent, stopChild } from './child-lifetime.js';
 import { isCofferError, ErrorCode } from './errors.js';
+import { waitEnded } from '../test/support/process-gone.js';
 
 describe('stopChild', () => {
   it('SIGTERM first; SIGKILL once the grace period is over', async () => {
@@ -51,18 +51,6 @@ describe('endWithParent', () => {
     await new Promise((r) => p.once('close', r));
     const { pid, inherited } = JSON.parse(out) as { pid: number; inherited: string | null };
     expect(inherited).toBeNull();
-    const until = Date.now() + 10_000;
-    let alive = true;
-    while (alive && Date.now() < until) {
-      try {
-        process.kill(pid, 0);
-        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-        alive = !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-      } catch {
-        alive = false;
-      }
-      if (alive) await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(alive).toBe(false);
+    expect(await waitEnded([pid], 10_000)).toEqual([]);
   });
 });

@@ -2,35 +2,18 @@
 // ends (src/child-lifetime.ts). Real processes: `coffer dev` killed with SIGKILL (no handler runs) leaves neither
 // child running; a SIGTERM sent the moment its banner arrives stops all three, in order, with exit code 0. The
 // `coffer serve` a benchmark or a test starts (bench/cli-process.ts startServerProcess) ends with its launcher too.
-import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { spawnCli } from '../../bench/cli-process.js';
 import { PARENT_GONE_GRACE_MS, PARENT_POLL_MS } from '../../src/child-lifetime.js';
+import { processEnded, waitEnded } from '../support/process-gone.js';
 
 vi.setConfig({ testTimeout: 180_000 });
 
 const started: Array<{ dev: ChildProcess; pids: number[]; work: string }> = [];
-
-/** Whether the process is gone: no such process, or a zombie (exited; its new parent has not reaped it yet). */
-function gone(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return true;
-  }
-}
-
-async function waitGone(pids: number[], ms: number): Promise<number[]> {
-  const until = Date.now() + ms;
-  while (Date.now() < until && pids.some((p) => !gone(p))) await new Promise((r) => setTimeout(r, 100));
-  return pids.filter((p) => !gone(p));
-}
 
 /** Starts `coffer dev --json` on free ports; resolves with it and its enclave's and proxy's process ids. */
 async function startDev(): Promise<{ dev: ChildProcess; enclavePid: number; proxyPid: number }> {
@@ -60,7 +43,7 @@ afterEach(async () => {
   for (const { dev, pids, work } of started.splice(0)) {
     for (const pid of [dev.pid as number, ...pids]) {
       try {
-        if (!gone(pid)) process.kill(pid, 'SIGKILL');
+        if (!processEnded(pid)) process.kill(pid, 'SIGKILL');
       } catch {
         // gone meanwhile
       }
@@ -72,12 +55,12 @@ afterEach(async () => {
 describe('processes end with the process that started them', () => {
   it('killed with SIGKILL (no handler of its own runs): both children stop within a poll and their own stop', async () => {
     const { dev, enclavePid, proxyPid } = await startDev();
-    expect(gone(enclavePid) || gone(proxyPid)).toBe(false);
+    expect(processEnded(enclavePid) || processEnded(proxyPid)).toBe(false);
     const exited = new Promise((r) => dev.once('exit', r));
     dev.kill('SIGKILL');
     await exited;
     // each notices within PARENT_POLL_MS and stops itself (SIGKILL after the grace period if that hangs)
-    expect(await waitGone([enclavePid, proxyPid], PARENT_POLL_MS + PARENT_GONE_GRACE_MS + 5_000)).toEqual([]);
+    expect(await waitEnded([enclavePid, proxyPid], PARENT_POLL_MS + PARENT_GONE_GRACE_MS + 5_000)).toEqual([]);
   });
 
   it('a SIGTERM the moment its banner arrives stops the children first, then coffer dev itself, with exit code 0', async () => {
@@ -86,7 +69,7 @@ describe('processes end with the process that started them', () => {
     dev.kill('SIGTERM');
     expect(await exited).toEqual({ code: 0, signal: null });
     // dev.close() waited for both before it returned: nothing left to wait for
-    expect(await waitGone([enclavePid, proxyPid], 1_000)).toEqual([]);
+    expect(await waitEnded([enclavePid, proxyPid], 1_000)).toEqual([]);
   });
 
   it("the `coffer serve` of startServerProcess ends with its launcher when that is killed", async () => {
@@ -101,8 +84,8 @@ describe('processes end with the process that started them', () => {
       launcher.once('exit', (code) => reject(new Error(`the launcher exited ${code}`)));
     });
     entry.pids.push(servePid);
-    expect(gone(servePid)).toBe(false);
+    expect(processEnded(servePid)).toBe(false);
     launcher.kill('SIGKILL');
-    expect(await waitGone([servePid], PARENT_POLL_MS + PARENT_GONE_GRACE_MS + 5_000)).toEqual([]);
+    expect(await waitEnded([servePid], PARENT_POLL_MS + PARENT_GONE_GRACE_MS + 5_000)).toEqual([]);
   });
 });
